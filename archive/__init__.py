@@ -1,0 +1,1 @@
+"""Blocks and CIDs, DAG-CBOR, the LMDB store, files, signed records, bundles."""

@@ -1,0 +1,124 @@
+"""Content identifiers: CIDv1 with a BLAKE3-256 multihash, shown in base32.
+
+Only what craftnet writes is accepted: version 1, codec dag-cbor (0x71) or raw (0x55),
+multihash BLAKE3 (0x1e) with a 32-byte digest. These are standard multiformats, so any
+IPLD tool can read and check them.
+"""
+
+from __future__ import annotations
+
+import base64
+from typing import Final
+
+import blake3
+
+from craftnet.archive.errors import CidError
+
+DAG_CBOR: Final = 0x71
+RAW: Final = 0x55
+BLAKE3_CODE: Final = 0x1E
+DIGEST_SIZE: Final = 32
+CODEC_NAMES: Final = {DAG_CBOR: "dag-cbor", RAW: "raw"}
+# version, codec, hash code and digest length are each one varint byte for our values.
+_PREFIXES: Final = {
+    DAG_CBOR: bytes([0x01, DAG_CBOR, BLAKE3_CODE, DIGEST_SIZE]),
+    RAW: bytes([0x01, RAW, BLAKE3_CODE, DIGEST_SIZE]),
+}
+CID_BYTES_LEN: Final = 4 + DIGEST_SIZE
+
+
+class Cid:
+    """A CIDv1 naming one block by the BLAKE3 hash of its bytes."""
+
+    __slots__ = ("_bytes",)
+    _bytes: bytes
+
+    def __init__(self, codec: int, digest: bytes) -> None:
+        prefix = _PREFIXES.get(codec)
+        if prefix is None:
+            raise CidError(f"unsupported CID codec 0x{codec:x}; expected dag-cbor or raw")
+        if len(digest) != DIGEST_SIZE:
+            raise CidError(f"a BLAKE3-256 digest is 32 bytes, got {len(digest)}")
+        object.__setattr__(self, "_bytes", prefix + bytes(digest))
+
+    def __setattr__(self, name: str, value: object) -> None:
+        raise AttributeError("Cid is immutable")
+
+    @classmethod
+    def of(cls, data: bytes | bytearray | memoryview, codec: int = RAW) -> Cid:
+        """Return the CID of ``data`` stored under ``codec``."""
+        return cls(codec, blake3.blake3(data).digest())
+
+    @classmethod
+    def from_bytes(cls, raw: bytes | bytearray | memoryview) -> Cid:
+        """Parse the binary form of a CID (as inside tag 42 or a CAR section)."""
+        raw = bytes(raw)
+        if len(raw) != CID_BYTES_LEN:
+            raise CidError(f"a CID is {CID_BYTES_LEN} bytes here, got {len(raw)}")
+        if raw[0] != 0x01:
+            raise CidError("only CIDv1 is supported")
+        codec = raw[1]
+        if _PREFIXES.get(codec) != raw[:4]:
+            raise CidError(
+                f"unsupported CID prefix {raw[:4].hex()}; expected dag-cbor/raw with BLAKE3-256"
+            )
+        return cls(codec, raw[4:])
+
+    @classmethod
+    def parse(cls, text: str) -> Cid:
+        """Parse the base32 text form (``b...``); anything else is rejected."""
+        if not isinstance(text, str) or not text.startswith("b"):
+            raise CidError(f"not a base32 CIDv1 (must start with 'b'): {text!r:.80}")
+        body = text[1:]
+        if body != body.lower() or not body.isascii():
+            raise CidError(f"a CID is lower-case base32: {text!r:.80}")
+        try:
+            raw = base64.b32decode(body.upper() + "=" * (-len(body) % 8))
+        except ValueError as exc:
+            raise CidError(f"not valid base32: {text!r:.80}") from exc
+        cid = cls.from_bytes(raw)
+        if str(cid) != text:
+            raise CidError(f"non-canonical base32 in CID: {text!r:.80}")
+        return cid
+
+    @property
+    def codec(self) -> int:
+        """The multicodec of the block's content (0x71 dag-cbor or 0x55 raw)."""
+        return self._bytes[1]
+
+    @property
+    def codec_name(self) -> str:
+        """The codec's multicodec name."""
+        return CODEC_NAMES[self.codec]
+
+    @property
+    def digest(self) -> bytes:
+        """The 32-byte BLAKE3 digest."""
+        return self._bytes[4:]
+
+    @property
+    def bytes(self) -> bytes:
+        """The binary form."""
+        return self._bytes
+
+    def verify(self, data: bytes | bytearray | memoryview) -> bool:
+        """Tell whether ``data`` hashes to this CID."""
+        return blake3.blake3(data).digest() == self.digest
+
+    def __str__(self) -> str:
+        return "b" + base64.b32encode(self._bytes).decode("ascii").lower().rstrip("=")
+
+    def __repr__(self) -> str:
+        return f"Cid({str(self)!r})"
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Cid) and other._bytes == self._bytes
+
+    def __lt__(self, other: Cid) -> bool:
+        return self._bytes < other._bytes
+
+    def __hash__(self) -> int:
+        return hash(self._bytes)
+
+    def __reduce__(self) -> tuple[object, tuple[bytes]]:
+        return (Cid.from_bytes, (self._bytes,))

@@ -1,0 +1,91 @@
+"""The store interface: named, ordered key-value databases with atomic transactions.
+
+Everything craftnet keeps (blocks, pins, record indexes, document heads, ...) lives in
+named databases of byte keys and byte values, sorted bytewise. Every write happens in
+one transaction given as a function to :meth:`Store.transact`, so that after a crash
+the store holds whole transactions or none, and so that the LMDB store can grow its
+map and run the function again when the map is full (``MapFullError`` never reaches
+a caller). Two implementations pass the same conformance tests
+(``tests/archive/test_store.py``): :class:`~craftnet.archive.lmdb_store.LmdbStore`, the real one,
+and :class:`~craftnet.archive.memory_store.MemoryStore`, for simulations of many hubs.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager
+from typing import Final, Protocol, TypeVar
+
+T = TypeVar("T")
+
+# Every named database, declared here so that both stores know them up front.
+# A package that needs a new one adds its name to this tuple.
+DATABASES: Final = (
+    "blocks",  # CID bytes -> block bytes
+    "pins",  # CID bytes -> DAG-CBOR pin metadata (name, time)
+    "records",  # record CID bytes -> DAG-CBOR summary {type, author, ts}
+    "rec_type",  # type \x00 ts(8, big-endian) CID -> b""
+    "rec_author",  # author did \x00 ts(8) CID -> b""
+    "rec_time",  # ts(8) CID -> b""
+    "links_rev",  # linked CID bytes + linking record CID bytes -> b"" (descendants)
+    "keys",  # key-succession and revocation facts, see identity.succession
+    "meta",  # store-wide settings: format version, ...
+)
+
+
+class ReadTxn(Protocol):
+    """A consistent snapshot of the store."""
+
+    def get(self, db: str, key: bytes) -> bytes | None:
+        """Return the value under ``key`` or ``None``."""
+        ...
+
+    def has(self, db: str, key: bytes) -> bool:
+        """Tell whether ``key`` is present."""
+        ...
+
+    def iterate(
+        self, db: str, start: bytes = b"", stop: bytes | None = None, *, reverse: bool = False
+    ) -> Iterator[tuple[bytes, bytes]]:
+        """Yield ``(key, value)`` for ``start <= key < stop`` in key order (or reversed)."""
+        ...
+
+    def count(self, db: str) -> int:
+        """The number of entries in ``db``."""
+        ...
+
+
+class WriteTxn(ReadTxn, Protocol):
+    """A snapshot that can also write; it commits when the transaction function returns."""
+
+    def put(self, db: str, key: bytes, value: bytes) -> None:
+        """Set ``key`` to ``value``."""
+        ...
+
+    def delete(self, db: str, key: bytes) -> bool:
+        """Remove ``key``; return whether it was there."""
+        ...
+
+
+class Store(Protocol):
+    """A transactional store of named ordered databases."""
+
+    def read(self) -> AbstractContextManager[ReadTxn]:
+        """Open a read snapshot: ``with store.read() as txn: ...``."""
+        ...
+
+    def transact(self, fn: Callable[[WriteTxn], T]) -> T:
+        """Run ``fn`` in one write transaction and commit it durably; may run ``fn`` again."""
+        ...
+
+    def close(self) -> None:
+        """Release the store; later calls raise."""
+        ...
+
+
+def prefix_end(prefix: bytes) -> bytes | None:
+    """The smallest key greater than every key starting with ``prefix`` (None if unbounded)."""
+    stripped = prefix.rstrip(b"\xff")
+    if not stripped:
+        return None
+    return stripped[:-1] + bytes([stripped[-1] + 1])

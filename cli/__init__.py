@@ -1,0 +1,1 @@
+"""The ``craftnet`` command: thin commands over the packages below."""

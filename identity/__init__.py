@@ -1,0 +1,1 @@
+"""Keys, did:key identifiers, signatures, the encrypted keystore, key succession."""

@@ -1,0 +1,173 @@
+"""Ed25519 keys, did:key identifiers and strict signature verification.
+
+Signing and the curve arithmetic of verification go through ``cryptography``
+(OpenSSL). OpenSSL's verification is cofactorless but lenient about encodings, so
+before calling it we apply the checks of the "strict" rules from *Taming the many
+EdDSAs* (Chalkias et al., 2020), as libsodium does: the public key A and the
+signature's R must be canonical encodings (y < p) and must not be points of small
+order, and S must be canonical (S < L). Without them, a signature made with a
+small-order key "verifies" for many messages.
+"""
+
+from __future__ import annotations
+
+from typing import Final
+
+import base58
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
+
+from craftnet.identity.errors import BadKey, BadSignature, MalformedDid
+
+ED25519_MULTICODEC: Final = b"\xed\x01"
+DID_KEY_PREFIX: Final = "did:key:z"
+KEY_SIZE: Final = 32
+SIGNATURE_SIZE: Final = 64
+_P: Final = 2**255 - 19
+_L: Final = 2**252 + 27742317777372353535851937790883648493
+# Encodings (sign bit cleared) of the points of order 1, 2, 4 and 8, including the
+# non-canonical encodings y = p and y = p + 1 of the points y = 0 and y = 1.
+_SMALL_ORDER: Final = frozenset(
+    bytes.fromhex(h)
+    for h in (
+        "0000000000000000000000000000000000000000000000000000000000000000",
+        "0100000000000000000000000000000000000000000000000000000000000000",
+        "26e8958fc2b227b045c3f489f2ef98f0d5dfac05d3c63339b13802886d53fc05",
+        "c7176a703d4dd84fba3c0b760d10670f2a2053fa2c39ccc64ec7fd7792ac037a",
+        "ecffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff7f",
+        "edffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff7f",
+        "eeffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff7f",
+    )
+)
+
+
+def _point_problem(encoded: bytes) -> str | None:
+    """Say why ``encoded`` is not a strict Ed25519 point encoding, or return None."""
+    if len(encoded) != KEY_SIZE:
+        return f"is {len(encoded)} bytes, not {KEY_SIZE}"
+    unsigned = encoded[:31] + bytes([encoded[31] & 0x7F])
+    if unsigned in _SMALL_ORDER:
+        return "is a point of small order"
+    if int.from_bytes(unsigned, "little") >= _P:
+        return "is not canonically encoded (y >= p)"
+    return None
+
+
+class PublicKey:
+    """An Ed25519 public key, checked to be canonical and not of small order."""
+
+    __slots__ = ("_key", "raw")
+
+    def __init__(self, raw: bytes) -> None:
+        raw = bytes(raw)
+        problem = _point_problem(raw)
+        if problem is not None:
+            raise BadKey(f"Ed25519 public key {problem}")
+        try:
+            self._key = Ed25519PublicKey.from_public_bytes(raw)
+        except ValueError as exc:
+            raise BadKey(f"Ed25519 public key is not a point on the curve: {exc}") from exc
+        self.raw = raw
+
+    @property
+    def did(self) -> str:
+        """The ``did:key`` identifier of this key."""
+        return DID_KEY_PREFIX + base58.b58encode(ED25519_MULTICODEC + self.raw).decode("ascii")
+
+    @classmethod
+    def from_did(cls, did: str) -> PublicKey:
+        """Parse a ``did:key:z6Mk...`` identifier of an Ed25519 key."""
+        return cls(did_to_raw(did))
+
+    def verify(self, signature: bytes, message: bytes) -> None:
+        """Raise :class:`BadSignature` unless ``signature`` is a strict signature of ``message``."""
+        if len(signature) != SIGNATURE_SIZE:
+            raise BadSignature(f"an Ed25519 signature is 64 bytes, got {len(signature)}")
+        problem = _point_problem(signature[:32])
+        if problem is not None:
+            raise BadSignature(f"signature R {problem}")
+        if int.from_bytes(signature[32:], "little") >= _L:
+            raise BadSignature("signature S is not reduced (S >= L): malleable form refused")
+        try:
+            self._key.verify(signature, message)
+        except InvalidSignature:
+            raise BadSignature(f"signature does not verify for {self.did}") from None
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, PublicKey) and other.raw == self.raw
+
+    def __hash__(self) -> int:
+        return hash(self.raw)
+
+    def __repr__(self) -> str:
+        return f"PublicKey({self.did!r})"
+
+
+class PrivateKey:
+    """An Ed25519 signing key."""
+
+    __slots__ = ("_key", "public")
+
+    def __init__(self, key: Ed25519PrivateKey) -> None:
+        self._key = key
+        self.public = PublicKey(
+            key.public_key().public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
+        )
+
+    @classmethod
+    def generate(cls) -> PrivateKey:
+        """Make a new random key."""
+        return cls(Ed25519PrivateKey.generate())
+
+    @classmethod
+    def from_seed(cls, seed: bytes) -> PrivateKey:
+        """Load a key from its 32-byte seed."""
+        if len(seed) != KEY_SIZE:
+            raise BadKey(f"an Ed25519 seed is 32 bytes, got {len(seed)}")
+        return cls(Ed25519PrivateKey.from_private_bytes(seed))
+
+    @property
+    def seed(self) -> bytes:
+        """The 32-byte seed; handle with care."""
+        return self._key.private_bytes(
+            serialization.Encoding.Raw,
+            serialization.PrivateFormat.Raw,
+            serialization.NoEncryption(),
+        )
+
+    @property
+    def did(self) -> str:
+        """The ``did:key`` of the public half."""
+        return self.public.did
+
+    def sign(self, message: bytes) -> bytes:
+        """Sign ``message``; returns the 64-byte signature."""
+        return self._key.sign(message)
+
+    def __repr__(self) -> str:
+        return f"PrivateKey({self.did!r})"
+
+
+def did_to_raw(did: str) -> bytes:
+    """Return the raw 32-byte Ed25519 key named by ``did``, or raise :class:`MalformedDid`."""
+    if not isinstance(did, str) or not did.startswith(DID_KEY_PREFIX):
+        raise MalformedDid(f"not an Ed25519 did:key (must start with {DID_KEY_PREFIX!r}): {did!r:.80}")
+    try:
+        decoded = base58.b58decode(did[len(DID_KEY_PREFIX) :].encode("ascii"))
+    except ValueError as exc:
+        raise MalformedDid(f"did:key is not valid base58btc: {did!r:.80}") from exc
+    if not decoded.startswith(ED25519_MULTICODEC):
+        raise MalformedDid(f"did:key does not name an Ed25519 key (multicodec 0xed01): {did!r:.80}")
+    raw = decoded[len(ED25519_MULTICODEC) :]
+    if len(raw) != KEY_SIZE:
+        raise MalformedDid(f"did:key holds {len(raw)} key bytes, not {KEY_SIZE}: {did!r:.80}")
+    expected = DID_KEY_PREFIX + base58.b58encode(decoded).decode("ascii")
+    if expected != did:
+        raise MalformedDid(f"did:key is not canonically encoded: {did!r:.80}")
+    return raw
+
+
+def parse_did(did: str) -> PublicKey:
+    """Parse a did:key into a checked :class:`PublicKey`."""
+    return PublicKey(did_to_raw(did))

@@ -1,0 +1,1 @@
+"""Sans-IO protocol machines: bytes and events in, bytes and commands out."""

@@ -1,0 +1,1 @@
+"""A deterministic discrete-event network that drives the real protocol engines."""
