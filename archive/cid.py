@@ -8,6 +8,7 @@ IPLD tool can read and check them.
 from __future__ import annotations
 
 import base64
+import builtins
 from typing import Final
 
 import blake3
@@ -97,11 +98,11 @@ class Cid:
         return self._bytes[4:]
 
     @property
-    def bytes(self) -> bytes:
+    def bytes(self) -> builtins.bytes:
         """The binary form."""
         return self._bytes
 
-    def verify(self, data: bytes | bytearray | memoryview) -> bool:
+    def verify(self, data: builtins.bytes | bytearray | memoryview) -> bool:
         """Tell whether ``data`` hashes to this CID."""
         return blake3.blake3(data).digest() == self.digest
 
@@ -120,5 +121,5 @@ class Cid:
     def __hash__(self) -> int:
         return hash(self._bytes)
 
-    def __reduce__(self) -> tuple[object, tuple[bytes]]:
+    def __reduce__(self) -> tuple[object, tuple[builtins.bytes]]:
         return (Cid.from_bytes, (self._bytes,))

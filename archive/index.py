@@ -1,0 +1,520 @@
+"""Storing signed records and finding them again.
+
+A record is written in one transaction together with every index entry it needs, so
+the indexes never disagree with the blocks after a crash. Keys (all byte strings; ``ts8``
+is the record's HLC timestamp as 8 bytes big-endian, so keys sort by time; ``cid`` is
+the 36-byte binary CID):
+
+========== ============================================= ==================================
+database   key                                           value
+========== ============================================= ==================================
+blocks     cid                                           the record block
+records    cid                                           DAG-CBOR ``{type, author, ts}``
+rec_type   type ``\\x00`` ts8 cid                          empty
+rec_author author did ``\\x00`` ts8 cid                    empty
+rec_time   ts8 cid                                       empty
+links_rev  linked cid, linking record cid                empty
+att_subject subject did ``\\x00`` ts8 cid (attestations)   empty
+keys       ``s`` old did ``\\x00`` ts8 cid (succession)     DAG-CBOR ``{new, reason?}``
+keys       ``p`` new did ``\\x00`` ts8 cid (predecessor)    DAG-CBOR ``{old}``
+keys       ``r`` revoked did ``\\x00`` ts8 cid (revocation) DAG-CBOR ``{by, since, reason}``
+========== ============================================= ==================================
+
+Type names are slugs and dids are base58, so neither holds ``\\x00`` and a prefix scan
+of ``name \\x00`` finds exactly one name. Writing is idempotent: a record already in
+``records`` is skipped, so storing it twice changes nothing.
+"""
+
+from __future__ import annotations
+
+import struct
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Final, Literal, TypeGuard
+
+from craftnet.archive import codec
+from craftnet.archive.cid import CID_BYTES_LEN, Cid
+from craftnet.archive.errors import (
+    ArchiveError,
+    CodecError,
+    IntegrityError,
+    NotFound,
+    RecordError,
+    SchemaError,
+)
+from craftnet.archive.hlc import HybridClock
+from craftnet.archive.records import Record
+from craftnet.archive.schemas import check_type_name, schema_for, validate_body, validate_record
+from craftnet.archive.store import ReadTxn, Store, WriteTxn, prefix_end
+from craftnet.identity.errors import IdentityError
+from craftnet.identity.keys import PrivateKey, PublicKey, parse_did
+
+_TS: Final = struct.Struct(">Q")
+_SEP: Final = b"\x00"
+SUFFIX_LEN: Final = _TS.size + CID_BYTES_LEN
+DEFAULT_LIMIT: Final = 50
+MAX_LIMIT: Final = 1000
+DEFAULT_BATCH: Final = 1000
+KEY_SUCCESSION: Final = b"s"
+KEY_PREDECESSOR: Final = b"p"
+KEY_REVOCATION: Final = b"r"
+
+
+class QueryError(ArchiveError):
+    """A query's arguments are out of range, or its cursor is not one this hub issued."""
+
+
+# -- writing --------------------------------------------------------------------------
+
+
+def _suffix(record: Record) -> bytes:
+    return _TS.pack(record.ts) + record.cid.bytes
+
+
+def put_record(txn: WriteTxn, record: Record) -> bool:
+    """Store ``record`` and its index entries in ``txn``; return False if it was already there.
+
+    This does not verify the signature or the body schema: :func:`ingest_records` and
+    :func:`publish` do, and callers holding records of unknown origin must too.
+    """
+    key = record.cid.bytes
+    if txn.has("records", key):
+        return False
+    check_type_name(record.type)
+    suffix = _suffix(record)
+    txn.put("blocks", key, record.block)
+    txn.put(
+        "records",
+        key,
+        codec.encode({"type": record.type, "author": record.author, "ts": record.ts}),
+    )
+    txn.put("rec_type", record.type.encode() + _SEP + suffix, b"")
+    txn.put("rec_author", record.author.encode() + _SEP + suffix, b"")
+    txn.put("rec_time", suffix, b"")
+    for link in set(record.links):
+        txn.put("links_rev", link.bytes + key, b"")
+    if record.type == "attestation":
+        subject = record.body.get("subject")
+        if _is_did_text(subject):
+            txn.put("att_subject", subject.encode() + _SEP + suffix, b"")
+    elif record.type == "key-succession":
+        _put_succession(txn, record, suffix)
+    elif record.type == "revocation":
+        _put_revocation(txn, record, suffix)
+    return True
+
+
+def _put_succession(txn: WriteTxn, record: Record, suffix: bytes) -> None:
+    new = record.body.get("new")
+    if not _is_did_text(new):
+        return  # not a valid key-succession body; ingest_records would have refused it
+    fact: dict[str, Any] = {"new": new}
+    if "reason" in record.body:
+        fact["reason"] = record.body["reason"]
+    txn.put("keys", KEY_SUCCESSION + record.author.encode() + _SEP + suffix, codec.encode(fact))
+    txn.put(
+        "keys", KEY_PREDECESSOR + new.encode() + _SEP + suffix, codec.encode({"old": record.author})
+    )
+
+
+def _put_revocation(txn: WriteTxn, record: Record, suffix: bytes) -> None:
+    body = record.body
+    did = body.get("did")
+    if not _is_did_text(did):
+        return  # not a valid revocation body; ingest_records would have refused it
+    fact = {"by": record.author, "since": body.get("since"), "reason": body.get("reason")}
+    txn.put("keys", KEY_REVOCATION + did.encode() + _SEP + suffix, codec.encode(fact))
+
+
+def _is_did_text(value: object) -> TypeGuard[str]:
+    return isinstance(value, str) and value.isascii() and _SEP.decode() not in value
+
+
+def put_records(store: Store, records: Iterable[Record]) -> int:
+    """Store already-checked records in one transaction; return how many were new."""
+    batch = list(records)
+    return store.transact(lambda txn: sum(put_record(txn, record) for record in batch))
+
+
+@dataclass(frozen=True, slots=True)
+class Rejected:
+    """A block :func:`ingest_records` refused: its position in the input, CID if known, why."""
+
+    index: int
+    cid: Cid | None
+    reason: str
+
+
+@dataclass(slots=True)
+class IngestReport:
+    """What :func:`ingest_records` did with each block."""
+
+    added: list[Cid] = field(default_factory=list)
+    duplicates: list[Cid] = field(default_factory=list)
+    rejected: list[Rejected] = field(default_factory=list)
+    opaque: int = 0  # how many added records are of a type this hub does not know
+
+    @property
+    def ok(self) -> bool:
+        """True when no block was rejected."""
+        return not self.rejected
+
+
+BlockInput = bytes | tuple[Cid, bytes]
+
+
+class _Verifier:
+    """Verifies signatures, parsing each author's did:key once per ingest."""
+
+    def __init__(self) -> None:
+        self._keys: dict[str, PublicKey] = {}
+
+    def verify(self, record: Record) -> None:
+        key = self._keys.get(record.author)
+        try:
+            if key is None:
+                key = self._keys[record.author] = parse_did(record.author)
+            key.verify(record.sig, codec.encode(record.unsigned()))
+        except IdentityError as exc:
+            raise RecordError(f"record {record.cid}: {exc}") from exc
+
+
+def _parse(item: BlockInput) -> Record:
+    if isinstance(item, tuple):
+        cid, block = item
+        return Record.from_block(block, cid)
+    return Record.from_block(item)
+
+
+def ingest_records(
+    store: Store,
+    blocks: Iterable[BlockInput],
+    *,
+    verify: bool = True,
+    batch_size: int | None = DEFAULT_BATCH,
+    strict: bool = False,
+) -> IngestReport:
+    """Parse, check (schema, signature) and store record blocks, one transaction per batch.
+
+    Items are record blocks, or ``(cid, block)`` pairs whose CID is checked too. Bad blocks
+    are listed in the report and the rest are stored, unless ``strict``: then the first bad
+    block raises and nothing of its batch is written (``batch_size=None`` makes the whole
+    input one batch, so nothing at all is written). Records already stored are counted
+    as duplicates without verifying them again.
+    """
+    if batch_size is not None and batch_size < 1:
+        raise QueryError("batch_size must be at least 1")
+    report = IngestReport()
+    verifier = _Verifier() if verify else None
+    batch: list[tuple[int, BlockInput]] = []
+    for index, item in enumerate(blocks):
+        batch.append((index, item))
+        if batch_size is not None and len(batch) >= batch_size:
+            _ingest_batch(store, batch, verifier, strict, report)
+            batch = []
+    if batch:
+        _ingest_batch(store, batch, verifier, strict, report)
+    return report
+
+
+def _ingest_batch(
+    store: Store,
+    batch: Sequence[tuple[int, BlockInput]],
+    verifier: _Verifier | None,
+    strict: bool,
+    report: IngestReport,
+) -> None:
+    parsed: list[tuple[int, Record, bool]] = []
+    for index, item in batch:
+        cid = item[0] if isinstance(item, tuple) else None
+        try:
+            record = _parse(item)
+            cid = record.cid
+            known = validate_record(record)
+        except (RecordError, SchemaError, CodecError) as exc:
+            if strict:
+                raise
+            report.rejected.append(Rejected(index, cid, str(exc)))
+            continue
+        parsed.append((index, record, known))
+    with store.read() as txn:
+        fresh = [entry for entry in parsed if not txn.has("records", entry[1].cid.bytes)]
+    present = {entry[1].cid for entry in parsed} - {entry[1].cid for entry in fresh}
+    checked: list[tuple[Record, bool]] = []
+    seen: set[Cid] = set()
+    for index, record, known in fresh:
+        if record.cid in seen:
+            continue
+        if verifier is not None:
+            try:
+                verifier.verify(record)
+            except RecordError as exc:
+                if strict:
+                    raise
+                report.rejected.append(Rejected(index, record.cid, str(exc)))
+                continue
+        seen.add(record.cid)
+        checked.append((record, known))
+
+    def write(txn: WriteTxn) -> list[bool]:
+        return [put_record(txn, record) for record, _ in checked]
+
+    written = store.transact(write)
+    for (record, known), new in zip(checked, written, strict=True):
+        if new:
+            report.added.append(record.cid)
+            report.opaque += not known
+        else:
+            present.add(record.cid)
+    for _index, record, _known in parsed:
+        if record.cid in present:
+            report.duplicates.append(record.cid)
+            present.discard(record.cid)
+
+
+def publish(
+    store: Store,
+    key: PrivateKey,
+    type: str,
+    body: Mapping[str, Any],
+    links: Iterable[Cid] = (),
+    clock: HybridClock | None = None,
+    *,
+    ts: int | None = None,
+) -> Record:
+    """Check ``body`` against its schema, sign it as a record of ``key`` and store it."""
+    links = tuple(links)
+    schema = schema_for(type)
+    v = schema.version if schema is not None else 1
+    validate_body(type, v, body, links, key.did)
+    record = Record.create(key, type, body, links, ts=ts, clock=clock, v=v)
+    store.transact(lambda txn: put_record(txn, record))
+    return record
+
+
+# -- reading --------------------------------------------------------------------------
+
+
+def get_record(txn: ReadTxn, cid: Cid) -> Record:
+    """The record named ``cid``; raises :class:`NotFound` if this hub does not hold it."""
+    if not txn.has("records", cid.bytes):
+        raise NotFound(f"record {cid} is not in this hub's archive")
+    block = txn.get("blocks", cid.bytes)
+    if block is None:
+        raise IntegrityError(f"record {cid} is indexed but its block is missing")
+    record = Record.from_block(block)
+    if record.cid != cid:
+        raise IntegrityError(f"the block stored under {cid} hashes to {record.cid}")
+    return record
+
+
+def has_record(txn: ReadTxn, cid: Cid) -> bool:
+    """Tell whether this hub holds the record ``cid``."""
+    return txn.has("records", cid.bytes)
+
+
+@dataclass(frozen=True, slots=True)
+class RecordSummary:
+    """What the ``records`` database keeps about a record, without parsing its block."""
+
+    cid: Cid
+    type: str
+    author: str
+    ts: int
+
+
+def get_summary(txn: ReadTxn, cid: Cid) -> RecordSummary:
+    """The summary of record ``cid``; raises :class:`NotFound`."""
+    raw = txn.get("records", cid.bytes)
+    if raw is None:
+        raise NotFound(f"record {cid} is not in this hub's archive")
+    value = codec.decode(raw)
+    return RecordSummary(cid, value["type"], value["author"], value["ts"])
+
+
+@dataclass(frozen=True, slots=True)
+class RecordPage:
+    """One page of records, newest first; pass ``cursor`` back for the next (None at the end)."""
+
+    records: list[Record]
+    cursor: str | None
+
+
+def _encode_cursor(suffix: bytes) -> str:
+    return suffix.hex()
+
+
+def _decode_cursor(cursor: str) -> bytes:
+    try:
+        raw = bytes.fromhex(cursor)
+    except (ValueError, TypeError) as exc:
+        raise QueryError("this page cursor is malformed; start again from the first page") from exc
+    if len(raw) != SUFFIX_LEN:
+        raise QueryError("this page cursor is malformed; start again from the first page")
+    return raw
+
+
+def _index_for(type: str | None, author: str | None) -> tuple[str, bytes]:
+    if author is not None:
+        if not isinstance(author, str) or _SEP.decode() in author:
+            raise QueryError(f"author {author!r:.80} is not a did")
+        return "rec_author", author.encode() + _SEP
+    if type is not None:
+        check_type_name(type)
+        return "rec_type", type.encode() + _SEP
+    return "rec_time", b""
+
+
+def _scan(
+    txn: ReadTxn,
+    db: str,
+    prefix: bytes,
+    since: int | None,
+    until: int | None,
+    before: bytes | None,
+) -> Iterator[bytes]:
+    """Yield the ``ts8 cid`` suffixes under ``prefix``, newest first, within the bounds."""
+    start = prefix + _TS.pack(since) if since is not None else prefix
+    stop = prefix + _TS.pack(until) if until is not None else prefix_end(prefix)
+    if before is not None:
+        limit = prefix + before
+        stop = limit if stop is None else min(stop, limit)
+    for key, _ in txn.iterate(db, start, stop, reverse=True):
+        yield key[len(prefix) :]
+
+
+def _check_bound(name: str, value: int | None) -> None:
+    if value is not None and (type(value) is not int or not 0 <= value < 2**64):
+        raise QueryError(f"{name} must be a 64-bit hybrid logical clock timestamp")
+
+
+def list_records(
+    txn: ReadTxn,
+    *,
+    type: str | None = None,
+    author: str | None = None,
+    since: int | None = None,
+    until: int | None = None,
+    limit: int = DEFAULT_LIMIT,
+    cursor: str | None = None,
+) -> RecordPage:
+    """Records newest first, filtered by type, author and ``since <= ts < until``, paged."""
+    if not isinstance(limit, int) or isinstance(limit, bool) or not 1 <= limit <= MAX_LIMIT:
+        raise QueryError(f"limit must be 1..{MAX_LIMIT}")
+    _check_bound("since", since)
+    _check_bound("until", until)
+    db, prefix = _index_for(type, author)
+    before = _decode_cursor(cursor) if cursor is not None else None
+    filter_type = type if author is not None else None
+    suffixes: list[bytes] = []
+    for suffix in _scan(txn, db, prefix, since, until, before):
+        if filter_type is not None:
+            summary = get_summary(txn, Cid.from_bytes(suffix[_TS.size :]))
+            if summary.type != filter_type:
+                continue
+        suffixes.append(suffix)
+        if len(suffixes) > limit:
+            break
+    more = len(suffixes) > limit
+    page = suffixes[:limit]
+    records = [get_record(txn, Cid.from_bytes(suffix[_TS.size :])) for suffix in page]
+    return RecordPage(records, _encode_cursor(page[-1]) if more else None)
+
+
+def count_records(txn: ReadTxn, *, type: str | None = None, author: str | None = None) -> int:
+    """How many records this hub holds, optionally of one type and/or one author."""
+    if type is None and author is None:
+        return txn.count("records")
+    db, prefix = _index_for(type, author)
+    filter_type = type if author is not None else None
+    total = 0
+    for suffix in _scan(txn, db, prefix, None, None, None):
+        if filter_type is not None:
+            summary = get_summary(txn, Cid.from_bytes(suffix[_TS.size :]))
+            if summary.type != filter_type:
+                continue
+        total += 1
+    return total
+
+
+def counts_by_type(txn: ReadTxn) -> dict[str, int]:
+    """How many records of each type this hub holds."""
+    counts: dict[str, int] = {}
+    for key, _ in txn.iterate("rec_type"):
+        name = key[: -SUFFIX_LEN - 1].decode()
+        counts[name] = counts.get(name, 0) + 1
+    return counts
+
+
+def linking_records(txn: ReadTxn, cid: Cid) -> list[Cid]:
+    """The records that link ``cid`` (in CID order): its descendants, collections, ..."""
+    prefix = cid.bytes
+    return [
+        Cid.from_bytes(key[len(prefix) :])
+        for key, _ in txn.iterate("links_rev", prefix, prefix_end(prefix))
+    ]
+
+
+def attestations_about(txn: ReadTxn, did: str) -> list[Cid]:
+    """The attestation records whose subject is ``did``, newest first."""
+    prefix = did.encode() + _SEP
+    return [
+        Cid.from_bytes(suffix[_TS.size :])
+        for suffix in _scan(txn, "att_subject", prefix, None, None, None)
+    ]
+
+
+# -- key facts --------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class KeyFact:
+    """A stored key-succession or revocation fact about one did.
+
+    ``kind`` is ``succession`` (``did`` handed over to ``other``), ``predecessor``
+    (``did`` took over from ``other``) or ``revocation`` (``did`` was revoked by
+    ``other`` from ``since`` on). ``record`` names the signed record that says so.
+    """
+
+    kind: Literal["succession", "predecessor", "revocation"]
+    did: str
+    other: str
+    ts: int
+    record: Cid
+    since: int | None = None
+    reason: str | None = None
+
+
+_FACT_KINDS: Final[dict[bytes, Literal["succession", "predecessor", "revocation"]]] = {
+    KEY_SUCCESSION: "succession",
+    KEY_PREDECESSOR: "predecessor",
+    KEY_REVOCATION: "revocation",
+}
+
+
+def _fact(key: bytes, value: bytes) -> KeyFact:
+    kind = _FACT_KINDS[key[:1]]
+    did = key[1 : -SUFFIX_LEN - 1].decode()
+    suffix = key[-SUFFIX_LEN:]
+    (ts,) = _TS.unpack(suffix[: _TS.size])
+    data = codec.decode(value)
+    other = {"succession": "new", "predecessor": "old", "revocation": "by"}[kind]
+    return KeyFact(
+        kind=kind,
+        did=did,
+        other=data[other],
+        ts=ts,
+        record=Cid.from_bytes(suffix[_TS.size :]),
+        since=data.get("since"),
+        reason=data.get("reason"),
+    )
+
+
+def key_facts(txn: ReadTxn, did: str | None = None) -> list[KeyFact]:
+    """Succession, predecessor and revocation facts about ``did`` (all if None), oldest first."""
+    facts: list[KeyFact] = []
+    for tag in (KEY_SUCCESSION, KEY_PREDECESSOR, KEY_REVOCATION):
+        prefix = tag if did is None else tag + did.encode() + _SEP
+        facts.extend(_fact(k, v) for k, v in txn.iterate("keys", prefix, prefix_end(prefix)))
+    facts.sort(key=lambda fact: (fact.ts, fact.record))
+    return facts
