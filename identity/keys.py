@@ -111,9 +111,10 @@ class PrivateKey:
 
     def __init__(self, key: Ed25519PrivateKey) -> None:
         self._key = key
-        self.public = PublicKey(
-            key.public_key().public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
+        raw = key.public_key().public_bytes(
+            serialization.Encoding.Raw, serialization.PublicFormat.Raw
         )
+        self.public = PublicKey(raw)
 
     @classmethod
     def generate(cls) -> PrivateKey:
@@ -152,7 +153,9 @@ class PrivateKey:
 def did_to_raw(did: str) -> bytes:
     """Return the raw 32-byte Ed25519 key named by ``did``, or raise :class:`MalformedDid`."""
     if not isinstance(did, str) or not did.startswith(DID_KEY_PREFIX):
-        raise MalformedDid(f"not an Ed25519 did:key (must start with {DID_KEY_PREFIX!r}): {did!r:.80}")
+        raise MalformedDid(
+            f"not an Ed25519 did:key (must start with {DID_KEY_PREFIX!r}): {did!r:.80}"
+        )
     try:
         decoded = base58.b58decode(did[len(DID_KEY_PREFIX) :].encode("ascii"))
     except ValueError as exc:
