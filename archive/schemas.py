@@ -254,8 +254,8 @@ def check_version(rtype: str, v: int) -> Schema | None:
         return schema
     if v > schema.version:
         raise SchemaError(
-            f"record type {rtype!r} version {v} is newer than this hub understands "
-            f"(version {schema.version}); upgrade craftnet"
+            f"record type {rtype!r} version {v} is newer than this hub understands; "
+            f"upgrade craftnet (this version knows {rtype} records up to version {schema.version})"
         )
     raise SchemaError(f"record type {rtype!r} version {v} is not supported (only {schema.version})")
 
