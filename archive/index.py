@@ -214,6 +214,7 @@ def ingest_records(
             batch = []
     if batch:
         _ingest_batch(store, batch, verifier, strict, report)
+    report.rejected.sort(key=lambda rejected: rejected.index)
     return report
 
 
@@ -238,12 +239,12 @@ def _ingest_batch(
             continue
         parsed.append((index, record, known))
     with store.read() as txn:
-        fresh = [entry for entry in parsed if not txn.has("records", entry[1].cid.bytes)]
-    present = {entry[1].cid for entry in parsed} - {entry[1].cid for entry in fresh}
+        present = {record.cid for _, record, _ in parsed if txn.has("records", record.cid.bytes)}
     checked: list[tuple[Record, bool]] = []
     seen: set[Cid] = set()
-    for index, record, known in fresh:
-        if record.cid in seen:
+    for index, record, known in parsed:
+        if record.cid in present or record.cid in seen:
+            report.duplicates.append(record.cid)
             continue
         if verifier is not None:
             try:
@@ -264,12 +265,8 @@ def _ingest_batch(
         if new:
             report.added.append(record.cid)
             report.opaque += not known
-        else:
-            present.add(record.cid)
-    for _index, record, _known in parsed:
-        if record.cid in present:
+        else:  # another writer stored it between our read and our write
             report.duplicates.append(record.cid)
-            present.discard(record.cid)
 
 
 def publish(
