@@ -29,6 +29,14 @@ DATABASES: Final = (
     "rec_time",  # ts(8) CID -> b""
     "links_rev",  # linked CID bytes + linking record CID bytes -> b"" (descendants)
     "keys",  # key-succession and revocation facts, see identity.succession
+    "docs",  # document (genesis) CID -> DAG-CBOR {kind, owner, seq} (see archive.crdt.documents)
+    "doc_ops",  # doc CID + op CID -> DAG-CBOR status {s, ts, why}
+    "doc_heads",  # doc CID + op CID -> b"" (the document's heads, compared by sync)
+    "doc_wait",  # doc CID + missing CID + waiting op CID -> b""
+    "doc_log",  # doc CID + seq(8) -> op CID + applied flag (the order ops were done here)
+    "doc_deferred",  # wall ms(8) + doc CID + op CID -> b"" (clock too far ahead)
+    "doc_state",  # doc CID -> DAG-CBOR {seq, state}: a snapshot of the merged state
+    "doc_view",  # doc CID -> DAG-CBOR of what readers see (kept current on every write)
     "meta",  # store-wide settings: format version, ...
 )
 
