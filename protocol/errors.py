@@ -13,3 +13,23 @@ class LocalProtocolError(ProtocolError):
 
 class RemoteProtocolError(ProtocolError):
     """The peer sent something the protocol forbids; it costs the peer score."""
+
+
+class FrameError(RemoteProtocolError):
+    """A frame is malformed: bad length prefix, oversized, truncated or not DAG-CBOR."""
+
+
+class FrameTooLarge(FrameError):
+    """A frame declares a length over the limit; the stream cannot be resynchronised."""
+
+
+class TruncatedFrame(FrameError):
+    """The stream ended in the middle of a frame."""
+
+
+class UnsupportedVersion(RemoteProtocolError):
+    """A message carries a protocol version this node does not speak."""
+
+
+class MalformedMessage(RemoteProtocolError):
+    """A frame decodes but does not match the schema of any message type."""

@@ -1,0 +1,427 @@
+"""Block exchange: want lists, many requests in flight, several peers at once.
+
+:class:`BlockExchange` keeps the want list (CID -> who is said to have it) and, for
+every ready peer, the requests in flight. A request is a :class:`Want` of up to
+``batch`` CIDs; the peer answers with blocks, haves and dont-haves and then an
+:class:`End`; only the end closes the request, so a cut stream never looks like a
+finished one. Every block is hashed against its CID (and records have their signature
+checked) before it goes out in a :class:`StoreBlocks` command. A request not ended
+in time is dropped and its CIDs are asked of another peer; a block that arrives late
+is still welcome. The want list is exported to bytes so the node can persist it and
+resume a large transfer after a restart.
+
+The exchange reports offences into :attr:`offences`; the session engine charges them.
+"""
+
+from __future__ import annotations
+
+import random
+from collections import deque
+from dataclasses import dataclass, field
+from typing import Any, Final, Protocol
+
+from craftnet.archive import codec
+from craftnet.archive.cid import DAG_CBOR, Cid
+from craftnet.archive.errors import CodecError, RecordError
+from craftnet.archive.records import Record
+from craftnet.protocol.errors import MalformedMessage
+from craftnet.protocol.events import (
+    CancelTimer,
+    Command,
+    PeerId,
+    SetTimer,
+    StoreBlocks,
+    StoredBlock,
+    TimerId,
+)
+from craftnet.protocol.messages import (
+    MAX_CIDS_PER_MESSAGE,
+    Block,
+    DontHave,
+    End,
+    Have,
+    Message,
+    Want,
+)
+
+WANTLIST_VERSION: Final = 1
+
+
+class BlockSource(Protocol):
+    """Read access to the local blocks (the store, or a dict in simulations)."""
+
+    def has_block(self, cid: Cid) -> bool:
+        """Tell whether the block is stored."""
+        ...
+
+    def get_block(self, cid: Cid) -> bytes | None:
+        """The block's bytes, or None."""
+        ...
+
+
+class DictBlocks:
+    """A :class:`BlockSource` over a dict; the executor of tests and simnet writes it."""
+
+    def __init__(self) -> None:
+        self.blocks: dict[Cid, bytes] = {}
+
+    def has_block(self, cid: Cid) -> bool:
+        """Tell whether the block is stored."""
+        return cid in self.blocks
+
+    def get_block(self, cid: Cid) -> bytes | None:
+        """The block's bytes, or None."""
+        return self.blocks.get(cid)
+
+
+@dataclass(frozen=True, slots=True)
+class BlockConfig:
+    """Limits of the block exchange."""
+
+    window: int = 128
+    batch: int = 32
+    timeout: float = 15.0
+    per_block_timeout: float = 0.5
+    follow_links: bool = True
+
+
+@dataclass(slots=True)
+class _Wanted:
+    providers: set[PeerId] = field(default_factory=set)
+    promised: set[PeerId] = field(default_factory=set)
+    asked: set[PeerId] = field(default_factory=set)
+    inflight: PeerId | None = None
+
+
+@dataclass(slots=True)
+class _Request:
+    cids: set[Cid]
+    have_only: bool
+    promised: set[Cid] = field(default_factory=set)
+
+
+@dataclass(slots=True)
+class _PeerBlocks:
+    requests: dict[int, _Request] = field(default_factory=dict)
+    inflight: int = 0
+    queue: deque[Cid] = field(default_factory=deque)
+    queued: set[Cid] = field(default_factory=set)
+
+
+def _links(value: Any, out: list[Cid], depth: int = 0) -> None:
+    if isinstance(value, Cid):
+        out.append(value)
+    elif isinstance(value, dict) and depth < 64:
+        for item in value.values():
+            _links(item, out, depth + 1)
+    elif isinstance(value, list) and depth < 64:
+        for item in value:
+            _links(item, out, depth + 1)
+
+
+class BlockExchange:
+    """The want list and the block requests in flight to every ready peer."""
+
+    def __init__(
+        self, blocks: BlockSource, rng: random.Random, config: BlockConfig | None = None
+    ) -> None:
+        self.blocks = blocks
+        self.rng = rng
+        self.config = config or BlockConfig()
+        self.wants: dict[Cid, _Wanted] = {}
+        self.peers: dict[PeerId, _PeerBlocks] = {}
+        self.offences: list[tuple[PeerId, str]] = []
+        self.received = 0
+        self._next_req = 1
+        self._stored: set[Cid] = set()
+        self._discover: deque[Cid] = deque()
+
+    # ------------------------------------------------------------- want list
+
+    def have(self, cid: Cid) -> bool:
+        """Tell whether the block is stored (or handed to the store already)."""
+        return cid in self._stored or self.blocks.has_block(cid)
+
+    def want(
+        self,
+        cids: tuple[Cid, ...] | list[Cid],
+        provider: PeerId | None = None,
+        *,
+        promised: bool = False,
+    ) -> None:
+        """Add blocks to the want list; ``provider`` is a peer said to hold them."""
+        for cid in cids:
+            if self.have(cid):
+                continue
+            entry = self.wants.get(cid)
+            if entry is None:
+                entry = self.wants[cid] = _Wanted()
+                if provider is None:
+                    self._discover.append(cid)
+            if provider is not None:
+                self._add_provider(cid, entry, provider)
+                if promised:
+                    entry.promised.add(provider)
+
+    def _add_provider(self, cid: Cid, entry: _Wanted, peer: PeerId) -> None:
+        entry.providers.add(peer)
+        state = self.peers.get(peer)
+        if state is not None and cid not in state.queued:
+            state.queue.append(cid)
+            state.queued.add(cid)
+
+    def export_wants(self) -> bytes:
+        """The want list as DAG-CBOR, to persist and :meth:`import_wants` after a restart."""
+        return codec.encode({"v": WANTLIST_VERSION, "cids": sorted(self.wants)})
+
+    def import_wants(self, data: bytes) -> int:
+        """Restore a want list written by :meth:`export_wants`; returns how many were new."""
+        try:
+            value = codec.decode(data)
+        except CodecError as exc:
+            raise MalformedMessage(f"saved want list is corrupt: {exc}") from exc
+        if (
+            type(value) is not dict
+            or value.get("v") != WANTLIST_VERSION
+            or type(value.get("cids")) is not list
+            or not all(type(c) is Cid for c in value["cids"])
+        ):
+            raise MalformedMessage("saved want list is not a version-1 want list")
+        before = len(self.wants)
+        self.want(value["cids"])
+        return len(self.wants) - before
+
+    # ------------------------------------------------------------------ peers
+
+    def peer_ready(self, peer: PeerId) -> None:
+        """Start using ``peer``; every want is worth asking it about."""
+        state = self.peers.setdefault(peer, _PeerBlocks())
+        for cid, entry in self.wants.items():
+            if peer in entry.providers and cid not in state.queued:
+                state.queue.append(cid)
+                state.queued.add(cid)
+            elif not entry.providers:
+                self._discover.append(cid)
+
+    def peer_gone(self, peer: PeerId) -> list[Command]:
+        """Forget ``peer``; what it had in flight goes back to the want list."""
+        state = self.peers.pop(peer, None)
+        commands: list[Command] = []
+        if state is None:
+            return commands
+        for req_id, req in state.requests.items():
+            commands.append(CancelTimer(("want", peer, str(req_id))))
+            self._release(peer, req)
+        for entry in self.wants.values():
+            entry.providers.discard(peer)
+            entry.promised.discard(peer)
+        return commands
+
+    def _release(self, peer: PeerId, req: _Request) -> None:
+        for cid in req.cids:
+            entry = self.wants.get(cid)
+            if entry is not None and entry.inflight == peer:
+                entry.inflight = None
+                others = [p for p in entry.providers if p != peer and p in self.peers]
+                for other in others:
+                    self._requeue(other, cid)
+                if not others and peer in entry.providers:
+                    self._requeue(peer, cid)
+
+    def _requeue(self, peer: PeerId, cid: Cid) -> None:
+        state = self.peers.get(peer)
+        if state is not None and cid not in state.queued:
+            state.queue.append(cid)
+            state.queued.add(cid)
+
+    # ---------------------------------------------------------------- sending
+
+    def pump(self, now: float, usable: set[PeerId]) -> list[tuple[PeerId, Want] | Command]:
+        """Send requests while peers in ``usable`` have room in their window."""
+        out: list[tuple[PeerId, Want] | Command] = []
+        peers = [p for p in self.peers if p in usable]
+        self.rng.shuffle(peers)
+        for peer in peers:
+            state = self.peers[peer]
+            while state.inflight < self.config.window and state.queue:
+                room = min(self.config.batch, self.config.window - state.inflight)
+                batch: list[Cid] = []
+                while state.queue and len(batch) < room:
+                    cid = state.queue.popleft()
+                    state.queued.discard(cid)
+                    entry = self.wants.get(cid)
+                    if entry is None or entry.inflight is not None or self.have(cid):
+                        continue
+                    entry.inflight = peer
+                    batch.append(cid)
+                if not batch:
+                    break
+                out.extend(self._request(peer, state, batch, False, now))
+        if self._discover and peers:
+            pending: list[Cid] = []
+            seen: set[Cid] = set()
+            while self._discover and len(pending) < MAX_CIDS_PER_MESSAGE:
+                cid = self._discover.popleft()
+                if cid in self.wants and cid not in seen:
+                    seen.add(cid)
+                    pending.append(cid)
+            for peer in peers:
+                ask = [c for c in pending if peer not in self.wants[c].asked]
+                for cid in ask:
+                    self.wants[cid].asked.add(peer)
+                if ask:
+                    out.extend(self._request(peer, self.peers[peer], ask, True, now))
+        return out
+
+    def _request(
+        self, peer: PeerId, state: _PeerBlocks, cids: list[Cid], have_only: bool, now: float
+    ) -> list[tuple[PeerId, Want] | Command]:
+        req_id = self._next_req
+        self._next_req += 1
+        state.requests[req_id] = _Request(set(cids), have_only)
+        if not have_only:
+            state.inflight += len(cids)
+        deadline = now + self.config.timeout + self.config.per_block_timeout * len(cids)
+        return [
+            (peer, Want(req_id, tuple(cids), have_only)),
+            SetTimer(("want", peer, str(req_id)), deadline),
+        ]
+
+    def timer(self, timer: TimerId, now: float) -> list[Command]:
+        """A request timed out: drop it, and ask others for what it still lacked."""
+        _, peer_s, req_s = timer
+        peer = PeerId(peer_s)
+        state = self.peers.get(peer)
+        req = state.requests.pop(int(req_s), None) if state is not None else None
+        if state is None or req is None:
+            return []
+        if not req.have_only:
+            state.inflight -= len(req.cids)
+            self.offences.append((peer, "timeout"))
+        self._release(peer, req)
+        return []
+
+    # -------------------------------------------------------------- receiving
+
+    def serve(self, want: Want) -> list[Message]:
+        """Answer a peer's want: blocks (or haves), dont-haves, then the end marker."""
+        out: list[Message] = []
+        have: list[Cid] = []
+        missing: list[Cid] = []
+        for cid in want.cids:
+            data = self.blocks.get_block(cid)
+            if data is None:
+                missing.append(cid)
+            elif want.have_only:
+                have.append(cid)
+            else:
+                out.append(Block(want.req, cid, data))
+        if have:
+            out.append(Have(want.req, tuple(have)))
+        if missing:
+            out.append(DontHave(want.req, tuple(missing)))
+        out.append(End(want.req))
+        return out
+
+    def receive(
+        self, peer: PeerId, msg: Have | DontHave | Block | End, now: float
+    ) -> list[Command]:
+        """Take one answer from ``peer``."""
+        state = self.peers.get(peer)
+        if state is None:
+            return []
+        req = state.requests.get(msg.req)
+        if isinstance(msg, Block):
+            return self._block(peer, state, req, msg)
+        if req is None:
+            # Answers to a request that already timed out: harmless, unless it is a block.
+            return []
+        if isinstance(msg, Have):
+            for cid in msg.cids:
+                entry = self.wants.get(cid)
+                if cid in req.cids and entry is not None:
+                    self._add_provider(cid, entry, peer)
+                    entry.promised.add(peer)
+            return []
+        if isinstance(msg, DontHave):
+            for cid in msg.cids:
+                entry = self.wants.get(cid)
+                if cid not in req.cids or entry is None:
+                    continue
+                if peer in entry.promised:
+                    self.offences.append((peer, "broken_promise"))
+                entry.providers.discard(peer)
+                entry.promised.discard(peer)
+            return []
+        # End: whatever the peer did not deliver goes back to the want list.
+        del state.requests[msg.req]
+        if not req.have_only:
+            state.inflight -= len(req.cids)
+            for cid in req.cids:
+                entry = self.wants.get(cid)
+                if entry is not None and entry.inflight == peer:
+                    if peer in entry.promised:
+                        self.offences.append((peer, "broken_promise"))
+                    entry.providers.discard(peer)
+                    entry.promised.discard(peer)
+        self._release(peer, req)
+        for cid in req.cids:
+            entry = self.wants.get(cid)
+            if entry is not None and not entry.providers:
+                self._discover.append(cid)
+        return [CancelTimer(("want", peer, str(msg.req)))]
+
+    def _block(
+        self, peer: PeerId, state: _PeerBlocks, req: _Request | None, msg: Block
+    ) -> list[Command]:
+        entry = self.wants.get(msg.cid)
+        if req is not None and msg.cid not in req.cids:
+            self.offences.append((peer, "unsolicited_block"))
+            return []
+        if entry is None:
+            # Already stored (a duplicate from a retry) or never wanted.
+            if req is None and not self.have(msg.cid):
+                self.offences.append((peer, "unsolicited_block"))
+            return []
+        if not msg.cid.verify(msg.data):
+            self.offences.append((peer, "bad_block"))
+            entry.providers.discard(peer)
+            entry.promised.discard(peer)
+            return []
+        ts: int | None = None
+        links: list[Cid] = []
+        if msg.cid.codec == DAG_CBOR:
+            try:
+                value = codec.decode(msg.data)
+            except CodecError:
+                self.offences.append((peer, "bad_block"))
+                entry.providers.discard(peer)
+                return []
+            try:
+                record = Record.from_block(msg.data, msg.cid)
+            except RecordError:
+                record = None
+            if record is not None:
+                try:
+                    record.verify()
+                except RecordError:
+                    self.offences.append((peer, "invalid_signature"))
+                    entry.providers.discard(peer)
+                    return []
+                ts = record.ts
+            if self.config.follow_links:
+                _links(value, links)
+        if req is not None:
+            req.cids.discard(msg.cid)
+            state.inflight -= 1
+        del self.wants[msg.cid]
+        self._stored.add(msg.cid)
+        self.received += 1
+        if links:
+            self.want(links, peer)
+        return [StoreBlocks((StoredBlock(msg.cid, msg.data, ts),), peer)]
+
+    def stored(self, cids: list[Cid]) -> None:
+        """The executor wrote these blocks; the engine need not remember them any more."""
+        for cid in cids:
+            self._stored.discard(cid)

@@ -1,0 +1,195 @@
+"""Events (nouns, fed into engines) and commands (imperatives, returned by engines).
+
+An engine is driven as ``commands = engine.handle(event, now)``. ``now`` is a float
+number of seconds on a monotonic clock chosen by the driver (``time.monotonic()`` in
+node/, virtual time in simnet/ and tests); engines never read a clock themselves and
+only compare ``now`` values with each other, so the epoch does not matter.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import NewType
+
+from craftnet.archive.cid import Cid
+
+PeerId = NewType("PeerId", str)
+"""A peer's transport identity (a libp2p peer id string); distinct from :class:`Cid`."""
+
+TimerId = tuple[str, ...]
+"""A timer's name, e.g. ``("want", "12D3Koo...", "7")``; unique per engine."""
+
+
+# --------------------------------------------------------------------------- events
+
+
+@dataclass(frozen=True, slots=True)
+class PeerConnected:
+    """A connection to ``peer`` is open; ``outbound`` when we dialled it."""
+
+    peer: PeerId
+    outbound: bool = True
+
+
+@dataclass(frozen=True, slots=True)
+class PeerDisconnected:
+    """The connection to ``peer`` is gone (closed, reset or timed out)."""
+
+    peer: PeerId
+
+
+@dataclass(frozen=True, slots=True)
+class DataReceived:
+    """Bytes arrived on the sync stream of ``peer``; any slice of the stream."""
+
+    peer: PeerId
+    data: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class StreamEnded:
+    """The peer closed its side of the sync stream (end of stream)."""
+
+    peer: PeerId
+
+
+@dataclass(frozen=True, slots=True)
+class GossipReceived:
+    """One gossip message (one frame) arrived from ``peer`` on the alliance topic."""
+
+    peer: PeerId
+    data: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class TimerFired:
+    """A timer set with :class:`SetTimer` is due."""
+
+    timer: TimerId
+
+
+@dataclass(frozen=True, slots=True)
+class BlocksWanted:
+    """The local node wants these blocks (e.g. a user opened a design's files)."""
+
+    cids: tuple[Cid, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class RecordsAdded:
+    """Records were stored locally (published here); announce them to the alliance."""
+
+    records: tuple[tuple[int, Cid], ...]
+    heads: tuple[Cid, ...] = ()
+
+
+Event = (
+    PeerConnected
+    | PeerDisconnected
+    | DataReceived
+    | StreamEnded
+    | GossipReceived
+    | TimerFired
+    | BlocksWanted
+    | RecordsAdded
+)
+
+# ------------------------------------------------------------------------- commands
+
+
+@dataclass(frozen=True, slots=True)
+class Send:
+    """Write ``data`` to the sync stream of ``peer``."""
+
+    peer: PeerId
+    data: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class Publish:
+    """Publish ``data`` (one frame) on the alliance gossip topic."""
+
+    data: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class SetTimer:
+    """Deliver ``TimerFired(timer)`` at time ``at`` (same clock as ``now``); replaces any
+    earlier timer of the same id."""
+
+    timer: TimerId
+    at: float
+
+
+@dataclass(frozen=True, slots=True)
+class CancelTimer:
+    """Forget the timer ``timer`` if it is still pending."""
+
+    timer: TimerId
+
+
+@dataclass(frozen=True, slots=True)
+class Dial:
+    """Open a connection to ``peer``."""
+
+    peer: PeerId
+
+
+@dataclass(frozen=True, slots=True)
+class StoredBlock:
+    """One verified block; ``ts`` is set when the block is a record (a reconcile item)."""
+
+    cid: Cid
+    data: bytes
+    ts: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class StoreBlocks:
+    """Write these verified blocks, and add the records among them to the reconcile index."""
+
+    blocks: tuple[StoredBlock, ...]
+    source: PeerId | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Disconnect:
+    """Close the connection to ``peer``."""
+
+    peer: PeerId
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class Ban:
+    """Refuse connections from and to ``peer`` until time ``until``."""
+
+    peer: PeerId
+    until: float
+    reason: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class ReconcileFinished:
+    """A reconcile with ``peer`` ended: what we lacked and what the peer lacked."""
+
+    peer: PeerId
+    we_lacked: int
+    they_lacked: int
+    round_trips: int
+    bytes_sent: int
+    bytes_received: int
+    notes: tuple[str, ...] = field(default=())
+
+
+Command = (
+    Send
+    | Publish
+    | SetTimer
+    | CancelTimer
+    | Dial
+    | StoreBlocks
+    | Disconnect
+    | Ban
+    | ReconcileFinished
+)

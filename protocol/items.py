@@ -1,0 +1,177 @@
+"""Reconcile items and the sources that hold them.
+
+An item is one record as the reconcile protocol sees it: its key is the 8-byte
+big-endian timestamp followed by the record's CID bytes, so keys sort by time and
+then by CID. Each item contributes ``blake3(key)`` (read as a little-endian integer)
+to range sums; a range's fingerprint is a hash of ``(sum mod 2**256, count)``, as in
+negentropy. A source answers range questions (count and sum, the key at a rank, the
+keys of a small range) without the engine knowing where the items live:
+:class:`SortedItems` keeps them in memory (simnet, tests, and the node's index,
+rebuilt at start-up), :class:`craftnet.archive.recon_index.ReconIndex` keeps the
+sums in the store.
+"""
+
+from __future__ import annotations
+
+import bisect
+from collections.abc import Iterable
+from typing import Final, Protocol
+
+import blake3
+
+from craftnet.archive.cid import Cid
+
+MODULUS: Final = 1 << 256
+TS_BYTES: Final = 8
+CHUNK: Final = 256
+
+
+def item_key(ts: int, ident: bytes | Cid) -> bytes:
+    """The sort key of an item: big-endian ``ts`` then the id bytes."""
+    raw = ident.bytes if isinstance(ident, Cid) else bytes(ident)
+    return ts.to_bytes(TS_BYTES, "big") + raw
+
+
+def split_key(key: bytes) -> tuple[int, bytes]:
+    """``(ts, id bytes)`` of an item key."""
+    return int.from_bytes(key[:TS_BYTES], "big"), key[TS_BYTES:]
+
+
+def item_hash(key: bytes) -> int:
+    """An item's contribution to range sums."""
+    return int.from_bytes(blake3.blake3(key).digest(), "little")
+
+
+class ItemSource(Protocol):
+    """What the reconcile engine reads; ``hi`` None means "to the end"."""
+
+    def summary(self, lo: bytes, hi: bytes | None) -> tuple[int, int]:
+        """``(count, sum mod 2**256)`` of the items with ``lo <= key < hi``."""
+        ...
+
+    def key_at(self, lo: bytes, offset: int) -> bytes:
+        """The key of the ``offset``-th item (from 0) at or above ``lo``; it must exist."""
+        ...
+
+    def keys(self, lo: bytes, hi: bytes | None) -> list[bytes]:
+        """The keys with ``lo <= key < hi`` in order (only asked for small ranges)."""
+        ...
+
+
+class SortedItems:
+    """Items in memory: sorted chunks of keys with cached per-chunk sums.
+
+    Inserting costs O(chunk + n/chunk); a range summary costs two partial chunk sums
+    and a lookup in prefix arrays rebuilt lazily after inserts (O(n/chunk)). Building
+    from n keys hashes each once: about 1 s per million items on one core.
+    """
+
+    def __init__(self, keys: Iterable[bytes] = ()) -> None:
+        ordered = sorted(set(keys))
+        self._chunks: list[list[bytes]] = []
+        self._hashes: list[list[int]] = []
+        for start in range(0, len(ordered), CHUNK):
+            part = ordered[start : start + CHUNK]
+            self._chunks.append(part)
+            self._hashes.append([item_hash(k) for k in part])
+        self._dirty = True
+        self._firsts: list[bytes] = []
+        self._starts: list[int] = []
+        self._presum: list[int] = []
+        self._len = len(ordered)
+
+    def __len__(self) -> int:
+        return self._len
+
+    def __contains__(self, key: object) -> bool:
+        if not isinstance(key, bytes) or not self._chunks:
+            return False
+        self._refresh()
+        i = max(bisect.bisect_right(self._firsts, key) - 1, 0)
+        chunk = self._chunks[i]
+        j = bisect.bisect_left(chunk, key)
+        return j < len(chunk) and chunk[j] == key
+
+    def add(self, key: bytes) -> bool:
+        """Insert ``key``; return False if it was already there."""
+        if not self._chunks:
+            self._chunks.append([key])
+            self._hashes.append([item_hash(key)])
+            self._len = 1
+            self._dirty = True
+            return True
+        self._refresh()
+        i = max(bisect.bisect_right(self._firsts, key) - 1, 0)
+        chunk = self._chunks[i]
+        j = bisect.bisect_left(chunk, key)
+        if j < len(chunk) and chunk[j] == key:
+            return False
+        chunk.insert(j, key)
+        self._hashes[i].insert(j, item_hash(key))
+        if len(chunk) > 2 * CHUNK:
+            self._chunks[i : i + 1] = [chunk[:CHUNK], chunk[CHUNK:]]
+            hashes = self._hashes[i]
+            self._hashes[i : i + 1] = [hashes[:CHUNK], hashes[CHUNK:]]
+        self._len += 1
+        self._dirty = True
+        return True
+
+    def update(self, keys: Iterable[bytes]) -> int:
+        """Insert many keys; return how many were new."""
+        return sum(1 for key in keys if self.add(key))
+
+    def _refresh(self) -> None:
+        if not self._dirty:
+            return
+        self._firsts = [chunk[0] for chunk in self._chunks]
+        starts, presum, count, total = [], [], 0, 0
+        for hashes in self._hashes:
+            starts.append(count)
+            presum.append(total)
+            count += len(hashes)
+            total += sum(hashes)
+        starts.append(count)
+        presum.append(total)
+        self._starts, self._presum = starts, presum
+        self._dirty = False
+
+    def _rank(self, key: bytes | None) -> int:
+        """How many items are below ``key`` (all of them for None)."""
+        if key is None:
+            return self._len
+        i = bisect.bisect_right(self._firsts, key) - 1
+        if i < 0:
+            return 0
+        return self._starts[i] + bisect.bisect_left(self._chunks[i], key)
+
+    def _prefix_sum(self, rank: int) -> int:
+        i = bisect.bisect_right(self._starts, rank) - 1
+        if i >= len(self._chunks):
+            return self._presum[-1]
+        return self._presum[i] + sum(self._hashes[i][: rank - self._starts[i]])
+
+    def summary(self, lo: bytes, hi: bytes | None) -> tuple[int, int]:
+        """``(count, sum mod 2**256)`` of the items with ``lo <= key < hi``."""
+        if not self._chunks:
+            return 0, 0
+        self._refresh()
+        a, b = self._rank(lo), self._rank(hi)
+        if b <= a:
+            return 0, 0
+        return b - a, (self._prefix_sum(b) - self._prefix_sum(a)) % MODULUS
+
+    def _at(self, rank: int) -> bytes:
+        i = bisect.bisect_right(self._starts, rank) - 1
+        return self._chunks[i][rank - self._starts[i]]
+
+    def key_at(self, lo: bytes, offset: int) -> bytes:
+        """The key of the ``offset``-th item at or above ``lo``."""
+        self._refresh()
+        return self._at(self._rank(lo) + offset)
+
+    def keys(self, lo: bytes, hi: bytes | None) -> list[bytes]:
+        """The keys with ``lo <= key < hi`` in order."""
+        if not self._chunks:
+            return []
+        self._refresh()
+        return [self._at(r) for r in range(self._rank(lo), self._rank(hi))]

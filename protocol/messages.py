@@ -1,0 +1,396 @@
+"""Wire messages: frozen dataclasses with a strict mapping to and from DAG-CBOR maps.
+
+Every message travels as one DAG-CBOR map ``{"v": version, "t": type, ...fields}``
+(see :mod:`craftnet.protocol.framing` for the length prefix). Decoding is strict: the
+key set must be exactly the message's fields, every field has one allowed type and a
+bound on its size, and anything else raises :class:`MalformedMessage`, which costs
+the sender score. Field names are short because they travel in every frame.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any, ClassVar, Final, TypeVar
+
+from craftnet.archive import codec
+from craftnet.archive.cid import Cid
+from craftnet.identity.errors import IdentityError
+from craftnet.identity.keys import PrivateKey, parse_did
+from craftnet.protocol.errors import MalformedMessage, UnsupportedVersion
+
+PROTOCOL_VERSION: Final = 1
+SUPPORTED_VERSIONS: Final = (1,)
+MAX_CIDS_PER_MESSAGE: Final = 1024
+MAX_ANNOUNCE_ITEMS: Final = 256
+MAX_ALLIANCE_LEN: Final = 128
+MAX_RANGES: Final = 8192
+MAX_RANGE_DATA: Final = 64 * 1024
+MAX_GIFTS: Final = 16384
+MAX_ITEM_KEY: Final = 64
+MAX_REQ_ID: Final = 2**63 - 1
+
+T = TypeVar("T")
+
+
+def _want(fields: Mapping[str, Any], name: str, kind: type[T], kind_name: str) -> T:
+    value = fields[name]
+    # bool is a subclass of int; a flag must not pass as a number or the reverse.
+    if type(value) is not kind:
+        raise MalformedMessage(f"field {name!r} must be {kind_name}, got {type(value).__name__}")
+    return value
+
+
+def _int(fields: Mapping[str, Any], name: str, lo: int = 0, hi: int = MAX_REQ_ID) -> int:
+    value = _want(fields, name, int, "an integer")
+    if not lo <= value <= hi:
+        raise MalformedMessage(f"field {name!r} = {value} is outside {lo}..{hi}")
+    return value
+
+
+def _bytes(fields: Mapping[str, Any], name: str, max_len: int, min_len: int = 0) -> bytes:
+    value = _want(fields, name, bytes, "a byte string")
+    if not min_len <= len(value) <= max_len:
+        raise MalformedMessage(
+            f"field {name!r} has {len(value)} bytes; allowed {min_len}..{max_len}"
+        )
+    return value
+
+
+def _str(fields: Mapping[str, Any], name: str, max_len: int) -> str:
+    value = _want(fields, name, str, "a text string")
+    if not 0 < len(value) <= max_len:
+        raise MalformedMessage(f"field {name!r} must hold 1..{max_len} characters")
+    return value
+
+
+def _list(fields: Mapping[str, Any], name: str, max_len: int) -> list[Any]:
+    value = _want(fields, name, list, "a list")
+    if len(value) > max_len:
+        raise MalformedMessage(f"field {name!r} has {len(value)} entries; the limit is {max_len}")
+    return value
+
+
+def _cids(
+    fields: Mapping[str, Any], name: str, max_len: int = MAX_CIDS_PER_MESSAGE
+) -> tuple[Cid, ...]:
+    items = _list(fields, name, max_len)
+    if not all(type(item) is Cid for item in items):
+        raise MalformedMessage(f"field {name!r} must be a list of CIDs (tag 42)")
+    return tuple(items)
+
+
+@dataclass(frozen=True, slots=True)
+class Hello:
+    """First message on every sync stream: the versions we speak and our alliance."""
+
+    KIND: ClassVar[str] = "hello"
+    versions: tuple[int, ...]
+    alliance: str
+
+    def fields(self) -> dict[str, Any]:
+        """The message's fields as DAG-CBOR values."""
+        return {"vs": list(self.versions), "al": self.alliance}
+
+    @classmethod
+    def from_fields(cls, f: Mapping[str, Any]) -> Hello:
+        """Check and build from decoded fields."""
+        versions = _list(f, "vs", 16)
+        if not versions or not all(type(v) is int and 0 < v < 2**16 for v in versions):
+            raise MalformedMessage("hello 'vs' must list 1..16 protocol versions (small integers)")
+        return cls(tuple(versions), _str(f, "al", MAX_ALLIANCE_LEN))
+
+
+@dataclass(frozen=True, slots=True)
+class Announce:
+    """A signed gossip announcement: these records and document heads are new at ``did``."""
+
+    KIND: ClassVar[str] = "ann"
+    did: str
+    ts: int
+    records: tuple[Cid, ...]
+    heads: tuple[Cid, ...]
+    sig: bytes
+
+    def unsigned(self) -> dict[str, Any]:
+        """The map the signature covers."""
+        return {
+            "t": self.KIND,
+            "did": self.did,
+            "ts": self.ts,
+            "rs": list(self.records),
+            "hs": list(self.heads),
+        }
+
+    @classmethod
+    def create(
+        cls, key: PrivateKey, ts: int, records: tuple[Cid, ...], heads: tuple[Cid, ...] = ()
+    ) -> Announce:
+        """Sign an announcement of ``records`` and ``heads`` with ``key``."""
+        draft = cls(key.did, ts, tuple(records), tuple(heads), b"")
+        if len(draft.records) + len(draft.heads) > MAX_ANNOUNCE_ITEMS:
+            raise MalformedMessage(f"an announcement holds at most {MAX_ANNOUNCE_ITEMS} CIDs")
+        return cls(
+            key.did, ts, draft.records, draft.heads, key.sign(codec.encode(draft.unsigned()))
+        )
+
+    def verify(self) -> None:
+        """Raise :class:`IdentityError` unless ``sig`` is ``did``'s strict signature."""
+        parse_did(self.did).verify(self.sig, codec.encode(self.unsigned()))
+
+    def fields(self) -> dict[str, Any]:
+        """The message's fields as DAG-CBOR values."""
+        return {
+            "did": self.did,
+            "ts": self.ts,
+            "rs": list(self.records),
+            "hs": list(self.heads),
+            "sig": self.sig,
+        }
+
+    @classmethod
+    def from_fields(cls, f: Mapping[str, Any]) -> Announce:
+        """Check and build from decoded fields (the signature is checked by :meth:`verify`)."""
+        did = _str(f, "did", 128)
+        try:
+            parse_did(did)
+        except IdentityError as exc:
+            raise MalformedMessage(f"announcement 'did': {exc}") from exc
+        records = _cids(f, "rs", MAX_ANNOUNCE_ITEMS)
+        heads = _cids(f, "hs", MAX_ANNOUNCE_ITEMS)
+        if len(records) + len(heads) > MAX_ANNOUNCE_ITEMS:
+            raise MalformedMessage(f"an announcement holds at most {MAX_ANNOUNCE_ITEMS} CIDs")
+        return cls(did, _int(f, "ts", 0, 2**64 - 1), records, heads, _bytes(f, "sig", 64, 64))
+
+
+@dataclass(frozen=True, slots=True)
+class Want:
+    """Ask for blocks (``have_only`` False) or only whether the peer has them (True).
+
+    The answer is any number of :class:`Block`, :class:`Have` and :class:`DontHave`
+    messages with the same ``req``, then exactly one :class:`End`.
+    """
+
+    KIND: ClassVar[str] = "want"
+    req: int
+    cids: tuple[Cid, ...]
+    have_only: bool = False
+
+    def fields(self) -> dict[str, Any]:
+        """The message's fields as DAG-CBOR values."""
+        return {"req": self.req, "cids": list(self.cids), "ho": self.have_only}
+
+    @classmethod
+    def from_fields(cls, f: Mapping[str, Any]) -> Want:
+        """Check and build from decoded fields."""
+        cids = _cids(f, "cids")
+        if not cids:
+            raise MalformedMessage("a want names at least one CID")
+        return cls(_int(f, "req"), cids, _want(f, "ho", bool, "a boolean"))
+
+
+@dataclass(frozen=True, slots=True)
+class Have:
+    """Answer to a want: the peer holds these blocks."""
+
+    KIND: ClassVar[str] = "have"
+    req: int
+    cids: tuple[Cid, ...]
+
+    def fields(self) -> dict[str, Any]:
+        """The message's fields as DAG-CBOR values."""
+        return {"req": self.req, "cids": list(self.cids)}
+
+    @classmethod
+    def from_fields(cls, f: Mapping[str, Any]) -> Have:
+        """Check and build from decoded fields."""
+        return cls(_int(f, "req"), _cids(f, "cids"))
+
+
+@dataclass(frozen=True, slots=True)
+class DontHave:
+    """Answer to a want: the peer does not hold these blocks."""
+
+    KIND: ClassVar[str] = "dont"
+    req: int
+    cids: tuple[Cid, ...]
+
+    def fields(self) -> dict[str, Any]:
+        """The message's fields as DAG-CBOR values."""
+        return {"req": self.req, "cids": list(self.cids)}
+
+    @classmethod
+    def from_fields(cls, f: Mapping[str, Any]) -> DontHave:
+        """Check and build from decoded fields."""
+        return cls(_int(f, "req"), _cids(f, "cids"))
+
+
+@dataclass(frozen=True, slots=True)
+class Block:
+    """One block answering a want; the receiver checks ``data`` against ``cid``."""
+
+    KIND: ClassVar[str] = "block"
+    req: int
+    cid: Cid
+    data: bytes
+
+    def fields(self) -> dict[str, Any]:
+        """The message's fields as DAG-CBOR values."""
+        return {"req": self.req, "cid": self.cid, "data": self.data}
+
+    @classmethod
+    def from_fields(cls, f: Mapping[str, Any]) -> Block:
+        """Check and build from decoded fields."""
+        cid = _want(f, "cid", Cid, "a CID")
+        return cls(_int(f, "req"), cid, _bytes(f, "data", codec.MAX_BLOCK_SIZE))
+
+
+@dataclass(frozen=True, slots=True)
+class End:
+    """The explicit end of the answer to want ``req``: nothing more will come for it."""
+
+    KIND: ClassVar[str] = "end"
+    req: int
+
+    def fields(self) -> dict[str, Any]:
+        """The message's fields as DAG-CBOR values."""
+        return {"req": self.req}
+
+    @classmethod
+    def from_fields(cls, f: Mapping[str, Any]) -> End:
+        """Check and build from decoded fields."""
+        return cls(_int(f, "req"))
+
+
+RANGE_SKIP: Final = 0
+RANGE_FINGERPRINT: Final = 1
+RANGE_IDLIST: Final = 2
+RANGE_RESULT: Final = 3
+RANGE_MODES: Final = {
+    RANGE_SKIP: "skip",
+    RANGE_FINGERPRINT: "fingerprint",
+    RANGE_IDLIST: "idlist",
+    RANGE_RESULT: "result",
+}
+
+
+@dataclass(frozen=True, slots=True)
+class ReconRange:
+    """One range of a reconcile message: everything below ``upper`` (None: to the end)
+    and at or above the previous range's upper bound; ``mode`` says what ``data`` is."""
+
+    upper: bytes | None
+    mode: int
+    data: bytes = b""
+
+    def wire(self) -> list[Any]:
+        """The range as a DAG-CBOR list ``[upper, mode, data]``."""
+        return [self.upper, self.mode, self.data]
+
+    @classmethod
+    def from_wire(cls, value: Any) -> ReconRange:
+        """Check and build from ``[upper, mode, data]``."""
+        if type(value) is not list or len(value) != 3:
+            raise MalformedMessage("a reconcile range is a list [upper, mode, data]")
+        upper, mode, data = value
+        if upper is not None and (type(upper) is not bytes or len(upper) > MAX_ITEM_KEY):
+            raise MalformedMessage(f"a range bound is null or at most {MAX_ITEM_KEY} bytes")
+        if type(mode) is not int or mode not in RANGE_MODES:
+            raise MalformedMessage(f"unknown reconcile range mode {mode!r}")
+        if type(data) is not bytes or len(data) > MAX_RANGE_DATA:
+            raise MalformedMessage(f"range data must be at most {MAX_RANGE_DATA} bytes")
+        return cls(upper, mode, data)
+
+
+@dataclass(frozen=True, slots=True)
+class Recon:
+    """One frame of a reconcile message (see :mod:`craftnet.protocol.reconcile`).
+
+    A logical reconcile message may span several frames; it is complete only at the
+    frame with ``last`` set, so a truncated message is never acted upon.
+    ``gifts`` are item keys (8-byte big-endian timestamp + id) the receiver lacks.
+    """
+
+    KIND: ClassVar[str] = "recon"
+    sid: int
+    initiator: bool
+    seq: int
+    salt: bytes
+    ranges: tuple[ReconRange, ...]
+    gifts: tuple[bytes, ...]
+    last: bool
+
+    def fields(self) -> dict[str, Any]:
+        """The message's fields as DAG-CBOR values."""
+        return {
+            "sid": self.sid,
+            "ini": self.initiator,
+            "seq": self.seq,
+            "salt": self.salt,
+            "rg": [r.wire() for r in self.ranges],
+            "gf": list(self.gifts),
+            "last": self.last,
+        }
+
+    @classmethod
+    def from_fields(cls, f: Mapping[str, Any]) -> Recon:
+        """Check and build from decoded fields."""
+        ranges = tuple(ReconRange.from_wire(r) for r in _list(f, "rg", MAX_RANGES))
+        gifts = _list(f, "gf", MAX_GIFTS)
+        if not all(type(g) is bytes and 8 < len(g) <= MAX_ITEM_KEY for g in gifts):
+            raise MalformedMessage(f"reconcile gifts are item keys of 9..{MAX_ITEM_KEY} bytes")
+        return cls(
+            _int(f, "sid"),
+            _want(f, "ini", bool, "a boolean"),
+            _int(f, "seq", 0, 2**32),
+            _bytes(f, "salt", 32),
+            ranges,
+            tuple(gifts),
+            _want(f, "last", bool, "a boolean"),
+        )
+
+
+Message = Hello | Announce | Want | Have | DontHave | Block | End | Recon
+MESSAGE_TYPES: Final[dict[str, Callable[[Mapping[str, Any]], Message]]] = {
+    cls.KIND: cls.from_fields for cls in (Hello, Announce, Want, Have, DontHave, Block, End, Recon)
+}
+_FIELD_NAMES: Final[dict[str, frozenset[str]]] = {
+    "hello": frozenset({"vs", "al"}),
+    "ann": frozenset({"did", "ts", "rs", "hs", "sig"}),
+    "want": frozenset({"req", "cids", "ho"}),
+    "have": frozenset({"req", "cids"}),
+    "dont": frozenset({"req", "cids"}),
+    "block": frozenset({"req", "cid", "data"}),
+    "end": frozenset({"req"}),
+    "recon": frozenset({"sid", "ini", "seq", "salt", "rg", "gf", "last"}),
+}
+
+
+def to_wire(message: Message, version: int = PROTOCOL_VERSION) -> dict[str, Any]:
+    """The DAG-CBOR map of ``message`` with its version and type tag."""
+    return {"v": version, "t": message.KIND, **message.fields()}
+
+
+def from_wire(value: Any) -> Message:
+    """Check a decoded map and build its message, or raise a :class:`RemoteProtocolError`."""
+    if type(value) is not dict:
+        raise MalformedMessage(f"a message is a DAG-CBOR map, got {type(value).__name__}")
+    version = value.get("v")
+    if type(version) is not int:
+        raise MalformedMessage("a message needs an integer protocol version 'v'")
+    if version not in SUPPORTED_VERSIONS:
+        raise UnsupportedVersion(
+            f"protocol version {version} is not supported (this node speaks {SUPPORTED_VERSIONS});"
+            " upgrade the older node"
+        )
+    kind = value.get("t")
+    build = MESSAGE_TYPES.get(kind) if type(kind) is str else None
+    if build is None or type(kind) is not str:
+        raise MalformedMessage(f"unknown message type {kind!r:.40}")
+    fields = {k: v for k, v in value.items() if k not in ("v", "t")}
+    expected = _FIELD_NAMES[kind]
+    if set(fields) != expected:
+        raise MalformedMessage(
+            f"{kind} message has fields {sorted(fields)}; expected {sorted(expected)}"
+        )
+    return build(fields)

@@ -1,0 +1,360 @@
+"""Range-based set reconciliation over the sorted set of (timestamp, record CID).
+
+The two sides walk the key space together, as in negentropy
+(https://logperiodic.com/rbsr.html). A message is a list of consecutive ranges that
+cover the whole key space; each range names only its upper bound (the lower bound is
+the previous range's upper bound, the first starts at the empty key) and says one of:
+
+- ``skip``: nothing to do here (the sides agree, or it is settled);
+- ``fingerprint``: a hash of the sender's items in the range (count and sum of item
+  hashes); the receiver compares with its own and, if they differ, splits its items
+  in the range into ``buckets`` ranges of equal count and answers with their
+  fingerprints, or, when it holds at most ``leaf_size`` items there, with an idlist;
+- ``idlist``: the sender's items in the range as 4-byte *short ids*, hashes keyed
+  with the session's random salt (so nobody can craft colliding ids in advance);
+  the receiver answers ``result``: a bitfield over that list marking the ids it lacks,
+  and puts its own items that the sender lacks, as full keys, in the message's gifts;
+- ``result``: the answer to our idlist; every marked item goes into our next gifts.
+
+A message needs an answer while it holds a fingerprint, an idlist or a result with a
+marked bit; the side that receives a message needing none is done, and so is the side
+that sends one. At the end both sides know exactly which items they lack and which the
+other lacks. Bounds are the shortest prefix that separates two neighbouring keys, so
+a bound costs a few bytes. The buckets and leaf size are each side's own choice.
+
+A logical message may span several ``Recon`` frames; it is acted upon only when the
+frame marked ``last`` arrives, so a cut-off message is never taken as complete.
+"""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass, field
+from typing import Final
+
+import blake3
+
+from craftnet.protocol.errors import LocalProtocolError, MalformedMessage, RemoteProtocolError
+from craftnet.protocol.framing import encode_varint
+from craftnet.protocol.items import TS_BYTES, ItemSource
+from craftnet.protocol.messages import (
+    MAX_GIFTS,
+    MAX_ITEM_KEY,
+    MAX_RANGE_DATA,
+    MAX_RANGES,
+    RANGE_FINGERPRINT,
+    RANGE_IDLIST,
+    RANGE_RESULT,
+    RANGE_SKIP,
+    Recon,
+    ReconRange,
+)
+
+FINGERPRINT_SIZE: Final = 16
+SHORT_ID_SIZE: Final = 4
+SALT_SIZE: Final = 16
+MAX_FRAMES_PER_MESSAGE: Final = 256
+
+
+@dataclass(frozen=True, slots=True)
+class ReconConfig:
+    """Local tuning: how many buckets a mismatching range splits into, and the size
+    under which a range is sent as an idlist instead."""
+
+    buckets: int = 16
+    leaf_size: int = 32
+    ranges_per_frame: int = 4096
+
+    def __post_init__(self) -> None:
+        if not 2 <= self.buckets <= 1024:
+            raise LocalProtocolError("buckets must be 2..1024")
+        if not 1 <= self.leaf_size <= MAX_RANGE_DATA // SHORT_ID_SIZE:
+            raise LocalProtocolError(f"leaf_size must be 1..{MAX_RANGE_DATA // SHORT_ID_SIZE}")
+        if not 1 <= self.ranges_per_frame <= MAX_RANGES:
+            raise LocalProtocolError(f"ranges_per_frame must be 1..{MAX_RANGES}")
+
+
+def fingerprint(salt: bytes, count: int, total: int) -> bytes:
+    """The fingerprint of a range with ``count`` items whose hashes sum to ``total``."""
+    data = salt + total.to_bytes(32, "little") + encode_varint(count)
+    return blake3.blake3(data).digest(FINGERPRINT_SIZE)
+
+
+def short_id(salt_key: bytes, key: bytes) -> bytes:
+    """An item's short id in a session: its key hashed with the session's salt."""
+    return blake3.blake3(key, key=salt_key).digest(SHORT_ID_SIZE)
+
+
+def separator(prev: bytes, nxt: bytes) -> bytes:
+    """The shortest ``p`` with ``prev < p <= nxt`` (``prev < nxt``)."""
+    n = 0
+    limit = min(len(prev), len(nxt))
+    while n < limit and prev[n] == nxt[n]:
+        n += 1
+    return nxt[: n + 1]
+
+
+@dataclass(slots=True)
+class _Outgoing:
+    ranges: list[ReconRange] = field(default_factory=list)
+    gifts: list[bytes] = field(default_factory=list)
+    needs_reply: bool = False
+
+    def add(self, rng: ReconRange) -> None:
+        # Neighbouring skips merge into one: a settled stretch costs one small range.
+        if rng.mode == RANGE_SKIP and self.ranges and self.ranges[-1].mode == RANGE_SKIP:
+            self.ranges[-1] = rng
+        else:
+            self.ranges.append(rng)
+        if rng.mode in (RANGE_FINGERPRINT, RANGE_IDLIST) or (
+            rng.mode == RANGE_RESULT and any(rng.data)
+        ):
+            self.needs_reply = True
+
+
+class ReconcileSession:
+    """One reconcile conversation with one peer, from one side.
+
+    Drive it with :meth:`start` (initiator only) and :meth:`receive` for every
+    incoming :class:`Recon` frame; both return frames to send. When :attr:`done` is
+    set, :attr:`need` holds the keys we lack and :attr:`their_need` those the peer lacks.
+    """
+
+    def __init__(
+        self,
+        source: ItemSource,
+        *,
+        sid: int,
+        initiator: bool,
+        rng: random.Random,
+        config: ReconConfig | None = None,
+    ) -> None:
+        self.source = source
+        self.sid = sid
+        self.initiator = initiator
+        self.config = config or ReconConfig()
+        self.salt = rng.randbytes(SALT_SIZE) if initiator else b""
+        self._salt_key = blake3.blake3(self.salt).digest() if initiator else b""
+        self.need: set[bytes] = set()
+        self.their_need: set[bytes] = set()
+        self.done = False
+        self.messages_sent = 0
+        self.messages_received = 0
+        self._seq_out = 0
+        self._seq_in = 0
+        self._pending: list[Recon] = []
+        self._sent_idlists: dict[tuple[bytes, bytes | None], list[bytes]] = {}
+
+    @property
+    def round_trips(self) -> int:
+        """Messages exchanged so far, counted in round trips (two messages each)."""
+        return (self.messages_sent + self.messages_received + 1) // 2
+
+    def start(self) -> list[Recon]:
+        """Open the conversation (initiator only): fingerprints of our whole set."""
+        if not self.initiator or self._seq_out:
+            raise LocalProtocolError("only a fresh initiating session can start")
+        out = _Outgoing()
+        self._describe(b"", None, out)
+        return self._emit(out)
+
+    def receive(self, frame: Recon) -> list[Recon]:
+        """Take one incoming frame; answer once its logical message is complete."""
+        if self.done:
+            raise RemoteProtocolError(f"reconcile session {self.sid} is already finished")
+        if frame.sid != self.sid or frame.initiator == self.initiator:
+            raise RemoteProtocolError("reconcile frame for another session")
+        if frame.seq != self._seq_in:
+            raise RemoteProtocolError(
+                f"reconcile frame {frame.seq} out of order (want {self._seq_in})"
+            )
+        self._seq_in += 1
+        if not self.initiator and frame.seq == 0:
+            if len(frame.salt) != SALT_SIZE:
+                raise MalformedMessage(f"the first reconcile frame carries a {SALT_SIZE}-byte salt")
+            self.salt = frame.salt
+            self._salt_key = blake3.blake3(self.salt).digest()
+        elif frame.salt:
+            raise MalformedMessage("only the first reconcile frame carries a salt")
+        self._pending.append(frame)
+        if not frame.last:
+            if len(self._pending) >= MAX_FRAMES_PER_MESSAGE:
+                raise RemoteProtocolError("reconcile message spans too many frames")
+            return []
+        frames, self._pending = self._pending, []
+        self.messages_received += 1
+        ranges = [r for f in frames for r in f.ranges]
+        gifts = [g for f in frames for g in f.gifts]
+        return self._answer(ranges, gifts)
+
+    # ----------------------------------------------------------------- internals
+
+    def _answer(self, ranges: list[ReconRange], gifts: list[bytes]) -> list[Recon]:
+        for gift in gifts:
+            if len(gift) <= TS_BYTES or len(gift) > MAX_ITEM_KEY:
+                raise MalformedMessage("a reconcile gift is not an item key")
+            self.need.add(gift)
+        if not ranges:
+            raise MalformedMessage("a reconcile message covers the key space with ranges")
+        out = _Outgoing()
+        sent, self._sent_idlists = self._sent_idlists, {}
+        needs_reply = False
+        lo = b""
+        for i, rng in enumerate(ranges):
+            upper = rng.upper
+            if upper is None and i != len(ranges) - 1:
+                raise MalformedMessage("only the last reconcile range may be open-ended")
+            if upper is not None and upper <= lo:
+                raise MalformedMessage("reconcile range bounds must increase")
+            if rng.mode == RANGE_SKIP:
+                out.add(ReconRange(upper, RANGE_SKIP))
+            elif rng.mode == RANGE_FINGERPRINT:
+                needs_reply = True
+                if len(rng.data) != FINGERPRINT_SIZE:
+                    raise MalformedMessage(f"a fingerprint is {FINGERPRINT_SIZE} bytes")
+                count, total = self.source.summary(lo, upper)
+                if fingerprint(self.salt, count, total) == rng.data:
+                    out.add(ReconRange(upper, RANGE_SKIP))
+                else:
+                    self._describe(lo, upper, out, count)
+            elif rng.mode == RANGE_IDLIST:
+                needs_reply = True
+                out.add(ReconRange(upper, RANGE_RESULT, self._compare(lo, upper, rng.data, out)))
+            else:
+                mine = sent.pop((lo, upper), None)
+                if mine is None:
+                    raise RemoteProtocolError("reconcile result for a range we sent no idlist for")
+                if len(rng.data) != (len(mine) + 7) // 8:
+                    raise MalformedMessage("reconcile result bitfield has the wrong length")
+                for j, key in enumerate(mine):
+                    if rng.data[j // 8] >> (j % 8) & 1:
+                        self.their_need.add(key)
+                        out.gifts.append(key)
+                if any(rng.data):
+                    needs_reply = True
+                out.add(ReconRange(upper, RANGE_SKIP))
+            lo = upper if upper is not None else lo
+        if ranges[-1].upper is not None:
+            raise MalformedMessage("the last reconcile range must be open-ended")
+        if sent:
+            raise RemoteProtocolError("the peer left our idlists unanswered")
+        if not needs_reply:
+            # The peer's message settled everything: nothing more to say.
+            self.done = True
+            return []
+        return self._emit(out)
+
+    def _describe(self, lo: bytes, upper: bytes | None, out: _Outgoing, count: int = -1) -> None:
+        """Describe our items in [lo, upper): an idlist if few, else bucket fingerprints."""
+        if count < 0:
+            count, _ = self.source.summary(lo, upper)
+        if count <= self.config.leaf_size:
+            keys = self.source.keys(lo, upper)
+            self._sent_idlists[(lo, upper)] = keys
+            data = b"".join(short_id(self._salt_key, k) for k in keys)
+            out.add(ReconRange(upper, RANGE_IDLIST, data))
+            return
+        parts = min(self.config.buckets, count)
+        start = lo
+        for p in range(1, parts + 1):
+            if p == parts:
+                bound = upper
+            else:
+                rank = p * count // parts
+                bound = separator(self.source.key_at(lo, rank - 1), self.source.key_at(lo, rank))
+            sub_count, sub_total = self.source.summary(start, bound)
+            out.add(
+                ReconRange(bound, RANGE_FINGERPRINT, fingerprint(self.salt, sub_count, sub_total))
+            )
+            start = bound if bound is not None else start
+
+    def _compare(self, lo: bytes, upper: bytes | None, data: bytes, out: _Outgoing) -> bytes:
+        """Answer an idlist: bitfield of theirs we lack; ours they lack go to gifts."""
+        if len(data) % SHORT_ID_SIZE:
+            raise MalformedMessage(f"an idlist is a whole number of {SHORT_ID_SIZE}-byte ids")
+        theirs = [data[i : i + SHORT_ID_SIZE] for i in range(0, len(data), SHORT_ID_SIZE)]
+        their_set = set(theirs)
+        mine = self.source.keys(lo, upper)
+        my_shorts = set()
+        for key in mine:
+            short = short_id(self._salt_key, key)
+            my_shorts.add(short)
+            if short not in their_set:
+                self.their_need.add(key)
+                out.gifts.append(key)
+        bits = bytearray((len(theirs) + 7) // 8)
+        for j, short in enumerate(theirs):
+            if short not in my_shorts:
+                bits[j // 8] |= 1 << (j % 8)
+        return bytes(bits)
+
+    def _emit(self, out: _Outgoing) -> list[Recon]:
+        if not out.needs_reply:
+            self.done = True
+        self.messages_sent += 1
+        ranges, gifts = out.ranges, out.gifts
+        per = self.config.ranges_per_frame
+        frames: list[Recon] = []
+        first = True
+        while first or ranges or gifts:
+            chunk_r, ranges = ranges[:per], ranges[per:]
+            chunk_g, gifts = gifts[:MAX_GIFTS], gifts[MAX_GIFTS:]
+            salt = self.salt if self.initiator and self._seq_out == 0 else b""
+            frames.append(
+                Recon(
+                    self.sid,
+                    self.initiator,
+                    self._seq_out,
+                    salt,
+                    tuple(chunk_r),
+                    tuple(chunk_g),
+                    False,
+                )
+            )
+            self._seq_out += 1
+            first = False
+        last = frames[-1]
+        frames[-1] = Recon(
+            last.sid, last.initiator, last.seq, last.salt, last.ranges, last.gifts, True
+        )
+        return frames
+
+
+def reconcile_locally(
+    a: ItemSource, b: ItemSource, rng: random.Random, config: ReconConfig | None = None
+) -> tuple[ReconcileSession, ReconcileSession, int, int]:
+    """Run a whole reconcile between two sources in memory (tests, benchmarks, simnet).
+
+    Returns both sessions, the number of messages and the encoded bytes on the wire.
+    """
+    from craftnet.protocol.framing import encode_frame
+
+    left = ReconcileSession(a, sid=1, initiator=True, rng=rng, config=config)
+    right = ReconcileSession(b, sid=1, initiator=False, rng=rng, config=config)
+    frames = left.start()
+    sender, receiver = left, right
+    messages = 0
+    wire = 0
+    while frames:
+        messages += 1
+        wire += sum(len(encode_frame(f)) for f in frames)
+        replies: list[Recon] = []
+        for frame in frames:
+            replies.extend(receiver.receive(frame))
+        frames = replies
+        sender, receiver = receiver, sender
+    if not (left.done and right.done):
+        raise LocalProtocolError("reconcile stopped before both sides were done")
+    return left, right, messages, wire
+
+
+__all__ = [
+    "FINGERPRINT_SIZE",
+    "SHORT_ID_SIZE",
+    "ReconConfig",
+    "ReconcileSession",
+    "fingerprint",
+    "reconcile_locally",
+    "separator",
+    "short_id",
+]

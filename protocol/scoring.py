@@ -1,0 +1,216 @@
+"""Peer scoring: offences cost score, good deliveries earn a little back, all decays.
+
+The weights are data (:data:`OFFENCES`, :data:`RATE_LIMITS`) so the documentation
+prints the same table the code uses. A peer's score starts at 0, falls by an
+offence's weight, rises by :data:`DELIVERY_REWARD` per verified block up to
+:data:`MAX_SCORE`, and decays towards 0 with a half-life, so old sins are forgiven.
+Below :attr:`Thresholds.graylist` the peer's messages are ignored; below
+:attr:`Thresholds.disconnect` it is disconnected and banned for ``ban_seconds``.
+A slow but honest peer only ever pays the small ``timeout`` weight, which its
+deliveries earn back.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from enum import Enum
+from typing import Final
+
+from craftnet.protocol.errors import LocalProtocolError
+from craftnet.protocol.events import PeerId
+
+
+@dataclass(frozen=True, slots=True)
+class Offence:
+    """One kind of misbehaviour and what it costs."""
+
+    weight: float
+    description: str
+
+
+OFFENCES: Final[dict[str, Offence]] = {
+    "malformed_frame": Offence(
+        20.0,
+        "a frame that is not a valid message (garbage, bad CBOR, wrong field types, unknown type)",
+    ),
+    "oversized_frame": Offence(30.0, "a frame declaring a length over the limit"),
+    "invalid_signature": Offence(25.0, "an announcement or record whose signature does not verify"),
+    "bad_block": Offence(30.0, "a block whose bytes do not hash to its CID"),
+    "protocol_violation": Offence(
+        10.0,
+        "a well-formed message at the wrong time (unknown request, "
+        "reconcile out of order, second hello)",
+    ),
+    "flood": Offence(2.0, "a message over the per-peer rate limit of its kind (dropped)"),
+    "broken_promise": Offence(4.0, "said it had a block (have, reconcile) then did not deliver it"),
+    "unsolicited_block": Offence(2.0, "a block nobody asked for"),
+    "timeout": Offence(1.0, "a request not answered in time (earned back by deliveries)"),
+    "not_member": Offence(50.0, "an announcement from a key that is not an alliance member"),
+}
+
+DELIVERY_REWARD: Final = 0.5
+MAX_SCORE: Final = 10.0
+
+
+@dataclass(frozen=True, slots=True)
+class RateLimit:
+    """A token bucket: ``rate`` messages per second, at most ``burst`` at once."""
+
+    rate: float
+    burst: float
+
+
+RATE_LIMITS: Final[dict[str, RateLimit]] = {
+    "hello": RateLimit(0.1, 2),
+    "announce": RateLimit(10.0, 50),
+    "want": RateLimit(100.0, 400),
+    "answer": RateLimit(2000.0, 4000),
+    "recon": RateLimit(50.0, 600),
+}
+
+
+@dataclass(frozen=True, slots=True)
+class Thresholds:
+    """Where a score starts to matter, and how fast it is forgiven."""
+
+    graylist: float = -20.0
+    disconnect: float = -50.0
+    ban_seconds: float = 3600.0
+    half_life: float = 600.0
+
+
+class Verdict(Enum):
+    """What to do with a peer after its score changed."""
+
+    OK = "ok"
+    GRAYLIST = "graylist"
+    BAN = "ban"
+
+
+@dataclass(slots=True)
+class _Bucket:
+    tokens: float
+    at: float
+
+
+@dataclass(slots=True)
+class _Peer:
+    score: float = 0.0
+    at: float = 0.0
+    buckets: dict[str, _Bucket] = field(default_factory=dict)
+    counts: dict[str, int] = field(default_factory=dict)
+
+
+class PeerScores:
+    """Scores and rate buckets of every peer we have talked to."""
+
+    def __init__(
+        self,
+        thresholds: Thresholds | None = None,
+        offences: dict[str, Offence] | None = None,
+        rate_limits: dict[str, RateLimit] | None = None,
+    ) -> None:
+        self.thresholds = thresholds or Thresholds()
+        self.offences = OFFENCES if offences is None else offences
+        self.rate_limits = RATE_LIMITS if rate_limits is None else rate_limits
+        self._peers: dict[PeerId, _Peer] = {}
+        self._banned: dict[PeerId, float] = {}
+
+    def _peer(self, peer: PeerId, now: float) -> _Peer:
+        state = self._peers.get(peer)
+        if state is None:
+            state = self._peers[peer] = _Peer(at=now)
+        elif now > state.at:
+            state.score *= 0.5 ** ((now - state.at) / self.thresholds.half_life)
+            state.at = now
+        return state
+
+    def score(self, peer: PeerId, now: float) -> float:
+        """The peer's score at ``now``."""
+        return self._peer(peer, now).score
+
+    def offence_counts(self, peer: PeerId) -> dict[str, int]:
+        """How many times ``peer`` committed each offence."""
+        state = self._peers.get(peer)
+        return dict(state.counts) if state else {}
+
+    def verdict(self, peer: PeerId, now: float) -> Verdict:
+        """What the peer's current score calls for."""
+        if self.is_banned(peer, now):
+            return Verdict.BAN
+        score = self.score(peer, now)
+        if score < self.thresholds.disconnect:
+            return Verdict.BAN
+        if score < self.thresholds.graylist:
+            return Verdict.GRAYLIST
+        return Verdict.OK
+
+    def penalize(self, peer: PeerId, offence: str, now: float, times: int = 1) -> Verdict:
+        """Charge ``peer`` for ``offence``; returns the verdict afterwards."""
+        kind = self.offences.get(offence)
+        if kind is None:
+            raise LocalProtocolError(f"unknown offence {offence!r}")
+        state = self._peer(peer, now)
+        state.score -= kind.weight * times
+        state.counts[offence] = state.counts.get(offence, 0) + times
+        verdict = self.verdict(peer, now)
+        if verdict is Verdict.BAN and peer not in self._banned:
+            self._banned[peer] = now + self.thresholds.ban_seconds
+        return verdict
+
+    def reward(self, peer: PeerId, now: float, amount: float = DELIVERY_REWARD) -> None:
+        """Credit a good deed (a verified block), up to :data:`MAX_SCORE`."""
+        state = self._peer(peer, now)
+        state.score = min(MAX_SCORE, state.score + amount)
+
+    def allow(self, peer: PeerId, kind: str, now: float) -> bool:
+        """Take a token for one message of ``kind``; False when the peer is flooding."""
+        limit = self.rate_limits.get(kind)
+        if limit is None:
+            return True
+        state = self._peer(peer, now)
+        bucket = state.buckets.get(kind)
+        if bucket is None:
+            bucket = state.buckets[kind] = _Bucket(limit.burst, now)
+        bucket.tokens = min(limit.burst, bucket.tokens + (now - bucket.at) * limit.rate)
+        bucket.at = max(bucket.at, now)
+        if bucket.tokens >= 1.0:
+            bucket.tokens -= 1.0
+            return True
+        return False
+
+    def banned_until(self, peer: PeerId) -> float | None:
+        """When the ban of ``peer`` ends, if it is banned."""
+        return self._banned.get(peer)
+
+    def is_banned(self, peer: PeerId, now: float) -> bool:
+        """Tell whether ``peer`` is banned at ``now`` (expired bans are lifted)."""
+        until = self._banned.get(peer)
+        if until is None:
+            return False
+        if now >= until:
+            del self._banned[peer]
+            # A ban served resets the score to the graylist line, not to a clean slate.
+            state = self._peers.get(peer)
+            if state is not None:
+                state.score = max(state.score, self.thresholds.graylist)
+            return False
+        return True
+
+
+def offence_table() -> str:
+    """The offences, weights and rate limits as Markdown tables (for the docs)."""
+    lines = ["| offence | weight | meaning |", "|---|---:|---|"]
+    for name, off in OFFENCES.items():
+        lines.append(f"| `{name}` | {off.weight:g} | {off.description} |")
+    lines += ["", "| message kind | rate (per s) | burst |", "|---|---:|---:|"]
+    for kind, lim in RATE_LIMITS.items():
+        lines.append(f"| `{kind}` | {lim.rate:g} | {lim.burst:g} |")
+    t = Thresholds()
+    lines += [
+        "",
+        f"Graylist below {t.graylist:g}, disconnect and ban for {t.ban_seconds:g} s below "
+        f"{t.disconnect:g}; scores decay towards 0 with a half-life of {t.half_life:g} s; "
+        f"each verified block earns {DELIVERY_REWARD:g} up to {MAX_SCORE:g}.",
+    ]
+    return "\n".join(lines)
