@@ -5,20 +5,14 @@ the indexes never disagree with the blocks after a crash. Keys (all byte strings
 is the record's HLC timestamp as 8 bytes big-endian, so keys sort by time; ``cid`` is
 the 36-byte binary CID):
 
-========== ============================================= ==================================
-database   key                                           value
-========== ============================================= ==================================
-blocks     cid                                           the record block
-records    cid                                           DAG-CBOR ``{type, author, ts}``
-rec_type   type ``\\x00`` ts8 cid                          empty
-rec_author author did ``\\x00`` ts8 cid                    empty
-rec_time   ts8 cid                                       empty
-links_rev  linked cid, linking record cid                empty
-att_subject subject did ``\\x00`` ts8 cid (attestations)   empty
-keys       ``s`` old did ``\\x00`` ts8 cid (succession)     DAG-CBOR ``{new, reason?}``
-keys       ``p`` new did ``\\x00`` ts8 cid (predecessor)    DAG-CBOR ``{old}``
-keys       ``r`` revoked did ``\\x00`` ts8 cid (revocation) DAG-CBOR ``{by, since, reason}``
-========== ============================================= ==================================
+* ``blocks``: cid -> the record block;
+* ``records``: cid -> DAG-CBOR ``{type, author, ts}``;
+* ``rec_type``: type ``\\x00`` ts8 cid -> empty;
+* ``rec_author``: author did ``\\x00`` ts8 cid -> empty;
+* ``rec_time``: ts8 cid -> empty;
+* ``links_rev``: linked cid, linking record cid -> empty (descendants, collections, ...);
+* ``att_subject``: subject did ``\\x00`` ts8 cid -> empty (attestations by subject);
+* ``keys``: key-succession and revocation facts, see :mod:`craftnet.archive.key_facts`.
 
 Type names are slugs and dids are base58, so neither holds ``\\x00`` and a prefix scan
 of ``name \\x00`` finds exactly one name. Writing is idempotent: a record already in
@@ -30,7 +24,7 @@ from __future__ import annotations
 import struct
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Final, Literal, TypeGuard
+from typing import Any, Final
 
 from craftnet.archive import codec
 from craftnet.archive.cid import CID_BYTES_LEN, Cid
@@ -43,6 +37,7 @@ from craftnet.archive.errors import (
     SchemaError,
 )
 from craftnet.archive.hlc import HybridClock
+from craftnet.archive.key_facts import is_did_text, put_key_facts
 from craftnet.archive.records import Record
 from craftnet.archive.schemas import check_type_name, schema_for, validate_body, validate_record
 from craftnet.archive.store import ReadTxn, Store, WriteTxn, prefix_end
@@ -55,9 +50,6 @@ SUFFIX_LEN: Final = _TS.size + CID_BYTES_LEN
 DEFAULT_LIMIT: Final = 50
 MAX_LIMIT: Final = 1000
 DEFAULT_BATCH: Final = 1000
-KEY_SUCCESSION: Final = b"s"
-KEY_PREDECESSOR: Final = b"p"
-KEY_REVOCATION: Final = b"r"
 
 
 class QueryError(ArchiveError):
@@ -95,39 +87,11 @@ def put_record(txn: WriteTxn, record: Record) -> bool:
         txn.put("links_rev", link.bytes + key, b"")
     if record.type == "attestation":
         subject = record.body.get("subject")
-        if _is_did_text(subject):
+        if is_did_text(subject):
             txn.put("att_subject", subject.encode() + _SEP + suffix, b"")
-    elif record.type == "key-succession":
-        _put_succession(txn, record, suffix)
-    elif record.type == "revocation":
-        _put_revocation(txn, record, suffix)
+    else:
+        put_key_facts(txn, record, suffix)
     return True
-
-
-def _put_succession(txn: WriteTxn, record: Record, suffix: bytes) -> None:
-    new = record.body.get("new")
-    if not _is_did_text(new):
-        return  # not a valid key-succession body; ingest_records would have refused it
-    fact: dict[str, Any] = {"new": new}
-    if "reason" in record.body:
-        fact["reason"] = record.body["reason"]
-    txn.put("keys", KEY_SUCCESSION + record.author.encode() + _SEP + suffix, codec.encode(fact))
-    txn.put(
-        "keys", KEY_PREDECESSOR + new.encode() + _SEP + suffix, codec.encode({"old": record.author})
-    )
-
-
-def _put_revocation(txn: WriteTxn, record: Record, suffix: bytes) -> None:
-    body = record.body
-    did = body.get("did")
-    if not _is_did_text(did):
-        return  # not a valid revocation body; ingest_records would have refused it
-    fact = {"by": record.author, "since": body.get("since"), "reason": body.get("reason")}
-    txn.put("keys", KEY_REVOCATION + did.encode() + _SEP + suffix, codec.encode(fact))
-
-
-def _is_did_text(value: object) -> TypeGuard[str]:
-    return isinstance(value, str) and value.isascii() and _SEP.decode() not in value
 
 
 def put_records(store: Store, records: Iterable[Record]) -> int:
@@ -459,59 +423,3 @@ def attestations_about(txn: ReadTxn, did: str) -> list[Cid]:
         Cid.from_bytes(suffix[_TS.size :])
         for suffix in _scan(txn, "att_subject", prefix, None, None, None)
     ]
-
-
-# -- key facts --------------------------------------------------------------------------
-
-
-@dataclass(frozen=True, slots=True)
-class KeyFact:
-    """A stored key-succession or revocation fact about one did.
-
-    ``kind`` is ``succession`` (``did`` handed over to ``other``), ``predecessor``
-    (``did`` took over from ``other``) or ``revocation`` (``did`` was revoked by
-    ``other`` from ``since`` on). ``record`` names the signed record that says so.
-    """
-
-    kind: Literal["succession", "predecessor", "revocation"]
-    did: str
-    other: str
-    ts: int
-    record: Cid
-    since: int | None = None
-    reason: str | None = None
-
-
-_FACT_KINDS: Final[dict[bytes, Literal["succession", "predecessor", "revocation"]]] = {
-    KEY_SUCCESSION: "succession",
-    KEY_PREDECESSOR: "predecessor",
-    KEY_REVOCATION: "revocation",
-}
-
-
-def _fact(key: bytes, value: bytes) -> KeyFact:
-    kind = _FACT_KINDS[key[:1]]
-    did = key[1 : -SUFFIX_LEN - 1].decode()
-    suffix = key[-SUFFIX_LEN:]
-    (ts,) = _TS.unpack(suffix[: _TS.size])
-    data = codec.decode(value)
-    other = {"succession": "new", "predecessor": "old", "revocation": "by"}[kind]
-    return KeyFact(
-        kind=kind,
-        did=did,
-        other=data[other],
-        ts=ts,
-        record=Cid.from_bytes(suffix[_TS.size :]),
-        since=data.get("since"),
-        reason=data.get("reason"),
-    )
-
-
-def key_facts(txn: ReadTxn, did: str | None = None) -> list[KeyFact]:
-    """Succession, predecessor and revocation facts about ``did`` (all if None), oldest first."""
-    facts: list[KeyFact] = []
-    for tag in (KEY_SUCCESSION, KEY_PREDECESSOR, KEY_REVOCATION):
-        prefix = tag if did is None else tag + did.encode() + _SEP
-        facts.extend(_fact(k, v) for k, v in txn.iterate("keys", prefix, prefix_end(prefix)))
-    facts.sort(key=lambda fact: (fact.ts, fact.record))
-    return facts

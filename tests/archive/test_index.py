@@ -26,7 +26,6 @@ from craftnet.archive.index import (
     get_summary,
     has_record,
     ingest_records,
-    key_facts,
     linking_records,
     list_records,
     publish,
@@ -345,32 +344,6 @@ def test_attestations_are_indexed_by_subject(store: Store) -> None:
         assert attestations_about(txn, POTTER.did) == [treasure.cid]
         assert attestations_about(txn, WEAVER.did) == [made.cid]
         assert linking_records(txn, stool.cid) == [made.cid]
-
-
-def test_key_succession_and_revocation_facts(store: Store) -> None:
-    new_key = PrivateKey.from_seed(b"rustic-futurism-hub-potter-00002")
-    handover = Record.create(
-        POTTER, "key-succession", {"new": new_key.did, "reason": "yearly rotation"}, ts=T0
-    )
-    revoked = Record.create(
-        new_key,
-        "revocation",
-        {"did": POTTER.did, "since": T0 + 50, "reason": "old laptop stolen"},
-        ts=T0 + 60,
-    )
-    assert ingest_records(store, [handover.block, revoked.block]).ok
-    with store.read() as txn:
-        about_old = key_facts(txn, POTTER.did)
-        about_new = key_facts(txn, new_key.did)
-        everything = key_facts(txn)
-    assert [(f.kind, f.other, f.record) for f in about_old] == [
-        ("succession", new_key.did, handover.cid),
-        ("revocation", new_key.did, revoked.cid),
-    ]
-    assert about_old[0].reason == "yearly rotation"
-    assert about_old[1].since == T0 + 50
-    assert [(f.kind, f.other) for f in about_new] == [("predecessor", POTTER.did)]
-    assert len(everything) == 3
 
 
 records_strategy = st.lists(
