@@ -1,0 +1,54 @@
+"""File commands: ``add`` design files to the archive and ``cat`` them back."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+from rich.console import Console
+
+from craftnet.archive.cid import Cid
+from craftnet.cli.bundles import progress_bar
+from craftnet.cli.context import App, pass_app
+from craftnet.cli.params import CID
+from craftnet.cli.render import human_size
+
+
+@click.command()
+@click.argument(
+    "paths", nargs=-1, required=True, type=click.Path(exists=True, dir_okay=False, path_type=Path)
+)
+@pass_app
+def add(app: App, paths: tuple[Path, ...]) -> None:
+    """Add design files (STL, STEP, SVG, G-code, PDF, photos); print their CIDs."""
+    from craftnet.archive import files
+
+    store = app.store()
+    added = []
+    for path in paths:
+        size = path.stat().st_size
+        with path.open("rb") as stream, progress_bar(app, path.name, size) as update:
+            result = files.add_file(store, stream, name=path.name, on_progress=update)
+        added.append({"path": str(path), "cid": str(result.cid), "size": size})
+
+    def human(out: Console) -> None:
+        for item in added:
+            out.print(f"{item['cid']}  {item['path']} ({human_size(item['size'])})")
+
+    app.emit(added, human)
+
+
+@click.command()
+@click.argument("cid", type=CID)
+@pass_app
+def cat(app: App, cid: Cid) -> None:
+    """Write a file's bytes to stdout (binary-safe; redirect it to a file)."""
+    from craftnet.archive import files
+
+    out = click.get_binary_stream("stdout")
+    for chunk in files.iter_file(app.store(), cid):
+        out.write(chunk)
+    out.flush()
+
+
+COMMANDS = [add, cat]

@@ -1,0 +1,304 @@
+"""Record commands: ``publish``, ``show``, ``ls`` and ``provenance``.
+
+``publish``'s options are generated from the body schemas in
+:mod:`craftnet.archive.schemas`, so a field added there appears here (and must then be
+documented in docs/cli.md, which a test checks).
+"""
+
+from __future__ import annotations
+
+import json
+import tomllib
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import click
+from rich.console import Console
+from rich.table import Table
+from rich.text import Text
+from rich.tree import Tree
+
+from craftnet.archive import index, schemas
+from craftnet.archive.cid import Cid
+from craftnet.archive.errors import SchemaError
+from craftnet.archive.records import Record
+from craftnet.cli.context import App, pass_app
+from craftnet.cli.params import CID
+from craftnet.cli.render import jsonable, safe, short_did, when
+from craftnet.errors import CraftnetError
+
+PUBLISHABLE = ("technique", "design", "attestation", "collection")
+_LIST_KINDS = ("lines", "cids", "steps")
+
+
+def option_name(spec: schemas.FieldSpec) -> str:
+    """The command-line flag of a body field: lists take one value per flag, singular."""
+    name = spec.name
+    if spec.kind in _LIST_KINDS and name.endswith("s"):
+        name = name[:-1]
+    return "--" + name.replace("_", "-")
+
+
+def read_body_file(path: Path) -> dict[str, Any]:
+    """Read record fields from a TOML or JSON file (by extension; TOML otherwise)."""
+    raw = path.read_bytes()
+    try:
+        if path.suffix.lower() == ".json":
+            data = json.loads(raw)
+        else:
+            data = tomllib.loads(raw.decode("utf-8"))
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise SchemaError(f"{path}: not valid {path.suffix[1:] or 'TOML'}: {exc}") from exc
+    if not isinstance(data, dict):
+        raise SchemaError(f"{path}: expected a table/object of record fields")
+    return data
+
+
+def _publish_command(rtype: str) -> click.Command:
+    schema = schemas.schema_for(rtype)
+    assert schema is not None, rtype
+
+    @pass_app
+    def publish_type(app: App, from_file: Path | None, **flags: Any) -> None:
+        data: dict[str, Any] = read_body_file(from_file) if from_file is not None else {}
+        for spec in schema.fields:
+            value = flags.get(spec.name)
+            if value is None or value == ():
+                continue
+            data[spec.name] = list(value) if isinstance(value, tuple) else value
+        built = schemas.build_from_mapping(rtype, data)
+        key = app.hub_key()
+        record = index.publish(app.store(), key, rtype, built.body, built.links)
+        app.emit({"cid": str(record.cid), "type": rtype}, lambda out: out.print(str(record.cid)))
+
+    params: list[click.Parameter] = [
+        click.Option(
+            ["--from", "from_file"],
+            type=click.Path(exists=True, dir_okay=False, path_type=Path),
+            help="Read fields from a TOML or JSON file; flags override it.",
+        )
+    ]
+    for spec in schema.fields:
+        multiple = spec.kind in _LIST_KINDS
+        kind: click.ParamType | None = (
+            click.Choice(spec.choices) if spec.kind == "choice" else None
+        )
+        if spec.kind == "ts":
+            kind = click.INT
+        required = " (required)" if spec.required else ""
+        repeat = " Repeat for more." if multiple else ""
+        params.append(
+            click.Option(
+                [option_name(spec), spec.name],
+                multiple=multiple,
+                type=kind,
+                help=f"{spec.doc[:1].upper()}{spec.doc[1:]}{required}.{repeat}",
+            )
+        )
+    return click.Command(
+        rtype,
+        callback=publish_type,
+        params=params,
+        help=f"Publish a {rtype}: {schema.doc}.",
+    )
+
+
+@click.group()
+def publish() -> None:
+    """Sign and publish a record with the hub key."""
+
+
+for _rtype in PUBLISHABLE:
+    publish.add_command(_publish_command(_rtype))
+
+
+def _check(action: Callable[[], object]) -> str:
+    try:
+        result = action()
+    except CraftnetError as exc:
+        return f"FAILED: {exc}"
+    return "opaque type (not checked)" if result is False else "ok"
+
+
+def verification(app: App, record: Record) -> dict[str, str]:
+    """Check a stored record again: its signature, its schema, and its key at its time."""
+    status = {
+        "signature": _check(record.verify),
+        "schema": _check(lambda: schemas.validate_record(record)),
+    }
+    status["key"] = key_status(app, record)
+    return status
+
+
+def key_status(app: App, record: Record) -> str:
+    """Whether the author's key was valid at the record's time (succession, revocation)."""
+    from craftnet.archive.key_facts import key_history
+
+    with app.store().read() as txn:
+        history = key_history(txn)
+    if history.valid_at(record.author, record.ts):
+        return "ok"
+    end = history.end(record.author)
+    if end is not None and record.ts >= end:
+        return f"FAILED: the key was retired or revoked before this record ({when(end)})"
+    return "FAILED: the key was not valid at the record's time"
+
+
+@click.command()
+@click.argument("cid", type=CID)
+@pass_app
+def show(app: App, cid: Cid) -> None:
+    """Show one record and whether it verifies."""
+    with app.store().read() as txn:
+        record = index.get_record(txn, cid)
+    status = verification(app, record)
+    data = {
+        "cid": str(record.cid),
+        "type": record.type,
+        "v": record.v,
+        "author": record.author,
+        "ts": record.ts,
+        "time": when(record.ts),
+        "body": jsonable(record.body),
+        "links": [str(link) for link in record.links],
+        "verification": status,
+    }
+
+    def human(out: Console) -> None:
+        out.print(f"{safe(record.type)} {record.cid}", style="bold", markup=False)
+        out.print(f"{'author':<12} {record.author}")
+        out.print(f"{'time':<12} {when(record.ts)}")
+        for name, value in record.body.items():
+            out.print(f"{name:<12} {_text(value)}", markup=False)
+        for link in record.links:
+            out.print(f"{'link':<12} {link}")
+        for name, value in status.items():
+            style = "green" if value == "ok" else "yellow" if "opaque" in value else "red"
+            out.print(f"{name:<12} ", end="")
+            out.print(value, style=style, markup=False)
+
+    app.emit(data, human)
+
+
+def _text(value: Any) -> str:
+    plain = jsonable(value)
+    return safe(plain if isinstance(plain, str) else json.dumps(plain, ensure_ascii=False))
+
+
+@click.command(name="ls")
+@click.option("--type", "rtype", help="Only records of this type (technique, design, ...).")
+@click.option("--author", help="Only records by this did:key.")
+@click.option(
+    "--limit",
+    type=click.IntRange(1, index.MAX_LIMIT),
+    default=20,
+    show_default=True,
+    help="How many records to show.",
+)
+@pass_app
+def ls(app: App, rtype: str | None, author: str | None, limit: int) -> None:
+    """List records, newest first."""
+    with app.store().read() as txn:
+        page = index.list_records(txn, type=rtype, author=author, limit=limit)
+    rows = [
+        {
+            "cid": str(r.cid),
+            "type": r.type,
+            "title": schemas.record_title(r),
+            "author": r.author,
+            "ts": r.ts,
+            "time": when(r.ts),
+        }
+        for r in page.records
+    ]
+
+    def human(out: Console) -> None:
+        table = Table(box=None)
+        table.add_column("cid", no_wrap=True)
+        table.add_column("type", no_wrap=True)
+        table.add_column("title")
+        table.add_column("author", no_wrap=True)
+        table.add_column("time", no_wrap=True)
+        for row in rows:
+            table.add_row(
+                row["cid"],
+                safe(row["type"]),
+                safe(row["title"] or ""),
+                safe(short_did(row["author"])),
+                row["time"],
+            )
+        out.print(table)
+        if not rows:
+            out.print("no records")
+
+    app.emit(rows, human)
+
+
+@click.command()
+@click.argument("cid", type=CID)
+@click.option(
+    "--depth",
+    type=click.IntRange(0, 64),
+    default=16,
+    show_default=True,
+    help="How many generations to follow each way.",
+)
+@pass_app
+def provenance(app: App, cid: Cid, depth: int) -> None:
+    """Show what a record derives from and what derives from it, with licence warnings."""
+    from craftnet.archive.provenance import provenance as walk
+
+    with app.store().read() as txn:
+        graph = walk(txn, cid, max_depth=depth)
+
+    def human(out: Console) -> None:
+        tree = Tree(_label(graph, cid))
+        _branch(tree.add("[bold]derived from[/bold]"), graph, cid, graph.parents, {cid})
+        _branch(tree.add("[bold]derivatives[/bold]"), graph, cid, graph.children, {cid})
+        out.print(tree)
+        for warning in graph.warnings:
+            colour = "red" if warning.severity == "error" else "yellow"
+            out.print(f"[{colour}]{warning.severity}[/{colour}] ", end="")
+            out.print(safe(warning.message), markup=False)
+        if graph.truncated:
+            out.print("[yellow]note[/yellow]: the graph was cut at the depth or size limit")
+
+    app.emit(graph.to_dict(), human)
+
+
+def _label(graph: Any, cid: Cid) -> Text:
+    node = graph.nodes.get(cid)
+    text = Text()
+    if node is None or node.status != "present":
+        status = node.status if node is not None else "missing"
+        text.append(f"{cid} ", style="dim")
+        text.append(f"({status} from this archive)", style="yellow")
+        return text
+    text.append(f"{safe(node.type or '?')} ", style="bold")
+    text.append(f"{safe(node.title or '(untitled)')!r} ")
+    text.append(f"by {safe(short_did(node.author or '?'))} ")
+    if node.licence:
+        text.append(f"[{safe(node.licence)}] ", style="cyan")
+    text.append(str(cid), style="dim")
+    for att in node.attestations:
+        what = att.kind + (f" {att.skill}" if att.skill else "")
+        text.append(f"\n  vouched: {safe(what)} by {safe(short_did(att.attester))}", style="green")
+    return text
+
+
+def _branch(
+    tree: Tree,
+    graph: Any,
+    cid: Cid,
+    step: Callable[[Cid], list[Cid]],
+    path: set[Cid],
+) -> None:
+    for nxt in step(cid):
+        if nxt in path:  # a cycle: show the node once, do not follow it again
+            tree.add(_label(graph, nxt)).add("(cycle)")
+            continue
+        _branch(tree.add(_label(graph, nxt)), graph, nxt, step, path | {nxt})
+
+
+COMMANDS = [publish, show, ls, provenance]
