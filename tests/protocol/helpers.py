@@ -1,0 +1,252 @@
+"""A small in-memory network that drives real :class:`SyncEngine` objects.
+
+Like h11's ``ConnectionPair``, but for any number of hubs: ``Send`` commands become
+``DataReceived`` events at the other end, ``Publish`` becomes ``GossipReceived`` at
+every connected neighbour, timers sit in a table and fire when :meth:`Network.run`
+advances the virtual clock to them, and ``StoreBlocks`` writes into the hub's dict
+of blocks and its reconcile items, as node/ does with the store. A :class:`RawPeer`
+has no engine: a test writes whatever bytes it likes to a hub and reads the replies.
+"""
+
+from __future__ import annotations
+
+import random
+from collections import deque
+from dataclasses import dataclass, field, replace
+
+from craftnet.archive.cid import RAW, Cid
+from craftnet.archive.records import Record
+from craftnet.identity.keys import PrivateKey
+from craftnet.protocol.blocks import DictBlocks
+from craftnet.protocol.engine import EngineConfig, SyncEngine
+from craftnet.protocol.events import (
+    Ban,
+    CancelTimer,
+    Command,
+    DataReceived,
+    Dial,
+    Disconnect,
+    Event,
+    GossipReceived,
+    PeerConnected,
+    PeerDisconnected,
+    PeerId,
+    Publish,
+    ReconcileFinished,
+    RecordsAdded,
+    Send,
+    SetTimer,
+    StoreBlocks,
+    TimerFired,
+    TimerId,
+)
+from craftnet.protocol.framing import FrameDecoder
+from craftnet.protocol.items import SortedItems, item_key
+from craftnet.protocol.messages import Message
+
+ALLIANCE = "Global Micro-manufacturing Alliance"
+BASE_TS = 1_760_000_000_000 << 16
+
+
+def make_key(seed: int) -> PrivateKey:
+    """A deterministic key for test hub number ``seed``."""
+    return PrivateKey.from_seed(seed.to_bytes(32, "big"))
+
+
+def make_record(key: PrivateKey, n: int, links: tuple[Cid, ...] = ()) -> Record:
+    """A signed technique record, the ``n``-th of its author."""
+    body = {"title": f"Rustic Futurism joinery, variant {n}", "hub": key.did[-8:]}
+    return Record.create(key, "technique", body, links, ts=BASE_TS + (n << 16))
+
+
+class Hub:
+    """One hub: an engine, its blocks and its reconcile items."""
+
+    def __init__(self, name: str, seed: int, config: EngineConfig | None = None) -> None:
+        self.peer = PeerId(name)
+        self.key = make_key(seed)
+        self.items = SortedItems()
+        self.blocks = DictBlocks()
+        self.engine = SyncEngine(
+            key=self.key,
+            items=self.items,
+            blocks=self.blocks,
+            config=config or EngineConfig(alliance=ALLIANCE),
+            rng=random.Random(seed),
+        )
+
+    def add_record(self, record: Record) -> None:
+        """Store a record locally, as the archive would."""
+        self.blocks.blocks[record.cid] = record.block
+        self.items.add(item_key(record.ts, record.cid))
+
+    def add_raw(self, data: bytes) -> Cid:
+        """Store a raw block (a file chunk); returns its CID."""
+        cid = Cid.of(data, RAW)
+        self.blocks.blocks[cid] = data
+        return cid
+
+    def record_keys(self) -> set[bytes]:
+        """The keys of every record the hub holds."""
+        return set(self.items.keys(b"", None))
+
+
+@dataclass
+class RawPeer:
+    """A peer without an engine: what hubs send it is kept in ``inbox``."""
+
+    peer: PeerId
+    inbox: dict[PeerId, bytearray] = field(default_factory=dict)
+
+    def messages_from(self, hub: PeerId) -> list[Message]:
+        """Decode everything ``hub`` sent us so far."""
+        decoder = FrameDecoder()
+        decoder.receive_data(bytes(self.inbox.get(hub, b"")))
+        out = []
+        while (message := decoder.next_message()) is not None:
+            out.append(message)
+        return out
+
+
+class Network:
+    """Hubs joined by perfect in-memory links and a virtual clock."""
+
+    def __init__(self) -> None:
+        self.now = 0.0
+        self.hubs: dict[PeerId, Hub] = {}
+        self.raw: dict[PeerId, RawPeer] = {}
+        self.links: set[frozenset[PeerId]] = set()
+        self.timers: dict[tuple[PeerId, TimerId], float] = {}
+        self.queue: deque[tuple[PeerId, Event]] = deque()
+        self.bans: list[tuple[PeerId, Ban]] = []
+        self.disconnects: list[tuple[PeerId, Disconnect]] = []
+        self.finished: list[tuple[PeerId, ReconcileFinished]] = []
+        self.dials: list[tuple[PeerId, Dial]] = []
+        self.bytes_sent = 0
+        self.cut_after: dict[frozenset[PeerId], int] = {}
+
+    def add(self, hub: Hub) -> Hub:
+        """Join ``hub`` to the network."""
+        self.hubs[hub.peer] = hub
+        return hub
+
+    def add_raw(self, name: str) -> RawPeer:
+        """Join an engine-less peer."""
+        raw = RawPeer(PeerId(name))
+        self.raw[raw.peer] = raw
+        return raw
+
+    def connect(self, dialer: PeerId, listener: PeerId) -> None:
+        """Open a connection; ``dialer`` dialled."""
+        self.links.add(frozenset((dialer, listener)))
+        if dialer in self.hubs:
+            self.queue.append((dialer, PeerConnected(listener, outbound=True)))
+        if listener in self.hubs:
+            self.queue.append((listener, PeerConnected(dialer, outbound=False)))
+
+    def disconnect(self, a: PeerId, b: PeerId) -> None:
+        """Drop the link between ``a`` and ``b``; both engines hear of it."""
+        self.links.discard(frozenset((a, b)))
+        for me, other in ((a, b), (b, a)):
+            if me in self.hubs:
+                self.queue.append((me, PeerDisconnected(other)))
+
+    def connected(self, a: PeerId, b: PeerId) -> bool:
+        """Tell whether a link is up."""
+        return frozenset((a, b)) in self.links
+
+    def inject(self, sender: PeerId, target: PeerId, data: bytes, gossip: bool = False) -> None:
+        """Deliver raw bytes from ``sender`` (usually a :class:`RawPeer`) to a hub."""
+        event: Event = GossipReceived(sender, data) if gossip else DataReceived(sender, data)
+        self.queue.append((target, event))
+
+    def deliver(self, owner: PeerId, event: Event) -> None:
+        """Hand one event to a hub's engine and execute its commands."""
+        hub = self.hubs[owner]
+        self.execute(owner, hub.engine.handle(event, self.now))
+
+    def execute(self, owner: PeerId, commands: list[Command]) -> None:
+        """Do what an engine asked, as node/ would."""
+        hub = self.hubs[owner]
+        for cmd in commands:
+            if isinstance(cmd, Send):
+                link = frozenset((owner, cmd.peer))
+                if link not in self.links:
+                    continue
+                if link in self.cut_after:
+                    room = self.cut_after[link]
+                    data = cmd.data[:room]
+                    self.cut_after[link] = room - len(data)
+                    if self.cut_after[link] <= 0:
+                        self.links.discard(link)
+                        del self.cut_after[link]
+                        self.queue.append((cmd.peer, DataReceived(owner, data)))
+                        for me, other in ((owner, cmd.peer), (cmd.peer, owner)):
+                            self.queue.append((me, PeerDisconnected(other)))
+                        continue
+                self.bytes_sent += len(cmd.data)
+                if cmd.peer in self.raw:
+                    self.raw[cmd.peer].inbox.setdefault(owner, bytearray()).extend(cmd.data)
+                else:
+                    self.queue.append((cmd.peer, DataReceived(owner, cmd.data)))
+            elif isinstance(cmd, SetTimer):
+                self.timers[(owner, cmd.timer)] = cmd.at
+            elif isinstance(cmd, CancelTimer):
+                self.timers.pop((owner, cmd.timer), None)
+            elif isinstance(cmd, StoreBlocks):
+                for block in cmd.blocks:
+                    hub.blocks.blocks[block.cid] = block.data
+                    if block.ts is not None:
+                        hub.items.add(item_key(block.ts, block.cid))
+                hub.engine.exchange.stored([b.cid for b in cmd.blocks])
+            elif isinstance(cmd, Publish):
+                for link in list(self.links):
+                    if owner in link:
+                        (other,) = link - {owner}
+                        if other in self.hubs:
+                            self.queue.append((other, GossipReceived(owner, cmd.data)))
+            elif isinstance(cmd, Disconnect):
+                self.disconnects.append((owner, cmd))
+                if self.connected(owner, cmd.peer):
+                    self.links.discard(frozenset((owner, cmd.peer)))
+                    if cmd.peer in self.hubs:
+                        self.queue.append((cmd.peer, PeerDisconnected(owner)))
+            elif isinstance(cmd, Ban):
+                self.bans.append((owner, cmd))
+            elif isinstance(cmd, ReconcileFinished):
+                self.finished.append((owner, cmd))
+            elif isinstance(cmd, Dial):
+                self.dials.append((owner, cmd))
+
+    def publish(self, hub: Hub, record: Record) -> None:
+        """Store a record at ``hub`` and tell its engine, which announces it."""
+        hub.add_record(record)
+        self.queue.append((hub.peer, RecordsAdded(((record.ts, record.cid),))))
+
+    def run(self, until: float | None = None, max_events: int = 200_000) -> None:
+        """Deliver events, advancing the clock to due timers, until quiet or ``until``."""
+        for _ in range(max_events):
+            if self.queue:
+                owner, event = self.queue.popleft()
+                if owner in self.hubs:
+                    self.deliver(owner, event)
+                continue
+            if not self.timers:
+                return
+            (owner, timer), at = min(self.timers.items(), key=lambda kv: kv[1])
+            if until is not None and at > until:
+                self.now = until
+                return
+            del self.timers[(owner, timer)]
+            self.now = max(self.now, at)
+            self.deliver(owner, TimerFired(timer))
+        raise AssertionError("network did not go quiet")
+
+    def settle(self, seconds: float = 1.0) -> None:
+        """Run until nothing is left to do within ``seconds`` of virtual time."""
+        self.run(until=self.now + seconds)
+
+
+def quick_config(**changes: object) -> EngineConfig:
+    """An engine config for tests (the default alliance), with ``changes`` applied."""
+    return replace(EngineConfig(alliance=ALLIANCE), **changes)  # type: ignore[arg-type]

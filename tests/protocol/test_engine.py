@@ -1,0 +1,323 @@
+"""Engines joined by an in-memory network: convergence, hostile peers, cut transfers."""
+
+from __future__ import annotations
+
+import itertools
+import random
+
+from helpers import ALLIANCE, Hub, Network, make_key, make_record, quick_config
+
+from craftnet.archive import codec
+from craftnet.archive.cid import DAG_CBOR, Cid
+from craftnet.protocol.blocks import BlockConfig
+from craftnet.protocol.engine import (
+    CONNECTION_TRANSITIONS,
+    RECONCILE_TRANSITIONS,
+    Conn,
+    EngineConfig,
+    Rec,
+    mermaid,
+)
+from craftnet.protocol.events import BlocksWanted, PeerId
+from craftnet.protocol.framing import encode_frame, encode_varint
+from craftnet.protocol.messages import (
+    SUPPORTED_VERSIONS,
+    Announce,
+    Block,
+    End,
+    Hello,
+    Want,
+)
+from craftnet.protocol.reconcile import ReconConfig
+
+
+def _hubs_with_overlap(net: Network, shared: int, only_a: int, only_b: int) -> tuple[Hub, Hub]:
+    a = net.add(Hub("hub-lisbon", 1))
+    b = net.add(Hub("hub-nairobi", 2))
+    for n in range(shared):
+        record = make_record(a.key, n)
+        a.add_record(record)
+        b.add_record(record)
+    for n in range(only_a):
+        a.add_record(make_record(a.key, 1000 + n))
+    for n in range(only_b):
+        b.add_record(make_record(b.key, 2000 + n))
+    return a, b
+
+
+def test_two_hubs_with_different_records_converge() -> None:
+    net = Network()
+    a, b = _hubs_with_overlap(net, shared=40, only_a=7, only_b=5)
+
+    net.connect(a.peer, b.peer)
+    net.settle()
+
+    assert a.record_keys() == b.record_keys()
+    assert len(a.record_keys()) == 52
+    assert a.blocks.blocks == b.blocks.blocks
+    (done,) = [f for owner, f in net.finished if owner == a.peer]
+    assert (done.we_lacked, done.they_lacked) == (5, 7)
+    assert done.round_trips >= 1
+    assert a.engine.peers[b.peer].conn is Conn.READY
+    assert a.engine.peers[b.peer].rec is Rec.IDLE
+
+
+def test_linked_file_chunks_follow_their_record() -> None:
+    net = Network()
+    a, b = _hubs_with_overlap(net, shared=3, only_a=0, only_b=0)
+    chunks = [a.add_raw(f"G-code for the Maker's Fair loom, part {i}".encode()) for i in range(20)]
+    design = make_record(a.key, 77, links=tuple(chunks))
+    a.add_record(design)
+
+    net.connect(b.peer, a.peer)
+    net.settle()
+
+    assert design.cid in b.blocks.blocks
+    assert all(b.blocks.blocks[c] == a.blocks.blocks[c] for c in chunks)
+
+
+def test_hubs_in_a_line_converge_and_reconcile_again_later() -> None:
+    net = Network()
+    hubs = [net.add(Hub(f"hub-{i}", 10 + i)) for i in range(4)]
+    for i, hub in enumerate(hubs):
+        for n in range(5):
+            hub.add_record(make_record(hub.key, 100 * i + n))
+    for left, right in itertools.pairwise(hubs):
+        net.connect(left.peer, right.peer)
+    # Periodic reconcile carries records hop by hop along the line.
+    net.run(until=4 * EngineConfig(alliance=ALLIANCE).reconcile_interval)
+    keys = hubs[0].record_keys()
+    assert len(keys) == 20
+    assert all(h.record_keys() == keys for h in hubs)
+
+
+def test_an_announcement_brings_the_record_to_the_neighbour() -> None:
+    net = Network()
+    a, b = _hubs_with_overlap(net, shared=2, only_a=0, only_b=0)
+    net.connect(a.peer, b.peer)
+    net.settle()
+    fresh = make_record(a.key, 555)
+    reconciles = len(net.finished)
+
+    net.publish(a, fresh)
+    net.settle(0.5)
+
+    assert b.blocks.blocks[fresh.cid] == fresh.block
+    assert fresh.cid.bytes in {k[8:] for k in b.record_keys()}
+    assert len(net.finished) == reconciles  # it came by announcement, not by a reconcile
+
+
+def test_blocks_come_from_several_peers_at_once() -> None:
+    net = Network()
+    config = quick_config(blocks=BlockConfig(window=4, batch=2))
+    fetcher = net.add(Hub("hub-rural", 30, config))
+    sources = [net.add(Hub(f"hub-city-{i}", 31 + i)) for i in range(3)]
+    chunks = [f"Neo-Vernacular Design panel {i}".encode() for i in range(30)]
+    cids = []
+    for data in chunks:
+        for hub in sources:
+            cids.append(hub.add_raw(data))
+    for hub in sources:
+        net.connect(fetcher.peer, hub.peer)
+    net.settle()
+    served: dict[PeerId, int] = {}
+    original = fetcher.engine.exchange.receive
+
+    def counting(peer, msg, now):  # type: ignore[no-untyped-def]
+        if isinstance(msg, Block):
+            served[peer] = served.get(peer, 0) + 1
+        return original(peer, msg, now)
+
+    fetcher.engine.exchange.receive = counting  # type: ignore[method-assign]
+    net.queue.append((fetcher.peer, BlocksWanted(tuple(dict.fromkeys(cids)))))
+    net.settle()
+
+    assert all(c in fetcher.blocks.blocks for c in cids)
+    assert len(served) == 3, served
+    assert sum(served.values()) == 30  # every block fetched once: no duplicates
+
+
+def test_wrong_alliance_is_disconnected() -> None:
+    net = Network()
+    a = net.add(Hub("hub-a", 1))
+    b = net.add(Hub("hub-b", 2, quick_config(alliance="Intergenerational Making Cooperatives")))
+    net.connect(a.peer, b.peer)
+    net.settle()
+    assert not net.connected(a.peer, b.peer)
+    reasons = [d.reason for _, d in net.disconnects]
+    assert any("alliance" in r for r in reasons)
+
+
+def test_hostile_peer_is_scored_down_and_banned_while_honest_sync_proceeds() -> None:
+    net = Network()
+    a, b = _hubs_with_overlap(net, shared=20, only_a=10, only_b=10)
+    mallory = net.add_raw("mallory")
+    net.connect(a.peer, b.peer)
+    net.connect(mallory.peer, a.peer)
+    net.inject(mallory.peer, a.peer, encode_frame(Hello(SUPPORTED_VERSIONS, ALLIANCE)))
+    net.settle(0.1)
+    assert a.engine.peers[mallory.peer].conn is Conn.READY
+
+    # A flood of junk announcements over gossip, some with bad signatures.
+    key = make_key(666)
+    good = Announce.create(key, 1, (Cid.of(b"x"),))
+    forged = Announce(good.did, 2, good.records, (), bytes(64))
+    for i in range(60):
+        net.inject(mallory.peer, a.peer, encode_frame(forged if i % 10 == 0 else good), gossip=True)
+    # Garbage and a bad block on the sync stream.
+    net.inject(mallory.peer, a.peer, encode_varint(5) + b"\xff\xfe\xfd\xfc\xfb")
+    net.inject(mallory.peer, a.peer, encode_frame(Block(1, Cid.of(b"honest"), b"forged")))
+    net.settle(1.0)
+
+    assert not net.connected(mallory.peer, a.peer)
+    assert [ban for owner, ban in net.bans if ban.peer == mallory.peer]
+    assert a.engine.scores.is_banned(mallory.peer, net.now)
+    assert a.record_keys() == b.record_keys()
+    assert len(a.record_keys()) == 40
+
+    # A banned peer that dials again is turned away at once.
+    net.connect(mallory.peer, a.peer)
+    net.settle(0.1)
+    assert mallory.peer not in a.engine.peers
+
+
+def test_oversized_frame_cuts_the_connection_before_buffering() -> None:
+    net = Network()
+    a = net.add(Hub("hub-a", 1))
+    mallory = net.add_raw("mallory")
+    net.connect(mallory.peer, a.peer)
+    net.inject(mallory.peer, a.peer, encode_frame(Hello(SUPPORTED_VERSIONS, ALLIANCE)))
+    net.inject(mallory.peer, a.peer, encode_varint(1 << 40))
+    net.settle(0.1)
+    assert not net.connected(mallory.peer, a.peer)
+    assert a.engine.scores.offence_counts(mallory.peer) == {"oversized_frame": 1}
+
+
+def test_bad_blocks_are_never_stored_and_the_block_is_fetched_elsewhere() -> None:
+    net = Network()
+    a = net.add(Hub("hub-a", 1))
+    honest = net.add(Hub("hub-honest", 2))
+    record = make_record(honest.key, 1)
+    honest.add_record(record)
+    mallory = net.add_raw("mallory")
+    net.connect(a.peer, mallory.peer)
+    net.inject(mallory.peer, a.peer, encode_frame(Hello(SUPPORTED_VERSIONS, ALLIANCE)))
+    net.settle(0.1)
+    net.queue.append((a.peer, BlocksWanted((record.cid,))))
+    net.settle(0.1)
+    (want,) = [m for m in mallory.messages_from(a.peer) if isinstance(m, Want)]
+    assert want.have_only
+    # Mallory claims to have it, then sends bytes that do not match the CID.
+    forged = codec.encode({"title": "forged"})
+    net.inject(mallory.peer, a.peer, encode_frame(Block(want.req, record.cid, forged)))
+    net.settle(0.1)
+    assert record.cid not in a.blocks.blocks
+    assert a.engine.scores.offence_counts(mallory.peer).get("bad_block") == 1
+
+    net.connect(a.peer, honest.peer)
+    net.settle(1.0)
+    assert a.blocks.blocks[record.cid] == record.block
+    assert Cid.of(forged, DAG_CBOR) not in a.blocks.blocks
+
+
+def test_record_with_a_bad_signature_is_refused() -> None:
+    net = Network()
+    a = net.add(Hub("hub-a", 1))
+    mallory = net.add_raw("mallory")
+    net.connect(a.peer, mallory.peer)
+    net.inject(mallory.peer, a.peer, encode_frame(Hello(SUPPORTED_VERSIONS, ALLIANCE)))
+    record = make_record(make_key(9), 1)
+    tampered = dict(codec.decode(record.block))
+    tampered["sig"] = bytes(64)
+    block = codec.encode(tampered)
+    cid = Cid.of(block, DAG_CBOR)
+    net.queue.append((a.peer, BlocksWanted((cid,))))
+    net.settle(0.1)
+    (want,) = [m for m in mallory.messages_from(a.peer) if isinstance(m, Want)]
+    net.inject(mallory.peer, a.peer, encode_frame(Block(want.req, cid, block)))
+    net.inject(mallory.peer, a.peer, encode_frame(End(want.req)))
+    net.settle(0.1)
+    assert cid not in a.blocks.blocks
+    assert a.engine.scores.offence_counts(mallory.peer).get("invalid_signature") == 1
+
+
+def test_a_cut_reconcile_is_never_taken_as_complete() -> None:
+    net = Network()
+    small_frames = quick_config(recon=ReconConfig(buckets=4, leaf_size=4, ranges_per_frame=2))
+    a = net.add(Hub("hub-lisbon", 1, small_frames))
+    b = net.add(Hub("hub-nairobi", 2, small_frames))
+    for n in range(300):
+        record = make_record(a.key, n)
+        a.add_record(record)
+        b.add_record(record)
+    for n in range(40):
+        a.add_record(make_record(a.key, 1000 + n))
+        b.add_record(make_record(b.key, 2000 + n))
+    # The link dies inside a reconcile message that spans many frames.
+    net.cut_after[frozenset((a.peer, b.peer))] = 1500
+    net.connect(a.peer, b.peer)
+    net.settle()
+    assert net.bytes_sent > 500  # hellos and whole frames went through first
+    assert not net.finished
+    assert len(a.record_keys()) == len(b.record_keys()) == 340
+    # Reconnected, the hubs finish the job.
+    net.connect(a.peer, b.peer)
+    net.settle()
+    assert a.record_keys() == b.record_keys()
+    assert len(a.record_keys()) == 380
+
+
+def test_a_cut_block_transfer_resumes_from_the_saved_want_list() -> None:
+    net = Network()
+    config = quick_config(blocks=BlockConfig(window=2, batch=1))
+    a = net.add(Hub("hub-rural", 1, config))
+    b = net.add(Hub("hub-city", 2))
+    chunks = [b.add_raw(random.Random(i).randbytes(3000)) for i in range(30)]
+    net.connect(a.peer, b.peer)
+    net.settle()
+    net.queue.append((a.peer, BlocksWanted(tuple(chunks))))
+    net.cut_after[frozenset((a.peer, b.peer))] = 20_000
+    net.settle()
+    got = [c for c in chunks if c in a.blocks.blocks]
+    assert 0 < len(got) < len(chunks)
+    saved = a.engine.exchange.export_wants()
+
+    # The hub restarts: a new engine over the same blocks, with the saved want list.
+    restarted = Hub("hub-rural", 1, config)
+    restarted.blocks = a.blocks
+    restarted.engine.exchange.blocks = a.blocks
+    assert restarted.engine.exchange.import_wants(saved) == len(chunks) - len(got)
+    net.hubs[a.peer] = restarted
+    net.connect(a.peer, b.peer)
+    net.settle()
+    assert all(c in restarted.blocks.blocks for c in chunks)
+
+
+def test_message_before_hello_closes_the_connection() -> None:
+    net = Network()
+    a = net.add(Hub("hub-a", 1))
+    mallory = net.add_raw("mallory")
+    net.connect(mallory.peer, a.peer)
+    net.inject(mallory.peer, a.peer, encode_frame(End(1)))
+    net.settle(0.1)
+    assert not net.connected(mallory.peer, a.peer)
+
+
+def test_silent_peer_times_out_in_handshake() -> None:
+    net = Network()
+    a = net.add(Hub("hub-a", 1))
+    mallory = net.add_raw("mallory")
+    net.connect(mallory.peer, a.peer)
+    net.settle(30)
+    assert mallory.peer not in a.engine.peers
+    assert not a.engine.scores.offence_counts(mallory.peer)
+
+
+def test_state_diagrams_cover_every_state() -> None:
+    conn = mermaid(CONNECTION_TRANSITIONS)
+    rec = mermaid(RECONCILE_TRANSITIONS)
+    assert conn.startswith("stateDiagram-v2")
+    for state in Conn:
+        assert state.name in conn
+    for state in Rec:
+        assert state.name in rec
