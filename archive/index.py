@@ -41,8 +41,7 @@ from craftnet.archive.key_facts import is_did_text, put_key_facts
 from craftnet.archive.records import Record
 from craftnet.archive.schemas import check_type_name, schema_for, validate_body, validate_record
 from craftnet.archive.store import ReadTxn, Store, WriteTxn, prefix_end
-from craftnet.identity.errors import IdentityError
-from craftnet.identity.keys import PrivateKey, PublicKey, parse_did
+from craftnet.identity.keys import PrivateKey
 
 _TS: Final = struct.Struct(">Q")
 _SEP: Final = b"\x00"
@@ -127,22 +126,6 @@ class IngestReport:
 BlockInput = bytes | tuple[Cid, bytes]
 
 
-class _Verifier:
-    """Verifies signatures, parsing each author's did:key once per ingest."""
-
-    def __init__(self) -> None:
-        self._keys: dict[str, PublicKey] = {}
-
-    def verify(self, record: Record) -> None:
-        key = self._keys.get(record.author)
-        try:
-            if key is None:
-                key = self._keys[record.author] = parse_did(record.author)
-            key.verify(record.sig, codec.encode(record.unsigned()))
-        except IdentityError as exc:
-            raise RecordError(f"record {record.cid}: {exc}") from exc
-
-
 def _parse(item: BlockInput) -> Record:
     if isinstance(item, tuple):
         cid, block = item
@@ -169,15 +152,14 @@ def ingest_records(
     if batch_size is not None and batch_size < 1:
         raise QueryError("batch_size must be at least 1")
     report = IngestReport()
-    verifier = _Verifier() if verify else None
     batch: list[tuple[int, BlockInput]] = []
     for index, item in enumerate(blocks):
         batch.append((index, item))
         if batch_size is not None and len(batch) >= batch_size:
-            _ingest_batch(store, batch, verifier, strict, report)
+            _ingest_batch(store, batch, verify, strict, report)
             batch = []
     if batch:
-        _ingest_batch(store, batch, verifier, strict, report)
+        _ingest_batch(store, batch, verify, strict, report)
     report.rejected.sort(key=lambda rejected: rejected.index)
     return report
 
@@ -185,7 +167,7 @@ def ingest_records(
 def _ingest_batch(
     store: Store,
     batch: Sequence[tuple[int, BlockInput]],
-    verifier: _Verifier | None,
+    verify: bool,
     strict: bool,
     report: IngestReport,
 ) -> None:
@@ -210,9 +192,9 @@ def _ingest_batch(
         if record.cid in present or record.cid in seen:
             report.duplicates.append(record.cid)
             continue
-        if verifier is not None:
+        if verify:
             try:
-                verifier.verify(record)
+                record.verify()
             except RecordError as exc:
                 if strict:
                     raise
@@ -251,6 +233,32 @@ def publish(
     record = Record.create(key, type, body, links, ts=ts, clock=clock, v=v)
     store.transact(lambda txn: put_record(txn, record))
     return record
+
+
+Draft = tuple[str, Mapping[str, Any], Iterable[Cid]]
+
+
+def publish_many(
+    store: Store,
+    key: PrivateKey,
+    drafts: Iterable[Draft],
+    clock: HybridClock | None = None,
+) -> list[Record]:
+    """Check, sign and store many ``(type, body, links)`` drafts in one transaction.
+
+    Every draft is checked and signed before anything is written, so a bad draft
+    raises :class:`SchemaError` and nothing is stored.
+    """
+    clock = clock or HybridClock()
+    records: list[Record] = []
+    for rtype, body, links in drafts:
+        links = tuple(links)
+        schema = schema_for(rtype)
+        v = schema.version if schema is not None else 1
+        validate_body(rtype, v, body, links, key.did)
+        records.append(Record.create(key, rtype, body, links, clock=clock, v=v))
+    put_records(store, records)
+    return records
 
 
 # -- reading --------------------------------------------------------------------------

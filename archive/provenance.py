@@ -114,8 +114,7 @@ class ProvenanceGraph:
             "truncated": self.truncated,
             "nodes": [_node_dict(node) for node in self.nodes.values()],
             "edges": [
-                {"child": str(e.child), "parent": str(e.parent), "kind": e.kind}
-                for e in self.edges
+                {"child": str(e.child), "parent": str(e.parent), "kind": e.kind} for e in self.edges
             ],
             "warnings": [
                 {
@@ -200,9 +199,7 @@ class _Walker:
             return False
         record = self.load(cid)
         if record is None:
-            status: NodeStatus = (
-                "not-a-record" if self.txn.has("blocks", cid.bytes) else "missing"
-            )
+            status: NodeStatus = "not-a-record" if self.txn.has("blocks", cid.bytes) else "missing"
             self.graph.nodes[cid] = ProvenanceNode(cid, status, role, depth)
             return True
         self.graph.nodes[cid] = ProvenanceNode(
@@ -231,8 +228,10 @@ class _Walker:
             if len(found) >= 2 * MAX_ATTESTATIONS_PER_NODE:
                 break
             att = self.load(cid)
-            if att is not None and att.type == "attestation" and att.body.get("design") == (
-                record.cid
+            if (
+                att is not None
+                and att.type == "attestation"
+                and att.body.get("design") == (record.cid)
             ):
                 found.append(_attestation_info(att, "record"))
         return tuple(found)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
+from functools import lru_cache
 from typing import Any, Final
 
 from craftnet.archive import codec
@@ -18,12 +19,18 @@ from craftnet.archive.cid import DAG_CBOR, Cid
 from craftnet.archive.errors import CodecError, RecordError
 from craftnet.archive.hlc import MAX_TS, HybridClock
 from craftnet.identity.errors import IdentityError
-from craftnet.identity.keys import PrivateKey, parse_did
+from craftnet.identity.keys import SIGNATURE_SIZE, PrivateKey, PublicKey, parse_did
 
 ENVELOPE_KEYS: Final = frozenset({"type", "v", "author", "body", "links", "ts", "sig"})
 MAX_RECORD_SIZE: Final = 256 * 1024
 MAX_TYPE_LEN: Final = 64
 MAX_LINKS: Final = 4096
+# In canonical DAG-CBOR the envelope's keys sort as v, ts, sig, body, type, links, author,
+# and an encoded map is its header followed by its entries. So the signed bytes are the
+# block with the "sig" entry cut out and the header's count lowered by one.
+_SIG_ENTRY: Final = b"\x63sig\x58\x40"
+_MAP7: Final = 0xA7
+_MAP6: Final = b"\xa6"
 
 
 @dataclass(frozen=True, slots=True)
@@ -117,12 +124,42 @@ class Record:
             "ts": self.ts,
         }
 
+    def signed_bytes(self) -> bytes:
+        """The canonical encoding of :meth:`unsigned`, the bytes ``sig`` signs."""
+        at = 1 + 2 + _uint_size(self.v) + 3 + _uint_size(self.ts)  # header, v entry, ts entry
+        end = at + len(_SIG_ENTRY) + SIGNATURE_SIZE
+        if self.block[0] == _MAP7 and self.block[at:end] == _SIG_ENTRY + self.sig:
+            return _MAP6 + self.block[1:at] + self.block[end:]
+        return codec.encode(self.unsigned())
+
     def verify(self) -> None:
         """Raise :class:`RecordError` unless ``sig`` is the author's strict signature."""
         try:
-            parse_did(self.author).verify(self.sig, codec.encode(self.unsigned()))
+            author_key(self.author).verify(self.sig, self.signed_bytes())
         except IdentityError as exc:
             raise RecordError(f"record {self.cid}: {exc}") from exc
+
+
+def _uint_size(value: int) -> int:
+    """Bytes an unsigned integer takes in CBOR, header included."""
+    if value < 24:
+        return 1
+    if value < 2**8:
+        return 2
+    if value < 2**16:
+        return 3
+    return 5 if value < 2**32 else 9
+
+
+@lru_cache(maxsize=4096)
+def author_key(did: str) -> PublicKey:
+    """Parse and check an author's did:key, remembering the few thousand most recent.
+
+    Hubs see the same authors again and again; parsing (base58, canonical-form and
+    small-order checks) costs more than a CBOR decode, so it is done once per author.
+    Only successes are cached: a bad did raises every time.
+    """
+    return parse_did(did)
 
 
 def _check_envelope(value: dict[str, Any]) -> None:
@@ -139,7 +176,7 @@ def _check_envelope(value: dict[str, Any]) -> None:
     if not isinstance(value["author"], str):
         raise RecordError("record author must be a did:key string")
     try:
-        parse_did(value["author"])
+        author_key(value["author"])
     except IdentityError as exc:
         raise RecordError(f"record author: {exc}") from exc
     if not isinstance(value["body"], dict):

@@ -64,7 +64,17 @@ ATTESTATION_KINDS: Final = ("skill", "living-heritage", "fabricated")
 SKILL_LEVELS: Final = ("apprentice", "journeyman", "master")
 
 Kind = Literal[
-    "line", "text", "lines", "cid", "cids", "did", "ts", "steps", "licence", "language", "slug",
+    "line",
+    "text",
+    "lines",
+    "cid",
+    "cids",
+    "did",
+    "ts",
+    "steps",
+    "licence",
+    "language",
+    "slug",
     "choice",
 ]
 
@@ -136,15 +146,22 @@ SCHEMAS: Final[dict[str, Schema]] = {
                 FieldSpec("tradition", "line", "the craft tradition it belongs to"),
                 FieldSpec("region", "line", "where it is practised"),
                 FieldSpec(
-                    "language", "language", "BCP-47 tag of the text, e.g. 'en' or 'pt-BR'",
+                    "language",
+                    "language",
+                    "BCP-47 tag of the text, e.g. 'en' or 'pt-BR'",
                     max_len=MAX_LANGUAGE_TAG,
                 ),
                 _MATERIALS,
                 FieldSpec("tools", "lines", "tools needed", max_items=64),
                 FieldSpec(
-                    "steps", "steps",
+                    "steps",
+                    "steps",
                     "ordered steps, each {text, media: [CID]}; media are links",
-                    required=True, max_len=4000, min_items=1, max_items=200, link=True,
+                    required=True,
+                    max_len=4000,
+                    min_items=1,
+                    max_items=200,
+                    link=True,
                 ),
                 _LICENCE,
             ),
@@ -159,11 +176,15 @@ SCHEMAS: Final[dict[str, Schema]] = {
                 FieldSpec("files", "cids", "CIDs of file nodes; links", max_items=256, link=True),
                 _LICENCE,
                 FieldSpec(
-                    "derived_from", "cids", "CIDs of the designs it derives from; links",
-                    max_items=64, link=True,
+                    "derived_from",
+                    "cids",
+                    "CIDs of the designs it derives from; links",
+                    max_items=64,
+                    link=True,
                 ),
                 FieldSpec(
-                    "process", "slug",
+                    "process",
+                    "slug",
                     f"fabrication process, a slug such as {', '.join(KNOWN_PROCESSES)}",
                     max_len=64,
                 ),
@@ -178,13 +199,18 @@ SCHEMAS: Final[dict[str, Schema]] = {
             (
                 FieldSpec("subject", "did", "did:key of the artisan it is about", required=True),
                 FieldSpec(
-                    "kind", "choice", "skill, living-heritage (a Human Treasure) or fabricated",
-                    required=True, choices=ATTESTATION_KINDS,
+                    "kind",
+                    "choice",
+                    "skill, living-heritage (a Human Treasure) or fabricated",
+                    required=True,
+                    choices=ATTESTATION_KINDS,
                 ),
                 FieldSpec("skill", "line", "the skill vouched for (kind 'skill')"),
                 FieldSpec("level", "choice", "skill level", choices=SKILL_LEVELS),
                 FieldSpec(
-                    "design", "cid", "the design fabricated (kind 'fabricated'); a link",
+                    "design",
+                    "cid",
+                    "the design fabricated (kind 'fabricated'); a link",
                     link=True,
                 ),
                 FieldSpec("note", "text", "free text", max_len=2000),
@@ -218,7 +244,9 @@ SCHEMAS: Final[dict[str, Schema]] = {
             (
                 FieldSpec("did", "did", "did:key of the revoked key", required=True),
                 FieldSpec(
-                    "since", "ts", "HLC timestamp from which the key's records are void",
+                    "since",
+                    "ts",
+                    "HLC timestamp from which the key's records are void",
                     required=True,
                 ),
                 FieldSpec("reason", "line", "why it was revoked", required=True, max_len=500),
@@ -236,11 +264,7 @@ def schema_for(rtype: str) -> Schema | None:
 
 def check_type_name(rtype: object) -> str:
     """Return ``rtype`` if it is a valid record type name (a lower-case slug)."""
-    if (
-        not isinstance(rtype, str)
-        or len(rtype) > MAX_TYPE_NAME
-        or not TYPE_NAME.fullmatch(rtype)
-    ):
+    if not isinstance(rtype, str) or len(rtype) > MAX_TYPE_NAME or not TYPE_NAME.fullmatch(rtype):
         raise SchemaError(
             f"record type {rtype!r:.80} is not a lower-case slug like 'design' or 'key-succession'"
         )
@@ -334,7 +358,8 @@ def _check_field(rtype: str, spec: FieldSpec, value: object) -> list[Cid]:
             media = step.get("media", [])
             if not isinstance(media, list) or len(media) > MAX_STEP_MEDIA:
                 raise _fail(
-                    rtype, spec.name + where + ".media",
+                    rtype,
+                    spec.name + where + ".media",
                     f"must be a list of at most {MAX_STEP_MEDIA} CIDs",
                 )
             cids.extend(_check_cids(rtype, spec.name + where + ".media", media))
