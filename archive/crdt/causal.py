@@ -118,6 +118,9 @@ def _run(ledger: Ledger, queue: list[Op], now_ms: int | None, max_drift_ms: int)
     outcomes: list[Outcome] = []
     while queue:
         op = queue.pop()
+        status = ledger.status(op.cid)
+        if status is not None and status.state in DONE:
+            continue  # it waited for several operations that arrived together
         outcome = _try(ledger, op, now_ms, max_drift_ms)
         outcomes.append(outcome)
         if outcome.status in DONE:
