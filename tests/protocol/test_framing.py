@@ -1,0 +1,242 @@
+"""Frames and messages: round trips, arbitrary splitting, and hostile bytes."""
+
+from __future__ import annotations
+
+import cbor2
+import pytest
+from helpers import ALLIANCE, make_key
+from hypothesis import given
+from hypothesis import strategies as st
+
+from craftnet.archive import codec
+from craftnet.archive.cid import Cid
+from craftnet.identity.errors import BadSignature
+from craftnet.protocol.errors import (
+    FrameError,
+    FrameTooLarge,
+    LocalProtocolError,
+    MalformedMessage,
+    RemoteProtocolError,
+    TruncatedFrame,
+    UnsupportedVersion,
+)
+from craftnet.protocol.framing import (
+    FrameDecoder,
+    decode_body,
+    decode_varint,
+    encode_frame,
+    encode_varint,
+)
+from craftnet.protocol.messages import (
+    RANGE_FINGERPRINT,
+    RANGE_SKIP,
+    Announce,
+    Block,
+    DontHave,
+    End,
+    Have,
+    Hello,
+    Message,
+    Recon,
+    ReconRange,
+    Want,
+    to_wire,
+)
+
+CID = Cid.of(b"Adopt-a-Workshop lathe manual")
+KEY = make_key(7)
+
+EXAMPLES: list[Message] = [
+    Hello((1,), ALLIANCE),
+    Announce.create(KEY, 42, (CID,), (Cid.of(b"head"),)),
+    Want(1, (CID,), False),
+    Want(2, (CID, CID), True),
+    Have(2, (CID,)),
+    DontHave(2, (CID,)),
+    Block(1, CID, b"Adopt-a-Workshop lathe manual"),
+    End(1),
+    Recon(
+        9,
+        True,
+        0,
+        bytes(16),
+        (ReconRange(b"\x01", RANGE_FINGERPRINT, bytes(16)), ReconRange(None, RANGE_SKIP)),
+        (bytes(44),),
+        True,
+    ),
+]
+
+
+def _stream() -> bytes:
+    return b"".join(encode_frame(m) for m in EXAMPLES)
+
+
+def _body(wire: dict[str, object]) -> bytes:
+    return codec.encode(wire)
+
+
+@pytest.mark.parametrize("message", EXAMPLES, ids=lambda m: m.KIND)
+def test_every_message_round_trips(message: Message) -> None:
+    decoder = FrameDecoder()
+    decoder.receive_data(encode_frame(message))
+    assert decoder.next_message() == message
+    assert decoder.next_message() is None
+    decoder.receive_eof()
+
+
+@given(st.lists(st.integers(min_value=0, max_value=len(_stream())), max_size=30))
+def test_any_split_of_a_stream_decodes_the_same(cuts: list[int]) -> None:
+    stream = _stream()
+    points = sorted(set(cuts))
+    decoder = FrameDecoder()
+    got: list[Message] = []
+    for start, stop in zip([0, *points], [*points, len(stream)], strict=True):
+        decoder.receive_data(stream[start:stop])
+        while (message := decoder.next_message()) is not None:
+            got.append(message)
+    decoder.receive_eof()
+    assert got == EXAMPLES
+
+
+@given(st.integers(min_value=0, max_value=2**63 - 1))
+def test_varints_round_trip(value: int) -> None:
+    data = encode_varint(value)
+    assert decode_varint(data) == (value, len(data))
+    assert decode_varint(data[:-1]) is None
+
+
+def test_oversized_length_is_refused_before_the_body_arrives() -> None:
+    decoder = FrameDecoder(max_frame_size=1024)
+    decoder.receive_data(encode_varint(1025))
+    with pytest.raises(FrameTooLarge, match="limit is 1024"):
+        decoder.next_message()
+    # The stream cannot be resynchronised: it stays broken.
+    decoder.receive_data(encode_frame(End(1)))
+    with pytest.raises(FrameTooLarge):
+        decoder.next_message()
+    assert decoder.broken
+
+
+def test_a_too_large_message_is_a_local_error() -> None:
+    with pytest.raises(LocalProtocolError, match="frame limit"):
+        encode_frame(Block(1, CID, bytes(2000)), max_frame_size=1000)
+
+
+def test_truncated_frame_at_end_of_stream() -> None:
+    frame = encode_frame(Block(1, CID, b"x" * 100))
+    decoder = FrameDecoder()
+    decoder.receive_data(frame[:-1])
+    assert decoder.next_message() is None
+    with pytest.raises(TruncatedFrame, match="stream ended inside a frame"):
+        decoder.receive_eof()
+
+
+def test_non_minimal_or_endless_varint_is_refused() -> None:
+    for prefix in (b"\x81\x00", b"\xff" * 10):
+        decoder = FrameDecoder()
+        decoder.receive_data(prefix + b"\x00" * 4)
+        with pytest.raises(FrameError):
+            decoder.next_message()
+
+
+def test_empty_frame_is_refused() -> None:
+    decoder = FrameDecoder()
+    decoder.receive_data(b"\x00")
+    with pytest.raises(FrameError, match="empty"):
+        decoder.next_message()
+
+
+def test_garbage_body_is_skipped_with_an_error() -> None:
+    decoder = FrameDecoder()
+    decoder.receive_data(encode_varint(4) + b"\xff\x00\xfe\x01" + encode_frame(End(3)))
+    with pytest.raises(FrameError):
+        decoder.next_message()
+    assert not decoder.broken
+    assert decoder.next_message() == End(3)
+
+
+@given(st.binary(max_size=200))
+def test_random_bytes_never_escape_the_error_hierarchy(data: bytes) -> None:
+    decoder = FrameDecoder(max_frame_size=4096)
+    decoder.receive_data(data)
+    for _ in range(50):
+        try:
+            if decoder.next_message() is None:
+                break
+        except RemoteProtocolError:
+            if decoder.broken:
+                break
+
+
+def test_non_canonical_cbor_is_refused() -> None:
+    wire = to_wire(End(5))
+    unsorted = cbor2.dumps(dict(reversed(list(wire.items()))))
+    assert unsorted != codec.encode(wire)
+    with pytest.raises(FrameError, match="canonical"):
+        decode_body(unsorted)
+    long_int = codec.encode(wire).replace(b"\x63req\x05", b"\x63req\x18\x05")
+    with pytest.raises(FrameError):
+        decode_body(long_int)
+
+
+def test_unknown_version_and_type() -> None:
+    with pytest.raises(UnsupportedVersion, match="upgrade"):
+        decode_body(_body({**to_wire(End(1)), "v": 2}))
+    with pytest.raises(MalformedMessage, match="unknown message type"):
+        decode_body(_body({**to_wire(End(1)), "t": "gimme"}))
+    with pytest.raises(MalformedMessage, match="version"):
+        decode_body(_body({"t": "end", "req": 1}))
+    with pytest.raises(MalformedMessage, match="map"):
+        decode_body(_body([1, "end"]))
+
+
+@pytest.mark.parametrize(
+    ("message", "field", "bad"),
+    [
+        (End(1), "req", True),
+        (End(1), "req", "1"),
+        (End(1), "req", -1),
+        (Want(1, (CID,)), "ho", 1),
+        (Want(1, (CID,)), "cids", [CID.bytes]),
+        (Want(1, (CID,)), "cids", []),
+        (Want(1, (CID,)), "cids", [CID] * 1025),
+        (Block(1, CID, b"x"), "data", "x"),
+        (Block(1, CID, b"x"), "cid", str(CID)),
+        (Hello((1,), ALLIANCE), "vs", []),
+        (Hello((1,), ALLIANCE), "vs", [True]),
+        (Hello((1,), ALLIANCE), "al", ""),
+        (EXAMPLES[1], "did", "did:key:zNotAKey"),
+        (EXAMPLES[1], "sig", b"short"),
+        (EXAMPLES[-1], "rg", [[None, 9, b""]]),
+        (EXAMPLES[-1], "rg", [[None, 1]]),
+        (EXAMPLES[-1], "rg", [["up", 1, b""]]),
+        (EXAMPLES[-1], "gf", [b"short"]),
+        (EXAMPLES[-1], "last", 1),
+    ],
+)
+def test_wrong_field_types_are_malformed(message: Message, field: str, bad: object) -> None:
+    wire = to_wire(message)
+    wire[field] = bad
+    with pytest.raises(MalformedMessage):
+        decode_body(_body(wire))
+
+
+def test_missing_and_extra_fields_are_malformed() -> None:
+    wire = to_wire(Want(1, (CID,)))
+    del wire["ho"]
+    with pytest.raises(MalformedMessage, match="expected"):
+        decode_body(_body(wire))
+    with pytest.raises(MalformedMessage, match="expected"):
+        decode_body(_body({**to_wire(End(1)), "extra": 1}))
+
+
+def test_announcement_signature_covers_every_field() -> None:
+    announce = Announce.create(KEY, 42, (CID,))
+    announce.verify()
+    for changed in (
+        Announce(announce.did, 43, announce.records, announce.heads, announce.sig),
+        Announce(announce.did, 42, (), (CID,), announce.sig),
+        Announce(make_key(8).did, 42, announce.records, announce.heads, announce.sig),
+    ):
+        with pytest.raises(BadSignature):
+            changed.verify()
