@@ -81,6 +81,19 @@ class Revocation:
     reason: str = ""
     compromised_since: int | None = None
 
+    @classmethod
+    def void_from(cls, did: str, issued: int, since: int, reason: str = "") -> Revocation:
+        """The fact a revocation record states: issued at ``issued``, ``did`` void from ``since``.
+
+        ``since`` before ``issued`` means a compromise discovered late; ``since`` at or
+        after ``issued`` is a plain retirement from ``since`` on.
+        """
+        _check_ts(issued, "a revocation's issue time")
+        _check_ts(since, "a revocation's since")
+        if since >= issued:
+            return cls(did, since, reason)
+        return cls(did, issued, reason, compromised_since=since)
+
     def __post_init__(self) -> None:
         _check_did(self.did, "the revoked key")
         _check_ts(self.ts, "a revocation's ts")

@@ -75,6 +75,18 @@ def test_compromise_voids_records_from_the_compromise_on() -> None:
     assert not history.valid_at(WORKSHOP, 4_000)
 
 
+def test_revocation_records_map_to_facts() -> None:
+    # A revocation record says: issued at `issued`, the key's records are void from `since`.
+    late = Revocation.void_from(WORKSHOP, issued=5_000, since=3_000, reason="laptop stolen")
+    assert late == Revocation(WORKSHOP, 5_000, "laptop stolen", compromised_since=3_000)
+    now = Revocation.void_from(WORKSHOP, issued=5_000, since=5_000, reason="retired")
+    assert now == Revocation(WORKSHOP, 5_000, "retired")
+    planned = Revocation.void_from(WORKSHOP, issued=5_000, since=9_000, reason="moving hub")
+    assert planned == Revocation(WORKSHOP, 9_000, "moving hub")
+    with pytest.raises(SuccessionError, match="integer"):
+        Revocation.void_from(WORKSHOP, issued=5_000, since=None)  # type: ignore[arg-type]
+
+
 def test_earliest_revocation_and_compromise_win() -> None:
     history = KeyHistory(
         [
