@@ -17,6 +17,7 @@ tests), and the store-backed one in :mod:`craftnet.archive.crdt.documents`.
 
 from __future__ import annotations
 
+from collections import deque
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Final, Literal, Protocol
@@ -114,10 +115,11 @@ def redeliver(
     return _run(ledger, list(ops), now_ms, max_drift_ms)
 
 
-def _run(ledger: Ledger, queue: list[Op], now_ms: int | None, max_drift_ms: int) -> list[Outcome]:
+def _run(ledger: Ledger, ops: list[Op], now_ms: int | None, max_drift_ms: int) -> list[Outcome]:
     outcomes: list[Outcome] = []
+    queue = deque(ops)
     while queue:
-        op = queue.pop()
+        op = queue.popleft()
         status = ledger.status(op.cid)
         if status is not None and status.state in DONE:
             continue  # it waited for several operations that arrived together
