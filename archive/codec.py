@@ -92,8 +92,27 @@ def _check_decoded(value: Any, depth: int) -> None:
             _check_decoded(item, depth + 1)
     elif kind is float:
         raise CodecError("floats are not allowed in craftnet data")
-    elif not (kind in (str, bytes, int, bool, Cid) or value is None):
+    elif kind is int:
+        # cbor2 turns bignum tags (2, 3) into ints without calling the tag hook.
+        if not _INT_MIN <= value <= _INT_MAX:
+            raise CodecError(f"integer {value} is outside the 64-bit range DAG-CBOR allows")
+    elif not (kind in (str, bytes, bool, Cid) or value is None):
         raise CodecError(f"CBOR item of type {kind.__name__} is not allowed in DAG-CBOR")
+
+
+def _encode_link(encoder: Any, value: Any) -> None:
+    if type(value) is not Cid:
+        raise CodecError(f"cannot encode a {type(value).__name__} as DAG-CBOR")
+    encoder.encode(cbor2.CBORTag(_LINK_TAG, b"\x00" + value.bytes))
+
+
+def _encode_checked(value: Any) -> bytes:
+    """Encode a value :func:`_check_decoded` accepted, without copying it first.
+
+    Such a value holds only the types cbor2 writes as DAG-CBOR by itself, plus links,
+    so the encoder's C fast path can run over it directly.
+    """
+    return cbor2.dumps(value, canonical=True, default=_encode_link)
 
 
 def decode(
@@ -119,6 +138,6 @@ def decode(
         detail = f"{exc}: {exc.__cause__}" if exc.__cause__ else str(exc)
         raise CodecError(f"not valid CBOR: {detail}") from exc
     _check_decoded(value, 0)
-    if encode(value) != data:
+    if _encode_checked(value) != data:
         raise CodecError("not canonical DAG-CBOR (key order, integer size or trailing bytes)")
     return value

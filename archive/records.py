@@ -71,8 +71,11 @@ class Record:
             "ts": ts,
         }
         _check_envelope(unsigned)
-        sig = key.sign(codec.encode(unsigned))
-        block = codec.encode({**unsigned, "sig": sig})
+        signed = codec.encode(unsigned)
+        sig = key.sign(signed)
+        # Splice the sig entry in where canonical order puts it (see signed_bytes).
+        at = _sig_offset(v, ts)
+        block = bytes([_MAP7]) + signed[1:at] + _SIG_ENTRY + sig + signed[at:]
         if len(block) > MAX_RECORD_SIZE:
             raise RecordError(
                 f"record is {len(block)} bytes; the limit is {MAX_RECORD_SIZE}. "
@@ -126,7 +129,7 @@ class Record:
 
     def signed_bytes(self) -> bytes:
         """The canonical encoding of :meth:`unsigned`, the bytes ``sig`` signs."""
-        at = 1 + 2 + _uint_size(self.v) + 3 + _uint_size(self.ts)  # header, v entry, ts entry
+        at = _sig_offset(self.v, self.ts)
         end = at + len(_SIG_ENTRY) + SIGNATURE_SIZE
         if self.block[0] == _MAP7 and self.block[at:end] == _SIG_ENTRY + self.sig:
             return _MAP6 + self.block[1:at] + self.block[end:]
@@ -138,6 +141,11 @@ class Record:
             author_key(self.author).verify(self.sig, self.signed_bytes())
         except IdentityError as exc:
             raise RecordError(f"record {self.cid}: {exc}") from exc
+
+
+def _sig_offset(v: int, ts: int) -> int:
+    """Where the sig entry starts in a record block: after the header, v and ts entries."""
+    return 1 + 2 + _uint_size(v) + 3 + _uint_size(ts)
 
 
 def _uint_size(value: int) -> int:

@@ -123,6 +123,8 @@ HOSTILE = {
     "tag 0 (date string)": "c0 74 323032362d31312d32355431323a30303a30305a",
     "tag 1 (epoch)": "c1 00",
     "tag 2 (bignum)": "c2 41 01",
+    "tag 2 bignum beyond 64 bits": "c2 49 01 0000000000000000",
+    "tag 3 negative bignum beyond 64 bits": "c3 49 01 0000000000000000",
     "tag 43": "d8 2b 40",
     "tag 258 (set)": "d9 0102 81 01",
     "tag 28 (shared value)": "d8 1c 80",

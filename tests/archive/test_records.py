@@ -222,6 +222,7 @@ def test_signed_bytes_are_the_canonical_unsigned_envelope(v: int, ts: int, sig: 
     # for every v, ts and signature length (odd lengths take the slow path).
     record = Record.create(ARTISAN, "technique", {"title": "Raku"}, [FILE], ts=ts, v=v)
     forged = Record.from_block(codec.encode({**record.unsigned(), "sig": sig}))
+    assert record.block == codec.encode({**record.unsigned(), "sig": record.sig})
     assert record.signed_bytes() == codec.encode(record.unsigned())
     assert forged.signed_bytes() == codec.encode(record.unsigned())
 
