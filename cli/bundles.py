@@ -19,6 +19,7 @@ from rich.progress import (
 
 from craftnet.archive.bundle import export_car, import_car
 from craftnet.archive.cid import Cid
+from craftnet.archive.errors import BundleError
 from craftnet.cli.context import App, pass_app
 from craftnet.cli.params import CID
 from craftnet.cli.render import human_size
@@ -32,7 +33,8 @@ def progress_bar(
     app: App, label: str, total: int | None
 ) -> Iterator[Callable[[int], None] | None]:
     """A rich progress bar on stderr for big transfers; yields its update function."""
-    if app.as_json or (total is not None and total < PROGRESS_THRESHOLD):
+    quiet = app.as_json or not app.err.is_terminal
+    if quiet or (total is not None and total < PROGRESS_THRESHOLD):
         yield None
         return
     with Progress(
@@ -54,6 +56,8 @@ def progress_bar(
 def export_cmd(app: App, out: Path, cids: tuple[Cid, ...]) -> None:
     """Write records (and all they link) to a CAR bundle; no CIDs = the whole archive."""
     store = app.store()
+    if not out.parent.is_dir():
+        raise BundleError(f"cannot write {out}: the folder {out.parent} does not exist")
     # Write beside the target and rename, so a failed export leaves no half bundle.
     partial = out.with_name(out.name + ".partial")
     try:

@@ -43,13 +43,11 @@ def option_name(spec: schemas.FieldSpec) -> str:
 def read_body_file(path: Path) -> dict[str, Any]:
     """Read record fields from a TOML or JSON file (by extension; TOML otherwise)."""
     raw = path.read_bytes()
+    kind = "JSON" if path.suffix.lower() == ".json" else "TOML"
     try:
-        if path.suffix.lower() == ".json":
-            data = json.loads(raw)
-        else:
-            data = tomllib.loads(raw.decode("utf-8"))
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise SchemaError(f"{path}: not valid {path.suffix[1:] or 'TOML'}: {exc}") from exc
+        data = json.loads(raw) if kind == "JSON" else tomllib.loads(raw.decode("utf-8"))
+    except (ValueError, UnicodeDecodeError, RecursionError) as exc:
+        raise SchemaError(f"{path}: not valid {kind}: {exc}") from exc
     if not isinstance(data, dict):
         raise SchemaError(f"{path}: expected a table/object of record fields")
     return data
