@@ -18,8 +18,9 @@ from craftnet.cli.render import human_size
 @click.argument(
     "paths", nargs=-1, required=True, type=click.Path(exists=True, dir_okay=False, path_type=Path)
 )
+@click.option("-q", "--quiet", is_flag=True, help="Print only the CIDs, one per line.")
 @pass_app
-def add(app: App, paths: tuple[Path, ...]) -> None:
+def add(app: App, paths: tuple[Path, ...], quiet: bool) -> None:
     """Add design files (STL, STEP, SVG, G-code, PDF, photos); print their CIDs."""
     from craftnet.archive import files
 
@@ -33,7 +34,10 @@ def add(app: App, paths: tuple[Path, ...]) -> None:
 
     def human(out: Console) -> None:
         for item in added:
-            out.print(f"{item['cid']}  {item['path']} ({human_size(item['size'])})")
+            if quiet:
+                click.echo(item["cid"])
+            else:
+                out.print(f"{item['cid']}  {item['path']} ({human_size(item['size'])})")
 
     app.emit(added, human)
 
