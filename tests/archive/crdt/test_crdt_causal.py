@@ -79,7 +79,8 @@ def test_a_parent_that_never_arrives_leaves_state_untouched() -> None:
 def test_an_author_without_rights_is_stored_but_changes_nothing() -> None:
     replica = fresh()
     before = replica.encode_state()
-    intruder = edit("oaxaca-textiles", [DOC], ChangeBuilder(None).set("title", "spam").build(), 1000)
+    spam = ChangeBuilder(None).set("title", "spam").build()
+    intruder = edit("oaxaca-textiles", [DOC], spam, 1000)
     out = replica.receive(intruder)
     assert out[0].status == "rejected"
     assert "no edit rights" in out[0].reason and KEYS["oaxaca-textiles"].did in out[0].reason

@@ -140,7 +140,7 @@ def test_two_edits_to_one_paragraph_both_survive() -> None:
 def test_concurrent_delete_and_replace_of_the_same_words() -> None:
     lisbon, kyoto = two_hubs()
     a = lisbon.edit(lambda b: b.edit_text("description", "A technique from Kyoto."), at_ms=1000)
-    k = kyoto.edit(lambda b: b.edit_text("description", "A low-fire method from Kyoto."), at_ms=1000)
+    k = kyoto.edit(lambda b: b.edit_text("description", "A low-fire method from Kyoto."), 1000)
     lisbon.receive(k)
     kyoto.receive(a)
     # both deleted "low-fire "/"technique": each hub's delete applies, each insert survives

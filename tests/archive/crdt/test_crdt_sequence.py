@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import random
+from itertools import pairwise
 
 from hypothesis import given
 from hypothesis import strategies as st
@@ -74,13 +75,16 @@ def test_concurrent_typing_runs_do_not_interleave() -> None:
     assert results == {"Glaze: cobaltcopper"}
 
 
-def reference_order(inserts: list[tuple[int, tuple[int, int] | None, str]]) -> list[tuple[int, int]]:
+Insert = tuple[int, tuple[int, int] | None, str]
+
+
+def reference_order(inserts: list[Insert]) -> list[tuple[int, int]]:
     """RGA as a tree: children of a character, newest first, depth-first."""
     children: dict[tuple[int, int] | None, list[tuple[int, int]]] = {}
     for n, after, text in inserts:
         chars = [(n, i) for i in range(len(text))]
         children.setdefault(after, []).append(chars[0])
-        for prev, nxt in zip(chars, chars[1:], strict=False):
+        for prev, nxt in pairwise(chars):
             children.setdefault(prev, []).append(nxt)
     out: list[tuple[int, int]] = []
 
