@@ -52,6 +52,31 @@ def test_a_potter_rotates_her_key_and_her_works_stay_together() -> None:
     assert history.start(WORKSHOP) == BEGINNING and history.end(PHONE) is None
 
 
+def test_the_documented_human_treasure_story() -> None:
+    """The example table of docs/identity.md, step by step."""
+    w, laptop, phone, thief = WORKSHOP, LAPTOP, PHONE, THIEF
+    history = KeyHistory()
+    assert history.valid_at(w, 100) and history.valid_at(w, 900)
+    history.add(Succession(w, laptop, 1_000))
+    assert history.valid_at(laptop, 1_200) and history.identity_of(laptop) == w
+    assert not history.valid_at(w, 1_300)
+    history.add(Succession(laptop, phone, 2_000))
+    assert history.current(w) == phone
+    with pytest.raises(SuccessionError, match="two successors"):
+        history.add(Succession(laptop, thief, 2_500))
+    assert history.current(w) == laptop
+    assert history.identity_of(thief) == thief and history.identity_of(phone) == phone
+    assert history.may_revoke(laptop, laptop)
+    history.add(Revocation.void_from(laptop, issued=2_600, since=2_200, reason="copied"))
+    assert history.chain(w) == [w, laptop, phone]
+    assert history.conflicts == []
+    assert history.valid_at(phone, 2_000) and history.valid_at(laptop, 1_999)
+    assert not history.valid_at(laptop, 2_200)
+    # The other ending: the impostor revokes the laptop key from before her hand-over.
+    history.add(Revocation.void_from(laptop, issued=2_700, since=1_900, reason="mine now"))
+    assert history.current(w) == laptop and history.identity_of(thief) == thief
+
+
 def test_a_key_without_history_is_valid_and_its_own_identity() -> None:
     history = KeyHistory()
     assert history.valid_at(OTHER, 0)
