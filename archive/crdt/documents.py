@@ -268,14 +268,18 @@ class Documents:
         )
         cached.snap_seq = cached.seq
 
+    def _purge(self) -> None:
+        """Forget states touched by a transaction that did not commit."""
+        for doc in self._dirty:
+            self._cache.pop(doc, None)
+        self._dirty.clear()
+
     def _transact(self, fn: Callable[[WriteTxn, dict[Cid, _TxnLedger]], Any]) -> Any:
         """Run ``fn`` in a write transaction; in-memory states it touched stay valid only
         if the transaction commits (a retried or failed one makes them reload)."""
 
         def run(txn: WriteTxn) -> Any:
-            for doc in self._dirty:
-                self._cache.pop(doc, None)
-            self._dirty.clear()
+            self._purge()
             ledgers: dict[Cid, _TxnLedger] = {}
             result = fn(txn, ledgers)
             for ledger in ledgers.values():
@@ -422,6 +426,7 @@ class Documents:
 
     def state(self, doc: Cid) -> DocState:
         """The merged state of ``doc`` (from memory, or snapshot plus recent log)."""
+        self._purge()
         with self.store.read() as txn:
             cached = self._load(txn, doc)
             self._dirty.discard(doc)  # loaded from committed data: valid as it is
