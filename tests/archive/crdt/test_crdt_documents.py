@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import random
 from collections.abc import Callable
 from contextlib import AbstractContextManager
@@ -134,10 +135,8 @@ class RetryingStore:
             self.runs += 1
             raise Abort
 
-        try:
+        with contextlib.suppress(Abort):
             self.inner.transact(first)
-        except Abort:
-            pass
         return self.inner.transact(fn)
 
     def close(self) -> None:
