@@ -11,6 +11,7 @@ small-order key "verifies" for many messages.
 
 from __future__ import annotations
 
+import functools
 from typing import Final
 
 import base58
@@ -26,6 +27,7 @@ KEY_SIZE: Final = 32
 SIGNATURE_SIZE: Final = 64
 _P: Final = 2**255 - 19
 _L: Final = 2**252 + 27742317777372353535851937790883648493
+_D: Final = -121665 * pow(121666, -1, _P) % _P
 # Encodings (sign bit cleared) of the points of order 1, 2, 4 and 8, including the
 # non-canonical encodings y = p and y = p + 1 of the points y = 0 and y = 1.
 _SMALL_ORDER: Final = frozenset(
@@ -54,6 +56,17 @@ def _point_problem(encoded: bytes) -> str | None:
     return None
 
 
+@functools.lru_cache(maxsize=4096)
+def _on_curve(encoded: bytes) -> bool:
+    """Whether some x completes the encoded y to a point (x^2 = (y^2-1)/(dy^2+1) mod p)."""
+    y = int.from_bytes(encoded[:31] + bytes([encoded[31] & 0x7F]), "little")
+    u, v = (y * y - 1) % _P, (_D * y * y + 1) % _P
+    # Euler's criterion on u/v, which is a square exactly when u*v is (v is never 0);
+    # u = 0 (x = 0) only happens for y = +-1, already refused as small order. Cached
+    # because a hub meets the same few hundred authors' keys again and again.
+    return pow(u * v, (_P - 1) // 2, _P) == 1
+
+
 class PublicKey:
     """An Ed25519 public key, checked to be canonical and not of small order."""
 
@@ -64,6 +77,9 @@ class PublicKey:
         problem = _point_problem(raw)
         if problem is not None:
             raise BadKey(f"Ed25519 public key {problem}")
+        # OpenSSL imports any 32 bytes as a public key; a did:key must name a real point.
+        if not _on_curve(raw):
+            raise BadKey("Ed25519 public key is not a point on the curve")
         try:
             self._key = Ed25519PublicKey.from_public_bytes(raw)
         except ValueError as exc:

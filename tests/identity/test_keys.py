@@ -234,6 +234,27 @@ def test_s_equal_to_l_is_refused_before_the_curve_arithmetic() -> None:
         key.public.verify(signature[:32] + (s + _L).to_bytes(32, "little"), b"Maker's Fair")
 
 
+def test_a_y_with_no_point_on_the_curve_is_refused() -> None:
+    y = next(y for y in range(2, 100) if _x_for(y) is None)
+    with pytest.raises(BadKey, match="not a point on the curve"):
+        PublicKey(y.to_bytes(32, "little"))
+    with pytest.raises(BadKey, match="not a point on the curve"):
+        parse_did(_did_of(b"\xed\x01" + y.to_bytes(32, "little")))
+
+
+@given(encoding=st.binary(min_size=32, max_size=32))
+def test_public_key_accepts_exactly_the_strict_encodings_of_points(encoding: bytes) -> None:
+    unsigned = encoding[:31] + bytes([encoding[31] & 0x7F])
+    y = int.from_bytes(unsigned, "little")
+    strict = y < _P and unsigned not in keys._SMALL_ORDER and _x_for(y) is not None
+    try:
+        PublicKey(encoding)
+        accepted = True
+    except BadKey:
+        accepted = False
+    assert accepted == strict
+
+
 @pytest.mark.parametrize("length", [0, 31, 33])
 def test_public_key_of_wrong_length_is_refused(length: int) -> None:
     with pytest.raises(BadKey, match="bytes"):
