@@ -17,7 +17,6 @@ from rich.progress import (
     TransferSpeedColumn,
 )
 
-from craftnet.archive.bundle import export_car, import_car
 from craftnet.archive.cid import Cid
 from craftnet.archive.errors import BundleError
 from craftnet.cli.context import App, pass_app
@@ -55,6 +54,8 @@ def progress_bar(
 @pass_app
 def export_cmd(app: App, out: Path, cids: tuple[Cid, ...]) -> None:
     """Write records (and all they link) to a CAR bundle; no CIDs = the whole archive."""
+    from craftnet.archive.bundle import export_car
+
     store = app.store()
     if not out.parent.is_dir():
         raise BundleError(f"cannot write {out}: the folder {out.parent} does not exist")
@@ -89,6 +90,8 @@ def export_cmd(app: App, out: Path, cids: tuple[Cid, ...]) -> None:
 @pass_app
 def import_cmd(app: App, bundle: Path) -> None:
     """Check a CAR bundle completely, then add it; if anything is wrong, add nothing."""
+    from craftnet.archive.bundle import import_car
+
     store = app.store()
     size = bundle.stat().st_size
     with bundle.open("rb") as stream, progress_bar(app, "checking", size) as update:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import click
 from rich.console import Console
@@ -25,7 +26,7 @@ def add(app: App, paths: tuple[Path, ...], quiet: bool) -> None:
     from craftnet.archive import files
 
     store = app.store()
-    added = []
+    added: list[dict[str, Any]] = []
     for path in paths:
         size = path.stat().st_size
         with path.open("rb") as stream, progress_bar(app, path.name, size) as update:

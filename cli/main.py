@@ -10,6 +10,8 @@ rerun with ``--debug``, which prints the traceback.
 
 from __future__ import annotations
 
+import importlib
+import importlib.util
 import sys
 import traceback
 from collections.abc import Callable, Sequence
@@ -29,7 +31,7 @@ EXIT_USAGE = 2
 class CraftnetGroup(click.Group):
     """The top-level group; its ``main`` applies craftnet's error rules (also under CliRunner)."""
 
-    def main(  # type: ignore[override]
+    def main(
         self,
         args: Sequence[str] | None = None,
         prog_name: str | None = None,
@@ -74,12 +76,9 @@ for module in (keys, files, records, bundles, maintenance):
     for command in module.COMMANDS:
         cli.add_command(command)
 
-try:  # the CRDT documents' command group, when that module is present
-    from craftnet.cli import doc as _doc
-except ImportError:  # pragma: no cover - depends on what is installed
-    _doc = None  # type: ignore[assignment]
-if _doc is not None:
-    cli.add_command(_doc.doc)
+if importlib.util.find_spec("craftnet.cli.doc") is not None:
+    # The CRDT documents' command group lives in its own module, owned with the CRDTs.
+    cli.add_command(importlib.import_module("craftnet.cli.doc").doc)
 
 
 def _one_line(text: str) -> str:

@@ -10,7 +10,7 @@ from craftnet.archive.cid import Cid
 from craftnet.errors import CraftnetError
 
 
-class CidParam(click.ParamType):
+class CidParam(click.ParamType[Cid, Any]):
     """A base32 CIDv1 given on the command line."""
 
     name = "cid"

@@ -58,7 +58,7 @@ def _publish_command(rtype: str) -> click.Command:
     assert schema is not None, rtype
 
     @pass_app
-    def publish_type(app: App, from_file: Path | None, **flags: Any) -> None:
+    def publish_type(app: App, /, from_file: Path | None, **flags: Any) -> None:
         data: dict[str, Any] = read_body_file(from_file) if from_file is not None else {}
         for spec in schema.fields:
             value = flags.get(spec.name)
@@ -79,7 +79,7 @@ def _publish_command(rtype: str) -> click.Command:
     ]
     for spec in schema.fields:
         multiple = spec.kind in _LIST_KINDS
-        kind: click.ParamType | None = (
+        kind: click.ParamType[Any, Any] | None = (
             click.Choice(spec.choices) if spec.kind == "choice" else None
         )
         if spec.kind == "ts":
@@ -218,13 +218,13 @@ def ls(app: App, rtype: str | None, author: str | None, limit: int) -> None:
         table.add_column("title")
         table.add_column("author", no_wrap=True)
         table.add_column("time", no_wrap=True)
-        for row in rows:
+        for r in page.records:
             table.add_row(
-                row["cid"],
-                safe(row["type"]),
-                safe(row["title"] or ""),
-                safe(short_did(row["author"])),
-                row["time"],
+                str(r.cid),
+                safe(r.type),
+                safe(schemas.record_title(r) or ""),
+                safe(short_did(r.author)),
+                when(r.ts),
             )
         out.print(table)
         if not rows:
