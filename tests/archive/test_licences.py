@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
@@ -125,3 +127,17 @@ def test_warnings_are_structured(child: str | None, parent: str | None) -> None:
         # Deriving under the parent's own licence is never an error, unless it forbids derivatives.
         errors = [w for w in check_derivative(child, parent) if w.severity == "error"]
         assert [w.code for w in errors] == (["no-derivatives"] if "ND" in parent else [])
+
+
+def test_licences_and_warning_codes_are_documented() -> None:
+    text = (Path(__file__).resolve().parents[2] / "docs" / "data-model.md").read_text("utf-8")
+    for spdx in KNOWN_LICENCES:
+        assert f"`{spdx}`" in text
+    codes_seen = {
+        w.code
+        for child in [*REQUIRED, "LicenseRef-X", None]
+        for parent in [*REQUIRED, "LicenseRef-Y", None]
+        for w in check_derivative(child, parent)
+    }
+    for code in [*codes_seen, "parent-missing"]:
+        assert f"`{code}`" in text, f"warning code {code} is not documented"

@@ -6,12 +6,14 @@ import contextlib
 import json
 import re
 import tomllib
+from pathlib import Path
 from typing import Any
 
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from craftnet.archive import codec
 from craftnet.archive.cid import DAG_CBOR, Cid
 from craftnet.archive.errors import SchemaError
 from craftnet.archive.licences import LicenceError
@@ -341,3 +343,22 @@ def test_built_bodies_validate_and_survive_signing(
 def test_validation_raises_only_schema_errors(body: dict[str, Any]) -> None:
     with contextlib.suppress(SchemaError):
         validate_body("design", 1, body, [])
+
+
+DOC = Path(__file__).resolve().parents[2] / "docs" / "data-model.md"
+
+
+def test_every_type_and_field_is_documented() -> None:
+    text = DOC.read_text(encoding="utf-8")
+    for rtype, schema in SCHEMAS.items():
+        section = text.split(f"#### `{rtype}` (v{schema.version})", 1)
+        assert len(section) == 2, f"docs/data-model.md has no section for {rtype}"
+        table = section[1].split("####", 1)[0]
+        for spec in schema.fields:
+            assert f"| `{spec.name}` |" in table, f"{rtype}.{spec.name} is not documented"
+
+
+def test_the_documented_cid_example_is_right() -> None:
+    text = DOC.read_text(encoding="utf-8")
+    value = codec.encode({"v": 1, "title": "Raku glaze firing"})
+    assert str(Cid.of(value, DAG_CBOR)) in text
