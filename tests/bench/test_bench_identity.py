@@ -1,0 +1,101 @@
+"""Benchmark: what strictness and encryption at rest cost, against raw baselines.
+
+Run with ``make bench`` (or ``pytest -s tests/bench/test_bench_identity.py``). Prints
+medians of several runs, each measured in the same run as its baseline:
+
+- strict ``PublicKey.verify`` (canonical/small-order/S checks + OpenSSL) against a bare
+  ``cryptography`` verify of the same signatures;
+- parsing a did:key into a checked ``PublicKey`` (base58, point checks, on-curve test)
+  for keys met for the first time and for keys met again (the on-curve test is cached);
+- opening a key file at the default scrypt cost (the passphrase's price at hub start),
+  against the test cost of 2**10.
+"""
+
+from __future__ import annotations
+
+import statistics
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+
+from craftnet.identity import keys
+from craftnet.identity.keys import PrivateKey, parse_did
+from craftnet.identity.keystore import DEFAULT_SCRYPT_N, Keystore
+
+N_SIGNATURES = 2_000
+
+
+def _medians(*fns: Callable[[], object], runs: int = 7) -> list[float]:
+    """Median time of each function, runs interleaved so load spikes hit all alike."""
+    times: list[list[float]] = [[] for _ in fns]
+    for _ in range(runs):
+        for fn, bucket in zip(fns, times, strict=True):
+            start = time.perf_counter()
+            fn()
+            bucket.append(time.perf_counter() - start)
+    return [statistics.median(bucket) for bucket in times]
+
+
+def test_strict_verification_against_bare_openssl() -> None:
+    signer = PrivateKey.from_seed(bytes(range(32)))
+    messages = [f"technique {i}: wheel-thrown, salt-glazed".encode() for i in range(N_SIGNATURES)]
+    signatures = [signer.sign(m) for m in messages]
+    strict = signer.public
+    bare = Ed25519PublicKey.from_public_bytes(strict.raw)
+
+    def run_strict() -> None:
+        for m, s in zip(messages, signatures, strict=True):
+            strict.verify(s, m)
+
+    def run_bare() -> None:
+        for m, s in zip(messages, signatures, strict=True):
+            bare.verify(s, m)
+
+    t_strict, t_bare = _medians(run_strict, run_bare)
+    print(
+        f"\nverify x{N_SIGNATURES}: strict {t_strict * 1e6 / N_SIGNATURES:.1f} us/sig, "
+        f"bare OpenSSL {t_bare * 1e6 / N_SIGNATURES:.1f} us/sig, "
+        f"ratio {t_strict / t_bare:.2f}"
+    )
+
+
+def test_parsing_did_keys_first_time_and_again() -> None:
+    dids = [PrivateKey.from_seed(i.to_bytes(32, "little")).did for i in range(1, 501)]
+
+    def parse_all() -> None:
+        for did in dids:
+            parse_did(did)
+
+    def parse_fresh() -> None:
+        keys._on_curve.cache_clear()
+        parse_all()
+
+    def bare() -> None:
+        for did in dids:
+            Ed25519PublicKey.from_public_bytes(keys.did_to_raw(did))
+
+    parse_all()  # warm the cache
+    t_fresh, t_cached, t_bare = _medians(parse_fresh, parse_all, bare)
+    n = len(dids)
+    print(
+        f"\nparse_did x{n}: first time {t_fresh * 1e6 / n:.1f} us, again "
+        f"{t_cached * 1e6 / n:.1f} us, decode + bare import {t_bare * 1e6 / n:.1f} us; "
+        f"ratios {t_fresh / t_bare:.2f} and {t_cached / t_bare:.2f}"
+    )
+
+
+def test_opening_a_key_file_default_cost_against_test_cost(tmp_path: Path) -> None:
+    default = Keystore(tmp_path / "default")
+    cheap = Keystore(tmp_path / "cheap", scrypt_n=2**10)
+    default.create("hub", "passphrase")
+    cheap.create("hub", "passphrase")
+    t_default, t_cheap = _medians(
+        lambda: default.load("hub", "passphrase"), lambda: cheap.load("hub", "passphrase")
+    )
+    print(
+        f"\nkeystore load: scrypt n=2**{DEFAULT_SCRYPT_N.bit_length() - 1} "
+        f"{t_default * 1e3:.1f} ms, n=2**10 {t_cheap * 1e3:.2f} ms, "
+        f"ratio {t_default / t_cheap:.0f}"
+    )
