@@ -50,7 +50,7 @@ from craftnet.protocol.messages import (
     ReconRange,
 )
 
-FINGERPRINT_SIZE: Final = 16
+FINGERPRINT_SIZE: Final = 12
 SHORT_ID_SIZE: Final = 4
 SALT_SIZE: Final = 16
 MAX_FRAMES_PER_MESSAGE: Final = 256
@@ -58,15 +58,18 @@ MAX_FRAMES_PER_MESSAGE: Final = 256
 
 @dataclass(frozen=True, slots=True)
 class ReconConfig:
-    """Local tuning: how many buckets a mismatching range splits into, and the size
-    under which a range is sent as an idlist instead."""
+    """Local tuning: how many buckets a mismatching range splits into (``deep_buckets``
+    for ranges of at most ``deep_below`` items: fewer bytes, more round trips), and the
+    size under which a range is sent as an idlist instead."""
 
     buckets: int = 16
     leaf_size: int = 32
     ranges_per_frame: int = 4096
+    deep_buckets: int = 16
+    deep_below: int = 0
 
     def __post_init__(self) -> None:
-        if not 2 <= self.buckets <= 1024:
+        if not (2 <= self.buckets <= 1024 and 2 <= self.deep_buckets <= 1024):
             raise LocalProtocolError("buckets must be 2..1024")
         if not 1 <= self.leaf_size <= MAX_RANGE_DATA // SHORT_ID_SIZE:
             raise LocalProtocolError(f"leaf_size must be 1..{MAX_RANGE_DATA // SHORT_ID_SIZE}")
@@ -254,7 +257,10 @@ class ReconcileSession:
             data = b"".join(short_id(self._salt_key, k) for k in keys)
             out.add(ReconRange(upper, RANGE_IDLIST, data))
             return
-        parts = min(self.config.buckets, count)
+        # Deep in the tree a mismatch is usually one item: fewer buckets cost fewer bytes.
+        config = self.config
+        buckets = config.deep_buckets if count <= config.deep_below else config.buckets
+        parts = min(buckets, count)
         start = lo
         for p in range(1, parts + 1):
             if p == parts:

@@ -20,6 +20,7 @@ from craftnet.protocol.messages import (
     ReconRange,
 )
 from craftnet.protocol.reconcile import (
+    FINGERPRINT_SIZE,
     ReconcileSession,
     ReconConfig,
     reconcile_locally,
@@ -144,7 +145,7 @@ def _frame(
     return Recon(3, True, seq, salt, ranges, gifts, last)
 
 
-FP = ReconRange(None, RANGE_FINGERPRINT, bytes(16))
+FP = ReconRange(None, RANGE_FINGERPRINT, bytes(FINGERPRINT_SIZE))
 
 
 @pytest.mark.parametrize(
@@ -159,7 +160,10 @@ FP = ReconRange(None, RANGE_FINGERPRINT, bytes(16))
         ),
         (_frame((ReconRange(None, RANGE_SKIP), FP)), "open-ended"),
         (_frame((ReconRange(b"\x05", RANGE_SKIP),)), "open-ended"),
-        (_frame((ReconRange(None, RANGE_FINGERPRINT, bytes(15)),)), "fingerprint"),
+        (
+            _frame((ReconRange(None, RANGE_FINGERPRINT, bytes(FINGERPRINT_SIZE - 1)),)),
+            "fingerprint",
+        ),
         (_frame((ReconRange(None, RANGE_IDLIST, bytes(5)),)), "idlist"),
         (_frame((ReconRange(None, RANGE_RESULT, b"\x01"),)), "no idlist"),
         (_frame((FP,), gifts=(b"12345678",)), "gift"),
