@@ -37,6 +37,7 @@ DATABASES: Final = (
     "doc_deferred",  # wall ms(8) + doc CID + op CID -> b"" (clock too far ahead)
     "doc_state",  # doc CID -> DAG-CBOR {seq, state}: a snapshot of the merged state
     "doc_view",  # doc CID -> DAG-CBOR of what readers see (kept current on every write)
+    "att_subject",  # attested did \x00 ts(8) attestation CID -> b"" (see archive.index)
     "meta",  # store-wide settings: format version, ...
 )
 
