@@ -127,9 +127,7 @@ def to_succession(fact: KeyFact) -> Succession:
 def to_revocation(fact: KeyFact) -> Revocation:
     """The identity-layer fact for a stored ``revocation`` fact (see the module docstring)."""
     since = fact.ts if fact.since is None else fact.since
-    if since >= fact.ts:
-        return Revocation(did=fact.did, ts=since, reason=fact.reason or "")
-    return Revocation(did=fact.did, ts=fact.ts, reason=fact.reason or "", compromised_since=since)
+    return Revocation.void_from(fact.did, issued=fact.ts, since=since, reason=fact.reason or "")
 
 
 def key_history(txn: ReadTxn) -> KeyHistory:
