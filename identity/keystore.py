@@ -488,6 +488,8 @@ class Keystore:
 
     def export(self, name: str, passphrase: str | None, export_passphrase: str) -> bytes:
         """An encrypted copy of key ``name`` under ``export_passphrase``, to carry elsewhere."""
+        if export_passphrase is None:
+            raise KeystoreError("an exported key is always encrypted: give an export passphrase")
         key = self.load(name, passphrase)
         created = self.info(name).created
         return seal(key, export_passphrase, created=created, scrypt_n=self.scrypt_n)

@@ -247,6 +247,13 @@ def test_import_needs_the_export_passphrase(tmp_path: Path, store: Keystore) -> 
     assert not other.has("amaia")
 
 
+@pytest.mark.parametrize("export_passphrase", [None, ""])
+def test_exports_are_always_encrypted(store: Keystore, export_passphrase: str | None) -> None:
+    store.create("amaia", PASS)
+    with pytest.raises(KeystoreError, match="passphrase"):
+        store.export("amaia", PASS, export_passphrase)  # type: ignore[arg-type]
+
+
 def test_import_a_seed(store: Keystore) -> None:
     seed = bytes.fromhex("9d61b19deffd5a60ba844af492ec2cc44449c5697b326919703bac031cae7f60")
     key = store.import_key("rfc", seed, PASS)
