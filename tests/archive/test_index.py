@@ -33,7 +33,7 @@ from craftnet.archive.index import (
     put_records,
 )
 from craftnet.archive.memory_store import MemoryStore
-from craftnet.archive.records import Record
+from craftnet.archive.records import MAX_RECORD_SIZE, Record
 from craftnet.archive.schemas import build
 from craftnet.archive.store import DATABASES, Store, WriteTxn
 from craftnet.identity.keys import PrivateKey
@@ -369,3 +369,52 @@ def test_store_contents_do_not_depend_on_arrival_order(
         listed = list_records(txn, limit=MAX_LIMIT).records
     assert [r.ts for r in listed] == sorted((r.ts for r in listed), reverse=True)
     assert {r.cid for r in listed} == {r.cid for r in records}
+
+
+def test_ingest_refuses_hostile_blocks(store: Store) -> None:
+    good = technique(POTTER, "Raku glaze firing", T0)
+    photo = Cid.of(b"kiln.jpg")
+    unlinked = Record.create(
+        POTTER,
+        "technique",
+        {"title": "Pit firing", "steps": [{"text": "Dig", "media": [photo]}], "licence": "MIT"},
+        [],  # the body names a photo the envelope does not link
+        ts=T0,
+    )
+    hostile = [
+        b"\x00" * (MAX_RECORD_SIZE + 1),  # over the record size limit
+        b"\x5b" + b"\x00\x00\x01\x00\x00\x00\x00\x00",  # claims a 1 TiB byte string
+        Record.create(POTTER, "Not A Slug", {}, ts=T0).block,
+        unlinked.block,
+        codec.encode({**good.unsigned(), "sig": good.sig[:63]}),  # short signature
+        codec.encode({**good.unsigned(), "sig": good.sig, "extra": 1}),
+        good.block[:-1],  # truncated
+        good.block + b"\x00",  # trailing byte
+    ]
+    report = ingest_records(store, hostile)
+    assert report.added == [] and report.duplicates == []
+    assert [r.index for r in report.rejected] == list(range(len(hostile)))
+    reasons = [r.reason for r in report.rejected]
+    assert "limit" in reasons[0]
+    assert "slug" in reasons[2]
+    assert "links" in reasons[3]
+    assert "64 bytes" in reasons[4]
+    with store.read() as txn:
+        assert count_records(txn) == 0
+        assert txn.count("blocks") == 0
+
+
+def test_unknown_body_fields_are_stored_as_signed(store: Store) -> None:
+    body = {"title": "Raku", "steps": ["Fire"], "licence": "MIT", "kiln_atmosphere": "reduction"}
+    record = Record.create(POTTER, "technique", build_body_keep(body), ts=T0)
+    assert ingest_records(store, [record.block]).ok
+    with store.read() as txn:
+        stored = get_record(txn, record.cid)
+    assert stored.block == record.block
+    assert stored.body["kiln_atmosphere"] == "reduction"
+    stored.verify()
+
+
+def build_body_keep(body: dict[str, Any]) -> dict[str, Any]:
+    """A body with steps in record form, keeping fields the builder would refuse."""
+    return {**body, "steps": [{"text": step, "media": []} for step in body["steps"]]}
