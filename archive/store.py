@@ -39,7 +39,14 @@ DATABASES: Final = (
     "doc_view",  # doc CID -> DAG-CBOR of what readers see (kept current on every write)
     "att_subject",  # attested did \x00 ts(8) attestation CID -> b"" (see archive.index)
     "meta",  # store-wide settings: format version, ...
+    "staging",  # b"s" session -> touch time; b"c" CID session -> b"" (files being added)
+    "recon_chunks",  # first rec_time key of a chunk -> count(4) + sum of item hashes(32), see
+    # archive.recon_index (range fingerprints for reconciliation, kept incrementally)
 )
+
+# Keys are 1..MAX_KEY_SIZE bytes (LMDB's limit); every store enforces it, so code that
+# works on the memory store works on disk too.
+MAX_KEY_SIZE: Final = 511
 
 
 class ReadTxn(Protocol):

@@ -6,9 +6,11 @@ then by CID. Each item contributes ``blake3(key)`` (read as a little-endian inte
 to range sums; a range's fingerprint is a hash of ``(sum mod 2**256, count)``, as in
 negentropy. A source answers range questions (count and sum, the key at a rank, the
 keys of a small range) without the engine knowing where the items live:
-:class:`SortedItems` keeps them in memory (simnet, tests, and the node's index,
-rebuilt at start-up), :class:`craftnet.archive.recon_index.ReconIndex` keeps the
-sums in the store.
+:class:`SortedItems` keeps them in memory (simnet, tests, benchmarks), and
+:class:`craftnet.archive.recon_index.StoreItems` reads them from the store, where
+:class:`~craftnet.archive.recon_index.ReconIndex` keeps chunk sums up to date as
+records are written. The key and hash are defined by the archive (it owns the
+index); this module re-exports them.
 """
 
 from __future__ import annotations
@@ -17,29 +19,25 @@ import bisect
 from collections.abc import Iterable
 from typing import Final, Protocol
 
-import blake3
+from craftnet.archive.recon_index import MODULUS, TS_BYTES, item_hash, item_key
 
-from craftnet.archive.cid import Cid
-
-MODULUS: Final = 1 << 256
-TS_BYTES: Final = 8
 CHUNK: Final = 256
 
-
-def item_key(ts: int, ident: bytes | Cid) -> bytes:
-    """The sort key of an item: big-endian ``ts`` then the id bytes."""
-    raw = ident.bytes if isinstance(ident, Cid) else bytes(ident)
-    return ts.to_bytes(TS_BYTES, "big") + raw
+__all__ = [
+    "CHUNK",
+    "MODULUS",
+    "TS_BYTES",
+    "ItemSource",
+    "SortedItems",
+    "item_hash",
+    "item_key",
+    "split_key",
+]
 
 
 def split_key(key: bytes) -> tuple[int, bytes]:
     """``(ts, id bytes)`` of an item key."""
     return int.from_bytes(key[:TS_BYTES], "big"), key[TS_BYTES:]
-
-
-def item_hash(key: bytes) -> int:
-    """An item's contribution to range sums."""
-    return int.from_bytes(blake3.blake3(key).digest(), "little")
 
 
 class ItemSource(Protocol):

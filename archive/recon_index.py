@@ -1,0 +1,240 @@
+"""The reconcile index: range sums over ``rec_time``, kept in the store as records arrive.
+
+Reconciliation (:mod:`craftnet.protocol.reconcile`) asks for the count and the sum of
+item hashes of any key range of ``rec_time`` (keys ``ts8 + CID``). Scanning the range
+each time would read the whole archive in every round, so this index cuts ``rec_time``
+into consecutive *chunks* of about ``chunk`` keys and stores, in ``recon_chunks``, each
+chunk's first key with its count and sum. A range sum then reads the chunk entries
+inside the range plus at most two partial chunks at its ends: O(n/chunk + chunk) reads
+for the widest range and O(range + chunk) for the narrow ones deep in a reconcile.
+
+Adding a record costs one chunk update in the same transaction (and, every ``chunk``
+inserts or so, a split that reads one chunk). :meth:`ReconIndex.add` must be called once
+for each key newly put into ``rec_time``, inside the same write transaction;
+:meth:`ReconIndex.ensure` rebuilds the index in one pass if it finds it out of step
+(a store written by code that did not call ``add``), so a stale index costs a rebuild,
+never a wrong answer.
+
+The item format is the archive's: :func:`item_key` and :func:`item_hash` are what the
+protocol's fingerprints are computed from.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Iterator
+from typing import Final
+
+import blake3
+
+from craftnet.archive.cid import Cid
+from craftnet.archive.errors import ArchiveError, StoreError
+from craftnet.archive.store import ReadTxn, Store, WriteTxn
+
+ITEMS_DB: Final = "rec_time"
+CHUNKS_DB: Final = "recon_chunks"
+META_DB: Final = "meta"
+META_COUNT_KEY: Final = b"recon_index.count"
+MODULUS: Final = 1 << 256
+TS_BYTES: Final = 8
+DEFAULT_CHUNK: Final = 64
+
+
+def item_key(ts: int, ident: bytes | Cid) -> bytes:
+    """The sort key of an item: ``ts`` as 8 bytes big-endian, then the id (CID) bytes."""
+    raw = ident.bytes if isinstance(ident, Cid) else bytes(ident)
+    return ts.to_bytes(TS_BYTES, "big") + raw
+
+
+def item_hash(key: bytes) -> int:
+    """An item's contribution to range sums: BLAKE3 of its key, little-endian."""
+    return int.from_bytes(blake3.blake3(key).digest(), "little")
+
+
+def _pack(count: int, total: int) -> bytes:
+    return count.to_bytes(4, "big") + total.to_bytes(32, "little")
+
+
+def _unpack(value: bytes) -> tuple[int, int]:
+    if len(value) != 36:
+        raise StoreError("the reconcile index is corrupt (bad chunk entry); rebuild it")
+    return int.from_bytes(value[:4], "big"), int.from_bytes(value[4:], "little")
+
+
+def _first(it: Iterator[tuple[bytes, bytes]]) -> tuple[bytes, bytes] | None:
+    return next(it, None)
+
+
+class ReconIndex:
+    """Chunked range sums over ``rec_time``; reads take a transaction, writes too."""
+
+    def __init__(self, chunk: int = DEFAULT_CHUNK) -> None:
+        if chunk < 2:
+            raise ArchiveError("a reconcile index chunk holds at least 2 keys")
+        self.chunk = chunk
+
+    # -------------------------------------------------------------------- writing
+
+    def add(self, txn: WriteTxn, key: bytes) -> None:
+        """Account for ``key``, just put into ``rec_time`` in this same transaction."""
+        weight = item_hash(key)
+        found = _first(txn.iterate(CHUNKS_DB, b"", key + b"\x00", reverse=True))
+        if found is None:
+            # Below every chunk: the first chunk now starts at ``key``.
+            first = _first(txn.iterate(CHUNKS_DB))
+            count, total = _unpack(first[1]) if first else (0, 0)
+            if first is not None:
+                txn.delete(CHUNKS_DB, first[0])
+            start = key
+        else:
+            start = found[0]
+            count, total = _unpack(found[1])
+        count, total = count + 1, (total + weight) % MODULUS
+        if count > 2 * self.chunk:
+            keys = [k for k, _ in itertools.islice(txn.iterate(ITEMS_DB, start), count)]
+            head = keys[: self.chunk]
+            head_total = sum(map(item_hash, head)) % MODULUS
+            txn.put(CHUNKS_DB, start, _pack(len(head), head_total))
+            txn.put(
+                CHUNKS_DB,
+                keys[self.chunk],
+                _pack(count - len(head), (total - head_total) % MODULUS),
+            )
+        else:
+            txn.put(CHUNKS_DB, start, _pack(count, total))
+        self._bump(txn, 1)
+
+    def _bump(self, txn: WriteTxn, by: int) -> None:
+        raw = txn.get(META_DB, META_COUNT_KEY)
+        count = int.from_bytes(raw, "big") if raw else 0
+        txn.put(META_DB, META_COUNT_KEY, (count + by).to_bytes(8, "big"))
+
+    def rebuild(self, txn: WriteTxn) -> int:
+        """Recompute every chunk from ``rec_time`` (one pass); returns the item count."""
+        for key, _ in list(txn.iterate(CHUNKS_DB)):
+            txn.delete(CHUNKS_DB, key)
+        count = 0
+        start: bytes | None = None
+        size = total = 0
+        for key, _ in txn.iterate(ITEMS_DB):
+            if start is None:
+                start = key
+            size += 1
+            total += item_hash(key)
+            if size == self.chunk:
+                txn.put(CHUNKS_DB, start, _pack(size, total % MODULUS))
+                count += size
+                start, size, total = None, 0, 0
+        if start is not None:
+            txn.put(CHUNKS_DB, start, _pack(size, total % MODULUS))
+            count += size
+        txn.put(META_DB, META_COUNT_KEY, count.to_bytes(8, "big"))
+        return count
+
+    def is_current(self, txn: ReadTxn) -> bool:
+        """Tell whether the index accounts for exactly the keys in ``rec_time``."""
+        raw = txn.get(META_DB, META_COUNT_KEY)
+        return (int.from_bytes(raw, "big") if raw else 0) == txn.count(ITEMS_DB)
+
+    def ensure(self, store: Store) -> bool:
+        """Rebuild the index if it is out of step; returns whether it rebuilt."""
+        with store.read() as txn:
+            if self.is_current(txn):
+                return False
+        store.transact(self.rebuild)
+        return True
+
+    # -------------------------------------------------------------------- reading
+
+    def summary(self, txn: ReadTxn, lo: bytes, hi: bytes | None) -> tuple[int, int]:
+        """``(count, sum of item hashes mod 2**256)`` of the keys with ``lo <= key < hi``."""
+        if hi is not None and hi <= lo:
+            return 0, 0
+        count = total = 0
+        chunks = list(txn.iterate(CHUNKS_DB, lo, hi))
+        head_stop = chunks[0][0] if chunks else hi
+        # Keys before the first chunk starting in the range belong to an earlier chunk.
+        for key, _ in txn.iterate(ITEMS_DB, lo, head_stop):
+            count += 1
+            total += item_hash(key)
+        for _, value in chunks[:-1]:
+            size, weight = _unpack(value)
+            count += size
+            total += weight
+        if chunks:
+            start, value = chunks[-1]
+            after = _first(txn.iterate(CHUNKS_DB, hi)) if hi is not None else None
+            if hi is None or (after is not None and after[0] == hi):
+                size, weight = _unpack(value)
+                count += size
+                total += weight
+            else:
+                for key, _ in txn.iterate(ITEMS_DB, start, hi):
+                    count += 1
+                    total += item_hash(key)
+        return count, total % MODULUS
+
+    def key_at(self, txn: ReadTxn, lo: bytes, offset: int) -> bytes:
+        """The key of the ``offset``-th item (from 0) at or above ``lo``."""
+        chunks = txn.iterate(CHUNKS_DB, lo)
+        chunk = _first(chunks)
+        for key, _ in txn.iterate(ITEMS_DB, lo, chunk[0] if chunk else None):
+            if offset == 0:
+                return key
+            offset -= 1
+        while chunk is not None:
+            size, _ = _unpack(chunk[1])
+            if offset < size:
+                hit = next(itertools.islice(txn.iterate(ITEMS_DB, chunk[0]), offset, None), None)
+                if hit is None:
+                    break
+                return hit[0]
+            offset -= size
+            chunk = _first(chunks)
+        raise StoreError("the reconcile index is out of step with rec_time; rebuild it")
+
+    def keys(self, txn: ReadTxn, lo: bytes, hi: bytes | None) -> list[bytes]:
+        """The keys with ``lo <= key < hi``, in order."""
+        return [key for key, _ in txn.iterate(ITEMS_DB, lo, hi)]
+
+
+class StoreItems:
+    """The reconcile engine's item source over a store (``ItemSource`` in protocol/).
+
+    Each call reads one snapshot. Records only ever get added, and the engine runs a
+    reconcile message in one go, so a record arriving between two calls can at worst
+    make one fingerprint differ; the next round repairs it.
+    """
+
+    def __init__(self, store: Store, index: ReconIndex | None = None) -> None:
+        self.store = store
+        self.index = index or ReconIndex()
+
+    def summary(self, lo: bytes, hi: bytes | None) -> tuple[int, int]:
+        """``(count, sum mod 2**256)`` of the items with ``lo <= key < hi``."""
+        with self.store.read() as txn:
+            return self.index.summary(txn, lo, hi)
+
+    def key_at(self, lo: bytes, offset: int) -> bytes:
+        """The key of the ``offset``-th item at or above ``lo``."""
+        with self.store.read() as txn:
+            return self.index.key_at(txn, lo, offset)
+
+    def keys(self, lo: bytes, hi: bytes | None) -> list[bytes]:
+        """The keys with ``lo <= key < hi`` in order."""
+        with self.store.read() as txn:
+            return self.index.keys(txn, lo, hi)
+
+    def add(self, ts: int, cid: Cid) -> bool:
+        """Put one item into ``rec_time`` and the index (for callers not using
+        ``archive.index.put_record``, e.g. tests); returns False if it was there."""
+        key = item_key(ts, cid)
+
+        def write(txn: WriteTxn) -> bool:
+            if txn.has(ITEMS_DB, key):
+                return False
+            txn.put(ITEMS_DB, key, b"")
+            self.index.add(txn, key)
+            return True
+
+        return self.store.transact(write)
