@@ -154,6 +154,9 @@ class KeyHistory:
 
     def __init__(self, facts: Iterable[Fact] = ()) -> None:
         self._facts: set[Fact] = set()
+        # Each fact under every key it names: the facts that bear on a key are found by
+        # walking from it, so one new fact re-derives only the keys it is connected to.
+        self._by_did: dict[str, set[Fact]] = {}
         self._state = _State()
         self.extend(facts)
 
@@ -162,25 +165,27 @@ class KeyHistory:
     def extend(self, facts: Iterable[Fact]) -> None:
         """Add many facts at once; never raises for conflicts (see :attr:`conflicts`)."""
         for fact in facts:
-            if not isinstance(fact, Succession | Revocation):
-                raise SuccessionError(f"not a succession or revocation: {fact!r}")
-            self._facts.add(fact)
+            self._remember(fact)
         self._state = _derive(self._facts)
 
     def add(self, fact: Fact) -> None:
         """Add one fact; raise :class:`SuccessionError` if it takes no effect, and why.
 
         The fact is kept even then, so that the history stays a function of the set of
-        facts (and a later fact may still resolve the conflict).
+        facts (and a later fact may still resolve the conflict). Only the keys connected
+        to the fact by successions are re-derived.
         """
-        self.extend([fact])
+        self._remember(fact)
+        component = self._component(_dids_of(fact))
+        partial = _derive({f for did in component for f in self._by_did[did]})
+        self._replace(component, partial)
         if not isinstance(fact, Succession):
             return
         pair = (fact.old_did, fact.new_did)
         effective = self._state.successor.get(fact.old_did)
         if effective is not None and (effective.old_did, effective.new_did) == pair:
             return
-        for conflict in self._state.conflicts:
+        for conflict in partial.conflicts:
             if any((s.old_did, s.new_did) == pair for s in conflict.successions):
                 raise SuccessionError(conflict.describe())
         raise SuccessionError(
@@ -188,6 +193,40 @@ class KeyHistory:
             f"revoked (from {self._state.revoked.get(fact.old_did)}); the succession "
             "is ignored"
         )
+
+    def _remember(self, fact: Fact) -> None:
+        if not isinstance(fact, Succession | Revocation):
+            raise SuccessionError(f"not a succession or revocation: {fact!r}")
+        self._facts.add(fact)
+        for did in _dids_of(fact):
+            self._by_did.setdefault(did, set()).add(fact)
+
+    def _component(self, start: Iterable[str]) -> set[str]:
+        """The keys linked to ``start`` through successions (in either direction)."""
+        seen = set(start)
+        todo = list(seen)
+        while todo:
+            for fact in self._by_did.get(todo.pop(), ()):
+                for did in _dids_of(fact):
+                    if did not in seen:
+                        seen.add(did)
+                        todo.append(did)
+        return seen
+
+    def _replace(self, component: set[str], partial: _State) -> None:
+        state = self._state
+        for table in (state.successor, state.predecessor, state.end, state.compromised):
+            for did in component:
+                table.pop(did, None)
+        for did in component:
+            state.revoked.pop(did, None)
+        state.successor.update(partial.successor)
+        state.predecessor.update(partial.predecessor)
+        state.end.update(partial.end)
+        state.compromised.update(partial.compromised)
+        state.revoked.update(partial.revoked)
+        kept = [c for c in state.conflicts if c.did not in component]
+        state.conflicts = sorted([*kept, *partial.conflicts], key=_conflict_order)
 
     @property
     def facts(self) -> frozenset[Fact]:
@@ -247,6 +286,14 @@ class KeyHistory:
         """
         chain = self.chain(did)
         return signer in chain and chain.index(signer) >= chain.index(did)
+
+
+def _dids_of(fact: Fact) -> tuple[str, ...]:
+    return (fact.old_did, fact.new_did) if isinstance(fact, Succession) else (fact.did,)
+
+
+def _conflict_order(conflict: Conflict) -> tuple[str, str, tuple[Succession, ...]]:
+    return (conflict.did, conflict.kind, conflict.successions)
 
 
 def _after_revocation(state: _State, succession: Succession) -> bool:
@@ -324,4 +371,5 @@ def _derive(facts: set[Fact]) -> _State:
             cycle.append(edges[walker])
             walker = edges[walker].new_did
         state.conflicts.append(Conflict("cycle", did, tuple(sorted(cycle))))
+    state.conflicts.sort(key=_conflict_order)
     return state

@@ -387,6 +387,16 @@ def test_arrival_order_never_matters(facts: list[Fact], order: random.Random) ->
     assert _snapshot(one_by_one) == _snapshot(KeyHistory(facts))
 
 
+@given(facts=fact_soups(), split=st.integers(0, 14))
+def test_bulk_load_then_live_adds_equals_bulk_load_of_all(facts: list[Fact], split: int) -> None:
+    history = KeyHistory(facts[:split])
+    for fact in facts[split:]:
+        with contextlib.suppress(SuccessionError):
+            history.add(fact)
+    assert _snapshot(history) == _snapshot(KeyHistory(facts))
+    assert history.facts == frozenset(facts)
+
+
 @given(facts=fact_soups())
 def test_effective_successions_form_simple_chains(facts: list[Fact]) -> None:
     history = KeyHistory(facts)
