@@ -303,6 +303,11 @@ class BlockExchange:
 
     # -------------------------------------------------------------- receiving
 
+    def is_open(self, peer: PeerId, req: int) -> bool:
+        """Tell whether request ``req`` to ``peer`` still awaits its end marker."""
+        state = self.peers.get(peer)
+        return state is not None and req in state.requests
+
     def serve(self, want: Want) -> list[Message]:
         """Answer a peer's want: blocks (or haves), dont-haves, then the end marker."""
         out: list[Message] = []

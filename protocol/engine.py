@@ -391,7 +391,9 @@ class SyncEngine:
                 return
             self._send(peer, self.exchange.serve(message), out)
         elif isinstance(message, Have | DontHave | Block | End):
-            if not self.scores.allow(pid, "answer", now):
+            if not self.exchange.is_open(pid, message.req) and not self.scores.allow(
+                pid, "stale_answer", now
+            ):
                 self._penalize(pid, "flood", now, out)
                 return
             commands = self.exchange.receive(pid, message, now)

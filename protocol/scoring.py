@@ -60,12 +60,14 @@ class RateLimit:
     burst: float
 
 
+# Flood detectors, not throttles: an honest hub fetching at full speed over loopback
+# stays far below them. Answers to our own open requests are never limited (our
+# window bounds them); only answers to requests we do not know are.
 RATE_LIMITS: Final[dict[str, RateLimit]] = {
-    "hello": RateLimit(0.1, 2),
-    "announce": RateLimit(10.0, 50),
-    "want": RateLimit(100.0, 400),
-    "answer": RateLimit(2000.0, 4000),
-    "recon": RateLimit(50.0, 600),
+    "announce": RateLimit(20.0, 100),
+    "want": RateLimit(2000.0, 4000),
+    "stale_answer": RateLimit(50.0, 200),
+    "recon": RateLimit(200.0, 1000),
 }
 
 

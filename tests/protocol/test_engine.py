@@ -162,7 +162,7 @@ def test_hostile_peer_is_scored_down_and_banned_while_honest_sync_proceeds() -> 
     key = make_key(666)
     good = Announce.create(key, 1, (Cid.of(b"x"),))
     forged = Announce(good.did, 2, good.records, (), bytes(64))
-    for i in range(60):
+    for i in range(150):
         net.inject(mallory.peer, a.peer, encode_frame(forged if i % 10 == 0 else good), gossip=True)
     # Garbage and a bad block on the sync stream.
     net.inject(mallory.peer, a.peer, encode_varint(5) + b"\xff\xfe\xfd\xfc\xfb")

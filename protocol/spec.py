@@ -1,0 +1,117 @@
+"""The generated parts of docs/protocol.md: state diagrams, scoring and limits tables.
+
+``python -m craftnet.protocol.spec`` prints every section; ``--write PATH`` replaces
+the text between ``<!-- generated:NAME -->`` and ``<!-- /generated:NAME -->`` markers
+in a Markdown file. A test keeps docs/protocol.md equal to what this prints, so the
+document cannot drift from the tables the engines run on.
+"""
+
+from __future__ import annotations
+
+import re
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+from craftnet.archive.codec import MAX_BLOCK_SIZE
+from craftnet.protocol.blocks import BlockConfig
+from craftnet.protocol.engine import (
+    CONNECTION_TRANSITIONS,
+    RECONCILE_TRANSITIONS,
+    EngineConfig,
+    mermaid,
+)
+from craftnet.protocol.framing import MAX_FRAME_SIZE
+from craftnet.protocol.messages import (
+    MAX_ANNOUNCE_ITEMS,
+    MAX_CIDS_PER_MESSAGE,
+    MAX_GIFTS,
+    MAX_ITEM_KEY,
+    MAX_RANGE_DATA,
+    MAX_RANGES,
+    SUPPORTED_VERSIONS,
+)
+from craftnet.protocol.reconcile import (
+    FINGERPRINT_SIZE,
+    MAX_FRAMES_PER_MESSAGE,
+    SALT_SIZE,
+    SHORT_ID_SIZE,
+    ReconConfig,
+)
+from craftnet.protocol.scoring import offence_table
+
+
+def limits_table() -> str:
+    """Every limit and default as a Markdown table."""
+    engine = EngineConfig(alliance="-")
+    recon = ReconConfig()
+    blocks = BlockConfig()
+    rows = [
+        ("protocol versions spoken", f"{list(SUPPORTED_VERSIONS)}"),
+        ("maximum frame body", f"{MAX_FRAME_SIZE:,} bytes (configurable)"),
+        ("maximum block", f"{MAX_BLOCK_SIZE:,} bytes"),
+        ("CIDs per want / have / dont-have", f"{MAX_CIDS_PER_MESSAGE}"),
+        ("CIDs per announcement (records + heads)", f"{MAX_ANNOUNCE_ITEMS}"),
+        ("reconcile ranges per frame", f"{MAX_RANGES}"),
+        ("reconcile range data", f"{MAX_RANGE_DATA:,} bytes"),
+        ("reconcile gifts per frame", f"{MAX_GIFTS}"),
+        ("reconcile item key", f"9..{MAX_ITEM_KEY} bytes (8-byte ts + CID)"),
+        ("frames per reconcile message", f"{MAX_FRAMES_PER_MESSAGE}"),
+        (
+            "fingerprint / short id / salt",
+            f"{FINGERPRINT_SIZE} / {SHORT_ID_SIZE} / {SALT_SIZE} bytes",
+        ),
+        ("reconcile buckets / leaf size (local)", f"{recon.buckets} / {recon.leaf_size}"),
+        ("blocks in flight per peer / per want", f"{blocks.window} / {blocks.batch}"),
+        ("want timeout", f"{blocks.timeout:g} s + {blocks.per_block_timeout:g} s per block"),
+        ("hello timeout", f"{engine.hello_timeout:g} s"),
+        (
+            "reconcile interval / timeout",
+            f"{engine.reconcile_interval:g} s / {engine.reconcile_timeout:g} s",
+        ),
+    ]
+    lines = ["| limit | value |", "|---|---|"]
+    lines += [f"| {name} | {value} |" for name, value in rows]
+    return "\n".join(lines)
+
+
+def sections() -> dict[str, str]:
+    """Name -> generated Markdown."""
+    return {
+        "connection": "```mermaid\n" + mermaid(CONNECTION_TRANSITIONS) + "\n```",
+        "reconcile": "```mermaid\n" + mermaid(RECONCILE_TRANSITIONS) + "\n```",
+        "scoring": offence_table(),
+        "limits": limits_table(),
+    }
+
+
+def _replacer(body: str) -> Callable[[re.Match[str]], str]:
+    def replace(match: re.Match[str]) -> str:
+        return match.group(1) + body + match.group(2)
+
+    return replace
+
+
+def render(text: str) -> str:
+    """``text`` with every generated section replaced by its current content."""
+    for name, body in sections().items():
+        pattern = re.compile(
+            rf"(<!-- generated:{name} -->\n).*?(\n<!-- /generated:{name} -->)", re.DOTALL
+        )
+        text = pattern.sub(_replacer(body), text)
+    return text
+
+
+def main(argv: list[str]) -> int:
+    """Print the sections, or rewrite a Markdown file's generated sections in place."""
+    if len(argv) == 2 and argv[0] == "--write":
+        path = Path(argv[1])
+        path.write_text(render(path.read_text(encoding="utf-8")), encoding="utf-8")
+        return 0
+    for name, body in sections().items():
+        print(f"<!-- generated:{name} -->\n{body}\n<!-- /generated:{name} -->\n")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main(sys.argv[1:]))
