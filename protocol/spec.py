@@ -87,7 +87,7 @@ def sections() -> dict[str, str]:
 
 def _replacer(body: str) -> Callable[[re.Match[str]], str]:
     def replace(match: re.Match[str]) -> str:
-        return match.group(1) + body + match.group(2)
+        return match.group(1) + body + "\n" + match.group(2)
 
     return replace
 
@@ -96,7 +96,7 @@ def render(text: str) -> str:
     """``text`` with every generated section replaced by its current content."""
     for name, body in sections().items():
         pattern = re.compile(
-            rf"(<!-- generated:{name} -->\n).*?(\n<!-- /generated:{name} -->)", re.DOTALL
+            rf"(<!-- generated:{name} -->\n)(?:.*?\n)?(<!-- /generated:{name} -->)", re.DOTALL
         )
         text = pattern.sub(_replacer(body), text)
     return text

@@ -36,3 +36,13 @@ def test_the_spec_command_prints_every_section(capsys: object) -> None:
     assert main([]) == 0
     out = capsys.readouterr().out  # type: ignore[attr-defined]
     assert "stateDiagram-v2" in out and "| offence |" in out
+
+
+def test_render_replaces_stale_and_empty_sections() -> None:
+    for stale in (
+        "<!-- generated:limits -->\nold table\n<!-- /generated:limits -->",
+        "<!-- generated:limits -->\n<!-- /generated:limits -->",
+    ):
+        fresh = render(stale)
+        assert "old table" not in fresh and "| limit | value |" in fresh
+        assert render(fresh) == fresh
