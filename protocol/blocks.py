@@ -222,7 +222,8 @@ class BlockExchange:
             entry = self.wants.get(cid)
             if entry is not None and entry.inflight == peer:
                 entry.inflight = None
-                others = [p for p in entry.providers if p != peer and p in self.peers]
+                # Sorted: set order varies between processes, simulations must not.
+                others = sorted(p for p in entry.providers if p != peer and p in self.peers)
                 for other in others:
                     self._requeue(other, cid)
                 if not others and peer in entry.providers:

@@ -42,6 +42,7 @@ from craftnet.protocol.events import (
     CancelTimer,
     Command,
     DataReceived,
+    Dial,
     Disconnect,
     Event,
     GossipReceived,
@@ -143,6 +144,9 @@ class EngineConfig:
     blocks: BlockConfig = field(default_factory=BlockConfig)
     thresholds: Thresholds = field(default_factory=Thresholds)
     seen_announcements: int = 10_000
+    redial: bool = True
+    redial_min: float = 2.0
+    redial_max: float = 600.0
 
 
 @dataclass(slots=True)
@@ -189,12 +193,15 @@ class SyncEngine:
         self.finished: list[ReconcileFinished] = []
         self._seen: OrderedDict[bytes, None] = OrderedDict()
         self._next_sid = 1
+        self._now = 0.0
+        self._redial: dict[PeerId, float] = {}
 
     # ---------------------------------------------------------------- public
 
     def handle(self, event: Event, now: float) -> list[Command]:
         """Feed one event; return the commands to execute, in order."""
         out: list[Command] = []
+        self._now = now
         if isinstance(event, PeerConnected):
             self._connected(event.peer, event.outbound, now, out)
         elif isinstance(event, DataReceived):
@@ -204,7 +211,7 @@ class SyncEngine:
         elif isinstance(event, PeerDisconnected):
             peer = self.peers.get(event.peer)
             if peer is not None:
-                self._close(peer, "disconnected", out, send=False)
+                self._close(peer, "disconnected", out)
         elif isinstance(event, TimerFired):
             self._timer(event.timer, now, out)
         elif isinstance(event, BlocksWanted):
@@ -265,7 +272,6 @@ class SyncEngine:
                     peer,
                     "score below disconnect",
                     out,
-                    send=False,
                     reason=f"score below threshold after {offence}",
                 )
             out.append(Ban(peer_id, until, f"misbehaved ({offence})"))
@@ -276,7 +282,6 @@ class SyncEngine:
         trigger: str,
         out: list[Command],
         *,
-        send: bool = True,
         reason: str | None = None,
     ) -> None:
         if peer.conn is Conn.CLOSED:
@@ -292,6 +297,16 @@ class SyncEngine:
         out.append(CancelTimer(("hello", peer.peer)))
         if trigger != "disconnected":
             out.append(Disconnect(peer.peer, reason or trigger))
+        if (
+            peer.outbound
+            and self.config.redial
+            and trigger not in ("score below disconnect", "incompatible hello")
+        ):
+            # Reconnect to hubs we chose to dial, backing off while they stay away.
+            delay = self._redial.get(peer.peer, self.config.redial_min)
+            self._redial[peer.peer] = min(2 * delay, self.config.redial_max)
+            at = self._now + delay * (1 + self.rng.random() / 4)
+            out.append(SetTimer(("redial", peer.peer), at))
 
     def _settle(self, now: float, out: list[Command]) -> None:
         """Charge offences the exchange noted, then send what the want list allows."""
@@ -321,7 +336,7 @@ class SyncEngine:
             return
         old = self.peers.get(peer_id)
         if old is not None:
-            self._close(old, "disconnected", out, send=False)
+            self._close(old, "disconnected", out)
         peer = _Peer(peer_id, outbound, FrameDecoder(self.config.max_frame_size))
         self.peers[peer_id] = peer
         self._move(peer, "connected / send hello")
@@ -333,8 +348,6 @@ class SyncEngine:
         if peer is None:
             return
         peer.decoder.receive_data(data)
-        if peer.session is not None:
-            peer.session_bytes_in += len(data)
         while peer.conn is not Conn.CLOSED:
             try:
                 message = peer.decoder.next_message()
@@ -378,6 +391,7 @@ class SyncEngine:
             )
             return
         self._move(peer, "compatible hello")
+        self._redial.pop(peer.peer, None)
         out.append(CancelTimer(("hello", peer.peer)))
         self.exchange.peer_ready(peer.peer)
         if peer.outbound:
@@ -424,6 +438,11 @@ class SyncEngine:
         if kind == "want":
             out.extend(self.exchange.timer(timer, now))
             return
+        if kind == "redial":
+            target = PeerId(timer[1])
+            if target not in self.peers and not self.scores.is_banned(target, now):
+                out.append(Dial(target))
+            return
         peer = self.peers.get(PeerId(timer[1])) if len(timer) > 1 else None
         if peer is None:
             return
@@ -464,6 +483,7 @@ class SyncEngine:
         if session is None:
             self._penalize(peer.peer, "protocol_violation", now, out)
             return
+        peer.session_bytes_in += peer.decoder.last_frame_size
         try:
             replies = session.receive(frame)
         except MalformedMessage:
@@ -480,6 +500,8 @@ class SyncEngine:
         self._move_rec(peer, "bad frame or timeout / abandon")
         peer.session = None
         out.append(CancelTimer(("recon-timeout", peer.peer)))
+        if peer.outbound:
+            out.append(SetTimer(("recon", peer.peer), now + self.config.reconcile_interval))
         self._penalize(peer.peer, offence, now, out)
 
     def _finish(

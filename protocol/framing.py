@@ -84,6 +84,7 @@ class FrameDecoder:
         self._eof = False
         self._broken: FrameError | None = None
         self.bytes_received = 0
+        self.last_frame_size = 0
 
     def receive_data(self, data: bytes) -> None:
         """Append a slice of the stream."""
@@ -134,4 +135,5 @@ class FrameDecoder:
             return None
         body = bytes(self._buffer[start : start + length])
         del self._buffer[: start + length]
+        self.last_frame_size = start + length
         return decode_body(body, max_frame_size=self.max_frame_size)

@@ -217,6 +217,8 @@ class Network:
                 self.finished.append((owner, cmd))
             elif isinstance(cmd, Dial):
                 self.dials.append((owner, cmd))
+                if cmd.peer in self.hubs and not self.connected(owner, cmd.peer):
+                    self.connect(owner, cmd.peer)
 
     def publish(self, hub: Hub, record: Record) -> None:
         """Store a record at ``hub`` and tell its engine, which announces it."""

@@ -293,6 +293,33 @@ def test_a_cut_block_transfer_resumes_from_the_saved_want_list() -> None:
     assert all(c in restarted.blocks.blocks for c in chunks)
 
 
+def test_a_dropped_connection_is_redialled_with_backoff() -> None:
+    net = Network()
+    a, b = _hubs_with_overlap(net, shared=300, only_a=40, only_b=40)
+    net.cut_after[frozenset((a.peer, b.peer))] = 1500
+    net.connect(a.peer, b.peer)
+    net.settle(1.0)
+    assert not net.connected(a.peer, b.peer)
+    net.settle(10.0)
+    assert [d.peer for owner, d in net.dials if owner == a.peer] == [b.peer]
+    assert a.record_keys() == b.record_keys()
+    assert len(a.record_keys()) == 380
+
+
+def test_no_redial_after_a_ban() -> None:
+    net = Network()
+    a = net.add(Hub("hub-a", 1))
+    mallory = net.add_raw("mallory")
+    net.connect(a.peer, mallory.peer)
+    net.inject(mallory.peer, a.peer, encode_frame(Hello(SUPPORTED_VERSIONS, ALLIANCE)))
+    net.inject(mallory.peer, a.peer, (encode_varint(3) + b"\xff\xff\xff") * 3)
+    net.settle(0.1)
+    assert not net.connected(a.peer, mallory.peer)
+    assert a.engine.scores.is_banned(mallory.peer, net.now)
+    net.settle(3600.0)
+    assert not net.dials
+
+
 def test_message_before_hello_closes_the_connection() -> None:
     net = Network()
     a = net.add(Hub("hub-a", 1))
