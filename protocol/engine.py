@@ -97,8 +97,8 @@ class Rec(Enum):
 
 CONNECTION_TRANSITIONS: Final[dict[tuple[Conn, str], Conn]] = {
     (Conn.NEW, "connected / send hello"): Conn.HANDSHAKE,
-    (Conn.HANDSHAKE, "compatible hello"): Conn.READY,
-    (Conn.HANDSHAKE, "incompatible hello"): Conn.CLOSED,
+    (Conn.HANDSHAKE, "compatible hello from a member"): Conn.READY,
+    (Conn.HANDSHAKE, "refused hello"): Conn.CLOSED,
     (Conn.HANDSHAKE, "message before hello"): Conn.CLOSED,
     (Conn.HANDSHAKE, "hello timeout"): Conn.CLOSED,
     (Conn.HANDSHAKE, "broken stream"): Conn.CLOSED,
@@ -160,6 +160,7 @@ class _Peer:
     session_bytes_out: int = 0
     session_bytes_in: int = 0
     reconciles: int = 0
+    did: str | None = None
 
 
 def _key_cid(key: bytes) -> Cid | None:
@@ -176,6 +177,7 @@ class SyncEngine:
         self,
         *,
         key: PrivateKey,
+        peer_id: PeerId,
         items: ItemSource,
         blocks: BlockSource,
         config: EngineConfig,
@@ -183,6 +185,7 @@ class SyncEngine:
         is_member: Callable[[str], bool] | None = None,
     ) -> None:
         self.key = key
+        self.peer_id = peer_id
         self.items = items
         self.config = config
         self.rng = rng
@@ -300,7 +303,7 @@ class SyncEngine:
         if (
             peer.outbound
             and self.config.redial
-            and trigger not in ("score below disconnect", "incompatible hello")
+            and trigger not in ("score below disconnect", "refused hello")
         ):
             # Reconnect to hubs we chose to dial, backing off while they stay away.
             delay = self._redial.get(peer.peer, self.config.redial_min)
@@ -340,7 +343,8 @@ class SyncEngine:
         peer = _Peer(peer_id, outbound, FrameDecoder(self.config.max_frame_size))
         self.peers[peer_id] = peer
         self._move(peer, "connected / send hello")
-        self._send(peer, [Hello(SUPPORTED_VERSIONS, self.config.alliance)], out)
+        hello = Hello.create(self.key, SUPPORTED_VERSIONS, self.config.alliance, self.peer_id)
+        self._send(peer, [hello], out)
         out.append(SetTimer(("hello", peer_id), now + self.config.hello_timeout))
 
     def _data(self, peer_id: PeerId, data: bytes, now: float, out: list[Command]) -> None:
@@ -358,7 +362,7 @@ class SyncEngine:
             except UnsupportedVersion as exc:
                 self._penalize(peer_id, "malformed_frame", now, out)
                 if peer.conn is Conn.HANDSHAKE:
-                    self._close(peer, "incompatible hello", out, reason=str(exc))
+                    self._close(peer, "refused hello", out, reason=str(exc))
                     return
                 continue
             except RemoteProtocolError:
@@ -383,14 +387,30 @@ class SyncEngine:
         if message.alliance != self.config.alliance or PROTOCOL_VERSION not in message.versions:
             self._close(
                 peer,
-                "incompatible hello",
+                "refused hello",
                 out,
                 reason=f"peer is in alliance {message.alliance!r} speaking "
                 f"versions {list(message.versions)}; we are in "
                 f"{self.config.alliance!r} speaking {list(SUPPORTED_VERSIONS)}",
             )
             return
-        self._move(peer, "compatible hello")
+        try:
+            message.verify(peer.peer)
+        except IdentityError as exc:
+            self._penalize(peer.peer, "invalid_signature", now, out)
+            self._close(peer, "refused hello", out, reason=f"hello signature: {exc}")
+            return
+        if not self.is_member(message.did):
+            # No penalty: a hub whose membership we have not heard of yet is not hostile.
+            self._close(
+                peer,
+                "refused hello",
+                out,
+                reason=f"{message.did} is not a member of {self.config.alliance!r}",
+            )
+            return
+        peer.did = message.did
+        self._move(peer, "compatible hello from a member")
         self._redial.pop(peer.peer, None)
         out.append(CancelTimer(("hello", peer.peer)))
         self.exchange.peer_ready(peer.peer)

@@ -80,25 +80,65 @@ def _cids(
     return tuple(items)
 
 
+def _did(fields: Mapping[str, Any], name: str) -> str:
+    did = _str(fields, name, 128)
+    try:
+        parse_did(did)
+    except IdentityError as exc:
+        raise MalformedMessage(f"field {name!r}: {exc}") from exc
+    return did
+
+
 @dataclass(frozen=True, slots=True)
 class Hello:
-    """First message on every sync stream: the versions we speak and our alliance."""
+    """First message on every sync stream: versions, alliance, and who the hub is.
+
+    ``sig`` is the hub key's signature binding its ``did`` to the transport identity
+    ``peer`` (the libp2p peer id the receiver sees the stream come from), so a hello
+    cannot be replayed by another peer; the receiver checks it and asks the alliance
+    whether ``did`` is a member.
+    """
 
     KIND: ClassVar[str] = "hello"
     versions: tuple[int, ...]
     alliance: str
+    did: str
+    sig: bytes
+
+    @staticmethod
+    def signed_part(versions: tuple[int, ...], alliance: str, did: str, peer: str) -> bytes:
+        """The bytes the signature covers."""
+        return codec.encode(
+            {"t": "hello", "vs": list(versions), "al": alliance, "did": did, "peer": peer}
+        )
+
+    @classmethod
+    def create(cls, key: PrivateKey, versions: tuple[int, ...], alliance: str, peer: str) -> Hello:
+        """A hello from the hub holding ``key``, sent from transport identity ``peer``."""
+        sig = key.sign(cls.signed_part(versions, alliance, key.did, peer))
+        return cls(tuple(versions), alliance, key.did, sig)
+
+    def verify(self, peer: str) -> None:
+        """Raise :class:`IdentityError` unless ``sig`` binds ``did`` to ``peer``."""
+        message = self.signed_part(self.versions, self.alliance, self.did, peer)
+        parse_did(self.did).verify(self.sig, message)
 
     def fields(self) -> dict[str, Any]:
         """The message's fields as DAG-CBOR values."""
-        return {"vs": list(self.versions), "al": self.alliance}
+        return {"vs": list(self.versions), "al": self.alliance, "did": self.did, "sig": self.sig}
 
     @classmethod
     def from_fields(cls, f: Mapping[str, Any]) -> Hello:
-        """Check and build from decoded fields."""
+        """Check and build from decoded fields (the signature is checked by :meth:`verify`)."""
         versions = _list(f, "vs", 16)
         if not versions or not all(type(v) is int and 0 < v < 2**16 for v in versions):
             raise MalformedMessage("hello 'vs' must list 1..16 protocol versions (small integers)")
-        return cls(tuple(versions), _str(f, "al", MAX_ALLIANCE_LEN))
+        return cls(
+            tuple(versions),
+            _str(f, "al", MAX_ALLIANCE_LEN),
+            _did(f, "did"),
+            _bytes(f, "sig", 64, 64),
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -151,11 +191,7 @@ class Announce:
     @classmethod
     def from_fields(cls, f: Mapping[str, Any]) -> Announce:
         """Check and build from decoded fields (the signature is checked by :meth:`verify`)."""
-        did = _str(f, "did", 128)
-        try:
-            parse_did(did)
-        except IdentityError as exc:
-            raise MalformedMessage(f"announcement 'did': {exc}") from exc
+        did = _did(f, "did")
         records = _cids(f, "rs", MAX_ANNOUNCE_ITEMS)
         heads = _cids(f, "hs", MAX_ANNOUNCE_ITEMS)
         if len(records) + len(heads) > MAX_ANNOUNCE_ITEMS:
@@ -355,7 +391,7 @@ MESSAGE_TYPES: Final[dict[str, Callable[[Mapping[str, Any]], Message]]] = {
     cls.KIND: cls.from_fields for cls in (Hello, Announce, Want, Have, DontHave, Block, End, Recon)
 }
 _FIELD_NAMES: Final[dict[str, frozenset[str]]] = {
-    "hello": frozenset({"vs", "al"}),
+    "hello": frozenset({"vs", "al", "did", "sig"}),
     "ann": frozenset({"did", "ts", "rs", "hs", "sig"}),
     "want": frozenset({"req", "cids", "ho"}),
     "have": frozenset({"req", "cids"}),

@@ -40,9 +40,9 @@ from craftnet.protocol.events import (
     TimerFired,
     TimerId,
 )
-from craftnet.protocol.framing import FrameDecoder
+from craftnet.protocol.framing import FrameDecoder, encode_frame
 from craftnet.protocol.items import SortedItems, item_key
-from craftnet.protocol.messages import Message
+from craftnet.protocol.messages import SUPPORTED_VERSIONS, Hello, Message
 
 ALLIANCE = "Global Micro-manufacturing Alliance"
 BASE_TS = 1_760_000_000_000 << 16
@@ -51,6 +51,11 @@ BASE_TS = 1_760_000_000_000 << 16
 def make_key(seed: int) -> PrivateKey:
     """A deterministic key for test hub number ``seed``."""
     return PrivateKey.from_seed(seed.to_bytes(32, "big"))
+
+
+def hello_from(peer: PeerId, seed: int = 666, alliance: str = ALLIANCE) -> bytes:
+    """The frame of a valid hello sent by ``peer`` (whose hub key has ``seed``)."""
+    return encode_frame(Hello.create(make_key(seed), SUPPORTED_VERSIONS, alliance, peer))
 
 
 def make_record(key: PrivateKey, n: int, links: tuple[Cid, ...] = ()) -> Record:
@@ -69,6 +74,7 @@ class Hub:
         self.blocks = DictBlocks()
         self.engine = SyncEngine(
             key=self.key,
+            peer_id=self.peer,
             items=self.items,
             blocks=self.blocks,
             config=config or EngineConfig(alliance=ALLIANCE),

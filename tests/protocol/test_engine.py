@@ -5,7 +5,7 @@ from __future__ import annotations
 import itertools
 import random
 
-from helpers import ALLIANCE, Hub, Network, make_key, make_record, quick_config
+from helpers import ALLIANCE, Hub, Network, hello_from, make_key, make_record, quick_config
 
 from craftnet.archive import codec
 from craftnet.archive.cid import DAG_CBOR, Cid
@@ -21,11 +21,9 @@ from craftnet.protocol.engine import (
 from craftnet.protocol.events import BlocksWanted, PeerId
 from craftnet.protocol.framing import encode_frame, encode_varint
 from craftnet.protocol.messages import (
-    SUPPORTED_VERSIONS,
     Announce,
     Block,
     End,
-    Hello,
     Want,
 )
 from craftnet.protocol.reconcile import ReconConfig
@@ -148,13 +146,41 @@ def test_wrong_alliance_is_disconnected() -> None:
     assert any("alliance" in r for r in reasons)
 
 
+def test_a_non_member_cannot_sync() -> None:
+    net = Network()
+    outsider_key = make_key(99)
+    member = Hub("hub-member", 1)
+    member.engine.is_member = lambda did: did != outsider_key.did
+    net.add(member)
+    outsider = net.add(Hub("hub-outsider", 99))
+    outsider.add_record(make_record(outsider.key, 1))
+    net.connect(outsider.peer, member.peer)
+    net.settle()
+    assert not net.connected(outsider.peer, member.peer)
+    assert not member.record_keys()
+    assert any("not a member" in d.reason for _, d in net.disconnects)
+    assert not net.dials  # a refused hello is not redialled
+
+
+def test_a_replayed_hello_is_refused() -> None:
+    net = Network()
+    a = net.add(Hub("hub-a", 1))
+    mallory = net.add_raw("mallory")
+    net.connect(mallory.peer, a.peer)
+    # A hello that hub-b signed for its own peer id, replayed by mallory.
+    net.inject(mallory.peer, a.peer, hello_from(PeerId("hub-b"), seed=2))
+    net.settle(0.1)
+    assert not net.connected(mallory.peer, a.peer)
+    assert a.engine.scores.offence_counts(mallory.peer) == {"invalid_signature": 1}
+
+
 def test_hostile_peer_is_scored_down_and_banned_while_honest_sync_proceeds() -> None:
     net = Network()
     a, b = _hubs_with_overlap(net, shared=20, only_a=10, only_b=10)
     mallory = net.add_raw("mallory")
     net.connect(a.peer, b.peer)
     net.connect(mallory.peer, a.peer)
-    net.inject(mallory.peer, a.peer, encode_frame(Hello(SUPPORTED_VERSIONS, ALLIANCE)))
+    net.inject(mallory.peer, a.peer, hello_from(mallory.peer))
     net.settle(0.1)
     assert a.engine.peers[mallory.peer].conn is Conn.READY
 
@@ -186,7 +212,7 @@ def test_oversized_frame_cuts_the_connection_before_buffering() -> None:
     a = net.add(Hub("hub-a", 1))
     mallory = net.add_raw("mallory")
     net.connect(mallory.peer, a.peer)
-    net.inject(mallory.peer, a.peer, encode_frame(Hello(SUPPORTED_VERSIONS, ALLIANCE)))
+    net.inject(mallory.peer, a.peer, hello_from(mallory.peer))
     net.inject(mallory.peer, a.peer, encode_varint(1 << 40))
     net.settle(0.1)
     assert not net.connected(mallory.peer, a.peer)
@@ -201,7 +227,7 @@ def test_bad_blocks_are_never_stored_and_the_block_is_fetched_elsewhere() -> Non
     honest.add_record(record)
     mallory = net.add_raw("mallory")
     net.connect(a.peer, mallory.peer)
-    net.inject(mallory.peer, a.peer, encode_frame(Hello(SUPPORTED_VERSIONS, ALLIANCE)))
+    net.inject(mallory.peer, a.peer, hello_from(mallory.peer))
     net.settle(0.1)
     net.queue.append((a.peer, BlocksWanted((record.cid,))))
     net.settle(0.1)
@@ -225,7 +251,7 @@ def test_record_with_a_bad_signature_is_refused() -> None:
     a = net.add(Hub("hub-a", 1))
     mallory = net.add_raw("mallory")
     net.connect(a.peer, mallory.peer)
-    net.inject(mallory.peer, a.peer, encode_frame(Hello(SUPPORTED_VERSIONS, ALLIANCE)))
+    net.inject(mallory.peer, a.peer, hello_from(mallory.peer))
     record = make_record(make_key(9), 1)
     tampered = dict(codec.decode(record.block))
     tampered["sig"] = bytes(64)
@@ -311,7 +337,7 @@ def test_no_redial_after_a_ban() -> None:
     a = net.add(Hub("hub-a", 1))
     mallory = net.add_raw("mallory")
     net.connect(a.peer, mallory.peer)
-    net.inject(mallory.peer, a.peer, encode_frame(Hello(SUPPORTED_VERSIONS, ALLIANCE)))
+    net.inject(mallory.peer, a.peer, hello_from(mallory.peer))
     net.inject(mallory.peer, a.peer, (encode_varint(3) + b"\xff\xff\xff") * 3)
     net.settle(0.1)
     assert not net.connected(a.peer, mallory.peer)

@@ -47,7 +47,7 @@ CID = Cid.of(b"Adopt-a-Workshop lathe manual")
 KEY = make_key(7)
 
 EXAMPLES: list[Message] = [
-    Hello((1,), ALLIANCE),
+    Hello.create(KEY, (1,), ALLIANCE, "12D3KooWHub"),
     Announce.create(KEY, 42, (CID,), (Cid.of(b"head"),)),
     Want(1, (CID,), False),
     Want(2, (CID, CID), True),
@@ -202,9 +202,9 @@ def test_unknown_version_and_type() -> None:
         (Want(1, (CID,)), "cids", [CID] * 1025),
         (Block(1, CID, b"x"), "data", "x"),
         (Block(1, CID, b"x"), "cid", str(CID)),
-        (Hello((1,), ALLIANCE), "vs", []),
-        (Hello((1,), ALLIANCE), "vs", [True]),
-        (Hello((1,), ALLIANCE), "al", ""),
+        (EXAMPLES[0], "vs", []),
+        (EXAMPLES[0], "vs", [True]),
+        (EXAMPLES[0], "al", ""),
         (EXAMPLES[1], "did", "did:key:zNotAKey"),
         (EXAMPLES[1], "sig", b"short"),
         (EXAMPLES[-1], "rg", [[None, 9, b""]]),
@@ -228,6 +228,15 @@ def test_missing_and_extra_fields_are_malformed() -> None:
         decode_body(_body(wire))
     with pytest.raises(MalformedMessage, match="expected"):
         decode_body(_body({**to_wire(End(1)), "extra": 1}))
+
+
+def test_hello_signature_binds_the_did_to_the_peer_id() -> None:
+    hello = Hello.create(KEY, (1,), ALLIANCE, "12D3KooWHub")
+    hello.verify("12D3KooWHub")
+    with pytest.raises(BadSignature):
+        hello.verify("12D3KooWOther")
+    with pytest.raises(BadSignature):
+        Hello(hello.versions, "Maker's Fair", hello.did, hello.sig).verify("12D3KooWHub")
 
 
 def test_announcement_signature_covers_every_field() -> None:
