@@ -378,6 +378,8 @@ class SyncEngine:
                 self._handshake(peer, message, now, out)
             elif self.scores.verdict(peer_id, now) is Verdict.OK:
                 self._message(peer, message, now, out)
+            elif not self.scores.allow(peer_id, "graylisted", now):
+                self._penalize(peer_id, "flood", now, out)
 
     def _handshake(self, peer: _Peer, message: Message, now: float, out: list[Command]) -> None:
         if not isinstance(message, Hello):

@@ -68,6 +68,8 @@ RATE_LIMITS: Final[dict[str, RateLimit]] = {
     "want": RateLimit(2000.0, 4000),
     "stale_answer": RateLimit(50.0, 200),
     "recon": RateLimit(200.0, 1000),
+    # Everything a graylisted peer sends is dropped unread, but not for free.
+    "graylisted": RateLimit(10.0, 20),
 }
 
 

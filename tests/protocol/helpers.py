@@ -4,12 +4,14 @@ Like h11's ``ConnectionPair``, but for any number of hubs: ``Send`` commands bec
 ``DataReceived`` events at the other end, ``Publish`` becomes ``GossipReceived`` at
 every connected neighbour, timers sit in a table and fire when :meth:`Network.run`
 advances the virtual clock to them, and ``StoreBlocks`` writes into the hub's dict
-of blocks and its reconcile items, as node/ does with the store. A :class:`RawPeer`
+of blocks and its reconcile items, as node/ does with the store. Links may have a
+latency (bytes arrive later, in order) or be cut after a number of bytes. A :class:`RawPeer`
 has no engine: a test writes whatever bytes it likes to a hub and reads the replies.
 """
 
 from __future__ import annotations
 
+import heapq
 import random
 from collections import deque
 from dataclasses import dataclass, field, replace
@@ -130,6 +132,9 @@ class Network:
         self.dials: list[tuple[PeerId, Dial]] = []
         self.bytes_sent = 0
         self.cut_after: dict[frozenset[PeerId], int] = {}
+        self.latency: dict[frozenset[PeerId], float] = {}
+        self.in_flight: list[tuple[float, int, PeerId, Event]] = []
+        self._seq = 0
 
     def add(self, hub: Hub) -> Hub:
         """Join ``hub`` to the network."""
@@ -194,7 +199,15 @@ class Network:
                 if cmd.peer in self.raw:
                     self.raw[cmd.peer].inbox.setdefault(owner, bytearray()).extend(cmd.data)
                 else:
-                    self.queue.append((cmd.peer, DataReceived(owner, cmd.data)))
+                    delay = self.latency.get(link, 0.0)
+                    if delay:
+                        self._seq += 1
+                        heapq.heappush(
+                            self.in_flight,
+                            (self.now + delay, self._seq, cmd.peer, DataReceived(owner, cmd.data)),
+                        )
+                    else:
+                        self.queue.append((cmd.peer, DataReceived(owner, cmd.data)))
             elif isinstance(cmd, SetTimer):
                 self.timers[(owner, cmd.timer)] = cmd.at
             elif isinstance(cmd, CancelTimer):
@@ -239,14 +252,26 @@ class Network:
                 if owner in self.hubs:
                     self.deliver(owner, event)
                 continue
-            if not self.timers:
+            if not self.timers and not self.in_flight:
                 return
-            (owner, timer), at = min(self.timers.items(), key=lambda kv: kv[1])
+            due = min(self.timers.items(), key=lambda kv: kv[1]) if self.timers else None
+            at = due[1] if due else float("inf")
+            if self.in_flight and self.in_flight[0][0] <= at:
+                at = self.in_flight[0][0]
+                due = None
             if until is not None and at > until:
                 self.now = until
                 return
-            del self.timers[(owner, timer)]
             self.now = max(self.now, at)
+            if due is None:
+                _, _, target, event = heapq.heappop(self.in_flight)
+                # Bytes still travelling when the link dropped are lost with it.
+                live = isinstance(event, DataReceived) and self.connected(target, event.peer)
+                if target in self.hubs and live:
+                    self.deliver(target, event)
+                continue
+            (owner, timer), _ = due
+            del self.timers[(owner, timer)]
             self.deliver(owner, TimerFired(timer))
         raise AssertionError("network did not go quiet")
 

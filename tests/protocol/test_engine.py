@@ -24,7 +24,9 @@ from craftnet.protocol.messages import (
     Announce,
     Block,
     End,
+    Hello,
     Want,
+    to_wire,
 )
 from craftnet.protocol.reconcile import ReconConfig
 
@@ -344,6 +346,49 @@ def test_no_redial_after_a_ban() -> None:
     assert a.engine.scores.is_banned(mallory.peer, net.now)
     net.settle(3600.0)
     assert not net.dials
+
+
+def test_an_honest_hub_on_a_very_slow_link_is_not_pushed_out() -> None:
+    net = Network()
+    config = quick_config(blocks=BlockConfig(window=8, batch=8, timeout=5.0))
+    rural = net.add(Hub("hub-rural", 1, config))
+    city = net.add(Hub("hub-city", 2))
+    for n in range(60):
+        city.add_record(make_record(city.key, n))
+    # Every answer takes 8 s: longer than the want timeout, so requests time out.
+    net.latency[frozenset((rural.peer, city.peer))] = 8.0
+    net.connect(rural.peer, city.peer)
+    net.run(until=600.0)
+    assert rural.record_keys() == city.record_keys()
+    counts = rural.engine.scores.offence_counts(city.peer)
+    assert set(counts) <= {"timeout"} and counts
+    assert rural.engine.scores.verdict(city.peer, net.now).value == "ok"
+    assert net.connected(rural.peer, city.peer)
+
+
+def test_a_flood_of_wants_gets_the_peer_banned() -> None:
+    net = Network()
+    a = net.add(Hub("hub-a", 1))
+    mallory = net.add_raw("mallory")
+    net.connect(mallory.peer, a.peer)
+    net.inject(mallory.peer, a.peer, hello_from(mallory.peer))
+    flood = b"".join(encode_frame(Want(i + 1, (Cid.of(b"%d" % i),))) for i in range(4100))
+    net.inject(mallory.peer, a.peer, flood)
+    net.settle(0.1)
+    assert a.engine.scores.offence_counts(mallory.peer).get("flood", 0) >= 25
+    assert a.engine.scores.is_banned(mallory.peer, net.now)
+
+
+def test_an_unsupported_version_is_refused() -> None:
+    net = Network()
+    a = net.add(Hub("hub-a", 1))
+    mallory = net.add_raw("mallory")
+    net.connect(mallory.peer, a.peer)
+    body = codec.encode({**to_wire(Hello.create(make_key(5), (2,), ALLIANCE, "mallory")), "v": 2})
+    net.inject(mallory.peer, a.peer, encode_varint(len(body)) + body)
+    net.settle(0.1)
+    assert not net.connected(mallory.peer, a.peer)
+    assert any("not supported" in d.reason for _, d in net.disconnects)
 
 
 def test_message_before_hello_closes_the_connection() -> None:
