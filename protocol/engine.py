@@ -112,8 +112,9 @@ CONNECTION_TRANSITIONS: Final[dict[tuple[Conn, str], Conn]] = {
 }
 
 RECONCILE_TRANSITIONS: Final[dict[tuple[Rec, str], Rec]] = {
-    (Rec.IDLE, "ready or interval, we dialled / send fingerprints"): Rec.INITIATING,
-    (Rec.IDLE, "first frame from the dialler"): Rec.RESPONDING,
+    (Rec.IDLE, "ready or interval / send fingerprints"): Rec.INITIATING,
+    (Rec.IDLE, "first frame from the peer"): Rec.RESPONDING,
+    (Rec.INITIATING, "the dialler started one too / yield"): Rec.RESPONDING,
     (Rec.INITIATING, "message needing no answer / want what we lack"): Rec.IDLE,
     (Rec.RESPONDING, "message needing no answer / want what we lack"): Rec.IDLE,
     (Rec.INITIATING, "bad frame or timeout / abandon"): Rec.IDLE,
@@ -161,6 +162,7 @@ class _Peer:
     session_bytes_in: int = 0
     reconciles: int = 0
     did: str | None = None
+    ignored_sid: int | None = None
 
 
 def _key_cid(key: bytes) -> Cid | None:
@@ -482,7 +484,7 @@ class SyncEngine:
     # ------------------------------------------------------------- reconcile
 
     def _start_reconcile(self, peer: _Peer, now: float, out: list[Command]) -> None:
-        self._move_rec(peer, "ready or interval, we dialled / send fingerprints")
+        self._move_rec(peer, "ready or interval / send fingerprints")
         session = ReconcileSession(
             self.items, sid=self._next_sid, initiator=True, rng=self.rng, config=self.config.recon
         )
@@ -493,8 +495,19 @@ class SyncEngine:
         out.append(SetTimer(("recon-timeout", peer.peer), now + self.config.reconcile_timeout))
 
     def _recon(self, peer: _Peer, frame: Recon, now: float, out: list[Command]) -> None:
-        if peer.rec is Rec.IDLE and frame.initiator and frame.seq == 0 and not peer.outbound:
-            self._move_rec(peer, "first frame from the dialler")
+        opening = frame.initiator and frame.seq == 0
+        if opening and peer.rec is Rec.INITIATING:
+            if peer.outbound:
+                # Both started at once; the dialler's session wins and the peer yields.
+                peer.ignored_sid = frame.sid
+                return
+            self._move_rec(peer, "the dialler started one too / yield")
+            peer.session = None
+        elif peer.rec is Rec.INITIATING and frame.initiator and frame.sid == peer.ignored_sid:
+            return
+        if opening and peer.rec in (Rec.IDLE, Rec.RESPONDING) and peer.session is None:
+            if peer.rec is Rec.IDLE:
+                self._move_rec(peer, "first frame from the peer")
             peer.session = ReconcileSession(
                 self.items, sid=frame.sid, initiator=False, rng=self.rng, config=self.config.recon
             )

@@ -137,6 +137,25 @@ def test_blocks_come_from_several_peers_at_once() -> None:
     assert sum(served.values()) == 30  # every block fetched once: no duplicates
 
 
+def test_either_side_may_start_a_reconcile_even_both_at_once() -> None:
+    net = Network()
+    a, b = _hubs_with_overlap(net, shared=50, only_a=3, only_b=4)
+    net.connect(a.peer, b.peer)
+    net.settle()
+    extra_a, extra_b = make_record(a.key, 900), make_record(b.key, 901)
+    a.add_record(extra_a)
+    b.add_record(extra_b)
+    # The listener asks for a reconcile while the dialler's periodic one starts too.
+    net.execute(b.peer, b.engine.start_reconcile(a.peer, net.now))
+    net.execute(a.peer, a.engine.start_reconcile(b.peer, net.now))
+    net.settle()
+    assert a.record_keys() == b.record_keys()
+    assert len(a.record_keys()) == 59
+    assert not a.engine.scores.offence_counts(b.peer)
+    assert not b.engine.scores.offence_counts(a.peer)
+    assert a.engine.peers[b.peer].rec is Rec.IDLE and b.engine.peers[a.peer].rec is Rec.IDLE
+
+
 def test_wrong_alliance_is_disconnected() -> None:
     net = Network()
     a = net.add(Hub("hub-a", 1))
