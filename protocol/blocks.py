@@ -212,9 +212,13 @@ class BlockExchange:
         for req_id, req in state.requests.items():
             commands.append(CancelTimer(("want", peer, str(req_id))))
             self._release(peer, req)
-        for entry in self.wants.values():
+        for cid, entry in self.wants.items():
             entry.providers.discard(peer)
             entry.promised.discard(peer)
+            # If it comes back it is worth asking again.
+            entry.asked.discard(peer)
+            if not entry.providers and entry.inflight is None:
+                self._discover.append(cid)
         return commands
 
     def _release(self, peer: PeerId, req: _Request) -> None:
@@ -251,7 +255,11 @@ class BlockExchange:
                     cid = state.queue.popleft()
                     state.queued.discard(cid)
                     entry = self.wants.get(cid)
-                    if entry is None or entry.inflight is not None or self.have(cid):
+                    if entry is not None and self.have(cid):
+                        # Stored meanwhile by another path (published here, a retry).
+                        del self.wants[cid]
+                        continue
+                    if entry is None or entry.inflight is not None:
                         continue
                     entry.inflight = peer
                     batch.append(cid)
@@ -419,7 +427,8 @@ class BlockExchange:
                 _links(value, links)
         if req is not None:
             req.cids.discard(msg.cid)
-            state.inflight -= 1
+            if not req.have_only:
+                state.inflight -= 1
         del self.wants[msg.cid]
         self._stored.add(msg.cid)
         self.received += 1

@@ -159,3 +159,35 @@ def test_want_list_survives_export_and_import() -> None:
     for corrupt in (b"", saved[:-1], b"\xa0", saved.replace(b"\x01", b"\x02", 1)):
         with pytest.raises(MalformedMessage, match="want list"):
             _exchange().import_wants(corrupt)
+
+
+def test_a_peer_that_comes_back_is_asked_again() -> None:
+    ex = _exchange()
+    ex.peer_ready(P1)
+    ex.want(CIDS[:1])
+    ((_, query),) = _wants(ex.pump(0.0, {P1}))
+    assert query.have_only
+    ex.peer_gone(P1)
+    ex.peer_ready(P1)
+    ((_, again),) = _wants(ex.pump(1.0, {P1}))
+    assert again.have_only and again.cids == tuple(CIDS[:1])
+
+
+def test_a_block_answering_a_have_query_is_taken_without_breaking_the_window() -> None:
+    ex = _exchange()
+    ex.peer_ready(P1)
+    ex.want(CIDS[:1])
+    ((_, query),) = _wants(ex.pump(0.0, {P1}))
+    assert ex.receive(P1, Block(query.req, CIDS[0], CHUNKS[0]), 0.0)
+    assert ex.peers[P1].inflight == 0
+
+
+def test_a_want_stored_by_another_path_is_dropped() -> None:
+    blocks = DictBlocks()
+    ex = BlockExchange(blocks, random.Random(0))
+    ex.peer_ready(P1)
+    ex.want(CIDS[:2], P1)
+    blocks.blocks[CIDS[0]] = CHUNKS[0]
+    ((_, want),) = _wants(ex.pump(0.0, {P1}))
+    assert want.cids == (CIDS[1],)
+    assert CIDS[0] not in ex.wants
