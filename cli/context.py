@@ -151,7 +151,7 @@ class App:
     def note(self, message: str) -> None:
         """A remark for people on stderr (never mixed into --json output)."""
         if not self.as_json:
-            self.err.print(message)
+            click.echo(message, err=True)
 
 
 pass_app = click.make_pass_decorator(App)

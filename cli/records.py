@@ -68,7 +68,14 @@ def _publish_command(rtype: str) -> click.Command:
         built = schemas.build_from_mapping(rtype, data)
         key = app.hub_key()
         record = index.publish(app.store(), key, rtype, built.body, built.links)
-        app.emit({"cid": str(record.cid), "type": rtype}, lambda out: out.print(str(record.cid)))
+        warnings = _licence_warnings(app, record.cid)
+        app.emit(
+            {"cid": str(record.cid), "type": rtype, "warnings": warnings},
+            lambda out: out.print(str(record.cid)),
+        )
+        for warning in warnings:
+            severity = "problem" if warning["severity"] == "error" else warning["severity"]
+            app.note(f"licence {severity}: {safe(warning['message'])}")
 
     params: list[click.Parameter] = [
         click.Option(
@@ -257,12 +264,29 @@ def provenance(app: App, cid: Cid, depth: int) -> None:
         out.print(tree)
         for warning in graph.warnings:
             colour = "red" if warning.severity == "error" else "yellow"
+            edge = f"{_title(graph, warning.child)} <- {_title(graph, warning.parent)}: "
             out.print(f"[{colour}]{warning.severity}[/{colour}] ", end="")
-            out.print(safe(warning.message), markup=False)
+            out.print(safe(edge + warning.message), markup=False)
         if graph.truncated:
             out.print("[yellow]note[/yellow]: the graph was cut at the depth or size limit")
 
     app.emit(graph.to_dict(), human)
+
+
+def _licence_warnings(app: App, cid: Cid) -> list[dict[str, Any]]:
+    """Licence findings between a new record and the parents it derives from."""
+    from craftnet.archive.provenance import provenance as walk
+
+    with app.store().read() as txn:
+        graph = walk(txn, cid, max_depth=1, descendants=False, attestations=False)
+    found: list[dict[str, Any]] = graph.to_dict()["warnings"]
+    return found
+
+
+def _title(graph: Any, cid: Cid) -> str:
+    node = graph.nodes.get(cid)
+    title = node.title if node is not None else None
+    return repr(title) if title else str(cid)
 
 
 def _label(graph: Any, cid: Cid) -> Text:

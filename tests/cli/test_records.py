@@ -94,12 +94,17 @@ def test_publish_from_toml_and_json(hub: Invoke, tmp_path: Path) -> None:
 
 def test_provenance_shows_ancestors_descendants_and_warnings(hub: Invoke) -> None:
     parent = publish_design(hub, "Rustic Futurism lamp")
-    child = as_json(
+    published = as_json(
         hub(
             "--json", "publish", "design", "--title", "Lamp, remixed", "--licence",
             "CC-BY-NC-4.0", "--derived-from", parent,
         )
-    )["cid"]
+    )
+    child = published["cid"]
+    assert [w["code"] for w in published["warnings"]]  # told at once, not only on request
+    human = hub("publish", "design", "--title", "Lamp, remixed again", "--licence",
+                "CC-BY-NC-4.0", "--derived-from", parent)
+    assert human.exit_code == 0 and human.stderr.startswith("licence problem: ")
     graph = as_json(hub("--json", "provenance", child))
     assert {e["parent"] for e in graph["edges"]} == {parent}
     assert graph["warnings"]  # a share-alike parent under a different licence
