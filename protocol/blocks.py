@@ -24,7 +24,7 @@ from craftnet.archive import codec
 from craftnet.archive.cid import DAG_CBOR, Cid
 from craftnet.archive.errors import CodecError, RecordError
 from craftnet.archive.records import Record
-from craftnet.protocol.errors import MalformedMessage
+from craftnet.protocol.errors import LocalProtocolError, MalformedMessage
 from craftnet.protocol.events import (
     CancelTimer,
     Command,
@@ -35,6 +35,7 @@ from craftnet.protocol.events import (
     TimerId,
 )
 from craftnet.protocol.messages import (
+    MAX_BLOCKS_PER_WANT,
     MAX_CIDS_PER_MESSAGE,
     Block,
     DontHave,
@@ -83,6 +84,12 @@ class BlockConfig:
     timeout: float = 15.0
     per_block_timeout: float = 0.5
     follow_links: bool = True
+
+    def __post_init__(self) -> None:
+        if not 1 <= self.batch <= MAX_BLOCKS_PER_WANT or self.window < self.batch:
+            raise LocalProtocolError(
+                f"batch must be 1..{MAX_BLOCKS_PER_WANT} and the window at least one batch"
+            )
 
 
 @dataclass(slots=True)

@@ -22,6 +22,7 @@ from craftnet.protocol.errors import MalformedMessage, UnsupportedVersion
 PROTOCOL_VERSION: Final = 1
 SUPPORTED_VERSIONS: Final = (1,)
 MAX_CIDS_PER_MESSAGE: Final = 1024
+MAX_BLOCKS_PER_WANT: Final = 32  # bounds one answer to 32 blocks of at most 2 MiB
 MAX_ANNOUNCE_ITEMS: Final = 256
 MAX_ALLIANCE_LEN: Final = 128
 MAX_RANGES: Final = 8192
@@ -222,7 +223,10 @@ class Want:
         cids = _cids(f, "cids")
         if not cids:
             raise MalformedMessage("a want names at least one CID")
-        return cls(_int(f, "req"), cids, _want(f, "ho", bool, "a boolean"))
+        have_only = _want(f, "ho", bool, "a boolean")
+        if not have_only and len(cids) > MAX_BLOCKS_PER_WANT:
+            raise MalformedMessage(f"a want for blocks names at most {MAX_BLOCKS_PER_WANT} CIDs")
+        return cls(_int(f, "req"), cids, have_only)
 
 
 @dataclass(frozen=True, slots=True)

@@ -24,6 +24,7 @@ from craftnet.protocol.engine import (
 from craftnet.protocol.framing import MAX_FRAME_SIZE
 from craftnet.protocol.messages import (
     MAX_ANNOUNCE_ITEMS,
+    MAX_BLOCKS_PER_WANT,
     MAX_CIDS_PER_MESSAGE,
     MAX_GIFTS,
     MAX_ITEM_KEY,
@@ -50,7 +51,8 @@ def limits_table() -> str:
         ("protocol versions spoken", f"{list(SUPPORTED_VERSIONS)}"),
         ("maximum frame body", f"{MAX_FRAME_SIZE:,} bytes (configurable)"),
         ("maximum block", f"{MAX_BLOCK_SIZE:,} bytes"),
-        ("CIDs per want / have / dont-have", f"{MAX_CIDS_PER_MESSAGE}"),
+        ("CIDs per have-only want / have / dont-have", f"{MAX_CIDS_PER_MESSAGE}"),
+        ("CIDs per want for blocks", f"{MAX_BLOCKS_PER_WANT}"),
         ("CIDs per announcement (records + heads)", f"{MAX_ANNOUNCE_ITEMS}"),
         ("reconcile ranges per frame", f"{MAX_RANGES}"),
         ("reconcile range data", f"{MAX_RANGE_DATA:,} bytes"),

@@ -200,6 +200,7 @@ def test_unknown_version_and_type() -> None:
         (Want(1, (CID,)), "cids", [CID.bytes]),
         (Want(1, (CID,)), "cids", []),
         (Want(1, (CID,)), "cids", [CID] * 1025),
+        (Want(1, (CID,)), "cids", [CID] * 33),
         (Block(1, CID, b"x"), "data", "x"),
         (Block(1, CID, b"x"), "cid", str(CID)),
         (EXAMPLES[0], "vs", []),
