@@ -20,7 +20,7 @@ from typing import Any
 
 import click
 
-from craftnet.cli import bundles, files, keys, maintenance, records
+from craftnet.cli import bundles, files, keys, maintenance, records, serve
 from craftnet.cli.context import HOME_ENV, App, default_home
 from craftnet.errors import CraftnetError
 
@@ -72,7 +72,7 @@ def cli(ctx: click.Context, home: Path | None, as_json: bool, debug: bool) -> No
     ctx.call_on_close(app.close)
 
 
-for module in (keys, files, records, bundles, maintenance):
+for module in (keys, files, records, bundles, maintenance, serve):
     for command in module.COMMANDS:
         cli.add_command(command)
 

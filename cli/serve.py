@@ -1,0 +1,90 @@
+"""``craftnet serve``: run this hub's node with its HTTP API and web UI.
+
+``--demo`` makes a ready-to-browse hub on first start: it initialises the home folder
+with an UNENCRYPTED demo hub key and seeds the demo archive (:mod:`craftnet.node.demo`).
+"""
+
+from __future__ import annotations
+
+import click
+
+from craftnet.cli.context import App, NotInitialised, pass_app
+from craftnet.errors import CraftnetError
+
+DEMO_TOKEN_FILE = "demo-token"
+
+
+def _init_demo(app: App) -> None:
+    """Initialise a demo home: store, plaintext hub key (labelled demo), default config."""
+    from craftnet.node.config import write_default_config
+
+    app.home.mkdir(parents=True, exist_ok=True)
+    app.store_path.mkdir(parents=True, exist_ok=True)
+    app.store()
+    keystore = app.keystore()
+    name = app.hub_key_name()
+    if not keystore.has(name):
+        keystore.create(name, None, allow_plaintext=True)
+        app.set_hub_key_name(name)
+    write_default_config(app.home)
+    app.note(f"created a DEMO hub at {app.home} (hub key stored unencrypted: demo use only)")
+
+
+@click.command()
+@click.option("--demo", is_flag=True, help="Create a demo hub with sample data on first start.")
+@click.option("--host", default=None, help="Address to listen on [config: http.host; 127.0.0.1].")
+@click.option("--port", type=click.IntRange(0, 65535), default=None,
+              help="Port to listen on [config: http.port; 8470; 0 = any free port].")
+@click.option("--new-token", is_flag=True, help="Replace the API token and print the new one.")
+@pass_app
+def serve(app: App, demo: bool, host: str | None, port: int | None, new_token: bool) -> None:
+    """Run the hub: the HTTP API and web UI (networking comes in a later version)."""
+    from craftnet.node import demo as demo_data
+    from craftnet.node.config import load_config
+    from craftnet.node.web import auth, server
+    from craftnet.node.web.context import NodeContext
+
+    if not app.store_path.exists():
+        if not demo:
+            raise NotInitialised(
+                f"no craftnet archive at {app.home}; run 'craftnet init' first "
+                "(or 'craftnet serve --demo' for a demo hub)"
+            )
+        _init_demo(app)
+    config = load_config(app.home).with_http(host, port)
+    store = app.store()
+    keystore = app.keystore()
+    token = auth.new_token(config.token_path) if new_token else auth.ensure_token(config.token_path)
+    demo_token = app.home / DEMO_TOKEN_FILE
+    if demo and token is not None:
+        # A demo hub is for trying things out: keep its token readable (clearly named).
+        demo_token.write_text(token + "\n", encoding="utf-8")
+    if demo and token is None and demo_token.exists():
+        token = demo_token.read_text(encoding="utf-8").strip()
+    if demo and not demo_data.is_seeded(store):
+        app.note("seeding the demo archive ...")
+        demo_data.seed(store, keystore)
+    try:
+        hub_did = keystore.info(app.hub_key_name()).did
+    except CraftnetError:
+        hub_did = None
+    gate = auth.Gate(auth.load_token_hash(config.token_path))
+    ctx = NodeContext.open(config, store, keystore, gate, hub_did=hub_did, demo=demo)
+
+    def ready(url: str) -> None:
+        click.echo(f"craftnet hub serving at {url}", err=False)
+        if token is not None:
+            label = "demo API token" if demo else "API token (shown once; keep it safe)"
+            click.echo(f"{label}: {token}")
+        if demo:
+            click.echo(
+                f"demo artisans: {', '.join(demo_data.ARTISANS)} "
+                f"(passphrase '{demo_data.DEMO_PASSPHRASE}')"
+            )
+        click.echo("press Ctrl+C to stop")
+
+    server.run(ctx, config.http_host, config.http_port, ready)
+    app.note("stopped")
+
+
+COMMANDS = [serve]

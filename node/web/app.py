@@ -1,0 +1,118 @@
+"""The aiohttp application: the API, the pages, the static files, and the rules on top.
+
+Middlewares apply to every request: a query-size limit, security headers, and one
+error handler that turns any exception into the API's JSON error (or an HTML page for
+the web UI) without ever showing a traceback to a client.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Final
+
+from aiohttp import web
+
+from craftnet.errors import CraftnetError
+from craftnet.node.web import api, ui
+from craftnet.node.web.context import NodeContext
+from craftnet.node.web.errors import ApiError, from_exception
+from craftnet.node.web.http import CTX, MAX_JSON_BYTES, MAX_QUERY_BYTES
+
+log = logging.getLogger("craftnet.node.web")
+
+STATIC: Final = Path(__file__).parent / "static"
+CATCH_UP_SECONDS: Final = 5.0
+PAGE_CSP: Final = (
+    "default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self'; "
+    "object-src 'none'; frame-ancestors 'none'; base-uri 'none'; form-action 'self'"
+)
+_HTTP_CODES: Final = {
+    400: "bad-request",
+    401: "unauthorized",
+    403: "forbidden",
+    404: "not-found",
+    405: "method-not-allowed",
+    413: "too-large",
+    414: "uri-too-long",
+    415: "unsupported-media-type",
+}
+
+
+def _is_api(request: web.Request) -> bool:
+    return request.path.startswith("/api/")
+
+
+def _error_response(request: web.Request, error: ApiError) -> web.Response:
+    headers = {}
+    if error.status == 401:
+        headers["WWW-Authenticate"] = 'Bearer realm="craftnet"'
+    if _is_api(request):
+        return web.json_response(error.body(), status=error.status, headers=headers)
+    return ui.error_page(request, error)
+
+
+@web.middleware
+async def guard(request: web.Request, handler: api.Handler) -> web.StreamResponse:
+    """Limits, headers and the one error shape."""
+    try:
+        if len(request.query_string) > MAX_QUERY_BYTES:
+            raise ApiError(414, "uri-too-long", f"the query is longer than {MAX_QUERY_BYTES} bytes")
+        response = await handler(request)
+    except ApiError as exc:
+        response = _error_response(request, exc)
+    except CraftnetError as exc:
+        response = _error_response(request, from_exception(exc))
+    except web.HTTPException as exc:
+        if exc.status < 400:
+            raise
+        code = _HTTP_CODES.get(exc.status, "error")
+        message = exc.reason if exc.status != 413 else "the request body is too large"
+        if exc.status == 404:
+            message = f"nothing at {request.path[:200]}"
+        response = _error_response(request, ApiError(exc.status, code, message))
+    except asyncio.CancelledError:
+        raise
+    except Exception:
+        log.exception("unexpected error serving %s %s", request.method, request.path)
+        response = _error_response(
+            request, ApiError(500, "internal", "internal error; the hub's log has the details")
+        )
+    if not _is_api(request) or response.content_type == "text/html":
+        response.headers.setdefault("Content-Security-Policy", PAGE_CSP)
+    response.headers.setdefault("X-Content-Type-Options", "nosniff")
+    response.headers.setdefault("Referrer-Policy", "same-origin")
+    return response
+
+
+async def _keep_index(app: web.Application) -> AsyncIterator[None]:
+    """Index records that arrived by other paths (sync, bundles, the CLI) every few seconds."""
+    ctx = app[CTX]
+
+    async def loop() -> None:
+        while True:
+            await asyncio.sleep(CATCH_UP_SECONDS)
+            try:
+                ctx.search.catch_up()
+            except Exception:  # keep serving; the next round tries again
+                log.exception("search index catch-up failed")
+
+    task = asyncio.create_task(loop())
+    yield
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
+
+
+def create_app(ctx: NodeContext) -> web.Application:
+    """The web application of one hub (call ``ctx.search.catch_up()`` before serving)."""
+    app = web.Application(middlewares=[guard], client_max_size=MAX_JSON_BYTES)
+    app[CTX] = ctx
+    api.add_routes(app)
+    ui.add_routes(app)
+    app.router.add_static("/static/", STATIC, append_version=False)
+    app.cleanup_ctx.append(_keep_index)
+    return app

@@ -1,0 +1,263 @@
+"""Design files over HTTP: streamed uploads with a size limit, downloads with Range.
+
+A download's ETag is the file's CID, so a browser or another hub that has the bytes
+never fetches them twice. Files are served with a sandboxing Content-Security-Policy and
+``nosniff``: an SVG someone published must not run scripts in the hub's origin (where
+the session cookie lives) when opened directly.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import tempfile
+from collections import OrderedDict
+from collections.abc import Iterator
+from typing import Any, Final
+
+from aiohttp import web
+
+from craftnet.archive.cid import Cid
+from craftnet.archive.store import Store
+from craftnet.node.web.errors import ApiError, bad_request
+from craftnet.node.web.http import context, parse_cid, query_str, require_read, require_write
+from craftnet.node.web.preview import PreviewError, stl_to_svg
+
+SPOOL_IN_MEMORY: Final = 8 * 2**20
+READ_SIZE: Final = 256 * 1024
+MAX_NAME: Final = 200
+MAX_PREVIEW_SOURCE: Final = 64 * 2**20
+FILE_CSP: Final = "default-src 'none'; style-src 'unsafe-inline'; img-src data:; sandbox"
+_BAD_NAME: Final = re.compile(r"[\x00-\x1f\x7f/\\:*?\"<>|]")
+
+CONTENT_TYPES: Final = {
+    ".stl": "model/stl",
+    ".step": "model/step",
+    ".stp": "model/step",
+    ".3mf": "model/3mf",
+    ".obj": "model/obj",
+    ".svg": "image/svg+xml",
+    ".png": "image/png",
+    ".jpg": "image/jpeg",
+    ".jpeg": "image/jpeg",
+    ".webp": "image/webp",
+    ".gif": "image/gif",
+    ".pdf": "application/pdf",
+    ".gcode": "text/x-gcode; charset=utf-8",
+    ".gco": "text/x-gcode; charset=utf-8",
+    ".nc": "text/x-gcode; charset=utf-8",
+    ".txt": "text/plain; charset=utf-8",
+    ".md": "text/markdown; charset=utf-8",
+    ".dxf": "image/vnd.dxf",
+}
+
+
+def content_type(name: str | None) -> str:
+    """The media type for a file name (by extension; octet-stream when unknown)."""
+    if not name or "." not in name:
+        return "application/octet-stream"
+    return CONTENT_TYPES.get("." + name.rsplit(".", 1)[1].lower(), "application/octet-stream")
+
+
+def check_file_name(name: str | None) -> str:
+    """A plain file name: no folders, no '..', no control characters."""
+    if name is None:
+        raise bad_request("give the file's name: POST /api/v1/files?name=lamp.stl", "bad-file-name")
+    if (
+        len(name) > MAX_NAME
+        or _BAD_NAME.search(name)
+        or name.strip() in ("", ".", "..")
+        or name.startswith(".")
+        or ".." in name
+    ):
+        raise bad_request(
+            f"{name[:80]!r} is not a plain file name (no folders, '..', leading dots or "
+            "control characters)",
+            "bad-file-name",
+        )
+    return name
+
+
+# -- the archive side (kept here so the HTTP code does not care how files are chunked) --
+
+
+def _files() -> Any:
+    from craftnet.archive import files
+
+    return files
+
+
+def file_meta(store: Store, cid: Cid) -> dict[str, Any]:
+    """``{cid, name, size}`` of a stored file; raises NotFound."""
+    info = _files().file_info(store, cid)
+    name = getattr(info, "name", None)
+    size = int(info.size)
+    return {"cid": str(cid), "name": name, "size": size, "content_type": content_type(name)}
+
+
+def iter_range(store: Store, cid: Cid, start: int, end: int) -> Iterator[bytes]:
+    """The bytes ``start..end`` (inclusive) of a file, chunk by chunk."""
+    files = _files()
+    reader = getattr(files, "iter_range", None)
+    if reader is not None:
+        yield from reader(store, cid, start, end + 1)
+        return
+    position = 0
+    for chunk in files.iter_file(store, cid):
+        chunk_end = position + len(chunk)
+        if chunk_end > start:
+            lo = max(0, start - position)
+            hi = min(len(chunk), end + 1 - position)
+            if lo < hi:
+                yield bytes(chunk[lo:hi])
+        position = chunk_end
+        if position > end:
+            return
+
+
+# -- handlers ---------------------------------------------------------------------------
+
+
+async def upload(request: web.Request) -> web.Response:
+    """Store the request body as a file (streamed; refused past the hub's size limit)."""
+    require_write(request)
+    ctx = context(request)
+    name = check_file_name(query_str(request, "name", MAX_NAME))
+    limit = ctx.config.max_upload_bytes
+    if request.content_length is not None and request.content_length > limit:
+        raise ApiError(413, "too-large", f"files may be at most {limit} bytes on this hub")
+    spool = tempfile.SpooledTemporaryFile(max_size=SPOOL_IN_MEMORY)
+    try:
+        size = 0
+        while True:
+            chunk = await request.content.read(READ_SIZE)
+            if not chunk:
+                break
+            size += len(chunk)
+            if size > limit:
+                raise ApiError(413, "too-large", f"files may be at most {limit} bytes on this hub")
+            spool.write(chunk)
+        if size == 0:
+            raise bad_request("the file is empty", "empty-file")
+        spool.seek(0)
+        loop = asyncio.get_running_loop()
+        result = await loop.run_in_executor(
+            None, lambda: _files().add_file(ctx.store, spool, name=name)
+        )
+    finally:
+        spool.close()
+    cid: Cid = result.cid
+    return web.json_response(
+        {"cid": str(cid), "name": name, "size": size, "content_type": content_type(name)},
+        status=201,
+        headers={"Location": f"/api/v1/files/{cid}"},
+    )
+
+
+async def info(request: web.Request) -> web.Response:
+    """A file's name, size and media type."""
+    require_read(request)
+    ctx = context(request)
+    cid = parse_cid(request.match_info["cid"])
+    return web.json_response(file_meta(ctx.store, cid))
+
+
+def _parse_range(header: str, size: int) -> tuple[int, int] | None:
+    """One ``bytes=a-b`` range as inclusive bounds; None to send the whole file."""
+    unit, _, spec = header.partition("=")
+    if unit.strip().lower() != "bytes" or "," in spec:
+        return None  # several ranges or another unit: RFC 9110 lets us send it all
+    first, _, last = spec.strip().partition("-")
+    try:
+        if first == "":
+            length = int(last)
+            if length <= 0:
+                raise ValueError
+            return max(0, size - length), size - 1
+        start = int(first)
+        end = int(last) if last else size - 1
+    except ValueError:
+        return None
+    if start > end:
+        return None
+    if start >= size:
+        raise ApiError(416, "range-not-satisfiable", f"the file has {size} bytes",
+                       size=size)
+    return start, min(end, size - 1)
+
+
+async def download(request: web.Request) -> web.StreamResponse:
+    """Stream a file; honours one ``Range`` and ``If-None-Match`` (the ETag is the CID)."""
+    require_read(request)
+    ctx = context(request)
+    cid = parse_cid(request.match_info["cid"])
+    meta = file_meta(ctx.store, cid)
+    etag = f'"{cid}"'
+    headers = {
+        "ETag": etag,
+        "Accept-Ranges": "bytes",
+        "Cache-Control": "max-age=31536000, immutable",
+        "Content-Security-Policy": FILE_CSP,
+        "X-Content-Type-Options": "nosniff",
+        "Content-Type": meta["content_type"],
+    }
+    if meta["name"]:
+        disposition = "attachment" if request.query.get("download") else "inline"
+        safe = re.sub(r"[^A-Za-z0-9._-]", "_", meta["name"])
+        headers["Content-Disposition"] = f'{disposition}; filename="{safe}"'
+    if request.headers.get("If-None-Match", "") in (etag, "*"):
+        return web.Response(status=304, headers={"ETag": etag})
+    size = meta["size"]
+    start, end, status = 0, size - 1, 200
+    wanted = request.headers.get("Range")
+    if wanted and size > 0:
+        if_range = request.headers.get("If-Range")
+        bounds = _parse_range(wanted, size) if if_range in (None, etag) else None
+        if bounds is not None:
+            start, end = bounds
+            status = 206
+            headers["Content-Range"] = f"bytes {start}-{end}/{size}"
+    response = web.StreamResponse(status=status, headers=headers)
+    response.content_length = end - start + 1 if size else 0
+    await response.prepare(request)
+    if request.method != "HEAD" and size:
+        for piece in iter_range(ctx.store, cid, start, end):
+            await response.write(piece)
+    await response.write_eof()
+    return response
+
+
+_PREVIEWS: OrderedDict[Cid, bytes] = OrderedDict()
+_PREVIEW_CACHE: Final = 64
+
+
+async def preview(request: web.Request) -> web.Response:
+    """A drawing of a 3D model (STL) as SVG, shaded, from above at an angle."""
+    require_read(request)
+    ctx = context(request)
+    cid = parse_cid(request.match_info["cid"])
+    etag = f'"{cid}-preview"'
+    if request.headers.get("If-None-Match", "") == etag:
+        return web.Response(status=304, headers={"ETag": etag})
+    svg = _PREVIEWS.get(cid)
+    if svg is None:
+        meta = file_meta(ctx.store, cid)
+        if meta["content_type"] != "model/stl":
+            raise ApiError(415, "no-preview", "previews are drawn for STL models only")
+        if meta["size"] > MAX_PREVIEW_SOURCE:
+            raise ApiError(413, "too-large", "this model is too large to preview here")
+        data = b"".join(iter_range(ctx.store, cid, 0, meta["size"] - 1))
+        loop = asyncio.get_running_loop()
+        try:
+            svg = await loop.run_in_executor(None, stl_to_svg, data)
+        except PreviewError as exc:
+            raise ApiError(422, "no-preview", str(exc)) from None
+        _PREVIEWS[cid] = svg
+        while len(_PREVIEWS) > _PREVIEW_CACHE:
+            _PREVIEWS.popitem(last=False)
+    return web.Response(
+        body=svg,
+        content_type="image/svg+xml",
+        headers={"ETag": etag, "Content-Security-Policy": FILE_CSP,
+                 "X-Content-Type-Options": "nosniff", "Cache-Control": "max-age=86400"},
+    )

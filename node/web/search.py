@@ -1,0 +1,444 @@
+"""Full-text search over the archive: an SQLite FTS5 index kept beside the LMDB store.
+
+The index is derived data: it can always be rebuilt from the store, so it lives in its
+own file (``search.sqlite``) and is written without fsync-per-record. It is kept up to
+date in two ways:
+
+* records published or edited through the API are indexed as they are written;
+* :meth:`SearchIndex.catch_up` compares the store's record count with the set of
+  records the index has seen and indexes what is missing (records that arrived by sync,
+  a bundle import or the CLI). The node calls it at start and every few seconds; when
+  nothing changed it costs one count.
+
+Techniques, designs and collections are indexed from their bodies; a CRDT document
+(its genesis record, type ``doc``) is indexed from its current merged view and
+re-indexed when one of its operations arrives. Words are split by FTS5's ``unicode61``
+tokenizer with diacritics removed, which serves the languages written with spaces
+between words (Latin, Cyrillic, Greek, ...). Ranking is BM25 with titles weighted most.
+
+The connection is used by one thread at a time (the node's event loop).
+"""
+
+from __future__ import annotations
+
+import re
+import sqlite3
+import struct
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Final
+
+from craftnet.archive.cid import Cid
+from craftnet.archive.crdt.documents import Documents
+from craftnet.archive.crdt.ops import GENESIS_TYPE, OP_TYPE
+from craftnet.archive.errors import ArchiveError
+from craftnet.archive.index import get_record
+from craftnet.archive.records import Record
+from craftnet.archive.store import Store
+
+SCHEMA_VERSION: Final = 1
+MAX_QUERY_WORDS: Final = 16
+FACET_SAMPLE: Final = 1000  # facets are counted over the best-ranked matches
+FACETS: Final = ("type", "licence", "process", "tag", "material", "language")
+SEARCH_FACETS_SHOWN: Final = ("type", "licence", "process", "tag", "material")
+INDEXED_TYPES: Final = frozenset({"technique", "design", "collection", GENESIS_TYPE})
+_TS: Final = struct.Struct(">Q")
+_WORD: Final = re.compile(r"\w+", re.UNICODE)
+
+
+@dataclass(slots=True)
+class Entry:
+    """What the index keeps about one record or document."""
+
+    cid: Cid
+    type: str
+    author: str
+    ts: int
+    title: str
+    text: str
+    tags: list[str] = field(default_factory=list)
+    materials: list[str] = field(default_factory=list)
+    licence: str | None = None
+    process: str | None = None
+    language: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Hit:
+    """One search result."""
+
+    cid: str
+    type: str
+    author: str
+    ts: int
+    title: str
+    snippet: str
+    licence: str | None
+    process: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class SearchResult:
+    """A page of ranked hits, the facet counts and the offset of the next page."""
+
+    hits: list[Hit]
+    total: int
+    facets: dict[str, dict[str, int]]
+    next_offset: int | None
+
+
+def _strings(value: object) -> list[str]:
+    if isinstance(value, str):
+        return [value]
+    if isinstance(value, list):
+        return [item for item in value if isinstance(item, str)]
+    return []
+
+
+def _steps_text(value: object) -> list[str]:
+    out: list[str] = []
+    if isinstance(value, list):
+        for step in value:
+            if isinstance(step, str):
+                out.append(step)
+            elif isinstance(step, dict) and isinstance(step.get("text"), str):
+                out.append(step["text"])
+    return out
+
+
+def _one(value: object) -> str | None:
+    return value if isinstance(value, str) else None
+
+
+def entry_from_fields(
+    cid: Cid, rtype: str, author: str, ts: int, fields: dict[str, Any]
+) -> Entry:
+    """An index entry from a record body or a document view's fields."""
+    text_parts = [
+        *_strings(fields.get("summary")),
+        *_strings(fields.get("description")),
+        *_steps_text(fields.get("steps")),
+        *_strings(fields.get("tradition")),
+        *_strings(fields.get("region")),
+        *_strings(fields.get("tools")),
+        *_strings(fields.get("machine")),
+    ]
+    return Entry(
+        cid=cid,
+        type=rtype,
+        author=author,
+        ts=ts,
+        title=_one(fields.get("title")) or "",
+        text="\n".join(text_parts),
+        tags=[t.lower() for t in _strings(fields.get("tags"))][:64],
+        materials=[m.lower() for m in _strings(fields.get("materials"))][:64],
+        licence=_one(fields.get("licence")),
+        process=_one(fields.get("process")),
+        language=_one(fields.get("language")),
+    )
+
+
+def fts_query(text: str) -> str | None:
+    """Turn what a person typed into a safe FTS5 query: every word, the last as a prefix."""
+    words = _WORD.findall(text)[:MAX_QUERY_WORDS]
+    if not words:
+        return None
+    quoted = ['"' + word.replace('"', "") + '"' for word in words]
+    quoted[-1] += "*"
+    return " ".join(quoted)
+
+
+class SearchIndex:
+    """The FTS5 index of one hub."""
+
+    def __init__(self, path: Path | str, store: Store, documents: Documents) -> None:
+        self.store = store
+        self.documents = documents
+        # Opened by whoever builds the node, then used only by the event loop thread.
+        self.db = sqlite3.connect(str(path), isolation_level=None, check_same_thread=False)
+        self.db.execute("PRAGMA journal_mode=WAL")
+        self.db.execute("PRAGMA synchronous=OFF")  # derived data: rebuilt if lost
+        self._create()
+        self._seen_count = self._count_seen()
+
+    def _create(self) -> None:
+        version = self.db.execute("PRAGMA user_version").fetchone()[0]
+        if version not in (0, SCHEMA_VERSION):
+            for table in ("entries", "facets", "seen", "fts"):
+                self.db.execute(f"DROP TABLE IF EXISTS {table}")
+        self.db.executescript(
+            """
+            CREATE TABLE IF NOT EXISTS entries(
+                id INTEGER PRIMARY KEY, cid BLOB UNIQUE NOT NULL, suffix BLOB NOT NULL,
+                type TEXT NOT NULL, author TEXT NOT NULL, ts INTEGER NOT NULL,
+                title TEXT NOT NULL, licence TEXT, process TEXT);
+            CREATE INDEX IF NOT EXISTS entries_suffix ON entries(suffix);
+            CREATE TABLE IF NOT EXISTS facets(
+                facet TEXT NOT NULL, value TEXT NOT NULL, entry INTEGER NOT NULL,
+                PRIMARY KEY(facet, value, entry)) WITHOUT ROWID;
+            CREATE INDEX IF NOT EXISTS facets_entry ON facets(entry);
+            CREATE TABLE IF NOT EXISTS seen(cid BLOB PRIMARY KEY) WITHOUT ROWID;
+            CREATE VIRTUAL TABLE IF NOT EXISTS fts USING fts5(
+                title, body, tags, materials, tokenize='unicode61 remove_diacritics 2');
+            """
+        )
+        self.db.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
+
+    def close(self) -> None:
+        """Close the SQLite connection."""
+        self.db.close()
+
+    def _count_seen(self) -> int:
+        count: int = self.db.execute("SELECT count(*) FROM seen").fetchone()[0]
+        return count
+
+    @property
+    def indexed(self) -> int:
+        """How many entries (records and documents) are searchable."""
+        count: int = self.db.execute("SELECT count(*) FROM entries").fetchone()[0]
+        return count
+
+    # -- writing ------------------------------------------------------------------------
+
+    def _put(self, entry: Entry) -> None:
+        db = self.db
+        key = entry.cid.bytes
+        row = db.execute("SELECT id FROM entries WHERE cid=?", (key,)).fetchone()
+        if row is not None:
+            db.execute("DELETE FROM fts WHERE rowid=?", (row[0],))
+            db.execute("DELETE FROM facets WHERE entry=?", (row[0],))
+            db.execute("DELETE FROM entries WHERE id=?", (row[0],))
+        cur = db.execute(
+            "INSERT INTO entries(cid, suffix, type, author, ts, title, licence, process) "
+            "VALUES (?,?,?,?,?,?,?,?)",
+            (
+                key,
+                _TS.pack(entry.ts) + key,
+                entry.type,
+                entry.author,
+                entry.ts,
+                entry.title,
+                entry.licence,
+                entry.process,
+            ),
+        )
+        rowid = cur.lastrowid
+        db.execute(
+            "INSERT INTO fts(rowid, title, body, tags, materials) VALUES (?,?,?,?,?)",
+            (rowid, entry.title, entry.text, " ".join(entry.tags), " ".join(entry.materials)),
+        )
+        facets: set[tuple[str, str]] = {("type", entry.type), ("author", entry.author)}
+        facets.update(("tag", tag) for tag in entry.tags)
+        facets.update(("material", material) for material in entry.materials)
+        for name in ("licence", "process", "language"):
+            value = getattr(entry, name)
+            if value:
+                facets.add((name, value))
+        db.executemany(
+            "INSERT OR IGNORE INTO facets(facet, value, entry) VALUES (?,?,?)",
+            [(name, value, rowid) for name, value in facets],
+        )
+
+    def _entry_for(self, record: Record) -> Entry | None:
+        if record.type == GENESIS_TYPE:
+            try:
+                view = self.documents.view(record.cid)
+            except ArchiveError:
+                return None  # the genesis was rejected; nothing to show
+            kind = view.get("kind")
+            fields = view.get("fields", {})
+            entry = entry_from_fields(record.cid, GENESIS_TYPE, record.author, record.ts, fields)
+            if isinstance(kind, str):
+                entry.tags.append(f"kind:{kind}")
+            return entry
+        if record.type in INDEXED_TYPES:
+            return entry_from_fields(record.cid, record.type, record.author, record.ts, record.body)
+        return None
+
+    def add(self, records: Iterable[Record]) -> int:
+        """Index records (and the documents their operations edit); return entries written."""
+        written = 0
+        docs: set[Cid] = set()
+        self.db.execute("BEGIN")
+        try:
+            for record in records:
+                cur = self.db.execute("INSERT OR IGNORE INTO seen(cid) VALUES (?)", (record.cid.bytes,))
+                self._seen_count += cur.rowcount
+                if record.type == OP_TYPE:
+                    doc = record.body.get("doc")
+                    if isinstance(doc, Cid):
+                        docs.add(doc)
+                    continue
+                entry = self._entry_for(record)
+                if entry is not None:
+                    self._put(entry)
+                    written += 1
+            for doc in docs:
+                written += self._reindex_doc(doc)
+            self.db.execute("COMMIT")
+        except BaseException:
+            self.db.execute("ROLLBACK")
+            self._seen_count = self._count_seen()
+            raise
+        return written
+
+    def _reindex_doc(self, doc: Cid) -> int:
+        try:
+            with self.store.read() as txn:
+                genesis = get_record(txn, doc)
+        except ArchiveError:
+            return 0
+        entry = self._entry_for(genesis)
+        if entry is None:
+            return 0
+        self._put(entry)
+        return 1
+
+    def catch_up(self, batch: int = 2000) -> int:
+        """Index every stored record the index has not seen; return how many were new."""
+        with self.store.read() as txn:
+            total = txn.count("records")
+        if total == self._seen_count:
+            return 0
+        seen = {row[0] for row in self.db.execute("SELECT cid FROM seen")}
+        new = 0
+        pending: list[Record] = []
+        for record in self._unseen(seen):
+            pending.append(record)
+            if len(pending) >= batch:
+                self.add(pending)
+                new += len(pending)
+                pending = []
+        if pending:
+            self.add(pending)
+            new += len(pending)
+        return new
+
+    def _unseen(self, seen: set[bytes]) -> Iterator[Record]:
+        # Sorted by time so that a document's genesis is indexed before its operations.
+        with self.store.read() as txn:
+            keys = [key[_TS.size :] for key, _ in txn.iterate("rec_time") if key[_TS.size :] not in seen]
+        for start in range(0, len(keys), 500):
+            with self.store.read() as txn:
+                records = []
+                for raw in keys[start : start + 500]:
+                    try:
+                        records.append(get_record(txn, Cid.from_bytes(raw)))
+                    except ArchiveError:
+                        continue  # fsck's business; search just skips it
+            yield from records
+
+    # -- reading ------------------------------------------------------------------------
+
+    def _filters(self, filters: dict[str, str]) -> tuple[str, list[Any]]:
+        clauses: list[str] = []
+        params: list[Any] = []
+        for name, value in sorted(filters.items()):
+            if name in ("tag", "material"):
+                value = value.lower()
+            clauses.append("e.id IN (SELECT entry FROM facets WHERE facet=? AND value=?)")
+            params.extend([name, value])
+        return " AND ".join(clauses), params
+
+    def search(
+        self,
+        text: str,
+        filters: dict[str, str] | None = None,
+        *,
+        limit: int = 20,
+        offset: int = 0,
+    ) -> SearchResult:
+        """Ranked matches of ``text`` (all words; the last one as a prefix), with facets."""
+        query = fts_query(text)
+        where, params = self._filters(filters or {})
+        if query is None:
+            return SearchResult([], 0, {}, None)
+        sql_where = "fts MATCH ?" + (" AND " + where if where else "")
+        base = "FROM fts JOIN entries e ON e.id = fts.rowid WHERE " + sql_where
+        order = " ORDER BY bm25(fts, 10.0, 1.0, 4.0, 4.0), e.suffix DESC LIMIT ? OFFSET ?"
+        ranked = [
+            row[0]
+            for row in self.db.execute(
+                "SELECT e.id " + base + order, [query, *params, FACET_SAMPLE, 0]
+            )
+        ]
+        if len(ranked) < FACET_SAMPLE:
+            total = len(ranked)
+        else:
+            total = int(self.db.execute("SELECT count(*) " + base, [query, *params]).fetchone()[0])
+        if offset < FACET_SAMPLE:
+            page_ids = ranked[offset : offset + limit]
+        else:
+            page_ids = [
+                row[0]
+                for row in self.db.execute(
+                    "SELECT e.id " + base + order, [query, *params, limit, offset]
+                )
+            ]
+        hits = self._hits(query, page_ids)
+        facets = self._facet_counts(ranked)
+        more = offset + limit < total
+        return SearchResult(hits, total, facets, offset + limit if more else None)
+
+    def _hits(self, query: str, ids: list[int]) -> list[Hit]:
+        if not ids:
+            return []
+        marks = ",".join("?" * len(ids))
+        rows = {
+            row[0]: row
+            for row in self.db.execute(
+                "SELECT e.id, e.cid, e.type, e.author, e.ts, e.title, e.licence, e.process, "
+                "snippet(fts, 1, '[', ']', ' … ', 12) FROM fts JOIN entries e ON e.id = fts.rowid "
+                f"WHERE fts MATCH ? AND fts.rowid IN ({marks})",
+                [query, *ids],
+            )
+        }
+        return [
+            Hit(str(Cid.from_bytes(r[1])), r[2], r[3], r[4], r[5], r[8] or "", r[6], r[7])
+            for r in (rows[i] for i in ids if i in rows)
+        ]
+
+    def _facet_counts(self, ids: list[int]) -> dict[str, dict[str, int]]:
+        if not ids:
+            return {}
+        marks = ",".join("?" * len(ids))
+        counts: dict[str, dict[str, int]] = {}
+        for facet, value, count in self.db.execute(
+            f"SELECT facet, value, count(*) FROM facets WHERE entry IN ({marks}) "
+            "AND facet != 'author' GROUP BY facet, value ORDER BY count(*) DESC, value",
+            ids,
+        ):
+            bucket = counts.setdefault(facet, {})
+            if len(bucket) < 20:
+                bucket[value] = count
+        return counts
+
+    def filtered(
+        self, filters: dict[str, str], *, limit: int, before: bytes | None
+    ) -> tuple[list[Cid], bytes | None]:
+        """CIDs matching every facet filter, newest first, for listing; and the next cursor."""
+        where, params = self._filters(filters)
+        if before is not None:
+            where = (where + " AND " if where else "") + "e.suffix < ?"
+            params.append(before)
+        rows = self.db.execute(
+            "SELECT e.cid, e.suffix FROM entries e"
+            + (" WHERE " + where if where else "")
+            + " ORDER BY e.suffix DESC LIMIT ?",
+            [*params, limit + 1],
+        ).fetchall()
+        cids = [Cid.from_bytes(row[0]) for row in rows[:limit]]
+        cursor = rows[limit - 1][1] if len(rows) > limit else None
+        return cids, cursor
+
+    def facet_values(self, facet: str, limit: int = 50) -> dict[str, int]:
+        """The most common values of one facet over the whole index."""
+        return {
+            value: count
+            for value, count in self.db.execute(
+                "SELECT value, count(*) FROM facets WHERE facet=? GROUP BY value "
+                "ORDER BY count(*) DESC, value LIMIT ?",
+                (facet, limit),
+            )
+        }
