@@ -53,7 +53,10 @@ from craftnet.protocol.messages import (
 FINGERPRINT_SIZE: Final = 12
 SHORT_ID_SIZE: Final = 4
 SALT_SIZE: Final = 16
-MAX_FRAMES_PER_MESSAGE: Final = 256
+MAX_FRAMES_PER_MESSAGE: Final = 4096
+MAX_PENDING_RANGES: Final = 1 << 18
+MAX_SESSION_GIFTS: Final = 1 << 22
+FRAME_BUDGET: Final = 1 << 20  # bytes of ranges and gifts we put in one frame
 
 
 @dataclass(frozen=True, slots=True)
@@ -145,7 +148,8 @@ class ReconcileSession:
         self.messages_received = 0
         self._seq_out = 0
         self._seq_in = 0
-        self._pending: list[Recon] = []
+        self._pending: list[ReconRange] = []
+        self._pending_frames = 0
         self._sent_idlists: dict[tuple[bytes, bytes | None], list[bytes]] = {}
 
     @property
@@ -179,24 +183,29 @@ class ReconcileSession:
             self._salt_key = blake3.blake3(self.salt).digest()
         elif frame.salt:
             raise MalformedMessage("only the first reconcile frame carries a salt")
-        self._pending.append(frame)
-        if not frame.last:
-            if len(self._pending) >= MAX_FRAMES_PER_MESSAGE:
-                raise RemoteProtocolError("reconcile message spans too many frames")
-            return []
-        frames, self._pending = self._pending, []
-        self.messages_received += 1
-        ranges = [r for f in frames for r in f.ranges]
-        gifts = [g for f in frames for g in f.gifts]
-        return self._answer(ranges, gifts)
-
-    # ----------------------------------------------------------------- internals
-
-    def _answer(self, ranges: list[ReconRange], gifts: list[bytes]) -> list[Recon]:
-        for gift in gifts:
+        # Gifts only ever become wants when the session finishes, so they are taken as
+        # they come and a message cut short never leaves a half-read list behind.
+        for gift in frame.gifts:
             if len(gift) <= TS_BYTES or len(gift) > MAX_ITEM_KEY:
                 raise MalformedMessage("a reconcile gift is not an item key")
             self.need.add(gift)
+        if len(self.need) > MAX_SESSION_GIFTS:
+            raise RemoteProtocolError(f"over {MAX_SESSION_GIFTS} gifts in one reconcile")
+        self._pending.extend(frame.ranges)
+        self._pending_frames += 1
+        if len(self._pending) > MAX_PENDING_RANGES:
+            raise RemoteProtocolError("reconcile message holds too many ranges")
+        if not frame.last:
+            if self._pending_frames >= MAX_FRAMES_PER_MESSAGE:
+                raise RemoteProtocolError("reconcile message spans too many frames")
+            return []
+        ranges, self._pending, self._pending_frames = self._pending, [], 0
+        self.messages_received += 1
+        return self._answer(ranges)
+
+    # ----------------------------------------------------------------- internals
+
+    def _answer(self, ranges: list[ReconRange]) -> list[Recon]:
         if not ranges:
             raise MalformedMessage("a reconcile message covers the key space with ranges")
         out = _Outgoing()
@@ -298,13 +307,27 @@ class ReconcileSession:
         if not out.needs_reply:
             self.done = True
         self.messages_sent += 1
-        ranges, gifts = out.ranges, out.gifts
         per = self.config.ranges_per_frame
+        parts: list[tuple[list[ReconRange], list[bytes]]] = [([], [])]
+        size = 0
+        for rng in out.ranges:
+            cost = len(rng.upper or b"") + len(rng.data) + 8
+            cur_r, cur_g = parts[-1]
+            if cur_r and (len(cur_r) >= per or size + cost > FRAME_BUDGET):
+                parts.append(([], []))
+                size = 0
+            parts[-1][0].append(rng)
+            size += cost
+        for gift in out.gifts:
+            cost = len(gift) + 2
+            cur_r, cur_g = parts[-1]
+            if (cur_r or cur_g) and (len(cur_g) >= MAX_GIFTS or size + cost > FRAME_BUDGET):
+                parts.append(([], []))
+                size = 0
+            parts[-1][1].append(gift)
+            size += cost
         frames: list[Recon] = []
-        first = True
-        while first or ranges or gifts:
-            chunk_r, ranges = ranges[:per], ranges[per:]
-            chunk_g, gifts = gifts[:MAX_GIFTS], gifts[MAX_GIFTS:]
+        for chunk_r, chunk_g in parts:
             salt = self.salt if self.initiator and self._seq_out == 0 else b""
             frames.append(
                 Recon(
@@ -318,7 +341,6 @@ class ReconcileSession:
                 )
             )
             self._seq_out += 1
-            first = False
         last = frames[-1]
         frames[-1] = Recon(
             last.sid, last.initiator, last.seq, last.salt, last.ranges, last.gifts, True

@@ -212,3 +212,14 @@ def test_a_finished_session_refuses_more_frames() -> None:
     )
     with pytest.raises(RemoteProtocolError, match="finished"):
         right.receive(_frame((FP,)))
+
+
+def test_a_fresh_hub_gets_every_key_across_many_frames() -> None:
+    rng = random.Random(11)
+    keys = [
+        item_key(rng.randrange(2**60), Cid.of(rng.randbytes(8), DAG_CBOR)) for _ in range(40_000)
+    ]
+    left, right, messages, wire = reconcile_locally(SortedItems(), SortedItems(keys), rng)
+    assert left.need == set(keys) and right.their_need == set(keys)
+    assert wire > 40_000 * 44  # every key travelled once, in frames under the limit
+    assert messages <= 4
