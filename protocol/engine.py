@@ -230,6 +230,14 @@ class SyncEngine:
         self._settle(now, out)
         return out
 
+    def export_wants(self) -> bytes:
+        """The want list, to persist (e.g. in the store's ``meta``) before shutting down."""
+        return self.exchange.export_wants()
+
+    def import_wants(self, data: bytes) -> int:
+        """Restore a want list saved by :meth:`export_wants`; returns how many were new."""
+        return self.exchange.import_wants(data)
+
     def ready_peers(self) -> list[PeerId]:
         """Peers whose handshake is done."""
         return [p.peer for p in self.peers.values() if p.conn is Conn.READY]

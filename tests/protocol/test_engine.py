@@ -327,13 +327,13 @@ def test_a_cut_block_transfer_resumes_from_the_saved_want_list() -> None:
     net.settle()
     got = [c for c in chunks if c in a.blocks.blocks]
     assert 0 < len(got) < len(chunks)
-    saved = a.engine.exchange.export_wants()
+    saved = a.engine.export_wants()
 
     # The hub restarts: a new engine over the same blocks, with the saved want list.
     restarted = Hub("hub-rural", 1, config)
     restarted.blocks = a.blocks
     restarted.engine.exchange.blocks = a.blocks
-    assert restarted.engine.exchange.import_wants(saved) == len(chunks) - len(got)
+    assert restarted.engine.import_wants(saved) == len(chunks) - len(got)
     net.hubs[a.peer] = restarted
     net.connect(a.peer, b.peer)
     net.settle()
