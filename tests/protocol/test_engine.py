@@ -438,3 +438,21 @@ def test_state_diagrams_cover_every_state() -> None:
         assert state.name in conn
     for state in Rec:
         assert state.name in rec
+
+
+def test_a_ring_of_hubs_converges_through_announcements_and_reconciles() -> None:
+    net = Network()
+    hubs = [net.add(Hub(f"hub-ring-{i}", 40 + i)) for i in range(8)]
+    for i, hub in enumerate(hubs):
+        for n in range(15):
+            hub.add_record(make_record(hub.key, 100 * i + n))
+    for left, right in itertools.pairwise([*hubs, hubs[0]]):
+        net.connect(left.peer, right.peer)
+    net.settle()
+    fresh = make_record(hubs[0].key, 9999)
+    net.publish(hubs[0], fresh)
+    net.run(until=net.now + 5 * EngineConfig(alliance=ALLIANCE).reconcile_interval)
+    keys = hubs[0].record_keys()
+    assert len(keys) == 8 * 15 + 1
+    assert all(h.record_keys() == keys for h in hubs)
+    assert all(not h.engine.exchange.wants for h in hubs)
