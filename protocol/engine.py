@@ -230,6 +230,10 @@ class SyncEngine:
         self._settle(now, out)
         return out
 
+    def blocks_stored(self, cids: list[Cid]) -> None:
+        """The driver committed a ``StoreBlocks``; the store now answers for these."""
+        self.exchange.stored(cids)
+
     def export_wants(self) -> bytes:
         """The want list, to persist (e.g. in the store's ``meta``) before shutting down."""
         return self.exchange.export_wants()

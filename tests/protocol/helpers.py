@@ -217,7 +217,7 @@ class Network:
                     hub.blocks.blocks[block.cid] = block.data
                     if block.ts is not None:
                         hub.items.add(item_key(block.ts, block.cid))
-                hub.engine.exchange.stored([b.cid for b in cmd.blocks])
+                hub.engine.blocks_stored([b.cid for b in cmd.blocks])
             elif isinstance(cmd, Publish):
                 for link in list(self.links):
                     if owner in link:
