@@ -24,6 +24,7 @@ from craftnet.archive.licences import KNOWN_LICENCES, check_derivative, validate
 from craftnet.archive.provenance import provenance
 from craftnet.archive.schemas import (
     KNOWN_PROCESSES,
+    TYPE_NAME,
     build_from_mapping,
     record_licence,
 )
@@ -103,6 +104,8 @@ async def list_records(request: web.Request) -> web.Response:
     require_read(request)
     ctx = context(request)
     rtype = query_str(request, "type", 64)
+    if rtype is not None and not TYPE_NAME.fullmatch(rtype):
+        raise bad_request(f"{rtype[:40]!r} is not a record type like 'design'", "bad-query")
     author = query_str(request, "author", 200)
     limit = query_int(request, "limit", 20, 1, 200)
     cursor = query_str(request, "cursor", 200)
@@ -113,6 +116,7 @@ async def list_records(request: web.Request) -> web.Response:
         if author is not None:
             facets["author"] = author
         before = _cursor_bytes(cursor)
+        ctx.search.catch_up()
         cids, nxt = ctx.search.filtered(facets, limit=limit, before=before)
         with ctx.store.read() as txn:
             records = [index.get_record(txn, cid) for cid in cids]
@@ -225,6 +229,7 @@ async def search(request: web.Request) -> web.Response:
     limit = query_int(request, "limit", 20, 1, 100)
     offset = query_int(request, "offset", 0, 0, 10_000)
     filters = {n: v for n in SEARCH_FILTERS if (v := query_str(request, n)) is not None}
+    ctx.search.catch_up()  # one count when nothing arrived since; indexes what did
     result = ctx.search.search(text, filters, limit=limit, offset=offset)
     return json_response(
         {

@@ -178,11 +178,10 @@ def _parse_range(header: str, size: int) -> tuple[int, int] | None:
         end = int(last) if last else size - 1
     except ValueError:
         return None
+    if start >= size:
+        raise ApiError(416, "range-not-satisfiable", f"the file has {size} bytes", size=size)
     if start > end:
         return None
-    if start >= size:
-        raise ApiError(416, "range-not-satisfiable", f"the file has {size} bytes",
-                       size=size)
     return start, min(end, size - 1)
 
 

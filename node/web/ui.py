@@ -278,6 +278,7 @@ async def search_page(request: web.Request) -> web.Response:
     offset = query_int(request, "offset", 0, 0, 10_000)
     parts = ["<h1>Search</h1>", _search_form(q, autofocus=not q)]
     summary, listing, more = "", "", ""
+    ctx.search.catch_up()
     if q:
         result = ctx.search.search(q, filters, limit=20, offset=offset)
         facets = result.facets
