@@ -283,3 +283,17 @@ class Network:
 def quick_config(**changes: object) -> EngineConfig:
     """An engine config for tests (the default alliance), with ``changes`` applied."""
     return replace(EngineConfig(alliance=ALLIANCE), **changes)  # type: ignore[arg-type]
+
+
+class ConnectionPair(Network):
+    """Two hubs on one link, ``a`` dialling ``b``: h11's ``ConnectionPair`` for engines."""
+
+    def __init__(self, a: Hub | None = None, b: Hub | None = None) -> None:
+        super().__init__()
+        self.a = self.add(a or Hub("hub-a", 1))
+        self.b = self.add(b or Hub("hub-b", 2))
+
+    def open(self, seconds: float = 1.0) -> None:
+        """Connect the two and run until they are quiet."""
+        self.connect(self.a.peer, self.b.peer)
+        self.settle(seconds)

@@ -5,7 +5,16 @@ from __future__ import annotations
 import itertools
 import random
 
-from helpers import ALLIANCE, Hub, Network, hello_from, make_key, make_record, quick_config
+from helpers import (
+    ALLIANCE,
+    ConnectionPair,
+    Hub,
+    Network,
+    hello_from,
+    make_key,
+    make_record,
+    quick_config,
+)
 
 from craftnet.archive import codec
 from craftnet.archive.cid import DAG_CBOR, Cid
@@ -60,6 +69,22 @@ def test_two_hubs_with_different_records_converge() -> None:
     assert done.round_trips >= 1
     assert a.engine.peers[b.peer].conn is Conn.READY
     assert a.engine.peers[b.peer].rec is Rec.IDLE
+
+
+def test_a_connection_pair_swaps_what_each_lacks() -> None:
+    pair = ConnectionPair()
+    mine, theirs = make_record(pair.a.key, 1), make_record(pair.b.key, 2)
+    pair.a.add_record(mine)
+    pair.b.add_record(theirs)
+    pair.open()
+    assert (
+        pair.a.blocks.blocks
+        == pair.b.blocks.blocks
+        == {
+            mine.cid: mine.block,
+            theirs.cid: theirs.block,
+        }
+    )
 
 
 def test_linked_file_chunks_follow_their_record() -> None:
