@@ -447,3 +447,14 @@ def openapi_document() -> dict[str, Any]:
             },
         },
     }
+
+
+def endpoint_table() -> str:
+    """The Markdown table of every operation, as docs/api.md holds it (a test compares)."""
+    lines = ["| Method | Path | What it does | Needs |", "| --- | --- | --- | --- |"]
+    for path, ops in _PATHS.items():
+        for method, op in ops.items():
+            needs = "token or session" if "security" in op else "—"
+            summary = op["summary"].replace("|", "\\|")
+            lines.append(f"| `{method.upper()}` | `{path}` | {summary} | {needs} |")
+    return "\n".join(lines) + "\n"
