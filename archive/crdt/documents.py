@@ -20,8 +20,8 @@ doc_view     doc                                          DAG-CBOR of the view r
 (``doc`` and ``op`` are 36-byte binary CIDs.) The merged state is cached in memory and
 updated incrementally as operations arrive; the view is rewritten at the end of every
 write transaction, so a read is one lookup. A snapshot of the state is saved every so
-often (more rarely as a document grows, so saving stays a small share of the work); a
-state not in memory is loaded from its snapshot plus the log entries after it.
+often (when the log has grown by half since the last one, so saving stays a small share
+of the work); a state not in memory is loaded from its snapshot plus the log after it.
 
 A :class:`Documents` object is not thread-safe: give each thread its own, or a lock.
 """
@@ -62,7 +62,7 @@ from craftnet.archive.crdt.ops import (
     op_record,
     parse_op,
 )
-from craftnet.archive.crdt.state import DocState
+from craftnet.archive.crdt.state import DocState, gc_paused
 from craftnet.archive.errors import IntegrityError, RecordError
 from craftnet.archive.hlc import HybridClock, wall_ms
 from craftnet.archive.index import put_record
@@ -114,12 +114,19 @@ class _TxnLedger:
         self.doc = doc
         self.prefix = doc.bytes
         self.cached: _Cached | None = docs._load(txn, doc)
+        # statuses read or written in this transaction; most ops' parents were just applied
+        self._statuses: dict[Cid, Status | None] = {}
 
     def status(self, cid: Cid) -> Status | None:
+        if cid in self._statuses:
+            return self._statuses[cid]
         raw = self.txn.get("doc_ops", self.prefix + cid.bytes)
-        return None if raw is None else _status(raw)
+        status = None if raw is None else _status(raw)
+        self._statuses[cid] = status
+        return status
 
     def set_status(self, op: Op, status: Status) -> None:
+        self._statuses[op.cid] = status
         self.txn.put("doc_ops", self.prefix + op.cid.bytes, _status_bytes(status))
 
     def save_op(self, op: Op) -> None:
@@ -132,6 +139,8 @@ class _TxnLedger:
         self.txn.put("doc_wait", self.prefix + dep.bytes + waiter.bytes, b"")
 
     def waiters(self, dep: Cid) -> list[Cid]:
+        if not self.txn.count("doc_wait"):
+            return []  # the common case: nothing is pending anywhere
         start = self.prefix + dep.bytes
         keys = [key for key, _ in self.txn.iterate("doc_wait", start, prefix_end(start))]
         for key in keys:
@@ -178,7 +187,7 @@ class _TxnLedger:
             txn.put("doc_view", self.prefix, state.view_bytes())
             cached.view_dirty = False
         since = cached.seq - cached.snap_seq
-        if since and since >= max(self.docs.snapshot_min, cached.seq // 4):
+        if since and since >= max(self.docs.snapshot_min, cached.seq // 2):
             self.docs._snapshot(txn, self.doc, cached)
 
 
@@ -281,9 +290,10 @@ class Documents:
         def run(txn: WriteTxn) -> Any:
             self._purge()
             ledgers: dict[Cid, _TxnLedger] = {}
-            result = fn(txn, ledgers)
-            for ledger in ledgers.values():
-                ledger.finish()
+            with gc_paused():
+                result = fn(txn, ledgers)
+                for ledger in ledgers.values():
+                    ledger.finish()
             return result
 
         result = self.store.transact(run)

@@ -219,7 +219,7 @@ class _Parser:
     def __init__(self, record: Record) -> None:
         self.record = record
         self.self_bytes = record.cid.bytes
-        self.refs: set[bytes] = set()
+        self.refs: dict[bytes, Cid] = {}
         self.position = 0
 
     def fail(self, message: str) -> InvalidOp:
@@ -234,7 +234,7 @@ class _Parser:
                 raise self.fail(f"{what} must have {size + 1} items")
             cid = raw[0].bytes
             if cid != self.self_bytes:
-                self.refs.add(cid)
+                self.refs[cid] = raw[0]
             rest = raw[1:]
         else:
             if len(raw) != size:
@@ -446,7 +446,7 @@ def parse_op(record: Record) -> Op:
     deps = set(record.links)
     if genesis is None:
         deps.add(doc)
-    deps.update(Cid.from_bytes(raw) for raw in parser.refs)
+    deps.update(parser.refs.values())
     deps.discard(record.cid)
     return Op(
         record=record,

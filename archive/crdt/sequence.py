@@ -61,7 +61,7 @@ class _Block:
 class Sequence:
     """An RGA of runs; ``text`` sequences hold strings, lists hold one value per run."""
 
-    __slots__ = ("blocks", "fragments", "text", "visible")
+    __slots__ = ("_string", "blocks", "fragments", "text", "visible")
 
     def __init__(self, *, text: bool) -> None:
         self.text = text
@@ -69,6 +69,7 @@ class Sequence:
         # (op CID bytes, change index) -> the runs of that change, sorted by start
         self.fragments: dict[tuple[bytes, int], list[Run]] = {}
         self.visible = 0  # number of visible elements
+        self._string: str | None = None  # the visible text, until the next change
 
     # -- lookups ----------------------------------------------------------------------
 
@@ -113,6 +114,7 @@ class Sequence:
             assert origin.block is not None
             block_at = origin.block.index
             at = origin.block.runs.index(origin) + 1
+        self._string = None
         block_at, at = self._scan(block_at, at, run.key)
         self._place(block_at, at, run)
         frags = self.fragments.setdefault((run.key[2], run.key[3]), [])
@@ -127,6 +129,7 @@ class Sequence:
             return 0
         end = start + length
         removed = 0
+        self._string = None
         for run in list(frags):
             lo = max(start, run.start)
             hi = min(end, run.start + run.length)
@@ -200,7 +203,9 @@ class Sequence:
 
     def string(self) -> str:
         """The visible text (text sequences only)."""
-        return "".join([run.content for run in self.visible_runs()])
+        if self._string is None:
+            self._string = "".join([run.content for run in self.visible_runs()])
+        return self._string
 
     def chars(self) -> list[tuple[bytes, int, int]]:
         """The id of every visible character, in order (for turning positions into ids)."""

@@ -8,8 +8,12 @@ then any order gives the same state and the same :meth:`DocState.encode` bytes.
 
 from __future__ import annotations
 
+import gc
 from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any, Final
+
+import cbor2
 
 from craftnet.archive import codec
 from craftnet.archive.cid import Cid
@@ -27,7 +31,7 @@ from craftnet.archive.crdt.ops import (
     SetField,
 )
 from craftnet.archive.crdt.sequence import Key, Run, Sequence
-from craftnet.archive.errors import CodecError, IntegrityError
+from craftnet.archive.errors import CidError, CodecError, IntegrityError
 
 STATE_VERSION: Final = 1
 
@@ -38,6 +42,44 @@ class Rejected(Exception):  # an outcome, not an error: it never leaves this pac
 
 def _member_sort(value: Any) -> bytes:
     encoded: bytes = codec.encode(value)
+    return encoded
+
+
+def _cid_to_tag(_encoder: Any, value: Any) -> Any:
+    if isinstance(value, Cid):
+        _encoder.encode(cbor2.CBORTag(42, b"\x00" + value.bytes))
+        return None
+    raise CodecError(f"cannot encode a {type(value).__name__} in a document state")
+
+
+def _tag_to_cid(*args: Any) -> Any:
+    tag = next(arg for arg in args if isinstance(arg, cbor2.CBORTag))
+    if tag.tag != 42:
+        raise ValueError(f"unexpected CBOR tag {tag.tag}")
+    return Cid.from_bytes(tag.value[1:])
+
+
+@contextmanager
+def gc_paused() -> Iterator[None]:
+    """Pause the cycle collector while building many small, acyclic objects: with a large
+    state alive, its full collections would otherwise cost more than the work itself."""
+    was = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was:
+            gc.enable()
+
+
+def fast_encode(value: Any) -> bytes:
+    """Canonical DAG-CBOR of a value made of decoded DAG-CBOR parts, at C speed.
+
+    Gives the same bytes as :func:`craftnet.archive.codec.encode` for such values (both
+    are cbor2's canonical mode with links as tag 42) without walking the value in Python
+    first; used for the view and the state, which are large and rewritten often.
+    """
+    encoded: bytes = cbor2.dumps(value, canonical=True, default=_cid_to_tag)
     return encoded
 
 
@@ -240,8 +282,7 @@ class DocState:
 
     def view_bytes(self) -> bytes:
         """The canonical DAG-CBOR encoding of :meth:`view`."""
-        encoded: bytes = codec.encode(self.view())
-        return encoded
+        return fast_encode(self.view())
 
     def step_texts(self, field: str = "steps") -> list[Sequence]:
         """The text of each visible item of a text list, in order."""
@@ -307,6 +348,10 @@ class DocState:
 
     def encode(self) -> bytes:
         """The canonical bytes of the state: equal states give equal bytes."""
+        with gc_paused():
+            return self._encode()
+
+    def _encode(self) -> bytes:
         ops: dict[bytes, tuple[int, str]] = {}
         for key in self._keys():
             ops[key[2]] = (key[0], key[1])
@@ -340,7 +385,7 @@ class DocState:
             "owner": self.acl.owner,
             "acl": self.acl.to_value(),
             "authors": authors,
-            "ops": [[Cid.from_bytes(cid), ops[cid][0], author_at[ops[cid][1]]] for cid in order],
+            "ops": [[cid, ops[cid][0], author_at[ops[cid][1]]] for cid in order],
             "reg": {
                 name: sorted([op_at[ref[0]], ref[1], value] for ref, (_k, value) in reg.items())
                 for name, reg in self.registers.items()
@@ -357,15 +402,16 @@ class DocState:
             "list": {name: items(name, seq) for name, seq in self.lists.items()},
             "text": {name: runs(seq) for name, seq in self.texts.items()},
         }
-        encoded: bytes = codec.encode(value)
-        return encoded
+        return fast_encode(value)
 
     @classmethod
     def decode(cls, data: bytes) -> DocState:
         """Load a state saved by :meth:`encode`; raise :class:`IntegrityError` if it is damaged."""
         try:
-            return cls._decode(codec.decode(data, max_size=1 << 31))
-        except (CodecError, KeyError, IndexError, TypeError, ValueError) as exc:
+            # our own cache, written by encode(): parsed without the strict canonical check
+            with gc_paused():
+                return cls._decode(cbor2.loads(data, tag_hook=_tag_to_cid))
+        except (cbor2.CBORError, CidError, KeyError, IndexError, TypeError, ValueError) as exc:
             raise IntegrityError(
                 f"saved document state is damaged ({exc}); rebuild it from the operations"
             ) from exc
@@ -378,7 +424,7 @@ class DocState:
         acl = Acl(value["owner"], acl_value["mode"], frozenset(acl_value["editors"]))
         state = cls(value["doc"], value["kind"], acl)
         authors = [state._authors.setdefault(a, a) for a in value["authors"]]
-        cids = [cid.bytes for cid, _ts, _a in value["ops"]]
+        cids = [bytes(cid) for cid, _ts, _a in value["ops"]]
         meta = [(ts, authors[a]) for _cid, ts, a in value["ops"]]
 
         def key(op: int, index: int) -> Key:
