@@ -187,3 +187,11 @@ def make_artisan(hub: Hub, handle: str = "amaia", passphrase: str = "clay and fi
     reply = hub.post("/api/v1/keys", {"handle": handle, "passphrase": passphrase})
     assert reply.status == 201, reply.body
     return str(reply.json()["did"])
+
+
+@pytest.hookimpl(hookwrapper=True, tryfirst=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Iterator[None]:
+    """Keep each phase's report on the test item, so fixtures can see a failure."""
+    outcome = yield
+    report = outcome.get_result()  # type: ignore[attr-defined]
+    setattr(item, "rep_" + report.when, report)

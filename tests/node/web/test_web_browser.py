@@ -1,0 +1,141 @@
+"""The web UI in a real headless Chromium (Debian's, driven by Playwright).
+
+One browser for the whole session; each test gets a fresh page and, when it fails, a
+screenshot of that page in its tmp dir (the path is printed in the failure report).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from conftest import Hub
+
+from craftnet.node.demo import DEMO_PASSPHRASE, desk_lamp_stl
+
+CHROMIUM = "/usr/bin/chromium"
+pytestmark = pytest.mark.skipif(
+    not os.path.exists(CHROMIUM),
+    reason=f"{CHROMIUM} is missing (make test installs Debian's chromium package)",
+)
+
+
+@pytest.fixture(scope="session")
+def browser() -> Iterator[Any]:
+    """One headless Chromium for all browser tests."""
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        chromium = playwright.chromium.launch(
+            executable_path=CHROMIUM,
+            args=["--no-sandbox", "--headless", "--disable-gpu", "--disable-background-networking"],
+        )
+        yield chromium
+        chromium.close()
+
+
+@pytest.fixture
+def page(browser: Any, request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Any]:
+    """A fresh page; on failure a full-page screenshot is saved under the test's tmp dir."""
+    context = browser.new_context(viewport={"width": 1100, "height": 900})
+    context.set_default_timeout(10_000)
+    tab = context.new_page()
+    yield tab
+    report = getattr(request.node, "rep_call", None)
+    if report is not None and report.failed:
+        shot = tmp_path / "failure.png"
+        tab.screenshot(path=str(shot), full_page=True)
+        print(f"screenshot of the failing page: {shot}")
+    context.close()
+
+
+def log_in(page: Any, hub: Hub) -> None:
+    """Log in through the login form."""
+    page.goto(hub.url + "login")
+    page.get_by_label("API token").fill(hub.token)
+    page.get_by_role("button", name="Log in").click()
+    page.wait_for_url(hub.url)
+
+
+def test_search_finds_a_seeded_technique(page: Any, demo_hub: Hub) -> None:
+    page.set_viewport_size({"width": 390, "height": 800})  # a phone
+    page.goto(demo_hub.url)
+    page.get_by_label("Search the archive").fill("raku kiln")
+    page.keyboard.press("Enter")
+    result = page.get_by_role("link", name="Raku firing in a shared community kiln")
+    result.wait_for()
+    assert page.evaluate("document.documentElement.scrollWidth") <= 391  # no sideways scroll
+    result.click()
+    assert page.get_by_role("heading", name="Steps").is_visible()
+    assert page.locator("ol.steps > li").count() == 3
+    assert page.locator("img.preview").first.evaluate("img => img.naturalWidth") > 0
+
+
+def test_publishing_a_design_through_the_form_makes_it_searchable(page: Any, demo_hub: Hub,
+                                                                  tmp_path: Path) -> None:
+    model = tmp_path / "loom-stool.stl"
+    model.write_bytes(desk_lamp_stl())
+    log_in(page, demo_hub)
+    page.goto(demo_hub.url + "publish/design")
+    page.get_by_label("Title").fill("Intergenerational loom stool")
+    page.get_by_label("Description").fill("A stool for weavers, made with the cooperative")
+    page.get_by_label("Files (STL, STEP, SVG, G-code, PDF, photos)").set_input_files(str(model))
+    page.get_by_label("Process").select_option("cnc-milling")
+    page.get_by_label("Materials (comma-separated)").fill("oak, linseed oil")
+    page.get_by_label("Licence", exact=True).select_option("CC-BY-4.0")
+    page.get_by_label("Artisan").select_option("kofi")
+    page.get_by_label("Passphrase of your key").fill(DEMO_PASSPHRASE)
+    page.get_by_role("button", name="Publish design").click()
+    page.locator("#published-link").wait_for()
+    page.goto(demo_hub.url + "search?q=loom+stool")
+    page.get_by_role("link", name="Intergenerational loom stool").click()
+    assert page.get_by_role("heading", name="Intergenerational loom stool").is_visible()
+    preview = page.get_by_alt_text("Rendered view of the 3D model loom-stool.stl")
+    preview.wait_for()
+    assert preview.evaluate("img => img.naturalWidth") > 0
+
+
+def test_provenance_page_draws_the_three_level_remix_chain(page: Any, demo_hub: Hub) -> None:
+    assert demo_hub.seeded is not None
+    desk = demo_hub.seeded.records["desk"]
+    page.goto(f"{demo_hub.url}records/{desk}")
+    page.get_by_role("link", name="See its provenance graph").click()
+    graph = page.locator("svg.provenance")
+    graph.wait_for()
+    joined = graph.text_content()
+    for title in ("Neo-Vernacular lamp", "Rustic Futurism lamp", "Adopt-a-Workshop desk"):
+        assert title in joined
+    assert graph.locator("a.node").count() == 3
+    assert graph.locator("line.edge").count() == 1  # shade -> base: licences agree
+    conflict = graph.locator("g.edge.conflict")
+    assert conflict.count() == 1  # base -> desk lamp drops the share-alike
+    assert "licence conflict" in conflict.text_content()
+    box = graph.bounding_box()
+    assert box["height"] > 3 * 60  # three generations drawn one above the other
+
+
+def test_a_bad_licence_combination_warns_before_publishing(page: Any, demo_hub: Hub,
+                                                           tmp_path: Path) -> None:
+    assert demo_hub.seeded is not None
+    shade = str(demo_hub.seeded.records["shade"])
+    photo = tmp_path / "remix.svg"
+    photo.write_text('<svg xmlns="http://www.w3.org/2000/svg"><circle r="5"/></svg>')
+    log_in(page, demo_hub)
+    page.goto(demo_hub.url + "publish/design")
+    page.get_by_label("Title").fill("Shade without share-alike")
+    page.get_by_label("Files (STL, STEP, SVG, G-code, PDF, photos)").set_input_files(str(photo))
+    page.get_by_label("Derived from (optional)").select_option(shade)
+    page.get_by_label("Licence", exact=True).select_option("CC-BY-NC-4.0")
+    warning = page.locator("#licence-warnings")
+    warning.get_by_text("share-alike").wait_for()
+    assert "CC-BY-SA-4.0" in warning.inner_text()
+    before = demo_hub.record_count()
+    page.get_by_label("Artisan").select_option("rosa")
+    page.get_by_label("Passphrase of your key").fill(DEMO_PASSPHRASE)
+    page.get_by_role("button", name="Publish design").click()
+    page.get_by_text("The licence conflicts with the parent design").wait_for()
+    assert page.get_by_label("I have read the licence warnings and publish anyway").is_visible()
+    assert demo_hub.record_count() == before  # the record was not published
