@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP_RUN := $(VENV)/.installed-run
 STAMP_TEST := $(VENV)/.installed-test
 
-.PHONY: run test bench lint clean
+.PHONY: run test bench lint clean browser
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -22,8 +22,12 @@ $(STAMP_TEST): pyproject.toml | $(BIN)/python
 run: $(STAMP_RUN)
 	$(BIN)/craftnet serve --demo
 
-test: $(STAMP_TEST)
+test: $(STAMP_TEST) browser
 	$(BIN)/python -m pytest -q
+
+# The web UI's browser tests drive Debian's chromium (never `playwright install`).
+browser:
+	@test -x /usr/bin/chromium || (apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y chromium)
 
 bench: $(STAMP_TEST)
 	$(BIN)/python -m pytest -q -s tests/bench -p no:cacheprovider
