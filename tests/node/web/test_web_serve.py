@@ -1,0 +1,79 @@
+"""``craftnet serve --demo`` as ``make run`` starts it: a real process, stopped by a signal."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+
+def start(home: Path, *extra: str) -> tuple[subprocess.Popen[str], str, list[str]]:
+    """Start the hub; return it, its URL and the lines it printed before serving."""
+    env = {**os.environ, "CRAFTNET_HOME": str(home)}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "craftnet", "serve", "--demo", "--port", "0", *extra],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        env=env,
+    )
+    assert proc.stdout is not None
+    lines: list[str] = []
+    for line in proc.stdout:
+        lines.append(line.rstrip("\n"))
+        if line.startswith("press Ctrl+C"):
+            break
+    url = next((ln.split(" at ", 1)[1] for ln in lines if "serving at" in ln), None)
+    if url is None:
+        proc.kill()
+        pytest.fail("the hub did not start:\n" + "\n".join(lines))
+    return proc, url, lines
+
+
+def stop(proc: subprocess.Popen[str], sig: int) -> str:
+    """Send ``sig``; return what the hub printed while stopping (it must exit 0)."""
+    proc.send_signal(sig)
+    rest, _ = proc.communicate(timeout=30)
+    assert proc.returncode == 0, rest
+    return rest
+
+
+def test_demo_hub_starts_seeded_on_loopback_and_stops_cleanly(tmp_path: Path) -> None:
+    home = tmp_path / "home"
+    proc, url, lines = start(home)
+    try:
+        assert url.startswith("http://127.0.0.1:")
+        assert any(line.startswith("demo API token: cnt_") for line in lines)
+        assert any("DEMO hub" in line and "unencrypted" in line for line in lines)
+        with urllib.request.urlopen(url + "api/v1/status", timeout=10) as response:
+            status = json.load(response)
+        assert status["demo"] is True and status["by_type"]["design"] == 4
+        with urllib.request.urlopen(url, timeout=10) as response:
+            assert b"Maker&#x27;s Fair 2035 showcase" in response.read()
+    finally:
+        rest = stop(proc, signal.SIGINT)
+    assert "stopped" in rest
+    # A second start finds the archive and the demo token; it seeds nothing again.
+    proc, url, lines = start(home)
+    try:
+        with urllib.request.urlopen(url + "api/v1/status", timeout=10) as response:
+            assert json.load(response)["records"] == status["records"]
+        assert not any("seeding" in line for line in lines)
+        assert any(line.startswith("demo API token: cnt_") for line in lines)
+    finally:
+        stop(proc, signal.SIGTERM)
+    assert (home / "http-token").read_text().startswith("sha256:")
+
+
+def test_serve_without_init_says_what_to_do(tmp_path: Path) -> None:
+    env = {**os.environ, "CRAFTNET_HOME": str(tmp_path / "empty")}
+    done = subprocess.run([sys.executable, "-m", "craftnet", "serve", "--port", "0"],
+                          capture_output=True, text=True, env=env, timeout=60)
+    assert done.returncode == 1
+    assert "craftnet init" in done.stderr and "Traceback" not in done.stderr
