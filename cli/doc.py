@@ -95,7 +95,7 @@ def doc() -> None:
               help="A hub key allowed to edit, besides this hub; repeat for more.")
 @click.option("--alliance", is_flag=True, help="Any alliance member may edit.")
 @pass_app
-def new(app: App, kind: str, title: str | None, editors: tuple[str, ...], alliance: bool,
+def new(app: App, /, kind: str, title: str | None, editors: tuple[str, ...], alliance: bool,
         **opts: Any) -> None:
     """Start a document of KIND (technique, design, ...) owned by this hub's key."""
     if alliance and editors:
@@ -123,7 +123,7 @@ def new(app: App, kind: str, title: str | None, editors: tuple[str, ...], allian
               help="Replace the text of step N; merged character by character.")
 @click.option("--delete-step", multiple=True, type=int, metavar="N", help="Delete step N.")
 @pass_app
-def edit(app: App, cid: Cid, **opts: Any) -> None:
+def edit(app: App, /, cid: Cid, **opts: Any) -> None:
     """Edit document CID: sign one operation with this hub's key and apply it."""
     docs = Documents(app.store())
     record = docs.edit(app.hub_key(), cid, lambda b: _apply_options(b, opts))
@@ -134,7 +134,7 @@ def edit(app: App, cid: Cid, **opts: Any) -> None:
 @doc.command("show")
 @click.argument("cid", type=CID)
 @pass_app
-def show(app: App, cid: Cid) -> None:
+def show(app: App, /, cid: Cid) -> None:
     """Show what document CID reads now, and any conflicting edits."""
     docs = Documents(app.store())
     view = docs.view(cid)
@@ -174,7 +174,7 @@ def show(app: App, cid: Cid) -> None:
 @doc.command("history")
 @click.argument("cid", type=CID)
 @pass_app
-def history(app: App, cid: Cid) -> None:
+def history(app: App, /, cid: Cid) -> None:
     """List document CID's operations: who, when, what, and whether it applied."""
     entries = Documents(app.store()).history(cid)
     data = [
@@ -198,7 +198,7 @@ def history(app: App, cid: Cid) -> None:
 @doc.command("blame")
 @click.argument("cid", type=CID)
 @pass_app
-def blame(app: App, cid: Cid) -> None:
+def blame(app: App, /, cid: Cid) -> None:
     """For every field of document CID: which signed operation (hub, time) wrote it."""
     fields = Documents(app.store()).blame(cid)
 
