@@ -33,8 +33,12 @@ def _init_demo(app: App) -> None:
 @click.command()
 @click.option("--demo", is_flag=True, help="Create a demo hub with sample data on first start.")
 @click.option("--host", default=None, help="Address to listen on [config: http.host; 127.0.0.1].")
-@click.option("--port", type=click.IntRange(0, 65535), default=None,
-              help="Port to listen on [config: http.port; 8470; 0 = any free port].")
+@click.option(
+    "--port",
+    type=click.IntRange(0, 65535),
+    default=None,
+    help="Port to listen on [config: http.port; 8470; 0 = any free port].",
+)
 @click.option("--new-token", is_flag=True, help="Replace the API token and print the new one.")
 @pass_app
 def serve(app: App, demo: bool, host: str | None, port: int | None, new_token: bool) -> None:

@@ -109,7 +109,8 @@ def load_config(home: Path) -> HubConfig:
     unknown = sorted(set(http) - _HTTP_KEYS)
     if unknown:
         raise ConfigError(
-            f"{path}: unknown [http] key(s) {', '.join(unknown)}; known: {', '.join(sorted(_HTTP_KEYS))}"
+            f"{path}: unknown [http] key(s) {', '.join(unknown)}; "
+            f"known: {', '.join(sorted(_HTTP_KEYS))}"
         )
     if "host" in http:
         host = _check(http, "host", str, path)

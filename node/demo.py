@@ -13,6 +13,7 @@ with :data:`DEMO_PASSPHRASE`: a published, well-known passphrase, for demos only
 from __future__ import annotations
 
 import io
+import itertools
 import math
 import struct
 import zlib
@@ -101,7 +102,7 @@ def stl_solid(profile: list[tuple[float, float]], sides: int) -> bytes:
         a = 2 * math.pi * i / sides
         return (r * math.cos(a), r * math.sin(a), z)
 
-    for (r0, z0), (r1, z1) in zip(profile, profile[1:], strict=False):
+    for (r0, z0), (r1, z1) in itertools.pairwise(profile):
         for i in range(sides):
             a, b = ring(r0, z0, i), ring(r0, z0, i + 1)
             c, d = ring(r1, z1, i), ring(r1, z1, i + 1)
@@ -208,7 +209,10 @@ def seed(store: Store, keystore: Keystore) -> DemoArchive:
         tools=["gas kiln", "tongs", "metal bin"],
         steps=[
             {"text": "Bisque-fire the pots and glaze them thickly.", "media": []},
-            {"text": "Fire to 950 °C; lift each glowing pot out with long tongs.", "media": [photo]},
+            {
+                "text": "Fire to 950 °C; lift each glowing pot out with long tongs.",
+                "media": [photo],
+            },
             {"text": "Smother in sawdust for fifteen minutes, then quench in water.", "media": []},
         ],
         licence="CC-BY-SA-4.0",
@@ -360,8 +364,9 @@ def _co_edited_technique(store: Store, keys: dict[str, PrivateKey], clock: Hybri
     docs.edit(
         keys["kofi"],
         doc,
-        lambda b: b.append("steps", "Check the door seal with a candle before firing.")
-        .add("materials", "kiln cement"),
+        lambda b: b.append("steps", "Check the door seal with a candle before firing.").add(
+            "materials", "kiln cement"
+        ),
         clock=clock,
     )
     # Two hubs, offline from each other, edit the region from the same heads.

@@ -60,9 +60,11 @@ LIST_FILTERS: Final = ("tag", "material", "licence", "process")
 SEARCH_FILTERS: Final = ("type", "author", "tag", "material", "licence", "process", "language")
 
 
-def json_response(data: Any, status: int = 200, **headers: str) -> web.Response:
+def json_response(
+    data: Any, status: int = 200, headers: dict[str, str] | None = None
+) -> web.Response:
     """A JSON response with the API's content type."""
-    return web.json_response(data, status=status, headers=headers or None)
+    return web.json_response(data, status=status, headers=headers)
 
 
 def _etag_match(request: web.Request, etag: str) -> bool:
@@ -109,7 +111,9 @@ async def list_records(request: web.Request) -> web.Response:
     author = query_str(request, "author", 200)
     limit = query_int(request, "limit", 20, 1, 200)
     cursor = query_str(request, "cursor", 200)
-    facets = {name: value for name in LIST_FILTERS if (value := query_str(request, name)) is not None}
+    facets = {
+        name: value for name in LIST_FILTERS if (value := query_str(request, name)) is not None
+    }
     if facets:
         if rtype is not None:
             facets["type"] = rtype
@@ -125,9 +129,7 @@ async def list_records(request: web.Request) -> web.Response:
         with ctx.store.read() as txn:
             page = index.list_records(txn, type=rtype, author=author, limit=limit, cursor=cursor)
         records, next_cursor = page.records, page.cursor
-    return json_response(
-        {"records": [record_json(r) for r in records], "cursor": next_cursor}
-    )
+    return json_response({"records": [record_json(r) for r in records], "cursor": next_cursor})
 
 
 def _cursor_bytes(cursor: str | None) -> bytes | None:
@@ -138,8 +140,9 @@ def _cursor_bytes(cursor: str | None) -> bytes | None:
     except ValueError:
         raw = b""
     if len(raw) != index.SUFFIX_LEN:
-        raise bad_request("this page cursor is malformed; start again from the first page",
-                          "bad-query")
+        raise bad_request(
+            "this page cursor is malformed; start again from the first page", "bad-query"
+        )
     return raw
 
 
@@ -153,7 +156,9 @@ async def get_record(request: web.Request) -> web.Response:
         return web.Response(status=304, headers={"ETag": etag})
     with ctx.store.read() as txn:
         record = index.get_record(txn, cid)
-    return json_response(record_json(record), ETag=etag, **{"Cache-Control": "max-age=3600"})
+    return json_response(
+        record_json(record), headers={"ETag": etag, "Cache-Control": "max-age=3600"}
+    )
 
 
 async def get_record_raw(request: web.Request) -> web.Response:
@@ -182,8 +187,14 @@ async def get_links(request: web.Request) -> web.Response:
         out = []
         for linker in linkers:
             summary = index.get_summary(txn, linker)
-            out.append({"cid": str(linker), "type": summary.type, "author": summary.author,
-                        "ts": summary.ts})
+            out.append(
+                {
+                    "cid": str(linker),
+                    "type": summary.type,
+                    "author": summary.author,
+                    "ts": summary.ts,
+                }
+            )
     return json_response({"cid": str(cid), "linked_by": out})
 
 
@@ -209,7 +220,7 @@ async def get_artisan(request: web.Request) -> web.Response:
     with ctx.store.read() as txn:
         page = index.list_records(txn, author=did, limit=limit)
         attestations = [index.get_record(txn, c) for c in index.attestations_about(txn, did)[:100]]
-    local = [info.name[len(KEY_PREFIX):] for info in _artisan_keys(ctx) if info.did == did]
+    local = [info.name[len(KEY_PREFIX) :] for info in _artisan_keys(ctx) if info.did == did]
     return json_response(
         {
             "did": did,
@@ -265,8 +276,13 @@ async def list_licences(request: web.Request) -> web.Response:
     return json_response(
         {
             "licences": [
-                {"spdx": lic.spdx, "name": lic.name, "share_alike": lic.share_alike,
-                 "non_commercial": lic.non_commercial, "no_derivatives": lic.no_derivatives}
+                {
+                    "spdx": lic.spdx,
+                    "name": lic.name,
+                    "share_alike": lic.share_alike,
+                    "non_commercial": lic.non_commercial,
+                    "no_derivatives": lic.no_derivatives,
+                }
                 for lic in KNOWN_LICENCES.values()
             ],
             "processes": list(KNOWN_PROCESSES),
@@ -281,13 +297,24 @@ def _licence_findings(ctx: Any, licence: str, parents: list[Cid]) -> list[dict[s
             try:
                 parent_licence = record_licence(index.get_record(txn, parent))
             except NotFound:
-                findings.append({"parent": str(parent), "code": "parent-missing",
-                                 "severity": "info",
-                                 "message": f"the parent {parent} is not in this hub's archive"})
+                findings.append(
+                    {
+                        "parent": str(parent),
+                        "code": "parent-missing",
+                        "severity": "info",
+                        "message": f"the parent {parent} is not in this hub's archive",
+                    }
+                )
                 continue
             for warning in check_derivative(licence, parent_licence):
-                findings.append({"parent": str(parent), "code": warning.code,
-                                 "severity": warning.severity, "message": warning.message})
+                findings.append(
+                    {
+                        "parent": str(parent),
+                        "code": warning.code,
+                        "severity": warning.severity,
+                        "message": warning.message,
+                    }
+                )
     return findings
 
 
@@ -320,8 +347,14 @@ async def list_documents(request: web.Request) -> web.Response:
             title = ctx.documents.view(cid).get("fields", {}).get("title")
         except Exception:  # a document whose genesis was rejected has no view
             title = None
-        out.append({"cid": str(cid), "kind": kind, "owner": owner,
-                    "title": title if isinstance(title, str) else None})
+        out.append(
+            {
+                "cid": str(cid),
+                "kind": kind,
+                "owner": owner,
+                "title": title if isinstance(title, str) else None,
+            }
+        )
     return json_response({"documents": out})
 
 
@@ -333,8 +366,13 @@ async def get_document(request: web.Request) -> web.Response:
     view = ctx.documents.view(cid)
     heads = ctx.documents.heads(cid)
     return json_response(
-        {"cid": str(cid), "kind": view["kind"], "fields": to_json(view["fields"]),
-         "conflicts": to_json(view["conflicts"]), "heads": [str(h) for h in heads]}
+        {
+            "cid": str(cid),
+            "kind": view["kind"],
+            "fields": to_json(view["fields"]),
+            "conflicts": to_json(view["conflicts"]),
+            "heads": [str(h) for h in heads],
+        }
     )
 
 
@@ -348,9 +386,15 @@ async def get_document_history(request: web.Request) -> web.Response:
         {
             "cid": str(cid),
             "history": [
-                {"cid": str(e.cid), "author": e.author, "ts": e.ts, "status": e.status,
-                 "reason": e.reason, "parents": [str(p) for p in e.parents],
-                 "changes": list(e.changes)}
+                {
+                    "cid": str(e.cid),
+                    "author": e.author,
+                    "ts": e.ts,
+                    "status": e.status,
+                    "reason": e.reason,
+                    "parents": [str(p) for p in e.parents],
+                    "changes": list(e.changes),
+                }
                 for e in entries
             ],
         }
@@ -389,7 +433,7 @@ def _apply_fields(builder: ChangeBuilder, fields: dict[str, Any], genesis: bool)
             for item in value:
                 builder.append(name, item)
         else:
-            if isinstance(value, float) or isinstance(value, dict | list):
+            if isinstance(value, float | dict | list):
                 raise ApiError(422, "wrong-type", f"{name} takes a string, integer or boolean")
             builder.set(name, value)
     del genesis
@@ -411,7 +455,11 @@ async def create_document(request: web.Request) -> web.Response:
         key, kind, lambda b: _apply_fields(b, fields, True), mode=mode, editors=editors
     )
     ctx.search.add([record])
-    return json_response({"cid": str(record.cid)}, status=201, Location=f"{PREFIX}/documents/{record.cid}")
+    return json_response(
+        {"cid": str(record.cid)},
+        status=201,
+        headers={"Location": f"{PREFIX}/documents/{record.cid}"},
+    )
 
 
 async def edit_document(request: web.Request) -> web.Response:
@@ -428,7 +476,9 @@ async def edit_document(request: web.Request) -> web.Response:
         _apply_fields(builder, fields, False)
         for name, members in remove.items():
             if name not in SET_FIELDS or not isinstance(members, list):
-                raise ApiError(422, "edit-refused", f"remove takes set fields: {sorted(SET_FIELDS)}")
+                raise ApiError(
+                    422, "edit-refused", f"remove takes set fields: {sorted(SET_FIELDS)}"
+                )
             for member in members:
                 if not isinstance(member, str):
                     raise ApiError(422, "wrong-type", "set members are strings")
@@ -449,7 +499,8 @@ def _artisan_keys(ctx: Any) -> list[Any]:
 def _handle(value: Any) -> str:
     if not isinstance(value, str) or not HANDLE.fullmatch(value):
         raise ApiError(
-            422, "bad-handle",
+            422,
+            "bad-handle",
             "an artisan handle is 1-40 lower-case letters, digits and dashes, like 'amaia'",
         )
     return value
@@ -468,7 +519,9 @@ async def _artisan_key(ctx: Any, data: dict[str, Any]) -> PrivateKey:
     passphrase = field(data, "passphrase", str, max_len=MAX_PASSPHRASE)
     name = KEY_PREFIX + handle
     if not ctx.keystore.has(name):
-        raise ApiError(404, "not-found", f"no artisan {handle!r} on this hub; create or import a key")
+        raise ApiError(
+            404, "not-found", f"no artisan {handle!r} on this hub; create or import a key"
+        )
     loop = asyncio.get_running_loop()
     key: PrivateKey = await loop.run_in_executor(None, ctx.keystore.load, name, passphrase)
     return key
@@ -479,8 +532,12 @@ async def list_keys(request: web.Request) -> web.Response:
     require_read(request)
     ctx = context(request)
     return json_response(
-        {"artisans": [{"handle": i.name[len(KEY_PREFIX):], "did": i.did, "created": i.created}
-                      for i in _artisan_keys(ctx)]}
+        {
+            "artisans": [
+                {"handle": i.name[len(KEY_PREFIX) :], "did": i.did, "created": i.created}
+                for i in _artisan_keys(ctx)
+            ]
+        }
     )
 
 
@@ -580,7 +637,9 @@ async def publish_record(request: web.Request) -> web.Response:
     with ctx.store.read() as txn:
         for cid in built.body.get("files", []):
             if not txn.has("blocks", cid.bytes):
-                raise ApiError(422, "missing-file", f"file {cid} is not on this hub; upload it first")
+                raise ApiError(
+                    422, "missing-file", f"file {cid} is not on this hub; upload it first"
+                )
     parents = list(built.body.get("derived_from", []))
     if parents:
         findings = _licence_findings(ctx, built.body.get("licence", ""), parents)
@@ -598,7 +657,7 @@ async def publish_record(request: web.Request) -> web.Response:
     return json_response(
         {"cid": str(record.cid), "record": record_json(record), "warnings": findings},
         status=201,
-        Location=f"{PREFIX}/records/{record.cid}",
+        headers={"Location": f"{PREFIX}/records/{record.cid}"},
     )
 
 
@@ -614,8 +673,12 @@ async def login(request: web.Request) -> web.Response:
         raise ApiError(401, "unauthorized", "that is not this hub's API token")
     response = json_response({"logged_in": True})
     response.set_cookie(
-        SESSION_COOKIE, ctx.gate.open_session(), httponly=True, samesite="Strict",
-        max_age=SESSION_SECONDS, path="/",
+        SESSION_COOKIE,
+        ctx.gate.open_session(),
+        httponly=True,
+        samesite="Strict",
+        max_age=SESSION_SECONDS,
+        path="/",
     )
     return response
 
@@ -670,4 +733,3 @@ def add_routes(app: web.Application) -> None:
     """Register every API route under ``/api/v1``."""
     for method, path, handler in ROUTES:
         app.router.add_route(method, PREFIX + path, handler)
-

@@ -126,8 +126,7 @@ async def upload(request: web.Request) -> web.Response:
     limit = ctx.config.max_upload_bytes
     if request.content_length is not None and request.content_length > limit:
         raise ApiError(413, "too-large", f"files may be at most {limit} bytes on this hub")
-    spool = tempfile.SpooledTemporaryFile(max_size=SPOOL_IN_MEMORY)
-    try:
+    with tempfile.SpooledTemporaryFile(max_size=SPOOL_IN_MEMORY) as spool:
         size = 0
         while True:
             chunk = await request.content.read(READ_SIZE)
@@ -144,8 +143,6 @@ async def upload(request: web.Request) -> web.Response:
         result = await loop.run_in_executor(
             None, lambda: _files().add_file(ctx.store, spool, name=name)
         )
-    finally:
-        spool.close()
     cid: Cid = result.cid
     return web.json_response(
         {"cid": str(cid), "name": name, "size": size, "content_type": content_type(name)},
@@ -257,6 +254,10 @@ async def preview(request: web.Request) -> web.Response:
     return web.Response(
         body=svg,
         content_type="image/svg+xml",
-        headers={"ETag": etag, "Content-Security-Policy": FILE_CSP,
-                 "X-Content-Type-Options": "nosniff", "Cache-Control": "max-age=86400"},
+        headers={
+            "ETag": etag,
+            "Content-Security-Policy": FILE_CSP,
+            "X-Content-Type-Options": "nosniff",
+            "Cache-Control": "max-age=86400",
+        },
     )

@@ -58,7 +58,8 @@ def render_svg(graph: dict[str, Any], names: dict[str, str] | None = None) -> st
         (w["child"], w["parent"]): w for w in graph["warnings"] if w["severity"] == "error"
     }
     parts = [
-        f'<svg xmlns="http://www.w3.org/2000/svg" class="provenance" viewBox="0 0 {width} {height}" '
+        '<svg xmlns="http://www.w3.org/2000/svg" class="provenance" '
+        f'viewBox="0 0 {width} {height}" '
         f'width="{width}" height="{height}" role="img" '
         f'aria-label="Provenance graph with {len(nodes)} designs">',
         "<defs><marker id='arrow' viewBox='0 0 10 10' refX='9' refY='5' markerWidth='8' "

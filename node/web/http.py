@@ -90,8 +90,9 @@ def _no_constant(name: str) -> Any:
     raise ValueError(f"{name} is not JSON")
 
 
-def field(data: dict[str, Any], name: str, kind: type, *, required: bool = True,
-          max_len: int = 10_000) -> Any:
+def field(
+    data: dict[str, Any], name: str, kind: type, *, required: bool = True, max_len: int = 10_000
+) -> Any:
     """``data[name]`` checked to be of ``kind`` (a str is also length-checked)."""
     if name not in data or data[name] is None:
         if required:
@@ -100,8 +101,9 @@ def field(data: dict[str, Any], name: str, kind: type, *, required: bool = True,
     value = data[name]
     if type(value) is not kind:
         raise ApiError(
-            422, "wrong-type", f"the field {name!r} must be a {_kind_name(kind)}, "
-            f"got {_kind_name(type(value))}"
+            422,
+            "wrong-type",
+            f"the field {name!r} must be a {_kind_name(kind)}, got {_kind_name(type(value))}",
         )
     if isinstance(value, str) and len(value) > max_len:
         raise ApiError(422, "too-long", f"the field {name!r} is longer than {max_len} characters")
@@ -109,8 +111,15 @@ def field(data: dict[str, Any], name: str, kind: type, *, required: bool = True,
 
 
 def _kind_name(kind: type) -> str:
-    return {str: "string", int: "integer", bool: "boolean", dict: "object", list: "array",
-            float: "number", type(None): "null"}.get(kind, kind.__name__)
+    return {
+        str: "string",
+        int: "integer",
+        bool: "boolean",
+        dict: "object",
+        list: "array",
+        float: "number",
+        type(None): "null",
+    }.get(kind, kind.__name__)
 
 
 def parse_cid(text: str) -> Cid:
@@ -129,8 +138,9 @@ def query_int(request: web.Request, name: str, default: int, low: int, high: int
     if raw is None or raw == "":
         return default
     if not raw.isdigit() or len(raw) > 9:
-        raise bad_request(f"the query parameter {name!r} must be an integer {low}..{high}",
-                          "bad-query")
+        raise bad_request(
+            f"the query parameter {name!r} must be an integer {low}..{high}", "bad-query"
+        )
     value = int(raw)
     if not low <= value <= high:
         raise bad_request(f"the query parameter {name!r} must be {low}..{high}", "bad-query")

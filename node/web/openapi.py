@@ -18,7 +18,9 @@ _INT = {"type": "integer"}
 _NSTR = {"type": ["string", "null"]}
 
 
-def _obj(props: dict[str, Any], required: list[str] | None = None, extra: bool = True) -> dict[str, Any]:
+def _obj(
+    props: dict[str, Any], required: list[str] | None = None, extra: bool = True
+) -> dict[str, Any]:
     schema: dict[str, Any] = {"type": "object", "properties": props}
     if required:
         schema["required"] = required
@@ -35,9 +37,16 @@ def _ref(name: str) -> dict[str, Any]:
     return {"$ref": f"#/components/schemas/{name}"}
 
 
-def _q(name: str, doc: str, schema: dict[str, Any] | None = None, *, required: bool = False) -> dict[str, Any]:
-    return {"name": name, "in": "query", "required": required, "description": doc,
-            "schema": schema or _STR}
+def _q(
+    name: str, doc: str, schema: dict[str, Any] | None = None, *, required: bool = False
+) -> dict[str, Any]:
+    return {
+        "name": name,
+        "in": "query",
+        "required": required,
+        "description": doc,
+        "schema": schema or _STR,
+    }
 
 
 def _p(name: str, doc: str) -> dict[str, Any]:
@@ -52,14 +61,29 @@ def _json(schema: dict[str, Any], doc: str = "OK") -> dict[str, Any]:
 
 
 def _errors(*codes: int) -> dict[str, Any]:
-    names = {400: "bad input", 401: "no or wrong token", 403: "refused", 404: "not found",
-             409: "conflict", 413: "too large", 415: "wrong media type", 416: "bad range",
-             422: "invalid content"}
+    names = {
+        400: "bad input",
+        401: "no or wrong token",
+        403: "refused",
+        404: "not found",
+        409: "conflict",
+        413: "too large",
+        415: "wrong media type",
+        416: "bad range",
+        422: "invalid content",
+    }
     return {str(code): _json(_ERROR, names.get(code, "error")) for code in codes}
 
 
-def _op(summary: str, responses: dict[str, Any], *, params: list[dict[str, Any]] | None = None,
-        body: dict[str, Any] | None = None, write: bool = False, tag: str = "archive") -> dict[str, Any]:
+def _op(
+    summary: str,
+    responses: dict[str, Any],
+    *,
+    params: list[dict[str, Any]] | None = None,
+    body: dict[str, Any] | None = None,
+    write: bool = False,
+    tag: str = "archive",
+) -> dict[str, Any]:
     op: dict[str, Any] = {"summary": summary, "tags": [tag], "responses": responses}
     if params:
         op["parameters"] = params
@@ -82,40 +106,66 @@ _LIST_PARAMS = [
 ]
 
 _SCHEMAS: Final[dict[str, Any]] = {
-    "Error": _obj(
-        {"error": _obj({"code": _STR, "message": _STR}, ["code", "message"])}, ["error"]
-    ),
+    "Error": _obj({"error": _obj({"code": _STR, "message": _STR}, ["code", "message"])}, ["error"]),
     "Record": _obj(
         {
-            "cid": _STR, "type": _STR, "v": _INT, "author": _STR, "ts": _INT,
+            "cid": _STR,
+            "type": _STR,
+            "v": _INT,
+            "author": _STR,
+            "ts": _INT,
             "links": _arr(_STR),
-            "body": {"type": "object", "description": "CIDs appear as {\"/\": \"b...\"}"},
+            "body": {"type": "object", "description": 'CIDs appear as {"/": "b..."}'},
         },
         ["cid", "type", "v", "author", "ts", "links", "body"],
     ),
     "RecordPage": _obj({"records": _arr(_ref("Record")), "cursor": _NSTR}, ["records", "cursor"]),
     "Warning": _obj(
-        {"parent": _STR, "code": _STR, "severity": {"enum": ["error", "warning", "info"]},
-         "message": _STR},
+        {
+            "parent": _STR,
+            "code": _STR,
+            "severity": {"enum": ["error", "warning", "info"]},
+            "message": _STR,
+        },
         ["code", "severity", "message"],
     ),
     "Provenance": _obj(
         {
-            "root": _STR, "truncated": {"type": "boolean"},
-            "nodes": _arr(_obj({"cid": _STR, "status": _STR, "role": _STR, "depth": _INT,
-                                "type": _NSTR, "title": _NSTR, "author": _NSTR,
-                                "licence": _NSTR, "attestations": _arr({"type": "object"})},
-                               ["cid", "status", "role", "depth"])),
-            "edges": _arr(_obj({"child": _STR, "parent": _STR, "kind": _STR},
-                               ["child", "parent"])),
-            "warnings": _arr(_obj({"child": _STR, "parent": _STR, "code": _STR,
-                                   "severity": _STR, "message": _STR})),
+            "root": _STR,
+            "truncated": {"type": "boolean"},
+            "nodes": _arr(
+                _obj(
+                    {
+                        "cid": _STR,
+                        "status": _STR,
+                        "role": _STR,
+                        "depth": _INT,
+                        "type": _NSTR,
+                        "title": _NSTR,
+                        "author": _NSTR,
+                        "licence": _NSTR,
+                        "attestations": _arr({"type": "object"}),
+                    },
+                    ["cid", "status", "role", "depth"],
+                )
+            ),
+            "edges": _arr(_obj({"child": _STR, "parent": _STR, "kind": _STR}, ["child", "parent"])),
+            "warnings": _arr(
+                _obj(
+                    {"child": _STR, "parent": _STR, "code": _STR, "severity": _STR, "message": _STR}
+                )
+            ),
         },
         ["root", "nodes", "edges", "warnings"],
     ),
     "Network": _obj(
-        {"enabled": {"type": "boolean"}, "state": _STR, "message": _STR,
-         "peers": _arr({"type": "object"}), "sync": {"type": ["object", "null"]}},
+        {
+            "enabled": {"type": "boolean"},
+            "state": _STR,
+            "message": _STR,
+            "peers": _arr({"type": "object"}),
+            "sync": {"type": ["object", "null"]},
+        },
         ["enabled", "state", "peers"],
     ),
     "FileInfo": _obj(
@@ -123,8 +173,10 @@ _SCHEMAS: Final[dict[str, Any]] = {
         ["cid", "size", "content_type"],
     ),
     "Signer": _obj(
-        {"artisan": {"type": "string", "description": "the artisan's handle on this hub"},
-         "passphrase": {"type": "string", "description": "the passphrase of their key"}},
+        {
+            "artisan": {"type": "string", "description": "the artisan's handle on this hub"},
+            "passphrase": {"type": "string", "description": "the passphrase of their key"},
+        },
         ["artisan", "passphrase"],
     ),
 }
@@ -141,13 +193,24 @@ _PATHS: Final[dict[str, Any]] = {
     "/api/v1/status": {
         "get": _op(
             "The hub: its key, record counts, search index and network state",
-            {"200": _json(_obj({"hub": _NSTR, "demo": {"type": "boolean"}, "records": _INT,
-                                "by_type": {"type": "object"}, "searchable": _INT,
-                                "network": _ref("Network"),
-                                "reads_need_token": {"type": "boolean"},
-                                "logged_in": {"type": "boolean"}},
-                               ["records", "by_type", "network"])),
-             **_errors(401)},
+            {
+                "200": _json(
+                    _obj(
+                        {
+                            "hub": _NSTR,
+                            "demo": {"type": "boolean"},
+                            "records": _INT,
+                            "by_type": {"type": "object"},
+                            "searchable": _INT,
+                            "network": _ref("Network"),
+                            "reads_need_token": {"type": "boolean"},
+                            "logged_in": {"type": "boolean"},
+                        },
+                        ["records", "by_type", "network"],
+                    )
+                ),
+                **_errors(401),
+            },
             tag="meta",
         )
     },
@@ -160,15 +223,26 @@ _PATHS: Final[dict[str, Any]] = {
         "post": _op(
             "Publish a record signed by an artisan's key (a derivative with a conflicting "
             "licence needs confirm_licence: true)",
-            {"201": _json(_obj({"cid": _STR, "record": _ref("Record"),
-                                "warnings": _arr(_ref("Warning"))}, ["cid", "record"]),
-                          "published"),
-             **_errors(400, 401, 403, 404, 409, 413, 415, 422)},
+            {
+                "201": _json(
+                    _obj(
+                        {"cid": _STR, "record": _ref("Record"), "warnings": _arr(_ref("Warning"))},
+                        ["cid", "record"],
+                    ),
+                    "published",
+                ),
+                **_errors(400, 401, 403, 404, 409, 413, 415, 422),
+            },
             body=_signed(
-                {"type": {"enum": ["technique", "design", "collection", "attestation"]},
-                 "body": {"type": "object", "description": "the record body; CIDs as strings; "
-                          "techniques and designs may carry 'tags'"},
-                 "confirm_licence": {"type": "boolean"}},
+                {
+                    "type": {"enum": ["technique", "design", "collection", "attestation"]},
+                    "body": {
+                        "type": "object",
+                        "description": "the record body; CIDs as strings; "
+                        "techniques and designs may carry 'tags'",
+                    },
+                    "confirm_licence": {"type": "boolean"},
+                },
                 ["type", "body"],
             ),
             write=True,
@@ -177,26 +251,44 @@ _PATHS: Final[dict[str, Any]] = {
     "/api/v1/records/{cid}": {
         "get": _op(
             "One record (ETag = CID)",
-            {"200": _json(_ref("Record")), "304": {"description": "not modified"},
-             **_errors(400, 401, 404)},
+            {
+                "200": _json(_ref("Record")),
+                "304": {"description": "not modified"},
+                **_errors(400, 401, 404),
+            },
             params=[_CID],
         )
     },
     "/api/v1/records/{cid}/raw": {
         "get": _op(
             "The signed record block (DAG-CBOR)",
-            {"200": {"description": "the block",
-                     "content": {"application/vnd.ipld.dag-cbor": {"schema": {}}}},
-             **_errors(400, 401, 404)},
+            {
+                "200": {
+                    "description": "the block",
+                    "content": {"application/vnd.ipld.dag-cbor": {"schema": {}}},
+                },
+                **_errors(400, 401, 404),
+            },
             params=[_CID],
         )
     },
     "/api/v1/records/{cid}/links": {
         "get": _op(
             "Records that link this one (derivatives, collections, attestations)",
-            {"200": _json(_obj({"cid": _STR, "linked_by": _arr(_obj(
-                {"cid": _STR, "type": _STR, "author": _STR, "ts": _INT}))}, ["linked_by"])),
-             **_errors(400, 401, 404)},
+            {
+                "200": _json(
+                    _obj(
+                        {
+                            "cid": _STR,
+                            "linked_by": _arr(
+                                _obj({"cid": _STR, "type": _STR, "author": _STR, "ts": _INT})
+                            ),
+                        },
+                        ["linked_by"],
+                    )
+                ),
+                **_errors(400, 401, 404),
+            },
             params=[_CID],
         )
     },
@@ -204,80 +296,147 @@ _PATHS: Final[dict[str, Any]] = {
         "get": _op(
             "The derivation graph: ancestors, descendants, attestations, licence findings",
             {"200": _json(_ref("Provenance")), **_errors(400, 401, 404)},
-            params=[_CID, _q("depth", "how many generations each way, 0..64 (default 16)",
-                             _INT)],
+            params=[_CID, _q("depth", "how many generations each way, 0..64 (default 16)", _INT)],
         )
     },
     "/api/v1/artisans/{did}": {
         "get": _op(
             "An artisan: their work and the attestations about them",
-            {"200": _json(_obj({"did": _STR, "handle": _NSTR, "records": _arr(_ref("Record")),
-                                "cursor": _NSTR, "attestations": _arr(_ref("Record"))},
-                               ["did", "records", "attestations"])),
-             **_errors(400, 401)},
+            {
+                "200": _json(
+                    _obj(
+                        {
+                            "did": _STR,
+                            "handle": _NSTR,
+                            "records": _arr(_ref("Record")),
+                            "cursor": _NSTR,
+                            "attestations": _arr(_ref("Record")),
+                        },
+                        ["did", "records", "attestations"],
+                    )
+                ),
+                **_errors(400, 401),
+            },
             params=[_p("did", "a did:key"), _q("limit", "1..200", _INT)],
         )
     },
     "/api/v1/search": {
         "get": _op(
             "Ranked full-text search over titles, summaries, steps, tags and materials",
-            {"200": _json(_obj(
-                {"query": _STR, "total": _INT,
-                 "hits": _arr(_obj({"cid": _STR, "type": _STR, "author": _STR, "ts": _INT,
-                                    "title": _STR, "snippet": _STR, "licence": _NSTR,
-                                    "process": _NSTR}, ["cid", "type", "title"])),
-                 "facets": {"type": "object",
-                            "additionalProperties": {"type": "object",
-                                                     "additionalProperties": _INT}},
-                 "next_offset": {"type": ["integer", "null"]}},
-                ["total", "hits", "facets"])),
-             **_errors(400, 401)},
-            params=[_q("q", "words to find (all must match; the last may be a prefix)"),
-                    *[p for p in _LIST_PARAMS if p["name"] not in ("limit", "cursor")],
-                    _q("language", "a BCP-47 language tag"),
-                    _q("limit", "1..100 (default 20)", _INT),
-                    _q("offset", "0..10000", _INT)],
+            {
+                "200": _json(
+                    _obj(
+                        {
+                            "query": _STR,
+                            "total": _INT,
+                            "hits": _arr(
+                                _obj(
+                                    {
+                                        "cid": _STR,
+                                        "type": _STR,
+                                        "author": _STR,
+                                        "ts": _INT,
+                                        "title": _STR,
+                                        "snippet": _STR,
+                                        "licence": _NSTR,
+                                        "process": _NSTR,
+                                    },
+                                    ["cid", "type", "title"],
+                                )
+                            ),
+                            "facets": {
+                                "type": "object",
+                                "additionalProperties": {
+                                    "type": "object",
+                                    "additionalProperties": _INT,
+                                },
+                            },
+                            "next_offset": {"type": ["integer", "null"]},
+                        },
+                        ["total", "hits", "facets"],
+                    )
+                ),
+                **_errors(400, 401),
+            },
+            params=[
+                _q("q", "words to find (all must match; the last may be a prefix)"),
+                *[p for p in _LIST_PARAMS if p["name"] not in ("limit", "cursor")],
+                _q("language", "a BCP-47 language tag"),
+                _q("limit", "1..100 (default 20)", _INT),
+                _q("offset", "0..10000", _INT),
+            ],
         )
     },
     "/api/v1/peers": {
-        "get": _op("Peers and sync status", {"200": _json(_ref("Network")), **_errors(401)},
-                   tag="network")
+        "get": _op(
+            "Peers and sync status", {"200": _json(_ref("Network")), **_errors(401)}, tag="network"
+        )
     },
     "/api/v1/licences": {
         "get": _op(
             "Known licences and fabrication processes",
-            {"200": _json(_obj({"licences": _arr(_obj({"spdx": _STR, "name": _STR})),
-                                "processes": _arr(_STR)}, ["licences"]))},
+            {
+                "200": _json(
+                    _obj(
+                        {
+                            "licences": _arr(_obj({"spdx": _STR, "name": _STR})),
+                            "processes": _arr(_STR),
+                        },
+                        ["licences"],
+                    )
+                )
+            },
             tag="meta",
         )
     },
     "/api/v1/licences/check": {
         "get": _op(
             "What to tell the author of a derivative licensed `licence` of the `parent`s",
-            {"200": _json(_obj({"licence": _STR, "warnings": _arr(_ref("Warning"))},
-                               ["warnings"])),
-             **_errors(400, 401, 422)},
-            params=[_q("licence", "the derivative's SPDX id", required=True),
-                    _q("parent", "a parent's CID (repeat for several)")],
+            {
+                "200": _json(
+                    _obj({"licence": _STR, "warnings": _arr(_ref("Warning"))}, ["warnings"])
+                ),
+                **_errors(400, 401, 422),
+            },
+            params=[
+                _q("licence", "the derivative's SPDX id", required=True),
+                _q("parent", "a parent's CID (repeat for several)"),
+            ],
         )
     },
     "/api/v1/documents": {
         "get": _op(
             "Every CRDT document on this hub",
-            {"200": _json(_obj({"documents": _arr(_obj({"cid": _STR, "kind": _STR,
-                                                         "owner": _STR, "title": _NSTR}))},
-                               ["documents"])),
-             **_errors(401)},
+            {
+                "200": _json(
+                    _obj(
+                        {
+                            "documents": _arr(
+                                _obj({"cid": _STR, "kind": _STR, "owner": _STR, "title": _NSTR})
+                            )
+                        },
+                        ["documents"],
+                    )
+                ),
+                **_errors(401),
+            },
             tag="documents",
         ),
         "post": _op(
-            "Start a document (text fields are texts, tags/materials/tools are sets, steps "
-            "a list)",
-            {"201": _json(_obj({"cid": _STR}, ["cid"]), "created"),
-             **_errors(400, 401, 403, 404, 415, 422)},
-            body=_signed({"kind": _STR, "fields": {"type": "object"},
-                          "mode": {"enum": ["owner", "editors", "alliance"]},
-                          "editors": _arr(_STR)}, ["kind", "fields"]),
+            "Start a document (text fields are texts, tags/materials/tools are sets, steps a list)",
+            {
+                "201": _json(_obj({"cid": _STR}, ["cid"]), "created"),
+                **_errors(400, 401, 403, 404, 415, 422),
+            },
+            body=_signed(
+                {
+                    "kind": _STR,
+                    "fields": {"type": "object"},
+                    "mode": {"enum": ["owner", "editors", "alliance"]},
+                    "editors": _arr(_STR),
+                },
+                ["kind", "fields"],
+            ),
             write=True,
             tag="documents",
         ),
@@ -285,10 +444,21 @@ _PATHS: Final[dict[str, Any]] = {
     "/api/v1/documents/{cid}": {
         "get": _op(
             "A document's merged state and its conflicts",
-            {"200": _json(_obj({"cid": _STR, "kind": _STR, "fields": {"type": "object"},
-                                "conflicts": {"type": "object"}, "heads": _arr(_STR)},
-                               ["cid", "kind", "fields", "conflicts"])),
-             **_errors(400, 401, 404)},
+            {
+                "200": _json(
+                    _obj(
+                        {
+                            "cid": _STR,
+                            "kind": _STR,
+                            "fields": {"type": "object"},
+                            "conflicts": {"type": "object"},
+                            "heads": _arr(_STR),
+                        },
+                        ["cid", "kind", "fields", "conflicts"],
+                    )
+                ),
+                **_errors(400, 401, 404),
+            },
             params=[_CID],
             tag="documents",
         )
@@ -296,10 +466,28 @@ _PATHS: Final[dict[str, Any]] = {
     "/api/v1/documents/{cid}/history": {
         "get": _op(
             "Every operation of a document",
-            {"200": _json(_obj({"cid": _STR, "history": _arr(_obj(
-                {"cid": _STR, "author": _STR, "ts": _INT, "status": _STR,
-                 "changes": _arr(_STR)}))}, ["history"])),
-             **_errors(400, 401, 404)},
+            {
+                "200": _json(
+                    _obj(
+                        {
+                            "cid": _STR,
+                            "history": _arr(
+                                _obj(
+                                    {
+                                        "cid": _STR,
+                                        "author": _STR,
+                                        "ts": _INT,
+                                        "status": _STR,
+                                        "changes": _arr(_STR),
+                                    }
+                                )
+                            ),
+                        },
+                        ["history"],
+                    )
+                ),
+                **_errors(400, 401, 404),
+            },
             params=[_CID],
             tag="documents",
         )
@@ -307,8 +495,10 @@ _PATHS: Final[dict[str, Any]] = {
     "/api/v1/documents/{cid}/blame": {
         "get": _op(
             "Who wrote each field",
-            {"200": _json(_obj({"cid": _STR, "fields": {"type": "object"}}, ["fields"])),
-             **_errors(400, 401, 404)},
+            {
+                "200": _json(_obj({"cid": _STR, "fields": {"type": "object"}}, ["fields"])),
+                **_errors(400, 401, 404),
+            },
             params=[_CID],
             tag="documents",
         )
@@ -316,8 +506,10 @@ _PATHS: Final[dict[str, Any]] = {
     "/api/v1/documents/{cid}/edits": {
         "post": _op(
             "Edit a document as an artisan",
-            {"201": _json(_obj({"cid": _STR, "doc": _STR}, ["cid"]), "applied"),
-             **_errors(400, 401, 403, 404, 415, 422)},
+            {
+                "201": _json(_obj({"cid": _STR, "doc": _STR}, ["cid"]), "applied"),
+                **_errors(400, 401, 403, 404, 415, 422),
+            },
             params=[_CID],
             body=_signed({"fields": {"type": "object"}, "remove": {"type": "object"}}, []),
             write=True,
@@ -327,15 +519,23 @@ _PATHS: Final[dict[str, Any]] = {
     "/api/v1/keys": {
         "get": _op(
             "Artisans with a key on this hub",
-            {"200": _json(_obj({"artisans": _arr(_obj({"handle": _STR, "did": _STR,
-                                                        "created": _INT}))}, ["artisans"])),
-             **_errors(401)},
+            {
+                "200": _json(
+                    _obj(
+                        {"artisans": _arr(_obj({"handle": _STR, "did": _STR, "created": _INT}))},
+                        ["artisans"],
+                    )
+                ),
+                **_errors(401),
+            },
             tag="keys",
         ),
         "post": _op(
             "Create an artisan's key, encrypted with their passphrase",
-            {"201": _json(_obj({"handle": _STR, "did": _STR}, ["handle", "did"]), "created"),
-             **_errors(400, 401, 409, 415, 422)},
+            {
+                "201": _json(_obj({"handle": _STR, "did": _STR}, ["handle", "did"]), "created"),
+                **_errors(400, 401, 409, 415, 422),
+            },
             body=_obj({"handle": _STR, "passphrase": _STR}, ["handle", "passphrase"]),
             write=True,
             tag="keys",
@@ -344,11 +544,14 @@ _PATHS: Final[dict[str, Any]] = {
     "/api/v1/keys/import": {
         "post": _op(
             "Import an artisan's exported key",
-            {"201": _json(_obj({"handle": _STR, "did": _STR}, ["handle", "did"]), "imported"),
-             **_errors(400, 401, 403, 409, 415, 422)},
-            body=_obj({"handle": _STR, "passphrase": _STR, "key_file": _STR,
-                       "export_passphrase": _STR},
-                      ["handle", "passphrase", "key_file", "export_passphrase"]),
+            {
+                "201": _json(_obj({"handle": _STR, "did": _STR}, ["handle", "did"]), "imported"),
+                **_errors(400, 401, 403, 409, 415, 422),
+            },
+            body=_obj(
+                {"handle": _STR, "passphrase": _STR, "key_file": _STR, "export_passphrase": _STR},
+                ["handle", "passphrase", "key_file", "export_passphrase"],
+            ),
             write=True,
             tag="keys",
         )
@@ -356,11 +559,14 @@ _PATHS: Final[dict[str, Any]] = {
     "/api/v1/keys/{handle}/export": {
         "post": _op(
             "Export an artisan's key under an export passphrase",
-            {"200": _json(_obj({"handle": _STR, "key_file": _STR}, ["key_file"])),
-             **_errors(400, 401, 403, 404, 415, 422)},
+            {
+                "200": _json(_obj({"handle": _STR, "key_file": _STR}, ["key_file"])),
+                **_errors(400, 401, 403, 404, 415, 422),
+            },
             params=[_p("handle", "the artisan's handle")],
-            body=_obj({"passphrase": _STR, "export_passphrase": _STR},
-                      ["passphrase", "export_passphrase"]),
+            body=_obj(
+                {"passphrase": _STR, "export_passphrase": _STR}, ["passphrase", "export_passphrase"]
+            ),
             write=True,
             tag="keys",
         )
@@ -369,39 +575,49 @@ _PATHS: Final[dict[str, Any]] = {
         "post": {
             **_op(
                 "Upload a file (the raw bytes are the body; streamed; size-limited)",
-                {"201": _json(_ref("FileInfo"), "stored"),
-                 **_errors(400, 401, 403, 413)},
-                params=[_q("name", "the file's name, e.g. lamp.stl (no folders)",
-                           required=True)],
+                {"201": _json(_ref("FileInfo"), "stored"), **_errors(400, 401, 403, 413)},
+                params=[_q("name", "the file's name, e.g. lamp.stl (no folders)", required=True)],
                 write=True,
                 tag="files",
             ),
-            "requestBody": {"required": True, "content": {
-                "application/octet-stream": {"schema": {"type": "string",
-                                                        "contentMediaType": "application/octet-stream"}}}},
+            "requestBody": {
+                "required": True,
+                "content": {
+                    "application/octet-stream": {
+                        "schema": {"type": "string", "contentMediaType": "application/octet-stream"}
+                    }
+                },
+            },
         }
     },
     "/api/v1/files/{cid}": {
         "get": _op(
             "A file's bytes (Range supported; ETag = CID)",
-            {"200": {"description": "the file", "content": {"*/*": {"schema": {}}}},
-             "206": {"description": "part of the file", "content": {"*/*": {"schema": {}}}},
-             "304": {"description": "not modified"},
-             **_errors(400, 401, 404, 416)},
+            {
+                "200": {"description": "the file", "content": {"*/*": {"schema": {}}}},
+                "206": {"description": "part of the file", "content": {"*/*": {"schema": {}}}},
+                "304": {"description": "not modified"},
+                **_errors(400, 401, 404, 416),
+            },
             params=[_CID, _q("download", "1: send as an attachment")],
             tag="files",
         )
     },
     "/api/v1/files/{cid}/info": {
-        "get": _op("A file's name, size and media type",
-                   {"200": _json(_ref("FileInfo")), **_errors(400, 401, 404)},
-                   params=[_CID], tag="files")
+        "get": _op(
+            "A file's name, size and media type",
+            {"200": _json(_ref("FileInfo")), **_errors(400, 401, 404)},
+            params=[_CID],
+            tag="files",
+        )
     },
     "/api/v1/files/{cid}/preview.svg": {
         "get": _op(
             "A drawing of an STL model",
-            {"200": {"description": "SVG", "content": {"image/svg+xml": {"schema": {}}}},
-             **_errors(400, 401, 404, 413, 415, 422)},
+            {
+                "200": {"description": "SVG", "content": {"image/svg+xml": {"schema": {}}}},
+                **_errors(400, 401, 404, 413, 415, 422),
+            },
             params=[_CID],
             tag="files",
         )
@@ -409,8 +625,10 @@ _PATHS: Final[dict[str, Any]] = {
     "/api/v1/session": {
         "post": _op(
             "Log a browser in with the API token (sets an HttpOnly session cookie)",
-            {"200": _json(_obj({"logged_in": {"type": "boolean"}}, ["logged_in"])),
-             **_errors(400, 401, 415, 422)},
+            {
+                "200": _json(_obj({"logged_in": {"type": "boolean"}}, ["logged_in"])),
+                **_errors(400, 401, 415, 422),
+            },
             body=_obj({"token": _STR}, ["token"]),
             tag="meta",
         ),
@@ -432,7 +650,7 @@ def openapi_document() -> dict[str, Any]:
             "version": VERSION,
             "description": (
                 "The Digital Craft Archive as one community fabrication hub holds it. "
-                "Errors are always {\"error\": {\"code\", \"message\"}}. Reads are open "
+                'Errors are always {"error": {"code", "message"}}. Reads are open '
                 "unless the hub requires its token; writes need the token (Bearer) or a "
                 "browser session (cookie plus the header X-Requested-With: craftnet)."
             ),

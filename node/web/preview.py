@@ -17,9 +17,7 @@ from craftnet.errors import CraftnetError
 MAX_TRIANGLES: Final = 6000
 SIZE: Final = 320
 _FACET: Final = struct.Struct("<12fH")
-_VERTEX: Final = re.compile(
-    rb"vertex\s+(\S+)\s+(\S+)\s+(\S+)"
-)
+_VERTEX: Final = re.compile(rb"vertex\s+(\S+)\s+(\S+)\s+(\S+)")
 
 Vec = tuple[float, float, float]
 Tri = tuple[Vec, Vec, Vec]

@@ -24,7 +24,7 @@ from __future__ import annotations
 import re
 import sqlite3
 import struct
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Final
@@ -112,7 +112,7 @@ def _one(value: object) -> str | None:
 
 
 def entry_from_fields(
-    cid: Cid, rtype: str, author: str, ts: int, fields: dict[str, Any]
+    cid: Cid, rtype: str, author: str, ts: int, fields: Mapping[str, Any]
 ) -> Entry:
     """An index entry from a record body or a document view's fields."""
     text_parts = [
@@ -263,7 +263,9 @@ class SearchIndex:
         self.db.execute("BEGIN")
         try:
             for record in records:
-                cur = self.db.execute("INSERT OR IGNORE INTO seen(cid) VALUES (?)", (record.cid.bytes,))
+                cur = self.db.execute(
+                    "INSERT OR IGNORE INTO seen(cid) VALUES (?)", (record.cid.bytes,)
+                )
                 self._seen_count += cur.rowcount
                 if record.type == OP_TYPE:
                     doc = record.body.get("doc")
@@ -318,7 +320,9 @@ class SearchIndex:
     def _unseen(self, seen: set[bytes]) -> Iterator[Record]:
         # Sorted by time so that a document's genesis is indexed before its operations.
         with self.store.read() as txn:
-            keys = [key[_TS.size :] for key, _ in txn.iterate("rec_time") if key[_TS.size :] not in seen]
+            keys = [
+                key[_TS.size :] for key, _ in txn.iterate("rec_time") if key[_TS.size :] not in seen
+            ]
         for start in range(0, len(keys), 500):
             with self.store.read() as txn:
                 records = []

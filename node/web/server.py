@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import signal
 from collections.abc import Callable
 
@@ -23,10 +24,9 @@ async def serve_until_stopped(
     stop = stop or asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
-        try:
+        # Not on the main thread (tests) or no signals here: stop comes from the event.
+        with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
             loop.add_signal_handler(sig, stop.set)
-        except (NotImplementedError, RuntimeError, ValueError):
-            pass  # not the main thread (tests) or no signals here: stop comes from the event
     ctx.search.catch_up()
     runner = web.AppRunner(create_app(ctx), access_log=None, handle_signals=False)
     await runner.setup()
@@ -39,10 +39,8 @@ async def serve_until_stopped(
         await stop.wait()
     finally:
         for sig in (signal.SIGINT, signal.SIGTERM):
-            try:
+            with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
                 loop.remove_signal_handler(sig)
-            except (NotImplementedError, RuntimeError, ValueError):
-                pass
         await runner.cleanup()
 
 

@@ -369,7 +369,7 @@ def _list_section(title: str, values: Any) -> str:
     if not isinstance(values, list) or not values:
         return ""
     items = "".join(f"<li>{e(v)}</li>" for v in values if isinstance(v, str))
-    return f"<section><h2>{e(title)}</h2><ul class=\"chips\">{items}</ul></section>"
+    return f'<section><h2>{e(title)}</h2><ul class="chips">{items}</ul></section>'
 
 
 def _technique(ctx: NodeContext, record: Record, known: dict[str, str]) -> tuple[str, str]:
@@ -384,15 +384,17 @@ def _technique(ctx: NodeContext, record: Record, known: dict[str, str]) -> tuple
         if not isinstance(step, dict):
             continue
         media = "".join(_file_block(ctx, m) for m in step.get("media", []) if isinstance(m, Cid))
-        steps.append(f"<li><p>{e(step.get('text'))}</p>{f'<ul class=files>{media}</ul>' if media else ''}</li>")
+        steps.append(
+            f"<li><p>{e(step.get('text'))}</p>{f'<ul class=files>{media}</ul>' if media else ''}</li>"
+        )
     html = (
-        f"<article class=\"technique\"><h1>{e(title)}</h1>{_byline(record, known)}"
-        f"<p class=\"summary\">{e(body.get('summary', ''))}</p>"
+        f'<article class="technique"><h1>{e(title)}</h1>{_byline(record, known)}'
+        f'<p class="summary">{e(body.get("summary", ""))}</p>'
         f"{'<dl class=facts>' + ''.join(facts) + '</dl>' if facts else ''}"
         f"{_list_section('Materials', body.get('materials'))}"
         f"{_list_section('Tools', body.get('tools'))}"
         f"{_list_section('Tags', body.get('tags'))}"
-        f"<section><h2>Steps</h2><ol class=\"steps\">{''.join(steps)}</ol></section>"
+        f'<section><h2>Steps</h2><ol class="steps">{"".join(steps)}</ol></section>'
         f"{_licence_line(record_licence(record))}"
         f"{_linked_by(ctx, record.cid, known)}</article>"
     )
@@ -427,14 +429,18 @@ def _design(ctx: NodeContext, record: Record, known: dict[str, str]) -> tuple[st
         else ""
     )
     html = (
-        f"<article class=\"design\"><h1>{e(title)}</h1>{_byline(record, known)}"
-        f"<p class=\"summary\">{e(body.get('description', ''))}</p>"
+        f'<article class="design"><h1>{e(title)}</h1>{_byline(record, known)}'
+        f'<p class="summary">{e(body.get("description", ""))}</p>'
         f"{'<dl class=facts>' + ''.join(facts) + '</dl>' if facts else ''}"
         f"{_list_section('Materials', body.get('materials'))}"
         f"{_list_section('Tags', body.get('tags'))}"
-        f"<section><h2>Files</h2><ul class=\"files\">{files or '<li>No files.</li>'}</ul></section>"
+        f'<section><h2>Files</h2><ul class="files">{files or "<li>No files.</li>"}</ul></section>'
         f"{_licence_line(record_licence(record))}{warn_html}"
-        + (f"<section><h2>Derived from</h2><ul class=\"cards\">{''.join(parent_items)}</ul></section>" if parent_items else "")
+        + (
+            f'<section><h2>Derived from</h2><ul class="cards">{"".join(parent_items)}</ul></section>'
+            if parent_items
+            else ""
+        )
         + f'<p><a class="button" href="/records/{e(record.cid)}/provenance">See its provenance graph</a></p>'
         f"{_linked_by(ctx, record.cid, known)}</article>"
     )
@@ -452,7 +458,7 @@ def _collection(ctx: NodeContext, record: Record, known: dict[str, str]) -> tupl
                 continue
     html = (
         f"<article><h1>{e(title)}</h1>{_byline(record, known)}"
-        f"<p class=\"summary\">{e(record.body.get('description', ''))}</p>"
+        f'<p class="summary">{e(record.body.get("description", ""))}</p>'
         f"<section><h2>{len(items)} entries</h2>{_records_list(items, known, ctx)}</section></article>"
     )
     return title, html
@@ -461,11 +467,14 @@ def _collection(ctx: NodeContext, record: Record, known: dict[str, str]) -> tupl
 def _attestation(ctx: NodeContext, record: Record, known: dict[str, str]) -> tuple[str, str]:
     body = record.body
     kind = body.get("kind")
-    label = {"living-heritage": "Living Heritage: Human Treasure", "skill": "Skill",
-             "fabricated": "Fabricated"}.get(str(kind), str(kind))
+    label = {
+        "living-heritage": "Living Heritage: Human Treasure",
+        "skill": "Skill",
+        "fabricated": "Fabricated",
+    }.get(str(kind), str(kind))
     html = (
         f"<article><h1>Attestation: {e(label)}</h1>{_byline(record, known)}"
-        f"<dl class=\"facts\"><dt>About</dt><dd>{who(body.get('subject'), known)}</dd>"
+        f'<dl class="facts"><dt>About</dt><dd>{who(body.get("subject"), known)}</dd>'
         f"<dt>Vouched by</dt><dd>{who(record.author, known)}</dd>"
         + (f"<dt>Skill</dt><dd>{e(body['skill'])}</dd>" if "skill" in body else "")
         + (f"<dt>Level</dt><dd>{e(body['level'])}</dd>" if "level" in body else "")
@@ -503,17 +512,21 @@ async def provenance_page(request: web.Request) -> web.Response:
         if w["severity"] != "info"
     )
     rows = "".join(
-        f"<tr><td><a href=\"/records/{e(n['cid'])}\">{e(n['title'] or n['cid'])}</a></td>"
+        f'<tr><td><a href="/records/{e(n["cid"])}">{e(n["title"] or n["cid"])}</a></td>'
         f"<td>{e(n['role'])}</td><td>{who(n['author'], known)}</td><td>{e(n['licence'] or '')}</td>"
         f"<td>{e(', '.join(a['kind'] for a in n['attestations']))}</td></tr>"
         for n in graph["nodes"]
     )
     body = (
         f"<h1>Provenance of {e(record_title(root) or cid)}</h1>"
-        '<p>Arrows point from a design to the one derived from it; ancestors above, '
+        "<p>Arrows point from a design to the one derived from it; ancestors above, "
         "remixes below. A red dashed arrow marks a licence conflict.</p>"
         f'<div class="graph">{svg}</div>'
-        + (f'<div class="warning" role="note"><h2>Licence findings</h2><ul>{warnings}</ul></div>' if warnings else "")
+        + (
+            f'<div class="warning" role="note"><h2>Licence findings</h2><ul>{warnings}</ul></div>'
+            if warnings
+            else ""
+        )
         + "<table><caption>Designs in this graph</caption><thead><tr><th scope=col>Title</th>"
         "<th scope=col>Role</th><th scope=col>Author</th><th scope=col>Licence</th>"
         f"<th scope=col>Attestations</th></tr></thead><tbody>{rows}</tbody></table>"
@@ -539,14 +552,23 @@ async def document_page(request: web.Request) -> web.Response:
             value = e(info["value"])
             writer = who(info.get("author"), known)
             lost = "".join(
-                f'<li>{e(c["value"])} by {who(c.get("author"), known)}</li>' for c in info["conflicts"]
+                f"<li>{e(c['value'])} by {who(c.get('author'), known)}</li>"
+                for c in info["conflicts"]
             )
-            extra = f'<div class="conflict"><strong>Conflicting edit(s):</strong><ul>{lost}</ul></div>' if lost else ""
-            rows.append(f"<tr><th scope=row>{e(name)}</th><td>{value}{extra}</td><td>{writer}</td></tr>")
+            extra = (
+                f'<div class="conflict"><strong>Conflicting edit(s):</strong><ul>{lost}</ul></div>'
+                if lost
+                else ""
+            )
+            rows.append(
+                f"<tr><th scope=row>{e(name)}</th><td>{value}{extra}</td><td>{writer}</td></tr>"
+            )
         elif info["kind"] == "set":
             members = ", ".join(e(m["value"]) for m in info["members"])
             writers = {a.get("author") for m in info["members"] for a in m["added_by"]}
-            rows.append(f"<tr><th scope=row>{e(name)}</th><td>{members}</td><td>{', '.join(who(w, known) for w in writers)}</td></tr>")
+            rows.append(
+                f"<tr><th scope=row>{e(name)}</th><td>{members}</td><td>{', '.join(who(w, known) for w in writers)}</td></tr>"
+            )
         elif info["kind"] == "list":
             items = "".join(
                 f"<li>{e(_text_of(item))} <span class=meta>({who(item.get('author'), known)})</span></li>"
@@ -559,7 +581,9 @@ async def document_page(request: web.Request) -> web.Response:
                 for r in info["runs"]
             )
             writers = {r.get("author") for r in info["runs"]}
-            rows.append(f"<tr><th scope=row>{e(name)}</th><td>{text}</td><td>{', '.join(who(w, known) for w in writers)}</td></tr>")
+            rows.append(
+                f"<tr><th scope=row>{e(name)}</th><td>{text}</td><td>{', '.join(who(w, known) for w in writers)}</td></tr>"
+            )
     hist = "".join(
         f"<li><code>{e(h.status)}</code> by {who(h.author, known)}: {e('; '.join(h.changes))}</li>"
         for h in history
@@ -597,14 +621,24 @@ async def artisan_page(request: web.Request) -> web.Response:
         raise ApiError(400, "bad-did", "that is not a did:key")
     known = names(ctx)
     with ctx.store.read() as txn:
-        works = [r for r in index.list_records(txn, author=did, limit=100).records
-                 if r.type in ("technique", "design", "collection", "doc")]
+        works = [
+            r
+            for r in index.list_records(txn, author=did, limit=100).records
+            if r.type in ("technique", "design", "collection", "doc")
+        ]
         atts = [index.get_record(txn, c) for c in index.attestations_about(txn, did)[:50]]
     badges = []
     for att in atts:
         kind = att.body.get("kind")
-        label = "★ Human Treasure (Living Heritage Program)" if kind == "living-heritage" else (
-            f"✓ {att.body.get('skill', '')} · {att.body.get('level', '')}" if kind == "skill" else str(kind))
+        label = (
+            "★ Human Treasure (Living Heritage Program)"
+            if kind == "living-heritage"
+            else (
+                f"✓ {att.body.get('skill', '')} · {att.body.get('level', '')}"
+                if kind == "skill"
+                else str(kind)
+            )
+        )
         note = att.body.get("note")
         badges.append(
             f'<li class="badge"><a href="/records/{e(att.cid)}">{e(label)}</a> vouched by '
@@ -657,7 +691,7 @@ def _artisan_fields(ctx: NodeContext) -> str:
     handles = sorted(names(ctx).values())
     options = "".join(f'<option value="{e(h)}">{e(h)}</option>' for h in handles)
     return (
-        '<fieldset><legend>Sign as</legend>'
+        "<fieldset><legend>Sign as</legend>"
         '<label for="artisan">Artisan</label>'
         f'<select id="artisan" name="artisan" required>{options}</select>'
         '<label for="passphrase">Passphrase of your key</label>'
@@ -750,10 +784,12 @@ async def keys_page(request: web.Request) -> web.Response:
     _read_gate(request)
     ctx = context(request)
     known = names(ctx)
-    rows = "".join(f"<li>{e(h)} — {who(d, known)}</li>" for d, h in sorted(known.items(), key=lambda kv: kv[1]))
+    rows = "".join(
+        f"<li>{e(h)} — {who(d, known)}</li>" for d, h in sorted(known.items(), key=lambda kv: kv[1])
+    )
     body = f"""<h1>Artisans on this hub</h1>{_login_hint(request)}
 <p>Each artisan signs with their own key, kept here encrypted with their passphrase. Export it to move to another hub.</p>
-<ul>{rows or '<li>None yet.</li>'}</ul>
+<ul>{rows or "<li>None yet.</li>"}</ul>
 <div class="columns">
 <form id="key-create" class="keyform"><h2>Create a key</h2>
 <label for="c-handle">Handle (lower case, e.g. amaia)</label><input id="c-handle" name="handle" required pattern="[a-z0-9][a-z0-9-]*">

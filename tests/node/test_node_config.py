@@ -18,7 +18,9 @@ from craftnet.node.config import (
 
 def test_defaults_without_a_file(tmp_path: Path) -> None:
     config = load_config(tmp_path)
-    assert (config.http_host, config.http_port) == (DEFAULT_HOST, DEFAULT_PORT) == ("127.0.0.1", 8470)
+    assert (
+        (config.http_host, config.http_port) == (DEFAULT_HOST, DEFAULT_PORT) == ("127.0.0.1", 8470)
+    )
     assert config.require_token_for_reads is False
     assert config.store_path == tmp_path / "store"
 
@@ -30,8 +32,7 @@ def test_the_written_defaults_read_back(tmp_path: Path) -> None:
 
 def test_values_and_command_line_overrides(tmp_path: Path) -> None:
     (tmp_path / "config.toml").write_text(
-        '[http]\nhost = "0.0.0.0"\nport = 9000\nrequire_token_for_reads = true\n'
-        "max_upload_mb = 2\n"
+        '[http]\nhost = "0.0.0.0"\nport = 9000\nrequire_token_for_reads = true\nmax_upload_mb = 2\n'
     )
     config = load_config(tmp_path)
     assert (config.http_host, config.http_port) == ("0.0.0.0", 9000)

@@ -83,8 +83,9 @@ class Hub:
             sent["Authorization"] = f"Bearer {self.token}"
         conn.request(method, path, body=data, headers=sent)
         response = conn.getresponse()
-        reply = Reply(response.status, {k.lower(): v for k, v in response.getheaders()},
-                      response.read())
+        reply = Reply(
+            response.status, {k.lower(): v for k, v in response.getheaders()}, response.read()
+        )
         conn.close()
         return reply
 

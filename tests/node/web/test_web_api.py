@@ -24,18 +24,25 @@ def publish(hub: Hub, rtype: str, body: dict[str, object], **extra: object) -> d
 
 def upload(hub: Hub, name: str, data: bytes) -> str:
     """Upload a file with the token; return its CID."""
-    reply = hub.post(f"/api/v1/files?name={name}", raw=data,
-                     headers={"Content-Type": "application/octet-stream"})
+    reply = hub.post(
+        f"/api/v1/files?name={name}", raw=data, headers={"Content-Type": "application/octet-stream"}
+    )
     assert reply.status == 201, reply.body
     return str(reply.json()["cid"])
 
 
 def test_publish_signs_with_the_artisans_key_not_the_hubs(hub: Hub) -> None:
     did = make_artisan(hub)
-    data = publish(hub, "technique", {
-        "title": "Pit firing with seaweed", "steps": ["Dig the pit", "Fire overnight"],
-        "licence": "CC-BY-4.0", "tags": ["Ceramics", "coast"],
-    })
+    data = publish(
+        hub,
+        "technique",
+        {
+            "title": "Pit firing with seaweed",
+            "steps": ["Dig the pit", "Fire overnight"],
+            "licence": "CC-BY-4.0",
+            "tags": ["Ceramics", "coast"],
+        },
+    )
     with hub.ctx.store.read() as txn:
         record = index.get_record(txn, Cid.parse(str(data["cid"])))
     record.verify()
@@ -45,14 +52,19 @@ def test_publish_signs_with_the_artisans_key_not_the_hubs(hub: Hub) -> None:
     assert got.status == 200
     assert got.headers["etag"] == f'"{data["cid"]}"'
     assert got.json()["body"]["steps"][0] == {"text": "Dig the pit", "media": []}
-    assert hub.get(f"/api/v1/records/{data['cid']}",
-                   headers={"If-None-Match": f'"{data["cid"]}"'}).status == 304
+    assert (
+        hub.get(
+            f"/api/v1/records/{data['cid']}", headers={"If-None-Match": f'"{data["cid"]}"'}
+        ).status
+        == 304
+    )
 
 
 def test_raw_block_is_the_signed_record(hub: Hub) -> None:
     make_artisan(hub)
-    data = publish(hub, "technique", {"title": "Indigo vat", "steps": ["Ferment"],
-                                      "licence": "CC0-1.0"})
+    data = publish(
+        hub, "technique", {"title": "Indigo vat", "steps": ["Ferment"], "licence": "CC0-1.0"}
+    )
     raw = hub.get(f"/api/v1/records/{data['cid']}/raw")
     assert raw.headers["content-type"] == "application/vnd.ipld.dag-cbor"
     record = Record.from_block(raw.body)
@@ -63,9 +75,16 @@ def test_raw_block_is_the_signed_record(hub: Hub) -> None:
 def test_listing_filters_and_cursor_pages(hub: Hub) -> None:
     make_artisan(hub)
     for n in range(5):
-        publish(hub, "design", {"title": f"Spoon {n}", "licence": "CC-BY-4.0",
-                                "process": "cnc-milling" if n % 2 else "hand",
-                                "materials": ["Oak"]})
+        publish(
+            hub,
+            "design",
+            {
+                "title": f"Spoon {n}",
+                "licence": "CC-BY-4.0",
+                "process": "cnc-milling" if n % 2 else "hand",
+                "materials": ["Oak"],
+            },
+        )
     publish(hub, "technique", {"title": "Whittling", "steps": ["Carve"], "licence": "MIT"})
     seen: list[str] = []
     cursor = None
@@ -89,10 +108,21 @@ def test_listing_filters_and_cursor_pages(hub: Hub) -> None:
 
 def test_search_ranks_titles_first_and_counts_facets(hub: Hub) -> None:
     make_artisan(hub)
-    publish(hub, "technique", {"title": "Loom repair", "steps": ["Replace the heddle"],
-                               "licence": "CC-BY-4.0", "summary": "Keeping looms going"})
-    publish(hub, "design", {"title": "Heddle bar", "description": "for a loom",
-                            "licence": "CC-BY-SA-4.0"})
+    publish(
+        hub,
+        "technique",
+        {
+            "title": "Loom repair",
+            "steps": ["Replace the heddle"],
+            "licence": "CC-BY-4.0",
+            "summary": "Keeping looms going",
+        },
+    )
+    publish(
+        hub,
+        "design",
+        {"title": "Heddle bar", "description": "for a loom", "licence": "CC-BY-SA-4.0"},
+    )
     result = hub.get("/api/v1/search?q=loom").json()
     assert [h["title"] for h in result["hits"]] == ["Loom repair", "Heddle bar"]
     assert result["facets"]["type"] == {"design": 1, "technique": 1}
@@ -107,14 +137,24 @@ def test_search_catches_up_with_records_written_outside_the_api(hub: Hub) -> Non
     from craftnet.identity.keys import PrivateKey
 
     key = PrivateKey.generate()
-    index.publish(hub.ctx.store, key, "technique",
-                  {"title": "Sashiko mending", "steps": [{"text": "Stitch", "media": []}],
-                   "licence": "CC-BY-4.0", "language": "en"})
+    index.publish(
+        hub.ctx.store,
+        key,
+        "technique",
+        {
+            "title": "Sashiko mending",
+            "steps": [{"text": "Stitch", "media": []}],
+            "licence": "CC-BY-4.0",
+            "language": "en",
+        },
+    )
     # Written straight to the store (as sync or a bundle import would): the next search
     # sees the store hold more records than the index has seen, and indexes them.
     assert hub.get("/api/v1/search?q=sashiko").json()["total"] == 1
-    assert hub.get("/api/v1/records?licence=CC-BY-4.0").json()["records"][0]["body"]["title"] \
+    assert (
+        hub.get("/api/v1/records?licence=CC-BY-4.0").json()["records"][0]["body"]["title"]
         == "Sashiko mending"
+    )
 
 
 def test_files_stream_with_range_etag_and_content_type(hub: Hub) -> None:
@@ -135,8 +175,12 @@ def test_files_stream_with_range_etag_and_content_type(hub: Hub) -> None:
     assert hub.get(f"/api/v1/files/{cid}", headers={"Range": f"bytes={len(data)}-"}).status == 416
     assert hub.get(f"/api/v1/files/{cid}", headers={"If-None-Match": f'"{cid}"'}).status == 304
     info = hub.get(f"/api/v1/files/{cid}/info").json()
-    assert info == {"cid": cid, "name": "bracket.stl", "size": len(data),
-                    "content_type": "model/stl"}
+    assert info == {
+        "cid": cid,
+        "name": "bracket.stl",
+        "size": len(data),
+        "content_type": "model/stl",
+    }
 
 
 def test_design_with_an_uploaded_file_and_its_preview(hub: Hub) -> None:
@@ -158,8 +202,9 @@ def test_derivative_with_conflicting_licence_needs_confirmation(hub: Hub) -> Non
     assert [w["code"] for w in check["warnings"]] == ["share-alike"]
     before = hub.record_count()
     body = {"title": "Remix", "licence": "CC-BY-4.0", "derived_from": [parent["cid"]]}
-    refused = hub.post("/api/v1/records", {"type": "design", "body": body, "artisan": "amaia",
-                                           "passphrase": PASS})
+    refused = hub.post(
+        "/api/v1/records", {"type": "design", "body": body, "artisan": "amaia", "passphrase": PASS}
+    )
     assert refused.status == 409 and refused.error_code == "licence-conflict"
     assert refused.json()["error"]["warnings"][0]["severity"] == "error"
     assert hub.record_count() == before
@@ -167,25 +212,39 @@ def test_derivative_with_conflicting_licence_needs_confirmation(hub: Hub) -> Non
     assert [w["code"] for w in done["warnings"]] == ["share-alike"]  # type: ignore[union-attr]
     graph = hub.get(f"/api/v1/records/{done['cid']}/provenance").json()
     assert {n["role"] for n in graph["nodes"]} == {"root", "ancestor"}
-    assert graph["edges"] == [{"child": done["cid"], "parent": parent["cid"],
-                               "kind": "derived_from"}]
+    assert graph["edges"] == [
+        {"child": done["cid"], "parent": parent["cid"], "kind": "derived_from"}
+    ]
 
 
 def test_documents_create_edit_history_and_blame(hub: Hub) -> None:
     make_artisan(hub)
     make_artisan(hub, "kofi", "kente strips")
-    made = hub.post("/api/v1/documents", {
-        "artisan": "amaia", "passphrase": PASS, "kind": "technique",
-        "fields": {"title": "Kiln care", "summary": "Keep it dry", "tags": ["kiln"],
-                   "steps": ["Brush the ash"]},
-    })
+    made = hub.post(
+        "/api/v1/documents",
+        {
+            "artisan": "amaia",
+            "passphrase": PASS,
+            "kind": "technique",
+            "fields": {
+                "title": "Kiln care",
+                "summary": "Keep it dry",
+                "tags": ["kiln"],
+                "steps": ["Brush the ash"],
+            },
+        },
+    )
     assert made.status == 201, made.body
     doc = made.json()["cid"]
-    edit = hub.post(f"/api/v1/documents/{doc}/edits", {
-        "artisan": "kofi", "passphrase": "kente strips",
-        "fields": {"summary": "Keep it dry and warm", "steps": ["Check the seal"]},
-        "remove": {"tags": ["kiln"]},
-    })
+    edit = hub.post(
+        f"/api/v1/documents/{doc}/edits",
+        {
+            "artisan": "kofi",
+            "passphrase": "kente strips",
+            "fields": {"summary": "Keep it dry and warm", "steps": ["Check the seal"]},
+            "remove": {"tags": ["kiln"]},
+        },
+    )
     assert edit.status == 201, edit.body
     state = hub.get(f"/api/v1/documents/{doc}").json()
     assert state["fields"]["summary"] == "Keep it dry and warm"
@@ -196,25 +255,34 @@ def test_documents_create_edit_history_and_blame(hub: Hub) -> None:
     blame = hub.get(f"/api/v1/documents/{doc}/blame").json()["fields"]
     assert blame["title"]["kind"] == "register"
     listed = hub.get("/api/v1/documents").json()["documents"]
-    assert listed == [{"cid": doc, "kind": "technique", "owner": listed[0]["owner"],
-                       "title": "Kiln care"}]
+    assert listed == [
+        {"cid": doc, "kind": "technique", "owner": listed[0]["owner"], "title": "Kiln care"}
+    ]
     assert hub.get("/api/v1/search?q=seal").json()["hits"][0]["cid"] == doc
 
 
 def test_keys_export_and_import_move_an_artisan(hub: Hub, tmp_path: object) -> None:
     did = make_artisan(hub)
-    exported = hub.post("/api/v1/keys/amaia/export",
-                        {"passphrase": PASS, "export_passphrase": "usb stick"})
+    exported = hub.post(
+        "/api/v1/keys/amaia/export", {"passphrase": PASS, "export_passphrase": "usb stick"}
+    )
     assert exported.status == 200, exported.body
     key_file = exported.json()["key_file"]
     assert "ciphertext" in key_file and "seed" not in key_file
-    again = hub.post("/api/v1/keys/import", {"handle": "amaia2", "passphrase": "new one",
-                                            "key_file": key_file,
-                                            "export_passphrase": "usb stick"})
+    again = hub.post(
+        "/api/v1/keys/import",
+        {
+            "handle": "amaia2",
+            "passphrase": "new one",
+            "key_file": key_file,
+            "export_passphrase": "usb stick",
+        },
+    )
     # The same key is already here under another handle: the keystore refuses a twin.
     assert again.status == 422 and again.error_code == "keystore"
-    wrong = hub.post("/api/v1/keys/amaia/export",
-                     {"passphrase": "not it", "export_passphrase": "usb stick"})
+    wrong = hub.post(
+        "/api/v1/keys/amaia/export", {"passphrase": "not it", "export_passphrase": "usb stick"}
+    )
     assert wrong.status == 403 and wrong.error_code == "wrong-passphrase"
     assert hub.get("/api/v1/keys").json()["artisans"][0]["did"] == did
     artisan = hub.get(f"/api/v1/artisans/{did}").json()
@@ -243,12 +311,17 @@ def test_session_cookie_login_writes_need_the_csrf_header(hub: Hub) -> None:
     body = {"handle": "rosa", "passphrase": "petg bottles"}
     no_header = hub.request("POST", "/api/v1/keys", body, headers={"Cookie": session})
     assert no_header.status == 403 and no_header.error_code == "csrf"
-    ok = hub.request("POST", "/api/v1/keys", body,
-                     headers={"Cookie": session, "X-Requested-With": "craftnet"})
+    ok = hub.request(
+        "POST", "/api/v1/keys", body, headers={"Cookie": session, "X-Requested-With": "craftnet"}
+    )
     assert ok.status == 201
     assert hub.request("DELETE", "/api/v1/session", headers={"Cookie": session}).status == 200
-    after = hub.request("POST", "/api/v1/keys", {"handle": "lin", "passphrase": "laser"},
-                        headers={"Cookie": session, "X-Requested-With": "craftnet"})
+    after = hub.request(
+        "POST",
+        "/api/v1/keys",
+        {"handle": "lin", "passphrase": "laser"},
+        headers={"Cookie": session, "X-Requested-With": "craftnet"},
+    )
     assert after.status == 401
 
 

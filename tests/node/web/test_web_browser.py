@@ -74,8 +74,9 @@ def test_search_finds_a_seeded_technique(page: Any, demo_hub: Hub) -> None:
     assert page.locator("img.preview").first.evaluate("img => img.naturalWidth") > 0
 
 
-def test_publishing_a_design_through_the_form_makes_it_searchable(page: Any, demo_hub: Hub,
-                                                                  tmp_path: Path) -> None:
+def test_publishing_a_design_through_the_form_makes_it_searchable(
+    page: Any, demo_hub: Hub, tmp_path: Path
+) -> None:
     model = tmp_path / "loom-stool.stl"
     model.write_bytes(desk_lamp_stl())
     log_in(page, demo_hub)
@@ -117,8 +118,9 @@ def test_provenance_page_draws_the_three_level_remix_chain(page: Any, demo_hub: 
     assert box["height"] > 3 * 60  # three generations drawn one above the other
 
 
-def test_a_bad_licence_combination_warns_before_publishing(page: Any, demo_hub: Hub,
-                                                           tmp_path: Path) -> None:
+def test_a_bad_licence_combination_warns_before_publishing(
+    page: Any, demo_hub: Hub, tmp_path: Path
+) -> None:
     assert demo_hub.seeded is not None
     shade = str(demo_hub.seeded.records["shade"])
     photo = tmp_path / "remix.svg"

@@ -9,8 +9,12 @@ import pytest
 from conftest import Hub, make_artisan, start_hub
 
 PASS = "clay and fire"
-GOOD = {"type": "technique", "artisan": "amaia", "passphrase": PASS,
-        "body": {"title": "Raku", "steps": ["Fire"], "licence": "CC-BY-4.0"}}
+GOOD = {
+    "type": "technique",
+    "artisan": "amaia",
+    "passphrase": PASS,
+    "body": {"title": "Raku", "steps": ["Fire"], "licence": "CC-BY-4.0"},
+}
 
 
 @pytest.fixture
@@ -33,8 +37,9 @@ def test_writes_without_or_with_a_wrong_token_are_refused(small_hub: Hub) -> Non
     missing = hub.request("POST", "/api/v1/records", GOOD)
     assert missing.status == 401 and missing.error_code == "unauthorized"
     assert missing.headers["www-authenticate"].startswith("Bearer")
-    wrong = hub.request("POST", "/api/v1/records", GOOD,
-                        headers={"Authorization": "Bearer cnt_not-the-token"})
+    wrong = hub.request(
+        "POST", "/api/v1/records", GOOD, headers={"Authorization": "Bearer cnt_not-the-token"}
+    )
     assert wrong.status == 401 and wrong.error_code == "unauthorized"
     basic = hub.request("POST", "/api/v1/records", GOOD, headers={"Authorization": "Basic eDp5"})
     assert basic.status == 401
@@ -63,8 +68,9 @@ def test_malformed_bodies(small_hub: Hub, raw: bytes, ctype: str, status: int, c
 
 def test_oversize_json_body(small_hub: Hub) -> None:
     huge = b'{"x": "' + b"a" * (2 * 2**20) + b'"}'
-    reply = small_hub.post("/api/v1/records", raw=huge,
-                           headers={"Content-Type": "application/json"})
+    reply = small_hub.post(
+        "/api/v1/records", raw=huge, headers={"Content-Type": "application/json"}
+    )
     assert reply.status == 413 and reply.error_code == "too-large"
 
 
@@ -76,20 +82,25 @@ def test_oversize_json_body(small_hub: Hub) -> None:
         ({"body": "a string"}, "wrong-type"),
         ({"body": {"title": "x", "steps": "not a list", "licence": "CC-BY-4.0"}}, "invalid-record"),
         ({"body": {"title": "x", "steps": ["a"], "licence": "WTFPL-9"}}, "invalid-record"),
-        ({"body": {"title": "x", "steps": ["a"], "licence": "CC-BY-4.0", "colour": "red"}},
-         "invalid-record"),
+        (
+            {"body": {"title": "x", "steps": ["a"], "licence": "CC-BY-4.0", "colour": "red"}},
+            "invalid-record",
+        ),
         ({"body": {"title": 1.5, "steps": ["a"], "licence": "CC-BY-4.0"}}, "invalid-record"),
         ({"body": {"title": "x\x00y", "steps": ["a"], "licence": "CC-BY-4.0"}}, "invalid-record"),
-        ({"body": {"title": "x", "steps": ["a"], "licence": "CC-BY-4.0", "tags": "kiln"}},
-         "invalid-record"),
+        (
+            {"body": {"title": "x", "steps": ["a"], "licence": "CC-BY-4.0", "tags": "kiln"}},
+            "invalid-record",
+        ),
         ({"artisan": "../hub"}, "bad-handle"),
         ({"artisan": "nobody"}, "not-found"),
         ({"passphrase": 1234}, "wrong-type"),
         ({"confirm_licence": "yes"}, "wrong-type"),
     ],
 )
-def test_wrong_types_and_invalid_records(small_hub: Hub, change: dict[str, object],
-                                         code: str) -> None:
+def test_wrong_types_and_invalid_records(
+    small_hub: Hub, change: dict[str, object], code: str
+) -> None:
     before = small_hub.record_count(), small_hub.block_count()
     reply = small_hub.post("/api/v1/records", {**GOOD, **change})
     assert 400 <= reply.status < 500, reply.body
@@ -106,24 +117,41 @@ def test_wrong_passphrase_stores_nothing(small_hub: Hub) -> None:
 
 def test_design_naming_a_file_the_hub_lacks(small_hub: Hub) -> None:
     ghost = "bafkr4ia6fyoyh5qcmkhwvvfnymvqzd4p3d2mz2rfy2ie4tdpxxjuyvpxk4"
-    reply = small_hub.post("/api/v1/records", {
-        **GOOD, "type": "design",
-        "body": {"title": "Ghost", "files": [ghost], "licence": "CC-BY-4.0"}})
+    reply = small_hub.post(
+        "/api/v1/records",
+        {
+            **GOOD,
+            "type": "design",
+            "body": {"title": "Ghost", "files": [ghost], "licence": "CC-BY-4.0"},
+        },
+    )
     assert reply.status in (400, 422)
     assert reply.error_code in ("missing-file", "invalid-record")
 
 
 @pytest.mark.parametrize(
     "name",
-    ["../../etc/passwd", "..", "a/b.stl", "a\\b.stl", ".hidden", "nul\x00.stl", "x" * 300,
-     "..%2f..%2fkeys", "C:evil.stl"],
+    [
+        "../../etc/passwd",
+        "..",
+        "a/b.stl",
+        "a\\b.stl",
+        ".hidden",
+        "nul\x00.stl",
+        "x" * 300,
+        "..%2f..%2fkeys",
+        "C:evil.stl",
+    ],
 )
 def test_path_traversal_in_file_names(small_hub: Hub, name: str) -> None:
     from urllib.parse import quote
 
     before = small_hub.record_count(), small_hub.block_count()
-    reply = small_hub.post(f"/api/v1/files?name={quote(name, safe='%')}", raw=b"solid x\n",
-                           headers={"Content-Type": "application/octet-stream"})
+    reply = small_hub.post(
+        f"/api/v1/files?name={quote(name, safe='%')}",
+        raw=b"solid x\n",
+        headers={"Content-Type": "application/octet-stream"},
+    )
     assert reply.status in (400, 414), reply.body
     assert reply.error_code in ("bad-file-name", "bad-query")
     assert_nothing_stored(small_hub, *before)
@@ -132,8 +160,11 @@ def test_path_traversal_in_file_names(small_hub: Hub, name: str) -> None:
 
 def test_oversize_uploads_store_nothing(small_hub: Hub) -> None:
     before = small_hub.record_count(), small_hub.block_count()
-    declared = small_hub.post("/api/v1/files?name=big.stl", raw=b"x" * (65 * 1024),
-                              headers={"Content-Type": "application/octet-stream"})
+    declared = small_hub.post(
+        "/api/v1/files?name=big.stl",
+        raw=b"x" * (65 * 1024),
+        headers={"Content-Type": "application/octet-stream"},
+    )
     assert declared.status == 413 and declared.error_code == "too-large"
     assert_nothing_stored(small_hub, *before)
 
@@ -144,9 +175,13 @@ def test_oversize_chunked_upload_without_a_length(small_hub: Hub) -> None:
     before = small_hub.record_count(), small_hub.block_count()
     conn = http.client.HTTPConnection(small_hub.host, small_hub.port, timeout=30)
     body = (b"y" * 8192 for _ in range(20))  # 160 KiB, sent chunked: no Content-Length
-    conn.request("POST", "/api/v1/files?name=big.stl", body=body,
-                 headers={"Authorization": f"Bearer {small_hub.token}",
-                          "Transfer-Encoding": "chunked"}, encode_chunked=True)
+    conn.request(
+        "POST",
+        "/api/v1/files?name=big.stl",
+        body=body,
+        headers={"Authorization": f"Bearer {small_hub.token}", "Transfer-Encoding": "chunked"},
+        encode_chunked=True,
+    )
     response = conn.getresponse()
     assert response.status == 413
     conn.close()
@@ -154,11 +189,13 @@ def test_oversize_chunked_upload_without_a_length(small_hub: Hub) -> None:
 
 
 def test_empty_upload_and_missing_name(small_hub: Hub) -> None:
-    empty = small_hub.post("/api/v1/files?name=a.stl", raw=b"",
-                           headers={"Content-Type": "application/octet-stream"})
+    empty = small_hub.post(
+        "/api/v1/files?name=a.stl", raw=b"", headers={"Content-Type": "application/octet-stream"}
+    )
     assert empty.status == 400 and empty.error_code == "empty-file"
-    nameless = small_hub.post("/api/v1/files", raw=b"abc",
-                              headers={"Content-Type": "application/octet-stream"})
+    nameless = small_hub.post(
+        "/api/v1/files", raw=b"abc", headers={"Content-Type": "application/octet-stream"}
+    )
     assert nameless.status == 400 and nameless.error_code == "bad-file-name"
 
 
@@ -166,8 +203,11 @@ def test_empty_upload_and_missing_name(small_hub: Hub) -> None:
     ("path", "status", "code"),
     [
         ("/api/v1/records/not-a-cid", 400, "bad-cid"),
-        ("/api/v1/records/bafyr4ia6fyoyh5qcmkhwvvfnymvqzd4p3d2mz2rfy2ie4tdpxxjuyvpxk4", 404,
-         "not-found"),
+        (
+            "/api/v1/records/bafyr4ia6fyoyh5qcmkhwvvfnymvqzd4p3d2mz2rfy2ie4tdpxxjuyvpxk4",
+            404,
+            "not-found",
+        ),
         ("/api/v1/records?limit=0", 400, "bad-query"),
         ("/api/v1/records?limit=100000", 400, "bad-query"),
         ("/api/v1/records?limit=-1", 400, "bad-query"),
@@ -179,10 +219,16 @@ def test_empty_upload_and_missing_name(small_hub: Hub) -> None:
         ("/api/v1/search?q=" + "a" * 5000, 414, "uri-too-long"),
         ("/api/v1/search?offset=99999999", 400, "bad-query"),
         ("/api/v1/artisans/mallory", 400, "bad-did"),
-        ("/api/v1/documents/bafyr4ia6fyoyh5qcmkhwvvfnymvqzd4p3d2mz2rfy2ie4tdpxxjuyvpxk4", 404,
-         "not-found"),
-        ("/api/v1/files/bafyr4ia6fyoyh5qcmkhwvvfnymvqzd4p3d2mz2rfy2ie4tdpxxjuyvpxk4", 404,
-         "not-found"),
+        (
+            "/api/v1/documents/bafyr4ia6fyoyh5qcmkhwvvfnymvqzd4p3d2mz2rfy2ie4tdpxxjuyvpxk4",
+            404,
+            "not-found",
+        ),
+        (
+            "/api/v1/files/bafyr4ia6fyoyh5qcmkhwvvfnymvqzd4p3d2mz2rfy2ie4tdpxxjuyvpxk4",
+            404,
+            "not-found",
+        ),
         ("/api/v1/licences/check", 400, "bad-query"),
         ("/api/v1/licences/check?licence=Nope", 422, "invalid-record"),
         ("/api/v1/nothing-here", 404, "not-found"),
@@ -202,25 +248,36 @@ def test_wrong_method_and_no_traceback(small_hub: Hub) -> None:
 
 def test_edits_by_strangers_and_bad_fields(small_hub: Hub) -> None:
     hub = small_hub
-    made = hub.post("/api/v1/documents", {"artisan": "amaia", "passphrase": PASS,
-                                          "kind": "technique", "mode": "owner",
-                                          "fields": {"title": "Mine"}})
+    made = hub.post(
+        "/api/v1/documents",
+        {
+            "artisan": "amaia",
+            "passphrase": PASS,
+            "kind": "technique",
+            "mode": "owner",
+            "fields": {"title": "Mine"},
+        },
+    )
     assert made.status == 201
     doc = made.json()["cid"]
     make_artisan(hub, "mallory", "sneaky one")
     before = hub.record_count()
-    stranger = hub.post(f"/api/v1/documents/{doc}/edits",
-                        {"artisan": "mallory", "passphrase": "sneaky one",
-                         "fields": {"title": "Theirs"}})
+    stranger = hub.post(
+        f"/api/v1/documents/{doc}/edits",
+        {"artisan": "mallory", "passphrase": "sneaky one", "fields": {"title": "Theirs"}},
+    )
     assert stranger.status == 403 and stranger.error_code == "not-an-editor"
-    bad_field = hub.post(f"/api/v1/documents/{doc}/edits",
-                         {"artisan": "amaia", "passphrase": PASS, "fields": {"Title!": "x"}})
+    bad_field = hub.post(
+        f"/api/v1/documents/{doc}/edits",
+        {"artisan": "amaia", "passphrase": PASS, "fields": {"Title!": "x"}},
+    )
     assert bad_field.status == 422
-    float_value = hub.post(f"/api/v1/documents/{doc}/edits",
-                           {"artisan": "amaia", "passphrase": PASS, "fields": {"size": 1.5}})
+    float_value = hub.post(
+        f"/api/v1/documents/{doc}/edits",
+        {"artisan": "amaia", "passphrase": PASS, "fields": {"size": 1.5}},
+    )
     assert float_value.status == 422 and float_value.error_code == "wrong-type"
-    nothing = hub.post(f"/api/v1/documents/{doc}/edits",
-                       {"artisan": "amaia", "passphrase": PASS})
+    nothing = hub.post(f"/api/v1/documents/{doc}/edits", {"artisan": "amaia", "passphrase": PASS})
     assert nothing.status == 422
     assert hub.record_count() == before
 
@@ -232,6 +289,8 @@ def test_weak_or_taken_handles(small_hub: Hub) -> None:
     assert weak.status == 422 and weak.error_code == "weak-passphrase"
     odd = small_hub.post("/api/v1/keys", {"handle": "Big Name", "passphrase": "long enough"})
     assert odd.status == 422 and odd.error_code == "bad-handle"
-    garbage = small_hub.post("/api/v1/keys/import", {"handle": "imp", "passphrase": "long enough",
-                                                     "key_file": "{}", "export_passphrase": "x"})
+    garbage = small_hub.post(
+        "/api/v1/keys/import",
+        {"handle": "imp", "passphrase": "long enough", "key_file": "{}", "export_passphrase": "x"},
+    )
     assert garbage.status == 422

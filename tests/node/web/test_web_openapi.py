@@ -88,56 +88,151 @@ EXAMPLES: list[tuple[str, str, Call]] = [
     ("GET", "/api/v1/status", lambda h: h.get("/api/v1/status")),
     ("GET", "/api/v1/records", lambda h: h.get("/api/v1/records?type=design&limit=2")),
     ("GET", "/api/v1/records", lambda h: h.get("/api/v1/records?limit=0")),
-    ("POST", "/api/v1/records", lambda h: h.post("/api/v1/records", {
-        "type": "design", "artisan": "rosa", "passphrase": DEMO_PASS,
-        "body": {"title": "Contract remix", "licence": "CC-BY-4.0",
-                 "derived_from": [_cid(h, "shade")]}})),
-    ("POST", "/api/v1/records", lambda h: h.post("/api/v1/records", {
-        "type": "technique", "artisan": "rosa", "passphrase": DEMO_PASS,
-        "body": {"title": "Filament from bottles", "steps": ["Cut", "Extrude"],
-                 "licence": "CC-BY-4.0", "tags": ["recycling"]}})),
+    (
+        "POST",
+        "/api/v1/records",
+        lambda h: h.post(
+            "/api/v1/records",
+            {
+                "type": "design",
+                "artisan": "rosa",
+                "passphrase": DEMO_PASS,
+                "body": {
+                    "title": "Contract remix",
+                    "licence": "CC-BY-4.0",
+                    "derived_from": [_cid(h, "shade")],
+                },
+            },
+        ),
+    ),
+    (
+        "POST",
+        "/api/v1/records",
+        lambda h: h.post(
+            "/api/v1/records",
+            {
+                "type": "technique",
+                "artisan": "rosa",
+                "passphrase": DEMO_PASS,
+                "body": {
+                    "title": "Filament from bottles",
+                    "steps": ["Cut", "Extrude"],
+                    "licence": "CC-BY-4.0",
+                    "tags": ["recycling"],
+                },
+            },
+        ),
+    ),
     ("POST", "/api/v1/records", lambda h: h.request("POST", "/api/v1/records", {})),
     ("GET", "/api/v1/records/{cid}", lambda h: h.get(f"/api/v1/records/{_cid(h, 'raku')}")),
     ("GET", "/api/v1/records/{cid}", lambda h: h.get("/api/v1/records/nope")),
     ("GET", "/api/v1/records/{cid}/raw", lambda h: h.get(f"/api/v1/records/{_cid(h, 'raku')}/raw")),
-    ("GET", "/api/v1/records/{cid}/links",
-     lambda h: h.get(f"/api/v1/records/{_cid(h, 'base')}/links")),
-    ("GET", "/api/v1/records/{cid}/provenance",
-     lambda h: h.get(f"/api/v1/records/{_cid(h, 'desk')}/provenance")),
+    (
+        "GET",
+        "/api/v1/records/{cid}/links",
+        lambda h: h.get(f"/api/v1/records/{_cid(h, 'base')}/links"),
+    ),
+    (
+        "GET",
+        "/api/v1/records/{cid}/provenance",
+        lambda h: h.get(f"/api/v1/records/{_cid(h, 'desk')}/provenance"),
+    ),
     ("GET", "/api/v1/artisans/{did}", lambda h: h.get(f"/api/v1/artisans/{_did(h, 'amaia')}")),
     ("GET", "/api/v1/search", lambda h: h.get("/api/v1/search?q=lamp&process=3d-printing")),
     ("GET", "/api/v1/peers", lambda h: h.get("/api/v1/peers")),
     ("GET", "/api/v1/licences", lambda h: h.get("/api/v1/licences")),
-    ("GET", "/api/v1/licences/check",
-     lambda h: h.get(f"/api/v1/licences/check?licence=MIT&parent={_cid(h, 'shade')}")),
+    (
+        "GET",
+        "/api/v1/licences/check",
+        lambda h: h.get(f"/api/v1/licences/check?licence=MIT&parent={_cid(h, 'shade')}"),
+    ),
     ("GET", "/api/v1/documents", lambda h: h.get("/api/v1/documents")),
-    ("POST", "/api/v1/documents", lambda h: h.post("/api/v1/documents", {
-        "artisan": "lin", "passphrase": DEMO_PASS, "kind": "technique",
-        "fields": {"title": "Shared laser settings", "tags": ["laser"]}})),
+    (
+        "POST",
+        "/api/v1/documents",
+        lambda h: h.post(
+            "/api/v1/documents",
+            {
+                "artisan": "lin",
+                "passphrase": DEMO_PASS,
+                "kind": "technique",
+                "fields": {"title": "Shared laser settings", "tags": ["laser"]},
+            },
+        ),
+    ),
     ("GET", "/api/v1/documents/{cid}", lambda h: h.get(f"/api/v1/documents/{_doc(h)}")),
-    ("GET", "/api/v1/documents/{cid}/history",
-     lambda h: h.get(f"/api/v1/documents/{_doc(h)}/history")),
+    (
+        "GET",
+        "/api/v1/documents/{cid}/history",
+        lambda h: h.get(f"/api/v1/documents/{_doc(h)}/history"),
+    ),
     ("GET", "/api/v1/documents/{cid}/blame", lambda h: h.get(f"/api/v1/documents/{_doc(h)}/blame")),
-    ("POST", "/api/v1/documents/{cid}/edits", lambda h: h.post(
-        f"/api/v1/documents/{_doc(h)}/edits",
-        {"artisan": "rosa", "passphrase": DEMO_PASS, "fields": {"tags": ["community"]}})),
+    (
+        "POST",
+        "/api/v1/documents/{cid}/edits",
+        lambda h: h.post(
+            f"/api/v1/documents/{_doc(h)}/edits",
+            {"artisan": "rosa", "passphrase": DEMO_PASS, "fields": {"tags": ["community"]}},
+        ),
+    ),
     ("GET", "/api/v1/keys", lambda h: h.get("/api/v1/keys")),
-    ("POST", "/api/v1/keys",
-     lambda h: h.post("/api/v1/keys", {"handle": "contract", "passphrase": "four words here"})),
-    ("POST", "/api/v1/keys/import", lambda h: h.post("/api/v1/keys/import", {
-        "handle": "moved", "passphrase": "new passphrase", "export_passphrase": "usb stick",
-        "key_file": h.post("/api/v1/keys/kofi/export", {
-            "passphrase": DEMO_PASS, "export_passphrase": "usb stick"}).json()["key_file"]})),
-    ("POST", "/api/v1/keys/{handle}/export", lambda h: h.post(
-        "/api/v1/keys/amaia/export", {"passphrase": DEMO_PASS, "export_passphrase": "usb stick"})),
-    ("POST", "/api/v1/files", lambda h: h.post("/api/v1/files?name=note.txt", raw=b"hello",
-                                               headers={"Content-Type": "text/plain"})),
-    ("GET", "/api/v1/files/{cid}", lambda h: h.get(f"/api/v1/files/{_file(h, 'lamp-shade-panel.svg')}")),
-    ("GET", "/api/v1/files/{cid}", lambda h: h.get(
-        f"/api/v1/files/{_file(h, 'raku-bowl.png')}", headers={"Range": "bytes=0-7"})),
-    ("GET", "/api/v1/files/{cid}/info", lambda h: h.get(f"/api/v1/files/{_file(h, 'heddle.stl')}/info")),
-    ("GET", "/api/v1/files/{cid}/preview.svg",
-     lambda h: h.get(f"/api/v1/files/{_file(h, 'heddle.stl')}/preview.svg")),
+    (
+        "POST",
+        "/api/v1/keys",
+        lambda h: h.post("/api/v1/keys", {"handle": "contract", "passphrase": "four words here"}),
+    ),
+    (
+        "POST",
+        "/api/v1/keys/import",
+        lambda h: h.post(
+            "/api/v1/keys/import",
+            {
+                "handle": "moved",
+                "passphrase": "new passphrase",
+                "export_passphrase": "usb stick",
+                "key_file": h.post(
+                    "/api/v1/keys/kofi/export",
+                    {"passphrase": DEMO_PASS, "export_passphrase": "usb stick"},
+                ).json()["key_file"],
+            },
+        ),
+    ),
+    (
+        "POST",
+        "/api/v1/keys/{handle}/export",
+        lambda h: h.post(
+            "/api/v1/keys/amaia/export", {"passphrase": DEMO_PASS, "export_passphrase": "usb stick"}
+        ),
+    ),
+    (
+        "POST",
+        "/api/v1/files",
+        lambda h: h.post(
+            "/api/v1/files?name=note.txt", raw=b"hello", headers={"Content-Type": "text/plain"}
+        ),
+    ),
+    (
+        "GET",
+        "/api/v1/files/{cid}",
+        lambda h: h.get(f"/api/v1/files/{_file(h, 'lamp-shade-panel.svg')}"),
+    ),
+    (
+        "GET",
+        "/api/v1/files/{cid}",
+        lambda h: h.get(
+            f"/api/v1/files/{_file(h, 'raku-bowl.png')}", headers={"Range": "bytes=0-7"}
+        ),
+    ),
+    (
+        "GET",
+        "/api/v1/files/{cid}/info",
+        lambda h: h.get(f"/api/v1/files/{_file(h, 'heddle.stl')}/info"),
+    ),
+    (
+        "GET",
+        "/api/v1/files/{cid}/preview.svg",
+        lambda h: h.get(f"/api/v1/files/{_file(h, 'heddle.stl')}/preview.svg"),
+    ),
     ("POST", "/api/v1/session", lambda h: h.request("POST", "/api/v1/session", {"token": h.token})),
     ("DELETE", "/api/v1/session", lambda h: h.request("DELETE", "/api/v1/session")),
 ]
@@ -151,8 +246,9 @@ def _validator(schema: dict[str, Any], components: dict[str, Any]) -> Draft20201
     return Draft202012Validator({**schema, "components": components})
 
 
-@pytest.mark.parametrize(("method", "path", "call"), EXAMPLES,
-                         ids=[f"{m} {p}" for m, p, _ in EXAMPLES])
+@pytest.mark.parametrize(
+    ("method", "path", "call"), EXAMPLES, ids=[f"{m} {p}" for m, p, _ in EXAMPLES]
+)
 def test_answers_match_the_document(demo_hub: Hub, method: str, path: str, call: Call) -> None:
     doc = openapi_document()
     op = doc["paths"][path][method.lower()]

@@ -73,7 +73,12 @@ def test_demo_hub_starts_seeded_on_loopback_and_stops_cleanly(tmp_path: Path) ->
 
 def test_serve_without_init_says_what_to_do(tmp_path: Path) -> None:
     env = {**os.environ, "CRAFTNET_HOME": str(tmp_path / "empty")}
-    done = subprocess.run([sys.executable, "-m", "craftnet", "serve", "--port", "0"],
-                          capture_output=True, text=True, env=env, timeout=60)
+    done = subprocess.run(
+        [sys.executable, "-m", "craftnet", "serve", "--port", "0"],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=60,
+    )
     assert done.returncode == 1
     assert "craftnet init" in done.stderr and "Traceback" not in done.stderr

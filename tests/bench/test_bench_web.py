@@ -1,0 +1,325 @@
+"""Benchmark: the hub's HTTP API and pages under load, against plain aiohttp on the same box.
+
+An archive of 100,000 records (designs and techniques with varied words, several
+authors, tags and materials) is written to a real LMDB store and indexed for search;
+the hub then runs in its own process, and a load generator in this process keeps 16
+clients busy over loopback. Measured in the same run:
+
+* search (``/api/v1/search?q=...`` with varied one- and two-word queries): p50, p99;
+* the record page (``/records/{cid}``, HTML) and the record API (``/api/v1/records/{cid}``): p50;
+* the ceiling: plain aiohttp in its own process answering a static 1 KiB response;
+* file download: a 64 MiB design file from the hub vs aiohttp's ``FileResponse`` sending
+  the same bytes from a plain file (throughput, median of 3).
+
+Targets (issue 5): search p50 < 20 ms and p99 < 100 ms, record page p50 < 10 ms, file
+download at least 50% of plain aiohttp. The figures are printed; nothing is asserted
+about time (``make bench`` or ``pytest -s tests/bench/test_bench_web.py``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import multiprocessing
+import os
+import random
+import signal
+import statistics
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+from aiohttp import web
+
+from craftnet.archive.cid import Cid
+from craftnet.archive.crdt.documents import Documents
+from craftnet.archive.hlc import HybridClock
+from craftnet.archive.index import publish_many
+from craftnet.archive.lmdb_store import LmdbStore
+from craftnet.archive.schemas import build
+from craftnet.identity.keys import PrivateKey
+
+N_RECORDS = int(os.environ.get("CRAFTNET_BENCH_WEB_RECORDS", "100000"))  # smaller: quick check
+CLIENTS = 16
+REQUESTS = 3_000
+FILE_SIZE = 64 * 2**20
+WORDS = [
+    "raku",
+    "kiln",
+    "glaze",
+    "loom",
+    "heddle",
+    "lamp",
+    "shade",
+    "stool",
+    "bowl",
+    "chair",
+    "spoon",
+    "basket",
+    "indigo",
+    "dye",
+    "weave",
+    "knot",
+    "joint",
+    "dovetail",
+    "mortise",
+    "tenon",
+    "lattice",
+    "panel",
+    "bracket",
+    "hinge",
+    "gear",
+    "pulley",
+    "spindle",
+    "whorl",
+    "bobbin",
+    "lace",
+    "needle",
+    "thimble",
+    "clay",
+    "stoneware",
+    "porcelain",
+    "slip",
+    "terracotta",
+    "copper",
+    "brass",
+    "bronze",
+    "tin",
+    "pewter",
+    "oak",
+    "ash",
+    "birch",
+    "walnut",
+    "bamboo",
+    "rattan",
+    "willow",
+    "hemp",
+    "flax",
+    "wool",
+    "cotton",
+    "silk",
+    "linen",
+    "leather",
+    "felt",
+    "cork",
+    "resin",
+    "beeswax",
+]
+MATERIALS = ("oak", "birch plywood", "pla", "recycled petg", "stoneware clay", "cotton yarn")
+PROCESSES = ("3d-printing", "cnc-milling", "laser-cutting", "loom-weaving", "hand")
+LICENCES = ("CC-BY-4.0", "CC-BY-SA-4.0", "CC0-1.0", "CERN-OHL-S-2.0")
+
+
+def build_archive(home: Path) -> list[Cid]:
+    """Write and index the archive; return the CIDs of some records to fetch."""
+    from craftnet.node.web.search import SearchIndex
+
+    rng = random.Random(2035)
+    keys = [
+        PrivateKey.from_seed(f"bench-web-artisan-{i:02d}".encode().ljust(32, b"-"))
+        for i in range(20)
+    ]
+    store = LmdbStore(home / "store")
+    clock = HybridClock()
+    cids: list[Cid] = []
+    try:
+        for start in range(0, N_RECORDS, 2_000):
+            drafts = []
+            for _ in range(2_000):
+                words = rng.sample(WORDS, 6)
+                tags = rng.sample(WORDS, 2)
+                if rng.random() < 0.7:
+                    built = build(
+                        "design",
+                        title=f"{words[0].title()} {words[1]} {words[2]}",
+                        description=f"A {words[3]} {words[4]} made at a community hub with "
+                        f"{words[5]}; tested at Maker's Fair 2035.",
+                        licence=rng.choice(LICENCES),
+                        process=rng.choice(PROCESSES),
+                        materials=[rng.choice(MATERIALS)],
+                    )
+                else:
+                    built = build(
+                        "technique",
+                        title=f"{words[0].title()} {words[1]} technique",
+                        summary=f"How the Intergenerational Making Cooperatives work "
+                        f"{words[2]} and {words[3]}.",
+                        steps=[f"Prepare the {words[4]}.", f"Finish with {words[5]}."],
+                        licence=rng.choice(LICENCES),
+                        materials=[rng.choice(MATERIALS)],
+                    )
+                body = dict(built.body)
+                body["tags"] = tags
+                drafts.append((built.type, body, built.links))
+            key = keys[(start // 2_000) % len(keys)]
+            records = publish_many(store, key, drafts, clock)
+            cids.extend(r.cid for r in records[::50])
+        index = SearchIndex(home / "search.sqlite", store, Documents(store))
+        index.catch_up(batch=5_000)
+        index.close()
+    finally:
+        store.close()
+    return cids
+
+
+def _run_hub(home: str, ready: Any) -> None:
+    """Child process: serve the hub until SIGTERM."""
+    from craftnet.identity.keystore import Keystore
+    from craftnet.node.config import HubConfig
+    from craftnet.node.web import auth
+    from craftnet.node.web.context import NodeContext
+    from craftnet.node.web.server import serve_until_stopped
+
+    config = HubConfig(home=Path(home), http_port=0)
+    store = LmdbStore(config.store_path)
+    token_path = config.token_path
+    auth.ensure_token(token_path)
+    ctx = NodeContext.open(
+        config, store, Keystore.for_home(home), auth.Gate(auth.load_token_hash(token_path))
+    )
+    asyncio.run(serve_until_stopped(ctx, "127.0.0.1", 0, ready.put))
+    ctx.close()
+    store.close()
+
+
+def _run_plain(folder: str, ready: Any) -> None:
+    """Child process: plain aiohttp, a static 1 KiB answer and a plain file."""
+    payload = b"x" * 1024
+
+    async def small(request: web.Request) -> web.Response:
+        return web.Response(body=payload, content_type="application/json")
+
+    async def file(request: web.Request) -> web.FileResponse:
+        return web.FileResponse(Path(folder) / "design.bin")
+
+    async def main() -> None:
+        app = web.Application()
+        app.router.add_get("/static", small)
+        app.router.add_get("/file", file)
+        runner = web.AppRunner(app, access_log=None)
+        await runner.setup()
+        site = web.TCPSite(runner, "127.0.0.1", 0)
+        await site.start()
+        host, port = runner.addresses[0][:2]
+        ready.put(f"http://{host}:{port}/")
+        stop = asyncio.Event()
+        asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, stop.set)
+        await stop.wait()
+        await runner.cleanup()
+
+    asyncio.run(main())
+
+
+def _start(target: Callable[[str, Any], None], arg: str) -> tuple[Any, str]:
+    context = multiprocessing.get_context("spawn")
+    queue = context.Queue()
+    proc = context.Process(target=target, args=(arg, queue), daemon=True)
+    proc.start()
+    return proc, queue.get(timeout=120)
+
+
+def _stop(proc: Any) -> None:
+    os.kill(proc.pid, signal.SIGTERM)
+    proc.join(30)
+
+
+async def _load(base: str, paths: list[str]) -> list[float]:
+    """Latencies (s) of GETting ``paths`` with CLIENTS concurrent clients."""
+    latencies: list[float] = []
+    queue = list(reversed(paths))
+    connector = aiohttp.TCPConnector(limit=CLIENTS)
+    async with aiohttp.ClientSession(base, connector=connector) as session:
+
+        async def client() -> None:
+            while queue:
+                path = queue.pop()
+                start = time.perf_counter()
+                async with session.get(path) as response:
+                    await response.read()
+                    assert response.status == 200, (path, response.status)
+                latencies.append(time.perf_counter() - start)
+
+        await asyncio.gather(*(client() for _ in range(CLIENTS)))
+    return latencies
+
+
+async def _download(url: str) -> float:
+    """Seconds to download ``url`` once, body read and dropped."""
+    async with aiohttp.ClientSession() as session:
+        start = time.perf_counter()
+        async with session.get(url) as response:
+            async for _ in response.content.iter_chunked(1 << 20):
+                pass
+        return time.perf_counter() - start
+
+
+def _pct(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))] * 1000
+
+
+def test_bench_web(tmp_path: Path) -> None:
+    from craftnet.archive import files
+
+    home = tmp_path / "hub"
+    home.mkdir()
+    began = time.perf_counter()
+    cids = build_archive(home)
+    data = random.Random(7).randbytes(FILE_SIZE)
+    (tmp_path / "design.bin").write_bytes(data)
+    store = LmdbStore(home / "store")
+    file_cid = files.add_file(store, io.BytesIO(data), name="design.stl").cid
+    store.close()
+    print(
+        f"\narchive: {N_RECORDS:,} records written and indexed in "
+        f"{time.perf_counter() - began:.1f} s"
+    )
+
+    rng = random.Random(11)
+    searches = [
+        "/api/v1/search?q=" + "+".join(rng.sample(WORDS, rng.choice((1, 2))))
+        for _ in range(REQUESTS)
+    ]
+    pages = [f"/records/{rng.choice(cids)}" for _ in range(REQUESTS)]
+    api_records = [f"/api/v1/records/{rng.choice(cids)}" for _ in range(REQUESTS)]
+
+    hub, hub_url = _start(_run_hub, str(home))
+    plain, plain_url = _start(_run_plain, str(tmp_path))
+    try:
+        asyncio.run(_load(hub_url, searches[:200] + pages[:200]))  # warm caches
+        asyncio.run(_load(plain_url, ["/static"] * 200))
+        static = asyncio.run(_load(plain_url, ["/static"] * REQUESTS))
+        search = asyncio.run(_load(hub_url, searches))
+        page = asyncio.run(_load(hub_url, pages))
+        record = asyncio.run(_load(hub_url, api_records))
+        hub_dl = statistics.median(
+            asyncio.run(_download(f"{hub_url}api/v1/files/{file_cid}")) for _ in range(3)
+        )
+        plain_dl = statistics.median(asyncio.run(_download(f"{plain_url}file")) for _ in range(3))
+    finally:
+        _stop(hub)
+        _stop(plain)
+
+    static_p50 = _pct(static, 0.5)
+    print(f"{CLIENTS} clients on loopback, {REQUESTS} requests each kind")
+    print(
+        f"  static 1 KiB (plain aiohttp): p50 {static_p50:6.2f} ms  "
+        f"p99 {_pct(static, 0.99):6.2f} ms"
+    )
+    for name, values, target in (
+        ("search", search, "p50 < 20, p99 < 100"),
+        ("record page (HTML)", page, "p50 < 10"),
+        ("record API (JSON)", record, ""),
+    ):
+        p50, p99 = _pct(values, 0.5), _pct(values, 0.99)
+        print(
+            f"  {name:28s} p50 {p50:6.2f} ms  p99 {p99:6.2f} ms  "
+            f"({p50 / static_p50:4.1f}x static p50) {'target ' + target if target else ''}"
+        )
+    mb = FILE_SIZE / 2**20
+    print(
+        f"  download {mb:.0f} MiB: hub {mb / hub_dl:7.1f} MiB/s, plain FileResponse "
+        f"{mb / plain_dl:7.1f} MiB/s, ratio {plain_dl / hub_dl:.2f} (target >= 0.5)"
+    )
