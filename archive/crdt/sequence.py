@@ -22,7 +22,7 @@ inserting next to it costs O(BLOCK + blocks) rather than O(runs).
 
 from __future__ import annotations
 
-from bisect import bisect_right
+from bisect import bisect_right, insort
 from collections.abc import Iterator
 from typing import Any, Final
 
@@ -66,8 +66,10 @@ class Sequence:
     def __init__(self, *, text: bool) -> None:
         self.text = text
         self.blocks: list[_Block] = [_Block([], 0)]
-        # (op CID bytes, change index) -> the runs of that change, sorted by start
-        self.fragments: dict[tuple[bytes, int], list[Run]] = {}
+        # op CID bytes -> the run it inserted here or, when it made several or a run was
+        # split, a list of them sorted by (change index, start). Keyed by the CID object
+        # the runs' keys already hold, so the index costs one dict slot per operation.
+        self.fragments: dict[bytes, Run | list[Run]] = {}
         self.visible = 0  # number of visible elements
         self._string: str | None = None  # the visible text, until the next change
 
@@ -79,24 +81,46 @@ class Sequence:
 
     def find(self, cid: bytes, index: int, offset: int = 0) -> Run | None:
         """The run holding element ``(cid, index, offset)``, or None."""
-        frags = self.fragments.get((cid, index))
-        if frags is None:
+        entry = self.fragments.get(cid)
+        if entry is None:
             return None
-        if len(frags) == 1:
-            run = frags[0]
+        if type(entry) is Run:
+            run = entry
         else:
-            at = bisect_right(frags, offset, key=_start) - 1
+            assert isinstance(entry, list)
+            at = bisect_right(entry, (index, offset), key=_position) - 1
             if at < 0:
                 return None
-            run = frags[at]
-        if run.start <= offset < run.start + run.length:
+            run = entry[at]
+        if run.key[3] == index and run.start <= offset < run.start + run.length:
             return run
         return None
 
     def key_of(self, cid: bytes, index: int) -> Key | None:
         """The key of change ``(cid, index)`` if it inserted into this sequence."""
-        frags = self.fragments.get((cid, index))
-        return None if frags is None else frags[0].key
+        run = self.find(cid, index, 0)
+        return None if run is None else run.key
+
+    def _fragments_of(self, cid: bytes, index: int) -> list[Run]:
+        entry = self.fragments.get(cid)
+        if entry is None:
+            return []
+        if type(entry) is Run:
+            return [entry] if entry.key[3] == index else []
+        assert isinstance(entry, list)
+        return [run for run in entry if run.key[3] == index]
+
+    def _add_fragment(self, run: Run) -> None:
+        """Index ``run`` by its operation's CID: the run itself, or a list when several."""
+        cid = run.key[2]
+        entry = self.fragments.get(cid)
+        if entry is None:
+            self.fragments[cid] = run
+        elif type(entry) is Run:
+            self.fragments[cid] = sorted([entry, run], key=_position)
+        else:
+            assert isinstance(entry, list)
+            insort(entry, run, key=_position)
 
     # -- edits ------------------------------------------------------------------------
 
@@ -117,20 +141,19 @@ class Sequence:
         self._string = None
         block_at, at = self._scan(block_at, at, run.key)
         self._place(block_at, at, run)
-        frags = self.fragments.setdefault((run.key[2], run.key[3]), [])
-        frags.append(run)
+        self._add_fragment(run)
         if not run.deleted:
             self.visible += run.length
 
     def delete(self, cid: bytes, index: int, start: int, length: int) -> int:
         """Delete elements ``start .. start+length`` of change ``(cid, index)``; return how many."""
-        frags = self.fragments.get((cid, index))
-        if frags is None:
+        frags = self._fragments_of(cid, index)
+        if not frags:
             return 0
         end = start + length
         removed = 0
         self._string = None
-        for run in list(frags):
+        for run in frags:
             lo = max(start, run.start)
             hi = min(end, run.start + run.length)
             if lo >= hi or run.deleted:
@@ -183,8 +206,7 @@ class Sequence:
         block = run.block
         assert block is not None
         self._place(block.index, block.runs.index(run) + 1, right)
-        frags = self.fragments[(run.key[2], run.key[3])]
-        frags.insert(bisect_right(frags, right.start, key=_start), right)
+        self._add_fragment(right)
         return right
 
     # -- reading ----------------------------------------------------------------------
@@ -245,17 +267,15 @@ class Sequence:
             run = Run(key, start, length, content)
             run.deleted = deleted
             made.append(run)
-            seq.fragments.setdefault((key[2], key[3]), []).append(run)
+            seq._add_fragment(run)
             if not deleted:
                 seq.visible += length
         if made:
             seq.blocks = [
                 _Block(made[i : i + BLOCK], n) for n, i in enumerate(range(0, len(made), BLOCK))
             ]
-        for frags in seq.fragments.values():
-            frags.sort(key=_start)
         return seq
 
 
-def _start(run: Run) -> int:
-    return run.start
+def _position(run: Run) -> tuple[int, int]:
+    return (run.key[3], run.start)
