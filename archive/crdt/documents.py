@@ -397,9 +397,10 @@ class Documents:
         if not changes:
             raise EditError("nothing to change")
         heads = self.heads(doc)
-        with self.store.read() as txn:
-            latest = max(_status(txn.get("doc_ops", doc.bytes + h.bytes) or b"\0" * 9).ts
-                         for h in heads)
+        latest = 0
+        for head in heads:
+            status = self.status(doc, head)
+            latest = max(latest, 0 if status is None else status.ts)
         clock = clock or HybridClock()
         ts = clock.observe(latest)
         record = op_record(key, doc, heads, changes, ts=ts)
