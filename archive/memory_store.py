@@ -8,7 +8,7 @@ from contextlib import contextmanager
 from typing import TypeVar
 
 from craftnet.archive.errors import StoreError
-from craftnet.archive.store import DATABASES, ReadTxn, WriteTxn
+from craftnet.archive.store import DATABASES, MAX_KEY_SIZE, ReadTxn, WriteTxn
 
 T = TypeVar("T")
 _DELETED = object()
@@ -38,22 +38,33 @@ def _check(db: str) -> None:
         raise StoreError(f"unknown database {db!r}; declare it in archive.store.DATABASES")
 
 
+def _check_key(key: object) -> bytes:
+    # The same rules as the LMDB store, so code tested here works there too.
+    if type(key) is not bytes:
+        raise StoreError(f"store keys are bytes, got {type(key).__name__}")
+    if not 0 < len(key) <= MAX_KEY_SIZE:
+        raise StoreError(f"store keys are 1..{MAX_KEY_SIZE} bytes, got {len(key)}")
+    return key
+
+
 class _MemoryRead:
     def __init__(self, tables: dict[str, _Table]) -> None:
         self._tables = tables
 
     def get(self, db: str, key: bytes) -> bytes | None:
         _check(db)
-        return self._tables[db].values.get(key)
+        return self._tables[db].values.get(_check_key(key))
 
     def has(self, db: str, key: bytes) -> bool:
         _check(db)
-        return key in self._tables[db].values
+        return _check_key(key) in self._tables[db].values
 
     def iterate(
         self, db: str, start: bytes = b"", stop: bytes | None = None, *, reverse: bool = False
     ) -> Iterator[tuple[bytes, bytes]]:
         _check(db)
+        if type(start) is not bytes or (stop is not None and type(stop) is not bytes):
+            raise StoreError("iteration bounds are bytes")
         table = self._tables[db]
         lo = bisect.bisect_left(table.keys, start)
         hi = len(table.keys) if stop is None else bisect.bisect_left(table.keys, stop)
@@ -80,10 +91,9 @@ class _MemoryWrite(_MemoryRead):
 
     def put(self, db: str, key: bytes, value: bytes) -> None:
         _check(db)
-        if not isinstance(key, bytes) or not isinstance(value, bytes):
-            raise StoreError("store keys and values are bytes")
-        if not key:
-            raise StoreError("store keys must not be empty")
+        _check_key(key)
+        if type(value) is not bytes:
+            raise StoreError(f"store values are bytes, got {type(value).__name__}")
         table = self._tables[db]
         self.undo.append((db, key, table.values.get(key, _DELETED)))
         table.put(key, value)
@@ -91,7 +101,7 @@ class _MemoryWrite(_MemoryRead):
     def delete(self, db: str, key: bytes) -> bool:
         _check(db)
         table = self._tables[db]
-        old = table.values.get(key)
+        old = table.values.get(_check_key(key))
         if old is None:
             return False
         self.undo.append((db, key, old))
