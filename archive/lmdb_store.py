@@ -432,18 +432,26 @@ class LmdbStore:
             current = int(env.info()["map_size"])
             target = current if adopt else current * 2
             env.close()
-            self._env = None
+            # Only the gate's holder touches ``_env`` now; others just check it is set.
             self._env = self._open_env(target, self._sync)
             self._dbs = self._open_dbs()
 
         self._gate.exclusive(grow)
 
     def close(self) -> None:
-        """Release the store; later calls raise."""
-        env, self._env = self._env, None
+        """Release the store (after open transactions of other threads end); later calls raise."""
+        env = self._env
         if env is None:
             return
-        env.close()
+
+        def shut() -> None:
+            self._env = None
+            env.close()
+
+        if self._gate.held_here():
+            shut()  # this thread's own read is still open; it becomes invalid
+        else:
+            self._gate.exclusive(shut)
         with _open_paths_lock:
             if _open_paths.get(self._key) is self:
                 del _open_paths[self._key]
