@@ -1,0 +1,114 @@
+"""Blocks and pins inside a transaction: the content-addressed layer over the store.
+
+A block is stored under its CID's bytes in the ``blocks`` database and is checked
+against that CID before it is written, so the store never holds bytes that do not
+match their name. A pin (``pins`` database) keeps a block, and everything it links to,
+safe from garbage collection; it carries a name and the time it was made.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Final
+
+from craftnet.archive import codec
+from craftnet.archive.cid import RAW, Cid
+from craftnet.archive.errors import ArchiveError, IntegrityError, NotFound
+from craftnet.archive.store import ReadTxn, WriteTxn
+
+MAX_BLOCK_SIZE: Final = codec.MAX_BLOCK_SIZE
+MAX_PIN_NAME: Final = 255
+
+
+def put_block(txn: WriteTxn, cid: Cid, data: bytes) -> bool:
+    """Store ``data`` under ``cid`` after checking it hashes to it; return whether it is new."""
+    if len(data) > MAX_BLOCK_SIZE:
+        raise IntegrityError(
+            f"block {cid} is {len(data)} bytes; blocks are at most {MAX_BLOCK_SIZE} bytes"
+        )
+    if not cid.verify(data):
+        raise IntegrityError(f"the bytes given for block {cid} do not hash to that CID")
+    key = cid.bytes
+    if txn.has("blocks", key):
+        return False  # same CID, same bytes: writing again would only cost I/O
+    txn.put("blocks", key, bytes(data))
+    return True
+
+
+def put_raw(txn: WriteTxn, data: bytes, codec_: int = RAW) -> Cid:
+    """Store ``data`` as a block of ``codec_`` (raw by default) and return its CID."""
+    if len(data) > MAX_BLOCK_SIZE:
+        raise IntegrityError(f"a block is at most {MAX_BLOCK_SIZE} bytes, got {len(data)}")
+    cid = Cid.of(data, codec_)
+    if not txn.has("blocks", cid.bytes):
+        txn.put("blocks", cid.bytes, bytes(data))
+    return cid
+
+
+def get_block(txn: ReadTxn, cid: Cid, *, verify: bool = False) -> bytes:
+    """Return the bytes of ``cid``; :class:`NotFound` names the CID if it is missing."""
+    data = txn.get("blocks", cid.bytes)
+    if data is None:
+        raise NotFound(f"block {cid} is not in this store")
+    if verify and not cid.verify(data):
+        raise IntegrityError(f"stored block {cid} does not match its CID; run `craftnet verify`")
+    return data
+
+
+def has_block(txn: ReadTxn, cid: Cid) -> bool:
+    """Tell whether the block ``cid`` is stored."""
+    return txn.has("blocks", cid.bytes)
+
+
+@dataclass(frozen=True, slots=True)
+class Pin:
+    """A pinned block: kept by garbage collection together with all it links to."""
+
+    cid: Cid
+    name: str
+    time: int  # seconds since the Unix epoch
+
+
+def pin(txn: WriteTxn, cid: Cid, name: str = "", *, when: int | None = None) -> None:
+    """Pin the stored block ``cid`` under ``name`` (replacing an earlier pin of it)."""
+    if not isinstance(name, str) or len(name) > MAX_PIN_NAME:
+        raise IntegrityError(f"a pin name is a string of at most {MAX_PIN_NAME} characters")
+    if not txn.has("blocks", cid.bytes):
+        raise NotFound(f"cannot pin {cid}: the block is not in this store")
+    stamp = int(time.time()) if when is None else when
+    txn.put("pins", cid.bytes, codec.encode({"name": name, "time": stamp}))
+
+
+def unpin(txn: WriteTxn, cid: Cid) -> bool:
+    """Remove the pin of ``cid``; return whether there was one."""
+    return txn.delete("pins", cid.bytes)
+
+
+def get_pin(txn: ReadTxn, cid: Cid) -> Pin | None:
+    """The pin of ``cid``, or ``None``."""
+    raw = txn.get("pins", cid.bytes)
+    return None if raw is None else _parse_pin(cid.bytes, raw)
+
+
+def pins(txn: ReadTxn) -> Iterator[Pin]:
+    """Every pin, in CID byte order."""
+    for key, raw in txn.iterate("pins"):
+        yield _parse_pin(key, raw)
+
+
+def _parse_pin(key: bytes, raw: bytes) -> Pin:
+    try:
+        cid = Cid.from_bytes(key)
+        value = codec.decode(raw)
+    except ArchiveError as exc:  # a bad CID key or bad DAG-CBOR
+        raise IntegrityError(f"a pin entry is damaged: {exc}") from exc
+    if (
+        not isinstance(value, dict)
+        or set(value) != {"name", "time"}
+        or not isinstance(value["name"], str)
+        or type(value["time"]) is not int
+    ):
+        raise IntegrityError(f"the pin of {key.hex()} is damaged; expected {{name, time}}")
+    return Pin(cid=cid, name=value["name"], time=value["time"])
