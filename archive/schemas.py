@@ -127,6 +127,16 @@ def _new_key_differs(body: Mapping[str, Any], author: str | None) -> None:
         raise SchemaError("a key succession must name a new key, not the author's own key")
 
 
+def _founders_are_dids(body: Mapping[str, Any], author: str | None) -> None:
+    for did in body["founders"]:
+        try:
+            parse_did(did)
+        except IdentityError as exc:
+            raise SchemaError(f"founder {did!r:.60} is not a did:key: {exc}") from exc
+    if author is not None and author not in body["founders"]:
+        raise SchemaError("an alliance genesis is signed by one of its founding hubs")
+
+
 _TITLE = FieldSpec("title", "line", "a short name", required=True, max_len=200)
 _LICENCE = FieldSpec(
     "licence", "licence", "SPDX licence id, or LicenseRef-<name>", required=True, max_len=80
@@ -250,6 +260,50 @@ SCHEMAS: Final[dict[str, Schema]] = {
                     required=True,
                 ),
                 FieldSpec("reason", "line", "why it was revoked", required=True, max_len=500),
+            ),
+        ),
+        # Alliance membership (rules in craftnet.identity.membership).
+        Schema(
+            "alliance",
+            1,
+            "the genesis of an alliance of hubs: its name, founding hubs and rules",
+            (
+                FieldSpec("name", "line", "the alliance's name", required=True, max_len=128),
+                FieldSpec(
+                    "founders",
+                    "lines",
+                    "did:keys of the founding hubs",
+                    required=True,
+                    max_len=128,
+                    min_items=1,
+                    max_items=64,
+                ),
+                FieldSpec("max_cert_days", "ts", "longest membership certificate, in days"),
+                FieldSpec("rules", "text", "the alliance's rules, for people", max_len=4000),
+            ),
+            _founders_are_dids,
+        ),
+        Schema(
+            "membership",
+            1,
+            "a member hub admits a hub to an alliance until an expiry time",
+            (
+                FieldSpec("alliance", "cid", "the alliance's genesis record; a link",
+                          required=True, link=True),
+                FieldSpec("member", "did", "did:key of the admitted hub", required=True),
+                FieldSpec("expires", "ts", "HLC time the membership ends", required=True),
+                FieldSpec("name", "line", "the admitted hub's name"),
+            ),
+        ),
+        Schema(
+            "membership-revocation",
+            1,
+            "a hub's membership of an alliance ends",
+            (
+                FieldSpec("alliance", "cid", "the alliance's genesis record; a link",
+                          required=True, link=True),
+                FieldSpec("member", "did", "did:key of the hub", required=True),
+                FieldSpec("reason", "line", "why", max_len=500),
             ),
         ),
     )

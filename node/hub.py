@@ -1,0 +1,335 @@
+"""The hub's networking lifecycle: a libp2p host, the sync engine and its driver, membership.
+
+``Hub(home, store, key, settings)`` is the peer-to-peer half of a running node.
+
+* ``await hub.run()`` in a trio program (tests, ``craftnet sync``, the ``python -m
+  craftnet.node.hub`` runner) runs until cancelled;
+* ``hub.start_thread()`` runs it in a thread of its own for ``craftnet serve``, whose
+  aiohttp loop owns the main thread, and returns a handle with ``stop()``;
+* ``hub.status()`` is the web app's ``PeersProvider``: peers, sync progress, alliance.
+
+On the way out (cancellation, SIGINT/SIGTERM) the driver writes the want list; every
+block was already written in whole transactions, so a stop loses nothing.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import logging
+import os
+import random
+import signal
+import sys
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Final
+
+import trio
+
+from craftnet.archive.hlc import pack
+from craftnet.archive.recon_index import StoreItems
+from craftnet.archive.store import Store
+from craftnet.identity.keys import PrivateKey
+from craftnet.identity.membership import Membership
+from craftnet.node.p2p.alliance import CERT_TYPE, REVOKE_TYPE, load_membership
+from craftnet.node.p2p.driver import Driver
+from craftnet.node.p2p.libp2p_net import Libp2pNetwork, route_libp2p_logs, topic_for
+from craftnet.node.p2p.settings import NetworkSettings, SettingsError, transport_seed
+from craftnet.protocol.engine import EngineConfig, SyncEngine
+from craftnet.protocol.events import PeerId
+
+log = logging.getLogger("craftnet.hub")
+MEMBERSHIP_CHECK: Final = 1.0
+
+
+class StoreBlocks:
+    """The engine's block source over a store's ``blocks`` database."""
+
+    def __init__(self, store: Store) -> None:
+        self.store = store
+
+    def has_block(self, cid: Any) -> bool:
+        """Is the block stored?"""
+        with self.store.read() as txn:
+            return txn.has("blocks", cid.bytes)
+
+    def get_block(self, cid: Any) -> bytes | None:
+        """The block's bytes, or None."""
+        with self.store.read() as txn:
+            return txn.get("blocks", cid.bytes)
+
+
+def hlc_now() -> int:
+    """The current time as an HLC timestamp (for membership checks)."""
+    return pack(time.time_ns() // 1_000_000)
+
+
+def _membership_marker(store: Store) -> tuple[int, int]:
+    counts = []
+    with store.read() as txn:
+        for rtype in (CERT_TYPE, REVOKE_TYPE):
+            prefix = rtype.encode() + b"\x00"
+            counts.append(sum(1 for _ in txn.iterate("rec_type", prefix, prefix[:-1] + b"\x01")))
+    return counts[0], counts[1]
+
+
+class Hub:
+    """One hub's presence on its alliance's network."""
+
+    def __init__(
+        self,
+        home: Path,
+        store: Store,
+        key: PrivateKey,
+        settings: NetworkSettings,
+        *,
+        engine_config: EngineConfig | None = None,
+        rng: random.Random | None = None,
+    ) -> None:
+        if not settings.alliance:
+            raise SettingsError(
+                "this hub belongs to no alliance yet: run 'craftnet alliance create NAME' "
+                "or 'craftnet alliance join TOKEN' first"
+            )
+        self.home = home
+        self.store = store
+        self.key = key
+        self.settings = settings
+        self.alliance: str = settings.alliance
+        self.membership: Membership = load_membership(store, self.alliance)
+        self._marker = _membership_marker(store)
+        self.network = Libp2pNetwork(
+            transport_seed(home), topic_for(self.alliance), max_peers=settings.max_peers
+        )
+        config = engine_config or EngineConfig(
+            alliance=self.alliance, reconcile_interval=float(settings.reconcile_interval)
+        )
+        self.engine = SyncEngine(
+            key=key,
+            peer_id=self.network.peer_id,
+            items=StoreItems(store),
+            blocks=StoreBlocks(store),
+            config=config,
+            rng=rng or random.Random(),
+            is_member=self.is_member,
+        )
+        self.driver = Driver(
+            engine=self.engine,
+            store=store,
+            network=self.network,
+            gossip=self.network,
+            is_member=self.is_member,
+            max_peers=settings.max_peers,
+        )
+        self.addrs: list[str] = []
+        self.state = "stopped"
+        self.error: str | None = None
+        self._token: trio.lowlevel.TrioToken | None = None
+        self._cancel: trio.CancelScope | None = None
+
+    @property
+    def peer_id(self) -> PeerId:
+        """This hub's libp2p peer id."""
+        return self.network.peer_id
+
+    def is_member(self, did: str) -> bool:
+        """Is ``did`` a member of our alliance now?"""
+        return self.membership.is_member(did, hlc_now())
+
+    # ------------------------------------------------------------------ running
+
+    async def run(
+        self,
+        *,
+        task_status: Any = trio.TASK_STATUS_IGNORED,
+        on_ready: Callable[[Hub], None] | None = None,
+    ) -> None:
+        """Listen, dial the bootstrap hubs and sync until cancelled."""
+        route_libp2p_logs()
+        self._token = trio.lowlevel.current_trio_token()
+        self.state = "starting"
+        with trio.CancelScope() as scope:
+            self._cancel = scope
+            try:
+                async with self.network.running(list(self.settings.listen)), \
+                        trio.open_nursery() as nursery:
+                    await nursery.start(self.driver.run)
+                    self.addrs = self.network.listen_addrs()
+                    for addr in self.settings.bootstrap:
+                        self.driver.dial(addr)
+                    if self.settings.mdns:
+                        from craftnet.node.p2p.mdns import start_mdns
+
+                        start_mdns(self, nursery)
+                    nursery.start_soon(self._watch_membership)
+                    self.state = "running"
+                    log.info("hub %s listening on %s", self.peer_id, ", ".join(self.addrs))
+                    task_status.started(self)
+                    if on_ready is not None:
+                        on_ready(self)
+                    await trio.sleep_forever()
+            finally:
+                self.state = "stopped"
+                self._cancel = None
+
+    def stop(self) -> None:
+        """Stop ``run`` (from the trio thread)."""
+        if self._cancel is not None:
+            self._cancel.cancel()
+
+    async def _watch_membership(self) -> None:
+        while True:
+            await trio.sleep(MEMBERSHIP_CHECK)
+            marker = _membership_marker(self.store)
+            if marker != self._marker:
+                self._marker = marker
+                self.membership = load_membership(self.store, self.alliance)
+                log.info("alliance membership changed: %d members",
+                         len(self.membership.members(hlc_now())))
+            # Certificates expire with time too, not only when records arrive.
+            for peer in self.driver.cut_off_non_members():
+                log.warning("cut off %s: no longer a member of the alliance", peer)
+
+    def start_thread(self, on_ready: Callable[[Hub], None] | None = None) -> HubThread:
+        """Run the hub in a thread of its own (next to an asyncio web server)."""
+        handle = HubThread(self)
+        handle.start(on_ready)
+        return handle
+
+    # ------------------------------------------------------------------ status
+
+    def status(self) -> dict[str, Any]:
+        """The peers/sync status the web app shows (``PeersProvider``)."""
+        peers = self.driver.peers()
+        last = self.driver.reconciles[-1] if self.driver.reconciles else None
+        return {
+            "enabled": True,
+            "state": self.state if self.state != "running" else (
+                f"connected to {sum(p['state'] == 'ready' for p in peers)} hub(s)"
+            ),
+            "message": self.error or f"alliance {self.membership.genesis.name}",
+            "alliance": {"id": self.alliance, "name": self.membership.genesis.name},
+            "peer_id": str(self.peer_id),
+            "addresses": list(self.addrs),
+            "peers": [f"{p['peer']} {p['did'] or ''} ({p['state']}, {p['direction']})"
+                      for p in peers],
+            "peer_details": peers,
+            "sync": {
+                "wanted_blocks": self.driver.wanted(),
+                "stored_blocks": self.driver.stored_blocks,
+                "stored_records": self.driver.stored_records,
+                "last_reconcile": None if last is None else {
+                    "peer": last.peer,
+                    "we_lacked": last.we_lacked,
+                    "they_lacked": last.they_lacked,
+                    "round_trips": last.round_trips,
+                    "bytes": last.bytes_sent + last.bytes_received,
+                },
+            },
+        }
+
+
+@dataclass
+class HubThread:
+    """A hub running in its own thread; ``stop()`` ends it and waits."""
+
+    hub: Hub
+    thread: threading.Thread | None = None
+    failure: BaseException | None = None
+
+    def start(self, on_ready: Callable[[Hub], None] | None = None) -> None:
+        """Start the thread; returns once the hub listens (or failed to)."""
+        ready = threading.Event()
+
+        def ready_cb(hub: Hub) -> None:
+            ready.set()
+            if on_ready is not None:
+                on_ready(hub)
+
+        def main() -> None:
+            try:
+                trio.run(lambda: self.hub.run(on_ready=ready_cb))
+            except BaseException as exc:  # reported by status() and stop()
+                self.failure = exc
+                self.hub.error = f"networking stopped: {exc}"
+                log.exception("the hub's networking failed")
+            finally:
+                ready.set()
+
+        self.thread = threading.Thread(target=main, name="craftnet-p2p", daemon=True)
+        self.thread.start()
+        ready.wait(30)
+
+    def status(self) -> dict[str, Any]:
+        """The hub's status (safe to call from any thread: it only reads)."""
+        return self.hub.status()
+
+    def stop(self, timeout: float = 10.0) -> None:
+        """Stop the hub and wait for its thread (the want list is saved on the way)."""
+        token = self.hub._token
+        if token is not None and self.thread is not None and self.thread.is_alive():
+            with contextlib.suppress(trio.RunFinishedError):
+                trio.from_thread.run_sync(self.hub.stop, trio_token=token)
+        if self.thread is not None:
+            self.thread.join(timeout)
+
+
+# ---------------------------------------------------------------------- standalone
+
+
+async def run_until_signalled(hub: Hub, on_ready: Callable[[Hub], None] | None = None) -> None:
+    """Run ``hub`` until SIGINT or SIGTERM, then stop cleanly."""
+    async with trio.open_nursery() as nursery:
+        with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
+            await nursery.start(lambda task_status: hub.run(task_status=task_status,
+                                                             on_ready=on_ready))
+            async for signum in signals:
+                log.info("signal %d: stopping", signum)
+                nursery.cancel_scope.cancel()
+                break
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m craftnet.node.hub --home DIR``: the networking part alone."""
+    from craftnet.archive.lmdb_store import LmdbStore
+    from craftnet.identity.keystore import Keystore
+    from craftnet.node.p2p.settings import load_settings
+
+    parser = argparse.ArgumentParser(description=main.__doc__)
+    parser.add_argument("--home", type=Path, required=True)
+    parser.add_argument("--listen", action="append", default=[])
+    parser.add_argument("--bootstrap", action="append", default=[])
+    parser.add_argument("--no-mdns", action="store_true")
+    parser.add_argument("--reconcile-interval", type=float, default=None)
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=os.environ.get("CRAFTNET_LOG", "WARNING"), stream=sys.stderr)
+    settings = load_settings(args.home).with_options(
+        listen=tuple(args.listen), bootstrap=tuple(args.bootstrap),
+        mdns=False if args.no_mdns else None,
+    )
+    keystore = Keystore.for_home(args.home)
+    name_file = args.home / "hub-key"
+    name = name_file.read_text().strip() if name_file.exists() else "hub"
+    passphrase = os.environ.get("CRAFTNET_PASSPHRASE")
+    key = keystore.load(name, passphrase if keystore.info(name).encrypted else None)
+    with LmdbStore(args.home / "store") as store:
+        config = None
+        if args.reconcile_interval is not None:
+            assert settings.alliance is not None
+            config = EngineConfig(alliance=settings.alliance,
+                                  reconcile_interval=args.reconcile_interval)
+        hub = Hub(args.home, store, key, settings, engine_config=config)
+
+        def ready(h: Hub) -> None:
+            print("listening " + " ".join(h.addrs), flush=True)
+
+        trio.run(run_until_signalled, hub, ready)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

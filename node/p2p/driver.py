@@ -1,0 +1,585 @@
+"""The driver: runs the sans-IO :class:`SyncEngine` over a network, a gossip topic and a store.
+
+It feeds the engine events (a peer's sync stream opened, bytes read, the stream ended,
+a timer due, an announcement validated) and executes the commands it answers with:
+
+* ``Send`` goes to the peer's writer task (one per stream, so a slow peer never stalls
+  the others); ``Publish`` to the paced gossip publisher;
+* ``SetTimer``/``CancelTimer`` to one timer task on trio's clock;
+* ``StoreBlocks`` is collected and written, once per batch of events, in ONE store
+  transaction together with the want list, so a crash (even SIGKILL) leaves a store
+  whose want list names exactly what is still missing;
+* ``Disconnect``/``Ban`` close the stream and hang up; ``Dial`` keeps a dialler task
+  that reconnects with exponential backoff.
+
+Records written here by other code (the web API, the CLI in another process) are found
+by watching the reconcile index fall out of step with ``rec_time``: they are added to
+the index and announced. Everything runs in one trio thread; ``handle`` never awaits,
+so engine calls never interleave.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import math
+import random
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, Final
+
+import trio
+
+from craftnet.archive.cid import Cid
+from craftnet.archive.errors import ArchiveError
+from craftnet.archive.hlc import pack
+from craftnet.archive.index import put_record
+from craftnet.archive.recon_index import ITEMS_DB, META_COUNT_KEY, META_DB, ReconIndex, item_key
+from craftnet.archive.records import Record
+from craftnet.archive.store import Store, WriteTxn
+from craftnet.node.p2p.net import ByteStream, Gossip, Network, NetworkError
+from craftnet.protocol.engine import SyncEngine
+from craftnet.protocol.errors import ProtocolError
+from craftnet.protocol.events import (
+    Ban,
+    CancelTimer,
+    Command,
+    DataReceived,
+    Dial,
+    Disconnect,
+    Event,
+    GossipReceived,
+    PeerConnected,
+    PeerDisconnected,
+    PeerId,
+    Publish,
+    ReconcileFinished,
+    RecordsAdded,
+    Send,
+    SetTimer,
+    StoreBlocks,
+    StreamEnded,
+    TimerFired,
+)
+from craftnet.protocol.framing import FrameDecoder
+from craftnet.protocol.messages import Announce
+
+log = logging.getLogger("craftnet.p2p")
+
+WANTS_KEY: Final = b"p2p.wants"
+READ_SIZE: Final = 256 * 1024
+PUBLISH_RATE: Final = 8.0  # per second; GossipSub drops what exceeds its spam limit
+PUBLISH_QUEUE: Final = 256
+WATCH_INTERVAL: Final = 0.1
+REANNOUNCE_DELAY: Final = 0.05
+DIAL_MIN: Final = 1.0
+DIAL_MAX: Final = 60.0
+
+
+@dataclass(eq=False)
+class _Link:
+    peer: PeerId
+    stream: ByteStream
+    outbound: bool
+    send: trio.MemorySendChannel[bytes]
+    recv: trio.MemoryReceiveChannel[bytes]
+    closed: trio.Event = field(default_factory=trio.Event)
+    ready: bool = False
+    bytes_in: int = 0
+    bytes_out: int = 0
+    since: float = 0.0
+
+
+@dataclass
+class SyncProgress:
+    """What a reconcile with one peer found, and how the fetching is going."""
+
+    peer: PeerId
+    we_lacked: int
+    they_lacked: int
+    round_trips: int
+    bytes_sent: int
+    bytes_received: int
+    at: float
+
+
+class Driver:
+    """Executes one engine's commands with a network, a gossip topic and a store."""
+
+    def __init__(
+        self,
+        *,
+        engine: SyncEngine,
+        store: Store,
+        network: Network,
+        gossip: Gossip,
+        is_member: Callable[[str], bool],
+        max_peers: int = 64,
+        clock: Callable[[], float] = time.monotonic,
+        rng: random.Random | None = None,
+    ) -> None:
+        self.engine = engine
+        self.store = store
+        self.network = network
+        self.gossip = gossip
+        self.is_member = is_member
+        self.max_peers = max_peers
+        self.clock = clock
+        self.rng = rng or random.Random()
+        self.index = ReconIndex()
+        self.links: dict[PeerId, _Link] = {}
+        self.banned: dict[PeerId, float] = {}
+        self.reconciles: list[SyncProgress] = []
+        self.stored_blocks = 0
+        self.stored_records = 0
+        self.on_reconcile: list[Callable[[SyncProgress], None]] = []
+        self._timers: dict[tuple[str, ...], float] = {}
+        self._timer_wake = trio.Event()
+        self._pending: list[StoreBlocks] = []
+        self._reannounce: list[tuple[int, Cid]] = []
+        self._reannounce_wake = trio.Event()
+        self._publish_send, self._publish_recv = trio.open_memory_channel[bytes](PUBLISH_QUEUE)
+        self._diallers: dict[PeerId, str | None] = {}
+        self._addrs: dict[PeerId, str] = {}
+        self._nursery: trio.Nursery | None = None
+        # Records from ten minutes before start-up on, known to be in the index: what
+        # appears beyond them was written by someone else (see _catch_up_index).
+        self._watermark = pack(max(0, time.time_ns() // 1_000_000 - 600_000))
+        self._recent: set[bytes] = set()
+
+    # ------------------------------------------------------------------ running
+
+    async def run(self, *, task_status: Any = trio.TASK_STATUS_IGNORED) -> None:
+        """Run until cancelled; the want list is saved on the way out."""
+        self.network.set_stream_handler(self._inbound)
+        self.gossip.set_validator(self._validate)
+        self._restore_wants()
+        self._snapshot_recent()
+        self._catch_up_index()
+        try:
+            async with trio.open_nursery() as nursery:
+                self._nursery = nursery
+                nursery.start_soon(self._timer_loop)
+                nursery.start_soon(self._publisher)
+                nursery.start_soon(self._drain_gossip)
+                nursery.start_soon(self._watch_local)
+                nursery.start_soon(self._reannouncer)
+                task_status.started()
+                self.kick()
+        finally:
+            self._nursery = None
+            self.save_wants()
+
+    def kick(self) -> None:
+        """Let the engine send what its want list allows (after restoring it)."""
+        # start_reconcile on no peer only settles the engine: it pumps the want list.
+        self.execute(self.engine.start_reconcile(PeerId(""), self.clock()))
+
+    def dial(self, addr: str) -> None:
+        """Keep a connection to the peer at ``addr`` (reconnecting with backoff)."""
+        assert self._nursery is not None, "the driver is not running"
+        self._nursery.start_soon(self._dial_addr, addr)
+
+    async def _dial_addr(self, addr: str) -> None:
+        delay = DIAL_MIN
+        while True:
+            try:
+                peer = await self.network.connect(addr)
+            except NetworkError as exc:
+                log.info("cannot reach %s (%s); retrying in %.0fs", addr, exc, delay)
+                await trio.sleep(delay * (0.75 + self.rng.random() / 2))
+                delay = min(2 * delay, DIAL_MAX)
+                continue
+            self._addrs[peer] = addr
+            self._start_dialler(peer)
+            return
+
+    async def connect_once(self, addr: str) -> PeerId:
+        """Connect to ``addr`` and open the sync stream once (``craftnet sync``)."""
+        peer = await self.network.connect(addr)
+        self._addrs[peer] = addr
+        await self._open(peer)
+        return peer
+
+    def _start_dialler(self, peer: PeerId) -> None:
+        if peer in self._diallers or self._nursery is None:
+            return
+        self._diallers[peer] = self._addrs.get(peer)
+        self._nursery.start_soon(self._dialler, peer)
+
+    async def _dialler(self, peer: PeerId) -> None:
+        delay = DIAL_MIN
+        try:
+            while True:
+                until = self.banned.get(peer, 0.0)
+                if until > self.clock():
+                    await trio.sleep(until - self.clock())
+                    continue
+                link = self.links.get(peer)
+                if link is not None:
+                    await link.closed.wait()
+                    # A link that never got through the handshake is no reason to hurry.
+                    delay = DIAL_MIN if link.ready else min(2 * delay, DIAL_MAX)
+                    await trio.sleep(delay * (0.75 + self.rng.random() / 2))
+                    continue
+                try:
+                    await self.network.reconnect(peer)
+                    await self._open(peer)
+                except NetworkError as exc:
+                    log.info("redial %s failed (%s); next try in %.0fs", peer, exc, delay)
+                    await trio.sleep(delay * (0.75 + self.rng.random() / 2))
+                    delay = min(2 * delay, DIAL_MAX)
+        finally:
+            self._diallers.pop(peer, None)
+
+    async def _open(self, peer: PeerId) -> None:
+        if peer in self.links:
+            return
+        stream = await self.network.open_stream(peer)
+        if peer in self.links:  # the peer's stream won the race meanwhile
+            await stream.close()
+            return
+        link = self._add_link(peer, stream, outbound=True)
+        assert self._nursery is not None
+        self._nursery.start_soon(self._reader, link)
+
+    async def _inbound(self, peer: PeerId, stream: ByteStream) -> None:
+        now = self.clock()
+        if self.banned.get(peer, 0.0) > now:
+            await stream.reset()
+            return
+        if peer not in self.links and len(self.links) >= self.max_peers:
+            log.info("refusing %s: already %d peers", peer, len(self.links))
+            await stream.reset()
+            return
+        link = self._add_link(peer, stream, outbound=False)
+        await self._reader(link)
+
+    def _add_link(self, peer: PeerId, stream: ByteStream, *, outbound: bool) -> _Link:
+        old = self.links.pop(peer, None)
+        if old is not None:
+            self._drop(old)
+        send, recv = trio.open_memory_channel[bytes](math.inf)
+        link = _Link(peer, stream, outbound, send, recv, since=self.clock())
+        self.links[peer] = link
+        assert self._nursery is not None
+        self._nursery.start_soon(self._writer, link)
+        self.handle(PeerConnected(peer, outbound))
+        return link
+
+    def _drop(self, link: _Link) -> None:
+        """Forget a link and close its stream (its events no longer reach the engine)."""
+        if self.links.get(link.peer) is link:
+            del self.links[link.peer]
+        link.send.close()
+        link.closed.set()
+        if self._nursery is not None:
+            self._nursery.start_soon(link.stream.reset)
+
+    async def _reader(self, link: _Link) -> None:
+        try:
+            while self.links.get(link.peer) is link:
+                try:
+                    data = await link.stream.read(READ_SIZE)
+                except NetworkError as exc:
+                    if self.links.get(link.peer) is link:
+                        log.info("stream from %s broke: %s", link.peer, exc)
+                        self._drop(link)
+                        self.handle(PeerDisconnected(link.peer))
+                    return
+                if self.links.get(link.peer) is not link:
+                    return
+                if not data:
+                    self._drop(link)
+                    self.handle(StreamEnded(link.peer))
+                    return
+                link.bytes_in += len(data)
+                self.handle(DataReceived(link.peer, data))
+                if link.peer in self.engine.ready_peers():
+                    link.ready = True
+        finally:
+            link.closed.set()
+
+    async def _writer(self, link: _Link) -> None:
+        async for data in link.recv:
+            try:
+                await link.stream.write(data)
+            except NetworkError as exc:
+                if self.links.get(link.peer) is link:
+                    log.info("writing to %s failed: %s", link.peer, exc)
+                    self._drop(link)
+                    self.handle(PeerDisconnected(link.peer))
+                return
+            link.bytes_out += len(data)
+
+    # ------------------------------------------------------------------ engine
+
+    def handle(self, event: Event) -> None:
+        """Feed one event to the engine and execute what it answers."""
+        try:
+            commands = self.engine.handle(event, self.clock())
+        except ProtocolError:
+            log.exception("the engine refused %s", type(event).__name__)
+            return
+        self.execute(commands)
+
+    def execute(self, commands: list[Command]) -> None:
+        """Execute engine commands (never awaits; slow work goes to tasks)."""
+        for command in commands:
+            if isinstance(command, Send):
+                link = self.links.get(command.peer)
+                if link is not None:
+                    with contextlib.suppress(trio.ClosedResourceError, trio.BrokenResourceError):
+                        link.send.send_nowait(command.data)
+            elif isinstance(command, SetTimer):
+                self._timers[command.timer] = command.at
+                self._timer_wake.set()
+            elif isinstance(command, CancelTimer):
+                self._timers.pop(command.timer, None)
+            elif isinstance(command, StoreBlocks):
+                self._pending.append(command)
+            elif isinstance(command, Publish):
+                try:
+                    self._publish_send.send_nowait(command.data)
+                except trio.WouldBlock:
+                    log.warning("announcement queue full; dropped one (reconcile repairs)")
+            elif isinstance(command, Disconnect):
+                self._disconnect(command.peer, command.reason)
+            elif isinstance(command, Ban):
+                log.warning("banning %s until +%.0fs: %s", command.peer,
+                            command.until - self.clock(), command.reason)
+                self.banned[command.peer] = command.until
+                self.gossip.ban(command.peer)
+                self._disconnect(command.peer, command.reason)
+            elif isinstance(command, Dial):
+                self._start_dialler(command.peer)
+            elif isinstance(command, ReconcileFinished):
+                progress = SyncProgress(
+                    command.peer, command.we_lacked, command.they_lacked, command.round_trips,
+                    command.bytes_sent, command.bytes_received, self.clock(),
+                )
+                self.reconciles.append(progress)
+                del self.reconciles[:-100]
+                for callback in self.on_reconcile:
+                    callback(progress)
+        if self._pending:
+            self._flush()
+
+    def _disconnect(self, peer: PeerId, reason: str) -> None:
+        log.info("disconnecting %s: %s", peer, reason)
+        link = self.links.get(peer)
+        if link is not None:
+            self._drop(link)
+        if self._nursery is not None:
+            self._nursery.start_soon(self.network.hang_up, peer)
+
+    def _flush(self) -> None:
+        """Write every pending block, the index entries and the want list in one txn."""
+        batch, self._pending = self._pending, []
+        blocks = [block for command in batch for block in command.blocks]
+        wants = self.engine.export_wants()
+        new_records: list[tuple[int, Cid]] = []
+
+        def write(txn: WriteTxn) -> None:
+            new_records.clear()
+            for block in blocks:
+                if block.ts is not None:
+                    try:
+                        record = Record.from_block(block.data, block.cid)
+                    except ArchiveError:
+                        txn.put("blocks", block.cid.bytes, block.data)
+                        continue
+                    if put_record(txn, record):
+                        key = item_key(record.ts, record.cid)
+                        self.index.add(txn, key)
+                        if record.ts >= self._watermark:
+                            self._recent.add(key)
+                        new_records.append((record.ts, record.cid))
+                else:
+                    txn.put("blocks", block.cid.bytes, block.data)
+            txn.put(META_DB, WANTS_KEY, wants)
+
+        try:
+            self.store.transact(write)
+        except ArchiveError:
+            log.exception("storing %d received blocks failed; they stay wanted", len(blocks))
+            return
+        self.stored_blocks += len(blocks)
+        self.stored_records += len(new_records)
+        self.engine.blocks_stored([block.cid for block in blocks])
+        if new_records:
+            # Tell neighbours we hold them now: a hub two hops from the publisher asks
+            # us, not the publisher it is not connected to.
+            self._reannounce.extend(new_records)
+            self._reannounce_wake.set()
+
+    # ------------------------------------------------------------------ want list
+
+    def _restore_wants(self) -> None:
+        with self.store.read() as txn:
+            raw = txn.get(META_DB, WANTS_KEY)
+        if raw:
+            try:
+                restored = self.engine.import_wants(raw)
+            except ProtocolError as exc:
+                log.warning("the saved want list is unreadable (%s); reconcile rebuilds it", exc)
+                return
+            if restored:
+                log.info("resuming: %d blocks still wanted from before the restart", restored)
+
+    def save_wants(self) -> None:
+        """Persist the want list now (also done with every block written)."""
+        wants = self.engine.export_wants()
+        try:
+            self.store.transact(lambda txn: txn.put(META_DB, WANTS_KEY, wants))
+        except ArchiveError:
+            log.exception("could not save the want list")
+
+    # ------------------------------------------------------------------ tasks
+
+    async def _timer_loop(self) -> None:
+        while True:
+            now = self.clock()
+            due = [t for t, at in self._timers.items() if at <= now]
+            for timer in due:
+                if timer in self._timers and self._timers[timer] <= now:
+                    del self._timers[timer]
+                    self.handle(TimerFired(timer))
+            nxt = min(self._timers.values(), default=now + 3600.0)
+            self._timer_wake = trio.Event()
+            with trio.move_on_after(max(0.0, nxt - self.clock())):
+                await self._timer_wake.wait()
+
+    async def _publisher(self) -> None:
+        gap = 1.0 / PUBLISH_RATE
+        async for data in self._publish_recv:
+            try:
+                await self.gossip.publish(data)
+            except NetworkError as exc:
+                log.info("announcement not published (%s); reconcile repairs", exc)
+            await trio.sleep(gap)
+
+    async def _drain_gossip(self) -> None:
+        # The validator already fed the engine; delivered copies only need emptying.
+        while True:
+            await self.gossip.next_message()
+
+    def _validate(self, forwarder: PeerId, data: bytes) -> bool:
+        """GossipSub validator: a whole announcement frame signed by a member."""
+        if self.banned.get(forwarder, 0.0) > self.clock():
+            return False
+        ok = _valid_announcement(data, self.is_member)
+        # The engine scores the forwarder for bad ones and wants what good ones name.
+        self.handle(GossipReceived(forwarder, data))
+        return ok
+
+    async def _reannouncer(self) -> None:
+        while True:
+            await self._reannounce_wake.wait()
+            await trio.sleep(REANNOUNCE_DELAY)  # gather a burst into one announcement
+            self._reannounce_wake = trio.Event()
+            records, self._reannounce = self._reannounce, []
+            if records:
+                self.handle(RecordsAdded(tuple(records)))
+
+    async def _watch_local(self) -> None:
+        while True:
+            await trio.sleep(WATCH_INTERVAL)
+            try:
+                self._catch_up_index()
+            except ArchiveError:
+                log.exception("watching the store for new records failed")
+
+    def _catch_up_index(self) -> None:
+        """Index and announce records other code wrote; rebuild the index if it is lost."""
+        with self.store.read() as txn:
+            if self.index.is_current(txn):
+                return
+        start = self._watermark.to_bytes(8, "big")
+        added: list[tuple[int, Cid]] = []
+
+        def catch_up(txn: WriteTxn) -> bool:
+            added.clear()
+            raw = txn.get(META_DB, META_COUNT_KEY)
+            lacking = txn.count(ITEMS_DB) - (int.from_bytes(raw, "big") if raw else 0)
+            fresh = [k for k, _ in txn.iterate(ITEMS_DB, start) if k not in self._recent]
+            # Published here moments ago: exactly the recent keys the index lacks. Any
+            # other difference (a bundle import, an old store) costs one rebuild.
+            if len(fresh) != lacking:
+                self.index.rebuild(txn)
+                return False
+            for key in fresh:
+                self.index.add(txn, key)
+                added.append((int.from_bytes(key[:8], "big"), Cid.from_bytes(key[8:])))
+            return True
+
+        incremental = self.store.transact(catch_up)
+        if incremental:
+            self._recent.update(item_key(ts, cid) for ts, cid in added)
+            if added:
+                self.handle(RecordsAdded(tuple(added)))
+        else:
+            self._snapshot_recent()
+            log.info("reconcile index rebuilt")
+
+    def _snapshot_recent(self) -> None:
+        with self.store.read() as txn:
+            self._recent = {
+                k for k, _ in txn.iterate(ITEMS_DB, self._watermark.to_bytes(8, "big"))
+            }
+
+    # ------------------------------------------------------------------ status
+
+    def peers(self) -> list[dict[str, Any]]:
+        """Every peer with a sync stream: id, did, direction, state, score, bytes."""
+        now = self.clock()
+        out = []
+        for peer, link in sorted(self.links.items()):
+            state = self.engine.peers.get(peer)
+            out.append(
+                {
+                    "peer": peer,
+                    "did": state.did if state is not None else None,
+                    "direction": "out" if link.outbound else "in",
+                    "state": state.conn.value if state is not None else "closed",
+                    "score": round(self.engine.scores.score(peer, now), 2),
+                    "bytes_in": link.bytes_in,
+                    "bytes_out": link.bytes_out,
+                    "connected_for": round(now - link.since, 1),
+                }
+            )
+        return out
+
+    def wanted(self) -> int:
+        """How many blocks are still wanted."""
+        return len(self.engine.exchange.wants)
+
+    def cut_off_non_members(self) -> list[PeerId]:
+        """Disconnect ready peers whose hub is no longer a member (a revocation arrived)."""
+        cut: list[PeerId] = []
+        for peer, state in list(self.engine.peers.items()):
+            if state.did is not None and not self.is_member(state.did):
+                cut.append(peer)
+                link = self.links.get(peer)
+                if link is not None:
+                    self._drop(link)
+                self.handle(PeerDisconnected(peer))
+                if self._nursery is not None:
+                    self._nursery.start_soon(self.network.hang_up, peer)
+        return cut
+
+
+def _valid_announcement(data: bytes, is_member: Callable[[str], bool]) -> bool:
+    decoder = FrameDecoder(64 * 1024)
+    try:
+        decoder.receive_data(data)
+        message = decoder.next_message()
+        if message is None or decoder.buffered or not isinstance(message, Announce):
+            return False
+        message.verify()
+    except (ProtocolError, ArchiveError):
+        return False
+    except Exception:  # identity errors and anything a hostile frame provokes
+        return False
+    return is_member(message.did)

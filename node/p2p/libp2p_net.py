@@ -1,0 +1,281 @@
+"""The networking interfaces (:mod:`craftnet.node.p2p.net`) over py-libp2p 0.8.1.
+
+The only module of craftnet that imports libp2p. What it settles, from measurements on
+py-libp2p 0.8.1 (see docs/protocol.md, "Running over libp2p"):
+
+* security is Noise only (``new_host`` would otherwise also offer plaintext);
+* the stream muxer is yamux (about five times mplex's throughput);
+* ``stream.read()`` raises ``StreamEOF`` at the end and other errors when the stream
+  broke; both become ``b""`` / :class:`NetworkError` here, since exceptions escaping a
+  stream handler are swallowed by libp2p without a word;
+* GossipSub runs with a one-second heartbeat, the spam limit raised to what the
+  protocol's own flood detectors allow, and its subscription queue drained at once.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any, Final
+
+import multiaddr
+import trio
+from libp2p import create_yamux_muxer_option, new_host
+from libp2p.crypto.ed25519 import create_new_key_pair
+from libp2p.crypto.x25519 import create_new_key_pair as create_x25519_pair
+from libp2p.custom_types import TProtocol
+from libp2p.network.config import ConnectionConfig
+from libp2p.peer.id import ID
+from libp2p.peer.peerinfo import PeerInfo, info_from_p2p_addr
+from libp2p.pubsub.gossipsub import GossipSub
+from libp2p.pubsub.pubsub import Pubsub
+from libp2p.security.noise.transport import PROTOCOL_ID as NOISE_PROTOCOL_ID
+from libp2p.security.noise.transport import Transport as NoiseTransport
+from libp2p.tools.anyio_service.context import background_trio_service
+
+from craftnet.node.p2p.net import GossipValidator, NetworkError, StreamHandler
+from craftnet.protocol.events import PeerId
+
+SYNC_PROTOCOL: Final = TProtocol("/craftnet/sync/1")
+GOSSIP_PROTOCOLS: Final = (TProtocol("/meshsub/1.1.0"), TProtocol("/meshsub/1.0.0"))
+GOSSIP_QUEUE: Final = 1024
+log = logging.getLogger("craftnet.p2p")
+
+
+def route_libp2p_logs(level: int = logging.WARNING) -> None:
+    """Send libp2p's log records (its logger does not propagate) into ``craftnet.libp2p``."""
+    target = logging.getLogger("craftnet.libp2p")
+
+    class _Forward(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            if target.isEnabledFor(record.levelno):
+                target.handle(record)
+
+    source = logging.getLogger("libp2p")
+    if not any(type(h).__name__ == "_Forward" for h in source.handlers):
+        source.addHandler(_Forward())
+    source.setLevel(level)
+
+
+def topic_for(alliance: str) -> str:
+    """The GossipSub topic of an alliance's announcements."""
+    return f"/craftnet/announce/1/{alliance}"
+
+
+class Libp2pStream:
+    """A libp2p stream as a :class:`~craftnet.node.p2p.net.ByteStream`."""
+
+    def __init__(self, stream: Any) -> None:
+        self._stream = stream
+
+    async def read(self, max_bytes: int) -> bytes:
+        """Up to ``max_bytes``; ``b""`` at the end."""
+        from libp2p.network.stream.exceptions import StreamEOF
+
+        try:
+            data: bytes = await self._stream.read(max_bytes)
+        except StreamEOF:
+            return b""
+        except Exception as exc:  # libp2p raises many unrelated types for a broken stream
+            raise NetworkError(f"stream broke: {type(exc).__name__}: {exc}") from exc
+        return data
+
+    async def write(self, data: bytes) -> None:
+        """Write all of ``data``."""
+        try:
+            await self._stream.write(data)
+        except Exception as exc:
+            raise NetworkError(f"cannot write to stream: {type(exc).__name__}: {exc}") from exc
+
+    async def close(self) -> None:
+        """Close our side."""
+        try:
+            await self._stream.close()
+        except Exception as exc:  # already gone: nothing left to close
+            log.debug("closing a stream: %s", exc)
+
+    async def reset(self) -> None:
+        """Abort the stream."""
+        try:
+            await self._stream.reset()
+        except Exception as exc:
+            log.debug("resetting a stream: %s", exc)
+
+
+class Libp2pNetwork:
+    """A libp2p host (Noise, yamux, TCP) with one GossipSub topic."""
+
+    def __init__(self, seed: bytes, topic: str, *, max_peers: int = 64) -> None:
+        key_pair = create_new_key_pair(seed)
+        # Room for our peers and some that are still in their handshake; no auto-dialling
+        # of stale peerstore entries (the driver decides whom to dial).
+        limit = 2 * max_peers + 16
+        noise = NoiseTransport(key_pair, noise_privkey=create_x25519_pair().private_key)
+        self.host = new_host(
+            key_pair=key_pair,
+            sec_opt={NOISE_PROTOCOL_ID: noise},
+            muxer_opt=create_yamux_muxer_option(),
+            connection_config=ConnectionConfig(
+                max_connections=limit, min_connections=0, low_watermark=0, high_watermark=limit
+            ),
+        )
+        self.router = GossipSub(
+            list(GOSSIP_PROTOCOLS),
+            degree=6,
+            degree_low=4,
+            degree_high=12,
+            heartbeat_initial_delay=0.1,
+            heartbeat_interval=1,
+            max_messages_per_topic_per_second=100.0,
+        )
+        self.pubsub = Pubsub(self.host, self.router)
+        self.topic = topic
+        self._validator: GossipValidator | None = None
+        self._handler: StreamHandler | None = None
+        self._subscription: Any = None
+        self._delivered_send, self._delivered = trio.open_memory_channel[tuple[PeerId, bytes]](
+            GOSSIP_QUEUE
+        )
+
+    # ------------------------------------------------------------------ lifecycle
+
+    @asynccontextmanager
+    async def running(self, listen: list[str]) -> AsyncIterator[Libp2pNetwork]:
+        """Listen on ``listen`` (multiaddrs) and run GossipSub until the block ends."""
+        addrs = [multiaddr.Multiaddr(a) for a in listen]
+        self.host.set_stream_handler(SYNC_PROTOCOL, self._on_stream)
+        async with (
+            self.host.run(addrs),
+            background_trio_service(self.pubsub),
+            background_trio_service(self.router),
+        ):
+            await self.pubsub.wait_until_ready()
+            self.pubsub.set_topic_validator(self.topic, self._validate, False)
+            self._subscription = await self.pubsub.subscribe(self.topic)
+            async with trio.open_nursery() as nursery:
+                nursery.start_soon(self._drain)
+                try:
+                    yield self
+                finally:
+                    nursery.cancel_scope.cancel()
+                    with trio.move_on_after(2) as scope:
+                        scope.shield = True
+                        await self.host.close()
+
+    async def _drain(self) -> None:
+        # GossipSub's subscription queue holds 32 messages and drops the rest: empty it
+        # into our own, larger one at once.
+        while True:
+            msg = await self._subscription.get()
+            try:
+                origin = PeerId(ID(msg.from_id).to_base58())
+            except Exception:
+                continue
+            try:
+                self._delivered_send.send_nowait((origin, bytes(msg.data)))
+            except trio.WouldBlock:
+                log.warning("gossip queue full; an announcement was dropped (reconcile repairs)")
+
+    def _validate(self, forwarder: ID, msg: Any) -> bool:
+        if self._validator is None:
+            return False
+        try:
+            return self._validator(PeerId(forwarder.to_base58()), bytes(msg.data))
+        except Exception:  # a validator bug must not take gossip down; reject instead
+            log.exception("gossip validator failed")
+            return False
+
+    async def _on_stream(self, stream: Any) -> None:
+        handler = self._handler
+        peer = PeerId(stream.muxed_conn.peer_id.to_base58())
+        if handler is None:
+            await Libp2pStream(stream).reset()
+            return
+        try:
+            await handler(peer, Libp2pStream(stream))
+        except Exception:  # libp2p would swallow it silently; say what happened
+            log.exception("sync stream handler for %s failed", peer)
+
+    # ------------------------------------------------------------------ Network
+
+    @property
+    def peer_id(self) -> PeerId:
+        """Our peer id."""
+        return PeerId(self.host.get_id().to_base58())
+
+    def listen_addrs(self) -> list[str]:
+        """Our addresses with ``/p2p/<id>``."""
+        return [str(a) for a in self.host.get_addrs()]
+
+    def set_stream_handler(self, handler: StreamHandler) -> None:
+        """Handle incoming sync streams."""
+        self._handler = handler
+
+    async def connect(self, addr: str) -> PeerId:
+        """Connect to ``addr`` (which names the peer id)."""
+        try:
+            info = info_from_p2p_addr(multiaddr.Multiaddr(addr))
+        except Exception as exc:
+            raise NetworkError(
+                f"{addr!r:.200} is not a peer address like /ip4/10.0.0.2/tcp/4001/p2p/12D3Koo...: "
+                f"{exc}"
+            ) from exc
+        await self._connect(info)
+        return PeerId(info.peer_id.to_base58())
+
+    async def _connect(self, info: PeerInfo) -> None:
+        try:
+            with trio.fail_after(15):
+                await self.host.connect(info)
+        except Exception as exc:
+            raise NetworkError(f"cannot reach {info.peer_id}: {type(exc).__name__}: {exc}") from exc
+
+    async def reconnect(self, peer: PeerId) -> None:
+        """Connect to ``peer`` at the addresses we know."""
+        pid = ID.from_base58(peer)
+        await self._connect(PeerInfo(pid, self.host.get_peerstore().addrs(pid)))
+
+    async def open_stream(self, peer: PeerId) -> Libp2pStream:
+        """Open our sync stream to ``peer``."""
+        try:
+            with trio.fail_after(15):
+                stream = await self.host.new_stream(ID.from_base58(peer), [SYNC_PROTOCOL])
+        except Exception as exc:
+            raise NetworkError(f"cannot open a sync stream to {peer}: {exc}") from exc
+        return Libp2pStream(stream)
+
+    async def hang_up(self, peer: PeerId) -> None:
+        """Close the connection to ``peer``."""
+        try:
+            await self.host.disconnect(ID.from_base58(peer))
+        except Exception as exc:
+            log.debug("hanging up on %s: %s", peer, exc)
+
+    def connected(self) -> list[PeerId]:
+        """Peers with an open connection."""
+        return [PeerId(p.to_base58()) for p in self.host.get_network().connections]
+
+    # ------------------------------------------------------------------ Gossip
+
+    def set_validator(self, validator: GossipValidator) -> None:
+        """Validate announcements before they are delivered or relayed."""
+        self._validator = validator
+
+    async def publish(self, data: bytes) -> None:
+        """Publish on the alliance topic."""
+        try:
+            await self.pubsub.publish(self.topic, data)
+        except Exception as exc:
+            raise NetworkError(f"cannot publish: {type(exc).__name__}: {exc}") from exc
+
+    async def next_message(self) -> tuple[PeerId, bytes]:
+        """The next delivered announcement."""
+        return await self._delivered.receive()
+
+    def ban(self, peer: PeerId) -> None:
+        """Ignore ``peer``'s gossip from now on."""
+        try:
+            self.pubsub.add_to_blacklist(ID.from_base58(peer))
+        except Exception as exc:
+            log.debug("blacklisting %s: %s", peer, exc)

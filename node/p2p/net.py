@@ -1,0 +1,102 @@
+"""The small networking interfaces the node's driver runs on.
+
+The driver (:mod:`craftnet.node.p2p.driver`) and everything above it see only these:
+a byte stream per peer, a network that dials and accepts them, and a gossip topic with
+a validator. :mod:`craftnet.node.p2p.libp2p_net` implements them over py-libp2p; no
+libp2p type crosses this line, so the protocol code and the hub never depend on it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from typing import Protocol
+
+from craftnet.errors import CraftnetError
+from craftnet.protocol.events import PeerId
+
+
+class NetworkError(CraftnetError):
+    """A dial, a stream or a publish failed (unreachable peer, bad address, closed host)."""
+
+
+class ByteStream(Protocol):
+    """One bidirectional stream to a peer (our sync protocol runs on one per peer)."""
+
+    async def read(self, max_bytes: int) -> bytes:
+        """Up to ``max_bytes``; ``b""`` at the end of the stream. Raises
+        :class:`NetworkError` if it broke (reset, connection lost)."""
+        ...
+
+    async def write(self, data: bytes) -> None:
+        """Write all of ``data``; raises :class:`NetworkError` if the stream broke."""
+        ...
+
+    async def close(self) -> None:
+        """Close our side cleanly (the peer reads the end of the stream)."""
+        ...
+
+    async def reset(self) -> None:
+        """Abort the stream at once."""
+        ...
+
+
+StreamHandler = Callable[[PeerId, ByteStream], Awaitable[None]]
+GossipValidator = Callable[[PeerId, bytes], bool]
+"""``(forwarding peer, data) -> accept?``; runs before a message is delivered or relayed."""
+
+
+class Network(Protocol):
+    """Dial peers, accept their sync streams, hang up on them."""
+
+    @property
+    def peer_id(self) -> PeerId:
+        """Our own transport identity."""
+        ...
+
+    def listen_addrs(self) -> list[str]:
+        """Where peers can dial us (multiaddr strings ending in ``/p2p/<peer id>``)."""
+        ...
+
+    def set_stream_handler(self, handler: StreamHandler) -> None:
+        """Call ``handler`` for every sync stream a peer opens to us."""
+        ...
+
+    async def connect(self, addr: str) -> PeerId:
+        """Connect to the peer at multiaddr ``addr`` (with ``/p2p/<id>``); return its id."""
+        ...
+
+    async def reconnect(self, peer: PeerId) -> None:
+        """Connect to a peer we have an address for already."""
+        ...
+
+    async def open_stream(self, peer: PeerId) -> ByteStream:
+        """Open a sync stream to a connected peer."""
+        ...
+
+    async def hang_up(self, peer: PeerId) -> None:
+        """Close every connection to ``peer``."""
+        ...
+
+    def connected(self) -> list[PeerId]:
+        """Peers with an open connection."""
+        ...
+
+
+class Gossip(Protocol):
+    """One publish/subscribe topic (the alliance's announcements)."""
+
+    def set_validator(self, validator: GossipValidator) -> None:
+        """Validate every message received (before delivery and relaying)."""
+        ...
+
+    async def publish(self, data: bytes) -> None:
+        """Publish one message; raises :class:`NetworkError` if it could not be sent."""
+        ...
+
+    async def next_message(self) -> tuple[PeerId, bytes]:
+        """The next delivered message ``(originating peer, data)``."""
+        ...
+
+    def ban(self, peer: PeerId) -> None:
+        """Drop everything from ``peer`` from now on."""
+        ...
