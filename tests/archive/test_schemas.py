@@ -70,25 +70,31 @@ def test_a_full_technique_is_valid() -> None:
     assert record_licence(record) == "CC-BY-SA-4.0"
 
 
+ALLIANCE = Cid.of(b"Global Micro-manufacturing Alliance genesis", DAG_CBOR)
+# The smallest valid body of every known type, and who may sign it.
+MINIMAL: dict[str, tuple[dict[str, Any], PrivateKey]] = {
+    "technique": (
+        {"title": "Loom warping", "steps": ["Measure the warp"], "licence": "CC0-1.0"},
+        ELDER,
+    ),
+    "design": ({"title": "Stool", "licence": "MIT"}, ELDER),
+    "attestation": ({"subject": POTTER.did, "kind": "living-heritage"}, ELDER),
+    "collection": ({"title": "Maker's Fair 2035 showcase"}, ELDER),
+    "key-succession": ({"new": ELDER.did}, POTTER),
+    "revocation": ({"did": POTTER.did, "since": 5, "reason": "key lost"}, ELDER),
+    "alliance": ({"name": "Global Micro-manufacturing Alliance", "founders": [ELDER.did]}, ELDER),
+    "membership": ({"alliance": ALLIANCE, "member": POTTER.did, "expires": 5}, ELDER),
+    "membership-revocation": ({"alliance": ALLIANCE, "member": POTTER.did}, ELDER),
+}
+
+
 def test_minimal_bodies_of_every_known_type() -> None:
-    minimal: dict[str, dict[str, Any]] = {
-        "technique": {"title": "Loom warping", "steps": ["Measure the warp"], "licence": "CC0-1.0"},
-        "design": {"title": "Stool", "licence": "MIT"},
-        "attestation": {"subject": POTTER.did, "kind": "living-heritage"},
-        "collection": {"title": "Maker's Fair 2035 showcase"},
-        "key-succession": {"new": ELDER.did},
-        "revocation": {"did": POTTER.did, "since": 5, "reason": "key lost"},
-    }
-    assert set(minimal) == KNOWN_TYPES
-    for rtype, fields in minimal.items():
+    assert set(MINIMAL) == KNOWN_TYPES
+    for rtype, (fields, signer) in MINIMAL.items():
         built = build_from_mapping(rtype, fields)
-        assert validate_body(
-            rtype,
-            1,
-            built.body,
-            built.links,
-            ELDER.did if rtype != "key-succession" else POTTER.did,
-        )
+        assert validate_body(rtype, 1, built.body, built.links, signer.did)
+        record = Record.create(signer, rtype, built.body, built.links, ts=1)
+        assert validate_record(Record.from_block(record.block))
 
 
 @pytest.mark.parametrize(
@@ -101,15 +107,8 @@ def test_minimal_bodies_of_every_known_type() -> None:
     ],
 )
 def test_required_fields(rtype: str, field: str) -> None:
-    full: dict[str, dict[str, Any]] = {
-        "technique": technique_fields(),
-        "design": {"title": "Stool", "licence": "MIT"},
-        "attestation": {"subject": POTTER.did, "kind": "living-heritage"},
-        "collection": {"title": "Showcase"},
-        "key-succession": {"new": ELDER.did},
-        "revocation": {"did": POTTER.did, "since": 5, "reason": "key lost"},
-    }
-    built = build_from_mapping(rtype, full[rtype])
+    fields = technique_fields() if rtype == "technique" else MINIMAL[rtype][0]
+    built = build_from_mapping(rtype, fields)
     body = dict(built.body)
     del body[field]
     with pytest.raises(SchemaError, match=f"'{field}' is required"):
