@@ -288,8 +288,13 @@ SCHEMAS: Final[dict[str, Schema]] = {
             1,
             "a member hub admits a hub to an alliance until an expiry time",
             (
-                FieldSpec("alliance", "cid", "the alliance's genesis record; a link",
-                          required=True, link=True),
+                FieldSpec(
+                    "alliance",
+                    "cid",
+                    "the alliance's genesis record; a link",
+                    required=True,
+                    link=True,
+                ),
                 FieldSpec("member", "did", "did:key of the admitted hub", required=True),
                 FieldSpec("expires", "ts", "HLC time the membership ends", required=True),
                 FieldSpec("name", "line", "the admitted hub's name"),
@@ -300,8 +305,13 @@ SCHEMAS: Final[dict[str, Schema]] = {
             1,
             "a hub's membership of an alliance ends",
             (
-                FieldSpec("alliance", "cid", "the alliance's genesis record; a link",
-                          required=True, link=True),
+                FieldSpec(
+                    "alliance",
+                    "cid",
+                    "the alliance's genesis record; a link",
+                    required=True,
+                    link=True,
+                ),
                 FieldSpec("member", "did", "did:key of the hub", required=True),
                 FieldSpec("reason", "line", "why", max_len=500),
             ),
