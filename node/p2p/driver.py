@@ -31,13 +31,14 @@ from typing import Any, Final
 
 import trio
 
-from craftnet.archive.cid import Cid
+from craftnet.archive import codec
+from craftnet.archive.cid import DAG_CBOR, Cid
 from craftnet.archive.errors import ArchiveError
 from craftnet.archive.hlc import pack
 from craftnet.archive.index import put_record
 from craftnet.archive.recon_index import ITEMS_DB, META_COUNT_KEY, META_DB, ReconIndex, item_key
 from craftnet.archive.records import Record
-from craftnet.archive.store import Store, WriteTxn
+from craftnet.archive.store import ReadTxn, Store, WriteTxn
 from craftnet.node.p2p.net import ByteStream, Gossip, Network, NetworkError
 from craftnet.protocol.engine import SyncEngine
 from craftnet.protocol.errors import ProtocolError
@@ -73,6 +74,7 @@ PUBLISH_RATE: Final = 8.0  # per second; GossipSub drops what exceeds its spam l
 PUBLISH_QUEUE: Final = 256
 WATCH_INTERVAL: Final = 0.1
 REANNOUNCE_DELAY: Final = 0.05
+REPAIR_INTERVAL: Final = 10.0
 DIAL_MIN: Final = 1.0
 DIAL_MAX: Final = 60.0
 
@@ -137,7 +139,7 @@ class Driver:
         self._timers: dict[tuple[str, ...], float] = {}
         self._timer_wake = trio.Event()
         self._pending: list[StoreBlocks] = []
-        self._reannounce: list[tuple[int, Cid]] = []
+        self._reannounce: dict[Cid, int] = {}
         self._reannounce_wake = trio.Event()
         self._publish_send, self._publish_recv = trio.open_memory_channel[bytes](PUBLISH_QUEUE)
         self._diallers: dict[PeerId, str | None] = {}
@@ -165,6 +167,7 @@ class Driver:
                 nursery.start_soon(self._drain_gossip)
                 nursery.start_soon(self._watch_local)
                 nursery.start_soon(self._reannouncer)
+                nursery.start_soon(self._repair)
                 task_status.started()
                 self.kick()
         finally:
@@ -408,10 +411,11 @@ class Driver:
         self.stored_blocks += len(blocks)
         self.stored_records += len(new_records)
         self.engine.blocks_stored([block.cid for block in blocks])
-        if new_records:
-            # Tell neighbours we hold them now: a hub two hops from the publisher asks
-            # us, not the publisher it is not connected to.
-            self._reannounce.extend(new_records)
+        # Tell neighbours what we hold now: a hub two hops from the publisher asks us,
+        # not the publisher it is not connected to.
+        for ts, cid in new_records:
+            self._reannounce[cid] = ts
+        if self._reannounce:
             self._reannounce_wake.set()
 
     # ------------------------------------------------------------------ want list
@@ -469,19 +473,59 @@ class Driver:
         """GossipSub validator: a whole announcement frame signed by a member."""
         if self.banned.get(forwarder, 0.0) > self.clock():
             return False
-        ok = _valid_announcement(data, self.is_member)
+        announce = _valid_announcement(data, self.is_member)
         # The engine scores the forwarder for bad ones and wants what good ones name.
         self.handle(GossipReceived(forwarder, data))
-        return ok
+        if announce is not None and forwarder in self.engine.ready_peers():
+            self._fill_holes(forwarder, list(announce.records) + list(announce.heads))
+        return announce is not None
+
+    def _fill_holes(self, provider: PeerId, cids: list[Cid]) -> None:
+        """Records we hold whose files we still lack: ``provider`` announced it holds all."""
+        missing: list[Cid] = []
+        with self.store.read() as txn:
+            for cid in cids:
+                if txn.has("blocks", cid.bytes):
+                    missing += _missing(txn, cid)
+        if missing:
+            self.engine.exchange.want(missing, provider)
+            self.kick()
 
     async def _reannouncer(self) -> None:
         while True:
             await self._reannounce_wake.wait()
             await trio.sleep(REANNOUNCE_DELAY)  # gather a burst into one announcement
             self._reannounce_wake = trio.Event()
-            records, self._reannounce = self._reannounce, []
-            if records:
-                self.handle(RecordsAdded(tuple(records)))
+            if not self._reannounce:
+                continue
+            # Only records whose whole DAG (files, chunks) is here: a neighbour that
+            # asks us for them then gets all of it, not a "don't have".
+            with self.store.read() as txn:
+                done = [
+                    (ts, cid) for cid, ts in self._reannounce.items()
+                    if _complete(txn, cid)
+                ]
+            for _, cid in done:
+                del self._reannounce[cid]
+            if done:
+                self.handle(RecordsAdded(tuple(sorted(done))))
+
+    async def _repair(self) -> None:
+        # A record fetched from a hub that did not have its files yet, and nobody who
+        # has them announcing since: ask every ready hub again, now and then.
+        while True:
+            await trio.sleep(REPAIR_INTERVAL)
+            ready = self.engine.ready_peers()
+            if not self._reannounce or not ready:
+                continue
+            missing: list[Cid] = []
+            with self.store.read() as txn:
+                for cid in list(self._reannounce)[:1000]:
+                    missing += _missing(txn, cid, limit=10_000)
+            for peer in ready:
+                self.engine.exchange.want(missing, peer)
+            if missing:
+                self.kick()
 
     async def _watch_local(self) -> None:
         while True:
@@ -570,16 +614,60 @@ class Driver:
         return cut
 
 
-def _valid_announcement(data: bytes, is_member: Callable[[str], bool]) -> bool:
+def _complete(txn: ReadTxn, cid: Cid) -> bool:
+    """Is every block reachable from ``cid`` stored?"""
+    return not _missing(txn, cid, first_only=True)
+
+
+def _missing(
+    txn: ReadTxn, cid: Cid, *, first_only: bool = False, limit: int = 100_000
+) -> list[Cid]:
+    """The blocks reachable from ``cid`` that are not stored (walking up to ``limit``)."""
+    stack = [cid]
+    seen: set[Cid] = set()
+    missing: list[Cid] = []
+    while stack and len(seen) <= limit:
+        current = stack.pop()
+        if current in seen:
+            continue
+        seen.add(current)
+        data = txn.get("blocks", current.bytes)
+        if data is None:
+            missing.append(current)
+            if first_only:
+                break
+            continue
+        if current.codec == DAG_CBOR:
+            found: list[Cid] = []
+            try:
+                _links(codec.decode(data), found)
+            except ArchiveError:
+                continue
+            stack.extend(found)
+    return missing
+
+
+def _links(value: Any, out: list[Cid], depth: int = 0) -> None:
+    if isinstance(value, Cid):
+        out.append(value)
+    elif isinstance(value, dict) and depth < 64:
+        for item in value.values():
+            _links(item, out, depth + 1)
+    elif isinstance(value, list) and depth < 64:
+        for item in value:
+            _links(item, out, depth + 1)
+
+
+def _valid_announcement(data: bytes, is_member: Callable[[str], bool]) -> Announce | None:
     decoder = FrameDecoder(64 * 1024)
     try:
         decoder.receive_data(data)
         message = decoder.next_message()
         if message is None or decoder.buffered or not isinstance(message, Announce):
-            return False
+            return None
         message.verify()
     except (ProtocolError, ArchiveError):
-        return False
+        return None
     except Exception:  # identity errors and anything a hostile frame provokes
-        return False
-    return is_member(message.did)
+        return None
+    return message if is_member(message.did) else None
