@@ -40,8 +40,8 @@ async def _run(hub: Hub) -> None:
             break
     interface = hub.settings.mdns_interface
     factory: Any = partial(Zeroconf, interfaces=[interface]) if interface else Zeroconf
-    original = mdns_module.Zeroconf
-    mdns_module.Zeroconf = factory  # type: ignore[misc]
+    original = mdns_module.Zeroconf  # type: ignore[attr-defined]
+    mdns_module.Zeroconf = factory  # type: ignore[attr-defined]
     try:
         discovery = mdns_module.MDNSDiscovery(
             host.get_network(), port=port, listen_addrs=hub.addrs, host=host
@@ -50,7 +50,7 @@ async def _run(hub: Hub) -> None:
         log.warning("mDNS is off: %s (set mdns_interface in network.toml)", exc)
         return
     finally:
-        mdns_module.Zeroconf = original  # type: ignore[misc]
+        mdns_module.Zeroconf = original  # type: ignore[attr-defined]
     token = trio.lowlevel.current_trio_token()
     me = str(hub.peer_id)
 

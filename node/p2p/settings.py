@@ -81,6 +81,12 @@ def _strings(path: Path, key: str, value: Any) -> tuple[str, ...]:
     return tuple(value)
 
 
+def _count(path: Path, key: str, value: Any) -> int:
+    if type(value) is not int or not 1 <= value <= 100_000:
+        raise SettingsError(f"{path}: {key} must be a whole number 1..100000")
+    return int(value)
+
+
 def load_settings(home: Path) -> NetworkSettings:
     """Read ``home/network.toml`` (defaults for whatever it does not say)."""
     path = home / SETTINGS_FILE
@@ -115,12 +121,11 @@ def load_settings(home: Path) -> NetworkSettings:
         if not isinstance(table["mdns_interface"], str):
             raise SettingsError(f"{path}: mdns_interface must be an address string")
         settings = replace(settings, mdns_interface=table["mdns_interface"])
-    for key in ("max_peers", "reconcile_interval"):
-        if key in table:
-            value = table[key]
-            if type(value) is not int or not 1 <= value <= 100_000:
-                raise SettingsError(f"{path}: {key} must be a whole number 1..100000")
-            settings = replace(settings, **{key: value})
+    if "max_peers" in table:
+        settings = replace(settings, max_peers=_count(path, "max_peers", table["max_peers"]))
+    if "reconcile_interval" in table:
+        interval = _count(path, "reconcile_interval", table["reconcile_interval"])
+        settings = replace(settings, reconcile_interval=interval)
     return settings
 
 
