@@ -155,8 +155,10 @@ class Hub:
         with trio.CancelScope() as scope:
             self._cancel = scope
             try:
-                async with self.network.running(list(self.settings.listen)), \
-                        trio.open_nursery() as nursery:
+                async with (
+                    self.network.running(list(self.settings.listen)),
+                    trio.open_nursery() as nursery,
+                ):
                     await nursery.start(self.driver.run)
                     self.addrs = self.network.listen_addrs()
                     for addr in self.settings.bootstrap:
@@ -188,8 +190,10 @@ class Hub:
             if marker != self._marker:
                 self._marker = marker
                 self.membership = load_membership(self.store, self.alliance)
-                log.info("alliance membership changed: %d members",
-                         len(self.membership.members(hlc_now())))
+                log.info(
+                    "alliance membership changed: %d members",
+                    len(self.membership.members(hlc_now())),
+                )
             # Certificates expire with time too, not only when records arrive.
             for peer in self.driver.cut_off_non_members():
                 log.warning("cut off %s: no longer a member of the alliance", peer)
@@ -208,21 +212,24 @@ class Hub:
         last = self.driver.reconciles[-1] if self.driver.reconciles else None
         return {
             "enabled": True,
-            "state": self.state if self.state != "running" else (
-                f"connected to {sum(p['state'] == 'ready' for p in peers)} hub(s)"
-            ),
+            "state": self.state
+            if self.state != "running"
+            else (f"connected to {sum(p['state'] == 'ready' for p in peers)} hub(s)"),
             "message": self.error or f"alliance {self.membership.genesis.name}",
             "alliance": {"id": self.alliance, "name": self.membership.genesis.name},
             "peer_id": str(self.peer_id),
             "addresses": list(self.addrs),
-            "peers": [f"{p['peer']} {p['did'] or ''} ({p['state']}, {p['direction']})"
-                      for p in peers],
+            "peers": [
+                f"{p['peer']} {p['did'] or ''} ({p['state']}, {p['direction']})" for p in peers
+            ],
             "peer_details": peers,
             "sync": {
                 "wanted_blocks": self.driver.wanted(),
                 "stored_blocks": self.driver.stored_blocks,
                 "stored_records": self.driver.stored_records,
-                "last_reconcile": None if last is None else {
+                "last_reconcile": None
+                if last is None
+                else {
                     "peer": last.peer,
                     "we_lacked": last.we_lacked,
                     "they_lacked": last.they_lacked,
@@ -285,8 +292,9 @@ async def run_until_signalled(hub: Hub, on_ready: Callable[[Hub], None] | None =
     """Run ``hub`` until SIGINT or SIGTERM, then stop cleanly."""
     async with trio.open_nursery() as nursery:
         with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
-            await nursery.start(lambda task_status: hub.run(task_status=task_status,
-                                                             on_ready=on_ready))
+            await nursery.start(
+                lambda task_status: hub.run(task_status=task_status, on_ready=on_ready)
+            )
             async for signum in signals:
                 log.info("signal %d: stopping", signum)
                 nursery.cancel_scope.cancel()
@@ -308,7 +316,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     logging.basicConfig(level=os.environ.get("CRAFTNET_LOG", "WARNING"), stream=sys.stderr)
     settings = load_settings(args.home).with_options(
-        listen=tuple(args.listen), bootstrap=tuple(args.bootstrap),
+        listen=tuple(args.listen),
+        bootstrap=tuple(args.bootstrap),
         mdns=False if args.no_mdns else None,
     )
     keystore = Keystore.for_home(args.home)
@@ -320,8 +329,9 @@ def main(argv: list[str] | None = None) -> int:
         config = None
         if args.reconcile_interval is not None:
             assert settings.alliance is not None
-            config = EngineConfig(alliance=settings.alliance,
-                                  reconcile_interval=args.reconcile_interval)
+            config = EngineConfig(
+                alliance=settings.alliance, reconcile_interval=args.reconcile_interval
+            )
         hub = Hub(args.home, store, key, settings, engine_config=config)
 
         def ready(h: Hub) -> None:

@@ -350,8 +350,12 @@ class Driver:
             elif isinstance(command, Disconnect):
                 self._disconnect(command.peer, command.reason)
             elif isinstance(command, Ban):
-                log.warning("banning %s until +%.0fs: %s", command.peer,
-                            command.until - self.clock(), command.reason)
+                log.warning(
+                    "banning %s until +%.0fs: %s",
+                    command.peer,
+                    command.until - self.clock(),
+                    command.reason,
+                )
                 self.banned[command.peer] = command.until
                 self.gossip.ban(command.peer)
                 self._disconnect(command.peer, command.reason)
@@ -359,8 +363,13 @@ class Driver:
                 self._start_dialler(command.peer)
             elif isinstance(command, ReconcileFinished):
                 progress = SyncProgress(
-                    command.peer, command.we_lacked, command.they_lacked, command.round_trips,
-                    command.bytes_sent, command.bytes_received, self.clock(),
+                    command.peer,
+                    command.we_lacked,
+                    command.they_lacked,
+                    command.round_trips,
+                    command.bytes_sent,
+                    command.bytes_received,
+                    self.clock(),
                 )
                 self.reconciles.append(progress)
                 del self.reconciles[:-100]
@@ -501,10 +510,7 @@ class Driver:
             # Only records whose whole DAG (files, chunks) is here: a neighbour that
             # asks us for them then gets all of it, not a "don't have".
             with self.store.read() as txn:
-                done = [
-                    (ts, cid) for cid, ts in self._reannounce.items()
-                    if _complete(txn, cid)
-                ]
+                done = [(ts, cid) for cid, ts in self._reannounce.items() if _complete(txn, cid)]
             for _, cid in done:
                 del self._reannounce[cid]
             if done:
@@ -569,9 +575,7 @@ class Driver:
 
     def _snapshot_recent(self) -> None:
         with self.store.read() as txn:
-            self._recent = {
-                k for k, _ in txn.iterate(ITEMS_DB, self._watermark.to_bytes(8, "big"))
-            }
+            self._recent = {k for k, _ in txn.iterate(ITEMS_DB, self._watermark.to_bytes(8, "big"))}
 
     # ------------------------------------------------------------------ status
 

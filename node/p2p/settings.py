@@ -160,8 +160,9 @@ def transport_seed(home: Path) -> bytes:
         seed = path.read_bytes()
     except FileNotFoundError:
         seed = os.urandom(32)
-        fd = os.open(path.with_name(KEY_FILE + ".partial"), os.O_WRONLY | os.O_CREAT | os.O_TRUNC,
-                     0o600)
+        fd = os.open(
+            path.with_name(KEY_FILE + ".partial"), os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600
+        )
         with os.fdopen(fd, "wb") as out:
             out.write(seed)
         path.with_name(KEY_FILE + ".partial").replace(path)

@@ -9,6 +9,7 @@ the two disagree.
 from __future__ import annotations
 
 import asyncio
+import functools
 import re
 from collections.abc import Awaitable, Callable
 from typing import Any, Final
@@ -84,9 +85,8 @@ async def get_status(request: web.Request) -> web.Response:
     """The hub: its key, what it holds, whether it syncs."""
     require_read(request)
     ctx = context(request)
-    with ctx.store.read() as txn:
-        counts = index.counts_by_type(txn)
-        total = txn.count("records")
+    counts = ctx.type_counts()
+    total = sum(counts.values())
     return json_response(
         {
             "hub": ctx.hub_did,
@@ -241,7 +241,10 @@ async def search(request: web.Request) -> web.Response:
     offset = query_int(request, "offset", 0, 0, 10_000)
     filters = {n: v for n in SEARCH_FILTERS if (v := query_str(request, n)) is not None}
     ctx.search.catch_up()  # one count when nothing arrived since; indexes what did
-    result = ctx.search.search(text, filters, limit=limit, offset=offset)
+    # SQLite ranks without holding the GIL: searches run side by side on worker threads.
+    result = await asyncio.get_running_loop().run_in_executor(
+        None, functools.partial(ctx.search.search, text, filters, limit=limit, offset=offset)
+    )
     return json_response(
         {
             "query": text,

@@ -11,6 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from craftnet.archive import index
 from craftnet.archive.crdt.documents import Documents
 from craftnet.archive.store import Store
 from craftnet.identity.keystore import Keystore
@@ -54,6 +55,7 @@ class NodeContext:
     peers: PeersProvider = field(default_factory=NetworkingDisabled)
     hub_did: str | None = None
     demo: bool = False
+    _counts: tuple[int, dict[str, int]] | None = field(default=None, repr=False)
 
     @classmethod
     def open(
@@ -81,6 +83,14 @@ class NodeContext:
             hub_did,
             demo,
         )
+
+    def type_counts(self) -> dict[str, int]:
+        """Records per type; recounted only when the store's record count changes."""
+        with self.store.read() as txn:
+            total = txn.count("records")
+            if self._counts is None or self._counts[0] != total:
+                self._counts = (total, index.counts_by_type(txn))
+        return dict(self._counts[1])
 
     def close(self) -> None:
         """Close the search index (the store belongs to whoever opened it)."""

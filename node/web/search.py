@@ -24,6 +24,8 @@ from __future__ import annotations
 import re
 import sqlite3
 import struct
+import threading
+from collections import OrderedDict
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -39,7 +41,7 @@ from craftnet.archive.store import Store
 
 SCHEMA_VERSION: Final = 1
 MAX_QUERY_WORDS: Final = 16
-FACET_SAMPLE: Final = 1000  # facets are counted over the best-ranked matches
+FACET_SAMPLE: Final = 200  # facets are counted over the best-ranked matches
 FACETS: Final = ("type", "licence", "process", "tag", "material", "language")
 SEARCH_FACETS_SHOWN: Final = ("type", "licence", "process", "tag", "material")
 INDEXED_TYPES: Final = frozenset({"technique", "design", "collection", GENESIS_TYPE})
@@ -149,16 +151,48 @@ def fts_query(text: str) -> str | None:
     return " ".join(quoted)
 
 
+def snippet(body: str | None, words: list[str], width: int = 90) -> str:
+    """About ``width`` characters of ``body`` around the first query word, matches marked
+    ``[like this]`` (the last word also as a prefix, as the search treats it)."""
+    if not body or not words:
+        return (body or "")[:width]
+    alternatives = [re.escape(word) + r"\b" for word in words[:-1]]
+    alternatives.append(re.escape(words[-1]) + r"\w*")
+    pattern = re.compile(r"\b(?:" + "|".join(alternatives) + ")", re.IGNORECASE)
+    found = pattern.search(body)
+    start = 0 if found is None else max(0, found.start() - width // 4)
+    if start:
+        space = body.find(" ", start)
+        start = space + 1 if 0 <= space < found.start() else start  # type: ignore[union-attr]
+    end = min(len(body), start + width)
+    if end < len(body):
+        space = body.rfind(" ", start, end)
+        end = space if space > start else end
+    text = pattern.sub(lambda m: f"[{m.group(0)}]", body[start:end].replace("\n", " "))
+    return ("… " if start else "") + text + (" …" if end < len(body) else "")
+
+
 class SearchIndex:
     """The FTS5 index of one hub."""
 
-    def __init__(self, path: Path | str, store: Store, documents: Documents) -> None:
+    def __init__(
+        self, path: Path | str, store: Store, documents: Documents, *, cache_size: int = 256
+    ) -> None:
         self.store = store
         self.documents = documents
         # Opened by whoever builds the node, then used only by the event loop thread.
         self.db = sqlite3.connect(str(path), isolation_level=None, check_same_thread=False)
         self.db.execute("PRAGMA journal_mode=WAL")
         self.db.execute("PRAGMA synchronous=OFF")  # derived data: rebuilt if lost
+        self.path = path
+        self._local = threading.local()
+        self._readers: list[sqlite3.Connection] = []
+        self._readers_lock = threading.Lock()
+        # Popular queries repeat: answers are kept until the index next changes.
+        self._cache: OrderedDict[tuple[Any, ...], SearchResult] = OrderedDict()
+        self._cache_size = cache_size
+        self._cache_lock = threading.Lock()
+        self._generation = 0
         self._create()
         self._seen_count = self._count_seen()
 
@@ -183,10 +217,16 @@ class SearchIndex:
                 title, body, tags, materials, tokenize='unicode61 remove_diacritics 2');
             """
         )
+        # Titles weigh most, then tags and materials, then summaries and steps.
+        self.db.execute("INSERT INTO fts(fts, rank) VALUES('rank', 'bm25(10.0, 1.0, 4.0, 4.0)')")
         self.db.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
 
     def close(self) -> None:
-        """Close the SQLite connection."""
+        """Close the SQLite connections."""
+        with self._readers_lock:
+            for conn in self._readers:
+                conn.close()
+            self._readers.clear()
         self.db.close()
 
     def _count_seen(self) -> int:
@@ -279,6 +319,10 @@ class SearchIndex:
             for doc in docs:
                 written += self._reindex_doc(doc)
             self.db.execute("COMMIT")
+            if written:
+                with self._cache_lock:
+                    self._generation += 1
+                    self._cache.clear()
         except BaseException:
             self.db.execute("ROLLBACK")
             self._seen_count = self._count_seen()
@@ -335,13 +379,24 @@ class SearchIndex:
 
     # -- reading ------------------------------------------------------------------------
 
-    def _filters(self, filters: dict[str, str]) -> tuple[str, list[Any]]:
+    def _reader(self) -> sqlite3.Connection:
+        """This thread's read connection (searches run on worker threads, in parallel)."""
+        conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
+        if conn is None:
+            conn = sqlite3.connect(str(self.path), isolation_level=None, check_same_thread=False)
+            conn.execute("PRAGMA query_only=ON")
+            self._local.conn = conn
+            with self._readers_lock:
+                self._readers.append(conn)
+        return conn
+
+    def _filters(self, filters: dict[str, str], column: str) -> tuple[str, list[Any]]:
         clauses: list[str] = []
         params: list[Any] = []
         for name, value in sorted(filters.items()):
             if name in ("tag", "material"):
                 value = value.lower()
-            clauses.append("e.id IN (SELECT entry FROM facets WHERE facet=? AND value=?)")
+            clauses.append(f"{column} IN (SELECT entry FROM facets WHERE facet=? AND value=?)")
             params.extend([name, value])
         return " AND ".join(clauses), params
 
@@ -353,62 +408,88 @@ class SearchIndex:
         limit: int = 20,
         offset: int = 0,
     ) -> SearchResult:
-        """Ranked matches of ``text`` (all words; the last one as a prefix), with facets."""
+        """Ranked matches of ``text`` (all words; the last one as a prefix), with facets.
+
+        Safe to call from several threads at once: each uses its own read connection.
+        """
+        key = (text, tuple(sorted((filters or {}).items())), limit, offset)
+        with self._cache_lock:
+            cached = self._cache.get(key)
+            generation = self._generation
+            if cached is not None:
+                self._cache.move_to_end(key)
+                return cached
+        result = self._search(text, filters, limit, offset)
+        with self._cache_lock:
+            if generation == self._generation and self._cache_size:
+                self._cache[key] = result
+                while len(self._cache) > self._cache_size:
+                    self._cache.popitem(last=False)
+        return result
+
+    def _search(
+        self, text: str, filters: dict[str, str] | None, limit: int, offset: int
+    ) -> SearchResult:
         query = fts_query(text)
-        where, params = self._filters(filters or {})
         if query is None:
             return SearchResult([], 0, {}, None)
-        sql_where = "fts MATCH ?" + (" AND " + where if where else "")
-        base = "FROM fts JOIN entries e ON e.id = fts.rowid WHERE " + sql_where
-        order = " ORDER BY bm25(fts, 10.0, 1.0, 4.0, 4.0), e.suffix DESC LIMIT ? OFFSET ?"
+        db = self._reader()
+        where, params = self._filters(filters or {}, "rowid")
+        clause = " AND " + where if where else ""
+        ranked_sql = "SELECT rowid FROM fts WHERE fts MATCH ?" + clause + " ORDER BY rank LIMIT ?"
+        # Titles first: BM25 weighs a title match ten times a body match, so records whose
+        # title matches all but always lead. Ranking just those first is much cheaper for
+        # a common word, and only when they do not fill the page is everything ranked.
         ranked = [
-            row[0]
-            for row in self.db.execute(
-                "SELECT e.id " + base + order, [query, *params, FACET_SAMPLE, 0]
-            )
+            r[0] for r in db.execute(ranked_sql, [f"title : ({query})", *params, FACET_SAMPLE])
         ]
+        if len(ranked) < FACET_SAMPLE:
+            seen = set(ranked)
+            ranked += [
+                r[0]
+                for r in db.execute(ranked_sql, [query, *params, FACET_SAMPLE])
+                if r[0] not in seen
+            ][: FACET_SAMPLE - len(ranked)]
         if len(ranked) < FACET_SAMPLE:
             total = len(ranked)
         else:
-            total = int(self.db.execute("SELECT count(*) " + base, [query, *params]).fetchone()[0])
+            count_sql = "SELECT count(*) FROM fts WHERE fts MATCH ?" + clause
+            total = int(db.execute(count_sql, [query, *params]).fetchone()[0])
         if offset < FACET_SAMPLE:
             page_ids = ranked[offset : offset + limit]
         else:
             page_ids = [
-                row[0]
-                for row in self.db.execute(
-                    "SELECT e.id " + base + order, [query, *params, limit, offset]
-                )
+                r[0] for r in db.execute(ranked_sql + " OFFSET ?", [query, *params, limit, offset])
             ]
-        hits = self._hits(query, page_ids)
-        facets = self._facet_counts(ranked)
+        hits = self._hits(db, _WORD.findall(text)[:MAX_QUERY_WORDS], page_ids)
+        facets = self._facet_counts(db, ranked)
         more = offset + limit < total
         return SearchResult(hits, total, facets, offset + limit if more else None)
 
-    def _hits(self, query: str, ids: list[int]) -> list[Hit]:
+    def _hits(self, db: sqlite3.Connection, words: list[str], ids: list[int]) -> list[Hit]:
         if not ids:
             return []
         marks = ",".join("?" * len(ids))
+        # Rows by rowid, without MATCH: a second MATCH would walk every match again.
         rows = {
             row[0]: row
-            for row in self.db.execute(
+            for row in db.execute(
                 "SELECT e.id, e.cid, e.type, e.author, e.ts, e.title, e.licence, e.process, "
-                "snippet(fts, 1, '[', ']', ' … ', 12) FROM fts JOIN entries e ON e.id = fts.rowid "
-                f"WHERE fts MATCH ? AND fts.rowid IN ({marks})",
-                [query, *ids],
+                f"fts.body FROM entries e JOIN fts ON fts.rowid = e.id WHERE e.id IN ({marks})",
+                ids,
             )
         }
         return [
-            Hit(str(Cid.from_bytes(r[1])), r[2], r[3], r[4], r[5], r[8] or "", r[6], r[7])
+            Hit(str(Cid.from_bytes(r[1])), r[2], r[3], r[4], r[5], snippet(r[8], words), r[6], r[7])
             for r in (rows[i] for i in ids if i in rows)
         ]
 
-    def _facet_counts(self, ids: list[int]) -> dict[str, dict[str, int]]:
+    def _facet_counts(self, db: sqlite3.Connection, ids: list[int]) -> dict[str, dict[str, int]]:
         if not ids:
             return {}
         marks = ",".join("?" * len(ids))
         counts: dict[str, dict[str, int]] = {}
-        for facet, value, count in self.db.execute(
+        for facet, value, count in db.execute(
             f"SELECT facet, value, count(*) FROM facets WHERE entry IN ({marks}) "
             "AND facet != 'author' GROUP BY facet, value ORDER BY count(*) DESC, value",
             ids,
@@ -422,16 +503,20 @@ class SearchIndex:
         self, filters: dict[str, str], *, limit: int, before: bytes | None
     ) -> tuple[list[Cid], bytes | None]:
         """CIDs matching every facet filter, newest first, for listing; and the next cursor."""
-        where, params = self._filters(filters)
+        where, params = self._filters(filters, "e.id")
         if before is not None:
             where = (where + " AND " if where else "") + "e.suffix < ?"
             params.append(before)
-        rows = self.db.execute(
-            "SELECT e.cid, e.suffix FROM entries e"
-            + (" WHERE " + where if where else "")
-            + " ORDER BY e.suffix DESC LIMIT ?",
-            [*params, limit + 1],
-        ).fetchall()
+        rows = (
+            self._reader()
+            .execute(
+                "SELECT e.cid, e.suffix FROM entries e"
+                + (" WHERE " + where if where else "")
+                + " ORDER BY e.suffix DESC LIMIT ?",
+                [*params, limit + 1],
+            )
+            .fetchall()
+        )
         cids = [Cid.from_bytes(row[0]) for row in rows[:limit]]
         cursor = rows[limit - 1][1] if len(rows) > limit else None
         return cids, cursor
@@ -440,7 +525,7 @@ class SearchIndex:
         """The most common values of one facet over the whole index."""
         return {
             value: count
-            for value, count in self.db.execute(
+            for value, count in self._reader().execute(
                 "SELECT value, count(*) FROM facets WHERE facet=? GROUP BY value "
                 "ORDER BY count(*) DESC, value LIMIT ?",
                 (facet, limit),

@@ -8,6 +8,8 @@ itself (no CDN). Every value shown is HTML-escaped; every form control has a lab
 
 from __future__ import annotations
 
+import asyncio
+import functools
 from collections.abc import Iterable
 from html import escape
 from typing import Any, Final
@@ -240,7 +242,7 @@ async def home(request: web.Request) -> web.Response:
                     featured.append(index.get_record(txn, item))
                 except ArchiveError:
                     continue
-        counts = index.counts_by_type(txn)
+    counts = ctx.type_counts()
     network = ctx.peers.status()
     featured_html = ""
     if collections:
@@ -280,7 +282,9 @@ async def search_page(request: web.Request) -> web.Response:
     summary, listing, more = "", "", ""
     ctx.search.catch_up()
     if q:
-        result = ctx.search.search(q, filters, limit=20, offset=offset)
+        result = await asyncio.get_running_loop().run_in_executor(
+            None, functools.partial(ctx.search.search, q, filters, limit=20, offset=offset)
+        )
         facets = result.facets
         hits = "".join(
             f'<li class="card"><a href="/records/{e(h.cid)}">{e(h.title or h.cid)}</a>'

@@ -112,11 +112,25 @@ PROCESSES = ("3d-printing", "cnc-milling", "laser-cutting", "loom-weaving", "han
 LICENCES = ("CC-BY-4.0", "CC-BY-SA-4.0", "CC0-1.0", "CERN-OHL-S-2.0")
 
 
-def build_archive(home: Path) -> list[Cid]:
-    """Write and index the archive; return the CIDs of some records to fetch."""
+def vocabulary(rng: random.Random) -> list[str]:
+    """2,000 made-up rare words (names of local techniques, places, makers)."""
+    syllables = ["ka", "lo", "mi", "ra", "ne", "tu", "so", "ve", "di", "ba", "zu", "qi", "fe"]
+    words: set[str] = set()
+    while len(words) < 2_000:
+        words.add("".join(rng.choice(syllables) for _ in range(rng.randint(2, 4))))
+    return sorted(words)
+
+
+def build_archive(home: Path) -> tuple[list[Cid], list[str]]:
+    """Write and index the archive; return the CIDs of some records, and the rare words.
+
+    Each title has one common craft word (so a common word matches about 1 record in
+    55, 1,800 of 100,000) and two rare ones; descriptions add more of both.
+    """
     from craftnet.node.web.search import SearchIndex
 
     rng = random.Random(2035)
+    rare = vocabulary(rng)
     keys = [
         PrivateKey.from_seed(f"bench-web-artisan-{i:02d}".encode().ljust(32, b"-"))
         for i in range(20)
@@ -128,14 +142,15 @@ def build_archive(home: Path) -> list[Cid]:
         for start in range(0, N_RECORDS, 2_000):
             drafts = []
             for _ in range(2_000):
-                words = rng.sample(WORDS, 6)
-                tags = rng.sample(WORDS, 2)
+                common = rng.choice(WORDS)
+                words = rng.sample(rare, 4)
+                tags = [rng.choice(WORDS), rng.choice(rare)]
                 if rng.random() < 0.7:
                     built = build(
                         "design",
-                        title=f"{words[0].title()} {words[1]} {words[2]}",
-                        description=f"A {words[3]} {words[4]} made at a community hub with "
-                        f"{words[5]}; tested at Maker's Fair 2035.",
+                        title=f"{words[0].title()} {common} {words[1]}",
+                        description=f"A {words[2]} {rng.choice(WORDS)} made at a community "
+                        f"hub with {words[3]}; tested at Maker's Fair 2035.",
                         licence=rng.choice(LICENCES),
                         process=rng.choice(PROCESSES),
                         materials=[rng.choice(MATERIALS)],
@@ -143,10 +158,10 @@ def build_archive(home: Path) -> list[Cid]:
                 else:
                     built = build(
                         "technique",
-                        title=f"{words[0].title()} {words[1]} technique",
-                        summary=f"How the Intergenerational Making Cooperatives work "
-                        f"{words[2]} and {words[3]}.",
-                        steps=[f"Prepare the {words[4]}.", f"Finish with {words[5]}."],
+                        title=f"{words[0].title()} {common} technique",
+                        summary=f"How the Intergenerational Making Cooperatives of {words[1]} "
+                        f"work {words[2]} and {rng.choice(WORDS)}.",
+                        steps=[f"Prepare the {words[3]}.", f"Finish with {rng.choice(WORDS)}."],
                         licence=rng.choice(LICENCES),
                         materials=[rng.choice(MATERIALS)],
                     )
@@ -161,11 +176,11 @@ def build_archive(home: Path) -> list[Cid]:
         index.close()
     finally:
         store.close()
-    return cids
+    return cids, rare
 
 
-def _run_hub(home: str, ready: Any) -> None:
-    """Child process: serve the hub until SIGTERM."""
+def _run_hub(home: str, ready: Any, cache: bool = True) -> None:
+    """Child process: serve the hub until SIGTERM (with or without the search cache)."""
     from craftnet.identity.keystore import Keystore
     from craftnet.node.config import HubConfig
     from craftnet.node.web import auth
@@ -179,6 +194,8 @@ def _run_hub(home: str, ready: Any) -> None:
     ctx = NodeContext.open(
         config, store, Keystore.for_home(home), auth.Gate(auth.load_token_hash(token_path))
     )
+    if not cache:
+        ctx.search._cache_size = 0
     asyncio.run(serve_until_stopped(ctx, "127.0.0.1", 0, ready.put))
     ctx.close()
     store.close()
@@ -212,10 +229,10 @@ def _run_plain(folder: str, ready: Any) -> None:
     asyncio.run(main())
 
 
-def _start(target: Callable[[str, Any], None], arg: str) -> tuple[Any, str]:
+def _start(target: Callable[..., None], arg: str, *extra: Any) -> tuple[Any, str]:
     context = multiprocessing.get_context("spawn")
     queue = context.Queue()
-    proc = context.Process(target=target, args=(arg, queue), daemon=True)
+    proc = context.Process(target=target, args=(arg, queue, *extra), daemon=True)
     proc.start()
     return proc, queue.get(timeout=120)
 
@@ -266,7 +283,7 @@ def test_bench_web(tmp_path: Path) -> None:
     home = tmp_path / "hub"
     home.mkdir()
     began = time.perf_counter()
-    cids = build_archive(home)
+    cids, rare = build_archive(home)
     data = random.Random(7).randbytes(FILE_SIZE)
     (tmp_path / "design.bin").write_bytes(data)
     store = LmdbStore(home / "store")
@@ -278,10 +295,18 @@ def test_bench_web(tmp_path: Path) -> None:
     )
 
     rng = random.Random(11)
+    # Half the queries name a common craft word (about 1,800 matches each), half one or
+    # two rare words, as people look for a technique by its name.
     searches = [
-        "/api/v1/search?q=" + "+".join(rng.sample(WORDS, rng.choice((1, 2))))
+        "/api/v1/search?q="
+        + (
+            rng.choice(WORDS)
+            if rng.random() < 0.5
+            else "+".join(rng.sample(rare, rng.choice((1, 2))))
+        )
         for _ in range(REQUESTS)
     ]
+    dense = [f"/api/v1/search?q={rng.choice(WORDS)}" for _ in range(REQUESTS // 3)]
     pages = [f"/records/{rng.choice(cids)}" for _ in range(REQUESTS)]
     api_records = [f"/api/v1/records/{rng.choice(cids)}" for _ in range(REQUESTS)]
 
@@ -292,12 +317,19 @@ def test_bench_web(tmp_path: Path) -> None:
         asyncio.run(_load(plain_url, ["/static"] * 200))
         static = asyncio.run(_load(plain_url, ["/static"] * REQUESTS))
         search = asyncio.run(_load(hub_url, searches))
+        common = asyncio.run(_load(hub_url, dense))
         page = asyncio.run(_load(hub_url, pages))
         record = asyncio.run(_load(hub_url, api_records))
         hub_dl = statistics.median(
             asyncio.run(_download(f"{hub_url}api/v1/files/{file_cid}")) for _ in range(3)
         )
         plain_dl = statistics.median(asyncio.run(_download(f"{plain_url}file")) for _ in range(3))
+    finally:
+        _stop(hub)
+    hub, hub_url = _start(_run_hub, str(home), False)
+    try:
+        asyncio.run(_load(hub_url, searches[:100]))
+        uncached = asyncio.run(_load(hub_url, searches))
     finally:
         _stop(hub)
         _stop(plain)
@@ -310,6 +342,8 @@ def test_bench_web(tmp_path: Path) -> None:
     )
     for name, values, target in (
         ("search", search, "p50 < 20, p99 < 100"),
+        ("search, common words only", common, ""),
+        ("search, no result cache", uncached, ""),
         ("record page (HTML)", page, "p50 < 10"),
         ("record API (JSON)", record, ""),
     ):

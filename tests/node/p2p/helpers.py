@@ -68,8 +68,9 @@ async def start_hub(
 ) -> Hub:
     """Run a hub in ``nursery``; returns once it listens."""
     config = EngineConfig(alliance=alliance, reconcile_interval=reconcile_interval)
-    hub = Hub(setup.home, setup.store, setup.key, settings(alliance, bootstrap),
-              engine_config=config)
+    hub = Hub(
+        setup.home, setup.store, setup.key, settings(alliance, bootstrap), engine_config=config
+    )
     await nursery.start(lambda task_status: hub.run(task_status=task_status))
     return hub
 

@@ -31,15 +31,19 @@ def test_a_record_published_at_one_end_reaches_every_store_within_two_seconds(
             for setup in setups[1:]:
                 hubs.append(await start_hub(nursery, setup, alliance, (hubs[-1].addrs[0],)))
             await wait_for(
-                lambda: all(len(h.engine.ready_peers()) == (1 if i in (0, 4) else 2)
-                            for i, h in enumerate(hubs)),
-                15, "the line to connect",
+                lambda: all(
+                    len(h.engine.ready_peers()) == (1 if i in (0, 4) else 2)
+                    for i, h in enumerate(hubs)
+                ),
+                15,
+                "the line to connect",
             )
             await trio.sleep(1.5)  # GossipSub builds its mesh on its 1 s heartbeat
 
             record = publish_technique(setups[0].store, setups[0].key, "Ikat resist dyeing")
             took = await wait_for(
-                lambda: all(has_record(s.store, record.cid) for s in setups), 2.0,
+                lambda: all(has_record(s.store, record.cid) for s in setups),
+                2.0,
                 "the record in every store",
             )
             assert took < 2.0
@@ -48,9 +52,12 @@ def test_a_record_published_at_one_end_reaches_every_store_within_two_seconds(
             node = add_file(setups[4].store, bytes(range(256)) * 4096)  # 1 MiB
             design = publish_design(setups[4].store, setups[4].key, "Treadle loom frame", [node])
             await wait_for(
-                lambda: all(has_record(s.store, design.cid) for s in setups)
-                and not any(missing_blocks(s.store) for s in setups),
-                10, "the design and its file everywhere",
+                lambda: (
+                    all(has_record(s.store, design.cid) for s in setups)
+                    and not any(missing_blocks(s.store) for s in setups)
+                ),
+                10,
+                "the design and its file everywhere",
             )
             nursery.cancel_scope.cancel()
 
