@@ -25,6 +25,7 @@ _PREFIXES: Final = {
     DAG_CBOR: bytes([0x01, DAG_CBOR, BLAKE3_CODE, DIGEST_SIZE]),
     RAW: bytes([0x01, RAW, BLAKE3_CODE, DIGEST_SIZE]),
 }
+_VALID_PREFIXES: Final = frozenset(_PREFIXES.values())
 CID_BYTES_LEN: Final = 4 + DIGEST_SIZE
 
 
@@ -56,14 +57,16 @@ class Cid:
         raw = bytes(raw)
         if len(raw) != CID_BYTES_LEN:
             raise CidError(f"a CID is {CID_BYTES_LEN} bytes here, got {len(raw)}")
-        if raw[0] != 0x01:
-            raise CidError("only CIDv1 is supported")
-        codec = raw[1]
-        if _PREFIXES.get(codec) != raw[:4]:
+        if raw[:4] not in _VALID_PREFIXES:
+            if raw[0] != 0x01:
+                raise CidError("only CIDv1 is supported")
             raise CidError(
                 f"unsupported CID prefix {raw[:4].hex()}; expected dag-cbor/raw with BLAKE3-256"
             )
-        return cls(codec, raw[4:])
+        # Every link in every decoded block comes through here: skip __init__'s re-checks.
+        cid = object.__new__(cls)
+        object.__setattr__(cid, "_bytes", raw)
+        return cid
 
     @classmethod
     def parse(cls, text: str) -> Cid:

@@ -66,7 +66,7 @@ def encode(value: Value) -> bytes:
 
 def _tag_hook(*args: Any) -> Any:
     # cbor2 5.x calls hook(decoder, tag); 6.x calls hook(tag, immutable).
-    tag = next(arg for arg in args if isinstance(arg, cbor2.CBORTag))
+    tag = args[0] if type(args[0]) is cbor2.CBORTag else args[1]
     if tag.tag != _LINK_TAG:
         raise CodecError(f"CBOR tag {tag.tag} is not allowed; only tag 42 (link)")
     raw = tag.value
@@ -83,9 +83,17 @@ def _check_decoded(value: Any, depth: int) -> None:
         raise CodecError(f"value nests deeper than {MAX_DEPTH} levels")
     kind = type(value)
     if kind is dict:
+        previous = (-1, b"")
         for key, item in value.items():
             if type(key) is not str:
                 raise CodecError(f"map keys must be strings, got {type(key).__name__}")
+            # DAG-CBOR order: shorter keys first, then bytewise. The decoded dict keeps
+            # the input's order, so checking it here lets the re-encoding skip sorting.
+            raw = key.encode()
+            this = (len(raw), raw)
+            if this <= previous:
+                raise CodecError("not canonical DAG-CBOR: map keys out of order or repeated")
+            previous = this
             _check_decoded(item, depth + 1)
     elif kind is list:
         for item in value:
@@ -100,19 +108,23 @@ def _check_decoded(value: Any, depth: int) -> None:
         raise CodecError(f"CBOR item of type {kind.__name__} is not allowed in DAG-CBOR")
 
 
+_LINK_HEADER: Final = b"\xd8\x2a\x58\x25\x00"  # tag 42, a 37-byte string, the 0x00 prefix
+
+
 def _encode_link(encoder: Any, value: Any) -> None:
     if type(value) is not Cid:
         raise CodecError(f"cannot encode a {type(value).__name__} as DAG-CBOR")
-    encoder.encode(cbor2.CBORTag(_LINK_TAG, b"\x00" + value.bytes))
+    encoder.write(_LINK_HEADER + value.bytes)
 
 
 def _encode_checked(value: Any) -> bytes:
-    """Encode a value :func:`_check_decoded` accepted, without copying it first.
+    """Encode a value :func:`_check_decoded` accepted, in its own map order.
 
     Such a value holds only the types cbor2 writes as DAG-CBOR by itself, plus links,
-    so the encoder's C fast path can run over it directly.
+    and its maps are already in canonical order, so the encoder's C fast path can run
+    over it directly, without copying or sorting.
     """
-    return cbor2.dumps(value, canonical=True, default=_encode_link)
+    return cbor2.dumps(value, default=_encode_link)
 
 
 def decode(
