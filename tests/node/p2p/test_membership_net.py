@@ -1,0 +1,78 @@
+"""Only members sync and announce: a hub outside the alliance gets nothing in and nothing
+out, and a member whose membership is revoked is cut off while the revocation spreads."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import trio
+
+from craftnet.node.p2p.alliance import revoke_member
+from tests.node.p2p.helpers import (
+    has_record,
+    make_hubs,
+    publish_technique,
+    start_hub,
+    wait_for,
+)
+
+
+def test_a_non_member_can_neither_sync_nor_announce(tmp_path: Path) -> None:
+    # hub0 founds, hub1 is admitted, hub2 holds the genesis but no certificate.
+    alliance, setups = make_hubs(tmp_path, 3, members=2)
+    founder, member, outsider = setups
+
+    async def main() -> None:
+        async with trio.open_nursery() as nursery:
+            a = await start_hub(nursery, founder, alliance)
+            b = await start_hub(nursery, member, alliance, (a.addrs[0],))
+            x = await start_hub(nursery, outsider, alliance, (a.addrs[0], b.addrs[0]))
+            await wait_for(lambda: a.engine.ready_peers() == [b.peer_id], 10, "the member")
+            inside = publish_technique(founder.store, founder.key, "Raku firing")
+            outside = publish_technique(outsider.store, outsider.key, "Counterfeit raku")
+            await wait_for(lambda: has_record(member.store, inside.cid), 5, "member sync")
+            await trio.sleep(3)
+            assert not has_record(outsider.store, inside.cid)
+            assert not has_record(founder.store, outside.cid)
+            assert not has_record(member.store, outside.cid)
+            assert x.engine.ready_peers() == []
+            assert x.peer_id not in a.engine.ready_peers()
+            nursery.cancel_scope.cancel()
+
+    trio.run(main)
+    for setup in setups:
+        setup.store.close()
+
+
+def test_a_revoked_member_is_cut_off_and_the_revocation_spreads(tmp_path: Path) -> None:
+    alliance, setups = make_hubs(tmp_path, 3)
+    founder, kept, revoked = setups
+
+    async def main() -> None:
+        async with trio.open_nursery() as nursery:
+            a = await start_hub(nursery, founder, alliance)
+            c = await start_hub(nursery, kept, alliance, (a.addrs[0],))
+            b = await start_hub(nursery, revoked, alliance, (a.addrs[0],))
+            await wait_for(lambda: len(a.engine.ready_peers()) == 2, 10, "both members")
+            before = publish_technique(revoked.store, revoked.key, "Bobbin lace")
+            await wait_for(lambda: has_record(founder.store, before.cid), 5, "sync before")
+
+            revocation = revoke_member(founder.store, founder.key, alliance, revoked.key.did,
+                                       "the hub's key was stolen")
+            await wait_for(lambda: b.peer_id not in a.engine.ready_peers(), 5, "the cut")
+            await wait_for(lambda: has_record(kept.store, revocation.cid), 5, "the revocation")
+            await wait_for(lambda: not c.is_member(revoked.key.did), 5, "kept hub learns it")
+
+            after = publish_technique(revoked.store, revoked.key, "Forged lace")
+            fresh = publish_technique(founder.store, founder.key, "Tatting")
+            await wait_for(lambda: has_record(kept.store, fresh.cid), 5, "members still sync")
+            await trio.sleep(2.5)  # the revoked hub redials meanwhile and is refused
+            assert not has_record(founder.store, after.cid)
+            assert not has_record(kept.store, after.cid)
+            assert not has_record(revoked.store, fresh.cid)
+            assert b.peer_id not in a.engine.ready_peers()
+            nursery.cancel_scope.cancel()
+
+    trio.run(main)
+    for setup in setups:
+        setup.store.close()
