@@ -30,7 +30,13 @@ def add(app: App, paths: tuple[Path, ...], quiet: bool) -> None:
     for path in paths:
         size = path.stat().st_size
         with path.open("rb") as stream, progress_bar(app, path.name, size) as update:
-            result = files.add_file(store, stream, name=path.name, on_progress=update)
+            result = files.add_file(
+                store,
+                stream,
+                name=path.name,
+                total=size,
+                on_progress=None if update is None else lambda done, _total: update(done),
+            )
         added.append({"path": str(path), "cid": str(result.cid), "size": size})
 
     def human(out: Console) -> None:

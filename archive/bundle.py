@@ -1,0 +1,399 @@
+"""CAR bundles: export part or all of the archive, and import a bundle all-or-nothing.
+
+A bundle is a CARv1 file (format in :mod:`craftnet.archive.car`) carrying records and
+everything they link: the file nodes and chunks of their designs, the records they
+derive from, recursively. It is how a hub without a network passes the archive on, on
+a USB stick.
+
+Import trusts nothing. Every block is checked against its CID, every record's
+signature and schema is checked, every file node must be well-formed, and the roots
+the header names must be in the bundle. Checked blocks are staged in a temporary spill
+file (never all in memory: a bundle can be many gigabytes); only when the whole bundle
+has passed is anything written. Then blocks are committed in batches and the records,
+their indexes and the pins go in one final transaction, so an import cut short by a
+crash leaves at most unreferenced blocks, which garbage collection removes — the same
+rule as adding a file.
+"""
+
+from __future__ import annotations
+
+import os
+import struct
+import tempfile
+import time
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO, Any, BinaryIO, Final, Literal
+
+from craftnet.archive import blocks, codec, files, index, schemas
+from craftnet.archive.car import CarReader, Section, write_header, write_section
+from craftnet.archive.cid import DAG_CBOR, Cid
+from craftnet.archive.crdt.causal import verified_op
+from craftnet.archive.crdt.documents import Documents
+from craftnet.archive.crdt.ops import GENESIS_TYPE, OP_TYPE
+from craftnet.archive.errors import BundleError, NotFound
+from craftnet.archive.records import ENVELOPE_KEYS, Record
+from craftnet.archive.store import ReadTxn, Store, WriteTxn
+from craftnet.errors import CraftnetError
+
+# Blocks are committed in transactions of about this many bytes, so that one
+# transaction never has to hold a multi-gigabyte bundle.
+COMMIT_BATCH_BYTES: Final = 32 * 1024 * 1024
+
+ProgressFn = Callable[[int], None]
+# What a checked block is: a signed record, a CRDT document record, or anything else
+# (a file chunk or file node), which is written before the records that refer to it.
+BlockKind = Literal["record", "document", "block"]
+DOCUMENT_TYPES: Final = frozenset({GENESIS_TYPE, OP_TYPE})
+
+
+@dataclass(frozen=True, slots=True)
+class ExportReport:
+    """What :func:`export_car` wrote."""
+
+    roots: tuple[Cid, ...]
+    blocks: int
+    bytes: int
+    records: int
+    missing: tuple[Cid, ...] = ()  # linked blocks this store does not hold (not written)
+
+    def as_dict(self) -> dict[str, Any]:
+        """A JSON-friendly view."""
+        return {
+            "roots": [str(c) for c in self.roots],
+            "blocks": self.blocks,
+            "bytes": self.bytes,
+            "records": self.records,
+            "missing": [str(c) for c in self.missing],
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class ImportReport:
+    """What :func:`import_car` found and committed."""
+
+    roots: tuple[Cid, ...]
+    blocks: int  # sections in the bundle (duplicates included)
+    bytes: int  # bytes read
+    records: int  # records in the bundle
+    new_blocks: int  # blocks the store did not have before
+    new_records: int  # records the store did not have before
+    duplicates: int = 0  # sections repeating a CID already seen in the same bundle
+    record_cids: tuple[Cid, ...] = field(default=(), repr=False)
+
+    def as_dict(self) -> dict[str, Any]:
+        """A JSON-friendly view."""
+        return {
+            "roots": [str(c) for c in self.roots],
+            "blocks": self.blocks,
+            "bytes": self.bytes,
+            "records": self.records,
+            "new_blocks": self.new_blocks,
+            "new_records": self.new_records,
+            "duplicates": self.duplicates,
+        }
+
+
+def iter_links(value: Any) -> Iterator[Cid]:
+    """Yield every CID inside a decoded DAG-CBOR value, in document order."""
+    stack = [value]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, Cid):
+            yield item
+        elif isinstance(item, dict):
+            stack.extend(reversed(list(item.values())))
+        elif isinstance(item, list):
+            stack.extend(reversed(item))
+
+
+def default_roots(txn: ReadTxn) -> list[Cid]:
+    """What a whole-archive export starts from: every pinned CID and every record."""
+    seen: set[bytes] = set()
+    roots: list[Cid] = []
+    for db in ("pins", "records"):
+        for key, _ in txn.iterate(db):
+            if key not in seen:
+                seen.add(key)
+                roots.append(Cid.from_bytes(key))
+    return roots
+
+
+def export_car(
+    store: Store,
+    out: BinaryIO | IO[bytes],
+    roots: Sequence[Cid] | None = None,
+    *,
+    on_progress: ProgressFn | None = None,
+) -> ExportReport:
+    """Write ``roots`` and everything they link, recursively, to ``out`` as a CARv1 bundle.
+
+    With no roots the whole archive is exported: every pinned CID and every record.
+    Blocks are streamed from one read snapshot, so the bundle is consistent and memory
+    stays small. A root the store lacks raises :class:`NotFound` before anything is
+    written; a *linked* block the store lacks (a parent design this hub never fetched)
+    is skipped and listed in the report's ``missing``.
+    """
+    stream: Any = out
+    with store.read() as txn:
+        root_list = list(dict.fromkeys(roots)) if roots is not None else default_roots(txn)
+        if not root_list:
+            raise BundleError("nothing to export: the archive is empty")
+        for root in root_list:
+            if not txn.has("blocks", root.bytes):
+                raise NotFound(f"cannot export {root}: it is not in this archive")
+        total = write_header(stream, root_list)
+        seen: set[bytes] = set()
+        missing: list[Cid] = []
+        written = records = 0
+        stack = list(reversed(root_list))
+        while stack:
+            cid = stack.pop()
+            if cid.bytes in seen:
+                continue
+            seen.add(cid.bytes)
+            data = txn.get("blocks", cid.bytes)
+            if data is None:
+                missing.append(cid)
+                continue
+            total += write_section(stream, cid, data)
+            written += 1
+            if on_progress is not None:
+                on_progress(total)
+            if cid.codec == DAG_CBOR:
+                value = codec.decode(data, max_size=max(len(data), 1))
+                if _is_record(value):
+                    records += 1
+                stack.extend(reversed(list(iter_links(value))))
+    return ExportReport(tuple(root_list), written, total, records, tuple(missing))
+
+
+def _is_record(value: Any) -> bool:
+    return isinstance(value, dict) and set(value) == ENVELOPE_KEYS
+
+
+@dataclass(slots=True)
+class _Staged:
+    """Where a checked block sits in the spill file."""
+
+    cid: Cid
+    offset: int
+    length: int
+    kind: BlockKind
+
+
+@dataclass(frozen=True, slots=True)
+class Checked:
+    """What :func:`check_block` found: the block's kind and the blocks it cannot do without."""
+
+    kind: BlockKind
+    needs: tuple[Cid, ...] = ()  # a file node's chunks or parts, a part's chunks
+
+
+def check_block(section: Section) -> Checked:
+    """Check one block's content beyond its hash, and say what kind of block it is.
+
+    Raw blocks are file chunks and need nothing more. A DAG-CBOR block must be
+    canonical; if it has the shape of a record envelope it must parse, carry a valid
+    signature and match its type's schema (a document operation must also parse as
+    one); a file node or file part must be well-formed, and its chunks must arrive too.
+    """
+    if len(section.data) > blocks.MAX_BLOCK_SIZE:
+        raise BundleError(
+            f"{section.where()}: {len(section.data)} bytes is over the "
+            f"{blocks.MAX_BLOCK_SIZE}-byte block limit of the store"
+        )
+    if section.cid.codec != DAG_CBOR:
+        return Checked("block")
+    value = codec.decode(section.data, max_size=max(len(section.data), 1))
+    if isinstance(value, dict) and "sig" in value and "author" in value:
+        record = Record.from_block(section.data, section.cid)
+        if record.type in DOCUMENT_TYPES:
+            verified_op(record)  # parses the operation and checks the signature
+            return Checked("document")
+        record.verify()
+        schemas.validate_record(record)
+        return Checked("record")
+    kind = value.get("type") if isinstance(value, dict) else None
+    if kind == files.FILE_TYPE:
+        info = files.parse_file_node(section.cid, section.data)
+        return Checked("block", tuple(ref.cid for ref in info.chunks))
+    if kind == files.PART_TYPE:
+        # The size a part holds is claimed by its file node, which may come later in
+        # the bundle or be here already; the part itself is checked for shape.
+        parsed = files._parse_part(files.ChunkRef(section.cid, _sizes(value)), section.data)
+        return Checked("block", tuple(ref.cid for ref in parsed))
+    return Checked("block")
+
+
+def _sizes(value: dict[str, Any]) -> int:
+    entries = value.get("chunks")
+    if not isinstance(entries, list):
+        return 0
+    return sum(e["size"] for e in entries if isinstance(e, dict) and type(e.get("size")) is int)
+
+
+def _stage(txn: WriteTxn, session: bytes, cids: Iterable[Cid]) -> None:
+    """Mark blocks as part of an import in progress, so garbage collection keeps them.
+
+    The same staging entries as :func:`craftnet.archive.files.add_file` writes (see the
+    ``staging`` database in :mod:`craftnet.archive.store`); :func:`files.clear_stage`
+    drops them in the final transaction.
+    """
+    txn.put("staging", files.STAGE_HEADER + session, struct.pack(">Q", int(time.time())))
+    for cid in cids:
+        txn.put("staging", files.STAGE_BY_SESSION + session + cid.bytes, b"")
+        txn.put("staging", files.STAGE_BY_CID + cid.bytes + session, b"")
+
+
+def import_car(
+    store: Store,
+    stream: BinaryIO | IO[bytes],
+    *,
+    on_progress: ProgressFn | None = None,
+    spill_dir: str | Path | None = None,
+) -> ImportReport:
+    """Check a whole CARv1 bundle, then commit it; on any problem nothing is written.
+
+    Raises :class:`BundleError` naming the bad block (its index in the file, its CID,
+    its byte offset) and the reason. ``on_progress`` is called with the number of
+    bytes read so far. The spill file lives in ``spill_dir`` (default: the system's
+    temporary directory) and is removed when the import ends.
+    """
+    reader = CarReader(stream)  # type: ignore[arg-type]
+    with tempfile.TemporaryFile(dir=spill_dir, prefix="craftnet-import-") as spill:
+        staged: dict[bytes, _Staged] = {}
+        needs: dict[bytes, Section] = {}  # chunk CID -> the file node that lists it
+        duplicates = records = 0
+        spill_pos = 0
+        count = 0
+        for section in reader:
+            count += 1
+            if on_progress is not None:
+                on_progress(reader.position)
+            if section.cid.bytes in staged:
+                duplicates += 1
+                continue
+            try:
+                checked = check_block(section)
+            except BundleError:
+                raise
+            except CraftnetError as exc:
+                raise BundleError(f"{section.where()}: {exc}") from exc
+            spill.write(section.data)
+            staged[section.cid.bytes] = _Staged(
+                section.cid, spill_pos, len(section.data), checked.kind
+            )
+            spill_pos += len(section.data)
+            if checked.kind != "block":
+                records += 1
+            for needed in checked.needs:
+                needs.setdefault(needed.bytes, section)
+        absent = [root for root in reader.roots if root.bytes not in staged]
+        if absent:
+            raise BundleError(
+                f"the header names root {absent[0]} but the bundle does not contain it"
+                + (f" (and {len(absent) - 1} more)" if len(absent) > 1 else "")
+            )
+        _check_complete(store, staged, needs)
+        new_blocks, new_records, record_cids = _commit(store, spill, staged, reader.roots)
+    return ImportReport(
+        roots=reader.roots,
+        blocks=count,
+        bytes=reader.position,
+        records=records,
+        new_blocks=new_blocks,
+        new_records=new_records,
+        duplicates=duplicates,
+        record_cids=record_cids,
+    )
+
+
+def _check_complete(
+    store: Store, staged: dict[bytes, _Staged], needs: dict[bytes, Section]
+) -> None:
+    """Every chunk a bundled file node lists must be in the bundle or already here.
+
+    A cut-short bundle can end exactly between two sections; without this check it
+    would import a file whose last chunks never arrived.
+    """
+    with store.read() as txn:
+        for key, node in needs.items():
+            if key not in staged and not txn.has("blocks", key):
+                raise BundleError(
+                    f"{node.where()}: the file lists {Cid.from_bytes(key)}, which is neither "
+                    "in the bundle nor in this archive (bundle cut short?)"
+                )
+
+
+def _read_staged(spill: IO[bytes], item: _Staged) -> bytes:
+    spill.seek(item.offset)
+    data = spill.read(item.length)
+    if len(data) != item.length or not item.cid.verify(data):
+        # The spill file is ours, but a disk can still fail between write and read.
+        raise BundleError(f"staged copy of {item.cid} changed on disk; nothing more imported")
+    return data
+
+
+def _batches(items: Iterable[_Staged]) -> Iterator[list[_Staged]]:
+    batch: list[_Staged] = []
+    size = 0
+    for item in items:
+        batch.append(item)
+        size += item.length
+        if size >= COMMIT_BATCH_BYTES:
+            yield batch
+            batch, size = [], 0
+    if batch:
+        yield batch
+
+
+def _commit(
+    store: Store, spill: IO[bytes], staged: dict[bytes, _Staged], roots: Sequence[Cid]
+) -> tuple[int, int, tuple[Cid, ...]]:
+    """Write the checked blocks: plain blocks in batches, then records, indexes and pins.
+
+    Document operations go last, through :class:`Documents`, which keeps each
+    document's merged state in the same transaction as its operation records.
+    """
+    new_blocks = 0
+    session = os.urandom(files.SESSION_LEN)
+    plain = [item for item in staged.values() if item.kind == "block"]
+    for batch in _batches(plain):
+        payload = [(item.cid, _read_staged(spill, item)) for item in batch]
+
+        def put_batch(txn: WriteTxn, payload: list[tuple[Cid, bytes]] = payload) -> int:
+            _stage(txn, session, (cid for cid, _ in payload))
+            return sum(blocks.put_block(txn, cid, data) for cid, data in payload)
+
+        new_blocks += store.transact(put_batch)
+
+    record_items = [item for item in staged.values() if item.kind == "record"]
+    document_items = [item for item in staged.values() if item.kind == "document"]
+    record_set = {item.cid.bytes for item in (*record_items, *document_items)}
+    pin_roots = [root for root in roots if root.bytes not in record_set]
+
+    def put_records(txn: WriteTxn) -> tuple[int, int]:
+        before = txn.count("blocks")
+        added = 0
+        # Records are read back one at a time, so a bundle of many records never sits
+        # in memory whole. Signatures and schemas were checked while staging.
+        for item in record_items:
+            added += index.put_record(txn, Record.from_block(_read_staged(spill, item)))
+        for root in pin_roots:
+            if blocks.get_pin(txn, root) is None:  # keep the name of an existing pin
+                blocks.pin(txn, root, "import")
+        files.clear_stage(txn, session)
+        return added, txn.count("blocks") - before
+
+    new_records, record_blocks = store.transact(put_records)
+    operations = [Record.from_block(_read_staged(spill, item)) for item in document_items]
+    if operations:
+        with store.read() as txn:
+            known = sum(index.has_record(txn, record.cid) for record in operations)
+        Documents(store).ingest(operations, verify=False)
+        new_records += len(operations) - known
+        record_blocks += len(operations) - known
+    cids = tuple(item.cid for item in (*record_items, *document_items))
+    return new_blocks + record_blocks, new_records, cids
