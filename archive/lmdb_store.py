@@ -217,14 +217,14 @@ class _LmdbWrite(_LmdbRead):
         super().__init__(txn, dbs)
         self.map_full = False
 
-    def put(self, db: str, key: bytes, value: bytes) -> None:
+    def put(self, db: str, key: bytes, value: bytes | bytearray | memoryview) -> None:
         """Set ``key`` to ``value``."""
         handle = self._db(db)
         _check_key(key)
-        if type(value) is not bytes:
+        if not isinstance(value, bytes | bytearray | memoryview):
             raise StoreError(f"store values are bytes, got {type(value).__name__}")
         try:
-            self._txn.put(key, value, db=handle)
+            self._txn.put(key, value, db=handle)  # LMDB copies it into the map
         except lmdb.MapFullError:
             # Remembered, so that the store grows even if ``fn`` swallows the error.
             self.map_full = True
@@ -296,7 +296,9 @@ class LmdbStore:
                 max_readers=_MAX_READERS,
                 lock=True,
                 mode=0o700,
-                readahead=False,  # blocks are read by key, not scanned; keep the cache for them
+                # Keep LMDB's default readahead: with MADV_RANDOM every 4 KiB page of a
+                # chunk costs a page fault, which halved the speed of reading files.
+                readahead=True,
             )
         except lmdb.Error as exc:
             code = getattr(exc, "code", 0)

@@ -89,11 +89,12 @@ class _MemoryWrite(_MemoryRead):
         super().__init__(tables)
         self.undo: list[tuple[str, bytes, object]] = []
 
-    def put(self, db: str, key: bytes, value: bytes) -> None:
+    def put(self, db: str, key: bytes, value: bytes | bytearray | memoryview) -> None:
         _check(db)
         _check_key(key)
-        if type(value) is not bytes:
+        if not isinstance(value, bytes | bytearray | memoryview):
             raise StoreError(f"store values are bytes, got {type(value).__name__}")
+        value = bytes(value)  # a private copy, as the LMDB store makes
         table = self._tables[db]
         self.undo.append((db, key, table.values.get(key, _DELETED)))
         table.put(key, value)

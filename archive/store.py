@@ -74,8 +74,8 @@ class ReadTxn(Protocol):
 class WriteTxn(ReadTxn, Protocol):
     """A snapshot that can also write; it commits when the transaction function returns."""
 
-    def put(self, db: str, key: bytes, value: bytes) -> None:
-        """Set ``key`` to ``value``."""
+    def put(self, db: str, key: bytes, value: bytes | bytearray | memoryview) -> None:
+        """Set ``key`` to ``value`` (any bytes-like value; the store keeps a copy)."""
         ...
 
     def delete(self, db: str, key: bytes) -> bool:

@@ -189,10 +189,21 @@ def test_key_length_limit(store: Store) -> None:
         store.transact(lambda txn: txn.put("pins", b"k" * (MAX_KEY_SIZE + 1), b"v"))
 
 
-@pytest.mark.parametrize("value", ["text", 1, None, bytearray(b"v")])
+@pytest.mark.parametrize("value", ["text", 1, None, [1, 2]])
 def test_non_bytes_values_are_refused(store: Store, value: Any) -> None:
     with pytest.raises(StoreError, match="values are bytes"):
         store.transact(lambda txn: txn.put("pins", b"k", value))
+
+
+def test_bytes_like_values_are_copied(store: Store) -> None:
+    buf = bytearray(b"kiln log")
+    store.transact(lambda txn: txn.put("pins", b"a", buf))
+    store.transact(lambda txn: txn.put("pins", b"b", memoryview(buf)[:4]))
+    buf[:] = b"XXXXXXXX"  # later changes to the buffer do not reach the store
+    with store.read() as txn:
+        assert txn.get("pins", b"a") == b"kiln log"
+        assert txn.get("pins", b"b") == b"kiln"
+        assert type(txn.get("pins", b"a")) is bytes
 
 
 def test_bad_iteration_bounds_are_refused(store: Store) -> None:
