@@ -265,7 +265,10 @@ class _Builder:
         if self.entries:
             self._close_part()
         if len(self.parts) > MAX_ENTRIES:
-            raise ArchiveError("file too large: more than 67 million chunks")
+            raise ArchiveError(
+                f"file too large: more than {MAX_ENTRIES * MAX_ENTRIES} chunks "
+                f"(about {MAX_ENTRIES * MAX_ENTRIES * (CHUNK_AVG + CHUNK_MIN) >> 40} TiB)"
+            )
         return self.parts
 
 
