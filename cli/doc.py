@@ -235,6 +235,16 @@ def blame(app: App, /, cid: Cid) -> None:
     app.emit({"cid": str(cid), "fields": jsonable(fields)}, human)
 
 
+@doc.command("rebuild")
+@click.argument("cid", type=CID)
+@pass_app
+def rebuild(app: App, /, cid: Cid) -> None:
+    """Recompute document CID from its operations and rewrite its cached state and view."""
+    docs = Documents(app.store())
+    docs.rebuild(cid)
+    app.emit({"cid": str(cid), "rebuilt": True}, lambda out: out.print(f"rebuilt {cid}"))
+
+
 @doc.command("ls")
 @pass_app
 def ls(app: App) -> None:

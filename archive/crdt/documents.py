@@ -62,7 +62,7 @@ from craftnet.archive.crdt.ops import (
     op_record,
     parse_op,
 )
-from craftnet.archive.crdt.state import DocState, gc_paused
+from craftnet.archive.crdt.state import DocState, fast_decode, fast_encode, gc_paused
 from craftnet.archive.errors import IntegrityError, RecordError
 from craftnet.archive.hlc import HybridClock, wall_ms
 from craftnet.archive.index import put_record
@@ -245,7 +245,11 @@ class Documents:
         snap_seq = 0
         raw = txn.get("doc_state", doc.bytes)
         if raw is not None:
-            snapshot = codec.decode(raw, max_size=1 << 31)
+            snapshot = fast_decode(raw)
+            if not isinstance(snapshot, dict) or not isinstance(snapshot.get("state"), bytes):
+                raise IntegrityError(
+                    f"the saved state of {doc} is damaged; run 'craftnet doc rebuild {doc}'"
+                )
             state, snap_seq = DocState.decode(snapshot["state"]), snapshot["seq"]
         state = self._replay(txn, doc, state, snap_seq)
         if state is None:
@@ -270,11 +274,8 @@ class Documents:
         return state
 
     def _snapshot(self, txn: WriteTxn, doc: Cid, cached: _Cached) -> None:
-        txn.put(
-            "doc_state",
-            doc.bytes,
-            codec.encode({"seq": cached.seq, "state": cached.state.encode()}),
-        )
+        snapshot = {"seq": cached.seq, "state": cached.state.encode()}
+        txn.put("doc_state", doc.bytes, fast_encode(snapshot))
         cached.snap_seq = cached.seq
 
     def _purge(self) -> None:
@@ -427,12 +428,18 @@ class Documents:
             raw = txn.get("doc_view", doc.bytes)
             if raw is None:
                 self._require(txn, doc)
-                raise IntegrityError(f"document {doc} has no cached view; refold it")
+                raise IntegrityError(
+                    f"document {doc} has no cached view; run 'craftnet doc rebuild {doc}'"
+                )
             return raw
 
     def view(self, doc: Cid) -> dict[str, Any]:
         """What a reader sees: ``{kind, fields, conflicts}``."""
-        value: dict[str, Any] = codec.decode(self.view_bytes(doc), max_size=1 << 31)
+        value = fast_decode(self.view_bytes(doc))
+        if not isinstance(value, dict) or not {"kind", "fields", "conflicts"} <= value.keys():
+            raise IntegrityError(
+                f"the cached view of {doc} is damaged; run 'craftnet doc rebuild {doc}'"
+            )
         return value
 
     def state(self, doc: Cid) -> DocState:
@@ -454,6 +461,22 @@ class Documents:
         if state is None:
             raise UnknownDocument(f"document {doc} has no applied genesis here")
         return state
+
+    def rebuild(self, doc: Cid) -> None:
+        """Recompute ``doc`` from its log and rewrite its cached view and snapshot."""
+        self._purge()
+        self._cache.pop(doc, None)
+        state = self.refold(doc)
+
+        def fn(txn: WriteTxn, ledgers: dict[Cid, _TxnLedger]) -> None:
+            raw = txn.get("docs", doc.bytes)
+            seq = 0 if raw is None else int(codec.decode(raw)["seq"])
+            cached = _Cached(state, seq, 0, True)
+            self._remember(doc, cached)
+            txn.put("doc_view", doc.bytes, state.view_bytes())
+            self._snapshot(txn, doc, cached)
+
+        self._transact(fn)
 
     def checkpoint(self, doc: Cid) -> None:
         """Save a snapshot of the state of ``doc`` now (e.g. before shutting down)."""

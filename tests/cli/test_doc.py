@@ -105,3 +105,11 @@ def test_errors_are_one_line(hub: Invoke) -> None:
     assert result.exit_code == 1 and "no document" in result.stderr
     result = hub("doc", "edit", doc, "--set", "oops")
     assert result.exit_code == 2
+
+
+def test_rebuild(hub: Invoke) -> None:
+    doc = new_raku(hub)
+    before = hub("--json", "doc", "show", doc).stdout
+    result = hub("doc", "rebuild", doc)
+    assert result.exit_code == 0 and "rebuilt" in result.stdout
+    assert hub("--json", "doc", "show", doc).stdout == before

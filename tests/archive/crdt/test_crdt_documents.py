@@ -263,3 +263,21 @@ def test_concurrent_heads_are_kept_for_sync(store: Store) -> None:
     merge = docs.edit(LISBON, doc, lambda bld: bld.add("tags", "c"), clock=clock_at(START_MS + 9))
     assert merge.links == tuple(sorted([a.cid, b.cid]))
     assert docs.heads(doc) == [merge.cid]
+
+
+def test_a_damaged_cache_is_an_integrity_error(store: Store) -> None:
+    from craftnet.archive.errors import IntegrityError
+
+    docs = Documents(store)
+    doc = new_technique(docs)
+    for damaged in (b"\x9f\xff", b"\xa3\x64kind"):
+        store.transact(lambda txn, d=damaged: txn.put("doc_view", doc.bytes, d))
+        with pytest.raises(IntegrityError, match="craftnet doc rebuild"):
+            docs.view(doc)
+    store.transact(lambda txn: txn.put("doc_state", doc.bytes, b"\xa1"))
+    with pytest.raises(IntegrityError, match="craftnet doc rebuild"):
+        Documents(store).state(doc)
+    fresh = Documents(store)
+    fresh.rebuild(doc)
+    assert fresh.view(doc)["fields"]["title"] == "Raku glaze firing"
+    assert Documents(store).state(doc).encode() == fresh.refold(doc).encode()
