@@ -250,12 +250,13 @@ def publish_many(
     raises :class:`SchemaError` and nothing is stored.
     """
     clock = clock or HybridClock()
+    author = key.did  # base58 work; once, not per draft
     records: list[Record] = []
     for rtype, body, links in drafts:
         links = tuple(links)
         schema = schema_for(rtype)
         v = schema.version if schema is not None else 1
-        validate_body(rtype, v, body, links, key.did)
+        validate_body(rtype, v, body, links, author)
         records.append(Record.create(key, rtype, body, links, clock=clock, v=v))
     put_records(store, records)
     return records
