@@ -416,13 +416,15 @@ def counts_by_type(txn: ReadTxn) -> dict[str, int]:
     return counts
 
 
-def linking_records(txn: ReadTxn, cid: Cid) -> list[Cid]:
-    """The records that link ``cid`` (in CID order): its descendants, collections, ..."""
+def linking_records(txn: ReadTxn, cid: Cid, limit: int | None = None) -> list[Cid]:
+    """The records that link ``cid`` (in CID order, at most ``limit``): derivatives, ..."""
     prefix = cid.bytes
-    return [
-        Cid.from_bytes(key[len(prefix) :])
-        for key, _ in txn.iterate("links_rev", prefix, prefix_end(prefix))
-    ]
+    found: list[Cid] = []
+    for key, _ in txn.iterate("links_rev", prefix, prefix_end(prefix)):
+        if limit is not None and len(found) >= limit:
+            break
+        found.append(Cid.from_bytes(key[len(prefix) :]))
+    return found
 
 
 def attestations_about(txn: ReadTxn, did: str) -> list[Cid]:

@@ -29,6 +29,9 @@ from craftnet.archive.store import ReadTxn
 
 DEFAULT_MAX_DEPTH: Final = 16
 DEFAULT_MAX_NODES: Final = 500
+# A popular design may be linked by thousands of collections; look at this many linking
+# records per node at most, so one query stays cheap.
+DEFAULT_MAX_LINKERS: Final = 1000
 MAX_ATTESTATIONS_PER_NODE: Final = 50
 
 NodeStatus = Literal["present", "missing", "not-a-record"]
@@ -173,10 +176,19 @@ def _str_or_none(value: object) -> str | None:
 
 
 class _Walker:
-    def __init__(self, txn: ReadTxn, root: Cid, max_nodes: int, with_attestations: bool) -> None:
+    def __init__(
+        self,
+        txn: ReadTxn,
+        root: Cid,
+        max_nodes: int,
+        max_linkers: int,
+        with_attestations: bool,
+    ) -> None:
         self.txn = txn
         self.graph = ProvenanceGraph(root)
         self.max_nodes = max_nodes
+        self.max_linkers = max_linkers
+        self.linker_cache: dict[Cid, list[Cid]] = {}
         self.with_attestations = with_attestations
         self.records: dict[Cid, Record | None] = {}
         self.author_attestations: dict[str, tuple[AttestationInfo, ...]] = {}
@@ -189,6 +201,17 @@ class _Walker:
             except ArchiveError:
                 self.records[cid] = None  # a damaged record shows as missing; fsck reports it
         return self.records[cid]
+
+    def linkers(self, cid: Cid) -> list[Cid]:
+        """The records linking ``cid``, at most ``max_linkers`` (else the graph is truncated)."""
+        found = self.linker_cache.get(cid)
+        if found is None:
+            found = linking_records(self.txn, cid, limit=self.max_linkers + 1)
+            if len(found) > self.max_linkers:
+                self.graph.truncated = True
+                del found[self.max_linkers :]
+            self.linker_cache[cid] = found
+        return found
 
     def add_node(self, cid: Cid, role: Role, depth: int) -> bool:
         """Add ``cid`` if new and there is room; return whether it was added."""
@@ -224,7 +247,7 @@ class _Walker:
 
     def attestations(self, record: Record) -> tuple[AttestationInfo, ...]:
         found = list(self.about_author(record.author))
-        for cid in linking_records(self.txn, record.cid):
+        for cid in self.linkers(record.cid):
             if len(found) >= 2 * MAX_ATTESTATIONS_PER_NODE:
                 break
             att = self.load(cid)
@@ -271,7 +294,7 @@ class _Walker:
             cid, depth = queue.popleft()
             children = [
                 linker
-                for linker in linking_records(self.txn, cid)
+                for linker in self.linkers(cid)
                 if (child := self.load(linker)) is not None and cid in parents_of(child)
             ]
             if children and depth >= max_depth:
@@ -328,16 +351,17 @@ def provenance(
     *,
     max_depth: int = DEFAULT_MAX_DEPTH,
     max_nodes: int = DEFAULT_MAX_NODES,
+    max_linkers: int = DEFAULT_MAX_LINKERS,
     ancestors: bool = True,
     descendants: bool = True,
     attestations: bool = True,
 ) -> ProvenanceGraph:
     """The derivation graph around record ``cid``; raises :class:`NotFound` if it is not held."""
-    if max_depth < 0 or max_nodes < 1:
-        raise ArchiveError("max_depth must be >= 0 and max_nodes >= 1")
+    if max_depth < 0 or max_nodes < 1 or max_linkers < 0:
+        raise ArchiveError("max_depth and max_linkers must be >= 0 and max_nodes >= 1")
     if not has_record(txn, cid):
         raise NotFound(f"record {cid} is not in this hub's archive")
-    walker = _Walker(txn, cid, max_nodes, attestations)
+    walker = _Walker(txn, cid, max_nodes, max_linkers, attestations)
     walker.add_node(cid, "root", 0)
     if ancestors:
         walker.walk_up(max_depth)

@@ -233,3 +233,16 @@ def test_walks_find_exactly_the_transitive_closures(
         records[i].cid for i in closure(root, children)
     }
     assert not graph.truncated
+
+
+def test_fan_out_is_bounded(store: Store) -> None:
+    stool = design(POTTER, "Neo-Vernacular stool", "MIT", T0)
+    remixes = [
+        design(WEAVER, f"Stool remix {i}", "MIT", T0 + 1 + i, (stool.cid,)) for i in range(5)
+    ]
+    ingest_records(store, [r.block for r in [stool, *remixes]])
+    with store.read() as txn:
+        bounded = provenance(txn, stool.cid, max_linkers=3)
+        full = provenance(txn, stool.cid)
+    assert bounded.truncated and len(bounded.nodes) == 4
+    assert not full.truncated and len(full.nodes) == 6
