@@ -205,6 +205,10 @@ def test_hostile_operations(store: Store) -> None:
         docs.ingest([huge])
     with pytest.raises(InvalidOp, match="not a document record"):
         docs.ingest([b"\xa0"])
+    with pytest.raises(InvalidOp, match="not a document record"):
+        docs.ingest([good.block[:-7]])  # truncated
+    with pytest.raises(InvalidOp, match="is not 'doc' or 'doc-op'"):
+        docs.ingest([Record.create(KYOTO, "technique", {"title": "x"}, ts=pack(START_MS))])
     with store.read() as txn:
         assert txn.count("records") == held
     assert docs.view_bytes(doc) == view
