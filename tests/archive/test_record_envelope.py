@@ -1,4 +1,8 @@
-"""The signed record envelope: create, parse, verify; any tampering is a RecordError."""
+"""The signed record envelope (archive/records.py): create, parse, verify; tamper -> RecordError.
+
+Named test_record_envelope.py, not test_records.py: pytest's rootdir import mode needs test
+file names unique across tests/, and tests/cli/test_records.py has that one.
+"""
 
 from __future__ import annotations
 
