@@ -39,6 +39,7 @@ from craftnet.archive.index import put_record
 from craftnet.archive.recon_index import ITEMS_DB, META_COUNT_KEY, META_DB, ReconIndex, item_key
 from craftnet.archive.records import Record
 from craftnet.archive.store import ReadTxn, Store, WriteTxn
+from craftnet.identity.errors import IdentityError
 from craftnet.node.p2p.net import ByteStream, Gossip, Network, NetworkError
 from craftnet.protocol.engine import SyncEngine
 from craftnet.protocol.errors import ProtocolError
@@ -65,6 +66,7 @@ from craftnet.protocol.events import (
 )
 from craftnet.protocol.framing import FrameDecoder
 from craftnet.protocol.messages import Announce
+from craftnet.protocol.scoring import Verdict
 
 log = logging.getLogger("craftnet.p2p")
 
@@ -75,6 +77,9 @@ PUBLISH_QUEUE: Final = 256
 WATCH_INTERVAL: Final = 0.1
 REANNOUNCE_DELAY: Final = 0.05
 REPAIR_INTERVAL: Final = 10.0
+RELAY_RATE: Final = 8.0  # the engine counts over 20/s from one peer as a flood
+RELAY_BURST: Final = 40.0
+SHUN_INTERVAL: Final = 0.5
 DIAL_MIN: Final = 1.0
 DIAL_MAX: Final = 60.0
 
@@ -106,6 +111,25 @@ class SyncProgress:
     at: float
 
 
+class RelayBudget:
+    """Token buckets per forwarding peer: how many announcements a second we relay."""
+
+    def __init__(self, rate: float = RELAY_RATE, burst: float = RELAY_BURST) -> None:
+        self.rate = rate
+        self.burst = burst
+        self._buckets: dict[PeerId, tuple[float, float]] = {}
+
+    def allow(self, peer: PeerId, now: float) -> bool:
+        """Take one token from ``peer``'s bucket if there is one."""
+        tokens, at = self._buckets.get(peer, (self.burst, now))
+        tokens = min(self.burst, tokens + (now - at) * self.rate)
+        if tokens < 1:
+            self._buckets[peer] = (tokens, now)
+            return False
+        self._buckets[peer] = (tokens - 1, now)
+        return True
+
+
 class Driver:
     """Executes one engine's commands with a network, a gossip topic and a store."""
 
@@ -130,6 +154,7 @@ class Driver:
         self.clock = clock
         self.rng = rng or random.Random()
         self.index = ReconIndex()
+        self.relay_budget = RelayBudget()
         self.links: dict[PeerId, _Link] = {}
         self.banned: dict[PeerId, float] = {}
         self.reconciles: list[SyncProgress] = []
@@ -168,6 +193,7 @@ class Driver:
                 nursery.start_soon(self._watch_local)
                 nursery.start_soon(self._reannouncer)
                 nursery.start_soon(self._repair)
+                nursery.start_soon(self._shun_graylisted)
                 task_status.started()
                 self.kick()
         finally:
@@ -219,6 +245,9 @@ class Driver:
                 if until > self.clock():
                     await trio.sleep(until - self.clock())
                     continue
+                if not self._in_good_standing(peer):
+                    await trio.sleep(DIAL_MAX)
+                    continue
                 link = self.links.get(peer)
                 if link is not None:
                     await link.closed.wait()
@@ -249,7 +278,7 @@ class Driver:
 
     async def _inbound(self, peer: PeerId, stream: ByteStream) -> None:
         now = self.clock()
-        if self.banned.get(peer, 0.0) > now:
+        if self.banned.get(peer, 0.0) > now or not self._in_good_standing(peer):
             await stream.reset()
             return
         if peer not in self.links and len(self.links) >= self.max_peers:
@@ -480,14 +509,33 @@ class Driver:
 
     def _validate(self, forwarder: PeerId, data: bytes) -> bool:
         """GossipSub validator: a whole announcement frame signed by a member."""
-        if self.banned.get(forwarder, 0.0) > self.clock():
+        now = self.clock()
+        if self.banned.get(forwarder, 0.0) > now:
             return False
-        announce = _valid_announcement(data, self.is_member)
+        graylisted = self.engine.scores.verdict(forwarder, now) is not Verdict.OK
+        floods = self.engine.scores.offence_counts(forwarder).get("flood", 0)
+        announce, offence = _check_announcement(data, self.is_member)
         # The engine scores the forwarder for bad ones and wants what good ones name.
         self.handle(GossipReceived(forwarder, data))
-        if announce is not None and forwarder in self.engine.ready_peers():
+        flooding = self.engine.scores.offence_counts(forwarder).get("flood", 0) > floods
+        # The engine drops a graylisted peer's gossip unread; the validator read this one
+        # anyway, so it costs what it would have cost before the graylist.
+        if (
+            announce is None
+            and graylisted
+            and offence is not None
+            and self.engine.scores.penalize(forwarder, offence, now) is Verdict.BAN
+        ):
+            until = self.engine.scores.banned_until(forwarder) or now
+            self.execute([Ban(forwarder, until, f"misbehaved ({offence})")])
+            self.handle(PeerDisconnected(forwarder))
+        if announce is None or flooding or graylisted:
+            return False
+        if forwarder in self.engine.ready_peers():
             self._fill_holes(forwarder, list(announce.records) + list(announce.heads))
-        return announce is not None
+        # Relay (return True) only within a budget below the engine's flood limit: our
+        # neighbours count what we relay as ours, and must not blame us for a flooder.
+        return self.relay_budget.allow(forwarder, now)
 
     def _fill_holes(self, provider: PeerId, cids: list[Cid]) -> None:
         """Records we hold whose files we still lack: ``provider`` announced it holds all."""
@@ -515,6 +563,26 @@ class Driver:
                 del self._reannounce[cid]
             if done:
                 self.handle(RecordsAdded(tuple(sorted(done))))
+
+    def _in_good_standing(self, peer: PeerId) -> bool:
+        return self.engine.scores.verdict(peer, self.clock()) is Verdict.OK
+
+    async def _shun_graylisted(self) -> None:
+        # The engine ignores a peer below the graylist threshold; we also hang up on it
+        # and decline its streams until its score has recovered (it decays back).
+        while True:
+            await trio.sleep(SHUN_INTERVAL)
+            for peer, link in list(self.links.items()):
+                if not self._in_good_standing(peer):
+                    log.warning(
+                        "disconnecting %s: score %.1f is below the graylist",
+                        peer,
+                        self.engine.scores.score(peer, self.clock()),
+                    )
+                    self._drop(link)
+                    self.handle(PeerDisconnected(peer))
+                    if self._nursery is not None:
+                        self._nursery.start_soon(self.network.hang_up, peer)
 
     async def _repair(self) -> None:
         # A record fetched from a hub that did not have its files yet, and nobody who
@@ -662,16 +730,25 @@ def _links(value: Any, out: list[Cid], depth: int = 0) -> None:
             _links(item, out, depth + 1)
 
 
-def _valid_announcement(data: bytes, is_member: Callable[[str], bool]) -> Announce | None:
+def _check_announcement(
+    data: bytes, is_member: Callable[[str], bool]
+) -> tuple[Announce | None, str | None]:
+    """``(announcement, None)`` if ``data`` is one signed by a member, else
+    ``(None, offence)``."""
     decoder = FrameDecoder(64 * 1024)
     try:
         decoder.receive_data(data)
         message = decoder.next_message()
-        if message is None or decoder.buffered or not isinstance(message, Announce):
-            return None
+    except ProtocolError:
+        return None, "malformed_frame"
+    if message is None or decoder.buffered:
+        return None, "malformed_frame"
+    if not isinstance(message, Announce):
+        return None, "protocol_violation"
+    try:
         message.verify()
-    except (ProtocolError, ArchiveError):
-        return None
-    except Exception:  # identity errors and anything a hostile frame provokes
-        return None
-    return message if is_member(message.did) else None
+    except IdentityError:
+        return None, "invalid_signature"
+    if not is_member(message.did):
+        return None, "not_member"
+    return message, None

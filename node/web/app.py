@@ -81,6 +81,9 @@ async def guard(request: web.Request, handler: api.Handler) -> web.StreamRespons
         response = _error_response(
             request, ApiError(500, "internal", "internal error; the hub's log has the details")
         )
+    if response.status >= 400 and not request.content.at_eof():
+        # The body was refused unread (too large, no token): do not keep reading it.
+        response.force_close()
     if not _is_api(request) or response.content_type == "text/html":
         response.headers.setdefault("Content-Security-Policy", PAGE_CSP)
     response.headers.setdefault("X-Content-Type-Options", "nosniff")

@@ -13,11 +13,13 @@ import re
 import tempfile
 from collections import OrderedDict
 from collections.abc import Iterator
-from typing import Any, Final
+from typing import Any, BinaryIO, Final, cast
 
 from aiohttp import web
 
+from craftnet.archive import files
 from craftnet.archive.cid import Cid
+from craftnet.archive.errors import IntegrityError, NotFound
 from craftnet.archive.store import Store
 from craftnet.node.web.errors import ApiError, bad_request
 from craftnet.node.web.http import context, parse_cid, query_str, require_read, require_write
@@ -78,38 +80,38 @@ def check_file_name(name: str | None) -> str:
     return name
 
 
-# -- the archive side (kept here so the HTTP code does not care how files are chunked) --
-
-
-def _files() -> Any:
-    from craftnet.archive import files
-
-    return files
+# -- the archive side ------------------------------------------------------------------
 
 
 def file_meta(store: Store, cid: Cid) -> dict[str, Any]:
-    """``{cid, name, size}`` of a stored file; raises NotFound."""
-    info = _files().file_info(store, cid)
-    name = getattr(info, "name", None)
-    size = int(info.size)
-    return {"cid": str(cid), "name": name, "size": size, "content_type": content_type(name)}
+    """``{cid, name, size, content_type}`` of a stored file; raises NotFound."""
+    info = files.file_info(store, cid)
+    ctype = content_type(info.name)
+    if ctype == "application/octet-stream" and info.media_type != files.DEFAULT_MEDIA_TYPE:
+        ctype = info.media_type
+    return {"cid": str(cid), "name": info.name, "size": info.size, "content_type": ctype}
 
 
 def iter_range(store: Store, cid: Cid, start: int, end: int) -> Iterator[bytes]:
-    """The bytes ``start..end`` (inclusive) of a file, chunk by chunk."""
-    files = _files()
-    reader = getattr(files, "iter_range", None)
-    if reader is not None:
-        yield from reader(store, cid, start, end + 1)
+    """The bytes ``start..end`` (inclusive) of a file, chunk by chunk, each chunk checked
+    against its CID; chunks before ``start`` are skipped without being read."""
+    info = files.file_info(store, cid)
+    if start == 0 and end >= info.size - 1:
+        yield from files.iter_file(store, cid)
         return
     position = 0
-    for chunk in files.iter_file(store, cid):
-        chunk_end = position + len(chunk)
+    for ref in files.iter_chunk_refs(store, info):
+        chunk_end = position + ref.size
         if chunk_end > start:
+            with store.read() as txn:
+                data = txn.get("blocks", ref.cid.bytes)
+            if data is None:
+                raise NotFound(f"chunk {ref.cid} of file {cid} is not on this hub")
+            if len(data) != ref.size or not ref.cid.verify(data):
+                raise IntegrityError(f"chunk {ref.cid} of file {cid} is damaged")
             lo = max(0, start - position)
-            hi = min(len(chunk), end + 1 - position)
-            if lo < hi:
-                yield bytes(chunk[lo:hi])
+            hi = min(ref.size, end + 1 - position)
+            yield data[lo:hi]
         position = chunk_end
         if position > end:
             return
@@ -141,7 +143,13 @@ async def upload(request: web.Request) -> web.Response:
         spool.seek(0)
         loop = asyncio.get_running_loop()
         result = await loop.run_in_executor(
-            None, lambda: _files().add_file(ctx.store, spool, name=name)
+            None,
+            lambda: files.add_file(
+                ctx.store,
+                cast(BinaryIO, spool),
+                name=name,
+                media_type=content_type(name).split(";")[0],
+            ),
         )
     cid: Cid = result.cid
     return web.json_response(

@@ -28,7 +28,9 @@ async def serve_until_stopped(
         with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
             loop.add_signal_handler(sig, stop.set)
     ctx.search.catch_up()
-    runner = web.AppRunner(create_app(ctx), access_log=None, handle_signals=False)
+    runner = web.AppRunner(
+        create_app(ctx), access_log=None, handle_signals=False, shutdown_timeout=5.0
+    )
     await runner.setup()
     try:
         site = web.TCPSite(runner, host, port, reuse_address=True)
