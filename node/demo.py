@@ -240,15 +240,15 @@ def seed(store: Store, keystore: Keystore) -> DemoArchive:
         "joinery",
         "lin",
         "technique",
-        title="Tecnica de encaixe cortada a laser para bancos neovernaculares",
+        title="Técnica de encaixe cortada a laser para bancos neovernaculares",
         summary="Encaixes sem cola, cortados a laser em contraplacado, inspirados na "
-        "carpintaria tradicional: Neo-Vernacular Design para oficinas comunitarias.",
+        "carpintaria tradicional: Neo-Vernacular Design para oficinas comunitárias.",
         tradition="Neo-Vernacular Design",
         region="Porto",
         language="pt",
         materials=["plywood"],
         tools=["laser cutter"],
-        steps=["Corte as pecas.", "Encaixe sem cola e lixe as arestas."],
+        steps=["Corte as peças.", "Encaixe sem cola e lixe as arestas."],
         licence="CC-BY-4.0",
     )
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 from html import escape
 from typing import Any, Final
 
-BOX_W: Final = 220
+BOX_W: Final = 260
 BOX_H: Final = 74
 GAP_X: Final = 40
 GAP_Y: Final = 70
@@ -45,13 +45,14 @@ def render_svg(graph: dict[str, Any], names: dict[str, str] | None = None) -> st
         rows.setdefault(_row(node), []).append(node)
     ordered = sorted(rows)
     widest = max(len(row) for row in rows.values())
-    width = MARGIN * 2 + widest * BOX_W + (widest - 1) * GAP_X
+    # Room on the right for an edge's "licence conflict" label.
+    width = MARGIN * 2 + widest * BOX_W + (widest - 1) * GAP_X + 130
     height = MARGIN * 2 + len(ordered) * BOX_H + (len(ordered) - 1) * GAP_Y
     where: dict[str, tuple[float, float]] = {}
     for r, key in enumerate(ordered):
         row = sorted(rows[key], key=lambda n: n["cid"])
         row_w = len(row) * BOX_W + (len(row) - 1) * GAP_X
-        x0 = (width - row_w) / 2
+        x0 = (width - 130 - row_w) / 2
         for i, node in enumerate(row):
             where[node["cid"]] = (x0 + i * (BOX_W + GAP_X), MARGIN + r * (BOX_H + GAP_Y))
     conflicts = {
@@ -113,7 +114,7 @@ def render_svg(graph: dict[str, Any], names: dict[str, str] | None = None) -> st
             f'<rect x="{x:.0f}" y="{y:.0f}" width="{BOX_W}" height="{BOX_H}" rx="8" '
             f'fill="{fill}" stroke="{stroke}" stroke-width="{3 if root else 1.5}"/>'
             f'<text x="{x + 10:.0f}" y="{y + 22:.0f}" font-size="14" font-weight="bold" '
-            f'fill="#1a1a1a">{escape(_clip(title, 26))}</text>'
+            f'fill="#1a1a1a">{escape(_clip(title, 28))}</text>'
             f'<text x="{x + 10:.0f}" y="{y + 41:.0f}" font-size="12" fill="#333">'
             f"by {escape(_clip(author, 28))}</text>"
             f'<text x="{x + 10:.0f}" y="{y + 60:.0f}" font-size="12" fill="#333">'

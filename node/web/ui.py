@@ -79,7 +79,8 @@ def page(request: web.Request, title: str, body: str, *, status: int = 200) -> w
     ctx = context(request)
     logged_in = _logged_in(request)
     account = (
-        '<a href="/keys">Artisans</a> <button type="button" class="linkish" id="logout">Log out</button>'
+        '<a href="/keys">Artisans</a></li><li>'
+        '<button type="button" class="linkish" id="logout">Log out</button>'
         if logged_in
         else '<a href="/login">Log in</a>'
     )
