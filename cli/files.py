@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -56,7 +57,8 @@ def cat(app: App, cid: Cid) -> None:
     """Write a file's bytes to stdout (binary-safe; redirect it to a file)."""
     from craftnet.archive import files
 
-    out = click.get_binary_stream("stdout")
+    sys.stdout.flush()
+    out = sys.stdout.buffer
     for chunk in files.iter_file(app.store(), cid):
         out.write(chunk)
     out.flush()

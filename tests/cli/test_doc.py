@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
 
-from conftest import Invoke
+from click.testing import Result
 
 from craftnet.archive.cid import Cid
 from craftnet.archive.crdt.documents import Documents
@@ -13,6 +14,10 @@ from craftnet.archive.crdt.edit import ChangeBuilder
 from craftnet.archive.crdt.ops import op_record
 from craftnet.archive.lmdb_store import LmdbStore
 from craftnet.identity.keys import PrivateKey
+
+# Spelled out here: `from conftest import ...` finds whichever conftest.py comes first
+# on sys.path (tests/archive/ has one too) and breaks collection of the whole suite.
+Invoke = Callable[..., Result]
 
 KYOTO = PrivateKey.from_seed(b"kyoto-raku".ljust(32, b"\0"))
 
