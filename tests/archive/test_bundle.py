@@ -7,6 +7,7 @@ entries in every database, and a store that still verifies.
 from __future__ import annotations
 
 import io
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -22,6 +23,7 @@ from craftnet.archive.car import decode_varint, encode_varint, write_header, wri
 from craftnet.archive.cid import DAG_CBOR, RAW, Cid
 from craftnet.archive.crdt.documents import Documents
 from craftnet.archive.errors import BundleError, NotFound
+from craftnet.archive.gc import collect_garbage
 from craftnet.archive.hlc import HybridClock
 from craftnet.archive.lmdb_store import LmdbStore
 from craftnet.archive.memory_store import MemoryStore
@@ -230,6 +232,33 @@ def test_output_is_readable_with_plain_cbor2_and_blake3(source: Archive) -> None
     assert seen_codecs == {0x71, 0x55}
 
 
+def test_an_import_cut_before_its_final_transaction_leaves_only_collectable_blocks(
+    source: Archive, target: LmdbStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    raw = export_bytes(source.store)
+
+    def power_cut(*args: object) -> bool:
+        raise OSError("power cut")
+
+    monkeypatch.setattr(index, "put_record", power_cut)
+    with pytest.raises(OSError, match="power cut"):
+        do_import(target, raw)
+    monkeypatch.undo()
+    after = counts(target)
+    assert after["records"] == 0 and after["pins"] == 0
+    assert after["blocks"] > 0 and after["staging"] > 0  # chunks, staged
+    assert_verifies(target)
+    # A collection while the stage is fresh keeps the chunks (the import may resume)...
+    assert collect_garbage(target).removed == 0
+    # ...and once the stage is stale, removes every one of them.
+    day_later = int(time.time()) + 2 * 24 * 3600
+    assert collect_garbage(target, now=day_later).removed == after["blocks"]
+    assert counts(target) == {db: 0 for db in DATABASES} | {"meta": after["meta"]}
+    # Importing again completes the job.
+    assert do_import(target, raw).new_records == 3
+    assert_verifies(target)
+
+
 # --- hostile bundles -------------------------------------------------------------------
 
 
@@ -306,7 +335,7 @@ def test_a_file_whose_chunks_did_not_arrive_is_refused(
 
 
 def test_wrong_cid(good_bundle: bytes, busy_target: LmdbStore) -> None:
-    start, data_start, end = section_spans(good_bundle)[1]
+    _, data_start, _ = section_spans(good_bundle)[1]
     other = Cid.of(b"Adopt-a-Workshop", RAW).bytes
     raw = good_bundle[: data_start - 36] + other + good_bundle[data_start:]
     assert_refused(busy_target, raw, r"block #1 .*do not hash")
