@@ -118,9 +118,24 @@ def test_corrupted_car(hub: Path, tmp_path: Path) -> None:
     assert_one_line_error(run(hub, "import", str(bundle)), 1)
 
 
-def test_not_initialised(tmp_path: Path) -> None:
-    err = assert_one_line_error(run(tmp_path / "nowhere", "ls"), 1)
+@pytest.mark.parametrize(
+    "args", [["ls"], ["id"], ["id", "rotate"], ["verify"], ["gc"], ["show", GOOD_CID]]
+)
+def test_not_initialised(tmp_path: Path, args: list[str]) -> None:
+    err = assert_one_line_error(run(tmp_path / "nowhere", *args), 1)
     assert "craftnet init" in err
+
+
+def test_init_on_a_file(tmp_path: Path) -> None:
+    home = tmp_path / "not-a-folder"
+    home.write_text("Rustic Futurism")
+    err = assert_one_line_error(run(home, "init", "--no-passphrase"), 2)
+    assert str(home) in err
+
+
+def test_init_without_a_passphrase_source(tmp_path: Path) -> None:
+    err = assert_one_line_error(run(tmp_path / "hub", "init"), 1)
+    assert "--no-passphrase" in err
 
 
 def test_cat_is_binary_safe(hub: Path, tmp_path: Path) -> None:
