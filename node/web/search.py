@@ -193,6 +193,7 @@ class SearchIndex:
         self._cache_size = cache_size
         self._cache_lock = threading.Lock()
         self._generation = 0
+        self._facet_cache: dict[tuple[str, str, int], dict[str, int]] = {}
         self._create()
         self._seen_count = self._count_seen()
 
@@ -323,6 +324,7 @@ class SearchIndex:
                 with self._cache_lock:
                     self._generation += 1
                     self._cache.clear()
+                    self._facet_cache.clear()
         except BaseException:
             self.db.execute("ROLLBACK")
             self._seen_count = self._count_seen()
@@ -522,8 +524,14 @@ class SearchIndex:
         return cids, cursor
 
     def facet_values(self, facet: str, limit: int = 50) -> dict[str, int]:
-        """The most common values of one facet over the whole index."""
-        return {
+        """The most common values of one facet over the whole index (cached like searches)."""
+        key = ("facet-values", facet, limit)
+        with self._cache_lock:
+            cached = self._facet_cache.get(key)
+            generation = self._generation
+        if cached is not None:
+            return dict(cached)
+        values = {
             value: count
             for value, count in self._reader().execute(
                 "SELECT value, count(*) FROM facets WHERE facet=? GROUP BY value "
@@ -531,3 +539,7 @@ class SearchIndex:
                 (facet, limit),
             )
         }
+        with self._cache_lock:
+            if generation == self._generation:
+                self._facet_cache[key] = values
+        return dict(values)

@@ -5,7 +5,9 @@ authors, tags and materials) is written to a real LMDB store and indexed for sea
 the hub then runs in its own process, and a load generator in this process keeps 16
 clients busy over loopback. Measured in the same run:
 
-* search (``/api/v1/search?q=...`` with varied one- and two-word queries): p50, p99;
+* search (``/api/v1/search?q=...``; half the queries a common craft word, half one or
+  two rare words): p50, p99 as the hub runs (answers cached until the index changes),
+  for the common words alone, and again with the result cache off;
 * the record page (``/records/{cid}``, HTML) and the record API (``/api/v1/records/{cid}``): p50;
 * the ceiling: plain aiohttp in its own process answering a static 1 KiB response;
 * file download: a 64 MiB design file from the hub vs aiohttp's ``FileResponse`` sending
