@@ -198,17 +198,29 @@ class _Hasher(_Stage):
 
 
 class _Writer(_Stage):
-    """Hashes chunks and stores them in batches, one durable transaction each."""
+    """Hashes chunks and gathers them into batches for the committer."""
 
     def __init__(self, store: Store, session: bytes) -> None:
         super().__init__("craftnet-file-writer", depth=2)
-        self.store = store
-        self.session = session
+        self.committer = _Committer(store, session)
         # Chunks are views into the pieces, which stay alive until their batch commits.
         self.batch: list[tuple[bytes, bytes | memoryview]] = []
         self.batch_bytes = 0
         self.limit = BATCH_BYTES
         self.builder = _Builder(self._add)
+
+    def start(self) -> None:
+        self.committer.start()
+        super().start()
+
+    def run(self) -> None:
+        try:
+            super().run()
+        finally:
+            self.committer.hand(None)
+            self.committer.join()
+            if self.error is None:
+                self.error = self.committer.error
 
     def handle(self, piece: _Piece) -> None:
         view = piece.data
@@ -232,10 +244,49 @@ class _Writer(_Stage):
 
     def _flush(self) -> None:
         batch = self.batch
-        if not batch:
-            return
-        self.batch, self.batch_bytes = [], 0
+        if batch:
+            self.batch, self.batch_bytes = [], 0
+            self.committer.hand(batch)
 
+
+_Batch = list[tuple[bytes, bytes | memoryview]]
+
+
+class _Committer(threading.Thread):
+    """Commits batches of chunks, so that an fsync overlaps hashing the next batch.
+
+    It takes a batch only when idle: one batch commits while the next is gathered,
+    which bounds memory to two batches.
+    """
+
+    def __init__(self, store: Store, session: bytes) -> None:
+        super().__init__(name="craftnet-file-commit", daemon=True)
+        self.store = store
+        self.session = session
+        self.idle = threading.Semaphore(1)
+        self.inbox: queue.Queue[_Batch | None] = queue.Queue()
+        self.error: BaseException | None = None
+
+    def hand(self, batch: _Batch | None) -> None:
+        if batch is not None:
+            self.idle.acquire()
+            if self.error is not None:
+                self.idle.release()
+                raise self.error
+        self.inbox.put(batch)
+
+    def run(self) -> None:
+        while (batch := self.inbox.get()) is not None:
+            try:
+                if self.error is None:
+                    self._commit(batch)
+            except BaseException as exc:
+                self.error = exc
+            finally:
+                del batch
+                self.idle.release()
+
+    def _commit(self, batch: _Batch) -> None:
         def fn(txn: WriteTxn) -> None:
             for key, data in batch:
                 if not txn.has("blocks", key):
