@@ -76,6 +76,13 @@ for module in (keys, files, records, bundles, maintenance, serve):
     for command in module.COMMANDS:
         cli.add_command(command)
 
+# The alliance and network commands (issue 4's networking part).
+for module_name in ("craftnet.cli.alliance", "craftnet.cli.net"):
+    for command in importlib.import_module(module_name).COMMANDS:
+        cli.add_command(command)
+
+cli.add_command(importlib.import_module("craftnet.cli.sim").sim)  # simnet (issue 6)
+
 if importlib.util.find_spec("craftnet.cli.doc") is not None:
     # The CRDT documents' command group lives in its own module, owned with the CRDTs.
     cli.add_command(importlib.import_module("craftnet.cli.doc").doc)

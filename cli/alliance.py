@@ -1,0 +1,161 @@
+"""``craftnet alliance``: found an alliance, invite hubs, join one, revoke a member.
+
+The alliance's records (genesis, certificates, revocations) are ordinary signed records
+in the archive and travel like any other; ``network.toml`` remembers which alliance
+this hub belongs to. See docs/alliance.md.
+"""
+
+from __future__ import annotations
+
+import click
+from rich.console import Console
+
+from craftnet.cli.context import App, pass_app
+from craftnet.errors import CraftnetError
+
+
+def _alliance_id(app: App) -> str:
+    from craftnet.node.p2p.settings import load_settings
+
+    settings = load_settings(app.home)
+    if not settings.alliance:
+        raise CraftnetError(
+            "this hub belongs to no alliance yet: 'craftnet alliance create NAME' founds one, "
+            "'craftnet alliance join TOKEN' joins one"
+        )
+    return settings.alliance
+
+
+def _remember(app: App, alliance: str) -> None:
+    from dataclasses import replace
+
+    from craftnet.node.p2p.settings import load_settings, save_settings
+
+    settings = load_settings(app.home)
+    if settings.alliance and settings.alliance != alliance:
+        raise CraftnetError(
+            f"this hub already belongs to alliance {settings.alliance}; a hub belongs to one "
+            "alliance (edit network.toml to leave it)"
+        )
+    save_settings(app.home, replace(settings, alliance=alliance))
+
+
+@click.group()
+def alliance() -> None:
+    """Found, join and administer this hub's alliance."""
+
+
+@alliance.command()
+@click.argument("name")
+@click.option("--founder", "founders", multiple=True, metavar="DID",
+              help="Another founding hub's did:key (repeatable).")
+@click.option("--max-cert-days", type=click.IntRange(1, 3650), default=365, show_default=True,
+              help="Longest membership a certificate may grant.")
+@click.option("--rules", default=None, help="The alliance's rules, in words, for people.")
+@pass_app
+def create(app: App, name: str, founders: tuple[str, ...], max_cert_days: int,
+           rules: str | None) -> None:
+    """Found an alliance: publish its genesis record, signed by this hub."""
+    from craftnet.node.p2p.alliance import create_alliance
+
+    key = app.hub_key()
+    record = create_alliance(app.store(), key, name, founders, max_cert_days=max_cert_days,
+                             rules=rules)
+    _remember(app, str(record.cid))
+    app.emit(
+        {"alliance": str(record.cid), "name": name, "founders": record.body["founders"]},
+        lambda out: out.print(f"founded {name!r}: alliance id {record.cid}"),
+    )
+
+
+@alliance.command()
+@click.argument("did")
+@click.option("--days", type=click.IntRange(1, 3650), default=365, show_default=True,
+              help="How long the membership lasts.")
+@click.option("--name", default=None, help="The invited hub's name, e.g. 'Oaxaca makerspace'.")
+@pass_app
+def invite(app: App, did: str, days: int, name: str | None) -> None:
+    """Admit the hub DID: print a token for it to 'craftnet alliance join'."""
+    from craftnet.archive.cid import Cid
+    from craftnet.archive.index import get_record
+    from craftnet.node.p2p.alliance import issue_certificate, make_token
+
+    alliance_id = _alliance_id(app)
+    store = app.store()
+    cert = issue_certificate(store, app.hub_key(), alliance_id, did, days=days, name=name)
+    with store.read() as txn:
+        genesis = get_record(txn, Cid.parse(alliance_id))
+    token = make_token(genesis, cert)
+    app.emit({"token": token, "member": did, "certificate": str(cert.cid)},
+             lambda out: click.echo(token))
+
+
+@alliance.command()
+@click.argument("token")
+@pass_app
+def join(app: App, token: str) -> None:
+    """Join the alliance a member hub invited this hub to with TOKEN."""
+    from craftnet.node.p2p.alliance import accept_token
+
+    key = app.hub_key()
+    genesis = accept_token(app.store(), token, key.did)
+    _remember(app, genesis.alliance)
+    app.emit(
+        {"alliance": genesis.alliance, "name": genesis.name},
+        lambda out: out.print(
+            f"joined {genesis.name!r} ({genesis.alliance}); add a member hub's address to "
+            "'bootstrap' in network.toml or pass --bootstrap to 'craftnet serve'"
+        ),
+    )
+
+
+@alliance.command()
+@click.argument("did")
+@click.option("--reason", default="", help="Why, for the other hubs to read.")
+@pass_app
+def revoke(app: App, did: str, reason: str) -> None:
+    """End the membership of the hub DID (it spreads to every hub like any record)."""
+    from craftnet.node.p2p.alliance import revoke_member
+
+    record = revoke_member(app.store(), app.hub_key(), _alliance_id(app), did, reason)
+    app.emit({"revocation": str(record.cid), "member": did},
+             lambda out: out.print(f"revoked {did} ({record.cid})"))
+
+
+@alliance.command()
+@pass_app
+def show(app: App) -> None:
+    """The alliance: its name, id, founders and current members."""
+    from craftnet.archive.hlc import wall_ms
+    from craftnet.node.hub import hlc_now
+    from craftnet.node.p2p.alliance import load_membership
+
+    alliance_id = _alliance_id(app)
+    membership = load_membership(app.store(), alliance_id)
+    now = hlc_now()
+    members = []
+    for did in membership.members(now):
+        expiry = membership.expiry(did, now)
+        members.append({
+            "did": did,
+            "founder": did in membership.genesis.founders,
+            "expires_ms": None if expiry is None else wall_ms(expiry),
+        })
+    data = {"alliance": alliance_id, "name": membership.genesis.name, "members": members}
+
+    def human(out: Console) -> None:
+        import datetime
+
+        out.print(f"{membership.genesis.name}  ({alliance_id})")
+        for m in members:
+            if m["founder"]:
+                label = "founder"
+            else:
+                when = datetime.datetime.fromtimestamp(m["expires_ms"] / 1000, datetime.UTC)
+                label = f"until {when:%Y-%m-%d}"
+            out.print(f"  {m['did']}  {label}")
+
+    app.emit(data, human)
+
+
+COMMANDS = [alliance]

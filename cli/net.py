@@ -1,0 +1,149 @@
+"""``craftnet peers`` and ``craftnet sync ADDR``: the hub's network, from the terminal.
+
+``peers`` asks the running hub (``craftnet serve``) over its HTTP API. ``sync`` starts
+the networking part for one reconcile with the hub at ADDR, shows its progress, and
+stops once everything the reconcile found missing is stored (or nothing moves for a
+while); it works whether or not ``craftnet serve`` runs (LMDB is multi-process).
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+import urllib.error
+import urllib.request
+from dataclasses import replace
+from typing import Any
+
+import click
+from rich.console import Console
+
+from craftnet.cli.context import App, pass_app
+from craftnet.errors import CraftnetError
+
+
+@click.command()
+@pass_app
+def peers(app: App) -> None:
+    """The hubs the running node is connected to, and how syncing goes."""
+    from craftnet.node.config import load_config
+
+    app.require_home()
+    config = load_config(app.home)
+    host = "127.0.0.1" if config.http_host in ("0.0.0.0", "::") else config.http_host
+    url = f"http://{host}:{config.http_port}/api/v1/peers"
+    try:
+        with urllib.request.urlopen(url, timeout=5) as answer:
+            status: dict[str, Any] = json.load(answer)
+    except (urllib.error.URLError, OSError, ValueError) as exc:
+        raise CraftnetError(
+            f"the hub does not answer at {url} ({exc}); start it with 'craftnet serve'"
+        ) from exc
+
+    def human(out: Console) -> None:
+        out.print(f"{status.get('state')}: {status.get('message', '')}")
+        details = status.get("peer_details")
+        if details:
+            for p in details:
+                out.print(f"  {p['peer']}  {p['did'] or '?'}  {p['state']} ({p['direction']}) "
+                          f"score {p['score']}  in {p['bytes_in']} B  out {p['bytes_out']} B")
+        else:
+            for line in status.get("peers", []):
+                out.print(f"  {line}")
+        sync = status.get("sync")
+        if sync:
+            out.print(f"wanted blocks: {sync.get('wanted_blocks')}, "
+                      f"stored this run: {sync.get('stored_records')} records, "
+                      f"{sync.get('stored_blocks')} blocks")
+
+    app.emit(status, human)
+
+
+@click.command()
+@click.argument("addr")
+@click.option("--timeout", type=click.FloatRange(1, 86400), default=600.0, show_default=True,
+              help="Give up after this many seconds.")
+@click.option("--idle", type=click.FloatRange(1, 3600), default=30.0, show_default=True,
+              help="Stop when nothing arrived for this many seconds.")
+@pass_app
+def sync(app: App, addr: str, timeout: float, idle: float) -> None:
+    """Reconcile once with the hub at ADDR (/ip4/.../tcp/.../p2p/12D3Koo...) and fetch."""
+    import trio
+
+    from craftnet.node.hub import Hub
+    from craftnet.node.p2p.settings import load_settings
+
+    # Only ADDR: no listening beyond loopback, no bootstrap hubs, no mDNS.
+    settings = replace(load_settings(app.home), listen=("/ip4/127.0.0.1/tcp/0",),
+                       bootstrap=(), mdns=False)
+    hub = Hub(app.home, app.store(), app.hub_key(), settings)
+    result: dict[str, Any] = {}
+    show = not app.as_json and sys.stderr.isatty()
+
+    async def main() -> None:
+        async with trio.open_nursery() as nursery:
+            await nursery.start(lambda task_status: hub.run(task_status=task_status))
+            driver = hub.driver
+            peer = await driver.connect_once(addr)
+            start = last_change = time.monotonic()
+            last_seen = (-1, -1)
+            while True:
+                await trio.sleep(0.25)
+                now = time.monotonic()
+                done = [r for r in driver.reconciles if r.peer == peer]
+                seen = (driver.stored_blocks, driver.wanted())
+                if seen != last_seen:
+                    last_seen, last_change = seen, now
+                if show:
+                    click.echo(
+                        f"\r{'reconciled' if done else 'reconciling'}: "
+                        f"{driver.stored_records} records, {driver.stored_blocks} blocks "
+                        f"stored, {driver.wanted()} wanted   ",
+                        err=True, nl=False,
+                    )
+                if done and driver.wanted() == 0:
+                    break
+                if now - start > timeout or now - last_change > idle:
+                    result["incomplete"] = True
+                    break
+                if peer not in driver.links and now - start > 5:
+                    result["incomplete"] = True
+                    result["reason"] = "the peer closed the connection (is it in our alliance?)"
+                    break
+            if show:
+                click.echo("", err=True)
+            last = [r for r in driver.reconciles if r.peer == peer]
+            result.update({
+                "peer": peer,
+                "records_stored": driver.stored_records,
+                "blocks_stored": driver.stored_blocks,
+                "still_wanted": driver.wanted(),
+                "reconcile": None if not last else {
+                    "we_lacked": last[-1].we_lacked,
+                    "they_lacked": last[-1].they_lacked,
+                    "round_trips": last[-1].round_trips,
+                    "bytes": last[-1].bytes_sent + last[-1].bytes_received,
+                },
+            })
+            nursery.cancel_scope.cancel()
+
+    trio.run(main)
+
+    def human(out: Console) -> None:
+        rec = result.get("reconcile")
+        if rec:
+            out.print(f"reconciled with {result['peer']} in {rec['round_trips']} round trips "
+                      f"({rec['bytes']} bytes): we lacked {rec['we_lacked']}, "
+                      f"they lacked {rec['they_lacked']}")
+        out.print(f"stored {result['records_stored']} records, {result['blocks_stored']} blocks; "
+                  f"{result['still_wanted']} still wanted")
+        if result.get("incomplete"):
+            out.print(f"[yellow]stopped early[/yellow]: {result.get('reason', 'no progress')}")
+
+    app.emit(result, human)
+    if result.get("incomplete"):
+        raise click.exceptions.Exit(1)
+
+
+COMMANDS = [peers, sync]

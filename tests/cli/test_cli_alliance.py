@@ -1,0 +1,107 @@
+"""``craftnet alliance create / invite / join / revoke / show`` and ``craftnet sync``
+between two real hubs (two homes, libp2p on 127.0.0.1)."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from click.testing import CliRunner
+
+from craftnet.cli.main import cli
+
+
+def run(home: Path, *args: str) -> tuple[int, str, str]:
+    result = CliRunner().invoke(cli, ["--home", str(home), *args], catch_exceptions=False)
+    return result.exit_code, result.stdout, result.stderr
+
+
+def init(home: Path) -> str:
+    code, _, err = run(home, "init", "--no-passphrase")
+    assert code == 0, err
+    code, out, err = run(home, "--json", "id")
+    assert code == 0, err
+    return str(json.loads(out)["did"])
+
+
+def test_found_invite_join_show_and_revoke(tmp_path: Path) -> None:
+    founder, newcomer = tmp_path / "lisbon", tmp_path / "oaxaca"
+    init(founder)
+    newcomer_did = init(newcomer)
+
+    code, out, err = run(founder, "--json", "alliance", "create",
+                         "Global Micro-manufacturing Alliance", "--max-cert-days", "400")
+    assert code == 0, err
+    alliance = json.loads(out)["alliance"]
+    assert f'alliance = "{alliance}"' in (founder / "network.toml").read_text()
+
+    code, token, err = run(founder, "alliance", "invite", newcomer_did, "--days", "90",
+                           "--name", "Oaxaca makerspace")
+    assert code == 0, err
+    code, out, err = run(newcomer, "alliance", "join", token.strip())
+    assert code == 0, err
+    assert "joined 'Global Micro-manufacturing Alliance'" in out
+
+    code, out, err = run(newcomer, "--json", "alliance", "show")
+    assert code == 0, err
+    shown = json.loads(out)
+    assert newcomer_did in [m["did"] for m in shown["members"]]
+
+    code, out, err = run(founder, "alliance", "revoke", newcomer_did, "--reason", "closed")
+    assert code == 0, err
+    code, out, err = run(founder, "--json", "alliance", "show")
+    assert newcomer_did not in [m["did"] for m in json.loads(out)["members"]]
+
+
+def test_mistakes_get_one_line_answers(tmp_path: Path) -> None:
+    home = tmp_path / "hub"
+    init(home)
+    result = subprocess.run(
+        [sys.executable, "-m", "craftnet", "--home", str(home), "alliance", "invite",
+         "did:key:z6MkpTHR8VNsBxYAAWHut2Geadd9jSwuBV8xRoAnwWsdvktH"],
+        capture_output=True, text=True,
+    )
+    assert result.returncode != 0
+    assert "belongs to no alliance" in result.stderr
+    result = subprocess.run(
+        [sys.executable, "-m", "craftnet", "--home", str(home), "alliance", "join", "garbage"],
+        capture_output=True, text=True,
+    )
+    assert result.returncode != 0
+    assert "craftnet-invite:" in result.stderr
+
+
+def test_sync_fetches_once_from_a_running_hub(tmp_path: Path) -> None:
+    serving, syncing = tmp_path / "serving", tmp_path / "syncing"
+    init(serving)
+    did = init(syncing)
+    code, _, err = run(serving, "alliance", "create", "Maker's Fair hubs")
+    assert code == 0, err
+    _, token, _ = run(serving, "alliance", "invite", did)
+    assert run(syncing, "alliance", "join", token.strip())[0] == 0
+    code, out, err = run(serving, "--json", "publish", "technique", "--title", "Adobe bricks",
+                         "--step", "mix clay and straw", "--licence", "CC-BY-4.0")
+    assert code == 0, err
+    cid = json.loads(out)["cid"]
+
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "craftnet.node.hub", "--home", str(serving), "--no-mdns",
+         "--listen", "/ip4/127.0.0.1/tcp/0"],
+        stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
+        env={**os.environ, "CRAFTNET_PASSPHRASE": ""},
+    )
+    try:
+        assert proc.stdout is not None
+        addr = proc.stdout.readline().split()[1]
+        code, out, err = run(syncing, "--json", "sync", addr, "--idle", "10")
+        assert code == 0, out + err
+        report = json.loads(out)
+        assert report["records_stored"] >= 1
+        assert report["reconcile"]["we_lacked"] >= 1
+        assert run(syncing, "show", cid)[0] == 0
+    finally:
+        proc.terminate()
+        assert proc.wait(20) == 0
