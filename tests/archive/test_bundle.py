@@ -27,6 +27,7 @@ from craftnet.archive.gc import collect_garbage
 from craftnet.archive.hlc import HybridClock
 from craftnet.archive.lmdb_store import LmdbStore
 from craftnet.archive.memory_store import MemoryStore
+from craftnet.archive.recon_index import ReconIndex
 from craftnet.archive.records import Record
 from craftnet.archive.store import DATABASES, Store
 from craftnet.archive.verify import verify_store
@@ -142,6 +143,8 @@ def test_whole_archive_round_trip(source: Archive, target: LmdbStore, tmp_path: 
         assert index.get_record(txn, source.child.cid) == source.child
     assert b"".join(files.iter_file(target, source.file_cid)) == source.file_bytes
     assert counts(target)["staging"] == 0  # the import's staging entries are gone
+    with target.read() as txn:
+        assert ReconIndex().is_current(txn)  # reconciliation sees the new records at once
     with target.read() as txn:
         assert blocks.get_pin(txn, source.file_cid) is not None  # the file survives gc
     assert_verifies(target)
