@@ -341,5 +341,20 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
+class NotInAlliance:
+    """The peers/sync status of a hub that has joined no alliance yet."""
+
+    def status(self) -> dict[str, Any]:
+        """Not connected, and what to do about it."""
+        return {
+            "enabled": False,
+            "state": "not in an alliance",
+            "message": "run 'craftnet alliance create NAME' or 'craftnet alliance join TOKEN', "
+            "then restart 'craftnet serve'",
+            "peers": [],
+            "sync": None,
+        }
+
+
 if __name__ == "__main__":
     sys.exit(main())

@@ -50,6 +50,8 @@ def _error_response(request: web.Request, error: ApiError) -> web.Response:
     headers = {}
     if error.status == 401:
         headers["WWW-Authenticate"] = 'Bearer realm="craftnet"'
+    if error.status == 416 and "size" in error.extra:
+        headers["Content-Range"] = f"bytes */{error.extra['size']}"
     if _is_api(request):
         return web.json_response(error.body(), status=error.status, headers=headers)
     return ui.error_page(request, error)

@@ -363,10 +363,32 @@ async def record_page(request: web.Request) -> web.StreamResponse:
     return page(request, title, body)
 
 
-def _byline(record: Record, known: dict[str, str]) -> str:
+def _badges(ctx: NodeContext, did: str) -> str:
+    """Badges for what alliance members vouch about an author (Human Treasure, skills)."""
+    shown: list[str] = []
+    with ctx.store.read() as txn:
+        for cid in index.attestations_about(txn, did)[:20]:
+            try:
+                body = index.get_record(txn, cid).body
+            except ArchiveError:
+                continue
+            if body.get("kind") == "living-heritage":
+                label = "★ Human Treasure"
+            elif body.get("kind") == "skill" and isinstance(body.get("level"), str):
+                label = f"✓ {body['level']}"
+            else:
+                continue
+            if label not in shown:
+                shown.append(label)
+    return "".join(f' <span class="badge-inline">{e(label)}</span>' for label in shown)
+
+
+def _byline(record: Record, known: dict[str, str], ctx: NodeContext | None = None) -> str:
+    badges = _badges(ctx, record.author) if ctx is not None else ""
     return (
         f'<p class="byline">{e(TYPE_LABELS.get(record.type, record.type))} by '
-        f'{who(record.author, known)} · <code class="cid">{e(record.cid)}</code></p>'
+        f"{who(record.author, known)}{badges} · "
+        f'<code class="cid">{e(record.cid)}</code></p>'
     )
 
 
@@ -393,7 +415,7 @@ def _technique(ctx: NodeContext, record: Record, known: dict[str, str]) -> tuple
             f"<li><p>{e(step.get('text'))}</p>{f'<ul class=files>{media}</ul>' if media else ''}</li>"
         )
     html = (
-        f'<article class="technique"><h1>{e(title)}</h1>{_byline(record, known)}'
+        f'<article class="technique"><h1>{e(title)}</h1>{_byline(record, known, ctx)}'
         f'<p class="summary">{e(body.get("summary", ""))}</p>'
         f"{'<dl class=facts>' + ''.join(facts) + '</dl>' if facts else ''}"
         f"{_list_section('Materials', body.get('materials'))}"
@@ -434,7 +456,7 @@ def _design(ctx: NodeContext, record: Record, known: dict[str, str]) -> tuple[st
         else ""
     )
     html = (
-        f'<article class="design"><h1>{e(title)}</h1>{_byline(record, known)}'
+        f'<article class="design"><h1>{e(title)}</h1>{_byline(record, known, ctx)}'
         f'<p class="summary">{e(body.get("description", ""))}</p>'
         f"{'<dl class=facts>' + ''.join(facts) + '</dl>' if facts else ''}"
         f"{_list_section('Materials', body.get('materials'))}"

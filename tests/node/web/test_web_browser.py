@@ -63,6 +63,8 @@ def log_in(page: Any, hub: Hub) -> None:
 def test_search_finds_a_seeded_technique(page: Any, demo_hub: Hub) -> None:
     page.set_viewport_size({"width": 390, "height": 800})  # a phone
     page.goto(demo_hub.url)
+    page.keyboard.press("Tab")  # the first stop is the skip link, then the content
+    assert page.evaluate("document.activeElement.textContent") == "Skip to content"
     page.get_by_label("Search the archive").fill("raku kiln")
     page.keyboard.press("Enter")
     result = page.get_by_role("link", name="Raku firing in a shared community kiln")
@@ -70,6 +72,7 @@ def test_search_finds_a_seeded_technique(page: Any, demo_hub: Hub) -> None:
     assert page.evaluate("document.documentElement.scrollWidth") <= 391  # no sideways scroll
     result.click()
     assert page.get_by_role("heading", name="Steps").is_visible()
+    assert "★ Human Treasure" in page.locator(".byline").inner_text()
     assert page.locator("ol.steps > li").count() == 3
     assert page.locator("img.preview").first.evaluate("img => img.naturalWidth") > 0
 
