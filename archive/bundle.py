@@ -24,7 +24,7 @@ import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, Any, BinaryIO, Final, Literal
+from typing import IO, Any, Final, Literal
 
 from craftnet.archive import blocks, codec, files, index, schemas
 from craftnet.archive.car import CarReader, Section, write_header, write_section
@@ -123,7 +123,7 @@ def default_roots(txn: ReadTxn) -> list[Cid]:
 
 def export_car(
     store: Store,
-    out: BinaryIO | IO[bytes],
+    out: IO[bytes],
     roots: Sequence[Cid] | None = None,
     *,
     on_progress: ProgressFn | None = None,
@@ -136,7 +136,7 @@ def export_car(
     written; a *linked* block the store lacks (a parent design this hub never fetched)
     is skipped and listed in the report's ``missing``.
     """
-    stream: Any = out
+    stream = out
     with store.read() as txn:
         root_list = list(dict.fromkeys(roots)) if roots is not None else default_roots(txn)
         if not root_list:
@@ -250,7 +250,7 @@ def _stage(txn: WriteTxn, session: bytes, cids: Iterable[Cid]) -> None:
 
 def import_car(
     store: Store,
-    stream: BinaryIO | IO[bytes],
+    stream: IO[bytes],
     *,
     on_progress: ProgressFn | None = None,
     spill_dir: str | Path | None = None,
@@ -262,10 +262,10 @@ def import_car(
     bytes read so far. The spill file lives in ``spill_dir`` (default: the system's
     temporary directory) and is removed when the import ends.
     """
-    reader = CarReader(stream)  # type: ignore[arg-type]
+    reader = CarReader(stream)
     with tempfile.TemporaryFile(dir=spill_dir, prefix="craftnet-import-") as spill:
         staged: dict[bytes, _Staged] = {}
-        needs: dict[bytes, Section] = {}  # chunk CID -> the file node that lists it
+        needs: dict[bytes, str] = {}  # chunk CID -> where the file node that lists it is
         duplicates = records = 0
         spill_pos = 0
         count = 0
@@ -289,8 +289,10 @@ def import_car(
             spill_pos += len(section.data)
             if checked.kind != "block":
                 records += 1
-            for needed in checked.needs:
-                needs.setdefault(needed.bytes, section)
+            if checked.needs:
+                where = section.where()
+                for needed in checked.needs:
+                    needs.setdefault(needed.bytes, where)
         absent = [root for root in reader.roots if root.bytes not in staged]
         if absent:
             raise BundleError(
@@ -312,7 +314,7 @@ def import_car(
 
 
 def _check_complete(
-    store: Store, staged: dict[bytes, _Staged], needs: dict[bytes, Section]
+    store: Store, staged: dict[bytes, _Staged], needs: dict[bytes, str]
 ) -> None:
     """Every chunk a bundled file node lists must be in the bundle or already here.
 
@@ -320,10 +322,10 @@ def _check_complete(
     would import a file whose last chunks never arrived.
     """
     with store.read() as txn:
-        for key, node in needs.items():
+        for key, where in needs.items():
             if key not in staged and not txn.has("blocks", key):
                 raise BundleError(
-                    f"{node.where()}: the file lists {Cid.from_bytes(key)}, which is neither "
+                    f"{where}: the file lists {Cid.from_bytes(key)}, which is neither "
                     "in the bundle nor in this archive (bundle cut short?)"
                 )
 

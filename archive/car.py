@@ -19,7 +19,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
-from typing import BinaryIO, Final
+from typing import IO, Final
 
 from craftnet.archive import codec
 from craftnet.archive.cid import BLAKE3_CODE, CODEC_NAMES, DIGEST_SIZE, Cid
@@ -74,7 +74,7 @@ def decode_varint(data: bytes | memoryview, pos: int = 0) -> tuple[int, int]:
     raise BundleError(f"varint is longer than {MAX_VARINT_BYTES} bytes")
 
 
-def _read_varint(stream: BinaryIO) -> tuple[int, int] | None:
+def _read_varint(stream: IO[bytes]) -> tuple[int, int] | None:
     """Read one varint; ``None`` at a clean end of stream, else ``(value, bytes used)``."""
     value = 0
     for i in range(MAX_VARINT_BYTES):
@@ -92,7 +92,7 @@ def _read_varint(stream: BinaryIO) -> tuple[int, int] | None:
     raise BundleError(f"length varint is longer than {MAX_VARINT_BYTES} bytes")
 
 
-def _read_exact(stream: BinaryIO, size: int) -> bytes:
+def _read_exact(stream: IO[bytes], size: int) -> bytes:
     """Read exactly ``size`` bytes in bounded pieces, so a lying length allocates nothing."""
     parts: list[bytes] = []
     left = size
@@ -152,7 +152,7 @@ class Section:
         return f"block #{self.index} ({self.cid}) at byte {self.offset}"
 
 
-def write_header(stream: BinaryIO, roots: Sequence[Cid]) -> int:
+def write_header(stream: IO[bytes], roots: Sequence[Cid]) -> int:
     """Write the CARv1 header naming ``roots``; return the number of bytes written."""
     if not roots:
         raise BundleError("a CAR bundle needs at least one root")
@@ -168,7 +168,7 @@ def write_header(stream: BinaryIO, roots: Sequence[Cid]) -> int:
     return len(prefix) + len(header)
 
 
-def write_section(stream: BinaryIO, cid: Cid, data: bytes | memoryview) -> int:
+def write_section(stream: IO[bytes], cid: Cid, data: bytes | memoryview) -> int:
     """Write one section (CID and block); return the number of bytes written."""
     if len(data) > MAX_BLOCK_SIZE:
         raise BundleError(f"block {cid} is {len(data)} bytes, over the {MAX_BLOCK_SIZE} limit")
@@ -188,7 +188,7 @@ class CarReader:
     ``position`` is the number of bytes consumed so far.
     """
 
-    def __init__(self, stream: BinaryIO) -> None:
+    def __init__(self, stream: IO[bytes]) -> None:
         self._stream = stream
         self.position = 0
         self.roots: tuple[Cid, ...] = self._read_header()
