@@ -696,15 +696,27 @@ async def peers_page(request: web.Request) -> web.Response:
     _read_gate(request)
     ctx = context(request)
     status = ctx.peers.status()
-    peers = "".join(f"<li>{e(p)}</li>" for p in status.get("peers", []))
+    peers = "".join(f"<li>{_facts(p)}</li>" for p in status.get("peers", []))
+    sync = status.get("sync")
     body = (
         "<h1>Peers and sync</h1>"
         f'<p class="status-line" role="status">Status: <strong>{e(status["state"])}</strong>'
         f"{' — ' + e(status.get('message')) if status.get('message') else ''}</p>"
         f"<p>Hub key: <code class=cid>{e(ctx.hub_did or 'unknown')}</code></p>"
-        f"<h2>Peers</h2>{'<ul>' + peers + '</ul>' if peers else '<p>No peers connected.</p>'}"
+        f"<h2>Peers</h2>{'<ul class=peers>' + peers + '</ul>' if peers else '<p>No peers connected.</p>'}"
+        + (f"<h2>Sync</h2>{_facts(sync)}" if sync else "")
     )
     return page(request, "Peers", body)
+
+
+def _facts(value: Any) -> str:
+    """A peer or sync report (whatever the networking part gives) as a small list."""
+    if isinstance(value, dict):
+        rows = "".join(f"<dt>{e(k)}</dt><dd>{_facts(v)}</dd>" for k, v in value.items())
+        return f'<dl class="facts">{rows}</dl>'
+    if isinstance(value, list):
+        return ", ".join(_facts(v) for v in value) or "—"
+    return e(value)
 
 
 def _licence_options(selected: str = "CC-BY-SA-4.0") -> str:

@@ -340,3 +340,25 @@ def test_reads_can_require_the_token(tmp_path: object) -> None:
         assert closed.get("/login").status == 200
     finally:
         closed._stop()
+
+
+class StaticPeers:
+    """A peers provider reporting fixed facts, as the networking part would."""
+
+    def status(self) -> dict[str, object]:
+        """One connected peer and a sync report."""
+        return {
+            "enabled": True,
+            "state": "connected",
+            "message": "1 peer",
+            "peers": [{"id": "12D3KooWPorto<hub>", "addrs": ["/ip4/127.0.0.1/tcp/4710"]}],
+            "sync": {"last_reconcile": "2035-06-01T10:00:00Z", "missing_blocks": 0},
+        }
+
+
+def test_the_peers_page_shows_what_the_networking_part_reports(hub: Hub) -> None:
+    hub.ctx.peers = StaticPeers()
+    assert hub.get("/api/v1/peers").json()["peers"][0]["id"] == "12D3KooWPorto<hub>"
+    page = hub.get("/peers").body.decode()
+    assert "12D3KooWPorto&lt;hub&gt;" in page and "<hub>" not in page
+    assert "missing_blocks" in page and "connected" in page
