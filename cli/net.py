@@ -43,14 +43,13 @@ def peers(app: App) -> None:
 
     def human(out: Console) -> None:
         out.print(f"{status.get('state')}: {status.get('message', '')}")
-        details = status.get("peer_details")
-        if details:
-            for p in details:
-                out.print(f"  {p['peer']}  {p['did'] or '?'}  {p['state']} ({p['direction']}) "
-                          f"score {p['score']}  in {p['bytes_in']} B  out {p['bytes_out']} B")
-        else:
-            for line in status.get("peers", []):
-                out.print(f"  {line}")
+        for p in status.get("peers", []):
+            if isinstance(p, dict):
+                out.print(f"  {p.get('peer')}  {p.get('did') or '?'}  {p.get('state')} "
+                          f"({p.get('direction')}) score {p.get('score')}  "
+                          f"in {p.get('bytes_in')} B  out {p.get('bytes_out')} B")
+            else:
+                out.print(f"  {p}")
         sync = status.get("sync")
         if sync:
             out.print(f"wanted blocks: {sync.get('wanted_blocks')}, "
@@ -147,3 +146,36 @@ def sync(app: App, addr: str, timeout: float, idle: float) -> None:
 
 
 COMMANDS = [peers, sync]
+
+
+def start_network(
+    app: App,
+    store: Any,
+    *,
+    listen: tuple[str, ...] = (),
+    bootstrap: tuple[str, ...] = (),
+    alliance: str | None = None,
+    mdns: bool | None = None,
+) -> Any:
+    """For ``craftnet serve``: start the hub's networking in its own thread if the hub
+    is in an alliance; returns the web app's peers provider (with ``stop()`` if running)."""
+    from craftnet.node.hub import Hub, NotInAlliance
+    from craftnet.node.p2p.settings import load_settings
+
+    settings = load_settings(app.home).with_options(
+        alliance=alliance, listen=listen, bootstrap=bootstrap, mdns=mdns
+    )
+    if not settings.alliance:
+        app.note("networking off: this hub is in no alliance ('craftnet alliance --help')")
+        return NotInAlliance()
+    hub = Hub(app.home, store, app.hub_key(), settings)
+
+    def ready(running: Hub) -> None:
+        app.note(f"hub network: peer {running.peer_id} in {running.membership.genesis.name!r}")
+        for addr in running.addrs:
+            app.note(f"  listening on {addr}")
+
+    handle = hub.start_thread(ready)
+    if handle.failure is not None:
+        raise CraftnetError(f"the hub's networking did not start: {handle.failure}")
+    return handle

@@ -40,9 +40,17 @@ def _init_demo(app: App) -> None:
     help="Port to listen on [config: http.port; 8470; 0 = any free port].",
 )
 @click.option("--new-token", is_flag=True, help="Replace the API token and print the new one.")
+@click.option("--listen", multiple=True, metavar="MULTIADDR",
+              help="Hub-to-hub address to listen on [network.toml: listen; /ip4/0.0.0.0/tcp/4710].")
+@click.option("--bootstrap", multiple=True, metavar="MULTIADDR",
+              help="A member hub to connect to, /ip4/.../tcp/.../p2p/12D3Koo... (repeatable).")
+@click.option("--alliance", default=None, help="Alliance id [network.toml: alliance].")
+@click.option("--mdns/--no-mdns", default=None, help="Find hubs on the local network [on].")
 @pass_app
-def serve(app: App, demo: bool, host: str | None, port: int | None, new_token: bool) -> None:
-    """Run the hub: the HTTP API and web UI (networking comes in a later version)."""
+def serve(app: App, demo: bool, host: str | None, port: int | None, new_token: bool,
+          listen: tuple[str, ...] = (), bootstrap: tuple[str, ...] = (),
+          alliance: str | None = None, mdns: bool | None = None) -> None:
+    """Run the hub: the HTTP API, the web UI and, in an alliance, hub-to-hub sync."""
     from craftnet.node import demo as demo_data
     from craftnet.node.config import load_config
     from craftnet.node.web import auth, server
@@ -73,7 +81,12 @@ def serve(app: App, demo: bool, host: str | None, port: int | None, new_token: b
     except CraftnetError:
         hub_did = None
     gate = auth.Gate(auth.load_token_hash(config.token_path))
-    ctx = NodeContext.open(config, store, keystore, gate, hub_did=hub_did, demo=demo)
+    from craftnet.cli.net import start_network
+
+    network = start_network(app, store, listen=listen, bootstrap=bootstrap, alliance=alliance,
+                            mdns=mdns)
+    ctx = NodeContext.open(config, store, keystore, gate, peers=network, hub_did=hub_did,
+                           demo=demo)
 
     def ready(url: str) -> None:
         click.echo(f"craftnet hub serving at {url}", err=False)
@@ -87,7 +100,11 @@ def serve(app: App, demo: bool, host: str | None, port: int | None, new_token: b
             )
         click.echo("press Ctrl+C to stop")
 
-    server.run(ctx, config.http_host, config.http_port, ready)
+    try:
+        server.run(ctx, config.http_host, config.http_port, ready)
+    finally:
+        if hasattr(network, "stop"):
+            network.stop()  # saves the want list; every block is already committed
     app.note("stopped")
 
 

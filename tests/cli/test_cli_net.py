@@ -1,0 +1,70 @@
+"""``craftnet serve`` in an alliance runs the hub-to-hub part too: ``craftnet peers`` and
+the HTTP API see the peers; SIGTERM stops both cleanly."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from click.testing import CliRunner
+
+from craftnet.cli.main import cli
+
+
+def run(home: Path, *args: str) -> tuple[int, str, str]:
+    result = CliRunner().invoke(cli, ["--home", str(home), *args], catch_exceptions=False)
+    return result.exit_code, result.stdout, result.stderr
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def test_serve_runs_the_network_and_peers_reports_it(tmp_path: Path) -> None:
+    home = tmp_path / "hub"
+    assert run(home, "init", "--no-passphrase")[0] == 0
+    assert run(home, "alliance", "create", "Adopt-a-Workshop")[0] == 0
+    port = free_port()
+    (home / "config.toml").write_text(f'[http]\nhost = "127.0.0.1"\nport = {port}\n')
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "craftnet", "--home", str(home), "serve",
+         "--listen", "/ip4/127.0.0.1/tcp/0", "--no-mdns"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        env={**os.environ, "CRAFTNET_PASSPHRASE": ""},
+    )
+    try:
+        deadline = time.monotonic() + 30
+        status = None
+        while time.monotonic() < deadline:
+            code, out, _ = run(home, "--json", "peers")
+            if code == 0:
+                status = json.loads(out)
+                break
+            time.sleep(0.3)
+        assert status is not None, "craftnet peers never got an answer"
+        assert status["enabled"] is True
+        assert status["alliance"]["name"] == "Adopt-a-Workshop"
+        assert status["peers"] == []
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(30) == 0
+    finally:
+        proc.kill()
+        proc.wait()
+
+
+def test_peers_says_when_the_hub_is_not_running(tmp_path: Path) -> None:
+    home = tmp_path / "hub"
+    assert run(home, "init", "--no-passphrase")[0] == 0
+    (home / "config.toml").write_text(f'[http]\nport = {free_port()}\n')
+    result = subprocess.run([sys.executable, "-m", "craftnet", "--home", str(home), "peers"],
+                            capture_output=True, text=True)
+    assert result.returncode != 0
+    assert "craftnet serve" in result.stderr
