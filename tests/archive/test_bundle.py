@@ -6,6 +6,7 @@ entries in every database, and a store that still verifies.
 
 from __future__ import annotations
 
+import contextlib
 import io
 import time
 from collections.abc import Iterator
@@ -18,8 +19,14 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from craftnet.archive import blocks, codec, files, index
-from craftnet.archive.bundle import ImportReport, export_car, import_car
-from craftnet.archive.car import decode_varint, encode_varint, write_header, write_section
+from craftnet.archive.bundle import ImportReport, check_block, export_car, import_car
+from craftnet.archive.car import (
+    Section,
+    decode_varint,
+    encode_varint,
+    write_header,
+    write_section,
+)
 from craftnet.archive.cid import DAG_CBOR, RAW, Cid
 from craftnet.archive.crdt.documents import Documents
 from craftnet.archive.errors import BundleError, NotFound
@@ -31,6 +38,7 @@ from craftnet.archive.recon_index import ReconIndex
 from craftnet.archive.records import Record
 from craftnet.archive.store import DATABASES, Store
 from craftnet.archive.verify import verify_store
+from craftnet.errors import CraftnetError
 from craftnet.identity.keys import PrivateKey
 
 ARTISAN = PrivateKey.from_seed(bytes(range(32)))
@@ -446,3 +454,45 @@ def test_random_truncations_are_refused_or_complete(
     except BundleError:
         assert counts(busy_target) == before
     assert_verifies(busy_target)
+
+
+_CIDS = st.sampled_from([Cid.of(b"chunk", RAW), Cid.of(b"node", DAG_CBOR)])
+_LEAVES = st.one_of(
+    st.none(), st.booleans(), st.integers(-(2**63), 2**63), st.text(max_size=8),
+    st.binary(max_size=40), _CIDS,
+)
+_KEYS = st.sampled_from(
+    ["cid", "size", "type", "v", "chunks", "doc", "changes", "kind", "acl", "media_type",
+     "blake3", "name", "title", "licence", "steps", "text", "media"]
+)
+_VALUES = st.recursive(
+    _LEAVES,
+    lambda inner: st.one_of(
+        st.lists(inner, max_size=4), st.dictionaries(_KEYS, inner, max_size=5)
+    ),
+    max_leaves=30,
+)
+
+
+@given(
+    st.sampled_from(["file", "file-part", "doc", "doc-op", "design", "technique", "x-custom"]),
+    _VALUES,
+    st.booleans(),
+)
+def test_checking_any_block_raises_only_typed_errors(
+    kind: str, value: object, signed: bool
+) -> None:
+    """Whatever a hostile bundle holds, a block check answers with a CraftnetError or passes."""
+    try:
+        if signed:
+            body = value if isinstance(value, dict) else {"x": value}
+            record = Record.create(ARTISAN, kind, body)
+            cid, data = record.cid, record.block
+        else:
+            data = codec.encode({**(value if isinstance(value, dict) else {"chunks": value}),
+                                 "type": kind})
+            cid = Cid.of(data, DAG_CBOR)
+    except CraftnetError:
+        return  # not even encodable: no bundle can hold it
+    with contextlib.suppress(CraftnetError):
+        check_block(Section(0, 0, cid, data))
