@@ -20,7 +20,7 @@ from craftnet.archive import index
 from craftnet.archive.cid import Cid
 from craftnet.archive.crdt.edit import ChangeBuilder
 from craftnet.archive.crdt.ops import SET_FIELDS, field_kind
-from craftnet.archive.errors import NotFound, SchemaError
+from craftnet.archive.errors import ArchiveError, NotFound, SchemaError
 from craftnet.archive.licences import KNOWN_LICENCES, check_derivative, validate_licence
 from craftnet.archive.provenance import provenance
 from craftnet.archive.schemas import (
@@ -348,7 +348,7 @@ async def list_documents(request: web.Request) -> web.Response:
     for cid, kind, owner in docs:
         try:
             title = ctx.documents.view(cid).get("fields", {}).get("title")
-        except Exception:  # a document whose genesis was rejected has no view
+        except ArchiveError:  # a document whose genesis was rejected has no view
             title = None
         out.append(
             {
@@ -412,7 +412,7 @@ async def get_document_blame(request: web.Request) -> web.Response:
     return json_response({"cid": str(cid), "fields": to_json(ctx.documents.blame(cid))})
 
 
-def _apply_fields(builder: ChangeBuilder, fields: dict[str, Any], genesis: bool) -> None:
+def _apply_fields(builder: ChangeBuilder, fields: dict[str, Any]) -> None:
     """Turn ``{field: value}`` into changes: set scalars, retype texts, add set members,
     append list items."""
     for name, value in fields.items():
@@ -439,7 +439,6 @@ def _apply_fields(builder: ChangeBuilder, fields: dict[str, Any], genesis: bool)
             if isinstance(value, float | dict | list):
                 raise ApiError(422, "wrong-type", f"{name} takes a string, integer or boolean")
             builder.set(name, value)
-    del genesis
 
 
 async def create_document(request: web.Request) -> web.Response:
@@ -455,7 +454,7 @@ async def create_document(request: web.Request) -> web.Response:
     editors = field(data, "editors", list, required=False) or []
     key = await _artisan_key(ctx, data)
     record = ctx.documents.create(
-        key, kind, lambda b: _apply_fields(b, fields, True), mode=mode, editors=editors
+        key, kind, lambda b: _apply_fields(b, fields), mode=mode, editors=editors
     )
     ctx.search.add([record])
     return json_response(
@@ -476,7 +475,7 @@ async def edit_document(request: web.Request) -> web.Response:
     key = await _artisan_key(ctx, data)
 
     def build(builder: ChangeBuilder) -> None:
-        _apply_fields(builder, fields, False)
+        _apply_fields(builder, fields)
         for name, members in remove.items():
             if name not in SET_FIELDS or not isinstance(members, list):
                 raise ApiError(

@@ -26,7 +26,7 @@ from craftnet.archive.records import Record
 from craftnet.archive.schemas import KNOWN_PROCESSES, record_licence, record_title
 from craftnet.node.web.context import NodeContext
 from craftnet.node.web.errors import ApiError
-from craftnet.node.web.fileserve import content_type, file_meta
+from craftnet.node.web.fileserve import file_meta
 from craftnet.node.web.graph import render_svg, short_did
 from craftnet.node.web.http import context, credentials, parse_cid, query_int, query_str
 from craftnet.node.web.search import SEARCH_FACETS_SHOWN
@@ -865,8 +865,3 @@ def add_routes(app: web.Application) -> None:
     app.router.add_get("/records/{cid}/provenance", provenance_page)
     app.router.add_get("/documents/{cid}", document_page)
     app.router.add_get("/artisans/{did}", artisan_page)
-
-
-def content_type_of(name: str) -> str:
-    """Re-exported for tests: the media type the hub gives a file name."""
-    return content_type(name)
