@@ -33,6 +33,7 @@ from craftnet.archive.crdt.causal import verified_op
 from craftnet.archive.crdt.documents import Documents
 from craftnet.archive.crdt.ops import GENESIS_TYPE, OP_TYPE
 from craftnet.archive.errors import BundleError, NotFound
+from craftnet.archive.key_facts import key_facts
 from craftnet.archive.recon_index import ReconIndex, item_key
 from craftnet.archive.records import ENVELOPE_KEYS, Record
 from craftnet.archive.store import ReadTxn, Store, WriteTxn
@@ -131,12 +132,14 @@ def export_car(
     """Write ``roots`` and everything they link, recursively, to ``out`` as a CARv1 bundle.
 
     With no roots the whole archive is exported: every pinned CID and every record.
-    Blocks are streamed from one read snapshot, so the bundle is consistent and memory
-    stays small. A root the store lacks raises :class:`NotFound` before anything is
-    written; a *linked* block the store lacks (a parent design this hub never fetched)
-    is skipped and listed in the report's ``missing``.
+    Besides what the roots link, the bundle carries the key-succession and revocation
+    records this hub holds about the authors of the records in it, so the receiving hub
+    judges "was the key valid when it signed" as this one does. Blocks are streamed
+    from one read snapshot, so the bundle is consistent and memory stays small. A root
+    the store lacks raises :class:`NotFound` before anything is written; a *linked*
+    block the store lacks (a parent design this hub never fetched) is skipped and
+    listed in the report's ``missing``.
     """
-    stream = out
     with store.read() as txn:
         root_list = list(dict.fromkeys(roots)) if roots is not None else default_roots(txn)
         if not root_list:
@@ -144,8 +147,9 @@ def export_car(
         for root in root_list:
             if not txn.has("blocks", root.bytes):
                 raise NotFound(f"cannot export {root}: it is not in this archive")
-        total = write_header(stream, root_list)
+        total = write_header(out, root_list)
         seen: set[bytes] = set()
+        authors: set[str] = set()
         missing: list[Cid] = []
         written = records = 0
         stack = list(reversed(root_list))
@@ -158,7 +162,7 @@ def export_car(
             if data is None:
                 missing.append(cid)
                 continue
-            total += write_section(stream, cid, data)
+            total += write_section(out, cid, data)
             written += 1
             if on_progress is not None:
                 on_progress(total)
@@ -166,6 +170,10 @@ def export_car(
                 value = codec.decode(data, max_size=max(len(data), 1))
                 if _is_record(value):
                     records += 1
+                    author = value["author"]
+                    if isinstance(author, str) and author not in authors:
+                        authors.add(author)
+                        stack.extend(fact.record for fact in key_facts(txn, author))
                 stack.extend(reversed(list(iter_links(value))))
     return ExportReport(tuple(root_list), written, total, records, tuple(missing))
 

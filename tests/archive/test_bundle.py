@@ -32,6 +32,7 @@ from craftnet.archive.crdt.documents import Documents
 from craftnet.archive.errors import BundleError, NotFound
 from craftnet.archive.gc import collect_garbage
 from craftnet.archive.hlc import HybridClock
+from craftnet.archive.key_facts import key_history
 from craftnet.archive.lmdb_store import LmdbStore
 from craftnet.archive.memory_store import MemoryStore
 from craftnet.archive.recon_index import ReconIndex
@@ -189,6 +190,31 @@ def test_documents_travel_with_their_merged_state(source: Archive, target: LmdbS
     assert Documents(target).view(genesis.cid) == docs.view(genesis.cid)
     assert Documents(target).heads(genesis.cid) == docs.heads(genesis.cid)
     assert_verifies(target)
+
+
+def test_key_history_of_the_authors_travels_along(target: LmdbStore) -> None:
+    source = MemoryStore()
+    clock = fixed_clock()
+    successor = PrivateKey.from_seed(b"\x02" * 32)
+    before = index.publish(
+        source, ARTISAN, "design", {"title": "Loom, v1", "licence": LICENCE}, clock=clock
+    )
+    handover = index.publish(
+        source, ARTISAN, "key-succession", {"new": successor.did, "reason": "new laptop"},
+        clock=clock,
+    )
+    after = index.publish(
+        source, successor, "design", {"title": "Loom, v2", "licence": LICENCE}, clock=clock
+    )
+    for exported in (before, after):
+        fresh = MemoryStore()
+        do_import(fresh, export_bytes(source, [exported.cid]))
+        with fresh.read() as txn:
+            assert index.has_record(txn, handover.cid)
+            history = key_history(txn)
+        assert history.valid_at(ARTISAN.did, before.ts)
+        assert not history.valid_at(ARTISAN.did, after.ts)  # the old key was handed over
+        assert history.valid_at(successor.did, after.ts)
 
 
 def test_export_names_missing_root(source: Archive) -> None:
