@@ -12,6 +12,9 @@ import io
 import blake3
 import cbor2
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
 from craftnet.archive import car, codec
 from craftnet.archive.car import (
     MAX_HEADER_SIZE,
@@ -24,8 +27,6 @@ from craftnet.archive.car import (
 )
 from craftnet.archive.cid import DAG_CBOR, RAW, Cid
 from craftnet.archive.errors import BundleError
-from hypothesis import given
-from hypothesis import strategies as st
 
 # --- an independent CARv1 reader, from the spec ------------------------------------
 
