@@ -1,0 +1,61 @@
+"""Reconcile items for many simulated hubs at once: shared keys and hashes.
+
+:class:`SharedItems` is the protocol's own :class:`~craftnet.protocol.items.SortedItems`
+(same chunks, same sums, same answers) except that a key's bytes and its 256-bit hash
+are looked up in a table shared by every hub of the run. With 10,000 hubs holding the
+same 1,000 records that is one copy of each instead of 10,000: about 100 bytes per
+item per hub saved.
+"""
+
+from __future__ import annotations
+
+import bisect
+
+from craftnet.protocol.items import CHUNK, SortedItems, item_hash
+
+
+class ItemTable:
+    """The keys and hashes shared by the hubs of one run."""
+
+    def __init__(self) -> None:
+        self.hashes: dict[bytes, tuple[bytes, int]] = {}
+
+    def intern(self, key: bytes) -> tuple[bytes, int]:
+        """The shared copy of ``key`` and its hash."""
+        found = self.hashes.get(key)
+        if found is None:
+            found = self.hashes[key] = (key, item_hash(key))
+        return found
+
+
+class SharedItems(SortedItems):
+    """:class:`SortedItems` whose keys and hashes come from an :class:`ItemTable`."""
+
+    def __init__(self, table: ItemTable) -> None:
+        super().__init__()
+        self._table = table
+
+    def add(self, key: bytes) -> bool:
+        """Insert ``key``; return False if it was already there."""
+        key, digest = self._table.intern(key)
+        if not self._chunks:
+            self._chunks.append([key])
+            self._hashes.append([digest])
+            self._len = 1
+            self._dirty = True
+            return True
+        self._refresh()
+        i = max(bisect.bisect_right(self._firsts, key) - 1, 0)
+        chunk = self._chunks[i]
+        j = bisect.bisect_left(chunk, key)
+        if j < len(chunk) and chunk[j] == key:
+            return False
+        chunk.insert(j, key)
+        self._hashes[i].insert(j, digest)
+        if len(chunk) > 2 * CHUNK:
+            self._chunks[i : i + 1] = [chunk[:CHUNK], chunk[CHUNK:]]
+            hashes = self._hashes[i]
+            self._hashes[i : i + 1] = [hashes[:CHUNK], hashes[CHUNK:]]
+        self._len += 1
+        self._dirty = True
+        return True

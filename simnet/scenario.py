@@ -1,0 +1,573 @@
+"""Scenario files: TOML, checked strictly against dataclasses that document every option.
+
+Each option is a dataclass field whose metadata holds its help text and bounds, so the
+parser, the documentation test and ``docs/simnet.md`` read one table. Unknown keys,
+wrong types and impossible values are refused with :class:`ScenarioError`, whose
+message names the file, the line and the option: ``tomllib`` keeps no positions, so
+:func:`find_line` finds a key's line by scanning the source text.
+"""
+
+# opt() returns dataclasses.field(...); ruff cannot see that through the helper.
+# ruff: noqa: RUF009
+from __future__ import annotations
+
+import dataclasses
+import re
+import tomllib
+import typing
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from craftnet.errors import CraftnetError
+
+
+class ScenarioError(CraftnetError):
+    """A scenario file that cannot be run; the message names the line and the option."""
+
+
+def opt(
+    default: Any,
+    doc: str,
+    *,
+    lo: float | None = None,
+    hi: float | None = None,
+    above: float | None = None,
+    choices: tuple[str, ...] | None = None,
+) -> Any:
+    """A scenario option: its default, its help text and the values it accepts."""
+    meta = {"doc": doc, "lo": lo, "hi": hi, "above": above, "choices": choices}
+    if default in (list, dict) or (isinstance(default, type) and dataclasses.is_dataclass(default)):
+        return field(default_factory=default, metadata=meta)
+    return field(default=default, metadata=meta)
+
+
+@dataclass(frozen=True)
+class TopologySpec:
+    """How hubs are connected."""
+
+    kind: str = opt(
+        "random_regular",
+        "`random_regular` (every hub has `degree` links), `small_world` (Watts-Strogatz ring "
+        "of `degree` neighbours, each rewired with probability `rewire_p`), `geographic` "
+        "(dense random links inside each region, `bridges` links between every two regions) "
+        "or `file` (read `path`)",
+        choices=("random_regular", "small_world", "geographic", "file"),
+    )
+    degree: int = opt(6, "links per hub (random_regular, small_world, geographic)", lo=1)
+    rewire_p: float = opt(0.1, "small_world: probability of rewiring each ring link", lo=0, hi=1)
+    bridges: int = opt(4, "geographic: links between every pair of regions", lo=0)
+    path: str = opt(
+        "",
+        "file: an edge list (`a b` per line) or GraphML file; relative "
+        "paths are read from the scenario's folder",
+    )
+    format: str = opt(
+        "auto",
+        "file: `edgelist`, `graphml` or `auto` (by the file suffix)",
+        choices=("auto", "edgelist", "graphml"),
+    )
+
+
+@dataclass(frozen=True)
+class RegionSpec:
+    """A cluster of hubs (urban or rural) with its own link speed and availability."""
+
+    share: float = opt(
+        1.0, "fraction of the hubs in this region (shares are normalised)", above=0, hi=1
+    )
+    bandwidth_kbps: float = opt(
+        0.0, "uplink of each hub here in kbit/s; 0 takes `network.bandwidth_kbps`", lo=0
+    )
+    loss: float = opt(
+        -1.0, "message loss on links from hubs here; -1 takes `network.loss`", lo=-1, hi=0.99
+    )
+
+
+@dataclass(frozen=True)
+class LatencySpec:
+    """One-way delay of links."""
+
+    dist: str = opt(
+        "lognormal",
+        "distribution of a link's base delay around its mean: "
+        "`constant`, `uniform` (0.5x..1.5x), `exponential` or `lognormal`",
+        choices=("constant", "uniform", "exponential", "lognormal"),
+    )
+    mean_ms: float = opt(40.0, "mean one-way delay in ms between regions not in `matrix_ms`", lo=0)
+    sigma: float = opt(0.3, "lognormal: sigma of the log of the delay", lo=0, hi=3)
+    jitter_ms: float = opt(
+        2.0,
+        "mean extra delay per message (exponential), in ms; a stream still delivers in order",
+        lo=0,
+    )
+    matrix_ms: dict[str, dict[str, float]] = opt(
+        dict,
+        "mean one-way delay in ms from region to region, e.g. `urban = { urban = 15, rural = 80 }`",
+    )
+
+
+@dataclass(frozen=True)
+class NetworkSpec:
+    """Links and the gossip layer."""
+
+    bandwidth_kbps: float = opt(
+        10_000.0,
+        "uplink of each hub in kbit/s (messages queue behind each other); 0 means unlimited",
+        lo=0,
+    )
+    loss: float = opt(
+        0.0,
+        "probability a message is lost: gossip messages vanish, stream "
+        "data is resent after a timeout (the stream is reliable)",
+        lo=0,
+        hi=0.99,
+    )
+    retransmit_s: float = opt(
+        0.5, "extra delay of stream data whose first transmission was lost", lo=0
+    )
+    gossip: bool = opt(
+        True,
+        "announce new records on the gossip layer (GossipSub "
+        "stand-in); false leaves reconciliation alone",
+    )
+    gossip_mode: str = opt(
+        "store_forward",
+        "`store_forward`: a hub relays an announcement once it holds what it names (so "
+        "whoever it tells can fetch from it); `relay`: relay on receipt, as plain GossipSub; "
+        "`reannounce`: relay on receipt and, as node/p2p's driver does, every hub announces "
+        "records anew once stored (O(N^2) announcements: small runs only)",
+        choices=("store_forward", "relay", "reannounce"),
+    )
+    mesh_degree: int = opt(
+        8, "gossip: forward each new announcement to at most this many connected neighbours", lo=1
+    )
+    rewire_interval_s: float = opt(
+        0.0,
+        "peer sampling: every this many seconds each hub "
+        "drops its links and dials `topology.degree` random "
+        "online hubs (0: keep the topology)",
+        lo=0,
+    )
+    dial_timeout_s: float = opt(
+        5.0, "how long a dial to an unreachable hub waits before it is given up", above=0
+    )
+
+
+@dataclass(frozen=True)
+class EngineSpec:
+    """Settings of the real sync engine each hub runs (protocol.engine.EngineConfig)."""
+
+    reconcile_interval_s: float = opt(
+        300.0, "seconds between reconciles with each dialled peer", above=0
+    )
+    reconcile_timeout_s: float = opt(
+        120.0, "a reconcile not finished in this time is abandoned", above=0
+    )
+    hello_timeout_s: float = opt(10.0, "a handshake not done in this time is closed", above=0)
+    block_timeout_s: float = opt(
+        15.0, "a block request not ended in this time is asked elsewhere", above=0
+    )
+    seen_announcements: int = opt(
+        10_000,
+        "announcements each engine remembers to skip "
+        "repeats (lower it to save memory in large runs)",
+        lo=1,
+    )
+    redial_max_s: float = opt(600.0, "longest back-off between redials of a lost peer", above=0)
+
+
+@dataclass(frozen=True)
+class BurstSpec:
+    """A period of busier publishing, e.g. a Maker's Fair."""
+
+    name: str = opt("Maker's Fair", "label in the report")
+    start_s: float = opt(0.0, "when the burst starts", lo=0)
+    duration_s: float = opt(60.0, "how long it lasts", above=0)
+    factor: float = opt(5.0, "publishing rate multiplier during the burst", above=0)
+
+
+@dataclass(frozen=True)
+class WorkloadSpec:
+    """What artisans publish."""
+
+    records: int = opt(100, "records published in total", lo=0)
+    start_s: float = opt(1.0, "when publishing starts", lo=0)
+    window_s: float = opt(
+        60.0,
+        "publishing is spread over this many seconds (a Poisson process, shaped by bursts)",
+        lo=0,
+    )
+    publishers: int = opt(0, "how many hubs publish (chosen at random); 0 means every hub", lo=0)
+    body_bytes: int = opt(200, "size of each record's text", lo=0, hi=200_000)
+    file_bytes: int = opt(
+        0,
+        "when > 0 each record links a file chunk of this size, fetched by following links",
+        lo=0,
+        hi=1_000_000,
+    )
+    edit_share: float = opt(
+        0.0,
+        "fraction of records that are concurrent edits of one "
+        "shared document (they link the same parent record)",
+        lo=0,
+        hi=1,
+    )
+    bursts: list[BurstSpec] = opt(list, "bursts of publishing (`[[workload.bursts]]`)")
+
+
+@dataclass(frozen=True)
+class OutageSpec:
+    """A scheduled long outage (a rural hub offline for days)."""
+
+    region: str = opt("", "only hubs of this region ('' for any)")
+    share: float = opt(0.1, "fraction of those hubs that go offline", above=0, hi=1)
+    start_s: float = opt(0.0, "when they go offline", lo=0)
+    duration_s: float = opt(86_400.0, "how long they stay offline", above=0)
+
+
+@dataclass(frozen=True)
+class ChurnSpec:
+    """Hubs coming and going."""
+
+    share: float = opt(0.0, "fraction of hubs that churn (0 disables churn)", lo=0, hi=1)
+    online_mean_s: float = opt(
+        600.0,
+        "mean online session; churn per minute is about 60 / online_mean_s of the churning hubs",
+        above=0,
+    )
+    offline_mean_s: float = opt(120.0, "mean offline period", above=0)
+    dist: str = opt(
+        "pareto",
+        "session lengths: `exponential`, `pareto` or `lognormal` (heavy-tailed)",
+        choices=("exponential", "pareto", "lognormal"),
+    )
+    shape: float = opt(1.5, "pareto: tail index (> 1); lognormal: sigma", above=0)
+    start_s: float = opt(0.0, "when churn starts", lo=0)
+    outages: list[OutageSpec] = opt(list, "scheduled long outages (`[[churn.outages]]`)")
+
+
+@dataclass(frozen=True)
+class PartitionSpec:
+    """A cut in the network that opens and heals on schedule."""
+
+    split: str = opt(
+        "halves",
+        "`halves` (hubs 0..N/2-1 against the rest) or `region` "
+        "(the hubs of `region` against the rest)",
+        choices=("halves", "region"),
+    )
+    region: str = opt("", "split = region: the region cut off")
+    start_s: float = opt(0.0, "when the cut opens", lo=0)
+    heal_s: float = opt(60.0, "when it heals", above=0)
+
+
+@dataclass(frozen=True)
+class AdversarySpec:
+    """Misbehaving peers."""
+
+    kind: str = opt(
+        "drop",
+        "`invalid` (announces and serves records with bad signatures), "
+        "`spam` (floods announcements and garbage frames), `drop` (completes "
+        "the handshake, then answers nothing) or `eclipse` (drop, with every "
+        "adversary linked to the same `targets` hubs)",
+        choices=("invalid", "spam", "drop", "eclipse"),
+    )
+    count: int = opt(1, "how many peers of this kind", lo=1)
+    degree: int = opt(4, "links each adversary opens to honest hubs", lo=1)
+    targets: int = opt(1, "eclipse: how many honest hubs are surrounded", lo=1)
+    rate_per_s: float = opt(50.0, "spam/invalid: messages or records per second", above=0)
+    start_s: float = opt(5.0, "when the misbehaviour starts", lo=0)
+
+
+@dataclass(frozen=True)
+class Scenario:
+    """A whole simulation."""
+
+    name: str = opt("scenario", "label of the run")
+    hubs: int = opt(100, "honest hubs", lo=2, hi=1_000_000)
+    max_time_s: float = opt(600.0, "stop at this simulated time at the latest", above=0)
+    stop_when_converged: bool = opt(
+        True,
+        "stop once every online honest hub holds every record and nothing is scheduled to change",
+    )
+    sample_interval_s: float = opt(5.0, "simulated seconds between metric samples", above=0)
+    verify: str = opt(
+        "real",
+        "`real`: every hub checks every signature itself; `shared`: "
+        "each distinct (key, signature, message) is verified once per run and "
+        "the verdict shared by all simulated hubs (reported in the outputs)",
+        choices=("real", "shared"),
+    )
+    topology: TopologySpec = opt(TopologySpec, "`[topology]`")
+    regions: dict[str, RegionSpec] = opt(
+        dict, "`[regions.NAME]`: clusters of hubs; none means one region called `all`"
+    )
+    latency: LatencySpec = opt(LatencySpec, "`[latency]`")
+    network: NetworkSpec = opt(NetworkSpec, "`[network]`")
+    engine: EngineSpec = opt(EngineSpec, "`[engine]`")
+    workload: WorkloadSpec = opt(WorkloadSpec, "`[workload]`")
+    churn: ChurnSpec = opt(ChurnSpec, "`[churn]`")
+    partitions: list[PartitionSpec] = opt(list, "`[[partitions]]`")
+    adversaries: list[AdversarySpec] = opt(list, "`[[adversaries]]`")
+
+    def region_names(self) -> list[str]:
+        """The regions, in file order (``all`` when none are given)."""
+        return list(self.regions) or ["all"]
+
+
+# ----------------------------------------------------------------------- parsing
+
+_TYPE_NAMES = {int: "an integer", float: "a number", str: "a string", bool: "true or false"}
+
+
+def option_paths(cls: type = Scenario, prefix: str = "") -> Iterator[tuple[str, str]]:
+    """Every option as ``(dotted path, help)``, for the docs and their test."""
+    hints = typing.get_type_hints(cls)
+    for f in dataclasses.fields(cls):
+        path = f"{prefix}{f.name}"
+        yield path, f.metadata.get("doc", "")
+        hint = hints[f.name]
+        origin = typing.get_origin(hint)
+        args = typing.get_args(hint)
+        if dataclasses.is_dataclass(hint):
+            yield from option_paths(typing.cast(type, hint), path + ".")
+        elif origin is list and dataclasses.is_dataclass(args[0]):
+            yield from option_paths(args[0], path + "[].")
+        elif origin is dict and dataclasses.is_dataclass(args[1]):
+            yield from option_paths(args[1], path + ".NAME.")
+
+
+class _Where:
+    """Finds the line of a key path in TOML source text."""
+
+    _HEADER = re.compile(r"^\s*(\[\[?)\s*([^\]]+?)\s*\]\]?\s*(#.*)?$")
+    _KEY = re.compile(r'^\s*("[^"]*"|[A-Za-z0-9_\-.]+(?:\s*\.\s*[A-Za-z0-9_\-"]+)*)\s*=')
+    _INLINE = re.compile(r'([A-Za-z0-9_\-]+|"[^"]*")\s*=')
+
+    def __init__(self, text: str) -> None:
+        self.lines: dict[tuple[Any, ...], int] = {}
+        counts: dict[tuple[str, ...], int] = {}
+        table: tuple[Any, ...] = ()
+        for number, line in enumerate(text.splitlines(), 1):
+            header = self._HEADER.match(line)
+            if header:
+                name = tuple(self._split(header.group(2)))
+                if header.group(1) == "[[":
+                    counts[name] = counts.get(name, -1) + 1
+                    table = (*name, counts[name])
+                else:
+                    table = self._index(name, counts)
+                self.lines.setdefault(table, number)
+                continue
+            key = self._KEY.match(line)
+            if not key:
+                continue
+            path = (*table, *self._split(key.group(1)))
+            self.lines.setdefault(path, number)
+            rest = line[key.end() :]
+            if "{" in rest:
+                # An inline table: its keys are on this line too.
+                for inner in self._INLINE.finditer(rest):
+                    self.lines.setdefault((*path, inner.group(1).strip('"')), number)
+
+    @staticmethod
+    def _split(dotted: str) -> list[str]:
+        return [part.strip().strip('"') for part in dotted.split(".")]
+
+    @staticmethod
+    def _index(name: tuple[str, ...], counts: dict[tuple[str, ...], int]) -> tuple[Any, ...]:
+        # [workload.bursts.x] style sub-tables of arrays are not used; keep names as they are,
+        # but a sub-table of an array element gets the element's index.
+        for cut in range(len(name) - 1, 0, -1):
+            if name[:cut] in counts:
+                return (*name[:cut], counts[name[:cut]], *name[cut:])
+        return name
+
+    def line(self, path: tuple[Any, ...]) -> int | None:
+        """The line of ``path``, or of its nearest enclosing key or table."""
+        for cut in range(len(path), 0, -1):
+            found = self.lines.get(path[:cut])
+            if found is not None:
+                return found
+        return None
+
+
+def find_line(text: str, path: tuple[Any, ...]) -> int | None:
+    """The 1-based line where the key at ``path`` (strings and array indexes) is set."""
+    return _Where(text).line(path)
+
+
+class _Checker:
+    def __init__(self, text: str, source: str) -> None:
+        self.where = _Where(text)
+        self.source = source
+
+    def fail(self, path: tuple[Any, ...], problem: str) -> ScenarioError:
+        line = self.where.line(path)
+        dotted = ".".join(str(p) if isinstance(p, str) else f"[{p}]" for p in path)
+        dotted = dotted.replace(".[", "[")
+        at = f"{self.source}:{line}" if line else self.source
+        return ScenarioError(f"{at}: {dotted or 'scenario'}: {problem}")
+
+    def build(self, cls: type, value: Any, path: tuple[Any, ...]) -> Any:
+        if not isinstance(value, dict):
+            raise self.fail(path, f"must be a table, got {_kind(value)}")
+        hints = typing.get_type_hints(cls)
+        fields = {f.name: f for f in dataclasses.fields(cls)}
+        unknown = [k for k in value if k not in fields]
+        if unknown:
+            known = ", ".join(sorted(fields))
+            raise self.fail(
+                (*path, unknown[0]), f"unknown option {unknown[0]!r}; known here: {known}"
+            )
+        args = {}
+        for name, raw in value.items():
+            args[name] = self.value(hints[name], fields[name], raw, (*path, name))
+        return cls(**args)
+
+    def value(self, hint: Any, f: dataclasses.Field[Any], raw: Any, path: tuple[Any, ...]) -> Any:
+        origin, args = typing.get_origin(hint), typing.get_args(hint)
+        if dataclasses.is_dataclass(hint):
+            return self.build(typing.cast(type, hint), raw, path)
+        if origin is list:
+            if not isinstance(raw, list):
+                raise self.fail(path, f"must be an array of tables, got {_kind(raw)}")
+            return [self.build(args[0], item, (*path, i)) for i, item in enumerate(raw)]
+        if origin is dict:
+            if not isinstance(raw, dict):
+                raise self.fail(path, f"must be a table, got {_kind(raw)}")
+            out = {}
+            for key, item in raw.items():
+                if dataclasses.is_dataclass(args[1]):
+                    out[key] = self.build(args[1], item, (*path, key))
+                else:
+                    out[key] = self.value(args[1], f, item, (*path, key))
+            return out
+        return self.scalar(hint, f, raw, path)
+
+    def scalar(self, hint: Any, f: dataclasses.Field[Any], raw: Any, path: tuple[Any, ...]) -> Any:
+        ok = type(raw) is hint or (hint is float and type(raw) is int)
+        if not ok:
+            raise self.fail(
+                path, f"must be {_TYPE_NAMES.get(hint, hint)}, got {_kind(raw)} {raw!r:.40}"
+            )
+        value = float(raw) if hint is float else raw
+        meta = f.metadata
+        if hint is float and value != value:
+            raise self.fail(path, "must be a number, got nan")
+        if meta.get("choices") and value not in meta["choices"]:
+            raise self.fail(path, f"{value!r} is not one of {', '.join(meta['choices'])}")
+        if meta.get("lo") is not None and value < meta["lo"]:
+            raise self.fail(path, f"{value} is below the minimum {meta['lo']:g}")
+        if meta.get("hi") is not None and value > meta["hi"]:
+            raise self.fail(path, f"{value} is above the maximum {meta['hi']:g}")
+        if meta.get("above") is not None and value <= meta["above"]:
+            raise self.fail(path, f"{value} must be greater than {meta['above']:g}")
+        return value
+
+
+def _kind(value: Any) -> str:
+    names = {
+        bool: "a boolean",
+        int: "an integer",
+        float: "a number",
+        str: "a string",
+        list: "an array",
+        dict: "a table",
+    }
+    return names.get(type(value), type(value).__name__)
+
+
+def parse(
+    text: str, source: str = "<scenario>", overrides: dict[str, Any] | None = None
+) -> Scenario:
+    """Parse and check scenario TOML text; raises :class:`ScenarioError` naming the line.
+
+    ``overrides`` maps dotted option paths (``"network.loss"``) to values that replace
+    the file's (a sweep uses them); they are checked like the file's own values.
+    """
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ScenarioError(f"{source}: not valid TOML: {exc}") from exc
+    for dotted, value in (overrides or {}).items():
+        node = data
+        parts = dotted.split(".")
+        for part in parts[:-1]:
+            child = node.setdefault(part, {})
+            if not isinstance(child, dict):
+                raise ScenarioError(f"override {dotted}: {part} is not a table")
+            node = child
+        node[parts[-1]] = value
+    checker = _Checker(text, source)
+    scenario: Scenario = checker.build(Scenario, data, ())
+    _cross_check(scenario, checker)
+    return scenario
+
+
+def load(path: str | Path) -> Scenario:
+    """Read and check a scenario file."""
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ScenarioError(f"cannot read scenario {path}: {exc.strerror or exc}") from exc
+    scenario = parse(text, str(path))
+    topo = scenario.topology
+    if topo.kind == "file" and topo.path and not Path(topo.path).is_absolute():
+        scenario = dataclasses.replace(
+            scenario, topology=dataclasses.replace(topo, path=str(path.parent / topo.path))
+        )
+    return scenario
+
+
+def _cross_check(s: Scenario, c: _Checker) -> None:
+    """Rules that involve more than one option."""
+    names = set(s.region_names())
+    for src, row in s.latency.matrix_ms.items():
+        if src not in names:
+            raise c.fail(
+                ("latency", "matrix_ms", src),
+                f"unknown region {src!r}; regions: {', '.join(sorted(names))}",
+            )
+        for dst, ms in row.items():
+            if dst not in names:
+                raise c.fail(("latency", "matrix_ms", src, dst), f"unknown region {dst!r}")
+            if ms < 0:
+                raise c.fail(
+                    ("latency", "matrix_ms", src, dst), f"{ms} ms: a delay cannot be negative"
+                )
+    for i, p in enumerate(s.partitions):
+        if p.heal_s <= p.start_s:
+            raise c.fail(
+                ("partitions", i, "heal_s"),
+                f"heals at {p.heal_s:g} s, not after it opens at {p.start_s:g} s",
+            )
+        if p.split == "region" and p.region not in names:
+            raise c.fail(("partitions", i, "region"), f"unknown region {p.region!r}")
+    for i, o in enumerate(s.churn.outages):
+        if o.region and o.region not in names:
+            raise c.fail(("churn", "outages", i, "region"), f"unknown region {o.region!r}")
+    if s.churn.dist == "pareto" and s.churn.shape <= 1:
+        raise c.fail(("churn", "shape"), "a pareto tail index must be above 1 for a finite mean")
+    topo = s.topology
+    if topo.kind == "random_regular" and (topo.degree >= s.hubs or topo.degree * s.hubs % 2):
+        raise c.fail(
+            ("topology", "degree"),
+            f"no random regular graph of {s.hubs} hubs with "
+            f"degree {topo.degree} (needs degree < hubs and degree x hubs even)",
+        )
+    if topo.kind == "small_world" and topo.degree >= s.hubs:
+        raise c.fail(("topology", "degree"), f"degree {topo.degree} needs more than {s.hubs} hubs")
+    if topo.kind == "file" and not topo.path:
+        raise c.fail(("topology", "kind"), "kind = 'file' needs topology.path")
+    if s.workload.publishers > s.hubs:
+        raise c.fail(
+            ("workload", "publishers"), f"{s.workload.publishers} publishers but only {s.hubs} hubs"
+        )
+    for i, a in enumerate(s.adversaries):
+        if a.kind == "eclipse" and a.targets > s.hubs:
+            raise c.fail(("adversaries", i, "targets"), "more targets than hubs")

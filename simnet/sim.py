@@ -1,0 +1,853 @@
+"""The simulation: real sync engines on virtual links, driven by the kernel.
+
+Every honest hub is a :class:`~craftnet.protocol.engine.SyncEngine` with its own key,
+an in-memory block store and reconcile items. The simulation executes the engines'
+commands as node/ does with libp2p: ``Send`` travels a virtual stream (delay, jitter,
+uplink queueing, loss turned into retransmission delay, in order), ``Publish`` enters
+a gossip layer that stands in for GossipSub (each new announcement is forwarded to at
+most ``mesh_degree`` connected neighbours, once per hub, after the announcement's
+signature checks), ``SetTimer`` becomes a kernel event, ``StoreBlocks`` writes the
+store. On top: partitions, churn, scheduled outages, peer sampling and adversaries.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+import random
+import time
+from collections.abc import Callable
+from contextlib import nullcontext
+from dataclasses import dataclass
+from typing import Any
+
+from craftnet.archive.cid import DAG_CBOR, RAW, Cid
+from craftnet.archive.records import Record
+from craftnet.identity.errors import IdentityError
+from craftnet.identity.keys import PrivateKey
+from craftnet.protocol.blocks import BlockConfig, DictBlocks
+from craftnet.protocol.engine import EngineConfig, SyncEngine
+from craftnet.protocol.errors import ProtocolError
+from craftnet.protocol.events import (
+    Ban,
+    CancelTimer,
+    Command,
+    DataReceived,
+    Dial,
+    Disconnect,
+    Event,
+    GossipReceived,
+    PeerConnected,
+    PeerDisconnected,
+    PeerId,
+    Publish,
+    ReconcileFinished,
+    RecordsAdded,
+    Send,
+    SetTimer,
+    StoreBlocks,
+    TimerFired,
+    TimerId,
+)
+from craftnet.protocol.framing import FrameDecoder
+from craftnet.protocol.items import item_key
+from craftnet.protocol.messages import Announce
+from craftnet.protocol.scoring import Thresholds
+from craftnet.simnet import topology
+from craftnet.simnet.items import ItemTable, SharedItems
+from craftnet.simnet.kernel import Kernel
+from craftnet.simnet.metrics import Metrics
+from craftnet.simnet.scenario import Scenario
+from craftnet.simnet.verify import VerdictCache, shared_verdicts
+
+ALLIANCE = "Global Micro-manufacturing Alliance"
+BASE_TS = 1_760_000_000_000  # ms; record clocks are BASE_TS + simulated ms
+HONEST = "honest"
+REANNOUNCE_DELAY = 0.05  # as node/p2p/driver.py: gather a burst into one announcement
+
+
+class Conn:
+    """One live connection (sync stream and gossip) between two hubs."""
+
+    __slots__ = ("a", "b", "epoch", "last_ab", "last_ba", "latency")
+
+    def __init__(self, a: int, b: int, epoch: int, latency: float) -> None:
+        self.a = a
+        self.b = b
+        self.epoch = epoch
+        self.latency = latency
+        self.last_ab = 0.0
+        self.last_ba = 0.0
+
+
+class SimHub:
+    """A simulated hub: the real engine plus what the network layer needs to know."""
+
+    __slots__ = (
+        "bans",
+        "blocks",
+        "bw",
+        "bytes_in",
+        "bytes_out",
+        "conns",
+        "engine",
+        "hellos",
+        "index",
+        "items",
+        "key",
+        "kind",
+        "loss",
+        "msgs_out",
+        "off",
+        "out",
+        "peer",
+        "pending",
+        "reannounce",
+        "region",
+        "timers",
+        "uplink_free",
+    )
+
+    def __init__(self, index: int, peer: PeerId, key: PrivateKey, kind: str) -> None:
+        self.index = index
+        self.peer = peer
+        self.key = key
+        self.kind = kind
+        self.engine: SyncEngine
+        self.items: SharedItems
+        self.blocks = DictBlocks()
+        self.region = 0
+        self.off = 0  # reasons to be offline (churn, outages); online when 0
+        self.out: list[int] = []  # hubs this one dials
+        self.conns: dict[int, Conn] = {}
+        self.timers: dict[TimerId, int] = {}
+        self.bans: dict[PeerId, float] = {}
+        self.uplink_free = 0.0
+        self.bw = 0.0
+        self.loss = 0.0
+        self.bytes_out = 0
+        self.bytes_in = 0
+        self.msgs_out = 0
+        self.hellos: set[int] = set()
+        self.pending: dict[Cid, tuple[int, int]] = {}  # record -> (gossip id, hops)
+        self.reannounce: list[tuple[int, Cid]] = []
+
+    @property
+    def online(self) -> bool:
+        """True when nothing keeps the hub offline."""
+        return self.off == 0
+
+
+@dataclass
+class RunResult:
+    """What a finished run hands to the writers and the plots."""
+
+    scenario: Scenario
+    seed: int
+    metrics: Metrics
+    wall_s: float
+    events: int
+
+
+def _key_for(index: int) -> PrivateKey:
+    return PrivateKey.from_seed((0x5EED << 200 | index).to_bytes(32, "big"))
+
+
+def sample_mean(rng: random.Random, dist: str, mean: float, shape: float) -> float:
+    """A draw with the given mean: exponential, pareto (tail ``shape``) or lognormal."""
+    if dist == "exponential":
+        return rng.expovariate(1.0 / mean)
+    if dist == "pareto":
+        return mean * (shape - 1) / shape * rng.paretovariate(shape)
+    if dist == "lognormal":
+        return rng.lognormvariate(math.log(mean) - shape * shape / 2, shape)
+    if dist == "uniform":
+        return mean * (0.5 + rng.random())
+    return mean
+
+
+class Simulation:
+    """One run of one scenario with one seed."""
+
+    def __init__(self, scenario: Scenario, seed: int) -> None:
+        self.s = scenario
+        self.seed = seed
+        self.kernel = Kernel()
+        self.rng = random.Random(f"craftnet-simnet/{seed}")
+        self.net_rng = random.Random(self.rng.getrandbits(64))
+        self.cache = VerdictCache()
+        self.items_table = ItemTable()
+        self.blocks_table: dict[Cid, tuple[Cid, bytes]] = {}
+        self.hubs: list[SimHub] = []
+        self.by_peer: dict[PeerId, SimHub] = {}
+        self.conns: dict[int, Conn] = {}
+        self.epoch = 0
+        self._tokens = 0
+        self._open_sides: dict[int, bytearray] = {}
+        self._dialled_cache: dict[int, list[int]] | None = None
+        self.gossip_data: list[bytes] = []
+        self.gossip_forwarded: list[bytearray] = []
+        self.gossip_records: list[tuple[Cid, ...]] = []
+        self.partitions: list[bytearray] = []
+        self.gossip_ids: dict[bytes, int] = {}
+        self.gossip_seen: list[bytearray] = []
+        self.gossip_valid: list[bool] = []
+        self.gossip_hops: list[int] = []
+        self.region_names = scenario.region_names()
+        self.honest = scenario.hubs
+        self.metrics = Metrics(scenario, self)
+        self.stats: dict[str, int] = {
+            "sends": 0,
+            "send_bytes": 0,
+            "gossip_messages": 0,
+            "gossip_duplicates": 0,
+            "gossip_lost": 0,
+            "retransmits": 0,
+            "connects": 0,
+            "disconnects": 0,
+            "dials_failed": 0,
+            "reconciles": 0,
+            "reconcile_bytes": 0,
+            "bans": 0,
+            "records_stored": 0,
+            "engine_events": 0,
+        }
+        self.disconnect_reasons: dict[str, int] = {}
+        self._build()
+
+    # ------------------------------------------------------------------ build
+
+    def _engine_config(self, rewiring: bool) -> EngineConfig:
+        e = self.s.engine
+        return EngineConfig(
+            alliance=ALLIANCE,
+            reconcile_interval=e.reconcile_interval_s,
+            reconcile_timeout=e.reconcile_timeout_s,
+            hello_timeout=e.hello_timeout_s,
+            blocks=BlockConfig(timeout=e.block_timeout_s),
+            thresholds=Thresholds(),
+            seen_announcements=e.seen_announcements,
+            redial=not rewiring,
+            redial_max=e.redial_max_s,
+        )
+
+    def _make_hub(self, index: int, peer: str, kind: str, config: EngineConfig) -> SimHub:
+        hub = SimHub(index, PeerId(peer), _key_for(index), kind)
+        hub.items = SharedItems(self.items_table)
+        hub.engine = SyncEngine(
+            key=hub.key,
+            peer_id=hub.peer,
+            items=hub.items,
+            blocks=hub.blocks,
+            config=config,
+            rng=random.Random(f"{self.seed}/engine/{index}"),
+        )
+        self.hubs.append(hub)
+        self.by_peer[hub.peer] = hub
+        return hub
+
+    def _build(self) -> None:
+        s = self.s
+        config = self._engine_config(s.network.rewire_interval_s > 0)
+        shares = {name: spec.share for name, spec in s.regions.items()} or {"all": 1.0}
+        regions = topology.assign_regions(s.hubs, shares, self.rng)
+        for i in range(s.hubs):
+            hub = self._make_hub(i, f"hub-{i:05d}", HONEST, config)
+            hub.region = regions[i]
+            self._set_link_caps(hub)
+        graph = topology.build(s.topology, s.hubs, regions, self.rng)
+        for a, b in topology.oriented(graph, self.rng):
+            self.hubs[a].out.append(b)
+        adversary_index = 0
+        honest_ids = list(range(s.hubs))
+        for spec in s.adversaries:
+            targets = self.rng.sample(honest_ids, spec.targets) if spec.kind == "eclipse" else []
+            for _ in range(spec.count):
+                index = len(self.hubs)
+                hub = self._make_hub(index, f"adv-{adversary_index:03d}", spec.kind, config)
+                adversary_index += 1
+                hub.region = self.rng.randrange(len(self.region_names))
+                self._set_link_caps(hub)
+                hub.out = list(targets) or self.rng.sample(honest_ids, min(spec.degree, s.hubs))
+                self.metrics.adversary(hub, spec, targets)
+        for p in s.partitions:
+            self.kernel.at(p.start_s, self._partition_open, p)
+            self.kernel.at(p.heal_s, self._partition_heal, p)
+        self._schedule_churn()
+        self._schedule_workload()
+        for spec in s.adversaries:
+            if spec.kind in ("spam", "invalid"):
+                for hub in self.hubs[s.hubs :]:
+                    if hub.kind == spec.kind:
+                        self.kernel.at(spec.start_s, self._adversary_tick, (hub, spec))
+        if s.network.rewire_interval_s > 0:
+            self.kernel.at(s.network.rewire_interval_s, self._rewire, None)
+        self.kernel.at(0.0, self._connect_all, None)
+
+    def _set_link_caps(self, hub: SimHub) -> None:
+        net = self.s.network
+        spec = self.s.regions.get(self.region_names[hub.region])
+        kbps = spec.bandwidth_kbps if spec and spec.bandwidth_kbps > 0 else net.bandwidth_kbps
+        hub.bw = kbps * 1000 / 8 if kbps > 0 else 0.0
+        hub.loss = spec.loss if spec and spec.loss >= 0 else net.loss
+
+    # ------------------------------------------------------------ connections
+
+    def _pair(self, a: int, b: int) -> int:
+        return a * 1_000_003 + b if a < b else b * 1_000_003 + a
+
+    def reachable(self, a: int, b: int) -> bool:
+        """No open partition separates hubs ``a`` and ``b``."""
+        return all(side[a] == side[b] for side in self.partitions)
+
+    def _latency(self, a: SimHub, b: SimHub) -> float:
+        lat = self.s.latency
+        ra, rb = self.region_names[a.region], self.region_names[b.region]
+        row = lat.matrix_ms.get(ra, {})
+        mean = row.get(rb, lat.matrix_ms.get(rb, {}).get(ra, lat.mean_ms))
+        return sample_mean(self.net_rng, lat.dist, mean, lat.sigma) / 1000.0
+
+    def _can_connect(self, a: SimHub, b: SimHub) -> bool:
+        now = self.kernel.now
+        return (
+            a.online
+            and b.online
+            and self._pair(a.index, b.index) not in self.conns
+            and self.reachable(a.index, b.index)
+            and a.bans.get(b.peer, 0.0) <= now
+            and b.bans.get(a.peer, 0.0) <= now
+        )
+
+    def connect(self, dialer: SimHub, listener: SimHub) -> bool:
+        """Open a connection now; both engines hear of it one round trip later."""
+        if not self._can_connect(dialer, listener):
+            return False
+        self.epoch += 1
+        conn = Conn(dialer.index, listener.index, self.epoch, self._latency(dialer, listener))
+        self.conns[self._pair(dialer.index, listener.index)] = conn
+        dialer.conns[listener.index] = conn
+        listener.conns[dialer.index] = conn
+        self.stats["connects"] += 1
+        self.kernel.after(2 * conn.latency, self._opened, (conn, dialer, listener))
+        return True
+
+    def _opened(self, arg: tuple[Conn, SimHub, SimHub]) -> None:
+        conn, dialer, listener = arg
+        if dialer.conns.get(listener.index) is not conn:
+            return
+        self.deliver(listener, PeerConnected(dialer.peer, outbound=False))
+        if dialer.conns.get(listener.index) is conn:
+            self.deliver(dialer, PeerConnected(listener.peer, outbound=True))
+
+    def close(self, a: SimHub, b: SimHub, tell_a: bool = True) -> None:
+        """Drop the connection between ``a`` and ``b``; their engines hear of it."""
+        conn = self.conns.pop(self._pair(a.index, b.index), None)
+        if conn is None:
+            return
+        del a.conns[b.index]
+        del b.conns[a.index]
+        a.hellos.discard(b.index)
+        b.hellos.discard(a.index)
+        self.stats["disconnects"] += 1
+        if tell_a:
+            self.deliver(a, PeerDisconnected(b.peer))
+        self.deliver(b, PeerDisconnected(a.peer))
+
+    def _connect_all(self, _: Any) -> None:
+        for hub in self.hubs:
+            for other in hub.out:
+                self.connect(hub, self.hubs[other])
+
+    def _reconnect(self, hub: SimHub) -> None:
+        """A hub came back (or a cut healed): restore its topology links that can be."""
+        for other in hub.out:
+            self.connect(hub, self.hubs[other])
+        for other in self._dialled_by.get(hub.index, ()):
+            self.connect(self.hubs[other], hub)
+
+    @property
+    def _dialled_by(self) -> dict[int, list[int]]:
+        cached = self._dialled_cache
+        if cached is None:
+            cached = {}
+            for hub in self.hubs:
+                for other in hub.out:
+                    cached.setdefault(other, []).append(hub.index)
+            self._dialled_cache = cached
+        return cached
+
+    # ------------------------------------------------------------- the engine
+
+    def deliver(self, hub: SimHub, event: Event) -> None:
+        """Hand one event to a hub's engine and execute what it asks."""
+        self.stats["engine_events"] += 1
+        commands = hub.engine.handle(event, self.kernel.now)
+        if hub.kind != HONEST and hub.kind in ("drop", "eclipse"):
+            commands = self._black_hole(hub, commands)
+        self.execute(hub, commands)
+
+    def _black_hole(self, hub: SimHub, commands: list[Command]) -> list[Command]:
+        """Drop-everything adversaries: the hello goes out, nothing else ever does."""
+        kept: list[Command] = []
+        for cmd in commands:
+            if isinstance(cmd, Send):
+                other = self.by_peer.get(cmd.peer)
+                if other is None or other.index in hub.hellos:
+                    continue
+                hub.hellos.add(other.index)
+                kept.append(cmd)
+            elif isinstance(cmd, SetTimer | CancelTimer | Disconnect | Dial):
+                kept.append(cmd)
+        return kept
+
+    def execute(self, hub: SimHub, commands: list[Command]) -> None:
+        """Do what an engine asked, as node/ does with libp2p and the store."""
+        for cmd in commands:
+            kind = type(cmd)
+            if kind is Send:
+                self._send(hub, cmd)  # type: ignore[arg-type]
+            elif kind is SetTimer:
+                self._set_timer(hub, cmd)  # type: ignore[arg-type]
+            elif kind is CancelTimer:
+                hub.timers.pop(cmd.timer, None)  # type: ignore[union-attr]
+            elif kind is StoreBlocks:
+                self._store(hub, cmd)  # type: ignore[arg-type]
+            elif kind is Publish:
+                self._publish(hub, cmd.data)  # type: ignore[union-attr]
+            elif kind is Disconnect:
+                other = self.by_peer.get(cmd.peer)  # type: ignore[union-attr]
+                reason = cmd.reason.split(" (")[0].split(":")[0]  # type: ignore[union-attr]
+                self.disconnect_reasons[reason] = self.disconnect_reasons.get(reason, 0) + 1
+                if other is not None:
+                    self.close(hub, other, tell_a=False)
+            elif kind is Ban:
+                hub.bans[cmd.peer] = cmd.until  # type: ignore[union-attr]
+                self.stats["bans"] += 1
+                self.metrics.banned(hub, cmd.peer, self.kernel.now)  # type: ignore[union-attr]
+            elif kind is Dial:
+                other = self.by_peer.get(cmd.peer)  # type: ignore[union-attr]
+                if other is None or not self.connect(hub, other):
+                    self.stats["dials_failed"] += 1
+            elif kind is ReconcileFinished:
+                self.stats["reconciles"] += 1
+                self.stats["reconcile_bytes"] += cmd.bytes_sent  # type: ignore[union-attr]
+
+    def _set_timer(self, hub: SimHub, cmd: SetTimer) -> None:
+        # A timer set again replaces the earlier one: only the newest token fires.
+        self._tokens += 1
+        hub.timers[cmd.timer] = self._tokens
+        self.kernel.at(cmd.at, self._fire, (hub, cmd.timer, self._tokens))
+
+    def _fire(self, arg: tuple[SimHub, TimerId, int]) -> None:
+        hub, timer, token = arg
+        if hub.timers.get(timer) != token:
+            return
+        del hub.timers[timer]
+        self.deliver(hub, TimerFired(timer))
+
+    def _store(self, hub: SimHub, cmd: StoreBlocks) -> None:
+        cids = []
+        for block in cmd.blocks:
+            shared = self.blocks_table.get(block.cid)
+            if shared is None:
+                shared = self.blocks_table[block.cid] = (block.cid, block.data)
+            hub.blocks.blocks[shared[0]] = shared[1]
+            cids.append(shared[0])
+            if block.ts is not None:
+                hub.items.add(item_key(block.ts, shared[0]))
+                self.stats["records_stored"] += 1
+                self.metrics.stored(hub, shared[0], self.kernel.now)
+        hub.engine.blocks_stored(cids)
+        for block in cmd.blocks:
+            if block.ts is not None:
+                self._stored_record(hub, block.cid, block.ts)
+
+    # ------------------------------------------------------------------ links
+
+    def _transmit(self, src: SimHub, conn: Conn, size: int) -> float:
+        """When ``size`` bytes sent now by ``src`` on ``conn`` arrive at the other end."""
+        now = self.kernel.now
+        start = src.uplink_free if src.uplink_free > now else now
+        done = start + (size / src.bw if src.bw else 0.0)
+        src.uplink_free = done
+        arrive = done + conn.latency
+        jitter = self.s.latency.jitter_ms
+        if jitter:
+            arrive += self.net_rng.expovariate(1000.0 / jitter)
+        if src.loss:
+            while self.net_rng.random() < src.loss:
+                self.stats["retransmits"] += 1
+                arrive += self.s.network.retransmit_s
+        if conn.a == src.index:
+            arrive = conn.last_ab = max(arrive, conn.last_ab)
+        else:
+            arrive = conn.last_ba = max(arrive, conn.last_ba)
+        src.bytes_out += size
+        src.msgs_out += 1
+        return arrive
+
+    def _send(self, hub: SimHub, cmd: Send) -> None:
+        other = self.by_peer.get(cmd.peer)
+        if other is None:
+            return
+        conn = hub.conns.get(other.index)
+        if conn is None:
+            return
+        self.stats["sends"] += 1
+        self.stats["send_bytes"] += len(cmd.data)
+        at = self._transmit(hub, conn, len(cmd.data))
+        self.kernel.at(at, self._arrive, (conn, other, hub.peer, cmd.data))
+
+    def _arrive(self, arg: tuple[Conn, SimHub, PeerId, bytes]) -> None:
+        conn, dst, src, data = arg
+        if dst.conns.get(conn.a if conn.b == dst.index else conn.b) is not conn:
+            return  # the connection went down while the bytes travelled
+        dst.bytes_in += len(data)
+        self.deliver(dst, DataReceived(src, data))
+
+    # ----------------------------------------------------------------- gossip
+
+    def _publish(self, hub: SimHub, data: bytes) -> None:
+        mid = self.gossip_ids.get(data)
+        if mid is None:
+            mid = self.gossip_ids[data] = len(self.gossip_valid)
+            self.gossip_seen.append(bytearray(len(self.hubs)))
+            records = _valid_announcement(data)
+            self.gossip_valid.append(records is not None)
+            self.gossip_records.append(records or ())
+            self.gossip_forwarded.append(bytearray(len(self.hubs)))
+            self.gossip_hops.append(0)
+            self.gossip_data.append(data)
+        self.gossip_seen[mid][hub.index] = 1
+        self._forward(hub, mid, data, 0)
+
+    def _forward(self, hub: SimHub, mid: int, data: bytes, hops: int) -> None:
+        if not self.s.network.gossip or self.gossip_forwarded[mid][hub.index]:
+            return
+        self.gossip_forwarded[mid][hub.index] = 1
+        seen = self.gossip_seen[mid]
+        targets = [i for i in hub.conns if not seen[i]]
+        if len(targets) > self.s.network.mesh_degree:
+            targets.sort()
+            targets = self.net_rng.sample(targets, self.s.network.mesh_degree)
+        for i in targets:
+            conn = hub.conns[i]
+            if hub.loss and self.net_rng.random() < hub.loss:
+                self.stats["gossip_lost"] += 1
+                continue
+            at = self._transmit(hub, conn, len(data))
+            self.stats["gossip_messages"] += 1
+            self.kernel.at(at, self._gossip_arrive, (conn, self.hubs[i], hub.peer, mid, hops + 1))
+
+    def _gossip_arrive(self, arg: tuple[Conn, SimHub, PeerId, int, int]) -> None:
+        conn, dst, src, mid, hops = arg
+        if dst.conns.get(conn.a if conn.b == dst.index else conn.b) is not conn:
+            return
+        seen = self.gossip_seen[mid]
+        if seen[dst.index]:
+            self.stats["gossip_duplicates"] += 1
+            return
+        seen[dst.index] = 1
+        if hops > self.gossip_hops[mid]:
+            self.gossip_hops[mid] = hops
+        data = self.gossip_data[mid]
+        dst.bytes_in += len(data)
+        self.deliver(dst, GossipReceived(src, data))
+        if not self.gossip_valid[mid] or dst.kind != HONEST:
+            return
+        if self.s.network.gossip_mode != "store_forward":
+            self._forward(dst, mid, data, hops)
+            return
+        lacking = [c for c in self.gossip_records[mid] if c not in dst.blocks.blocks]
+        if not lacking:
+            self._forward(dst, mid, data, hops)
+        for cid in lacking:
+            dst.pending[cid] = (mid, hops)
+
+    def _stored_record(self, hub: SimHub, cid: Cid, ts: int) -> None:
+        """Gossip duties once a hub holds a record: relay, or announce it anew."""
+        waiting = hub.pending.pop(cid, None)
+        if waiting is not None:
+            mid, hops = waiting
+            self._forward(hub, mid, self.gossip_data[mid], hops)
+        mode = self.s.network.gossip_mode
+        if hub.kind != HONEST or not self.s.network.gossip:
+            return
+        # A record that came without an announcement (by reconcile, e.g. across a healed
+        # partition) is announced anew, as node/p2p's driver announces what it stores.
+        if mode == "reannounce" or (mode == "store_forward" and waiting is None):
+            if not hub.reannounce:
+                self.kernel.after(REANNOUNCE_DELAY, self._reannounce, hub)
+            hub.reannounce.append((ts, cid))
+
+    def _reannounce(self, hub: SimHub) -> None:
+        batch, hub.reannounce = sorted(hub.reannounce), []
+        self.deliver(hub, RecordsAdded(tuple(batch)))
+
+    # ---------------------------------------------------------------- workload
+
+    def _schedule_workload(self) -> None:
+        w = self.s.workload
+        rng = random.Random(self.rng.getrandbits(64))
+        segments: list[tuple[float, float, float]] = []  # start, end, rate factor
+        edges = {w.start_s, w.start_s + w.window_s}
+        for b in w.bursts:
+            for t in (b.start_s, b.start_s + b.duration_s):
+                if w.start_s < t < w.start_s + w.window_s:
+                    edges.add(t)
+        points = sorted(edges)
+        for lo, hi in itertools.pairwise(points):
+            factor = 1.0
+            for b in w.bursts:
+                if b.start_s <= lo < b.start_s + b.duration_s:
+                    factor *= b.factor
+            segments.append((lo, hi, factor))
+        mass = sum((hi - lo) * f for lo, hi, f in segments)
+        times = []
+        for _ in range(w.records):
+            if mass <= 0:
+                times.append(w.start_s)
+                continue
+            u = rng.random() * mass
+            for lo, hi, f in segments:
+                if u <= (hi - lo) * f:
+                    times.append(lo + u / f)
+                    break
+                u -= (hi - lo) * f
+            else:
+                times.append(w.start_s + w.window_s)
+        times.sort()
+        publishers = list(range(self.s.hubs))
+        if w.publishers:
+            publishers = sorted(rng.sample(publishers, w.publishers))
+        parent: Cid | None = None
+        for n, t in enumerate(times):
+            origin = self.hubs[rng.choice(publishers)]
+            edit = w.edit_share > 0 and rng.random() < w.edit_share
+            chunk = rng.randbytes(w.file_bytes) if w.file_bytes else b""
+            text = rng.randbytes(w.body_bytes // 2).hex() if w.body_bytes else ""
+            if edit and parent is None:
+                parent = _make_record(origin.key, n, t, text, None, "technique").cid
+                edit = False
+            self.kernel.at(
+                t, self._publish_record, (origin, n, text, chunk, parent if edit else None)
+            )
+        self.metrics.expect_records(w.records)
+
+    def _publish_record(self, arg: tuple[SimHub, int, str, bytes, Cid | None]) -> None:
+        hub, n, text, chunk, parent = arg
+        links: list[Cid] = []
+        if parent is not None:
+            links.append(parent)
+        if chunk:
+            cid = Cid.of(chunk, RAW)
+            hub.blocks.blocks[cid] = chunk
+            links.append(cid)
+        record = _make_record(
+            hub.key,
+            n,
+            self.kernel.now,
+            text,
+            tuple(links),
+            "edit" if parent is not None else "technique",
+        )
+        hub.blocks.blocks[record.cid] = record.block
+        self.blocks_table[record.cid] = (record.cid, record.block)
+        hub.items.add(item_key(record.ts, record.cid))
+        self.metrics.published(hub, record.cid, self.kernel.now)
+        self.deliver(hub, RecordsAdded(((record.ts, record.cid),)))
+
+    # -------------------------------------------------------------- adversaries
+
+    def _adversary_tick(self, arg: tuple[SimHub, Any]) -> None:
+        hub, spec = arg
+        now = self.kernel.now
+        if now > self.s.max_time_s:
+            return
+        if spec.kind == "spam":
+            # Validly signed announcements of blocks nobody has, straight to the
+            # neighbours (GossipSub's own scoring, not simulated, would stop them on the
+            # mesh), and a garbage frame on every sync stream.
+            fake = tuple(Cid.of(self.net_rng.randbytes(16), RAW) for _ in range(4))
+            from craftnet.protocol.framing import encode_frame
+
+            data = encode_frame(Announce.create(hub.key, 0, fake))
+            for i, conn in list(hub.conns.items()):
+                other = self.hubs[i]
+                at = self._transmit(hub, conn, len(data))
+                self.kernel.at(at, self._spam_arrive, (conn, other, hub.peer, data))
+                self._send(hub, Send(other.peer, b"\x04\xff\xff\xff\xff"))
+        elif spec.kind == "invalid":
+            record = _make_record(hub.key, 10**6 + int(now * 1000), now, "forged", (), "technique")
+            block = _forge(record)
+            cid = Cid.of(block, DAG_CBOR)
+            hub.blocks.blocks[cid] = block
+            hub.items.add(item_key(record.ts, cid))
+            self.deliver(hub, RecordsAdded(((record.ts, cid),)))
+        self.kernel.after(1.0 / spec.rate_per_s, self._adversary_tick, arg)
+
+    def _spam_arrive(self, arg: tuple[Conn, SimHub, PeerId, bytes]) -> None:
+        conn, dst, src, data = arg
+        if dst.conns.get(conn.a if conn.b == dst.index else conn.b) is not conn:
+            return
+        dst.bytes_in += len(data)
+        self.deliver(dst, GossipReceived(src, data))
+
+    # ---------------------------------------------------- partitions and churn
+
+    def _partition_open(self, spec: Any) -> None:
+        side = bytearray(len(self.hubs))
+        if spec.split == "halves":
+            for i in range(self.s.hubs // 2, len(self.hubs)):
+                side[i] = 1
+        else:
+            region = self.region_names.index(spec.region)
+            for hub in self.hubs:
+                side[hub.index] = 1 if hub.region == region else 0
+        self.partitions.append(side)
+        self._open_sides[id(spec)] = side
+        for conn in list(self.conns.values()):
+            if side[conn.a] != side[conn.b]:
+                self.close(self.hubs[conn.a], self.hubs[conn.b])
+        self.metrics.event("partition", self.kernel.now)
+
+    def _partition_heal(self, spec: Any) -> None:
+        side = self._open_sides.pop(id(spec))
+        self.partitions.remove(side)
+        for hub in self.hubs:
+            for other in hub.out:
+                self.connect(hub, self.hubs[other])
+        self.metrics.event("heal", self.kernel.now)
+
+    def _go_offline(self, hub: SimHub) -> None:
+        hub.off += 1
+        if hub.off == 1:
+            for other in list(hub.conns):
+                self.close(hub, self.hubs[other])
+            self.metrics.online_changed(hub, False, self.kernel.now)
+
+    def _go_online(self, hub: SimHub) -> None:
+        hub.off -= 1
+        if hub.off == 0:
+            self.metrics.online_changed(hub, True, self.kernel.now)
+            self._reconnect(hub)
+
+    def _schedule_churn(self) -> None:
+        c = self.s.churn
+        rng = random.Random(self.rng.getrandbits(64))
+        self.churn_rng = rng
+        if c.share > 0:
+            count = round(self.s.hubs * c.share)
+            for i in sorted(rng.sample(range(self.s.hubs), count)):
+                first = (
+                    c.start_s + sample_mean(rng, c.dist, c.online_mean_s, c.shape) * rng.random()
+                )
+                self.kernel.at(first, self._churn_down, self.hubs[i])
+        for o in c.outages:
+            pool = [
+                h.index
+                for h in self.hubs[: self.s.hubs]
+                if not o.region or self.region_names[h.region] == o.region
+            ]
+            chosen = sorted(rng.sample(pool, max(1, round(len(pool) * o.share))))
+            for i in chosen:
+                self.kernel.at(o.start_s, self._outage_start, self.hubs[i])
+                self.kernel.at(o.start_s + o.duration_s, self._outage_end, self.hubs[i])
+
+    def _churn_down(self, hub: SimHub) -> None:
+        c = self.s.churn
+        self._go_offline(hub)
+        self.kernel.after(
+            sample_mean(self.churn_rng, c.dist, c.offline_mean_s, c.shape), self._churn_up, hub
+        )
+
+    def _churn_up(self, hub: SimHub) -> None:
+        c = self.s.churn
+        self._go_online(hub)
+        self.kernel.after(
+            sample_mean(self.churn_rng, c.dist, c.online_mean_s, c.shape), self._churn_down, hub
+        )
+
+    def _outage_start(self, hub: SimHub) -> None:
+        self._go_offline(hub)
+
+    def _outage_end(self, hub: SimHub) -> None:
+        self._go_online(hub)
+
+    def _rewire(self, _: Any) -> None:
+        """Peer sampling: every online hub swaps its links for ``degree`` random hubs."""
+        degree = self.s.topology.degree
+        online = [h.index for h in self.hubs[: self.s.hubs] if h.online]
+        for conn in list(self.conns.values()):
+            self.close(self.hubs[conn.a], self.hubs[conn.b])
+        for i in online:
+            hub = self.hubs[i]
+            hub.out = [
+                j for j in self.net_rng.sample(online, min(degree + 1, len(online))) if j != i
+            ][:degree]
+            for j in hub.out:
+                self.connect(hub, self.hubs[j])
+        self._dialled_cache = None
+        self.kernel.after(self.s.network.rewire_interval_s, self._rewire, None)
+
+    # -------------------------------------------------------------------- run
+
+    def run(
+        self,
+        progress: Callable[[float, int], None] | None = None,
+    ) -> RunResult:
+        """Run to convergence or ``max_time_s``; returns the collected metrics."""
+        started = time.perf_counter()
+        shared = shared_verdicts(self.cache) if self.s.verify == "shared" else nullcontext()
+        step = self.s.sample_interval_s
+        with shared:
+            t = 0.0
+            while True:
+                t = min(t + step, self.s.max_time_s)
+                self._run_until(t)
+                done = self.metrics.sample(t)
+                if progress is not None:
+                    progress(t, self.kernel.events)
+                if t >= self.s.max_time_s or (done and self.s.stop_when_converged):
+                    break
+        wall = time.perf_counter() - started
+        self.metrics.finish(self.kernel.now)
+        return RunResult(self.s, self.seed, self.metrics, wall, self.kernel.events)
+
+    def _run_until(self, until: float) -> None:
+        self.kernel.run(until)
+
+
+def _valid_announcement(data: bytes) -> tuple[Cid, ...] | None:
+    """The gossip validator: the records of one whole, correctly signed announcement."""
+    decoder = FrameDecoder(64 * 1024)
+    try:
+        decoder.receive_data(data)
+        message = decoder.next_message()
+        if not isinstance(message, Announce) or decoder.buffered:
+            return None
+        message.verify()
+    except (ProtocolError, IdentityError):
+        return None
+    return message.records + message.heads
+
+
+def _make_record(
+    key: PrivateKey, n: int, at: float, text: str, links: tuple[Cid, ...] | None, kind: str
+) -> Record:
+    body = {"title": f"Neo-Vernacular joinery, variant {n}", "text": text}
+    ts = ((BASE_TS + int(at * 1000)) << 16) | (n & 0xFFFF)
+    return Record.create(key, kind, body, links or (), ts=ts)
+
+
+def _forge(record: Record) -> bytes:
+    """The record's block with one bit of its signature flipped."""
+    at = record.block.index(record.sig)
+    return record.block[:at] + bytes([record.sig[0] ^ 1]) + record.block[at + 1 :]
+
+
+def run(
+    scenario: Scenario, seed: int, progress: Callable[[float, int], None] | None = None
+) -> RunResult:
+    """Build and run one simulation."""
+    return Simulation(scenario, seed).run(progress)
