@@ -71,7 +71,9 @@ from craftnet.protocol.scoring import Verdict
 log = logging.getLogger("craftnet.p2p")
 
 WANTS_KEY: Final = b"p2p.wants"
-READ_SIZE: Final = 256 * 1024
+READ_SIZE: Final = 1024 * 1024
+FLUSH_BYTES: Final = 16 * 1024 * 1024  # write at once when this much waits ...
+FLUSH_DELAY: Final = 0.02  # ... else within this many seconds (one fsync per batch)
 PUBLISH_RATE: Final = 8.0  # per second; GossipSub drops what exceeds its spam limit
 PUBLISH_QUEUE: Final = 256
 WATCH_INTERVAL: Final = 0.1
@@ -164,6 +166,8 @@ class Driver:
         self._timers: dict[tuple[str, ...], float] = {}
         self._timer_wake = trio.Event()
         self._pending: list[StoreBlocks] = []
+        self._pending_bytes = 0
+        self._flush_wake = trio.Event()
         self._reannounce: dict[Cid, int] = {}
         self._reannounce_wake = trio.Event()
         self._publish_send, self._publish_recv = trio.open_memory_channel[bytes](PUBLISH_QUEUE)
@@ -188,6 +192,7 @@ class Driver:
             async with trio.open_nursery() as nursery:
                 self._nursery = nursery
                 nursery.start_soon(self._timer_loop)
+                nursery.start_soon(self._flusher)
                 nursery.start_soon(self._publisher)
                 nursery.start_soon(self._drain_gossip)
                 nursery.start_soon(self._watch_local)
@@ -198,6 +203,8 @@ class Driver:
                 self.kick()
         finally:
             self._nursery = None
+            if self._pending:
+                self._flush()  # what arrived is written, with the want list, before we go
             self.save_wants()
 
     def kick(self) -> None:
@@ -371,6 +378,7 @@ class Driver:
                 self._timers.pop(command.timer, None)
             elif isinstance(command, StoreBlocks):
                 self._pending.append(command)
+                self._pending_bytes += sum(len(b.data) for b in command.blocks)
             elif isinstance(command, Publish):
                 try:
                     self._publish_send.send_nowait(command.data)
@@ -404,8 +412,18 @@ class Driver:
                 del self.reconciles[:-100]
                 for callback in self.on_reconcile:
                     callback(progress)
-        if self._pending:
+        if self._pending_bytes >= FLUSH_BYTES or (self._pending and self._nursery is None):
             self._flush()
+        elif self._pending:
+            self._flush_wake.set()
+
+    async def _flusher(self) -> None:
+        while True:
+            await self._flush_wake.wait()
+            await trio.sleep(FLUSH_DELAY)
+            self._flush_wake = trio.Event()
+            if self._pending:
+                self._flush()
 
     def _disconnect(self, peer: PeerId, reason: str) -> None:
         log.info("disconnecting %s: %s", peer, reason)
@@ -417,7 +435,7 @@ class Driver:
 
     def _flush(self) -> None:
         """Write every pending block, the index entries and the want list in one txn."""
-        batch, self._pending = self._pending, []
+        batch, self._pending, self._pending_bytes = self._pending, [], 0
         blocks = [block for command in batch for block in command.blocks]
         wants = self.engine.export_wants()
         new_records: list[tuple[int, Cid]] = []
