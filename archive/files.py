@@ -684,7 +684,7 @@ def iter_file(store: Store, cid: Cid, *, verify: bool = True) -> Iterator[bytes]
 
 
 _READ_BATCH: Final = 4 * 1024 * 1024
-_READERS: Final = 2
+_READERS: Final = max(2, min(4, os.cpu_count() or 2))
 
 
 def _batches(refs: Iterator[ChunkRef]) -> Iterator[list[ChunkRef]]:

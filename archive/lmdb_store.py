@@ -23,6 +23,7 @@ import errno
 import os
 import sys
 import threading
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Final, TypeVar
@@ -40,6 +41,7 @@ FORMAT_KEY: Final = b"format_version"
 # readers) almost never happens. The file on disk only holds what is written.
 DEFAULT_MAP_SIZE: Final = 64 * 2**30 if sys.maxsize > 2**32 else 512 * 2**20
 _SPARE_DBS: Final = 16
+_ALONE_WAIT: Final = 0.05  # seconds a failed write waits for readers to pause
 _MAX_READERS: Final = 1024
 
 _open_paths: dict[str, LmdbStore] = {}
@@ -111,8 +113,14 @@ class _Gate:
             if paused:
                 self._growing = True
             try:
+                # Only briefly: a long reader elsewhere (a verify, a gc mark) must not
+                # stall every reader behind one failed write.
+                deadline = time.monotonic() + _ALONE_WAIT
                 while self._active > own:
-                    self._cond.wait()
+                    left = deadline - time.monotonic()
+                    if left <= 0:
+                        break
+                    self._cond.wait(left)
                 action()
             finally:
                 if paused:

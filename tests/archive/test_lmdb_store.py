@@ -191,3 +191,31 @@ def test_readers_and_writers_in_threads_with_map_growth(tmp_path: Path) -> None:
             assert txn.count("blocks") == 45
     finally:
         store.close()
+
+
+def test_a_failed_write_does_not_wait_for_a_long_reader(lmdb_store: LmdbStore) -> None:
+    reading = threading.Event()
+    release = threading.Event()
+
+    def long_reader() -> None:  # like a verify or a gc mark in another thread
+        with lmdb_store.read():
+            reading.set()
+            release.wait(30)
+
+    thread = threading.Thread(target=long_reader)
+    thread.start()
+    try:
+        assert reading.wait(10)
+
+        def failing(txn: WriteTxn) -> None:
+            txn.put("pins", b"k", b"v")
+            raise ValueError("schema check failed")
+
+        with pytest.raises(ValueError):
+            lmdb_store.transact(failing)  # returns while the reader still holds on
+        assert thread.is_alive()
+        with lmdb_store.read() as txn:  # and new readers are not blocked either
+            assert not txn.has("pins", b"k")
+    finally:
+        release.set()
+        thread.join(30)
