@@ -10,8 +10,9 @@ flat whatever the file's size.
 
 Crash safety: chunks are written (and *staged*, so garbage collection leaves them
 alone) in several transactions; the file node and its pin are written in one final
-transaction only after every chunk is durable. An interrupted add leaves at most staged,
-unreferenced chunks, which garbage collection removes once the stage is stale.
+transaction only after every chunk is durable. An add that fails unstages its chunks at
+once; a killed one leaves them staged until the stage is stale (a day). Either way only
+unreferenced chunks remain, and garbage collection removes them.
 
 The file node (``v`` 1)::
 
@@ -41,6 +42,7 @@ import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
+from functools import partial
 from typing import Any, BinaryIO, Final
 
 import blake3
@@ -373,22 +375,29 @@ def add_file(
     writer.start()
     size = 0
     try:
-        if mapped is None:
-            size = _cut_stream(stream, (hasher, writer), total, on_progress)
-        else:
-            size = _cut_mapped(mapped, (hasher, writer), on_progress)
-            stream.seek(0, os.SEEK_END)
-    finally:
+        try:
+            if mapped is None:
+                size = _cut_stream(stream, (hasher, writer), total, on_progress)
+            else:
+                size = _cut_mapped(mapped, (hasher, writer), on_progress)
+                stream.seek(0, os.SEEK_END)
+        finally:
+            for stage in (hasher, writer):
+                stage.inbox.put(None)
+                stage.join()
+            if mapped is not None:
+                # An error's traceback may still hold a view; the GC unmaps it later then.
+                with contextlib.suppress(BufferError):
+                    mapped.close()
         for stage in (hasher, writer):
-            stage.inbox.put(None)
-            stage.join()
-        if mapped is not None:
-            # An error's traceback may still hold a view; the GC unmaps it later then.
-            with contextlib.suppress(BufferError):
-                mapped.close()
-    for stage in (hasher, writer):
-        if stage.error is not None:
-            raise stage.error
+            if stage.error is not None:
+                raise stage.error
+    except BaseException:
+        # Unstage what was written, so the next gc may take it; if even that fails
+        # (the disk is gone), the stage expires on its own.
+        with contextlib.suppress(Exception):
+            store.transact(partial(clear_stage, session=session))
+        raise
     entries = writer.entries
     digest = hasher.hash.digest()
     value: dict[str, Any] = {
