@@ -34,6 +34,26 @@ class SharedItems(SortedItems):
     def __init__(self, table: ItemTable) -> None:
         super().__init__()
         self._table = table
+        self._sums: list[int] = []
+
+    def _refresh(self) -> None:
+        # As SortedItems, but from per-chunk sums kept up to date by add(): the parent
+        # re-adds every hash after each insert, O(n) per record and O(n^2) per hub.
+        if not self._dirty:
+            return
+        if len(self._sums) != len(self._chunks):
+            self._sums = [sum(h) for h in self._hashes]
+        self._firsts = [chunk[0] for chunk in self._chunks]
+        starts, presum, count, total = [], [], 0, 0
+        for chunk, chunk_sum in zip(self._chunks, self._sums, strict=True):
+            starts.append(count)
+            presum.append(total)
+            count += len(chunk)
+            total += chunk_sum
+        starts.append(count)
+        presum.append(total)
+        self._starts, self._presum = starts, presum
+        self._dirty = False
 
     def add(self, key: bytes) -> bool:
         """Insert ``key``; return False if it was already there."""
@@ -41,6 +61,7 @@ class SharedItems(SortedItems):
         if not self._chunks:
             self._chunks.append([key])
             self._hashes.append([digest])
+            self._sums = [digest]
             self._len = 1
             self._dirty = True
             return True
@@ -52,10 +73,12 @@ class SharedItems(SortedItems):
             return False
         chunk.insert(j, key)
         self._hashes[i].insert(j, digest)
+        self._sums[i] += digest
         if len(chunk) > 2 * CHUNK:
             self._chunks[i : i + 1] = [chunk[:CHUNK], chunk[CHUNK:]]
             hashes = self._hashes[i]
             self._hashes[i : i + 1] = [hashes[:CHUNK], hashes[CHUNK:]]
+            self._sums[i : i + 1] = [sum(hashes[:CHUNK]), sum(hashes[CHUNK:])]
         self._len += 1
         self._dirty = True
         return True

@@ -12,6 +12,7 @@ message names the file, the line and the option: ``tomllib`` keeps no positions,
 from __future__ import annotations
 
 import dataclasses
+import json
 import re
 import tomllib
 import typing
@@ -140,6 +141,13 @@ class NetworkSpec:
         "records anew once stored (O(N^2) announcements: small runs only)",
         choices=("store_forward", "relay", "reannounce"),
     )
+    relay_delay_s: float = opt(
+        0.0,
+        "time a hub takes to validate and relay a gossip "
+        "message (py-libp2p's GossipSub pipeline: about 0.05 s "
+        "on loopback, see the fidelity test)",
+        lo=0,
+    )
     mesh_degree: int = opt(
         8, "gossip: forward each new announcement to at most this many connected neighbours", lo=1
     )
@@ -200,6 +208,12 @@ class WorkloadSpec:
         lo=0,
     )
     publishers: int = opt(0, "how many hubs publish (chosen at random); 0 means every hub", lo=0)
+    origin: int = opt(
+        -1,
+        "publish every record at this hub (0-based); -1 picks a "
+        "publisher at random for each record",
+        lo=-1,
+    )
     body_bytes: int = opt(200, "size of each record's text", lo=0, hi=200_000)
     file_bytes: int = opt(
         0,
@@ -564,6 +578,11 @@ def _cross_check(s: Scenario, c: _Checker) -> None:
         raise c.fail(("topology", "degree"), f"degree {topo.degree} needs more than {s.hubs} hubs")
     if topo.kind == "file" and not topo.path:
         raise c.fail(("topology", "kind"), "kind = 'file' needs topology.path")
+    if s.workload.origin >= s.hubs:
+        raise c.fail(
+            ("workload", "origin"),
+            f"hub {s.workload.origin} does not exist (hubs are 0..{s.hubs - 1})",
+        )
     if s.workload.publishers > s.hubs:
         raise c.fail(
             ("workload", "publishers"), f"{s.workload.publishers} publishers but only {s.hubs} hubs"
@@ -571,3 +590,31 @@ def _cross_check(s: Scenario, c: _Checker) -> None:
     for i, a in enumerate(s.adversaries):
         if a.kind == "eclipse" and a.targets > s.hubs:
             raise c.fail(("adversaries", i, "targets"), "more targets than hubs")
+
+
+def options_markdown() -> str:
+    """Every option as a Markdown table (path, default, help), for docs/simnet.md."""
+    lines = ["| option | default | meaning |", "|---|---|---|"]
+    for path, doc, default in _option_rows(Scenario, ""):
+        lines.append(f"| `{path}` | {default} | {doc} |")
+    return "\n".join(lines)
+
+
+def _option_rows(cls: type, prefix: str) -> Iterator[tuple[str, str, str]]:
+    hints = typing.get_type_hints(cls)
+    for f in dataclasses.fields(cls):
+        path = f"{prefix}{f.name}"
+        hint = hints[f.name]
+        origin, args = typing.get_origin(hint), typing.get_args(hint)
+        if dataclasses.is_dataclass(hint):
+            yield from _option_rows(typing.cast(type, hint), path + ".")
+        elif origin is list and dataclasses.is_dataclass(args[0]):
+            yield from _option_rows(args[0], path + "[].")
+        elif origin is dict and dataclasses.is_dataclass(args[1]):
+            yield from _option_rows(args[1], path + ".NAME.")
+        else:
+            if f.default is not dataclasses.MISSING:
+                default = f"`{json.dumps(f.default)}`"
+            else:
+                default = "`{}`"
+            yield path, f.metadata.get("doc", "").replace("|", "\\|"), default

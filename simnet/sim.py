@@ -198,6 +198,7 @@ class Simulation:
         self.metrics = Metrics(scenario, self)
         self.stats: dict[str, int] = {
             "sends": 0,
+            "publishes": 0,
             "send_bytes": 0,
             "gossip_messages": 0,
             "gossip_duplicates": 0,
@@ -413,6 +414,7 @@ class Simulation:
             elif kind is StoreBlocks:
                 self._store(hub, cmd)  # type: ignore[arg-type]
             elif kind is Publish:
+                self.stats["publishes"] += 1
                 self._publish(hub, cmd.data)  # type: ignore[union-attr]
             elif kind is Disconnect:
                 other = self.by_peer.get(cmd.peer)  # type: ignore[union-attr]
@@ -530,12 +532,13 @@ class Simulation:
         if len(targets) > self.s.network.mesh_degree:
             targets.sort()
             targets = self.net_rng.sample(targets, self.s.network.mesh_degree)
+        delay = self.s.network.relay_delay_s if hops else 0.0
         for i in targets:
             conn = hub.conns[i]
             if hub.loss and self.net_rng.random() < hub.loss:
                 self.stats["gossip_lost"] += 1
                 continue
-            at = self._transmit(hub, conn, len(data))
+            at = self._transmit(hub, conn, len(data)) + delay
             self.stats["gossip_messages"] += 1
             self.kernel.at(at, self._gossip_arrive, (conn, self.hubs[i], hub.peer, mid, hops + 1))
 
@@ -622,7 +625,7 @@ class Simulation:
             publishers = sorted(rng.sample(publishers, w.publishers))
         parent: Cid | None = None
         for n, t in enumerate(times):
-            origin = self.hubs[rng.choice(publishers)]
+            origin = self.hubs[w.origin if w.origin >= 0 else rng.choice(publishers)]
             edit = w.edit_share > 0 and rng.random() < w.edit_share
             chunk = rng.randbytes(w.file_bytes) if w.file_bytes else b""
             text = rng.randbytes(w.body_bytes // 2).hex() if w.body_bytes else ""

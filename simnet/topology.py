@@ -71,7 +71,12 @@ def read_file(path: str, fmt: str, n: int) -> nx.Graph:
     if fmt == "auto":
         fmt = "graphml" if p.suffix.lower() in (".graphml", ".xml") else "edgelist"
     try:
-        graph = nx.read_graphml(p) if fmt == "graphml" else nx.read_edgelist(p)
+        # Directed, so that a file can say who dials: the first hub of an edge dials.
+        graph = (
+            nx.read_graphml(p, force_multigraph=False)
+            if fmt == "graphml"
+            else nx.read_edgelist(p, create_using=nx.DiGraph)
+        )
     except (OSError, nx.NetworkXError, ValueError) as exc:
         raise ScenarioError(f"cannot read topology {path}: {exc}") from exc
     nodes = sorted(graph.nodes(), key=lambda v: (len(str(v)), str(v)))
@@ -80,13 +85,25 @@ def read_file(path: str, fmt: str, n: int) -> nx.Graph:
             f"topology {path} has {len(nodes)} hubs but the scenario says hubs = {n}"
         )
     index = {v: i for i, v in enumerate(nodes)}
-    out = nx.Graph()
+    out: nx.Graph = nx.DiGraph() if graph.is_directed() else nx.Graph()
     out.add_nodes_from(range(n))
     out.add_edges_from((index[a], index[b]) for a, b in graph.edges() if a != b)
     return out
 
 
 def oriented(graph: nx.Graph, rng: random.Random) -> list[tuple[int, int]]:
-    """The edges as ``(dialler, listener)`` in a stable order."""
+    """The edges as ``(dialler, listener)`` in a stable order.
+
+    A directed graph (an edge list or a directed GraphML file) names the dialler first;
+    otherwise each edge's dialler is drawn at random.
+    """
+    if graph.is_directed():
+        seen: set[tuple[int, int]] = set()
+        out = []
+        for a, b in sorted(graph.edges()):
+            if (b, a) not in seen and a != b:
+                seen.add((a, b))
+                out.append((a, b))
+        return out
     edges = sorted((min(a, b), max(a, b)) for a, b in graph.edges())
     return [(a, b) if rng.random() < 0.5 else (b, a) for a, b in edges]

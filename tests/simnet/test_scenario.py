@@ -18,7 +18,7 @@ def test_shipped_scenarios_parse(path: Path) -> None:
 
 
 def test_defaults_fill_what_the_file_leaves_out() -> None:
-    s = parse('hubs = 12\n[topology]\ndegree = 4\n')
+    s = parse("hubs = 12\n[topology]\ndegree = 4\n")
     assert s.hubs == 12 and s.topology.degree == 4 and s.topology.kind == "random_regular"
     assert s.network.gossip and s.verify == "real" and s.partitions == []
 
@@ -26,10 +26,10 @@ def test_defaults_fill_what_the_file_leaves_out() -> None:
 BAD = [
     # (file text, the line the message must name, words it must contain)
     ('name = "x"\nhubs = "ten"\n', 2, "hubs: must be an integer, got a string"),
-    ('hubs = 10\n\n[topology]\ndegre = 4\n', 4, "topology.degre: unknown option 'degre'"),
+    ("hubs = 10\n\n[topology]\ndegre = 4\n", 4, "topology.degre: unknown option 'degre'"),
     ('hubs = 10\ncolour = "red"\n', 2, "unknown option 'colour'"),
     ("hubs = 1\n", 1, "hubs: 1 is below the minimum 2"),
-    ('[network]\nloss = 1.5\n', 2, "network.loss: 1.5 is above the maximum 0.99"),
+    ("[network]\nloss = 1.5\n", 2, "network.loss: 1.5 is above the maximum 0.99"),
     ('[network]\ngossip = "yes"\n', 2, "network.gossip: must be true or false"),
     ('[topology]\nkind = "hypercube"\n', 2, "'hypercube' is not one of"),
     ("[engine]\nreconcile_interval_s = 0\n", 2, "must be greater than 0"),
@@ -50,7 +50,7 @@ BAD = [
     ),
     ("hubs = 9\n[topology]\ndegree = 3\n", 3, "no random regular graph of 9 hubs"),
     ("[workload]\nbursts = 3\n", 2, "workload.bursts: must be an array of tables"),
-    ("[churn]\nshare = 0.5\ndist = \"pareto\"\nshape = 0.8\n", 4, "tail index"),
+    ('[churn]\nshare = 0.5\ndist = "pareto"\nshape = 0.8\n', 4, "tail index"),
 ]
 
 

@@ -14,12 +14,13 @@ def test_sim_run_writes_metrics_summary_report_and_plots(tmp_path: Path) -> None
     scenario = tmp_path / "fair.toml"
     scenario.write_text(
         'name = "fair"\nhubs = 12\nmax_time_s = 60\n[topology]\ndegree = 4\n'
-        "[workload]\nrecords = 5\nwindow_s = 5\n[[adversaries]]\nkind = \"spam\"\n",
+        '[workload]\nrecords = 5\nwindow_s = 5\n[[adversaries]]\nkind = "spam"\n',
         encoding="utf-8",
     )
     out = tmp_path / "out"
     result = CliRunner().invoke(
-        cli, ["sim", "run", str(scenario), "--seed", "4", "--out", str(out)],
+        cli,
+        ["sim", "run", str(scenario), "--seed", "4", "--out", str(out)],
         standalone_mode=False,
     )
     assert result.exit_code == 0, result.output

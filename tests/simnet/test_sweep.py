@@ -26,8 +26,14 @@ def test_sweep_on_a_dask_local_cluster_matches_a_local_run(tmp_path: Path) -> No
     with distributed.LocalCluster(
         n_workers=1, threads_per_worker=2, processes=False, dashboard_address=None
     ) as cluster:
-        rows = sweep.sweep(TEXT, "sweep.toml", [1, 2], "topology.degree", [3, 4],
-                           scheduler=cluster.scheduler_address)
+        rows = sweep.sweep(
+            TEXT,
+            "sweep.toml",
+            [1, 2],
+            "topology.degree",
+            [3, 4],
+            scheduler=cluster.scheduler_address,
+        )
     assert [(r["value"], r["seed"]) for r in rows] == [(3, 1), (3, 2), (4, 1), (4, 2)]
     assert all(r["delivery_online"] == 1.0 for r in rows)
     local = sweep.sweep(TEXT, "sweep.toml", [2], "topology.degree", [4], workers=1)
@@ -45,9 +51,10 @@ def test_sweep_on_a_dask_local_cluster_matches_a_local_run(tmp_path: Path) -> No
 def test_sweep_in_worker_processes() -> None:
     rows = sweep.sweep(TEXT, "sweep.toml", [1, 2], workers=2)
     assert [r["seed"] for r in rows] == [1, 2]
-    assert rows[0]["events"] != rows[1]["events"] or rows[0]["latency_p50_s"] != rows[1][
-        "latency_p50_s"
-    ]
+    assert (
+        rows[0]["events"] != rows[1]["events"]
+        or rows[0]["latency_p50_s"] != rows[1]["latency_p50_s"]
+    )
 
 
 def test_values_are_read_as_toml() -> None:

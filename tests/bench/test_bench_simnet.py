@@ -1,0 +1,155 @@
+"""simnet benchmarks: kernel speed against a plain heapq loop, and the scale of a run.
+
+Run with ``pytest -s tests/bench/test_bench_simnet.py``. Sizes come from the
+environment so the full issue-6 measurement (10,000 hubs, 1,000 records) can be run
+when there is time for it; the default publishes fewer records to the same 10,000 hubs
+and extrapolates, and says so.
+
+    SIMNET_BENCH_HUBS=10000 SIMNET_BENCH_RECORDS=1000 pytest -s tests/bench/test_bench_simnet.py
+"""
+
+from __future__ import annotations
+
+import gc
+import heapq
+import os
+import random
+import statistics
+import time
+from typing import Any
+
+import psutil
+
+from craftnet.simnet.kernel import Kernel
+from craftnet.simnet.scenario import parse
+from craftnet.simnet.sim import Simulation
+
+TIMERS = 1_000
+EVENTS = 200_000
+
+
+def _timer_work(rng: random.Random) -> float:
+    # The same work per event in both loops: draw the next delay.
+    return rng.expovariate(1.0)
+
+
+def kernel_run() -> float:
+    """Events per second of the bare kernel: TIMERS timers, each re-arming itself."""
+    k = Kernel()
+    rng = random.Random(1)
+    left = [EVENTS]
+
+    def fire(_: Any) -> None:
+        left[0] -= 1
+        if left[0] > 0:
+            k.after(_timer_work(rng), fire)
+
+    for _ in range(TIMERS):
+        k.at(_timer_work(rng), fire)
+    start = time.perf_counter()
+    k.run(float("inf"))
+    return EVENTS / (time.perf_counter() - start)
+
+
+def plain_run() -> float:
+    """Events per second of a plain heapq loop doing the same timer work."""
+    rng = random.Random(1)
+    heap: list[tuple[float, int]] = []
+    seq = 0
+    for _ in range(TIMERS):
+        seq += 1
+        heapq.heappush(heap, (_timer_work(rng), seq))
+    left = EVENTS
+    start = time.perf_counter()
+    while heap:
+        now, _ = heapq.heappop(heap)
+        left -= 1
+        if left > 0:
+            seq += 1
+            heapq.heappush(heap, (now + _timer_work(rng), seq))
+    return EVENTS / (time.perf_counter() - start)
+
+
+def test_kernel_speed_against_a_plain_heapq_loop() -> None:
+    kernel, plain = [], []
+    for _ in range(5):
+        kernel.append(kernel_run())
+        plain.append(plain_run())
+    k, p = statistics.median(kernel), statistics.median(plain)
+    print(
+        f"\nkernel: {k:,.0f} events/s; plain heapq loop: {p:,.0f} events/s; "
+        f"ratio {k / p:.2f} (target >= 0.5), medians of 5"
+    )
+
+
+SCALE = """
+name = "scale"
+hubs = {hubs}
+max_time_s = 3600
+sample_interval_s = 30
+verify = "shared"
+[topology]
+kind = "random_regular"
+degree = 6
+[engine]
+seen_announcements = 64
+[workload]
+records = {records}
+start_s = 1
+window_s = {window}
+"""
+
+
+def _rss() -> int:
+    gc.collect()
+    return int(psutil.Process().memory_info().rss)
+
+
+def test_scale_of_a_large_run() -> None:
+    hubs = int(os.environ.get("SIMNET_BENCH_HUBS", "10000"))
+    records = int(os.environ.get("SIMNET_BENCH_RECORDS", "20"))
+    window = 600.0 * records / 1000
+    scenario = parse(SCALE.format(hubs=hubs, records=records, window=window), "scale")
+    before = _rss()
+    started = time.perf_counter()
+    sim = Simulation(scenario, 1)
+    build_s = time.perf_counter() - started
+    built = _rss()
+    # Connections and handshakes first, then the publishing, timed apart.
+    t0 = time.perf_counter()
+    sim.kernel.run(0.999)
+    connect_s = time.perf_counter() - t0
+    connect_events = sim.kernel.events
+    t1 = time.perf_counter()
+    result = sim.run()
+    run_s = time.perf_counter() - t1
+    after = _rss()
+    s = result.metrics.summary()
+    deliveries = hubs * records - records
+    wall = build_s + connect_s + run_s
+    per_delivery = run_s / deliveries
+    per_hub_setup = (build_s + connect_s) / hubs
+    est_full = per_hub_setup * hubs + per_delivery * (hubs * 1000 - 1000)
+    # Largest N for 1,000 records within 30 minutes: N (setup + 1000 deliveries) = 1800 s.
+    largest = int(1800 / (per_hub_setup + 1000 * per_delivery))
+    grow = (after - built) / deliveries
+    print(
+        f"\n{hubs} hubs, {records} records: converged={s['converged']} at "
+        f"{s['converged_at_s']} s simulated; records everywhere {s['records_everywhere']}"
+        f"\n  build {build_s:.1f} s, connect+handshake {connect_s:.1f} s "
+        f"({connect_events} events), publish+spread {run_s:.1f} s; wall {wall:.1f} s"
+        f"\n  events {sim.kernel.events} ({sim.kernel.events / wall:,.0f}/s), "
+        f"engine events {s['traffic']['engine_events']}"
+        f"\n  memory: {(built - before) / hubs / 1024:.1f} KiB per hub after build "
+        f"(engine, key, topology, store), +{grow:.0f} B per delivered record per hub, "
+        f"peak RSS {after / 2**20:.0f} MiB"
+        f"\n  per delivery {per_delivery * 1e6:.0f} us wall; per hub setup "
+        f"{per_hub_setup * 1e3:.2f} ms"
+        f"\n  ESTIMATE (scaled from this run, not measured): {hubs} hubs x 1000 records "
+        f"~ {est_full / 60:.0f} min wall, ~ "
+        f"{(built + grow * hubs * 1000) / 2**30:.1f} GiB; largest network with 1000 "
+        f"records in 30 min ~ {largest} hubs"
+        f"\n  signatures: {s['verify']['verified']} verified, {s['verify']['shared']} "
+        f"verdicts shared (verify = shared)"
+    )
+    assert s["records_everywhere"] == records
