@@ -295,7 +295,9 @@ class _Committer(threading.Thread):
                     txn.put("blocks", key, data)
             _stage(txn, self.session, [key for key, _ in batch])
 
-        self.store.transact(fn)
+        # Not durable one by one: the final, durable commit of the file node flushes
+        # these too, and nothing refers to the chunks before it.
+        self.store.transact(fn, durable=False)
 
 
 class _Builder:

@@ -136,7 +136,7 @@ class MemoryStore:
         """Open a read view (memory reads see the latest committed state)."""
         yield _MemoryRead(self._live())
 
-    def transact(self, fn: Callable[[WriteTxn], T]) -> T:
+    def transact(self, fn: Callable[[WriteTxn], T], *, durable: bool = True) -> T:
         """Run ``fn`` atomically: on any exception every write it made is undone."""
         txn = _MemoryWrite(self._live())
         try:

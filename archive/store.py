@@ -90,8 +90,13 @@ class Store(Protocol):
         """Open a read snapshot: ``with store.read() as txn: ...``."""
         ...
 
-    def transact(self, fn: Callable[[WriteTxn], T]) -> T:
-        """Run ``fn`` in one write transaction and commit it durably; may run ``fn`` again."""
+    def transact(self, fn: Callable[[WriteTxn], T], *, durable: bool = True) -> T:
+        """Run ``fn`` in one write transaction and commit it durably; may run ``fn`` again.
+
+        ``durable=False`` lets a store skip flushing: the commit is still whole, but a
+        power cut may undo it until a later durable commit (for bulk writes that end in
+        one durable commit, like the chunks of a file).
+        """
         ...
 
     def close(self) -> None:

@@ -111,11 +111,11 @@ class HookedStore:
     def read(self) -> AbstractContextManager[ReadTxn]:
         return self.inner.read()
 
-    def transact(self, fn: Callable[[WriteTxn], T]) -> T:
+    def transact(self, fn: Callable[[WriteTxn], T], *, durable: bool = True) -> T:
         if self.hook is not None:
             hook, self.hook = self.hook, None
             hook()
-        return self.inner.transact(fn)
+        return self.inner.transact(fn, durable=durable)
 
     def close(self) -> None:
         self.inner.close()
