@@ -219,3 +219,16 @@ def test_a_failed_write_does_not_wait_for_a_long_reader(lmdb_store: LmdbStore) -
     finally:
         release.set()
         thread.join(30)
+
+
+def test_non_durable_commits_still_survive_a_killed_process(tmp_path: Path) -> None:
+    child = f"""
+import os
+from craftnet.archive.lmdb_store import LmdbStore
+store = LmdbStore({str(tmp_path / "s")!r})
+store.transact(lambda txn: txn.put("blocks", b"chunk", b"x" * 100_000), durable=False)
+os._exit(0)
+"""
+    subprocess.run([sys.executable, "-c", child], check=True, timeout=60)
+    with LmdbStore(tmp_path / "s") as store, store.read() as txn:
+        assert txn.get("blocks", b"chunk") == b"x" * 100_000

@@ -305,3 +305,16 @@ TestStoreMatchesDict = StoreMatchesDict.TestCase
 TestStoreMatchesDict.settings = settings(
     max_examples=25, stateful_step_count=20, deadline=None
 )
+
+
+def test_non_durable_transactions_are_still_atomic(store: Store) -> None:
+    store.transact(lambda txn: txn.put("pins", b"a", b"1"), durable=False)
+
+    def fails(txn: WriteTxn) -> None:
+        txn.put("pins", b"b", b"2")
+        raise Boom()
+
+    with pytest.raises(Boom):
+        store.transact(fails, durable=False)
+    with store.read() as txn:
+        assert dict(txn.iterate("pins")) == {b"a": b"1"}
