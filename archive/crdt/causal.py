@@ -47,10 +47,11 @@ class Status:
 
 @dataclass(frozen=True, slots=True)
 class Outcome:
-    """What receiving one operation did: applied, rejected, pending, deferred or duplicate."""
+    """What receiving one operation did: applied, rejected, pending, deferred, duplicate,
+    or (only from a non-strict :meth:`Documents.ingest`) invalid and not stored."""
 
     cid: Cid
-    status: State | Literal["duplicate"]
+    status: State | Literal["duplicate", "invalid"]
     reason: str = ""
 
 

@@ -35,7 +35,7 @@ from dataclasses import dataclass, field
 from typing import Any, Final
 
 from craftnet.archive import codec
-from craftnet.archive.cid import CID_BYTES_LEN, Cid
+from craftnet.archive.cid import CID_BYTES_LEN, DAG_CBOR, Cid
 from craftnet.archive.crdt.causal import (
     DEFAULT_MAX_DRIFT_MS,
     DONE,
@@ -309,20 +309,30 @@ class Documents:
         *,
         now_ms: int | None = None,
         verify: bool = True,
+        strict: bool = True,
     ) -> list[Outcome]:
         """Receive document records (genesis or operations) in one transaction.
 
-        Every record is parsed and its signature checked first; the first bad one raises
-        (:class:`InvalidOp`, :class:`BadOpSignature`, :class:`OpTooLarge`) and nothing is
-        written. ``now_ms`` is this hub's wall clock for the drift check (default: now).
+        Every record is parsed and its signature checked first. With ``strict`` the first
+        bad one raises (:class:`InvalidOp`, :class:`BadOpSignature`, :class:`OpTooLarge`)
+        and nothing is written; otherwise bad ones are left out, each reported as an
+        ``invalid`` outcome with the reason, and the rest is received (what a sync from
+        a peer wants). ``now_ms`` is this hub's wall clock for the drift check.
         """
         ops: list[Op] = []
+        invalid: list[Outcome] = []
         for item in records:
             try:
-                record = item if isinstance(item, Record) else Record.from_block(item)
-            except RecordError as exc:
-                raise InvalidOp(f"not a document record: {exc}") from exc
-            ops.append(verified_op(record, verify=verify))
+                try:
+                    record = item if isinstance(item, Record) else Record.from_block(item)
+                except RecordError as exc:
+                    raise InvalidOp(f"not a document record: {exc}") from exc
+                ops.append(verified_op(record, verify=verify))
+            except InvalidOp as exc:
+                if strict:
+                    raise
+                raw = item.block if isinstance(item, Record) else bytes(item)
+                invalid.append(Outcome(Cid.of(raw, DAG_CBOR), "invalid", str(exc)))
         now = self._now() if now_ms is None else now_ms
 
         def fn(txn: WriteTxn, ledgers: dict[Cid, _TxnLedger]) -> list[Outcome]:
@@ -334,8 +344,8 @@ class Documents:
                 outcomes.extend(deliver(ledger, op, now, self.max_drift_ms))
             return outcomes
 
-        result: list[Outcome] = self._transact(fn)
-        return result
+        result: list[Outcome] = self._transact(fn) if ops else []
+        return invalid + result
 
     def release(self, now_ms: int | None = None) -> list[Outcome]:
         """Apply deferred operations whose time has come (call it now and then)."""

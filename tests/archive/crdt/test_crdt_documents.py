@@ -285,3 +285,17 @@ def test_a_damaged_cache_is_an_integrity_error(store: Store) -> None:
     fresh.rebuild(doc)
     assert fresh.view(doc)["fields"]["title"] == "Raku glaze firing"
     assert Documents(store).state(doc).encode() == fresh.refold(doc).encode()
+
+
+def test_a_non_strict_ingest_leaves_bad_records_out_and_takes_the_rest(store: Store) -> None:
+    docs = Documents(store, clock=lambda: START_MS)
+    doc = new_technique(docs)
+    good = op_record(KYOTO, doc, docs.heads(doc), ChangeBuilder(None).add("tags", "smoke")
+                     .build(), ts=pack(START_MS + 5))
+    huge = op_record(KYOTO, doc, [doc], [{"op": "set", "field": "notes", "value": "x" * 5000,
+                                          "pred": []}], ts=pack(START_MS + 6))
+    outcomes = docs.ingest([b"\xa0", huge, good], strict=False)
+    assert [o.status for o in outcomes] == ["invalid", "invalid", "applied"]
+    assert "limit" in outcomes[1].reason and outcomes[1].cid == huge.cid
+    assert docs.status(doc, huge.cid) is None
+    assert "smoke" in docs.view(doc)["fields"]["tags"]
