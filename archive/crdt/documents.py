@@ -232,15 +232,18 @@ class Documents:
 
     def _load(self, txn: ReadTxn, doc: Cid) -> _Cached | None:
         """The cached state of ``doc``, loading snapshot + log if it is not in memory."""
+        meta = txn.get("docs", doc.bytes)
+        seq = None if meta is None else codec.decode(meta)["seq"]
         cached = self._cache.get(doc)
         if cached is not None:
-            self._cache.move_to_end(doc)
-            self._dirty.add(doc)
-            return cached
-        meta = txn.get("docs", doc.bytes)
-        if meta is None:
+            if cached.seq == seq:
+                self._cache.move_to_end(doc)
+                self._dirty.add(doc)
+                return cached
+            # another Documents object (or process) wrote to this document since
+            del self._cache[doc]
+        if seq is None:
             return None
-        seq = codec.decode(meta)["seq"]
         state: DocState | None = None
         snap_seq = 0
         raw = txn.get("doc_state", doc.bytes)

@@ -299,3 +299,15 @@ def test_a_non_strict_ingest_leaves_bad_records_out_and_takes_the_rest(store: St
     assert "limit" in outcomes[1].reason and outcomes[1].cid == huge.cid
     assert docs.status(doc, huge.cid) is None
     assert "smoke" in docs.view(doc)["fields"]["tags"]
+
+
+def test_two_documents_objects_on_one_store_stay_consistent(store: Store) -> None:
+    """A web handler and a bundle import may each make their own Documents."""
+    web = Documents(store, clock=lambda: START_MS)
+    doc = new_technique(web)
+    web.state(doc)  # cached here
+    Documents(store).edit(KYOTO, doc, lambda b: b.add("tags", "smoke"),
+                          clock=clock_at(START_MS + 5))
+    web.edit(LISBON, doc, lambda b: b.add("tags", "copper"), clock=clock_at(START_MS + 9))
+    assert web.view(doc)["fields"]["tags"] == ["raku", "smoke", "copper"]
+    assert web.state(doc).encode() == web.refold(doc).encode()
