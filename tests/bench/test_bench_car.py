@@ -29,7 +29,7 @@ from craftnet.identity.keys import PrivateKey
 
 FILE_MB = 24
 RECORDS = 300
-RUNS = 3
+RUNS = 5
 
 
 def median_seconds(action: Callable[[int], None]) -> float:
