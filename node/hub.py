@@ -219,10 +219,7 @@ class Hub:
             "alliance": {"id": self.alliance, "name": self.membership.genesis.name},
             "peer_id": str(self.peer_id),
             "addresses": list(self.addrs),
-            "peers": [
-                f"{p['peer']} {p['did'] or ''} ({p['state']}, {p['direction']})" for p in peers
-            ],
-            "peer_details": peers,
+            "peers": peers,
             "sync": {
                 "wanted_blocks": self.driver.wanted(),
                 "stored_blocks": self.driver.stored_blocks,

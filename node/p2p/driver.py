@@ -25,6 +25,7 @@ import logging
 import math
 import random
 import time
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Final
@@ -45,6 +46,7 @@ from craftnet.protocol.engine import SyncEngine
 from craftnet.protocol.errors import ProtocolError
 from craftnet.protocol.events import (
     Ban,
+    BlocksWanted,
     CancelTimer,
     Command,
     DataReceived,
@@ -61,6 +63,7 @@ from craftnet.protocol.events import (
     Send,
     SetTimer,
     StoreBlocks,
+    StoredBlock,
     StreamEnded,
     TimerFired,
 )
@@ -74,13 +77,18 @@ WANTS_KEY: Final = b"p2p.wants"
 READ_SIZE: Final = 1024 * 1024
 FLUSH_BYTES: Final = 16 * 1024 * 1024  # write at once when this much waits ...
 FLUSH_DELAY: Final = 0.02  # ... else within this many seconds (one fsync per batch)
+MAX_PENDING_BYTES: Final = 64 * 1024 * 1024  # reading waits while this much is unwritten
 PUBLISH_RATE: Final = 8.0  # per second; GossipSub drops what exceeds its spam limit
 PUBLISH_QUEUE: Final = 256
-WATCH_INTERVAL: Final = 0.1
-REANNOUNCE_DELAY: Final = 0.05
+WATCH_INTERVAL: Final = 0.05
+REANNOUNCE_DELAY: Final = 0.01
 REPAIR_INTERVAL: Final = 10.0
-RELAY_RATE: Final = 8.0  # the engine counts over 20/s from one peer as a flood
+# The engine counts more than 20 announcements a second from one peer as a flood, and a
+# relayed announcement counts as the relaying hub's: what we publish (PUBLISH_RATE) plus
+# what we relay (all forwarders together) stays below that.
+RELAY_RATE: Final = 10.0
 RELAY_BURST: Final = 40.0
+RELAY_PER_PEER: Final = 8.0
 SHUN_INTERVAL: Final = 0.5
 DIAL_MIN: Final = 1.0
 DIAL_MAX: Final = 60.0
@@ -156,7 +164,8 @@ class Driver:
         self.clock = clock
         self.rng = rng or random.Random()
         self.index = ReconIndex()
-        self.relay_budget = RelayBudget()
+        self.relay_budget = RelayBudget(RELAY_PER_PEER, RELAY_BURST)
+        self.relay_total = RelayBudget(RELAY_RATE, RELAY_BURST)
         self.links: dict[PeerId, _Link] = {}
         self.banned: dict[PeerId, float] = {}
         self.reconciles: list[SyncProgress] = []
@@ -168,9 +177,14 @@ class Driver:
         self._pending: list[StoreBlocks] = []
         self._pending_bytes = 0
         self._flush_wake = trio.Event()
+        self._flush_urgent = trio.Event()
+        self._drained = trio.Event()
+        self._write_lock = trio.Lock()
         self._reannounce: dict[Cid, int] = {}
         self._reannounce_wake = trio.Event()
-        self._publish_send, self._publish_recv = trio.open_memory_channel[bytes](PUBLISH_QUEUE)
+        self._outbox: deque[bytes] = deque()
+        self._announce_pending: list[tuple[int, Cid]] = []
+        self._publish_wake = trio.Event()
         self._diallers: dict[PeerId, str | None] = {}
         self._addrs: dict[PeerId, str] = {}
         self._nursery: trio.Nursery | None = None
@@ -203,8 +217,7 @@ class Driver:
                 self.kick()
         finally:
             self._nursery = None
-            if self._pending:
-                self._flush()  # what arrived is written, with the want list, before we go
+            self._flush_now()  # what arrived is written, with the want list, before we go
             self.save_wants()
 
     def kick(self) -> None:
@@ -319,6 +332,8 @@ class Driver:
     async def _reader(self, link: _Link) -> None:
         try:
             while self.links.get(link.peer) is link:
+                while self._pending_bytes > MAX_PENDING_BYTES:
+                    await self._drained.wait()  # the disk is slower than the network
                 try:
                     data = await link.stream.read(READ_SIZE)
                 except NetworkError as exc:
@@ -365,6 +380,7 @@ class Driver:
 
     def execute(self, commands: list[Command]) -> None:
         """Execute engine commands (never awaits; slow work goes to tasks)."""
+        urgent = False
         for command in commands:
             if isinstance(command, Send):
                 link = self.links.get(command.peer)
@@ -379,11 +395,14 @@ class Driver:
             elif isinstance(command, StoreBlocks):
                 self._pending.append(command)
                 self._pending_bytes += sum(len(b.data) for b in command.blocks)
+                # Records are small and someone may be waiting for them: no delay.
+                urgent = urgent or any(b.ts is not None for b in command.blocks)
             elif isinstance(command, Publish):
-                try:
-                    self._publish_send.send_nowait(command.data)
-                except trio.WouldBlock:
+                if len(self._outbox) >= PUBLISH_QUEUE:
+                    self._outbox.popleft()
                     log.warning("announcement queue full; dropped one (reconcile repairs)")
+                self._outbox.append(command.data)
+                self._publish_wake.set()
             elif isinstance(command, Disconnect):
                 self._disconnect(command.peer, command.reason)
             elif isinstance(command, Ban):
@@ -412,18 +431,34 @@ class Driver:
                 del self.reconciles[:-100]
                 for callback in self.on_reconcile:
                     callback(progress)
-        if self._pending_bytes >= FLUSH_BYTES or (self._pending and self._nursery is None):
-            self._flush()
-        elif self._pending:
-            self._flush_wake.set()
+        if self._pending:
+            if self._nursery is None:
+                self._flush_now()
+            else:
+                self._flush_wake.set()
+                if urgent or self._pending_bytes >= FLUSH_BYTES:
+                    self._flush_urgent.set()
 
     async def _flusher(self) -> None:
+        # Writes run in a worker thread: an fsync costs milliseconds, and the trio thread
+        # must keep reading and answering meanwhile. One batch at a time, in order.
         while True:
             await self._flush_wake.wait()
-            await trio.sleep(FLUSH_DELAY)
+            with trio.move_on_after(FLUSH_DELAY):
+                await self._flush_urgent.wait()
             self._flush_wake = trio.Event()
-            if self._pending:
-                self._flush()
+            self._flush_urgent = trio.Event()
+            while self._pending:
+                async with self._write_lock:
+                    blocks, wants = self._take_batch()
+                    try:
+                        new = await trio.to_thread.run_sync(self._write_batch, blocks, wants)
+                    except ArchiveError:
+                        self._write_failed(blocks)
+                    else:
+                        self._written(blocks, new)
+                self._drained.set()
+                self._drained = trio.Event()
 
     def _disconnect(self, peer: PeerId, reason: str) -> None:
         log.info("disconnecting %s: %s", peer, reason)
@@ -433,11 +468,13 @@ class Driver:
         if self._nursery is not None:
             self._nursery.start_soon(self.network.hang_up, peer)
 
-    def _flush(self) -> None:
-        """Write every pending block, the index entries and the want list in one txn."""
+    def _take_batch(self) -> tuple[list[StoredBlock], bytes]:
         batch, self._pending, self._pending_bytes = self._pending, [], 0
-        blocks = [block for command in batch for block in command.blocks]
-        wants = self.engine.export_wants()
+        # The want list as it is now: without the blocks of this batch, with their links.
+        return [block for command in batch for block in command.blocks], self.engine.export_wants()
+
+    def _write_batch(self, blocks: list[StoredBlock], wants: bytes) -> list[tuple[int, Cid]]:
+        """Write blocks, index entries and the want list in ONE transaction (any thread)."""
         new_records: list[tuple[int, Cid]] = []
 
         def write(txn: WriteTxn) -> None:
@@ -450,22 +487,19 @@ class Driver:
                         txn.put("blocks", block.cid.bytes, block.data)
                         continue
                     if put_record(txn, record):
-                        key = item_key(record.ts, record.cid)
-                        self.index.add(txn, key)
-                        if record.ts >= self._watermark:
-                            self._recent.add(key)
+                        self.index.add(txn, item_key(record.ts, record.cid))
                         new_records.append((record.ts, record.cid))
                 else:
                     txn.put("blocks", block.cid.bytes, block.data)
             txn.put(META_DB, WANTS_KEY, wants)
 
-        try:
-            self.store.transact(write)
-        except ArchiveError:
-            log.exception("storing %d received blocks failed; they stay wanted", len(blocks))
-            return
+        self.store.transact(write)
+        return new_records
+
+    def _written(self, blocks: list[StoredBlock], new_records: list[tuple[int, Cid]]) -> None:
         self.stored_blocks += len(blocks)
         self.stored_records += len(new_records)
+        self._recent.update(item_key(ts, cid) for ts, cid in new_records if ts >= self._watermark)
         self.engine.blocks_stored([block.cid for block in blocks])
         # Tell neighbours what we hold now: a hub two hops from the publisher asks us,
         # not the publisher it is not connected to.
@@ -473,6 +507,23 @@ class Driver:
             self._reannounce[cid] = ts
         if self._reannounce:
             self._reannounce_wake.set()
+
+    def _write_failed(self, blocks: list[StoredBlock]) -> None:
+        log.exception("storing %d received blocks failed; asking for them again", len(blocks))
+        cids = [block.cid for block in blocks]
+        self.engine.blocks_stored(cids)  # forget them as stored, so they are wanted again
+        self.handle(BlocksWanted(tuple(cids)))
+
+    def _flush_now(self) -> None:
+        """Write what is pending in this thread (before start and on the way out)."""
+        while self._pending:
+            blocks, wants = self._take_batch()
+            try:
+                new = self._write_batch(blocks, wants)
+            except ArchiveError:
+                self._write_failed(blocks)
+                return
+            self._written(blocks, new)
 
     # ------------------------------------------------------------------ want list
 
@@ -511,14 +562,31 @@ class Driver:
             with trio.move_on_after(max(0.0, nxt - self.clock())):
                 await self._timer_wake.wait()
 
+    def _announce(self, records: list[tuple[int, Cid]]) -> None:
+        """Announce these records at the publisher's next turn (coalesced)."""
+        self._announce_pending.extend(records)
+        self._publish_wake.set()
+
     async def _publisher(self) -> None:
+        # Paced: GossipSub drops silently over its spam limit and its 32-entry queues.
+        # Whatever gathers while we wait for our turn goes out as one announcement.
         gap = 1.0 / PUBLISH_RATE
-        async for data in self._publish_recv:
-            try:
-                await self.gossip.publish(data)
-            except NetworkError as exc:
-                log.info("announcement not published (%s); reconcile repairs", exc)
-            await trio.sleep(gap)
+        while True:
+            if not self._announce_pending and not self._outbox:
+                await self._publish_wake.wait()
+                self._publish_wake = trio.Event()
+                continue
+            if self._announce_pending:
+                records = sorted(set(self._announce_pending))
+                self._announce_pending = []
+                self.handle(RecordsAdded(tuple(records)))  # its Publish lands in the outbox
+            if self._outbox:
+                data = self._outbox.popleft()
+                try:
+                    await self.gossip.publish(data)
+                except NetworkError as exc:
+                    log.info("announcement not published (%s); reconcile repairs", exc)
+                await trio.sleep(gap)
 
     async def _drain_gossip(self) -> None:
         # The validator already fed the engine; delivered copies only need emptying.
@@ -527,6 +595,8 @@ class Driver:
 
     def _validate(self, forwarder: PeerId, data: bytes) -> bool:
         """GossipSub validator: a whole announcement frame signed by a member."""
+        if forwarder == self.network.peer_id:
+            return True  # our own announcement, on its way out (libp2p validates it too)
         now = self.clock()
         if self.banned.get(forwarder, 0.0) > now:
             return False
@@ -553,7 +623,7 @@ class Driver:
             self._fill_holes(forwarder, list(announce.records) + list(announce.heads))
         # Relay (return True) only within a budget below the engine's flood limit: our
         # neighbours count what we relay as ours, and must not blame us for a flooder.
-        return self.relay_budget.allow(forwarder, now)
+        return self.relay_budget.allow(forwarder, now) and self.relay_total.allow(PeerId(""), now)
 
     def _fill_holes(self, provider: PeerId, cids: list[Cid]) -> None:
         """Records we hold whose files we still lack: ``provider`` announced it holds all."""
@@ -580,7 +650,7 @@ class Driver:
             for _, cid in done:
                 del self._reannounce[cid]
             if done:
-                self.handle(RecordsAdded(tuple(sorted(done))))
+                self._announce(done)
 
     def _in_good_standing(self, peer: PeerId) -> bool:
         return self.engine.scores.verdict(peer, self.clock()) is Verdict.OK
@@ -623,7 +693,8 @@ class Driver:
         while True:
             await trio.sleep(WATCH_INTERVAL)
             try:
-                self._catch_up_index()
+                async with self._write_lock:
+                    self._catch_up_index()
             except ArchiveError:
                 log.exception("watching the store for new records failed")
 
@@ -654,7 +725,7 @@ class Driver:
         if incremental:
             self._recent.update(item_key(ts, cid) for ts, cid in added)
             if added:
-                self.handle(RecordsAdded(tuple(added)))
+                self._announce(added)
         else:
             self._snapshot_recent()
             log.info("reconcile index rebuilt")
