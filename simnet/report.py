@@ -41,7 +41,8 @@ def text_report(summary: dict[str, Any], wall_s: float, events: int) -> str:
         f"  delivery latency: median {fmt_s(lat.get('p50'))}, p99 {fmt_s(lat.get('p99'))}, "
         f"max {fmt_s(lat.get('max'))}; record to every hub: median {fmt_s(full.get('p50'))}",
         f"  delivery to online hubs at the end: {100 * s['delivery_online']:.3f}% "
-        f"({s['online_at_end']} online)",
+        f"({s['online_at_end']} online; {s['records_only_offline']} records only on "
+        f"offline hubs)",
         f"  traffic: {s['traffic']['sends']} stream writes, {s['traffic']['gossip_messages']} "
         f"gossip messages, {s['traffic']['send_bytes'] / 1e6:.2f} MB; "
         f"{s['traffic']['reconciles']} reconciles",

@@ -337,21 +337,10 @@ class Scenario:
 _TYPE_NAMES = {int: "an integer", float: "a number", str: "a string", bool: "true or false"}
 
 
-def option_paths(cls: type = Scenario, prefix: str = "") -> Iterator[tuple[str, str]]:
+def option_paths() -> Iterator[tuple[str, str]]:
     """Every option as ``(dotted path, help)``, for the docs and their test."""
-    hints = typing.get_type_hints(cls)
-    for f in dataclasses.fields(cls):
-        path = f"{prefix}{f.name}"
-        yield path, f.metadata.get("doc", "")
-        hint = hints[f.name]
-        origin = typing.get_origin(hint)
-        args = typing.get_args(hint)
-        if dataclasses.is_dataclass(hint):
-            yield from option_paths(typing.cast(type, hint), path + ".")
-        elif origin is list and dataclasses.is_dataclass(args[0]):
-            yield from option_paths(args[0], path + "[].")
-        elif origin is dict and dataclasses.is_dataclass(args[1]):
-            yield from option_paths(args[1], path + ".NAME.")
+    for path, doc, _ in _option_rows(Scenario, ""):
+        yield path, doc
 
 
 class _Where:

@@ -153,3 +153,35 @@ def test_scale_of_a_large_run() -> None:
         f"verdicts shared (verify = shared)"
     )
     assert s["records_everywhere"] == records
+
+
+def test_retained_memory_per_hub_and_per_held_record() -> None:
+    """What stays allocated (tracemalloc, after the run): per hub, and per record per hub.
+
+    RSS after a big run is a high-water mark of messages in flight; this measures what a
+    hub keeps, to scale to 10,000 hubs x 1,000 records.
+    """
+    import tracemalloc
+
+    hubs = int(os.environ.get("SIMNET_BENCH_MEM_HUBS", "300"))
+    counts = (20, 120)
+    retained = []
+    for records in counts:
+        scenario = parse(SCALE.format(hubs=hubs, records=records, window=records * 0.6), "m")
+        gc.collect()
+        tracemalloc.start()
+        sim = Simulation(scenario, 1)
+        sim.run()
+        sim.kernel._heap.clear()  # events still pending are not state a hub keeps
+        gc.collect()
+        retained.append(tracemalloc.get_traced_memory()[0])
+        tracemalloc.stop()
+        del sim
+    per_record_hub = (retained[1] - retained[0]) / ((counts[1] - counts[0]) * hubs)
+    per_hub = (retained[0] - per_record_hub * counts[0] * hubs) / hubs
+    est = (per_hub + per_record_hub * 1000) * 10_000
+    print(
+        f"\nretained memory ({hubs} hubs, {counts} records): {per_hub / 1024:.1f} KiB per hub "
+        f"+ {per_record_hub:.0f} B per record held per hub; scaled to 10,000 hubs x 1,000 "
+        f"records: {est / 2**30:.2f} GiB (estimate)"
+    )
