@@ -7,6 +7,8 @@ this hub belongs to. See docs/alliance.md.
 
 from __future__ import annotations
 
+from typing import Any
+
 import click
 from rich.console import Console
 
@@ -133,7 +135,7 @@ def show(app: App) -> None:
     alliance_id = _alliance_id(app)
     membership = load_membership(app.store(), alliance_id)
     now = hlc_now()
-    members = []
+    members: list[dict[str, Any]] = []
     for did in membership.members(now):
         expiry = membership.expiry(did, now)
         members.append({

@@ -14,6 +14,7 @@ py-libp2p 0.8.1 (see docs/protocol.md, "Running over libp2p"):
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -61,6 +62,20 @@ def route_libp2p_logs(level: int = logging.WARNING) -> None:
 def topic_for(alliance: str) -> str:
     """The GossipSub topic of an alliance's announcements."""
     return f"/craftnet/announce/1/{alliance}"
+
+
+class _Pubsub(Pubsub):
+    """py-libp2p 0.8.1's Pubsub, with blacklisting safe against a peer leaving meanwhile."""
+
+    async def _teardown_if_connected(self, peer_id: ID) -> None:
+        # Upstream deletes self.peers[peer_id] after an await; if the peer's stream died
+        # in between, the KeyError takes the whole pubsub service (and host) down.
+        stream = self.peers.get(peer_id)
+        if stream is not None:
+            with contextlib.suppress(Exception):
+                await stream.reset()
+            self.peers.pop(peer_id, None)
+        self._forget_all_subscriptions(peer_id)
 
 
 class Libp2pStream:
@@ -129,7 +144,7 @@ class Libp2pNetwork:
             heartbeat_interval=1,
             max_messages_per_topic_per_second=100.0,
         )
-        self.pubsub = Pubsub(self.host, self.router)
+        self.pubsub = _Pubsub(self.host, self.router)
         self.topic = topic
         self._validator: GossipValidator | None = None
         self._handler: StreamHandler | None = None
