@@ -74,9 +74,10 @@ def rounds_vs_n(ns: tuple[int, ...], seeds: tuple[int, ...]) -> list[dict[str, A
 
 def plot_rounds(rows: list[dict[str, Any]], path: Path) -> None:
     """Measured rounds (points, median line) against the theory curve."""
+    import matplotlib.pyplot as plt
+
     from craftnet.simnet import plots
 
-    plt = plots.plt
     fig, ax = plt.subplots(figsize=(6, 4))
     ns = sorted({r["n"] for r in rows})
     for r in rows:

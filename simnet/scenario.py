@@ -445,7 +445,7 @@ class _Checker:
             out = {}
             for key, item in raw.items():
                 if dataclasses.is_dataclass(args[1]):
-                    out[key] = self.build(args[1], item, (*path, key))
+                    out[key] = self.build(typing.cast(type, args[1]), item, (*path, key))
                 else:
                     out[key] = self.value(args[1], f, item, (*path, key))
             return out
@@ -598,9 +598,9 @@ def _option_rows(cls: type, prefix: str) -> Iterator[tuple[str, str, str]]:
         if dataclasses.is_dataclass(hint):
             yield from _option_rows(typing.cast(type, hint), path + ".")
         elif origin is list and dataclasses.is_dataclass(args[0]):
-            yield from _option_rows(args[0], path + "[].")
+            yield from _option_rows(typing.cast(type, args[0]), path + "[].")
         elif origin is dict and dataclasses.is_dataclass(args[1]):
-            yield from _option_rows(args[1], path + ".NAME.")
+            yield from _option_rows(typing.cast(type, args[1]), path + ".NAME.")
         else:
             if f.default is not dataclasses.MISSING:
                 default = f"`{json.dumps(f.default)}`"

@@ -97,7 +97,7 @@ def sweep(
     if scheduler:
         from distributed import Client
 
-        with Client(scheduler) as client:
+        with Client(scheduler) as client:  # type: ignore[no-untyped-call]
             futures = client.map(run_task, *zip(*args, strict=True), pure=False)
             results = client.gather(futures)
             if on_done:

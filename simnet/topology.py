@@ -10,7 +10,7 @@ from __future__ import annotations
 import random
 from pathlib import Path
 
-import networkx as nx
+import networkx as nx  # type: ignore[import-untyped]
 
 from craftnet.simnet.scenario import ScenarioError, TopologySpec
 
