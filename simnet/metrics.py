@@ -71,6 +71,7 @@ class Metrics:
         self.converged_at: float | None = None
         self.heal_converged: list[dict[str, float | None]] = []
         self.end = 0.0
+        self._held_online: tuple[int, int] | None = None
 
     # ----------------------------------------------------------- collecting
 
@@ -223,6 +224,15 @@ class Metrics:
         """The run ended at ``now``."""
         self.end = now
 
+    def freeze(self) -> None:
+        """Read what the summary needs from the hubs' stores, before they close."""
+        online = [h for h in self.sim.hubs[: self.s.hubs] if h.online]
+        # A record only on offline hubs (published on a laptop that is away) cannot be
+        # delivered; delivery to online hubs counts the records some online hub holds.
+        available = [c for c in self.index if any(h.store.has(c) for h in online)]
+        held = sum(1 for h in online for c in available if h.store.has(c))
+        self._held_online = (len(available), held)
+
     # --------------------------------------------------------------- outputs
 
     def summary(self) -> dict[str, Any]:
@@ -232,10 +242,10 @@ class Metrics:
         honest = sim.hubs[: s.hubs]
         published = len(self.published_at)
         online = [h for h in honest if h.online]
-        # A record only on offline hubs (published on a laptop that is away) cannot be
-        # delivered; delivery to online hubs counts the records some online hub holds.
-        available = [c for c in self.index if any(c in h.blocks.blocks for h in online)]
-        held_online = sum(1 for h in online for c in available if c in h.blocks.blocks)
+        if self._held_online is None:
+            self.freeze()
+        assert self._held_online is not None
+        available, held_online = self._held_online
         full = [
             self.full_at[i] - self.published_at[i] for i in range(published) if self.full_at[i] >= 0
         ]
@@ -261,10 +271,10 @@ class Metrics:
             "converged_at_s": self.converged_at,
             "delivery_latency_s": quantiles(self.latencies),
             "full_delivery_s": quantiles(full),
-            "delivery_online": _r(held_online / (len(available) * len(online)))
+            "delivery_online": _r(held_online / (available * len(online)))
             if available and online
             else 1.0,
-            "records_only_offline": published - len(available),
+            "records_only_offline": published - available,
             "online_at_end": len(online),
             "gossip_max_hops": hops,
             "partitions": self.heal_converged,

@@ -315,6 +315,13 @@ class Scenario:
         "the verdict shared by all simulated hubs (reported in the outputs)",
         choices=("real", "shared"),
     )
+    store: str = opt(
+        "shared",
+        "`shared`: blocks and reconcile items in memory, their bytes shared by all hubs "
+        "(large runs); `memory` or `lmdb`: archive's real MemoryStore or LmdbStore per hub "
+        "(in a temporary folder), written as node/p2p's driver writes (small runs)",
+        choices=("shared", "memory", "lmdb"),
+    )
     topology: TopologySpec = opt(TopologySpec, "`[topology]`")
     regions: dict[str, RegionSpec] = opt(
         dict, "`[regions.NAME]`: clusters of hubs; none means one region called `all`"

@@ -15,17 +15,19 @@ from __future__ import annotations
 import itertools
 import math
 import random
+import tempfile
 import time
 from collections.abc import Callable
 from contextlib import nullcontext
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from craftnet.archive.cid import DAG_CBOR, RAW, Cid
 from craftnet.archive.records import Record
 from craftnet.identity.errors import IdentityError
 from craftnet.identity.keys import PrivateKey
-from craftnet.protocol.blocks import BlockConfig, DictBlocks
+from craftnet.protocol.blocks import BlockConfig
 from craftnet.protocol.engine import EngineConfig, SyncEngine
 from craftnet.protocol.errors import ProtocolError
 from craftnet.protocol.events import (
@@ -50,14 +52,14 @@ from craftnet.protocol.events import (
     TimerId,
 )
 from craftnet.protocol.framing import FrameDecoder
-from craftnet.protocol.items import item_key
 from craftnet.protocol.messages import Announce
 from craftnet.protocol.scoring import Thresholds
 from craftnet.simnet import topology
-from craftnet.simnet.items import ItemTable, SharedItems
+from craftnet.simnet.items import ItemTable
 from craftnet.simnet.kernel import Kernel
 from craftnet.simnet.metrics import Metrics
 from craftnet.simnet.scenario import Scenario
+from craftnet.simnet.stores import HubStore, open_store
 from craftnet.simnet.verify import VerdictCache, shared_verdicts
 
 ALLIANCE = "Global Micro-manufacturing Alliance"
@@ -85,7 +87,6 @@ class SimHub:
 
     __slots__ = (
         "bans",
-        "blocks",
         "bw",
         "bytes_in",
         "bytes_out",
@@ -93,7 +94,6 @@ class SimHub:
         "engine",
         "hellos",
         "index",
-        "items",
         "key",
         "kind",
         "loss",
@@ -104,6 +104,7 @@ class SimHub:
         "pending",
         "reannounce",
         "region",
+        "store",
         "timers",
         "uplink_free",
     )
@@ -114,8 +115,7 @@ class SimHub:
         self.key = key
         self.kind = kind
         self.engine: SyncEngine
-        self.items: SharedItems
-        self.blocks = DictBlocks()
+        self.store: HubStore
         self.region = 0
         self.off = 0  # reasons to be offline (churn, outages); online when 0
         self.out: list[int] = []  # hubs this one dials
@@ -182,6 +182,7 @@ class Simulation:
         self.by_peer: dict[PeerId, SimHub] = {}
         self.conns: dict[int, Conn] = {}
         self.epoch = 0
+        self._tmp: tempfile.TemporaryDirectory[str] | None = None
         self._tokens = 0
         self._open_sides: dict[int, bytearray] = {}
         self._dialled_cache: dict[int, list[int]] | None = None
@@ -234,12 +235,17 @@ class Simulation:
 
     def _make_hub(self, index: int, peer: str, kind: str, config: EngineConfig) -> SimHub:
         hub = SimHub(index, PeerId(peer), _key_for(index), kind)
-        hub.items = SharedItems(self.items_table)
+        folder = None
+        if self.s.store == "lmdb":
+            if self._tmp is None:
+                self._tmp = tempfile.TemporaryDirectory(prefix="simnet-lmdb-")
+            folder = Path(self._tmp.name) / peer
+        hub.store = open_store(self.s.store, self.items_table, self.blocks_table, folder)
         hub.engine = SyncEngine(
             key=hub.key,
             peer_id=hub.peer,
-            items=hub.items,
-            blocks=hub.blocks,
+            items=hub.store.items,
+            blocks=hub.store.source,
             config=config,
             rng=random.Random(f"{self.seed}/engine/{index}"),
         )
@@ -448,18 +454,12 @@ class Simulation:
         self.deliver(hub, TimerFired(timer))
 
     def _store(self, hub: SimHub, cmd: StoreBlocks) -> None:
-        cids = []
+        hub.store.put([(b.cid, b.data, b.ts) for b in cmd.blocks])
         for block in cmd.blocks:
-            shared = self.blocks_table.get(block.cid)
-            if shared is None:
-                shared = self.blocks_table[block.cid] = (block.cid, block.data)
-            hub.blocks.blocks[shared[0]] = shared[1]
-            cids.append(shared[0])
             if block.ts is not None:
-                hub.items.add(item_key(block.ts, shared[0]))
                 self.stats["records_stored"] += 1
-                self.metrics.stored(hub, shared[0], self.kernel.now)
-        hub.engine.blocks_stored(cids)
+                self.metrics.stored(hub, block.cid, self.kernel.now)
+        hub.engine.blocks_stored([b.cid for b in cmd.blocks])
         for block in cmd.blocks:
             if block.ts is not None:
                 self._stored_record(hub, block.cid, block.ts)
@@ -561,7 +561,7 @@ class Simulation:
         if self.s.network.gossip_mode != "store_forward":
             self._forward(dst, mid, data, hops)
             return
-        lacking = [c for c in self.gossip_records[mid] if c not in dst.blocks.blocks]
+        lacking = [c for c in self.gossip_records[mid] if not dst.store.has(c)]
         if not lacking:
             self._forward(dst, mid, data, hops)
         for cid in lacking:
@@ -644,7 +644,7 @@ class Simulation:
             links.append(parent)
         if chunk:
             cid = Cid.of(chunk, RAW)
-            hub.blocks.blocks[cid] = chunk
+            hub.store.put([(cid, chunk, None)])
             links.append(cid)
         record = _make_record(
             hub.key,
@@ -654,9 +654,7 @@ class Simulation:
             tuple(links),
             "edit" if parent is not None else "technique",
         )
-        hub.blocks.blocks[record.cid] = record.block
-        self.blocks_table[record.cid] = (record.cid, record.block)
-        hub.items.add(item_key(record.ts, record.cid))
+        hub.store.put([(record.cid, record.block, record.ts)])
         self.metrics.published(hub, record.cid, self.kernel.now)
         self.deliver(hub, RecordsAdded(((record.ts, record.cid),)))
 
@@ -684,8 +682,7 @@ class Simulation:
             record = _make_record(hub.key, 10**6 + int(now * 1000), now, "forged", (), "technique")
             block = _forge(record)
             cid = Cid.of(block, DAG_CBOR)
-            hub.blocks.blocks[cid] = block
-            hub.items.add(item_key(record.ts, cid))
+            hub.store.put([(cid, block, record.ts)])
             self.deliver(hub, RecordsAdded(((record.ts, cid),)))
         self.kernel.after(1.0 / spec.rate_per_s, self._adversary_tick, arg)
 
@@ -815,7 +812,18 @@ class Simulation:
                     break
         wall = time.perf_counter() - started
         self.metrics.finish(self.kernel.now)
+        self.metrics.freeze()
+        self.close_stores()
         return RunResult(self.s, self.seed, self.metrics, wall, self.kernel.events)
+
+    def close_stores(self) -> None:
+        """Close the hubs' stores (LMDB files are removed)."""
+        if self._tmp is None:
+            return
+        for hub in self.hubs:
+            hub.store.close()
+        self._tmp.cleanup()
+        self._tmp = None
 
     def _run_until(self, until: float) -> None:
         self.kernel.run(until)

@@ -42,7 +42,7 @@ def test_halves_stay_apart_during_a_partition_and_converge_after_it_heals() -> N
     assert summary["records_everywhere"] == 30
     (heal,) = summary["partitions"]
     assert heal["converged_after_s"] is not None and heal["converged_after_s"] <= 20
-    assert all(len(h.items) == 30 for h in sim.hubs)
+    assert all(h.store.record_count() == 30 for h in sim.hubs)
 
 
 def test_hubs_offline_for_a_day_catch_up_by_reconciling() -> None:

@@ -96,7 +96,7 @@ def simulate(tmp_path: Path, relay_delay: float) -> dict[str, object]:
     counts["publishes"] = s["traffic"]["publishes"] - before
     return {
         "converged": s["records_everywhere"] == RECORDS
-        and [len(h.items) for h in sim.hubs] == [RECORDS] * HUBS,
+        and [h.store.record_count() for h in sim.hubs] == [RECORDS] * HUBS,
         **counts,
     }
 

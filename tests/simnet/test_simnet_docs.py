@@ -25,17 +25,28 @@ def test_every_option_has_help_text() -> None:
     assert all(doc for _, doc in option_paths())
 
 
-@pytest.mark.parametrize("path", sorted((ROOT / "simnet" / "scenarios").glob("*.toml")),
-                         ids=lambda p: p.name)
+@pytest.mark.parametrize(
+    "path", sorted((ROOT / "simnet" / "scenarios").glob("*.toml")), ids=lambda p: p.name
+)
 def test_every_example_scenario_is_mentioned(path: Path) -> None:
     assert path.name in DOC
 
 
 @pytest.mark.parametrize(
     "name",
-    ["metrics.jsonl", "summary.json", "report.txt", "delivery_cdf.png", "holders.png",
-     "bytes_per_hub.png", "convergence.png", "adversary_scores.png", "sweep.jsonl",
-     "table.md", "sweep.png"],
+    [
+        "metrics.jsonl",
+        "summary.json",
+        "report.txt",
+        "delivery_cdf.png",
+        "holders.png",
+        "bytes_per_hub.png",
+        "convergence.png",
+        "adversary_scores.png",
+        "sweep.jsonl",
+        "table.md",
+        "sweep.png",
+    ],
 )
 def test_every_output_is_explained(name: str) -> None:
     assert f"`{name}`" in DOC

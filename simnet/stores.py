@@ -1,0 +1,156 @@
+"""Where a simulated hub keeps its blocks and reconcile items.
+
+* :class:`SharedStore` (``store = "shared"``, the default): a dict of blocks and
+  :class:`~craftnet.simnet.items.SharedItems`, with the bytes of every block and item
+  shared by all hubs of the run. What 10,000 hubs need.
+* :class:`ArchiveStore` (``store = "memory"`` or ``"lmdb"``): archive's real
+  :class:`~craftnet.archive.memory_store.MemoryStore` or
+  :class:`~craftnet.archive.lmdb_store.LmdbStore` (in a temporary folder), written the
+  way node/p2p's driver writes: each ``StoreBlocks`` in one transaction, records through
+  :func:`~craftnet.archive.index.put_record` and the reconcile index
+  (:class:`~craftnet.archive.recon_index.ReconIndex`), which the engine then reads
+  through :class:`~craftnet.archive.recon_index.StoreItems`. For small runs.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Protocol
+
+from craftnet.archive.cid import Cid
+from craftnet.archive.errors import ArchiveError
+from craftnet.archive.index import put_record
+from craftnet.archive.recon_index import ITEMS_DB, ReconIndex, StoreItems, item_key
+from craftnet.archive.records import Record
+from craftnet.archive.store import Store, WriteTxn
+from craftnet.protocol.blocks import BlockSource, DictBlocks
+from craftnet.protocol.items import ItemSource
+from craftnet.simnet.items import ItemTable, SharedItems
+
+
+class HubStore(Protocol):
+    """What simnet needs from a hub's storage."""
+
+    source: BlockSource
+    items: ItemSource
+
+    def put(self, blocks: list[tuple[Cid, bytes, int | None]]) -> None:
+        """Write blocks (``ts`` set for records) in one go."""
+        ...
+
+    def has(self, cid: Cid) -> bool:
+        """Tell whether the block is stored."""
+        ...
+
+    def record_count(self) -> int:
+        """How many reconcile items (records) the hub holds."""
+        ...
+
+    def close(self) -> None:
+        """Release files and memory."""
+        ...
+
+
+class SharedStore:
+    """Blocks in a dict and items in :class:`SharedItems`; bytes shared across hubs."""
+
+    def __init__(self, table: ItemTable, blocks: dict[Cid, tuple[Cid, bytes]]) -> None:
+        self.source = DictBlocks()
+        self.items = SharedItems(table)
+        self._shared = blocks
+
+    def put(self, blocks: list[tuple[Cid, bytes, int | None]]) -> None:
+        """Write blocks, keeping one copy of each block's bytes per run."""
+        for cid, data, ts in blocks:
+            shared = self._shared.get(cid)
+            if shared is None:
+                shared = self._shared[cid] = (cid, data)
+            self.source.blocks[shared[0]] = shared[1]
+            if ts is not None:
+                self.items.add(item_key(ts, shared[0]))
+
+    def has(self, cid: Cid) -> bool:
+        """Tell whether the block is stored."""
+        return cid in self.source.blocks
+
+    def record_count(self) -> int:
+        """How many records the hub holds."""
+        return len(self.items)
+
+    def close(self) -> None:
+        """Nothing to release."""
+
+
+class _StoreSource:
+    """The engine's block source over a store's ``blocks`` database."""
+
+    def __init__(self, store: Store) -> None:
+        self.store = store
+
+    def has_block(self, cid: Cid) -> bool:
+        """Tell whether the block is stored."""
+        with self.store.read() as txn:
+            return txn.has("blocks", cid.bytes)
+
+    def get_block(self, cid: Cid) -> bytes | None:
+        """The block's bytes, or None."""
+        with self.store.read() as txn:
+            return txn.get("blocks", cid.bytes)
+
+
+class ArchiveStore:
+    """A real archive store (memory or LMDB) written as node/p2p's driver writes it."""
+
+    def __init__(self, store: Store) -> None:
+        self.store = store
+        self.index = ReconIndex()
+        self.source = _StoreSource(store)
+        self.items = StoreItems(store, self.index)
+
+    def put(self, blocks: list[tuple[Cid, bytes, int | None]]) -> None:
+        """Write the blocks in one transaction; records go into the indexes."""
+
+        def write(txn: WriteTxn) -> None:
+            for cid, data, ts in blocks:
+                record = None
+                if ts is not None:
+                    try:
+                        record = Record.from_block(data, cid)
+                    except ArchiveError:
+                        record = None
+                if record is not None:
+                    if put_record(txn, record):
+                        self.index.add(txn, item_key(record.ts, record.cid))
+                else:
+                    txn.put("blocks", cid.bytes, data)
+
+        self.store.transact(write)
+
+    def has(self, cid: Cid) -> bool:
+        """Tell whether the block is stored."""
+        return self.source.has_block(cid)
+
+    def record_count(self) -> int:
+        """How many records the hub holds."""
+        with self.store.read() as txn:
+            return txn.count(ITEMS_DB)
+
+    def close(self) -> None:
+        """Close the store."""
+        self.store.close()
+
+
+def open_store(
+    kind: str, table: ItemTable, blocks: dict[Cid, tuple[Cid, bytes]], folder: Path | None
+) -> HubStore:
+    """A hub's store of the scenario's ``store`` kind."""
+    if kind == "shared":
+        return SharedStore(table, blocks)
+    if kind == "memory":
+        from craftnet.archive.memory_store import MemoryStore
+
+        return ArchiveStore(MemoryStore())
+    from craftnet.archive.lmdb_store import LmdbStore
+
+    assert folder is not None
+    return ArchiveStore(LmdbStore(folder))
