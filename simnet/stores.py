@@ -31,8 +31,15 @@ from craftnet.simnet.items import ItemTable, SharedItems
 class HubStore(Protocol):
     """What simnet needs from a hub's storage."""
 
-    source: BlockSource
-    items: ItemSource
+    @property
+    def source(self) -> BlockSource:
+        """The engine's block source."""
+        ...
+
+    @property
+    def items(self) -> ItemSource:
+        """The engine's reconcile items."""
+        ...
 
     def put(self, blocks: list[tuple[Cid, bytes, int | None]]) -> None:
         """Write blocks (``ts`` set for records) in one go."""
