@@ -7,9 +7,14 @@ verifies each distinct ``(public key, signature, message)`` once and hands the v
 asks. Verification stays real - a forged signature still fails at every hub - but it is
 no longer paid for per hub. The outputs say so (``summary.json``: ``verify``).
 
-The hook wraps :meth:`PublicKey.verify` once per process; the wrapper consults the cache
-of the simulation running in this thread, and calls the real method when there is none,
-so real nodes and ``verify = "real"`` runs are untouched.
+The same goes for the other half of checking a signature, parsing the signer's did:key
+(base58, canonical form, point on the curve): each distinct did is parsed once per run,
+and its :class:`PublicKey` (or the error) shared, for the messages' signature checks.
+
+The hooks wrap :meth:`PublicKey.verify` and the protocol messages' ``parse_did`` once per
+process; the wrappers consult the cache of the simulation running in this thread, and
+call the real functions when there is none, so real nodes and ``verify = "real"`` runs
+are untouched.
 """
 
 from __future__ import annotations
@@ -19,8 +24,9 @@ import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
-from craftnet.identity.errors import BadSignature
+from craftnet.identity.errors import BadSignature, IdentityError
 from craftnet.identity.keys import PublicKey
+from craftnet.protocol import messages
 
 
 class VerdictCache:
@@ -28,6 +34,7 @@ class VerdictCache:
 
     def __init__(self) -> None:
         self.verdicts: dict[bytes, str | None] = {}
+        self.keys: dict[str, PublicKey | IdentityError] = {}
         self.verified = 0
         self.shared = 0
 
@@ -36,6 +43,23 @@ _local = threading.local()
 _installed = False
 _install_lock = threading.Lock()
 _original: Callable[[PublicKey, bytes, bytes], None] = PublicKey.verify
+_original_parse: Callable[[str], PublicKey] = messages.parse_did
+
+
+def _parse_did(did: str) -> PublicKey:
+    cache: VerdictCache | None = getattr(_local, "cache", None)
+    if cache is None:
+        return _original_parse(did)
+    found = cache.keys.get(did)
+    if found is None:
+        try:
+            found = _original_parse(did)
+        except IdentityError as exc:
+            found = exc
+        cache.keys[did] = found
+    if isinstance(found, IdentityError):
+        raise type(found)(str(found))
+    return found
 
 
 def _verify(self: PublicKey, signature: bytes, message: bytes) -> None:
@@ -67,6 +91,7 @@ def shared_verdicts(cache: VerdictCache) -> Iterator[VerdictCache]:
     with _install_lock:
         if not _installed:
             PublicKey.verify = _verify  # type: ignore[method-assign]
+            messages.parse_did = _parse_did
             _installed = True
     previous = getattr(_local, "cache", None)
     _local.cache = cache
