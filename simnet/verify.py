@@ -43,7 +43,8 @@ _local = threading.local()
 _installed = False
 _install_lock = threading.Lock()
 _original: Callable[[PublicKey, bytes, bytes], None] = PublicKey.verify
-_original_parse: Callable[[str], PublicKey] = messages.parse_did
+# protocol/messages.py imports parse_did by name; its module namespace is what it calls.
+_original_parse: Callable[[str], PublicKey] = vars(messages)["parse_did"]
 
 
 def _parse_did(did: str) -> PublicKey:
@@ -91,7 +92,7 @@ def shared_verdicts(cache: VerdictCache) -> Iterator[VerdictCache]:
     with _install_lock:
         if not _installed:
             PublicKey.verify = _verify  # type: ignore[method-assign]
-            messages.parse_did = _parse_did
+            vars(messages)["parse_did"] = _parse_did
             _installed = True
     previous = getattr(_local, "cache", None)
     _local.cache = cache
