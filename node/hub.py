@@ -269,7 +269,14 @@ class HubThread:
         ready.wait(30)
 
     def status(self) -> dict[str, Any]:
-        """The hub's status (safe to call from any thread: it only reads)."""
+        """The hub's status, read in the hub's own thread (safe from the web server's)."""
+        token = self.hub._token
+        if token is not None and self.thread is not None and self.thread.is_alive():
+            with contextlib.suppress(trio.RunFinishedError):
+                status: dict[str, Any] = trio.from_thread.run_sync(
+                    self.hub.status, trio_token=token
+                )
+                return status
         return self.hub.status()
 
     def stop(self, timeout: float = 10.0) -> None:

@@ -176,7 +176,16 @@ class Libp2pNetwork:
                     nursery.cancel_scope.cancel()
                     with trio.move_on_after(2) as scope:
                         scope.shield = True
+                        await self._hang_up_all()
                         await self.host.close()
+
+    async def _hang_up_all(self) -> None:
+        # host.close() under cancellation returns without closing the connections, and
+        # peers would keep a dead hub for ready: close each one first, so they see it go.
+        network = self.host.get_network()
+        for peer in list(network.connections):
+            with contextlib.suppress(Exception):
+                await network.close_peer(peer)
 
     async def _drain(self) -> None:
         # GossipSub's subscription queue holds 32 messages and drops the rest: empty it

@@ -1,0 +1,49 @@
+"""Connection limits: a hub with room for one peer refuses the second one's sync stream,
+and takes it once the first has gone (the second keeps redialling with backoff)."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+import trio
+
+from craftnet.node.hub import Hub
+from craftnet.node.p2p import driver
+from craftnet.protocol.engine import EngineConfig
+from tests.node.p2p.helpers import make_hubs, settings, start_hub, wait_for
+
+
+def test_a_full_hub_refuses_more_peers_until_one_leaves(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Refused hubs back off up to a minute; cap it so the test need not wait that long.
+    monkeypatch.setattr(driver, "DIAL_MAX", 2.0)
+    alliance, (small, first, second) = make_hubs(tmp_path, 3)
+
+    async def main() -> None:
+        async with trio.open_nursery() as nursery:
+            config = EngineConfig(alliance=alliance)
+            one_peer = replace(settings(alliance), max_peers=1)
+            narrow = Hub(small.home, small.store, small.key, one_peer, engine_config=config)
+            await nursery.start(lambda task_status: narrow.run(task_status=task_status))
+            async with trio.open_nursery() as visit:
+                a = await start_hub(visit, first, alliance, (narrow.addrs[0],))
+                await wait_for(lambda: narrow.engine.ready_peers() == [a.peer_id], 10, "first")
+                b = await start_hub(nursery, second, alliance, (narrow.addrs[0],))
+                await trio.sleep(2)
+                assert narrow.engine.ready_peers() == [a.peer_id]
+                assert b.engine.ready_peers() == []
+                # The first hub goes away. (A hub stopped inside this process keeps its
+                # sockets until the process ends, so the narrow hub hangs up on it, as it
+                # sees a hub whose process exited.)
+                visit.cancel_scope.cancel()
+            await narrow.network.hang_up(a.peer_id)
+            await wait_for(lambda: narrow.engine.ready_peers() == [b.peer_id], 15,
+                           "the second hub to get in")
+            nursery.cancel_scope.cancel()
+
+    trio.run(main)
+    for setup in (small, first, second):
+        setup.store.close()
