@@ -39,3 +39,37 @@ def test_a_bad_scenario_is_one_line_naming_the_line(tmp_path: Path) -> None:
     result = CliRunner().invoke(cli, ["sim", "run", str(scenario), "--out", str(tmp_path)])
     assert result.exit_code == 1
     assert f"{scenario}:3: network.los: unknown option 'los'" in result.output
+
+
+def test_sim_sweep_writes_the_table_and_plot(tmp_path: Path) -> None:
+    scenario = tmp_path / "sweep.toml"
+    scenario.write_text(
+        "hubs = 10\nmax_time_s = 60\n[topology]\ndegree = 4\n[workload]\nrecords = 3\n"
+        "window_s = 3\n",
+        encoding="utf-8",
+    )
+    out = tmp_path / "sweep"
+    result = CliRunner().invoke(
+        cli,
+        [
+            "sim",
+            "sweep",
+            str(scenario),
+            "--seeds",
+            "1..2",
+            "--param",
+            "network.loss",
+            "--values",
+            "0,0.2",
+            "--workers",
+            "1",
+            "--out",
+            str(out),
+        ],
+        standalone_mode=False,
+    )
+    assert result.exit_code == 0, result.output
+    table = (out / "table.md").read_text()
+    assert table.splitlines()[2].startswith("| 0 | 2 |")
+    assert table.splitlines()[3].startswith("| 0.2 | 2 |")
+    assert (out / "sweep.png").read_bytes()[:4] == b"\x89PNG"
