@@ -574,6 +574,12 @@ def _cross_check(s: Scenario, c: _Checker) -> None:
         raise c.fail(("topology", "degree"), f"degree {topo.degree} needs more than {s.hubs} hubs")
     if topo.kind == "file" and not topo.path:
         raise c.fail(("topology", "kind"), "kind = 'file' needs topology.path")
+    if s.store == "lmdb" and s.hubs + sum(a.count for a in s.adversaries) > 500:
+        raise c.fail(
+            ("store",),
+            "an LMDB environment per hub is for small runs (at most 500 "
+            "hubs); use store = 'shared' or 'memory'",
+        )
     if s.workload.origin >= s.hubs:
         raise c.fail(
             ("workload", "origin"),

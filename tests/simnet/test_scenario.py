@@ -51,6 +51,7 @@ BAD = [
     ("hubs = 9\n[topology]\ndegree = 3\n", 3, "no random regular graph of 9 hubs"),
     ("[workload]\nbursts = 3\n", 2, "workload.bursts: must be an array of tables"),
     ('[churn]\nshare = 0.5\ndist = "pareto"\nshape = 0.8\n', 4, "tail index"),
+    ('hubs = 600\nstore = "lmdb"\n', 2, "store: an LMDB environment per hub is for small runs"),
 ]
 
 
