@@ -34,12 +34,16 @@ import trio
 
 from craftnet.archive import codec
 from craftnet.archive.cid import DAG_CBOR, Cid
+from craftnet.archive.crdt.documents import Documents
+from craftnet.archive.crdt.ops import GENESIS_TYPE as DOC_GENESIS
+from craftnet.archive.crdt.ops import OP_TYPE as DOC_OP
 from craftnet.archive.errors import ArchiveError
 from craftnet.archive.hlc import pack
 from craftnet.archive.index import put_record
 from craftnet.archive.recon_index import ITEMS_DB, META_COUNT_KEY, META_DB, ReconIndex, item_key
 from craftnet.archive.records import Record
 from craftnet.archive.store import ReadTxn, Store, WriteTxn
+from craftnet.errors import CraftnetError
 from craftnet.identity.errors import IdentityError
 from craftnet.node.p2p.net import ByteStream, Gossip, Network, NetworkError
 from craftnet.protocol.engine import SyncEngine
@@ -90,6 +94,7 @@ RELAY_RATE: Final = 10.0
 RELAY_BURST: Final = 40.0
 RELAY_PER_PEER: Final = 8.0
 SHUN_INTERVAL: Final = 0.5
+DOCUMENT_TYPES: Final = frozenset({DOC_GENESIS, DOC_OP})
 DIAL_MIN: Final = 1.0
 DIAL_MAX: Final = 60.0
 
@@ -164,6 +169,8 @@ class Driver:
         self.clock = clock
         self.rng = rng or random.Random()
         self.index = ReconIndex()
+        # Used only in the writer (one batch at a time, under _write_lock).
+        self.documents = Documents(store)
         self.relay_budget = RelayBudget(RELAY_PER_PEER, RELAY_BURST)
         self.relay_total = RelayBudget(RELAY_RATE, RELAY_BURST)
         self.links: dict[PeerId, _Link] = {}
@@ -453,7 +460,7 @@ class Driver:
                     blocks, wants = self._take_batch()
                     try:
                         new = await trio.to_thread.run_sync(self._write_batch, blocks, wants)
-                    except ArchiveError:
+                    except CraftnetError:
                         self._write_failed(blocks)
                     else:
                         self._written(blocks, new)
@@ -474,11 +481,19 @@ class Driver:
         return [block for command in batch for block in command.blocks], self.engine.export_wants()
 
     def _write_batch(self, blocks: list[StoredBlock], wants: bytes) -> list[tuple[int, Cid]]:
-        """Write blocks, index entries and the want list in ONE transaction (any thread)."""
+        """Write blocks, index entries and the want list in ONE transaction (any thread).
+
+        Document records (CRDT genesis and operations) then go through
+        :meth:`Documents.ingest`, which stores them with their document's state in its
+        own transaction; if we die in between, they are simply not in ``rec_time`` and
+        the next reconcile fetches them again.
+        """
         new_records: list[tuple[int, Cid]] = []
+        documents: list[Record] = []
 
         def write(txn: WriteTxn) -> None:
             new_records.clear()
+            documents.clear()
             for block in blocks:
                 if block.ts is not None:
                     try:
@@ -486,7 +501,10 @@ class Driver:
                     except ArchiveError:
                         txn.put("blocks", block.cid.bytes, block.data)
                         continue
-                    if put_record(txn, record):
+                    if record.type in DOCUMENT_TYPES:
+                        if not txn.has("records", record.cid.bytes):
+                            documents.append(record)
+                    elif put_record(txn, record):
                         self.index.add(txn, item_key(record.ts, record.cid))
                         new_records.append((record.ts, record.cid))
                 else:
@@ -494,7 +512,28 @@ class Driver:
             txn.put(META_DB, WANTS_KEY, wants)
 
         self.store.transact(write)
+        if documents:
+            new_records += self._ingest_documents(documents)
         return new_records
+
+    def _ingest_documents(self, records: list[Record]) -> list[tuple[int, Cid]]:
+        outcomes = self.documents.ingest(records, strict=False)
+        refused = {o.cid for o in outcomes if o.status == "invalid"}
+        for outcome in outcomes:
+            if outcome.status == "invalid":
+                log.info("refused document record %s: %s", outcome.cid, outcome.reason)
+        added: list[tuple[int, Cid]] = []
+
+        def index(txn: WriteTxn) -> None:
+            added.clear()
+            for record in records:
+                key = item_key(record.ts, record.cid)
+                if record.cid not in refused and txn.has(ITEMS_DB, key):
+                    self.index.add(txn, key)
+                    added.append((record.ts, record.cid))
+
+        self.store.transact(index)
+        return added
 
     def _written(self, blocks: list[StoredBlock], new_records: list[tuple[int, Cid]]) -> None:
         self.stored_blocks += len(blocks)
@@ -520,7 +559,7 @@ class Driver:
             blocks, wants = self._take_batch()
             try:
                 new = self._write_batch(blocks, wants)
-            except ArchiveError:
+            except CraftnetError:
                 self._write_failed(blocks)
                 return
             self._written(blocks, new)
@@ -677,6 +716,12 @@ class Driver:
         # has them announcing since: ask every ready hub again, now and then.
         while True:
             await trio.sleep(REPAIR_INTERVAL)
+            async with self._write_lock:
+                # Operations that were ahead of our clock, once their time has come.
+                try:
+                    await trio.to_thread.run_sync(self.documents.release)
+                except CraftnetError:
+                    log.exception("releasing deferred document operations failed")
             ready = self.engine.ready_peers()
             if not self._reannounce or not ready:
                 continue
