@@ -9,6 +9,7 @@ while); it works whether or not ``craftnet serve`` runs (LMDB is multi-process).
 from __future__ import annotations
 
 import json
+import os
 import sys
 import time
 import urllib.error
@@ -76,7 +77,9 @@ def sync(app: App, addr: str, timeout: float, idle: float) -> None:
     # Only ADDR: no listening beyond loopback, no bootstrap hubs, no mDNS.
     settings = replace(load_settings(app.home), listen=("/ip4/127.0.0.1/tcp/0",),
                        bootstrap=(), mdns=False)
-    hub = Hub(app.home, app.store(), app.hub_key(), settings)
+    # A peer id of its own, so that it does not clash with a 'craftnet serve' running
+    # with this hub's (the hello still proves this hub's membership).
+    hub = Hub(app.home, app.store(), app.hub_key(), settings, transport_key=os.urandom(32))
     result: dict[str, Any] = {}
     show = not app.as_json and sys.stderr.isatty()
 

@@ -89,6 +89,7 @@ class Hub:
         *,
         engine_config: EngineConfig | None = None,
         rng: random.Random | None = None,
+        transport_key: bytes | None = None,
     ) -> None:
         if not settings.alliance:
             raise SettingsError(
@@ -102,8 +103,11 @@ class Hub:
         self.alliance: str = settings.alliance
         self.membership: Membership = load_membership(store, self.alliance)
         self._marker = _membership_marker(store)
+        # transport_key: a one-off peer identity (craftnet sync next to a running serve).
         self.network = Libp2pNetwork(
-            transport_seed(home), topic_for(self.alliance), max_peers=settings.max_peers
+            transport_key or transport_seed(home),
+            topic_for(self.alliance),
+            max_peers=settings.max_peers,
         )
         config = engine_config or EngineConfig(
             alliance=self.alliance, reconcile_interval=float(settings.reconcile_interval)
