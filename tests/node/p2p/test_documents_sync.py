@@ -23,7 +23,8 @@ def test_edits_on_two_hubs_merge_on_both(tmp_path: Path) -> None:
             await start_hub(nursery, oaxaca, alliance, (a.addrs[0],))
             await wait_for(lambda: has_record(oaxaca.store, genesis.cid), 10, "the document")
             await wait_for(lambda: there.heads(genesis.cid) == [genesis.cid], 5, "its state")
-            edit_here = here.edit(lisbon.key, genesis.cid, lambda b: b.add("materials", "tin glaze"))
+            edit_here = here.edit(lisbon.key, genesis.cid,
+                                  lambda b: b.add("materials", "tin glaze"))
             edit_there = there.edit(oaxaca.key, genesis.cid,
                                     lambda b: b.add("materials", "cobalt oxide"))
             await wait_for(
