@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from helpers import run, scenario
+from simnet_helpers import run, scenario
 
 from craftnet.simnet.sim import Simulation
 

@@ -7,7 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from helpers import scenario
+from simnet_helpers import scenario
 
 from craftnet.simnet.report import write_outputs
 from craftnet.simnet.sim import Simulation

@@ -15,7 +15,7 @@ What must agree, and the tolerance:
   race between relaying an announcement and fetching its record, which the real run
   wins either way depending on load. simnet brackets it with ``relay_delay_s``: 0.05 s
   (fetch first: no discovery) and 0 (relay first). The real count must lie between the
-  two, with 50% margin above the second (measured 40 to 134 on a loaded machine;
+  two, with 100% margin above the second (measured 40 to 134 on a loaded machine;
   simnet 40 and 98).
 """
 
@@ -167,10 +167,11 @@ def test_simnet_and_real_hubs_agree_on_convergence_and_message_counts(tmp_path: 
     )
     assert fetch_first["converged"] and relay_first["converged"] and real["converged"]
     expected_blocks = RECORDS * (HUBS - 1)
-    assert fetch_first["blocks"] == relay_first["blocks"] == real["blocks"] == expected_blocks
+    blocks = (fetch_first["blocks"], relay_first["blocks"], real["blocks"])
+    assert blocks == (expected_blocks,) * 3, f"block deliveries (simnet, simnet, real): {blocks}"
     s, r = fetch_first["publishes"], real["publishes"]
     assert isinstance(s, int) and isinstance(r, int)
     assert abs(s - r) <= 0.25 * max(s, r), f"announcements: simnet {s}, real {r}"
     low, high, got = fetch_first["sends"], relay_first["sends"], real["sends"]
     assert isinstance(low, int) and isinstance(high, int) and isinstance(got, int)
-    assert low <= got <= 1.5 * high, f"stream writes: simnet {low}..{high}, real {got}"
+    assert low <= got <= 2 * high, f"stream writes: simnet {low}..{high}, real {got}"

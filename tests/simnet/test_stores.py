@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from helpers import scenario
+from simnet_helpers import scenario
 
 from craftnet.simnet.sim import Simulation
 
