@@ -158,9 +158,6 @@ class NetworkSpec:
         "online hubs (0: keep the topology)",
         lo=0,
     )
-    dial_timeout_s: float = opt(
-        5.0, "how long a dial to an unreachable hub waits before it is given up", above=0
-    )
 
 
 @dataclass(frozen=True)
