@@ -285,6 +285,17 @@ class Metrics:
             "bytes_out_per_hub": quantiles(h.bytes_out for h in honest),
             "bytes_in_per_hub": quantiles(h.bytes_in for h in honest),
         }
+        if s.workload.bursts:
+            out["bursts"] = [
+                {
+                    "name": b.name,
+                    "start_s": b.start_s,
+                    "records": sum(
+                        1 for t in self.published_at if b.start_s <= t < b.start_s + b.duration_s
+                    ),
+                }
+                for b in s.workload.bursts
+            ]
         if s.network.rewire_interval_s > 0 and full:
             # Contacts happen at 0, T, 2T, ...: a record delivered in [kT, (k+1)T) took
             # k+1 rounds of contacts.

@@ -47,6 +47,8 @@ def text_report(summary: dict[str, Any], wall_s: float, events: int) -> str:
         f"gossip messages, {s['traffic']['send_bytes'] / 1e6:.2f} MB; "
         f"{s['traffic']['reconciles']} reconciles",
     ]
+    for b in s.get("bursts", []):
+        lines.append(f"  {b['name']}: {b['records']} records from {fmt_s(b['start_s'])}")
     if "rounds" in s:
         lines.append(
             f"  peer-sampling rounds to reach every hub: median {s['rounds']['p50']:.2f}, "
