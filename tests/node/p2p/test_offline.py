@@ -4,7 +4,6 @@ it resumes on restart (keeping what it had) and ends with a complete, verified s
 
 from __future__ import annotations
 
-import importlib.util
 import os
 import signal
 import subprocess
@@ -131,9 +130,8 @@ def test_sigkill_in_the_middle_of_a_sync_resumes_and_ends_verified(tmp_path: Pat
     online.store.close()
     with LmdbStore(rural.home / "store") as store:
         assert complete(store, records)
-    if importlib.util.find_spec("craftnet.archive.verify") is not None:
-        verify = subprocess.run(
-            [sys.executable, "-m", "craftnet", "--home", str(rural.home), "verify"],
-            capture_output=True, text=True,
-        )
-        assert verify.returncode == 0, verify.stdout + verify.stderr
+    verify = subprocess.run(
+        [sys.executable, "-m", "craftnet", "--home", str(rural.home), "verify"],
+        capture_output=True, text=True,
+    )
+    assert verify.returncode == 0, verify.stdout + verify.stderr
