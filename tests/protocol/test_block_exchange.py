@@ -5,7 +5,7 @@ from __future__ import annotations
 import random
 
 import pytest
-from helpers import make_key, make_record
+from protocol_helpers import make_key, make_record
 
 from craftnet.archive.cid import RAW, Cid
 from craftnet.protocol.blocks import BlockConfig, BlockExchange, DictBlocks

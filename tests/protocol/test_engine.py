@@ -5,7 +5,7 @@ from __future__ import annotations
 import itertools
 import random
 
-from helpers import (
+from protocol_helpers import (
     ALLIANCE,
     ConnectionPair,
     Hub,

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from helpers import Hub, Network, hello_from, make_record
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from protocol_helpers import Hub, Network, hello_from, make_record
 
 from craftnet.archive.cid import Cid
 from craftnet.protocol.events import PeerId, StreamEnded

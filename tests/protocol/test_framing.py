@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import cbor2
 import pytest
-from helpers import ALLIANCE, make_key
 from hypothesis import given
 from hypothesis import strategies as st
+from protocol_helpers import ALLIANCE, make_key
 
 from craftnet.archive import codec
 from craftnet.archive.cid import Cid

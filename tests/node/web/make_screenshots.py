@@ -13,9 +13,8 @@ from pathlib import Path
 from playwright.sync_api import sync_playwright
 
 sys.path.insert(0, str(Path(__file__).parent))
-from conftest import start_hub
-
 from craftnet.node.demo import DEMO_PASSPHRASE
+from tests.node.web.web_hub import start_hub
 
 
 def main(out: Path) -> None:

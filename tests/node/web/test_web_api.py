@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-from conftest import Hub, make_artisan
-
 from craftnet.archive import index
 from craftnet.archive.cid import Cid
 from craftnet.archive.records import Record
+from tests.node.web.web_hub import Hub, make_artisan
 
 PASS = "clay and fire"
 
@@ -329,7 +328,7 @@ def test_session_cookie_login_writes_need_the_csrf_header(hub: Hub) -> None:
 def test_reads_can_require_the_token(tmp_path: object) -> None:
     from pathlib import Path
 
-    from conftest import start_hub
+    from tests.node.web.web_hub import start_hub
 
     closed = start_hub(Path(str(tmp_path)) / "closed", require_token_for_reads=True)
     try:

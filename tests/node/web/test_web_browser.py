@@ -12,9 +12,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import Hub
 
 from craftnet.node.demo import DEMO_PASSPHRASE, desk_lamp_stl
+from tests.node.web.web_hub import Hub
 
 CHROMIUM = "/usr/bin/chromium"
 pytestmark = pytest.mark.skipif(

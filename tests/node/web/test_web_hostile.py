@@ -6,7 +6,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from conftest import Hub, make_artisan, start_hub
+
+from tests.node.web.web_hub import Hub, make_artisan, start_hub
 
 PASS = "clay and fire"
 GOOD = {

@@ -15,11 +15,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import Hub, Reply
 from jsonschema import Draft202012Validator
 
 from craftnet.node.web.app import create_app
 from craftnet.node.web.openapi import endpoint_table, openapi_document
+from tests.node.web.web_hub import Hub, Reply
 
 DOCS = Path(__file__).resolve().parents[3] / "docs" / "api.md"
 DEMO_PASS = "demo-passphrase"
