@@ -127,6 +127,17 @@ def _encode_checked(value: Any) -> bytes:
     return cbor2.dumps(value, default=_encode_link)
 
 
+def encode_checked(value: Value) -> bytes:
+    """:func:`encode` for a value whose every part the caller has already type-checked.
+
+    The value must hold only ``str``-keyed dicts, lists, ``str``, ``bytes``, ``bool``,
+    ``None``, ints within the 64-bit range and :class:`Cid` (as the protocol's message
+    checks ensure); it then gives exactly :func:`encode`'s bytes, without the copy that
+    :func:`encode` makes to check the value and wrap its links.
+    """
+    return cbor2.dumps(value, canonical=True, default=_encode_link)
+
+
 def decode(
     data: bytes | bytearray | memoryview, *, max_size: int = MAX_BLOCK_SIZE
 ) -> Value:

@@ -331,11 +331,9 @@ class SyncEngine:
             offences, self.exchange.offences = self.exchange.offences, []
             for peer_id, offence in offences:
                 self._penalize(peer_id, offence, now, out)
-        usable = {
-            p.peer
-            for p in self.peers.values()
-            if p.conn is Conn.READY and self.scores.verdict(p.peer, now) is Verdict.OK
-        }
+        usable = self.scores.ok_peers(
+            [p.peer for p in self.peers.values() if p.conn is Conn.READY], now
+        )
         pending: dict[PeerId, list[Message]] = {}
         for item in self.exchange.pump(now, usable):
             if isinstance(item, tuple):

@@ -9,11 +9,22 @@ middle of a frame raises :class:`TruncatedFrame` from :meth:`~FrameDecoder.recei
 
 from __future__ import annotations
 
+from collections import OrderedDict
+from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from typing import Final
 
 from craftnet.archive import codec
+from craftnet.archive.cid import Cid
 from craftnet.archive.errors import CodecError
-from craftnet.protocol.errors import FrameError, FrameTooLarge, LocalProtocolError, TruncatedFrame
+from craftnet.archive.records import Record
+from craftnet.protocol.errors import (
+    FrameError,
+    FrameTooLarge,
+    LocalProtocolError,
+    TruncatedFrame,
+)
 from craftnet.protocol.messages import Message, from_wire, to_wire
 
 MAX_FRAME_SIZE: Final = 4 * 1024 * 1024
@@ -50,23 +61,131 @@ def decode_varint(data: bytes | bytearray, pos: int = 0) -> tuple[int, int] | No
     raise FrameError("frame length varint is longer than 9 bytes")
 
 
+# A block's parse: whether it is canonical DAG-CBOR, the record it holds (signature not
+# checked), and the links in it. A pure function of the bytes, so of a verified CID.
+ParsedBlock = tuple[bool, Record | None, tuple[Cid, ...]]
+
+
+class FrameCache:
+    """Messages by the exact bytes of their frame body, for many decoders in one process.
+
+    A simulation runs thousands of engines in one process, and they decode the very same
+    bodies again and again (an announcement reaches every hub). Decoding is a pure
+    function of the bytes and messages are immutable, so the message decoded once can be
+    handed to every later decoder of the same bytes. Only successes are kept: a bad body
+    is decoded (and refused) strictly every time. A body this process encoded itself is
+    entered as the message :func:`from_wire` builds from the very map that was encoded,
+    which is what a strict decode of those canonical bytes gives (the message checks
+    admit only the exact types the decoder produces); a message those checks refuse is
+    not entered, so its receiver decodes it strictly and refuses it as before.
+
+    Bounded: at most ``max_entries`` bodies of at most ``max_body`` bytes each, least
+    recently used first out.
+    """
+
+    def __init__(self, max_entries: int = 65_536, max_body: int = 64 * 1024) -> None:
+        self.max_entries = max_entries
+        self.max_body = max_body
+        self._entries: OrderedDict[bytes, Message] = OrderedDict()
+        self.hits = 0
+        self.misses = 0
+        # What the block exchange made of a block's bytes, by CID (see blocks.py).
+        self.parsed: OrderedDict[Cid, ParsedBlock] = OrderedDict()
+
+    def get_parsed(self, cid: Cid) -> ParsedBlock | None:
+        """How the block named ``cid`` parsed, if a decoder here parsed it already."""
+        found = self.parsed.get(cid)
+        if found is not None:
+            self.parsed.move_to_end(cid)
+        return found
+
+    def put_parsed(self, cid: Cid, size: int, parsed: ParsedBlock) -> None:
+        """Remember how the block named ``cid`` (``size`` bytes, verified) parsed."""
+        if size > self.max_body:
+            return
+        self.parsed[cid] = parsed
+        if len(self.parsed) > self.max_entries:
+            self.parsed.popitem(last=False)
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    def get(self, body: bytes) -> Message | None:
+        """The message decoded earlier from exactly ``body``, if it is still held."""
+        found = self._entries.get(body)
+        if found is None:
+            self.misses += 1
+            return None
+        self._entries.move_to_end(body)
+        self.hits += 1
+        return found
+
+    def put(self, body: bytes, message: Message) -> None:
+        """Remember that ``body`` decodes to ``message``."""
+        if len(body) > self.max_body:
+            return
+        entries = self._entries
+        entries[body] = message
+        if len(entries) > self.max_entries:
+            entries.popitem(last=False)
+
+
+_current: ContextVar[FrameCache | None] = ContextVar("craftnet_frame_cache", default=None)
+
+
+def current_frame_cache() -> FrameCache | None:
+    """The frame cache this context decodes through, if any (none by default)."""
+    return _current.get()
+
+
+@contextmanager
+def frame_cache(cache: FrameCache) -> Iterator[FrameCache]:
+    """Within the block, frames encoded and decoded here go through ``cache``."""
+    token = _current.set(cache)
+    try:
+        yield cache
+    finally:
+        _current.reset(token)
+
+
 def encode_frame(message: Message, *, max_frame_size: int = MAX_FRAME_SIZE) -> bytes:
     """The frame bytes of ``message``; raises :class:`LocalProtocolError` if too large."""
-    body = codec.encode(to_wire(message))
+    wire = to_wire(message)
+    cache = _current.get()
+    checked: Message | None = None
+    if cache is not None:
+        try:
+            checked = from_wire(wire)
+        except Exception:
+            # Whatever the checks refuse goes the old way: the receiver decodes it
+            # strictly (and refuses it), exactly as without a cache.
+            checked = None
+    # A map the message checks accepted holds only plain DAG-CBOR types in range.
+    body = codec.encode(wire) if checked is None else codec.encode_checked(wire)
     if len(body) > max_frame_size:
         raise LocalProtocolError(
             f"{message.KIND} message is {len(body)} bytes; the frame limit is {max_frame_size}"
         )
+    if cache is not None and checked is not None:
+        cache.put(body, checked)
     return encode_varint(len(body)) + body
 
 
 def decode_body(body: bytes, *, max_frame_size: int = MAX_FRAME_SIZE) -> Message:
     """Decode one frame body (without its length prefix) into a message."""
+    cache = _current.get()
+    if cache is not None and len(body) <= max_frame_size:
+        found = cache.get(body)
+        if found is not None:
+            return found
     try:
         value = codec.decode(body, max_size=max_frame_size)
     except CodecError as exc:
         raise FrameError(f"frame is not canonical DAG-CBOR: {exc}") from exc
-    return from_wire(value)
+    message = from_wire(value)
+    if cache is not None:
+        cache.put(body, message)
+    return message
 
 
 class FrameDecoder:

@@ -12,6 +12,7 @@ deliveries earn back.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from enum import Enum
 from typing import Final
@@ -125,7 +126,8 @@ class PeerScores:
         if state is None:
             state = self._peers[peer] = _Peer(at=now)
         elif now > state.at:
-            state.score *= 0.5 ** ((now - state.at) / self.thresholds.half_life)
+            if state.score:  # a zero score stays exactly zero; skip the power
+                state.score *= 0.5 ** ((now - state.at) / self.thresholds.half_life)
             state.at = now
         return state
 
@@ -148,6 +150,34 @@ class PeerScores:
         if score < self.thresholds.graylist:
             return Verdict.GRAYLIST
         return Verdict.OK
+
+    def ok_peers(self, peers: Iterable[PeerId], now: float) -> set[PeerId]:
+        """The peers among ``peers`` whose :meth:`verdict` at ``now`` is OK.
+
+        Exactly ``{p for p in peers if self.verdict(p, now) is Verdict.OK}``, with the same
+        side effects in the same order (bans lifted, scores decayed to ``now``), inlined
+        because the engine asks it for every ready peer after every event.
+        """
+        states = self._peers
+        banned = self._banned
+        half_life = self.thresholds.half_life
+        graylist = self.thresholds.graylist
+        disconnect = self.thresholds.disconnect
+        out: set[PeerId] = set()
+        for peer in peers:
+            if peer in banned and self.is_banned(peer, now):
+                continue
+            state = states.get(peer)
+            if state is None:
+                state = states[peer] = _Peer(at=now)
+            elif now > state.at:
+                if state.score:
+                    state.score *= 0.5 ** ((now - state.at) / half_life)
+                state.at = now
+            score = state.score
+            if not (score < disconnect or score < graylist):
+                out.add(peer)
+        return out
 
     def penalize(self, peer: PeerId, offence: str, now: float, times: int = 1) -> Verdict:
         """Charge ``peer`` for ``offence``; returns the verdict afterwards."""

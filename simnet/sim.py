@@ -51,7 +51,7 @@ from craftnet.protocol.events import (
     TimerFired,
     TimerId,
 )
-from craftnet.protocol.framing import FrameDecoder
+from craftnet.protocol.framing import FrameCache, FrameDecoder, frame_cache
 from craftnet.protocol.messages import Announce
 from craftnet.protocol.scoring import Thresholds
 from craftnet.simnet import topology
@@ -176,6 +176,7 @@ class Simulation:
         self.rng = random.Random(f"craftnet-simnet/{seed}")
         self.net_rng = random.Random(self.rng.getrandbits(64))
         self.cache = VerdictCache()
+        self.frames = FrameCache()
         self.items_table = ItemTable()
         self.blocks_table: dict[Cid, tuple[Cid, bytes]] = {}
         self.hubs: list[SimHub] = []
@@ -800,7 +801,8 @@ class Simulation:
         started = time.perf_counter()
         shared = shared_verdicts(self.cache) if self.s.verify == "shared" else nullcontext()
         step = self.s.sample_interval_s
-        with shared:
+        # Every hub decodes the same frames: decode each distinct body once (transparent).
+        with shared, frame_cache(self.frames):
             t = 0.0
             while True:
                 t = min(t + step, self.s.max_time_s)
