@@ -128,14 +128,15 @@ def _encode_checked(value: Any) -> bytes:
 
 
 def encode_checked(value: Value) -> bytes:
-    """:func:`encode` for a value whose every part the caller has already type-checked.
+    """:func:`encode` for a value the caller has already checked and put in order.
 
-    The value must hold only ``str``-keyed dicts, lists, ``str``, ``bytes``, ``bool``,
-    ``None``, ints within the 64-bit range and :class:`Cid` (as the protocol's message
-    checks ensure); it then gives exactly :func:`encode`'s bytes, without the copy that
-    :func:`encode` makes to check the value and wrap its links.
+    The value must hold only ``str``-keyed dicts whose keys are already in DAG-CBOR order
+    (shorter first, then bytewise), lists, ``str``, ``bytes``, ``bool``, ``None``, ints
+    within the 64-bit range and :class:`Cid` (as the protocol's message checks ensure);
+    it then gives exactly :func:`encode`'s bytes, without the copy that :func:`encode`
+    makes to check the value and wrap its links, and without sorting.
     """
-    return cbor2.dumps(value, canonical=True, default=_encode_link)
+    return _encode_checked(value)
 
 
 def decode(

@@ -148,6 +148,14 @@ def frame_cache(cache: FrameCache) -> Iterator[FrameCache]:
         _current.reset(token)
 
 
+_KEY_ORDER: dict[str, tuple[str, ...]] = {}
+
+
+def _canonical_key(key: str) -> tuple[int, bytes]:
+    raw = key.encode()
+    return len(raw), raw
+
+
 def encode_frame(message: Message, *, max_frame_size: int = MAX_FRAME_SIZE) -> bytes:
     """The frame bytes of ``message``; raises :class:`LocalProtocolError` if too large."""
     wire = to_wire(message)
@@ -160,8 +168,15 @@ def encode_frame(message: Message, *, max_frame_size: int = MAX_FRAME_SIZE) -> b
             # Whatever the checks refuse goes the old way: the receiver decodes it
             # strictly (and refuses it), exactly as without a cache.
             checked = None
-    # A map the message checks accepted holds only plain DAG-CBOR types in range.
-    body = codec.encode(wire) if checked is None else codec.encode_checked(wire)
+    if checked is None:
+        body = codec.encode(wire)
+    else:
+        # A map the message checks accepted holds only plain DAG-CBOR types in range,
+        # and no inner map: in canonical key order it is canonical as it stands.
+        order = _KEY_ORDER.get(message.KIND)
+        if order is None:
+            order = _KEY_ORDER[message.KIND] = tuple(sorted(wire, key=_canonical_key))
+        body = codec.encode_checked({k: wire[k] for k in order})
     if len(body) > max_frame_size:
         raise LocalProtocolError(
             f"{message.KIND} message is {len(body)} bytes; the frame limit is {max_frame_size}"

