@@ -25,7 +25,7 @@ from craftnet.protocol.errors import (
     LocalProtocolError,
     TruncatedFrame,
 )
-from craftnet.protocol.messages import Message, from_wire, to_wire
+from craftnet.protocol.messages import Announce, Message, from_wire, signed_bytes_memo, to_wire
 
 MAX_FRAME_SIZE: Final = 4 * 1024 * 1024
 _MAX_VARINT_BYTES: Final = 9  # 63 bits; far above any frame limit
@@ -79,18 +79,26 @@ class FrameCache:
     admit only the exact types the decoder produces); a message those checks refuse is
     not entered, so its receiver decodes it strictly and refuses it as before.
 
-    Bounded: at most ``max_entries`` bodies of at most ``max_body`` bytes each, least
-    recently used first out.
+    Bounded: at most ``max_entries`` decoded bodies of at most ``max_body`` bytes each,
+    least recently used first out. A body entered by its encoder usually has one
+    receiver, so it is held apart (at most ``max_sent``, oldest first out) and let go
+    at its first use; a second decoder of it decodes it and keeps it like any other.
     """
 
-    def __init__(self, max_entries: int = 65_536, max_body: int = 64 * 1024) -> None:
+    def __init__(
+        self, max_entries: int = 65_536, max_body: int = 64 * 1024, max_sent: int = 262_144
+    ) -> None:
         self.max_entries = max_entries
         self.max_body = max_body
+        self.max_sent = max_sent
         self._entries: OrderedDict[bytes, Message] = OrderedDict()
+        self._sent: dict[bytes, Message] = {}
         self.hits = 0
         self.misses = 0
         # What the block exchange made of a block's bytes, by CID (see blocks.py).
         self.parsed: OrderedDict[Cid, ParsedBlock] = OrderedDict()
+        # Signed bytes of the announcement objects handed out (see messages.py).
+        self.signed: dict[int, tuple[Announce, bytes]] = {}
 
     def get_parsed(self, cid: Cid) -> ParsedBlock | None:
         """How the block named ``cid`` parsed, if a decoder here parsed it already."""
@@ -108,17 +116,29 @@ class FrameCache:
             self.parsed.popitem(last=False)
 
     def __len__(self) -> int:
-        return len(self._entries)
+        return len(self._entries) + len(self._sent)
 
     def get(self, body: bytes) -> Message | None:
         """The message decoded earlier from exactly ``body``, if it is still held."""
         found = self._entries.get(body)
-        if found is None:
-            self.misses += 1
-            return None
-        self._entries.move_to_end(body)
+        if found is not None:
+            self._entries.move_to_end(body)
+        else:
+            found = self._sent.pop(body, None)
+            if found is None:
+                self.misses += 1
+                return None
         self.hits += 1
         return found
+
+    def put_sent(self, body: bytes, message: Message) -> None:
+        """Remember that ``body``, which this process just encoded, decodes to ``message``."""
+        if len(body) > self.max_body:
+            return
+        sent = self._sent
+        sent[body] = message
+        if len(sent) > self.max_sent:
+            del sent[next(iter(sent))]
 
     def put(self, body: bytes, message: Message) -> None:
         """Remember that ``body`` decodes to ``message``."""
@@ -143,7 +163,8 @@ def frame_cache(cache: FrameCache) -> Iterator[FrameCache]:
     """Within the block, frames encoded and decoded here go through ``cache``."""
     token = _current.set(cache)
     try:
-        yield cache
+        with signed_bytes_memo(cache.signed):
+            yield cache
     finally:
         _current.reset(token)
 
@@ -182,7 +203,7 @@ def encode_frame(message: Message, *, max_frame_size: int = MAX_FRAME_SIZE) -> b
             f"{message.KIND} message is {len(body)} bytes; the frame limit is {max_frame_size}"
         )
     if cache is not None and checked is not None:
-        cache.put(body, checked)
+        cache.put_sent(body, checked)
     return encode_varint(len(body)) + body
 
 

@@ -9,7 +9,9 @@ the sender score. Field names are short because they travel in every frame.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import Any, ClassVar, Final, TypeVar
 
@@ -88,6 +90,25 @@ def _did(fields: Mapping[str, Any], name: str) -> str:
     except IdentityError as exc:
         raise MalformedMessage(f"field {name!r}: {exc}") from exc
     return did
+
+
+# Within a frame cache (see framing.py) one decoded announcement object is shared by
+# many simulated hubs, each of which checks its signature: its signed bytes are
+# encoded once. None (the default) means no memo.
+_signed_memo: ContextVar[dict[int, tuple[Announce, bytes]] | None] = ContextVar(
+    "craftnet_announce_signed_bytes", default=None
+)
+_SIGNED_MEMO_SIZE: Final = 4096
+
+
+@contextmanager
+def signed_bytes_memo(memo: dict[int, tuple[Announce, bytes]]) -> Iterator[None]:
+    """Within the block, each announcement object's signed bytes are encoded once."""
+    token = _signed_memo.set(memo)
+    try:
+        yield
+    finally:
+        _signed_memo.reset(token)
 
 
 @dataclass(frozen=True, slots=True)
@@ -175,9 +196,24 @@ class Announce:
             key.did, ts, draft.records, draft.heads, key.sign(codec.encode(draft.unsigned()))
         )
 
+    def signed_bytes(self) -> bytes:
+        """The canonical encoding of :meth:`unsigned`, the bytes ``sig`` signs."""
+        memo = _signed_memo.get()
+        if memo is None:
+            return codec.encode(self.unsigned())
+        # Keyed by identity and holding the object, so an id is never reused meanwhile.
+        found = memo.get(id(self))
+        if found is not None and found[0] is self:
+            return found[1]
+        data = codec.encode(self.unsigned())
+        memo[id(self)] = (self, data)
+        if len(memo) > _SIGNED_MEMO_SIZE:
+            del memo[next(iter(memo))]
+        return data
+
     def verify(self) -> None:
         """Raise :class:`IdentityError` unless ``sig`` is ``did``'s strict signature."""
-        parse_did(self.did).verify(self.sig, codec.encode(self.unsigned()))
+        parse_did(self.did).verify(self.sig, self.signed_bytes())
 
     def fields(self) -> dict[str, Any]:
         """The message's fields as DAG-CBOR values."""

@@ -21,6 +21,7 @@ from protocol_helpers import ALLIANCE, make_key, make_record
 
 from craftnet.archive import codec
 from craftnet.archive.cid import DAG_CBOR, Cid
+from craftnet.identity.errors import IdentityError
 from craftnet.protocol.blocks import _parse_block
 from craftnet.protocol.errors import FrameError, MalformedMessage, RemoteProtocolError
 from craftnet.protocol.events import PeerId
@@ -135,13 +136,18 @@ def test_a_cached_body_still_obeys_the_receivers_frame_limit() -> None:
             decode_body(body, max_frame_size=100)
 
 
-def test_the_cache_is_bounded() -> None:
-    cache = FrameCache(max_entries=3, max_body=64)
+def test_the_cache_is_bounded_and_lets_a_sent_body_go_at_its_first_use() -> None:
+    cache = FrameCache(max_entries=3, max_body=64, max_sent=2)
     with frame_cache(cache):
-        for req in range(10):
-            encode_frame(End(req))
+        bodies = [_body(encode_frame(End(req))) for req in range(10)]
         encode_frame(Block(1, CID, bytes(200)))  # over max_body: not kept
-    assert len(cache) == 3
+        assert len(cache) == 2
+        assert decode_body(bodies[9]) == End(9)  # entered by its encoder, let go now
+        assert len(cache) == 1
+        for req, body in enumerate(bodies):
+            assert decode_body(body) == End(req)  # decoded strictly, kept (LRU)
+        assert len(cache) == 3
+    assert cache.hits == 2  # End(9) and End(8), the two sent bodies still held
 
 
 _values = st.recursive(
@@ -251,3 +257,16 @@ def test_the_engine_tests_pass_through_a_frame_cache(engine_test: Callable[[], N
     random.seed(0)
     with frame_cache(FrameCache()):
         engine_test()
+
+
+def test_announcement_signed_bytes_are_the_same_through_the_memo() -> None:
+    ann = Announce.create(KEY, 9, (CID,))
+    forged = Announce(ann.did, 10, ann.records, ann.heads, ann.sig)
+    plain = [ann.signed_bytes(), forged.signed_bytes()]
+    with frame_cache(FrameCache()) as cache:
+        for _ in range(2):
+            assert [ann.signed_bytes(), forged.signed_bytes()] == plain
+            ann.verify()
+            with pytest.raises(IdentityError):
+                forged.verify()
+        assert len(cache.signed) == 2
