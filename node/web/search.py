@@ -21,11 +21,13 @@ The connection is used by one thread at a time (the node's event loop).
 
 from __future__ import annotations
 
+import heapq
+import json
 import re
 import sqlite3
 import struct
 import threading
-from collections import OrderedDict
+from collections import Counter, OrderedDict
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -39,9 +41,19 @@ from craftnet.archive.index import get_record
 from craftnet.archive.records import Record
 from craftnet.archive.store import Store
 
-SCHEMA_VERSION: Final = 1
+SCHEMA_VERSION: Final = 2
 MAX_QUERY_WORDS: Final = 16
-FACET_SAMPLE: Final = 200  # facets are counted over the best-ranked matches
+FACET_SAMPLE: Final = 100  # facets are counted over the best-ranked matches
+# BM25 is computed for every row a ranked query considers (about 1 µs each), so a word
+# that matches tens of thousands of records would cost tens of milliseconds; past this
+# many matches only the newest this many are ranked.
+RANK_WINDOW: Final = 250
+# Reader connections: the index is read through a memory map and a page cache that
+# holds the hot part of the FTS5 b-trees (per worker thread).
+READER_MMAP: Final = 1 << 30
+READER_CACHE_KIB: Final = 16 * 1024
+_UNIT: Final = "\x1e"  # between facet entries in entries.facets
+_PAIR: Final = "\x1f"  # between a facet name and its value
 FACETS: Final = ("type", "licence", "process", "tag", "material", "language")
 SEARCH_FACETS_SHOWN: Final = ("type", "licence", "process", "tag", "material")
 INDEXED_TYPES: Final = frozenset({"technique", "design", "collection", GENESIS_TYPE})
@@ -88,6 +100,22 @@ class SearchResult:
     total: int
     facets: dict[str, dict[str, int]]
     next_offset: int | None
+
+
+def _count_facets(packed: Iterable[str]) -> dict[str, dict[str, int]]:
+    """Facet counts from entries' packed facets: per facet the 20 commonest values."""
+    tally: Counter[str] = Counter()
+    for one in packed:
+        if one:
+            tally.update(one.split(_UNIT))
+    groups: dict[str, list[tuple[int, str]]] = {}
+    for pair, count in tally.items():
+        facet, _, value = pair.partition(_PAIR)
+        groups.setdefault(facet, []).append((-count, value))
+    return {
+        facet: {value: -negative for negative, value in heapq.nsmallest(20, items)}
+        for facet, items in groups.items()
+    }
 
 
 def _strings(value: object) -> list[str]:
@@ -172,6 +200,15 @@ def snippet(body: str | None, words: list[str], width: int = 90) -> str:
     return ("… " if start else "") + text + (" …" if end < len(body) else "")
 
 
+def _pack_facets(facets: Iterable[tuple[str, str]]) -> str:
+    """The facets a search counts (all but the author), as one string kept on the entry."""
+    return _UNIT.join(
+        name + _PAIR + value.replace(_UNIT, " ").replace(_PAIR, " ")
+        for name, value in sorted(facets)
+        if name != "author"
+    )
+
+
 class SearchIndex:
     """The FTS5 index of one hub."""
 
@@ -207,7 +244,7 @@ class SearchIndex:
             CREATE TABLE IF NOT EXISTS entries(
                 id INTEGER PRIMARY KEY, cid BLOB UNIQUE NOT NULL, suffix BLOB NOT NULL,
                 type TEXT NOT NULL, author TEXT NOT NULL, ts INTEGER NOT NULL,
-                title TEXT NOT NULL, licence TEXT, process TEXT);
+                title TEXT NOT NULL, licence TEXT, process TEXT, facets TEXT NOT NULL);
             CREATE INDEX IF NOT EXISTS entries_suffix ON entries(suffix);
             CREATE TABLE IF NOT EXISTS facets(
                 facet TEXT NOT NULL, value TEXT NOT NULL, entry INTEGER NOT NULL,
@@ -244,6 +281,13 @@ class SearchIndex:
 
     def _put(self, entry: Entry) -> None:
         db = self.db
+        facets: set[tuple[str, str]] = {("type", entry.type), ("author", entry.author)}
+        facets.update(("tag", tag) for tag in entry.tags)
+        facets.update(("material", material) for material in entry.materials)
+        for name in ("licence", "process", "language"):
+            value = getattr(entry, name)
+            if value:
+                facets.add((name, value))
         key = entry.cid.bytes
         row = db.execute("SELECT id FROM entries WHERE cid=?", (key,)).fetchone()
         if row is not None:
@@ -251,8 +295,8 @@ class SearchIndex:
             db.execute("DELETE FROM facets WHERE entry=?", (row[0],))
             db.execute("DELETE FROM entries WHERE id=?", (row[0],))
         cur = db.execute(
-            "INSERT INTO entries(cid, suffix, type, author, ts, title, licence, process) "
-            "VALUES (?,?,?,?,?,?,?,?)",
+            "INSERT INTO entries(cid, suffix, type, author, ts, title, licence, process, facets) "
+            "VALUES (?,?,?,?,?,?,?,?,?)",
             (
                 key,
                 _TS.pack(entry.ts) + key,
@@ -262,6 +306,7 @@ class SearchIndex:
                 entry.title,
                 entry.licence,
                 entry.process,
+                _pack_facets(facets),
             ),
         )
         rowid = cur.lastrowid
@@ -269,13 +314,6 @@ class SearchIndex:
             "INSERT INTO fts(rowid, title, body, tags, materials) VALUES (?,?,?,?,?)",
             (rowid, entry.title, entry.text, " ".join(entry.tags), " ".join(entry.materials)),
         )
-        facets: set[tuple[str, str]] = {("type", entry.type), ("author", entry.author)}
-        facets.update(("tag", tag) for tag in entry.tags)
-        facets.update(("material", material) for material in entry.materials)
-        for name in ("licence", "process", "language"):
-            value = getattr(entry, name)
-            if value:
-                facets.add((name, value))
         db.executemany(
             "INSERT OR IGNORE INTO facets(facet, value, entry) VALUES (?,?,?)",
             [(name, value, rowid) for name, value in facets],
@@ -387,6 +425,8 @@ class SearchIndex:
         if conn is None:
             conn = sqlite3.connect(str(self.path), isolation_level=None, check_same_thread=False)
             conn.execute("PRAGMA query_only=ON")
+            conn.execute(f"PRAGMA mmap_size={READER_MMAP}")
+            conn.execute(f"PRAGMA cache_size=-{READER_CACHE_KIB}")
             self._local.conn = conn
             with self._readers_lock:
                 self._readers.append(conn)
@@ -438,68 +478,94 @@ class SearchIndex:
         db = self._reader()
         where, params = self._filters(filters or {}, "rowid")
         clause = " AND " + where if where else ""
-        ranked_sql = "SELECT rowid FROM fts WHERE fts MATCH ?" + clause + " ORDER BY rank LIMIT ?"
+        want = max(FACET_SAMPLE, offset + limit)
         # Titles first: BM25 weighs a title match ten times a body match, so records whose
         # title matches all but always lead. Ranking just those first is much cheaper for
-        # a common word, and only when they do not fill the page is everything ranked.
-        ranked = [
-            r[0] for r in db.execute(ranked_sql, [f"title : ({query})", *params, FACET_SAMPLE])
-        ]
-        if len(ranked) < FACET_SAMPLE:
+        # a common word, and only when they do not fill the sample is everything ranked.
+        ranked = self._ranked(db, f"title : ({query})", clause, params, want)
+        if len(ranked) < want:
             seen = set(ranked)
-            ranked += [
-                r[0]
-                for r in db.execute(ranked_sql, [query, *params, FACET_SAMPLE])
-                if r[0] not in seen
-            ][: FACET_SAMPLE - len(ranked)]
-        if len(ranked) < FACET_SAMPLE:
+            ranked += [i for i in self._ranked(db, query, clause, params, want) if i not in seen][
+                : want - len(ranked)
+            ]
+        if len(ranked) < want:
             total = len(ranked)
         else:
             count_sql = "SELECT count(*) FROM fts WHERE fts MATCH ?" + clause
             total = int(db.execute(count_sql, [query, *params]).fetchone()[0])
-        if offset < FACET_SAMPLE:
-            page_ids = ranked[offset : offset + limit]
-        else:
-            page_ids = [
-                r[0] for r in db.execute(ranked_sql + " OFFSET ?", [query, *params, limit, offset])
-            ]
+        page_ids = ranked[offset : offset + limit]
+        sample = ranked[:FACET_SAMPLE]
         hits = self._hits(db, _WORD.findall(text)[:MAX_QUERY_WORDS], page_ids)
-        facets = self._facet_counts(db, ranked)
+        facets = _count_facets(
+            row[0]
+            for row in db.execute(
+                "SELECT facets FROM entries WHERE id IN (SELECT value FROM json_each(?))",
+                (json.dumps(sample),),
+            )
+        )
         more = offset + limit < total
         return SearchResult(hits, total, facets, offset + limit if more else None)
 
-    def _hits(self, db: sqlite3.Connection, words: list[str], ids: list[int]) -> list[Hit]:
+    def _ranked(
+        self, db: sqlite3.Connection, match: str, clause: str, params: list[Any], want: int
+    ) -> list[int]:
+        """The best ``want`` rowids for one MATCH, ranking at most RANK_WINDOW matches."""
+        # FTS5 walks a doclist newest-last and can walk it backwards cheaply; the rowid of
+        # the RANK_WINDOW-th newest match bounds what BM25 has to score.
+        edge = db.execute(
+            "SELECT rowid FROM fts WHERE fts MATCH ?" + clause + " ORDER BY rowid DESC "
+            "LIMIT 1 OFFSET ?",
+            [match, *params, max(RANK_WINDOW, want) - 1],
+        ).fetchone()
+        bound = " AND rowid >= ?" if edge is not None else ""
+        return [
+            r[0]
+            for r in db.execute(
+                "SELECT rowid FROM fts WHERE fts MATCH ?"
+                + clause
+                + bound
+                + " ORDER BY rank LIMIT ?",
+                [match, *params, *([edge[0]] if edge is not None else []), want],
+            )
+        ]
+
+    def _hits(
+        self,
+        db: sqlite3.Connection,
+        words: list[str],
+        ids: list[int],
+    ) -> list[Hit]:
         if not ids:
             return []
-        marks = ",".join("?" * len(ids))
-        # Rows by rowid, without MATCH: a second MATCH would walk every match again.
+        wanted = (json.dumps(ids),)
         rows = {
             row[0]: row
             for row in db.execute(
-                "SELECT e.id, e.cid, e.type, e.author, e.ts, e.title, e.licence, e.process, "
-                f"fts.body FROM entries e JOIN fts ON fts.rowid = e.id WHERE e.id IN ({marks})",
-                ids,
+                "SELECT id, cid, type, author, ts, title, licence, process FROM entries "
+                "WHERE id IN (SELECT value FROM json_each(?))",
+                wanted,
             )
         }
+        # Bodies by rowid, without MATCH: a second MATCH would walk every match again.
+        bodies = dict(
+            db.execute(
+                "SELECT rowid, body FROM fts WHERE rowid IN (SELECT value FROM json_each(?))",
+                wanted,
+            )
+        )
         return [
-            Hit(str(Cid.from_bytes(r[1])), r[2], r[3], r[4], r[5], snippet(r[8], words), r[6], r[7])
+            Hit(
+                str(Cid.from_bytes(r[1])),
+                r[2],
+                r[3],
+                r[4],
+                r[5],
+                snippet(bodies.get(r[0]), words),
+                r[6],
+                r[7],
+            )
             for r in (rows[i] for i in ids if i in rows)
         ]
-
-    def _facet_counts(self, db: sqlite3.Connection, ids: list[int]) -> dict[str, dict[str, int]]:
-        if not ids:
-            return {}
-        marks = ",".join("?" * len(ids))
-        counts: dict[str, dict[str, int]] = {}
-        for facet, value, count in db.execute(
-            f"SELECT facet, value, count(*) FROM facets WHERE entry IN ({marks}) "
-            "AND facet != 'author' GROUP BY facet, value ORDER BY count(*) DESC, value",
-            ids,
-        ):
-            bucket = counts.setdefault(facet, {})
-            if len(bucket) < 20:
-                bucket[value] = count
-        return counts
 
     def filtered(
         self, filters: dict[str, str], *, limit: int, before: bytes | None
