@@ -21,6 +21,7 @@ The connection is used by one thread at a time (the node's event loop).
 
 from __future__ import annotations
 
+import functools
 import heapq
 import json
 import re
@@ -104,10 +105,8 @@ class SearchResult:
 
 def _count_facets(packed: Iterable[str]) -> dict[str, dict[str, int]]:
     """Facet counts from entries' packed facets: per facet the 20 commonest values."""
-    tally: Counter[str] = Counter()
-    for one in packed:
-        if one:
-            tally.update(one.split(_UNIT))
+    tally = Counter(_UNIT.join(one for one in packed if one).split(_UNIT))
+    tally.pop("", None)
     groups: dict[str, list[tuple[int, str]]] = {}
     for pair, count in tally.items():
         facet, _, value = pair.partition(_PAIR)
@@ -179,14 +178,20 @@ def fts_query(text: str) -> str | None:
     return " ".join(quoted)
 
 
+@functools.lru_cache(maxsize=512)
+def _words_pattern(words: tuple[str, ...]) -> re.Pattern[str]:
+    """The query's words as one pattern (built once per query, not once per hit)."""
+    alternatives = [re.escape(word) + r"\b" for word in words[:-1]]
+    alternatives.append(re.escape(words[-1]) + r"\w*")
+    return re.compile(r"\b(?:" + "|".join(alternatives) + ")", re.IGNORECASE)
+
+
 def snippet(body: str | None, words: list[str], width: int = 90) -> str:
     """About ``width`` characters of ``body`` around the first query word, matches marked
     ``[like this]`` (the last word also as a prefix, as the search treats it)."""
     if not body or not words:
         return (body or "")[:width]
-    alternatives = [re.escape(word) + r"\b" for word in words[:-1]]
-    alternatives.append(re.escape(words[-1]) + r"\w*")
-    pattern = re.compile(r"\b(?:" + "|".join(alternatives) + ")", re.IGNORECASE)
+    pattern = _words_pattern(tuple(words))
     found = pattern.search(body)
     start = 0 if found is None else max(0, found.start() - width // 4)
     if start:
@@ -196,7 +201,7 @@ def snippet(body: str | None, words: list[str], width: int = 90) -> str:
     if end < len(body):
         space = body.rfind(" ", start, end)
         end = space if space > start else end
-    text = pattern.sub(lambda m: f"[{m.group(0)}]", body[start:end].replace("\n", " "))
+    text = pattern.sub(r"[\g<0>]", body[start:end].replace("\n", " "))
     return ("… " if start else "") + text + (" …" if end < len(body) else "")
 
 
@@ -424,6 +429,8 @@ class SearchIndex:
         conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
         if conn is None:
             conn = sqlite3.connect(str(self.path), isolation_level=None, check_same_thread=False)
+            # Per-term document counts, for counting a one-word search's matches.
+            conn.execute("CREATE VIRTUAL TABLE temp.fts_terms USING fts5vocab(main, fts, row)")
             conn.execute("PRAGMA query_only=ON")
             conn.execute(f"PRAGMA mmap_size={READER_MMAP}")
             conn.execute(f"PRAGMA cache_size=-{READER_CACHE_KIB}")
@@ -488,14 +495,12 @@ class SearchIndex:
             ranked += [i for i in self._ranked(db, query, clause, params, want) if i not in seen][
                 : want - len(ranked)
             ]
-        if len(ranked) < want:
-            total = len(ranked)
-        else:
-            count_sql = "SELECT count(*) FROM fts WHERE fts MATCH ?" + clause
-            total = int(db.execute(count_sql, [query, *params]).fetchone()[0])
+        words = _WORD.findall(text)[:MAX_QUERY_WORDS]
+        filled = len(ranked) == want
+        total = self._count(db, query, words, clause, params) if filled else len(ranked)
         page_ids = ranked[offset : offset + limit]
         sample = ranked[:FACET_SAMPLE]
-        hits = self._hits(db, _WORD.findall(text)[:MAX_QUERY_WORDS], page_ids)
+        hits = self._hits(db, words, page_ids)
         facets = _count_facets(
             row[0]
             for row in db.execute(
@@ -506,28 +511,60 @@ class SearchIndex:
         more = offset + limit < total
         return SearchResult(hits, total, facets, offset + limit if more else None)
 
+    def _count(
+        self,
+        db: sqlite3.Connection,
+        query: str,
+        words: list[str],
+        clause: str,
+        params: list[Any],
+    ) -> int:
+        """How many entries match: from the term list when one plain word can only be one
+        indexed term (a common word; walking its matches costs more), else by counting."""
+        word = words[0].lower() if len(words) == 1 else ""
+        if not clause and word.isascii() and word.isalnum():
+            # unicode61 lowercases ASCII and keeps letters and digits: the word is its term.
+            after = word[:-1] + chr(ord(word[-1]) + 1)
+            terms = db.execute(
+                "SELECT doc FROM fts_terms WHERE term >= ? AND term < ? LIMIT 2", (word, after)
+            ).fetchall()
+            if len(terms) == 1:
+                return int(terms[0][0])
+        count_sql = "SELECT count(*) FROM fts WHERE fts MATCH ?" + clause
+        return int(db.execute(count_sql, [query, *params]).fetchone()[0])
+
     def _ranked(
         self, db: sqlite3.Connection, match: str, clause: str, params: list[Any], want: int
     ) -> list[int]:
-        """The best ``want`` rowids for one MATCH, ranking at most RANK_WINDOW matches."""
-        # FTS5 walks a doclist newest-last and can walk it backwards cheaply; the rowid of
-        # the RANK_WINDOW-th newest match bounds what BM25 has to score.
+        """The best ``want`` rowids for one MATCH: the newest RANK_WINDOW matches ranked by
+        BM25, then (for deep pages) the older ones ranked among themselves."""
+        # FTS5 walks a doclist backwards cheaply; the rowid of the RANK_WINDOW-th newest
+        # match bounds what BM25 has to score. Ties go to the newer entry, so that a
+        # longer page starts with the shorter one and pages follow on without repeats.
         edge = db.execute(
             "SELECT rowid FROM fts WHERE fts MATCH ?" + clause + " ORDER BY rowid DESC "
             "LIMIT 1 OFFSET ?",
-            [match, *params, max(RANK_WINDOW, want) - 1],
+            [match, *params, RANK_WINDOW - 1],
         ).fetchone()
-        bound = " AND rowid >= ?" if edge is not None else ""
-        return [
+        ranked_sql = "SELECT rowid FROM fts WHERE fts MATCH ?" + clause
+        order = " ORDER BY rank, rowid DESC LIMIT ?"
+        if edge is None:
+            return [r[0] for r in db.execute(ranked_sql + order, [match, *params, want])]
+        ranked = [
             r[0]
             for r in db.execute(
-                "SELECT rowid FROM fts WHERE fts MATCH ?"
-                + clause
-                + bound
-                + " ORDER BY rank LIMIT ?",
-                [match, *params, *([edge[0]] if edge is not None else []), want],
+                ranked_sql + " AND rowid >= ?" + order, [match, *params, edge[0], want]
             )
         ]
+        if want > len(ranked):
+            ranked += [
+                r[0]
+                for r in db.execute(
+                    ranked_sql + " AND rowid < ?" + order,
+                    [match, *params, edge[0], want - len(ranked)],
+                )
+            ]
+        return ranked
 
     def _hits(
         self,
