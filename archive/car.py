@@ -21,12 +21,11 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import IO, Final
 
-from craftnet.archive import codec
+from craftnet.archive import codec, varint
 from craftnet.archive.cid import BLAKE3_CODE, CODEC_NAMES, DIGEST_SIZE, Cid
 from craftnet.archive.errors import BundleError, CidError, CodecError
 
 CAR_VERSION: Final = 1
-MAX_VARINT_BYTES: Final = 9  # the multiformats unsigned-varint limit (63 bits)
 MAX_HEADER_SIZE: Final = 16 * 1024 * 1024
 MAX_BLOCK_SIZE: Final = 4 * 1024 * 1024
 # A section holds a CID and a block; our CIDs are 36 bytes but foreign ones can be longer.
@@ -46,38 +45,27 @@ _KNOWN_HASHES: Final = {0x12: "sha2-256", 0x13: "sha2-512", 0x1E: "blake3", 0xB2
 
 def encode_varint(value: int) -> bytes:
     """Encode a non-negative integer as a minimal unsigned LEB128 varint."""
-    if not 0 <= value < 2**63:
-        raise BundleError(f"varint {value} is outside 0..2^63-1")
-    out = bytearray()
-    while True:
-        byte = value & 0x7F
-        value >>= 7
-        if value:
-            out.append(byte | 0x80)
-        else:
-            out.append(byte)
-            return bytes(out)
+    try:
+        return varint.encode_varint(value)
+    except varint.VarintError as exc:
+        raise BundleError(str(exc)) from None
 
 
 def decode_varint(data: bytes | memoryview, pos: int = 0) -> tuple[int, int]:
     """Decode a minimal varint from ``data`` at ``pos``; return ``(value, next_pos)``."""
-    value = 0
-    for i in range(MAX_VARINT_BYTES):
-        if pos + i >= len(data):
-            raise BundleError("varint is cut short")
-        byte = data[pos + i]
-        value |= (byte & 0x7F) << (7 * i)
-        if not byte & 0x80:
-            if byte == 0 and i > 0:
-                raise BundleError("varint is not minimally encoded")
-            return value, pos + i + 1
-    raise BundleError(f"varint is longer than {MAX_VARINT_BYTES} bytes")
+    try:
+        got = varint.decode_varint(data, pos)
+    except varint.VarintError as exc:
+        raise BundleError(str(exc)) from None
+    if got is None:
+        raise BundleError("varint is cut short")
+    return got
 
 
 def _read_varint(stream: IO[bytes]) -> tuple[int, int] | None:
     """Read one varint; ``None`` at a clean end of stream, else ``(value, bytes used)``."""
     value = 0
-    for i in range(MAX_VARINT_BYTES):
+    for i in range(varint.MAX_VARINT_BYTES):
         got = stream.read(1)
         if not got:
             if i == 0:
@@ -89,7 +77,7 @@ def _read_varint(stream: IO[bytes]) -> tuple[int, int] | None:
             if byte == 0 and i > 0:
                 raise BundleError("length varint is not minimally encoded")
             return value, i + 1
-    raise BundleError(f"length varint is longer than {MAX_VARINT_BYTES} bytes")
+    raise BundleError(f"length varint is longer than {varint.MAX_VARINT_BYTES} bytes")
 
 
 def _read_exact(stream: IO[bytes], size: int) -> bytes:

@@ -15,7 +15,7 @@ from contextlib import contextmanager
 from contextvars import ContextVar
 from typing import Final
 
-from craftnet.archive import codec
+from craftnet.archive import codec, varint
 from craftnet.archive.cid import Cid
 from craftnet.archive.errors import CodecError
 from craftnet.archive.records import Record
@@ -28,37 +28,22 @@ from craftnet.protocol.errors import (
 from craftnet.protocol.messages import Announce, Message, from_wire, signed_bytes_memo, to_wire
 
 MAX_FRAME_SIZE: Final = 4 * 1024 * 1024
-_MAX_VARINT_BYTES: Final = 9  # 63 bits; far above any frame limit
 
 
 def encode_varint(value: int) -> bytes:
     """The unsigned LEB128 varint of ``value`` (as in multiformats)."""
-    if value < 0:
-        raise LocalProtocolError("a varint is unsigned")
-    out = bytearray()
-    while True:
-        byte = value & 0x7F
-        value >>= 7
-        if value:
-            out.append(byte | 0x80)
-        else:
-            out.append(byte)
-            return bytes(out)
+    try:
+        return varint.encode_varint(value)
+    except varint.VarintError as exc:
+        raise LocalProtocolError(str(exc)) from None
 
 
 def decode_varint(data: bytes | bytearray, pos: int = 0) -> tuple[int, int] | None:
     """Read a minimal varint at ``pos``: ``(value, next_pos)``, or None if incomplete."""
-    value = 0
-    for i in range(_MAX_VARINT_BYTES):
-        if pos + i >= len(data):
-            return None
-        byte = data[pos + i]
-        value |= (byte & 0x7F) << (7 * i)
-        if not byte & 0x80:
-            if byte == 0 and i > 0:
-                raise FrameError("frame length is not a minimal varint")
-            return value, pos + i + 1
-    raise FrameError("frame length varint is longer than 9 bytes")
+    try:
+        return varint.decode_varint(data, pos, what="frame length")
+    except varint.VarintError as exc:
+        raise FrameError(str(exc)) from None
 
 
 # A block's parse: whether it is canonical DAG-CBOR, the record it holds (signature not
