@@ -42,7 +42,7 @@ from craftnet.archive.index import get_record
 from craftnet.archive.records import Record
 from craftnet.archive.store import Store
 
-SCHEMA_VERSION: Final = 2
+SCHEMA_VERSION: Final = 3
 MAX_QUERY_WORDS: Final = 16
 FACET_SAMPLE: Final = 100  # facets are counted over the best-ranked matches
 # BM25 is computed for every row a ranked query considers (about 1 µs each), so a word
@@ -103,9 +103,16 @@ class SearchResult:
     next_offset: int | None
 
 
-def _count_facets(packed: Iterable[str]) -> dict[str, dict[str, int]]:
-    """Facet counts from entries' packed facets: per facet the 20 commonest values."""
-    tally = Counter(_UNIT.join(one for one in packed if one).split(_UNIT))
+def _ints(cursor: sqlite3.Cursor) -> list[int]:
+    """The integers of a one-row ``json_group_array`` answer."""
+    found: list[int] = json.loads(cursor.fetchone()[0])
+    return found
+
+
+def _count_facets(packed: str) -> dict[str, dict[str, int]]:
+    """Facet counts from entries' packed facets joined by _UNIT: per facet the 20
+    commonest values."""
+    tally = Counter(packed.split(_UNIT))
     tally.pop("", None)
     groups: dict[str, list[tuple[int, str]]] = {}
     for pair, count in tally.items():
@@ -248,6 +255,7 @@ class SearchIndex:
             """
             CREATE TABLE IF NOT EXISTS entries(
                 id INTEGER PRIMARY KEY, cid BLOB UNIQUE NOT NULL, suffix BLOB NOT NULL,
+                name TEXT NOT NULL,
                 type TEXT NOT NULL, author TEXT NOT NULL, ts INTEGER NOT NULL,
                 title TEXT NOT NULL, licence TEXT, process TEXT, facets TEXT NOT NULL);
             CREATE INDEX IF NOT EXISTS entries_suffix ON entries(suffix);
@@ -300,11 +308,12 @@ class SearchIndex:
             db.execute("DELETE FROM facets WHERE entry=?", (row[0],))
             db.execute("DELETE FROM entries WHERE id=?", (row[0],))
         cur = db.execute(
-            "INSERT INTO entries(cid, suffix, type, author, ts, title, licence, process, facets) "
-            "VALUES (?,?,?,?,?,?,?,?,?)",
+            "INSERT INTO entries(cid, suffix, name, type, author, ts, title, licence, process, "
+            "facets) VALUES (?,?,?,?,?,?,?,?,?,?)",
             (
                 key,
                 _TS.pack(entry.ts) + key,
+                str(entry.cid),  # the CID as text, so that a search need not encode it
                 entry.type,
                 entry.author,
                 entry.ts,
@@ -486,28 +495,37 @@ class SearchIndex:
         where, params = self._filters(filters or {}, "rowid")
         clause = " AND " + where if where else ""
         want = max(FACET_SAMPLE, offset + limit)
-        # Titles first: BM25 weighs a title match ten times a body match, so records whose
-        # title matches all but always lead. Ranking just those first is much cheaper for
-        # a common word, and only when they do not fill the sample is everything ranked.
-        ranked = self._ranked(db, f"title : ({query})", clause, params, want)
-        if len(ranked) < want:
-            seen = set(ranked)
-            ranked += [i for i in self._ranked(db, query, clause, params, want) if i not in seen][
-                : want - len(ranked)
-            ]
         words = _WORD.findall(text)[:MAX_QUERY_WORDS]
-        filled = len(ranked) == want
-        total = self._count(db, query, words, clause, params) if filled else len(ranked)
+        title = f"title : ({query})"
+        # Titles first: BM25 weighs a title match ten times a body match, so when many
+        # titles match, those lead; ranking just them is cheaper.
+        title_edge, _ = self._edge(db, title, clause, params)
+        edge, newest = None, 0
+        if title_edge is None:
+            edge, newest = self._edge(db, query, clause, params)
+        if title_edge is None and edge is None:
+            # Fewer matches than the window: all of them ranked by BM25 together.
+            ranked = self._ranked(db, query, clause, params, want, None)
+            total = newest
+        else:
+            ranked = self._ranked(db, title, clause, params, want, title_edge)
+            if len(ranked) < want:
+                # Only when the titles do not fill the sample are the rest ranked.
+                if title_edge is not None:
+                    edge = self._edge(db, query, clause, params)[0]
+                seen = set(ranked)
+                rest = self._ranked(db, query, clause, params, want, edge)
+                ranked += [i for i in rest if i not in seen][: want - len(ranked)]
+            total = self._count(db, query, words, clause, params)
         page_ids = ranked[offset : offset + limit]
         sample = ranked[:FACET_SAMPLE]
         hits = self._hits(db, words, page_ids)
-        facets = _count_facets(
-            row[0]
-            for row in db.execute(
-                "SELECT facets FROM entries WHERE id IN (SELECT value FROM json_each(?))",
-                (json.dumps(sample),),
-            )
-        )
+        packed = db.execute(
+            "SELECT group_concat(facets, char(30)) FROM entries "
+            "WHERE id IN (SELECT value FROM json_each(?))",
+            (json.dumps(sample),),
+        ).fetchone()[0]
+        facets = _count_facets(packed or "")
         more = offset + limit < total
         return SearchResult(hits, total, facets, offset + limit if more else None)
 
@@ -533,37 +551,50 @@ class SearchIndex:
         count_sql = "SELECT count(*) FROM fts WHERE fts MATCH ?" + clause
         return int(db.execute(count_sql, [query, *params]).fetchone()[0])
 
-    def _ranked(
-        self, db: sqlite3.Connection, match: str, clause: str, params: list[Any], want: int
-    ) -> list[int]:
-        """The best ``want`` rowids for one MATCH: the newest RANK_WINDOW matches ranked by
-        BM25, then (for deep pages) the older ones ranked among themselves."""
-        # FTS5 walks a doclist backwards cheaply; the rowid of the RANK_WINDOW-th newest
-        # match bounds what BM25 has to score. Ties go to the newer entry, so that a
-        # longer page starts with the shorter one and pages follow on without repeats.
-        edge = db.execute(
-            "SELECT rowid FROM fts WHERE fts MATCH ?" + clause + " ORDER BY rowid DESC "
-            "LIMIT 1 OFFSET ?",
-            [match, *params, RANK_WINDOW - 1],
+    def _edge(
+        self, db: sqlite3.Connection, match: str, clause: str, params: list[Any]
+    ) -> tuple[int | None, int]:
+        """The rowid of the RANK_WINDOW-th newest match (None when there are fewer), and
+        how many of the newest RANK_WINDOW there are."""
+        # FTS5 walks a doclist backwards cheaply, and the edge bounds what BM25 scores.
+        oldest, count = db.execute(
+            "SELECT min(rowid), count(*) FROM (SELECT rowid FROM fts WHERE fts MATCH ?"
+            + clause
+            + " ORDER BY rowid DESC LIMIT ?)",
+            [match, *params, RANK_WINDOW],
         ).fetchone()
-        ranked_sql = "SELECT rowid FROM fts WHERE fts MATCH ?" + clause
-        order = " ORDER BY rank, rowid DESC LIMIT ?"
+        return (oldest if count == RANK_WINDOW else None), int(count)
+
+    def _ranked(
+        self,
+        db: sqlite3.Connection,
+        match: str,
+        clause: str,
+        params: list[Any],
+        want: int,
+        edge: int | None,
+    ) -> list[int]:
+        """The best ``want`` rowids for one MATCH: the matches from ``edge`` on (the newest
+        RANK_WINDOW) ranked by BM25, then (for deep pages) the older ones among themselves."""
+        # One row holding the list: each row stepped is a trip through the GIL, which
+        # sixteen searches at once would queue for. Ties go to the newer entry, so that a
+        # longer page starts with the shorter one and pages follow on without repeats.
+        ranked_sql = "SELECT json_group_array(rowid) FROM (SELECT rowid FROM fts WHERE fts MATCH ?"
+        order = " ORDER BY rank, rowid DESC LIMIT ?)"
         if edge is None:
-            return [r[0] for r in db.execute(ranked_sql + order, [match, *params, want])]
-        ranked = [
-            r[0]
-            for r in db.execute(
-                ranked_sql + " AND rowid >= ?" + order, [match, *params, edge[0], want]
+            return _ints(db.execute(ranked_sql + clause + order, [match, *params, want]))
+        ranked = _ints(
+            db.execute(
+                ranked_sql + clause + " AND rowid >= ?" + order, [match, *params, edge, want]
             )
-        ]
+        )
         if want > len(ranked):
-            ranked += [
-                r[0]
-                for r in db.execute(
-                    ranked_sql + " AND rowid < ?" + order,
-                    [match, *params, edge[0], want - len(ranked)],
+            ranked += _ints(
+                db.execute(
+                    ranked_sql + clause + " AND rowid < ?" + order,
+                    [match, *params, edge, want - len(ranked)],
                 )
-            ]
+            )
         return ranked
 
     def _hits(
@@ -578,7 +609,7 @@ class SearchIndex:
         rows = {
             row[0]: row
             for row in db.execute(
-                "SELECT id, cid, type, author, ts, title, licence, process FROM entries "
+                "SELECT id, name, type, author, ts, title, licence, process FROM entries "
                 "WHERE id IN (SELECT value FROM json_each(?))",
                 wanted,
             )
@@ -592,7 +623,7 @@ class SearchIndex:
         )
         return [
             Hit(
-                str(Cid.from_bytes(r[1])),
+                r[1],
                 r[2],
                 r[3],
                 r[4],
