@@ -16,7 +16,12 @@ re-indexed when one of its operations arrives. Words are split by FTS5's ``unico
 tokenizer with diacritics removed, which serves the languages written with spaces
 between words (Latin, Cyrillic, Greek, ...). Ranking is BM25 with titles weighted most.
 
-The connection is used by one thread at a time (the node's event loop).
+A search costs about the same for a common word as for a rare one: FTS5 scores BM25 for
+every row a ranked query considers, so at most the newest RANK_WINDOW matches are scored
+(titles first when that many titles match), facets are counted over the best
+FACET_SAMPLE from a packed column on the entry, and only the returned page's rows and
+bodies are read. The writing connection is used by one thread at a time (the node's
+event loop); searches run on worker threads, each with its own read connection.
 """
 
 from __future__ import annotations
