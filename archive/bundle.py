@@ -18,10 +18,8 @@ rule as adding a file.
 from __future__ import annotations
 
 import os
-import struct
 import tempfile
-import time
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any, Final, Literal
@@ -231,7 +229,7 @@ def check_block(section: Section) -> Checked:
     if kind == files.PART_TYPE:
         # The size a part holds is claimed by its file node, which may come later in
         # the bundle or be here already; the part itself is checked for shape.
-        parsed = files._parse_part(files.ChunkRef(section.cid, _sizes(value)), section.data)
+        parsed = files.parse_file_part(files.ChunkRef(section.cid, _sizes(value)), section.data)
         return Checked("block", tuple(ref.cid for ref in parsed))
     return Checked("block")
 
@@ -241,19 +239,6 @@ def _sizes(value: dict[str, Any]) -> int:
     if not isinstance(entries, list):
         return 0
     return sum(e["size"] for e in entries if isinstance(e, dict) and type(e.get("size")) is int)
-
-
-def _stage(txn: WriteTxn, session: bytes, cids: Iterable[Cid]) -> None:
-    """Mark blocks as part of an import in progress, so garbage collection keeps them.
-
-    The same staging entries as :func:`craftnet.archive.files.add_file` writes (see the
-    ``staging`` database in :mod:`craftnet.archive.store`); :func:`files.clear_stage`
-    drops them in the final transaction.
-    """
-    txn.put("staging", files.STAGE_HEADER + session, struct.pack(">Q", int(time.time())))
-    for cid in cids:
-        txn.put("staging", files.STAGE_BY_SESSION + session + cid.bytes, b"")
-        txn.put("staging", files.STAGE_BY_CID + cid.bytes + session, b"")
 
 
 def import_car(
@@ -338,6 +323,10 @@ def _check_complete(
                 )
 
 
+def _staged_length(item: _Staged) -> int:
+    return item.length
+
+
 def _read_staged(spill: IO[bytes], item: _Staged) -> bytes:
     # The spill file is ours, but a disk can still fail between write and read: every
     # reader of the copy checks it against the CID again (put_block, from_block).
@@ -346,19 +335,6 @@ def _read_staged(spill: IO[bytes], item: _Staged) -> bytes:
     if len(data) != item.length:
         raise BundleError(f"staged copy of {item.cid} is cut short on disk")
     return data
-
-
-def _batches(items: Iterable[_Staged]) -> Iterator[list[_Staged]]:
-    batch: list[_Staged] = []
-    size = 0
-    for item in items:
-        batch.append(item)
-        size += item.length
-        if size >= COMMIT_BATCH_BYTES:
-            yield batch
-            batch, size = [], 0
-    if batch:
-        yield batch
 
 
 def _commit(
@@ -372,11 +348,11 @@ def _commit(
     new_blocks = 0
     session = os.urandom(files.SESSION_LEN)
     plain = [item for item in staged.values() if item.kind == "block"]
-    for batch in _batches(plain):
+    for batch in files.batches_by_size(plain, _staged_length, COMMIT_BATCH_BYTES):
         payload = [(item.cid, _read_staged(spill, item)) for item in batch]
 
         def put_batch(txn: WriteTxn, payload: list[tuple[Cid, bytes]] = payload) -> int:
-            _stage(txn, session, (cid for cid, _ in payload))
+            files.stage_blocks(txn, session, (cid.bytes for cid, _ in payload))
             return sum(blocks.put_block(txn, cid, data) for cid, data in payload)
 
         # Not flushed one by one: the final, durable commit of the records flushes them,

@@ -39,11 +39,11 @@ import stat
 import struct
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from functools import partial
-from typing import Any, BinaryIO, Final
+from typing import Any, BinaryIO, Final, TypeVar
 
 import blake3
 from pyfastcdc import FastCDC
@@ -53,6 +53,8 @@ from craftnet.archive.blocks import MAX_BLOCK_SIZE, get_block, pin
 from craftnet.archive.cid import DAG_CBOR, RAW, Cid
 from craftnet.archive.errors import ArchiveError, CodecError, IntegrityError, NotFound
 from craftnet.archive.store import Store, WriteTxn, prefix_end
+
+T = TypeVar("T")
 
 CHUNK_MIN: Final = 64 * 1024
 CHUNK_AVG: Final = 256 * 1024
@@ -116,7 +118,12 @@ STAGE_BY_CID: Final = b"c"  # b"c" + CID + session -> b""
 SESSION_LEN: Final = 8
 
 
-def _stage(txn: WriteTxn, session: bytes, cids: list[bytes]) -> None:
+def stage_blocks(txn: WriteTxn, session: bytes, cids: Iterable[bytes]) -> None:
+    """Mark blocks (CID bytes) as part of an add or import in progress, so gc keeps them.
+
+    :func:`clear_stage` drops the marks in the transaction that makes the blocks
+    reachable; a killed process leaves them to expire.
+    """
     txn.put("staging", STAGE_HEADER + session, struct.pack(">Q", int(time.time())))
     for raw in cids:
         txn.put("staging", STAGE_BY_SESSION + session + raw, b"")
@@ -293,7 +300,7 @@ class _Committer(threading.Thread):
             for key, data in batch:
                 if not txn.has("blocks", key):
                     txn.put("blocks", key, data)
-            _stage(txn, self.session, [key for key, _ in batch])
+            stage_blocks(txn, self.session, [key for key, _ in batch])
 
         # Not durable one by one: the final, durable commit of the file node flushes
         # these too, and nothing refers to the chunks before it.
@@ -639,7 +646,8 @@ def _parse_entries(cid: Cid, raw: Any, *, allow_parts: bool) -> tuple[ChunkRef, 
     return tuple(entries)
 
 
-def _parse_part(ref: ChunkRef, block: bytes) -> tuple[ChunkRef, ...]:
+def parse_file_part(ref: ChunkRef, block: bytes) -> tuple[ChunkRef, ...]:
+    """Check a file-part node (of a very large file) against ``ref``; return its entries."""
     if not ref.cid.verify(block):
         raise IntegrityError(f"file part {ref.cid} does not match its CID")
     value = _decode(ref.cid, block)
@@ -669,7 +677,7 @@ def iter_chunk_refs(store: Store, info: FileInfo) -> Iterator[ChunkRef]:
     for ref in info.chunks:
         with store.read() as txn:
             block = get_block(txn, ref.cid)
-        yield from _parse_part(ref, block)
+        yield from parse_file_part(ref, block)
 
 
 def iter_file(store: Store, cid: Cid, *, verify: bool = True) -> Iterator[bytes]:
@@ -679,7 +687,7 @@ def iter_file(store: Store, cid: Cid, *, verify: bool = True) -> Iterator[bytes]
     release the GIL), a few batches ahead of the consumer, so memory stays bounded.
     """
     info = file_info(store, cid)
-    batches = _batches(iter_chunk_refs(store, info))
+    batches = batches_by_size(iter_chunk_refs(store, info), _ref_size, _READ_BATCH)
     with ThreadPoolExecutor(max_workers=_READERS, thread_name_prefix="craftnet-cat") as pool:
         ahead: collections.deque[Future[list[bytes]]] = collections.deque()
         try:
@@ -698,17 +706,22 @@ _READ_BATCH: Final = 4 * 1024 * 1024
 _READERS: Final = max(2, min(4, os.cpu_count() or 2))
 
 
-def _batches(refs: Iterator[ChunkRef]) -> Iterator[list[ChunkRef]]:
-    pending: list[ChunkRef] = []
-    size = 0
-    for ref in refs:
-        pending.append(ref)
-        size += ref.size
-        if size >= _READ_BATCH:
-            yield pending
-            pending, size = [], 0
-    if pending:
-        yield pending
+def _ref_size(ref: ChunkRef) -> int:
+    return ref.size
+
+
+def batches_by_size(items: Iterable[T], size: Callable[[T], int], limit: int) -> Iterator[list[T]]:
+    """Group ``items`` in order into lists whose sizes add up to ``limit`` or just past it."""
+    batch: list[T] = []
+    total = 0
+    for item in items:
+        batch.append(item)
+        total += size(item)
+        if total >= limit:
+            yield batch
+            batch, total = [], 0
+    if batch:
+        yield batch
 
 
 def _read_batch(store: Store, refs: list[ChunkRef], verify: bool) -> list[bytes]:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import struct
-import time
 import tracemalloc
 from typing import Any
 
@@ -186,7 +185,6 @@ def test_random_bytes_raise_only_codec_error(data: bytes) -> None:
 def test_huge_declared_lengths_fail_fast_without_allocating(header: bytes) -> None:
     data = header + b"\x00" * 1024
     tracemalloc.start()
-    started = time.perf_counter()
     try:
         with pytest.raises(CodecError):
             decode(data)
@@ -194,7 +192,6 @@ def test_huge_declared_lengths_fail_fast_without_allocating(header: bytes) -> No
     finally:
         tracemalloc.stop()
     assert peak < 8 * 1024 * 1024
-    assert time.perf_counter() - started < 1.0
 
 
 def test_nesting_beyond_the_cap_is_refused() -> None:

@@ -85,10 +85,10 @@ def test_unfinished_adds_are_kept_until_stale(store: Store) -> None:
     chunk = Cid.of(b"part of an add in progress")
 
     def stage(txn: WriteTxn) -> None:
-        from craftnet.archive.files import _stage
+        from craftnet.archive.files import stage_blocks
 
         txn.put("blocks", chunk.bytes, b"part of an add in progress")
-        _stage(txn, b"S" * 8, [chunk.bytes])
+        stage_blocks(txn, b"S" * 8, [chunk.bytes])
 
     store.transact(stage)
     with store.read() as txn:
