@@ -73,6 +73,12 @@ def test_an_offline_hub_catches_up_when_it_returns(tmp_path: Path) -> None:
         setup.store.close()
 
 
+def stored_bytes(store: LmdbStore) -> int:
+    """The bytes of every block a hub has committed."""
+    with store.read() as txn:
+        return sum(len(value) for _, value in txn.iterate("blocks"))
+
+
 def spawn(home: Path, bootstrap: str) -> subprocess.Popen[str]:
     """The networking part of a hub in a process of its own."""
     return subprocess.Popen(
@@ -103,6 +109,13 @@ def test_sigkill_in_the_middle_of_a_sync_resumes_and_ends_verified(tmp_path: Pat
             first = spawn(rural.home, a.addrs[0])
             try:
                 await wait_for(lambda: sent_to_rural() > 15 * 1024 * 1024, 60, "the transfer")
+                # Kill once the rural hub has committed part of it (what it was sent may
+                # still wait in its write queue on a loaded machine, and that is refetched).
+                watch = LmdbStore(rural.home / "store")
+                try:
+                    await wait_for(lambda: stored_bytes(watch) > 12 * 1024 * 1024, 60, "commits")
+                finally:
+                    watch.close()
                 first.send_signal(signal.SIGKILL)
             finally:
                 first.kill()
