@@ -70,7 +70,7 @@ def _on_curve(encoded: bytes) -> bool:
 class PublicKey:
     """An Ed25519 public key, checked to be canonical and not of small order."""
 
-    __slots__ = ("_key", "raw")
+    __slots__ = ("_did", "_key", "raw")
 
     def __init__(self, raw: bytes) -> None:
         raw = bytes(raw)
@@ -85,11 +85,17 @@ class PublicKey:
         except ValueError as exc:
             raise BadKey(f"Ed25519 public key is not a point on the curve: {exc}") from exc
         self.raw = raw
+        self._did: str | None = None
 
     @property
     def did(self) -> str:
         """The ``did:key`` identifier of this key."""
-        return DID_KEY_PREFIX + base58.b58encode(ED25519_MULTICODEC + self.raw).decode("ascii")
+        did = self._did
+        if did is None:
+            # Base58 is slow and a hub names itself in every hello and announcement.
+            encoded = base58.b58encode(ED25519_MULTICODEC + self.raw).decode("ascii")
+            did = self._did = DID_KEY_PREFIX + encoded
+        return did
 
     @classmethod
     def from_did(cls, did: str) -> PublicKey:

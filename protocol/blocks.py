@@ -171,6 +171,7 @@ class BlockExchange:
         self._next_req = 1
         self._stored: set[Cid] = set()
         self._discover: deque[Cid] = deque()
+        self._busy: set[PeerId] = set()  # peers whose request queue may hold CIDs
 
     # ------------------------------------------------------------- want list
 
@@ -205,6 +206,7 @@ class BlockExchange:
         if state is not None and cid not in state.queued:
             state.queue.append(cid)
             state.queued.add(cid)
+            self._busy.add(peer)
 
     def export_wants(self) -> bytes:
         """The want list as DAG-CBOR, to persist and :meth:`import_wants` after a restart."""
@@ -236,6 +238,7 @@ class BlockExchange:
             if peer in entry.providers and cid not in state.queued:
                 state.queue.append(cid)
                 state.queued.add(cid)
+                self._busy.add(peer)
             elif not entry.providers:
                 self._discover.append(cid)
 
@@ -274,15 +277,32 @@ class BlockExchange:
         if state is not None and cid not in state.queued:
             state.queue.append(cid)
             state.queued.add(cid)
+            self._busy.add(peer)
 
     # ---------------------------------------------------------------- sending
+
+    def has_work(self) -> bool:
+        """Tell whether :meth:`pump` could send anything: a peer's queue or CIDs to find."""
+        if self._discover:
+            return True
+        busy = self._busy
+        if busy:
+            # A superset of the peers with a queue: pruned here, so mostly empty.
+            for peer in list(busy):
+                state = self.peers.get(peer)
+                if state is None or not state.queue:
+                    busy.discard(peer)
+        return bool(busy)
 
     def pump(self, now: float, usable: set[PeerId]) -> list[tuple[PeerId, Want] | Command]:
         """Send requests while peers in ``usable`` have room in their window."""
         out: list[tuple[PeerId, Want] | Command] = []
         peers = [p for p in self.peers if p in usable]
-        self.rng.shuffle(peers)
-        for peer in peers:
+        # Only peers with queued CIDs take part in the shuffle that spreads the load.
+        busy = [p for p in peers if self.peers[p].queue]
+        if len(busy) > 1:
+            self.rng.shuffle(busy)
+        for peer in busy:
             state = self.peers[peer]
             while state.inflight < self.config.window and state.queue:
                 room = min(self.config.batch, self.config.window - state.inflight)
@@ -438,34 +458,75 @@ class BlockExchange:
             entry.providers.discard(peer)
             entry.promised.discard(peer)
             return []
-        ts: int | None = None
-        links: list[Cid] = []
-        if msg.cid.codec == DAG_CBOR:
-            canonical, record, found = _parse_block(msg.cid, msg.data)
-            if not canonical:
-                self.offences.append((peer, "bad_block"))
-                entry.providers.discard(peer)
-                return []
-            if record is not None:
-                try:
-                    record.verify()
-                except RecordError:
-                    self.offences.append((peer, "invalid_signature"))
-                    entry.providers.discard(peer)
-                    return []
-                ts = record.ts
-            if self.config.follow_links:
-                links = list(found)
+        checked = self._check(peer, msg.cid, msg.data)
+        if checked is None:
+            entry.providers.discard(peer)
+            return []
         if req is not None:
             req.cids.discard(msg.cid)
             if not req.have_only:
                 state.inflight -= 1
         del self.wants[msg.cid]
-        self._stored.add(msg.cid)
+        return [self._accept(peer, msg.cid, msg.data, checked)]
+
+    def _check(self, peer: PeerId, cid: Cid, data: bytes) -> tuple[int | None, list[Cid]] | None:
+        """``(record ts or None, links to follow)`` of a block whose bytes match ``cid``.
+
+        None when the block is not canonical DAG-CBOR or holds a badly signed record;
+        the offence is noted against ``peer``.
+        """
+        ts: int | None = None
+        links: list[Cid] = []
+        if cid.codec == DAG_CBOR:
+            canonical, record, found = _parse_block(cid, data)
+            if not canonical:
+                self.offences.append((peer, "bad_block"))
+                return None
+            if record is not None:
+                try:
+                    record.verify()
+                except RecordError:
+                    self.offences.append((peer, "invalid_signature"))
+                    return None
+                ts = record.ts
+            if self.config.follow_links:
+                links = list(found)
+        return ts, links
+
+    def _accept(
+        self, peer: PeerId, cid: Cid, data: bytes, checked: tuple[int | None, list[Cid]]
+    ) -> StoreBlocks:
+        ts, links = checked
+        self._stored.add(cid)
         self.received += 1
         if links:
             self.want(links, peer)
-        return [StoreBlocks((StoredBlock(msg.cid, msg.data, ts),), peer)]
+        return StoreBlocks((StoredBlock(cid, data, ts),), peer)
+
+    def pushed(
+        self, peer: PeerId, announced: tuple[Cid, ...], blocks: tuple[bytes, ...]
+    ) -> list[Command]:
+        """Take the blocks an announcement from ``peer`` carried inline.
+
+        Each must hash to one of the ``announced`` CIDs (the signed part of the
+        announcement); one that does not is a bad block from whoever forwarded it.
+        Blocks already held are skipped; the rest are checked as requested ones are.
+        """
+        commands: list[Command] = []
+        for data in blocks:
+            cid = Cid.of(data, DAG_CBOR)
+            if cid not in announced:
+                self.offences.append((peer, "bad_block"))
+                continue
+            if self.have(cid):
+                continue
+            checked = self._check(peer, cid, data)
+            if checked is None:
+                continue
+            # A request for it may be in flight; its answer is then a harmless duplicate.
+            self.wants.pop(cid, None)
+            commands.append(self._accept(peer, cid, data, checked))
+        return commands
 
     def stored(self, cids: list[Cid]) -> None:
         """The executor wrote these blocks; the engine need not remember them any more."""

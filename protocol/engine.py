@@ -28,7 +28,6 @@ from craftnet.identity.errors import IdentityError
 from craftnet.identity.keys import PrivateKey
 from craftnet.protocol.blocks import BlockConfig, BlockExchange, BlockSource
 from craftnet.protocol.errors import (
-    FrameError,
     FrameTooLarge,
     LocalProtocolError,
     MalformedMessage,
@@ -58,10 +57,12 @@ from craftnet.protocol.events import (
     StreamEnded,
     TimerFired,
 )
-from craftnet.protocol.framing import MAX_FRAME_SIZE, FrameDecoder, encode_frame
+from craftnet.protocol.framing import MAX_FRAME_SIZE, FrameDecoder, decode_frame, encode_frame
 from craftnet.protocol.items import TS_BYTES, ItemSource
 from craftnet.protocol.messages import (
     MAX_ANNOUNCE_ITEMS,
+    MAX_PUSHED_BLOCK,
+    MAX_PUSHED_TOTAL,
     PROTOCOL_VERSION,
     SUPPORTED_VERSIONS,
     Announce,
@@ -148,6 +149,8 @@ class EngineConfig:
     redial: bool = True
     redial_min: float = 2.0
     redial_max: float = 600.0
+    # Carry announced blocks of up to MAX_PUSHED_BLOCK bytes inside the announcement.
+    push_blocks: bool = True
 
 
 @dataclass(slots=True)
@@ -200,6 +203,7 @@ class SyncEngine:
         self._next_sid = 1
         self._now = 0.0
         self._redial: dict[PeerId, float] = {}
+        self._hello: Hello | None = None
 
     # ---------------------------------------------------------------- public
 
@@ -272,9 +276,11 @@ class SyncEngine:
     # --------------------------------------------------------------- helpers
 
     def _send(self, peer: _Peer, messages: list[Message], out: list[Command]) -> int:
-        data = b"".join(
-            encode_frame(m, max_frame_size=self.config.max_frame_size) for m in messages
-        )
+        limit = self.config.max_frame_size
+        if len(messages) == 1:
+            data = encode_frame(messages[0], max_frame_size=limit)
+        else:
+            data = b"".join([encode_frame(m, max_frame_size=limit) for m in messages])
         if data:
             out.append(Send(peer.peer, data))
         return len(data)
@@ -327,6 +333,10 @@ class SyncEngine:
 
     def _settle(self, now: float, out: list[Command]) -> None:
         """Charge offences the exchange noted, then send what the want list allows."""
+        exchange = self.exchange
+        if not exchange.offences and not exchange.has_work():
+            # Most events leave nothing to request; scores decay lazily when next read.
+            return
         while self.exchange.offences:
             offences, self.exchange.offences = self.exchange.offences, []
             for peer_id, offence in offences:
@@ -355,8 +365,12 @@ class SyncEngine:
         peer = _Peer(peer_id, outbound, FrameDecoder(self.config.max_frame_size))
         self.peers[peer_id] = peer
         self._move(peer, "connected / send hello")
-        hello = Hello.create(self.key, SUPPORTED_VERSIONS, self.config.alliance, self.peer_id)
-        self._send(peer, [hello], out)
+        if self._hello is None:
+            # The same for every connection (Ed25519 signatures are deterministic).
+            self._hello = Hello.create(
+                self.key, SUPPORTED_VERSIONS, self.config.alliance, self.peer_id
+            )
+        self._send(peer, [self._hello], out)
         out.append(SetTimer(("hello", peer_id), now + self.config.hello_timeout))
 
     def _data(self, peer_id: PeerId, data: bytes, now: float, out: list[Command]) -> None:
@@ -596,8 +610,26 @@ class SyncEngine:
                 ts,
                 tuple(c for k, c in part if k == "r"),
                 tuple(c for k, c in part if k == "h"),
+                self._inline_blocks([c for _, c in part]),
             )
             out.append(Publish(encode_frame(ann)))
+
+    def _inline_blocks(self, cids: list[Cid]) -> tuple[bytes, ...]:
+        """The small announced blocks held here, to push along (within the limits)."""
+        if not self.config.push_blocks:
+            return ()
+        blocks: list[bytes] = []
+        total = 0
+        for cid in cids:
+            data = self.exchange.blocks.get_block(cid)
+            if data is None or len(data) > MAX_PUSHED_BLOCK:
+                continue
+            if total + len(data) > MAX_PUSHED_TOTAL:
+                break
+            if data not in blocks:
+                blocks.append(data)
+                total += len(data)
+        return tuple(blocks)
 
     def _gossip(self, peer_id: PeerId, data: bytes, now: float, out: list[Command]) -> None:
         peer = self.peers.get(peer_id)
@@ -606,12 +638,8 @@ class SyncEngine:
             return
         if self.scores.verdict(peer_id, now) is not Verdict.OK:
             return
-        decoder = FrameDecoder(min(self.config.max_frame_size, 64 * 1024))
         try:
-            decoder.receive_data(data)
-            message = decoder.next_message()
-            if message is None or decoder.buffered:
-                raise FrameError("a gossip message is exactly one whole frame")
+            message = decode_frame(data, max_frame_size=min(self.config.max_frame_size, 64 * 1024))
         except ProtocolError:
             self._penalize(peer_id, "malformed_frame", now, out)
             return
@@ -633,4 +661,10 @@ class SyncEngine:
         if len(self._seen) > self.config.seen_announcements:
             self._seen.popitem(last=False)
         provider = peer_id if peer is not None and peer.conn is Conn.READY else None
-        self.exchange.want(list(message.records) + list(message.heads), provider)
+        announced = message.records + message.heads
+        if message.blocks:
+            stored = self.exchange.pushed(peer_id, announced, message.blocks)
+            if stored:
+                self.scores.reward(peer_id, now)
+                out.extend(stored)
+        self.exchange.want(list(announced), provider)

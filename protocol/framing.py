@@ -40,6 +40,16 @@ def encode_varint(value: int) -> bytes:
 
 def decode_varint(data: bytes | bytearray, pos: int = 0) -> tuple[int, int] | None:
     """Read a minimal varint at ``pos``: ``(value, next_pos)``, or None if incomplete."""
+    # Frame lengths below 16 KiB take one or two bytes: read those without the loop.
+    end = len(data)
+    if pos < end:
+        first = data[pos]
+        if first < 0x80:
+            return first, pos + 1
+        if pos + 1 < end:
+            second = data[pos + 1]
+            if 0 < second < 0x80:
+                return (first & 0x7F) | (second << 7), pos + 2
     try:
         return varint.decode_varint(data, pos, what="frame length")
     except varint.VarintError as exc:
@@ -207,6 +217,27 @@ def decode_body(body: bytes, *, max_frame_size: int = MAX_FRAME_SIZE) -> Message
     if cache is not None:
         cache.put(body, message)
     return message
+
+
+def decode_frame(data: bytes, *, max_frame_size: int = MAX_FRAME_SIZE) -> Message:
+    """The message of ``data``, which must be exactly one whole frame (a gossip message).
+
+    Raises what a :class:`FrameDecoder` raises for the same bytes, and
+    :class:`FrameError` when they hold less or more than one frame.
+    """
+    header = decode_varint(data)
+    if header is None:
+        raise TruncatedFrame("a gossip message is exactly one whole frame; this one is cut")
+    length, start = header
+    if length > max_frame_size:
+        raise FrameTooLarge(f"peer declared a {length}-byte frame; the limit is {max_frame_size}")
+    if length == 0:
+        raise FrameError("empty frame")
+    if len(data) < start + length:
+        raise TruncatedFrame("a gossip message is exactly one whole frame; this one is cut")
+    if len(data) > start + length:
+        raise FrameError("a gossip message is exactly one whole frame; this one has more")
+    return decode_body(data[start:], max_frame_size=max_frame_size)
 
 
 class FrameDecoder:

@@ -26,6 +26,9 @@ SUPPORTED_VERSIONS: Final = (1,)
 MAX_CIDS_PER_MESSAGE: Final = 1024
 MAX_BLOCKS_PER_WANT: Final = 32  # bounds one answer to 32 blocks of at most 2 MiB
 MAX_ANNOUNCE_ITEMS: Final = 256
+# Small blocks an announcement may carry inline, so a hub need not ask for them.
+MAX_PUSHED_BLOCK: Final = 4 * 1024
+MAX_PUSHED_TOTAL: Final = 16 * 1024
 MAX_ALLIANCE_LEN: Final = 128
 MAX_RANGES: Final = 8192
 MAX_RANGE_DATA: Final = 64 * 1024
@@ -165,7 +168,14 @@ class Hello:
 
 @dataclass(frozen=True, slots=True)
 class Announce:
-    """A signed gossip announcement: these records and document heads are new at ``did``."""
+    """A signed gossip announcement: these records and document heads are new at ``did``.
+
+    ``blocks`` may carry the bytes of some of the announced blocks (each at most
+    :data:`MAX_PUSHED_BLOCK`, together at most :data:`MAX_PUSHED_TOTAL`), so that a hub
+    stores a new record the moment the announcement arrives instead of asking for it. The
+    signature does not cover them: each must hash to one of the signed CIDs, which is
+    what vouches for it (and a forwarder that alters one is caught by that hash).
+    """
 
     KIND: ClassVar[str] = "ann"
     did: str
@@ -173,6 +183,7 @@ class Announce:
     records: tuple[Cid, ...]
     heads: tuple[Cid, ...]
     sig: bytes
+    blocks: tuple[bytes, ...] = ()
 
     def unsigned(self) -> dict[str, Any]:
         """The map the signature covers."""
@@ -186,14 +197,28 @@ class Announce:
 
     @classmethod
     def create(
-        cls, key: PrivateKey, ts: int, records: tuple[Cid, ...], heads: tuple[Cid, ...] = ()
+        cls,
+        key: PrivateKey,
+        ts: int,
+        records: tuple[Cid, ...],
+        heads: tuple[Cid, ...] = (),
+        blocks: tuple[bytes, ...] = (),
     ) -> Announce:
-        """Sign an announcement of ``records`` and ``heads`` with ``key``."""
-        draft = cls(key.did, ts, tuple(records), tuple(heads), b"")
+        """Sign an announcement of ``records`` and ``heads`` with ``key``.
+
+        ``blocks`` are pushed along unsigned; they must respect the inline limits.
+        """
+        draft = cls(key.did, ts, tuple(records), tuple(heads), b"", tuple(blocks))
         if len(draft.records) + len(draft.heads) > MAX_ANNOUNCE_ITEMS:
             raise MalformedMessage(f"an announcement holds at most {MAX_ANNOUNCE_ITEMS} CIDs")
+        _check_pushed(draft.blocks, len(draft.records) + len(draft.heads))
         return cls(
-            key.did, ts, draft.records, draft.heads, key.sign(codec.encode(draft.unsigned()))
+            key.did,
+            ts,
+            draft.records,
+            draft.heads,
+            key.sign(codec.encode(draft.unsigned())),
+            draft.blocks,
         )
 
     def signed_bytes(self) -> bytes:
@@ -223,6 +248,7 @@ class Announce:
             "rs": list(self.records),
             "hs": list(self.heads),
             "sig": self.sig,
+            "bs": list(self.blocks),
         }
 
     @classmethod
@@ -233,7 +259,40 @@ class Announce:
         heads = _cids(f, "hs", MAX_ANNOUNCE_ITEMS)
         if len(records) + len(heads) > MAX_ANNOUNCE_ITEMS:
             raise MalformedMessage(f"an announcement holds at most {MAX_ANNOUNCE_ITEMS} CIDs")
-        return cls(did, _int(f, "ts", 0, 2**64 - 1), records, heads, _bytes(f, "sig", 64, 64))
+        pushed = _list(f, "bs", MAX_ANNOUNCE_ITEMS)
+        if not all(type(item) is bytes for item in pushed):
+            raise MalformedMessage("field 'bs' must be a list of byte strings")
+        blocks = tuple(pushed)
+        _check_pushed(blocks, len(records) + len(heads))
+        return cls(
+            did,
+            _int(f, "ts", 0, 2**64 - 1),
+            records,
+            heads,
+            _bytes(f, "sig", 64, 64),
+            blocks,
+        )
+
+
+def _check_pushed(blocks: tuple[bytes, ...], announced: int) -> None:
+    """Refuse inline blocks beyond the limits (whether each matches a CID is the receiver's)."""
+    if not blocks:
+        return
+    if len(blocks) > announced:
+        raise MalformedMessage(f"an announcement of {announced} CIDs carries {len(blocks)} blocks")
+    total = 0
+    for block in blocks:
+        if not 0 < len(block) <= MAX_PUSHED_BLOCK:
+            raise MalformedMessage(
+                f"an inline block has {len(block)} bytes; allowed 1..{MAX_PUSHED_BLOCK}"
+            )
+        total += len(block)
+    if total > MAX_PUSHED_TOTAL:
+        raise MalformedMessage(
+            f"inline blocks total {total} bytes; the limit is {MAX_PUSHED_TOTAL}"
+        )
+    if len(set(blocks)) != len(blocks):
+        raise MalformedMessage("an announcement carries the same block twice")
 
 
 @dataclass(frozen=True, slots=True)
@@ -432,7 +491,7 @@ MESSAGE_TYPES: Final[dict[str, Callable[[Mapping[str, Any]], Message]]] = {
 }
 _FIELD_NAMES: Final[dict[str, frozenset[str]]] = {
     "hello": frozenset({"vs", "al", "did", "sig"}),
-    "ann": frozenset({"did", "ts", "rs", "hs", "sig"}),
+    "ann": frozenset({"did", "ts", "rs", "hs", "sig", "bs"}),
     "want": frozenset({"req", "cids", "ho"}),
     "have": frozenset({"req", "cids"}),
     "dont": frozenset({"req", "cids"}),

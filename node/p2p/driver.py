@@ -71,7 +71,7 @@ from craftnet.protocol.events import (
     StreamEnded,
     TimerFired,
 )
-from craftnet.protocol.framing import FrameDecoder
+from craftnet.protocol.framing import decode_frame
 from craftnet.protocol.messages import Announce
 from craftnet.protocol.scoring import Verdict
 
@@ -331,6 +331,7 @@ class Driver:
         """Forget a link and close its stream (its events no longer reach the engine)."""
         if self.links.get(link.peer) is link:
             del self.links[link.peer]
+            self.gossip.forget(link.peer)  # admitted again after its next hello
         link.send.close()
         link.closed.set()
         if self._nursery is not None:
@@ -357,8 +358,11 @@ class Driver:
                     return
                 link.bytes_in += len(data)
                 self.handle(DataReceived(link.peer, data))
-                if link.peer in self.engine.ready_peers():
+                if not link.ready and link.peer in self.engine.ready_peers():
                     link.ready = True
+                    # Its hello proved membership: from now on it hears our gossip.
+                    if self._nursery is not None:
+                        self._nursery.start_soon(self.gossip.admit, link.peer)
         finally:
             link.closed.set()
 
@@ -869,13 +873,9 @@ def _check_announcement(
 ) -> tuple[Announce | None, str | None]:
     """``(announcement, None)`` if ``data`` is one signed by a member, else
     ``(None, offence)``."""
-    decoder = FrameDecoder(64 * 1024)
     try:
-        decoder.receive_data(data)
-        message = decoder.next_message()
+        message = decode_frame(data, max_frame_size=64 * 1024)
     except ProtocolError:
-        return None, "malformed_frame"
-    if message is None or decoder.buffered:
         return None, "malformed_frame"
     if not isinstance(message, Announce):
         return None, "protocol_violation"

@@ -65,7 +65,23 @@ def topic_for(alliance: str) -> str:
 
 
 class _Pubsub(Pubsub):
-    """py-libp2p 0.8.1's Pubsub, with blacklisting safe against a peer leaving meanwhile."""
+    """py-libp2p 0.8.1's Pubsub, sending only to admitted peers.
+
+    Announcements carry small records inline, so the topic must not reach a hub that is
+    merely connected: a peer is registered (and so ever sent anything) only once the
+    driver admits it, after its hello proved alliance membership. Reading what any
+    connected peer sends stays as it was; the validator judges that. Blacklisting is made
+    safe against a peer leaving meanwhile.
+    """
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.admitted: set[ID] = set()
+
+    async def _handle_new_peer(self, peer_id: ID) -> None:
+        if peer_id not in self.admitted:
+            return  # registered by admit() once its hello checks out
+        await super()._handle_new_peer(peer_id)
 
     async def _teardown_if_connected(self, peer_id: ID) -> None:
         # Upstream deletes self.peers[peer_id] after an await; if the peer's stream died
@@ -296,6 +312,26 @@ class Libp2pNetwork:
     async def next_message(self) -> tuple[PeerId, bytes]:
         """The next delivered announcement."""
         return await self._delivered.receive()
+
+    async def admit(self, peer: PeerId) -> None:
+        """Start sending gossip to ``peer``, a member whose hello was accepted."""
+        peer_id = ID.from_base58(peer)
+        self.pubsub.admitted.add(peer_id)
+        try:
+            await self.pubsub.ensure_peer_stream(peer_id)
+        except Exception as exc:  # gone meanwhile: admitted again on its next hello
+            log.debug("admitting %s to gossip: %s", peer, exc)
+
+    def forget(self, peer: PeerId) -> None:
+        """Send ``peer`` no more gossip until it is admitted again."""
+        try:
+            peer_id = ID.from_base58(peer)
+        except Exception as exc:
+            log.debug("forgetting %s: %s", peer, exc)
+            return
+        self.pubsub.admitted.discard(peer_id)
+        if peer_id in self.pubsub.peers:
+            self.pubsub.manager.run_task(self.pubsub._teardown_if_connected, peer_id)
 
     def ban(self, peer: PeerId) -> None:
         """Ignore ``peer``'s gossip from now on."""

@@ -97,6 +97,17 @@ class Gossip(Protocol):
         """The next delivered message ``(originating peer, data)``."""
         ...
 
+    async def admit(self, peer: PeerId) -> None:
+        """Start sending messages to ``peer`` (a member whose hello was accepted).
+
+        Only admitted peers are ever sent anything: announcements carry records.
+        """
+        ...
+
+    def forget(self, peer: PeerId) -> None:
+        """Send ``peer`` nothing more until it is admitted again."""
+        ...
+
     def ban(self, peer: PeerId) -> None:
         """Drop everything from ``peer`` from now on."""
         ...

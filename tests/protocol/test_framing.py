@@ -23,6 +23,7 @@ from craftnet.protocol.errors import (
 from craftnet.protocol.framing import (
     FrameDecoder,
     decode_body,
+    decode_frame,
     decode_varint,
     encode_frame,
     encode_varint,
@@ -49,6 +50,7 @@ KEY = make_key(7)
 EXAMPLES: list[Message] = [
     Hello.create(KEY, (1,), ALLIANCE, "12D3KooWHub"),
     Announce.create(KEY, 42, (CID,), (Cid.of(b"head"),)),
+    Announce.create(KEY, 43, (CID,), (), (b"Adopt-a-Workshop lathe manual",)),
     Want(1, (CID,), False),
     Want(2, (CID, CID), True),
     Have(2, (CID,)),
@@ -168,6 +170,48 @@ def test_random_bytes_never_escape_the_error_hierarchy(data: bytes) -> None:
                 break
 
 
+def _one_frame(data: bytes) -> Message | type[RemoteProtocolError]:
+    """What a stream decoder makes of ``data`` as a gossip message: one whole frame."""
+    decoder = FrameDecoder(max_frame_size=4096)
+    decoder.receive_data(data)
+    try:
+        message = decoder.next_message()
+    except RemoteProtocolError:
+        return RemoteProtocolError
+    if message is None or decoder.buffered:
+        return RemoteProtocolError
+    return message
+
+
+@given(
+    st.one_of(
+        st.binary(max_size=200),
+        st.tuples(st.sampled_from(EXAMPLES), st.integers(-3, 3), st.binary(max_size=3)).map(
+            lambda t: (encode_frame(t[0]) + t[2])[: len(encode_frame(t[0])) + t[1]]
+        ),
+    )
+)
+def test_decode_frame_agrees_with_the_stream_decoder(data: bytes) -> None:
+    try:
+        got: Message | type[RemoteProtocolError] = decode_frame(data, max_frame_size=4096)
+    except RemoteProtocolError:
+        got = RemoteProtocolError
+    assert got == _one_frame(data)
+
+
+def test_decode_frame_wants_exactly_one_whole_frame() -> None:
+    frame = encode_frame(End(5))
+    assert decode_frame(frame) == End(5)
+    with pytest.raises(TruncatedFrame, match="cut"):
+        decode_frame(frame[:-1])
+    with pytest.raises(FrameError, match="exactly one whole frame"):
+        decode_frame(frame + frame)
+    with pytest.raises(FrameTooLarge, match="limit is 4"):
+        decode_frame(frame, max_frame_size=4)
+    with pytest.raises(FrameError, match="empty frame"):
+        decode_frame(b"\x00")
+
+
 def test_non_canonical_cbor_is_refused() -> None:
     wire = to_wire(End(5))
     unsorted = cbor2.dumps(dict(reversed(list(wire.items()))))
@@ -250,3 +294,7 @@ def test_announcement_signature_covers_every_field() -> None:
     ):
         with pytest.raises(BadSignature):
             changed.verify()
+    # Inline blocks are not signed: each is vouched for by its hash among the signed CIDs.
+    Announce(
+        *[getattr(announce, f) for f in ("did", "ts", "records", "heads", "sig")], (b"x",)
+    ).verify()

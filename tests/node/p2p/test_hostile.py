@@ -42,6 +42,9 @@ class Hostile:
     async def session(self, target: Hub) -> ByteStream:
         """Connect, say a valid hello and start reading (answering wants if asked to)."""
         peer = await self.net.connect(target.addrs[0])
+        # A member (with a stolen key) is admitted to the target's gossip after its
+        # hello, and itself sends gossip only to hubs it admitted.
+        await self.net.admit(peer)
         stream = await self.net.open_stream(peer)
         hello = Hello.create(self.key, SUPPORTED_VERSIONS, self.alliance, self.net.peer_id)
         await stream.write(encode_frame(hello))

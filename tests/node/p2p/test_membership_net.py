@@ -3,12 +3,15 @@ out, and a member whose membership is revoked is cut off while the revocation sp
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import trio
 
 from craftnet.node.p2p.alliance import revoke_member
+from craftnet.node.p2p.libp2p_net import Libp2pNetwork, topic_for
 from tests.node.p2p.helpers import (
+    LOOPBACK,
     has_record,
     make_hubs,
     publish_technique,
@@ -76,3 +79,37 @@ def test_a_revoked_member_is_cut_off_and_the_revocation_spreads(tmp_path: Path) 
     trio.run(main)
     for setup in setups:
         setup.store.close()
+
+
+def test_a_connected_stranger_is_sent_no_gossip_at_all(tmp_path: Path) -> None:
+    # Announcements carry records inline: a host that connects and subscribes to the
+    # alliance's topic without a member's hello must not receive a single message.
+    alliance, setups = make_hubs(tmp_path, 2)
+    founder, member = setups
+    heard: list[bytes] = []
+
+    async def main() -> None:
+        stranger = Libp2pNetwork(os.urandom(32), topic_for(alliance))
+        stranger.set_validator(lambda peer, data: True)
+        async with stranger.running(list(LOOPBACK)), trio.open_nursery() as nursery:
+            a = await start_hub(nursery, founder, alliance)
+            b = await start_hub(nursery, member, alliance, (a.addrs[0],))
+            await wait_for(lambda: a.engine.ready_peers() == [b.peer_id], 10, "the member")
+            peer = await stranger.connect(a.addrs[0])
+            await stranger.admit(peer)  # the stranger is willing; the hub must not be
+
+            async def listen() -> None:
+                while True:
+                    heard.append((await stranger.next_message())[1])
+
+            nursery.start_soon(listen)
+            await trio.sleep(1.5)  # GossipSub's heartbeat builds the mesh
+            record = publish_technique(founder.store, founder.key, "Kintsugi repair notes")
+            await wait_for(lambda: has_record(member.store, record.cid), 5, "member gossip")
+            await trio.sleep(1.5)
+            nursery.cancel_scope.cancel()
+
+    trio.run(main)
+    for setup in setups:
+        setup.store.close()
+    assert heard == []
