@@ -62,16 +62,23 @@ class SharedItems(SortedItems):
             self._chunks.append([key])
             self._hashes.append([digest])
             self._sums = [digest]
+            self._firsts = [key]
             self._len = 1
             self._dirty = True
             return True
-        self._refresh()
-        i = max(bisect.bisect_right(self._firsts, key) - 1, 0)
+        firsts = self._firsts
+        if len(firsts) != len(self._chunks):
+            firsts = self._firsts = [chunk[0] for chunk in self._chunks]
+        # The chunk firsts are kept exact here, so an insert needs no full refresh;
+        # only the rank and sum prefixes are left for the next query to rebuild.
+        i = max(bisect.bisect_right(firsts, key) - 1, 0)
         chunk = self._chunks[i]
         j = bisect.bisect_left(chunk, key)
         if j < len(chunk) and chunk[j] == key:
             return False
         chunk.insert(j, key)
+        if j == 0:
+            firsts[i] = key
         self._hashes[i].insert(j, digest)
         self._sums[i] += digest
         if len(chunk) > 2 * CHUNK:
@@ -79,6 +86,7 @@ class SharedItems(SortedItems):
             hashes = self._hashes[i]
             self._hashes[i : i + 1] = [hashes[:CHUNK], hashes[CHUNK:]]
             self._sums[i : i + 1] = [sum(hashes[:CHUNK]), sum(hashes[CHUNK:])]
+            firsts[i + 1 : i + 1] = [chunk[CHUNK]]
         self._len += 1
         self._dirty = True
         return True

@@ -54,10 +54,15 @@ class Kernel:
         heap = self._heap
         pop = heapq.heappop
         ran = 0
-        while heap and heap[0][0] <= until:
-            time, _, action, arg = pop(heap)
+        while heap:
+            event = pop(heap)
+            time = event[0]
+            if time > until:
+                # Popped one too far: put it back (its seq keeps its place in the order).
+                heapq.heappush(heap, event)
+                break
             self.now = time
-            action(arg)
+            event[2](event[3])
             ran += 1
         self.now = max(self.now, until)
         self.events += ran

@@ -181,6 +181,11 @@ class EngineSpec:
         lo=1,
     )
     redial_max_s: float = opt(600.0, "longest back-off between redials of a lost peer", above=0)
+    push_blocks: bool = opt(
+        True,
+        "announcements carry small blocks (records) inline, so a hub stores a new record "
+        "on arrival; false: hubs fetch each announced record with a want",
+    )
 
 
 @dataclass(frozen=True)

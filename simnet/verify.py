@@ -19,7 +19,6 @@ are untouched.
 
 from __future__ import annotations
 
-import hashlib
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -30,10 +29,11 @@ from craftnet.protocol import messages
 
 
 class VerdictCache:
-    """Verdicts by digest of ``(key, signature, message)``; counts what it saved."""
+    """Verdicts of ``(key, signature, message)``, found by signature; counts what it saved."""
 
     def __init__(self) -> None:
-        self.verdicts: dict[bytes, str | None] = {}
+        # (public key bytes, signature, message) -> None (valid) or the failure message.
+        self.verdicts: dict[tuple[bytes, bytes, bytes], str | None] = {}
         self.keys: dict[str, PublicKey | IdentityError] = {}
         self.verified = 0
         self.shared = 0
@@ -68,9 +68,11 @@ def _verify(self: PublicKey, signature: bytes, message: bytes) -> None:
     if cache is None:
         _original(self, signature, message)
         return
-    digest = hashlib.blake2b(self.raw + signature + message, digest_size=20).digest()
+    # Keyed by the whole triple (Python hashes bytes once per object and compares on a
+    # hit), so a signature reused with another key or message is never taken on trust.
+    key = (self.raw, bytes(signature), bytes(message))
     try:
-        verdict = cache.verdicts[digest]
+        verdict = cache.verdicts[key]
     except KeyError:
         cache.verified += 1
         try:
@@ -78,7 +80,7 @@ def _verify(self: PublicKey, signature: bytes, message: bytes) -> None:
             verdict = None
         except BadSignature as exc:
             verdict = str(exc)
-        cache.verdicts[digest] = verdict
+        cache.verdicts[key] = verdict
     else:
         cache.shared += 1
     if verdict is not None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pytest
 from simnet_helpers import run, scenario
 
 from craftnet.simnet.sim import Simulation
@@ -28,8 +29,10 @@ heal_s = 150
 """
 
 
-def test_halves_stay_apart_during_a_partition_and_converge_after_it_heals() -> None:
-    sim = Simulation(scenario(PARTITION), 1)
+@pytest.mark.parametrize("push", [True, False], ids=["records-inline", "records-fetched"])
+def test_halves_stay_apart_during_a_partition_and_converge_after_it_heals(push: bool) -> None:
+    text = PARTITION.replace("[engine]\n", f"[engine]\npush_blocks = {str(push).lower()}\n")
+    sim = Simulation(scenario(text), 1)
     result = sim.run()
     lines = result.metrics.lines
     during = [line for line in lines if 120 <= line["t"] < 150]

@@ -9,14 +9,15 @@ traffic (Noise, yamux, GossipSub control), which simnet does not model.
 What must agree, and the tolerance:
 
 * convergence: every record in every store, in both;
-* block deliveries: exactly one ``block+end`` answer per record per hub, in both;
+* deliveries: each hub stores each record exactly once (``StoreBlocks``), in both, and
+  in both the record comes inline with its announcement: no ``block+end`` answers;
 * announcements (``Publish``): within 25% (measured 24 and 25);
-* all stream writes: discovery requests (have-only wants and their answers) depend on a
-  race between relaying an announcement and fetching its record, which the real run
-  wins either way depending on load. simnet brackets it with ``relay_delay_s``: 0.05 s
-  (fetch first: no discovery) and 0 (relay first). The real count must lie between the
-  two, with 100% margin above the second (measured 40 to 134 on a loaded machine;
-  simnet 40 and 98).
+* all stream writes: with records inline there are none in either run (measured 0, 0
+  and 0). When blocks were fetched, discovery requests depended on a race between
+  relaying an announcement and fetching its record, which the real run won either way
+  depending on load; simnet brackets it with ``relay_delay_s`` 0.05 s (fetch first)
+  and 0 (relay first), and the real count must lie between the two, with 100% margin
+  above the second.
 """
 
 from __future__ import annotations
@@ -30,7 +31,7 @@ pytest.importorskip("libp2p")
 
 import trio
 
-from craftnet.protocol.events import Publish, Send
+from craftnet.protocol.events import Publish, Send, StoreBlocks
 from craftnet.protocol.framing import FrameDecoder
 from craftnet.simnet.scenario import load
 from craftnet.simnet.sim import SimHub, Simulation
@@ -81,15 +82,21 @@ def simulate(tmp_path: Path, relay_delay: float) -> dict[str, object]:
     sim = Simulation(load(path), 1)
     # Count from when the line is connected and quiet, as the real run does.
     sim.kernel.run(1.9)
-    counts = {"sends": 0, "publishes": 0, "blocks": 0}
+    counts = {"sends": 0, "publishes": 0, "blocks": 0, "stored": 0}
     send = sim._send
+    store = sim._store
 
     def counting(hub: SimHub, cmd: Send) -> None:
         counts["sends"] += 1
         counts["blocks"] += kinds(cmd.data) == "block+end"
         send(hub, cmd)
 
+    def counting_stores(hub: SimHub, cmd: StoreBlocks) -> None:
+        counts["stored"] += sum(b.ts is not None for b in cmd.blocks)
+        store(hub, cmd)
+
     sim._send = counting  # type: ignore[method-assign]
+    sim._store = counting_stores  # type: ignore[method-assign]
     before = sim.stats["publishes"]
     result = sim.run()
     s = result.metrics.summary()
@@ -106,7 +113,7 @@ def run_real(tmp_path: Path) -> dict[str, object]:
 
     (tmp_path / "real").mkdir()
     alliance, setups = make_hubs(tmp_path / "real", HUBS)
-    counts = {"sends": 0, "publishes": 0, "blocks": 0}
+    counts = {"sends": 0, "publishes": 0, "blocks": 0, "stored": 0}
     published = []
 
     async def main() -> None:
@@ -134,6 +141,8 @@ def run_real(tmp_path: Path) -> dict[str, object]:
                             counts["blocks"] += kinds(c.data) == "block+end"
                         elif isinstance(c, Publish):
                             counts["publishes"] += 1
+                        elif isinstance(c, StoreBlocks):
+                            counts["stored"] += sum(b.ts is not None for b in c.blocks)
                     original(commands)
 
                 hub.driver.execute = counting  # type: ignore[method-assign]
@@ -166,9 +175,11 @@ def test_simnet_and_real_hubs_agree_on_convergence_and_message_counts(tmp_path: 
         f"\nreal:                  {real}"
     )
     assert fetch_first["converged"] and relay_first["converged"] and real["converged"]
-    expected_blocks = RECORDS * (HUBS - 1)
+    expected = RECORDS * (HUBS - 1)
+    stored = (fetch_first["stored"], relay_first["stored"], real["stored"])
+    assert stored == (expected,) * 3, f"records stored (simnet, simnet, real): {stored}"
     blocks = (fetch_first["blocks"], relay_first["blocks"], real["blocks"])
-    assert blocks == (expected_blocks,) * 3, f"block deliveries (simnet, simnet, real): {blocks}"
+    assert blocks == (0, 0, 0), f"block answers (simnet, simnet, real): {blocks}"
     s, r = fetch_first["publishes"], real["publishes"]
     assert isinstance(s, int) and isinstance(r, int)
     assert abs(s - r) <= 0.25 * max(s, r), f"announcements: simnet {s}, real {r}"
