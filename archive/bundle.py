@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import os
 import tempfile
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any, Final, Literal
@@ -95,19 +95,6 @@ class ImportReport:
         }
 
 
-def iter_links(value: Any) -> Iterator[Cid]:
-    """Yield every CID inside a decoded DAG-CBOR value, in document order."""
-    stack = [value]
-    while stack:
-        item = stack.pop()
-        if isinstance(item, Cid):
-            yield item
-        elif isinstance(item, dict):
-            stack.extend(reversed(list(item.values())))
-        elif isinstance(item, list):
-            stack.extend(reversed(item))
-
-
 def default_roots(txn: ReadTxn) -> list[Cid]:
     """What a whole-archive export starts from: every pinned CID and every record."""
     seen: set[bytes] = set()
@@ -172,7 +159,7 @@ def export_car(
                     if isinstance(author, str) and author not in authors:
                         authors.add(author)
                         stack.extend(fact.record for fact in key_facts(txn, author))
-                stack.extend(reversed(list(iter_links(value))))
+                stack.extend(reversed(list(codec.iter_links(value))))
     return ExportReport(tuple(root_list), written, total, records, tuple(missing))
 
 

@@ -14,6 +14,7 @@ unsorted keys, trailing bytes, and everything else the encoder cannot produce).
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import Any, Final
 
 import cbor2
@@ -165,3 +166,16 @@ def decode(
     if _encode_checked(value) != data:
         raise CodecError("not canonical DAG-CBOR (key order, integer size or trailing bytes)")
     return value
+
+
+def iter_links(value: Any) -> Iterator[Cid]:
+    """Yield every CID (tag 42) inside a decoded DAG-CBOR value, in document order."""
+    stack = [value]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, Cid):
+            yield item
+        elif isinstance(item, dict):
+            stack.extend(reversed(list(item.values())))
+        elif isinstance(item, list):
+            stack.extend(reversed(item))

@@ -21,7 +21,7 @@ import time
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from functools import partial
-from typing import Any, Final
+from typing import Final
 
 from craftnet.archive import codec
 from craftnet.archive.cid import DAG_CBOR, Cid
@@ -52,15 +52,7 @@ def links_of(block: bytes) -> Iterator[Cid]:
         value = codec.decode(block)
     except ArchiveError:
         return  # damaged blocks are verify's business; they link to nothing here
-    stack: list[Any] = [value]
-    while stack:
-        item = stack.pop()
-        if isinstance(item, Cid):
-            yield item
-        elif isinstance(item, dict):
-            stack.extend(item.values())
-        elif isinstance(item, list):
-            stack.extend(item)
+    yield from codec.iter_links(value)
 
 
 def _walk(txn: ReadTxn, roots: Iterable[bytes], seen: set[bytes]) -> None:

@@ -18,7 +18,7 @@ from __future__ import annotations
 import random
 from collections import deque
 from dataclasses import dataclass, field
-from typing import Any, Final, Protocol
+from typing import Final, Protocol
 
 from craftnet.archive import codec
 from craftnet.archive.cid import DAG_CBOR, Cid
@@ -116,17 +116,6 @@ class _PeerBlocks:
     queued: set[Cid] = field(default_factory=set)
 
 
-def _links(value: Any, out: list[Cid], depth: int = 0) -> None:
-    if isinstance(value, Cid):
-        out.append(value)
-    elif isinstance(value, dict) and depth < 64:
-        for item in value.values():
-            _links(item, out, depth + 1)
-    elif isinstance(value, list) and depth < 64:
-        for item in value:
-            _links(item, out, depth + 1)
-
-
 def _parse_block(cid: Cid, data: bytes) -> ParsedBlock:
     """Decode a DAG-CBOR block whose bytes match ``cid``: canonical?, its record, its links.
 
@@ -147,9 +136,7 @@ def _parse_block(cid: Cid, data: bytes) -> ParsedBlock:
             record: Record | None = Record.from_block(data, cid)
         except RecordError:
             record = None
-        links: list[Cid] = []
-        _links(value, links)
-        parsed = (True, record, tuple(links))
+        parsed = (True, record, tuple(codec.iter_links(value)))
     if cache is not None:
         cache.put_parsed(cid, len(data), parsed)
     return parsed

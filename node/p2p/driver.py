@@ -32,12 +32,12 @@ from typing import Any, Final
 
 import trio
 
-from craftnet.archive import codec
 from craftnet.archive.cid import DAG_CBOR, Cid
 from craftnet.archive.crdt.documents import Documents
 from craftnet.archive.crdt.ops import GENESIS_TYPE as DOC_GENESIS
 from craftnet.archive.crdt.ops import OP_TYPE as DOC_OP
 from craftnet.archive.errors import ArchiveError
+from craftnet.archive.gc import links_of
 from craftnet.archive.hlc import pack
 from craftnet.archive.index import put_record
 from craftnet.archive.recon_index import ITEMS_DB, META_COUNT_KEY, META_DB, ReconIndex, item_key
@@ -848,24 +848,8 @@ def _missing(
                 break
             continue
         if current.codec == DAG_CBOR:
-            found: list[Cid] = []
-            try:
-                _links(codec.decode(data), found)
-            except ArchiveError:
-                continue
-            stack.extend(found)
+            stack.extend(links_of(data))
     return missing
-
-
-def _links(value: Any, out: list[Cid], depth: int = 0) -> None:
-    if isinstance(value, Cid):
-        out.append(value)
-    elif isinstance(value, dict) and depth < 64:
-        for item in value.values():
-            _links(item, out, depth + 1)
-    elif isinstance(value, list) and depth < 64:
-        for item in value:
-            _links(item, out, depth + 1)
 
 
 def _check_announcement(

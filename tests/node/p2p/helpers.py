@@ -12,6 +12,7 @@ import trio
 
 from craftnet.archive import codec
 from craftnet.archive.cid import DAG_CBOR, RAW, Cid
+from craftnet.archive.gc import links_of
 from craftnet.archive.index import ingest_records, publish
 from craftnet.archive.lmdb_store import LmdbStore
 from craftnet.archive.records import Record
@@ -142,18 +143,5 @@ def missing_blocks(store: LmdbStore) -> list[Cid]:
             assert cid.verify(value), f"block {cid} does not match its CID"
             if cid.codec != DAG_CBOR:
                 continue
-            found: list[Cid] = []
-            _links(codec.decode(value), found)
-            missing += [c for c in found if not txn.has("blocks", c.bytes)]
+            missing += [c for c in links_of(value) if not txn.has("blocks", c.bytes)]
     return missing
-
-
-def _links(value: object, out: list[Cid]) -> None:
-    if isinstance(value, Cid):
-        out.append(value)
-    elif isinstance(value, dict):
-        for item in value.values():
-            _links(item, out)
-    elif isinstance(value, list):
-        for item in value:
-            _links(item, out)
