@@ -175,6 +175,29 @@ def _key_cid(key: bytes) -> Cid | None:
         return None
 
 
+GOSSIP_MAX_FRAME: Final = 64 * 1024  # an announcement is one frame of at most this
+
+
+def check_announcement(
+    data: bytes, is_member: Callable[[str], bool]
+) -> tuple[Announce | None, str | None]:
+    """The gossip validator: ``(announcement, None)`` if ``data`` is one whole frame
+    holding an announcement signed by a member, else ``(None, offence)``."""
+    try:
+        message = decode_frame(data, max_frame_size=GOSSIP_MAX_FRAME)
+    except ProtocolError:
+        return None, "malformed_frame"
+    if not isinstance(message, Announce):
+        return None, "protocol_violation"
+    try:
+        message.verify()
+    except IdentityError:
+        return None, "invalid_signature"
+    if not is_member(message.did):
+        return None, "not_member"
+    return message, None
+
+
 class SyncEngine:
     """Hello, reconcile, block exchange, announcements and scoring for every peer."""
 
@@ -639,7 +662,8 @@ class SyncEngine:
         if self.scores.verdict(peer_id, now) is not Verdict.OK:
             return
         try:
-            message = decode_frame(data, max_frame_size=min(self.config.max_frame_size, 64 * 1024))
+            limit = min(self.config.max_frame_size, GOSSIP_MAX_FRAME)
+            message = decode_frame(data, max_frame_size=limit)
         except ProtocolError:
             self._penalize(peer_id, "malformed_frame", now, out)
             return

@@ -219,20 +219,30 @@ def decode_body(body: bytes, *, max_frame_size: int = MAX_FRAME_SIZE) -> Message
     return message
 
 
-def decode_frame(data: bytes, *, max_frame_size: int = MAX_FRAME_SIZE) -> Message:
-    """The message of ``data``, which must be exactly one whole frame (a gossip message).
-
-    Raises what a :class:`FrameDecoder` raises for the same bytes, and
-    :class:`FrameError` when they hold less or more than one frame.
-    """
+def _frame_header(data: bytes | bytearray, max_frame_size: int) -> tuple[int, int] | None:
+    """``(body length, body start)`` of the frame at the start of ``data``; None if the
+    length prefix is not all there. A bad prefix raises: the stream cannot go on."""
     header = decode_varint(data)
     if header is None:
-        raise TruncatedFrame("a gossip message is exactly one whole frame; this one is cut")
-    length, start = header
+        return None
+    length, _ = header
     if length > max_frame_size:
         raise FrameTooLarge(f"peer declared a {length}-byte frame; the limit is {max_frame_size}")
     if length == 0:
         raise FrameError("empty frame")
+    return header
+
+
+def decode_frame(data: bytes, *, max_frame_size: int = MAX_FRAME_SIZE) -> Message:
+    """The message of ``data``, which must be exactly one whole frame (a gossip message).
+
+    Raises what a :class:`FrameDecoder` raises for the same bytes, :class:`TruncatedFrame`
+    when they hold less than one frame and :class:`FrameError` when they hold more.
+    """
+    header = _frame_header(data, max_frame_size)
+    if header is None:
+        raise TruncatedFrame("a gossip message is exactly one whole frame; this one is cut")
+    length, start = header
     if len(data) < start + length:
         raise TruncatedFrame("a gossip message is exactly one whole frame; this one is cut")
     if len(data) > start + length:
@@ -287,21 +297,13 @@ class FrameDecoder:
         if self._broken is not None:
             raise self._broken
         try:
-            header = decode_varint(self._buffer)
+            header = _frame_header(self._buffer, self.max_frame_size)
         except FrameError as exc:
             self._broken = exc
             raise
         if header is None:
             return None
         length, start = header
-        if length > self.max_frame_size:
-            self._broken = FrameTooLarge(
-                f"peer declared a {length}-byte frame; the limit is {self.max_frame_size}"
-            )
-            raise self._broken
-        if length == 0:
-            self._broken = FrameError("empty frame")
-            raise self._broken
         if len(self._buffer) < start + length:
             return None
         body = bytes(self._buffer[start : start + length])

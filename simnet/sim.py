@@ -26,11 +26,9 @@ from typing import Any
 
 from craftnet.archive.cid import DAG_CBOR, RAW, Cid
 from craftnet.archive.records import Record
-from craftnet.identity.errors import IdentityError
 from craftnet.identity.keys import PrivateKey
 from craftnet.protocol.blocks import BlockConfig
-from craftnet.protocol.engine import EngineConfig, SyncEngine
-from craftnet.protocol.errors import ProtocolError
+from craftnet.protocol.engine import EngineConfig, SyncEngine, check_announcement
 from craftnet.protocol.events import (
     Ban,
     CancelTimer,
@@ -52,7 +50,7 @@ from craftnet.protocol.events import (
     TimerFired,
     TimerId,
 )
-from craftnet.protocol.framing import FrameCache, decode_frame, frame_cache
+from craftnet.protocol.framing import FrameCache, frame_cache
 from craftnet.protocol.messages import Announce
 from craftnet.protocol.scoring import Thresholds
 from craftnet.simnet import topology
@@ -209,7 +207,6 @@ class Simulation:
         self._tokens = 0
         self._parked: dict[int, list[tuple[float, SimHub, TimerId, int]]] = {}
         self._open_sides: dict[int, bytearray] = {}
-        self.gossip_duplicates = 0
         jitter = scenario.latency.jitter_ms
         self._jitter_rate = 1000.0 / jitter if jitter else 0.0
         self._dialled_cache: dict[int, list[int]] | None = None
@@ -610,7 +607,7 @@ class Simulation:
             return
         seen = self.gossip_seen[mid]
         if seen[index]:
-            self.gossip_duplicates += 1  # most gossip arrivals: kept cheap
+            self.stats["gossip_duplicates"] += 1
             return
         seen[index] = 1
         if hops > self.gossip_hops[mid]:
@@ -892,19 +889,12 @@ class Simulation:
 
     def _run_until(self, until: float) -> None:
         self.kernel.run(until)
-        self.stats["gossip_duplicates"] = self.gossip_duplicates
 
 
 def _valid_announcement(data: bytes) -> tuple[Cid, ...] | None:
-    """The gossip validator: the records of one whole, correctly signed announcement."""
-    try:
-        message = decode_frame(data, max_frame_size=64 * 1024)
-        if not isinstance(message, Announce):
-            return None
-        message.verify()
-    except (ProtocolError, IdentityError):
-        return None
-    return message.records + message.heads
+    """The gossip validator (every simulated hub is a member): the announced CIDs."""
+    message, _ = check_announcement(data, lambda did: True)
+    return None if message is None else message.records + message.heads
 
 
 def _make_record(

@@ -44,9 +44,8 @@ from craftnet.archive.recon_index import ITEMS_DB, META_COUNT_KEY, META_DB, Reco
 from craftnet.archive.records import Record
 from craftnet.archive.store import ReadTxn, Store, WriteTxn
 from craftnet.errors import CraftnetError
-from craftnet.identity.errors import IdentityError
 from craftnet.node.p2p.net import ByteStream, Gossip, Network, NetworkError
-from craftnet.protocol.engine import SyncEngine
+from craftnet.protocol.engine import SyncEngine, check_announcement
 from craftnet.protocol.errors import ProtocolError
 from craftnet.protocol.events import (
     Ban,
@@ -71,8 +70,6 @@ from craftnet.protocol.events import (
     StreamEnded,
     TimerFired,
 )
-from craftnet.protocol.framing import decode_frame
-from craftnet.protocol.messages import Announce
 from craftnet.protocol.scoring import Verdict
 
 log = logging.getLogger("craftnet.p2p")
@@ -645,7 +642,7 @@ class Driver:
             return False
         graylisted = self.engine.scores.verdict(forwarder, now) is not Verdict.OK
         floods = self.engine.scores.offence_counts(forwarder).get("flood", 0)
-        announce, offence = _check_announcement(data, self.is_member)
+        announce, offence = check_announcement(data, self.is_member)
         # The engine scores the forwarder for bad ones and wants what good ones name.
         self.handle(GossipReceived(forwarder, data))
         flooding = self.engine.scores.offence_counts(forwarder).get("flood", 0) > floods
@@ -850,23 +847,3 @@ def _missing(
         if current.codec == DAG_CBOR:
             stack.extend(links_of(data))
     return missing
-
-
-def _check_announcement(
-    data: bytes, is_member: Callable[[str], bool]
-) -> tuple[Announce | None, str | None]:
-    """``(announcement, None)`` if ``data`` is one signed by a member, else
-    ``(None, offence)``."""
-    try:
-        message = decode_frame(data, max_frame_size=64 * 1024)
-    except ProtocolError:
-        return None, "malformed_frame"
-    if not isinstance(message, Announce):
-        return None, "protocol_violation"
-    try:
-        message.verify()
-    except IdentityError:
-        return None, "invalid_signature"
-    if not is_member(message.did):
-        return None, "not_member"
-    return message, None

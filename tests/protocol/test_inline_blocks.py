@@ -12,6 +12,7 @@ import cbor2
 import pytest
 from protocol_helpers import ALLIANCE, Hub, make_key, make_record
 
+from craftnet.archive import codec
 from craftnet.archive.cid import DAG_CBOR, Cid
 from craftnet.archive.records import Record
 from craftnet.protocol.engine import EngineConfig
@@ -150,17 +151,8 @@ def _frame_with_blocks(blocks: object, cids: int = 1) -> bytes:
     records = tuple(Cid.of(bytes([n]), DAG_CBOR) for n in range(cids))
     wire = to_wire(Announce.create(AUTHOR, 1, records))
     wire["bs"] = blocks
-    body = cbor2.dumps(_sorted(wire), default=_link)
+    body = codec.encode(wire)
     return encode_varint(len(body)) + body
-
-
-def _sorted(wire: dict[str, object]) -> dict[str, object]:
-    return {k: wire[k] for k in sorted(wire, key=lambda k: (len(k), k))}
-
-
-def _link(encoder: object, value: object) -> None:
-    assert isinstance(value, Cid)
-    encoder.encode(cbor2.CBORTag(42, b"\x00" + value.bytes))  # type: ignore[attr-defined]
 
 
 HOSTILE_BLOCKS = {
