@@ -58,7 +58,7 @@ def alliance() -> None:
 def create(app: App, name: str, founders: tuple[str, ...], max_cert_days: int,
            rules: str | None) -> None:
     """Found an alliance: publish its genesis record, signed by this hub."""
-    from craftnet.node.p2p.alliance import create_alliance
+    from craftnet.archive.alliance import create_alliance
 
     key = app.hub_key()
     record = create_alliance(app.store(), key, name, founders, max_cert_days=max_cert_days,
@@ -78,9 +78,9 @@ def create(app: App, name: str, founders: tuple[str, ...], max_cert_days: int,
 @pass_app
 def invite(app: App, did: str, days: int, name: str | None) -> None:
     """Admit the hub DID: print a token for it to 'craftnet alliance join'."""
+    from craftnet.archive.alliance import issue_certificate, make_token
     from craftnet.archive.cid import Cid
     from craftnet.archive.index import get_record
-    from craftnet.node.p2p.alliance import issue_certificate, make_token
 
     alliance_id = _alliance_id(app)
     store = app.store()
@@ -97,7 +97,7 @@ def invite(app: App, did: str, days: int, name: str | None) -> None:
 @pass_app
 def join(app: App, token: str) -> None:
     """Join the alliance a member hub invited this hub to with TOKEN."""
-    from craftnet.node.p2p.alliance import accept_token
+    from craftnet.archive.alliance import accept_token
 
     key = app.hub_key()
     genesis = accept_token(app.store(), token, key.did)
@@ -117,7 +117,7 @@ def join(app: App, token: str) -> None:
 @pass_app
 def revoke(app: App, did: str, reason: str) -> None:
     """End the membership of the hub DID (it spreads to every hub like any record)."""
-    from craftnet.node.p2p.alliance import revoke_member
+    from craftnet.archive.alliance import revoke_member
 
     record = revoke_member(app.store(), app.hub_key(), _alliance_id(app), did, reason)
     app.emit({"revocation": str(record.cid), "member": did},
@@ -128,9 +128,8 @@ def revoke(app: App, did: str, reason: str) -> None:
 @pass_app
 def show(app: App) -> None:
     """The alliance: its name, id, founders and current members."""
+    from craftnet.archive.alliance import hlc_now, load_membership
     from craftnet.archive.hlc import wall_ms
-    from craftnet.node.hub import hlc_now
-    from craftnet.node.p2p.alliance import load_membership
 
     alliance_id = _alliance_id(app)
     membership = load_membership(app.store(), alliance_id)

@@ -22,7 +22,6 @@ import random
 import signal
 import sys
 import threading
-import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -30,12 +29,11 @@ from typing import Any, Final
 
 import trio
 
-from craftnet.archive.hlc import pack
+from craftnet.archive.alliance import CERT_TYPE, REVOKE_TYPE, hlc_now, load_membership
 from craftnet.archive.recon_index import StoreItems
 from craftnet.archive.store import Store
 from craftnet.identity.keys import PrivateKey
 from craftnet.identity.membership import Membership
-from craftnet.node.p2p.alliance import CERT_TYPE, REVOKE_TYPE, load_membership
 from craftnet.node.p2p.driver import Driver
 from craftnet.node.p2p.libp2p_net import Libp2pNetwork, route_libp2p_logs, topic_for
 from craftnet.node.p2p.settings import NetworkSettings, SettingsError, transport_seed
@@ -61,11 +59,6 @@ class StoreBlocks:
         """The block's bytes, or None."""
         with self.store.read() as txn:
             return txn.get("blocks", cid.bytes)
-
-
-def hlc_now() -> int:
-    """The current time as an HLC timestamp (for membership checks)."""
-    return pack(time.time_ns() // 1_000_000)
 
 
 def _membership_marker(store: Store) -> tuple[int, int]:

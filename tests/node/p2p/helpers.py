@@ -11,6 +11,7 @@ from pathlib import Path
 import trio
 
 from craftnet.archive import codec
+from craftnet.archive.alliance import create_alliance, issue_certificate
 from craftnet.archive.cid import DAG_CBOR, RAW, Cid
 from craftnet.archive.gc import links_of
 from craftnet.archive.index import ingest_records, publish
@@ -18,7 +19,6 @@ from craftnet.archive.lmdb_store import LmdbStore
 from craftnet.archive.records import Record
 from craftnet.identity.keys import PrivateKey
 from craftnet.node.hub import Hub
-from craftnet.node.p2p.alliance import create_alliance, issue_certificate
 from craftnet.node.p2p.settings import NetworkSettings
 from craftnet.protocol.engine import EngineConfig
 

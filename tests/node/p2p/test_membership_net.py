@@ -8,7 +8,7 @@ from pathlib import Path
 
 import trio
 
-from craftnet.node.p2p.alliance import revoke_member
+from craftnet.archive.alliance import revoke_member
 from craftnet.node.p2p.libp2p_net import Libp2pNetwork, topic_for
 from tests.node.p2p.helpers import (
     LOOPBACK,

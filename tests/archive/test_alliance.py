@@ -8,20 +8,20 @@ from pathlib import Path
 import pytest
 
 from craftnet.archive import codec
-from craftnet.archive.lmdb_store import LmdbStore
-from craftnet.identity.keys import PrivateKey
-from craftnet.identity.membership import MembershipError
-from craftnet.node.hub import hlc_now
-from craftnet.node.p2p.alliance import (
+from craftnet.archive.alliance import (
     TOKEN_PREFIX,
     accept_token,
     create_alliance,
+    hlc_now,
     issue_certificate,
     load_membership,
     make_token,
     read_token,
     revoke_member,
 )
+from craftnet.archive.lmdb_store import LmdbStore
+from craftnet.identity.keys import PrivateKey
+from craftnet.identity.membership import MembershipError
 
 
 @pytest.fixture

@@ -10,13 +10,14 @@ from __future__ import annotations
 
 import base64
 import binascii
+import time
 from collections.abc import Iterator
 from typing import Any, Final
 
 from craftnet.archive import codec
 from craftnet.archive.cid import Cid
 from craftnet.archive.errors import ArchiveError
-from craftnet.archive.hlc import HybridClock
+from craftnet.archive.hlc import HybridClock, pack
 from craftnet.archive.index import get_record, ingest_records, publish
 from craftnet.archive.records import Record
 from craftnet.archive.store import ReadTxn, Store, prefix_end
@@ -37,6 +38,11 @@ MAX_TOKEN_CHARS: Final = 16 * 1024
 GENESIS_TYPE: Final = "alliance"
 CERT_TYPE: Final = "membership"
 REVOKE_TYPE: Final = "membership-revocation"
+
+
+def hlc_now() -> int:
+    """The current time as an HLC timestamp (membership is judged at a time)."""
+    return pack(time.time_ns() // 1_000_000)
 
 
 def genesis_of(record: Record) -> Genesis:
