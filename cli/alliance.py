@@ -78,16 +78,11 @@ def create(app: App, name: str, founders: tuple[str, ...], max_cert_days: int,
 @pass_app
 def invite(app: App, did: str, days: int, name: str | None) -> None:
     """Admit the hub DID: print a token for it to 'craftnet alliance join'."""
-    from craftnet.archive.alliance import issue_certificate, make_token
-    from craftnet.archive.cid import Cid
-    from craftnet.archive.index import get_record
+    from craftnet.archive.alliance import invite as make_invitation
 
-    alliance_id = _alliance_id(app)
-    store = app.store()
-    cert = issue_certificate(store, app.hub_key(), alliance_id, did, days=days, name=name)
-    with store.read() as txn:
-        genesis = get_record(txn, Cid.parse(alliance_id))
-    token = make_token(genesis, cert)
+    cert, token = make_invitation(
+        app.store(), app.hub_key(), _alliance_id(app), did, days=days, name=name
+    )
     app.emit({"token": token, "member": did, "certificate": str(cert.cid)},
              lambda out: click.echo(token))
 
