@@ -109,9 +109,9 @@ def sync(app: App, addr: str, timeout: float, idle: float) -> None:
                 if now - start > timeout or now - last_change > idle:
                     result["incomplete"] = True
                     break
-                if peer not in driver.links and now - start > 5:
+                if peer not in driver.links and (peer in driver.closed or now - start > 5):
                     result["incomplete"] = True
-                    result["reason"] = "the peer closed the connection (is it in our alliance?)"
+                    result["reason"] = driver.refusal(peer) or "the connection was lost"
                     break
             if show:
                 click.echo("", err=True)

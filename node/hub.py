@@ -23,13 +23,19 @@ import signal
 import sys
 import threading
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Final
 
 import trio
 
-from craftnet.archive.alliance import CERT_TYPE, REVOKE_TYPE, hlc_now, load_membership
+from craftnet.archive.alliance import (
+    CERT_TYPE,
+    REVOKE_TYPE,
+    SUCCESSION_TYPE,
+    AllianceView,
+    hlc_now,
+)
 from craftnet.archive.recon_index import StoreItems
 from craftnet.archive.store import Store
 from craftnet.identity.keys import PrivateKey
@@ -61,13 +67,13 @@ class StoreBlocks:
             return txn.get("blocks", cid.bytes)
 
 
-def _membership_marker(store: Store) -> tuple[int, int]:
+def _membership_marker(store: Store) -> tuple[int, ...]:
     counts = []
     with store.read() as txn:
-        for rtype in (CERT_TYPE, REVOKE_TYPE):
+        for rtype in (CERT_TYPE, REVOKE_TYPE, SUCCESSION_TYPE, "revocation"):
             prefix = rtype.encode() + b"\x00"
             counts.append(sum(1 for _ in txn.iterate("rec_type", prefix, prefix[:-1] + b"\x01")))
-    return counts[0], counts[1]
+    return tuple(counts)
 
 
 class Hub:
@@ -94,7 +100,7 @@ class Hub:
         self.key = key
         self.settings = settings
         self.alliance: str = settings.alliance
-        self.membership: Membership = load_membership(store, self.alliance)
+        self.view = AllianceView(store, self.alliance, key.did)
         self._marker = _membership_marker(store)
         # transport_key: a one-off peer identity (craftnet sync next to a running serve).
         self.network = Libp2pNetwork(
@@ -102,9 +108,11 @@ class Hub:
             topic_for(self.alliance),
             max_peers=settings.max_peers,
         )
-        config = engine_config or EngineConfig(
+        base = engine_config or EngineConfig(
             alliance=self.alliance, reconcile_interval=float(settings.reconcile_interval)
         )
+        # network.toml's max_peers is the engine's: it refuses inbound peers beyond it.
+        config = replace(base, policy=replace(base.policy, max_peers=settings.max_peers))
         self.engine = SyncEngine(
             key=key,
             peer_id=self.network.peer_id,
@@ -112,15 +120,10 @@ class Hub:
             blocks=StoreBlocks(store),
             config=config,
             rng=rng or random.Random(),
-            is_member=self.is_member,
+            members=self.view,
         )
         self.driver = Driver(
-            engine=self.engine,
-            store=store,
-            network=self.network,
-            gossip=self.network,
-            is_member=self.is_member,
-            max_peers=settings.max_peers,
+            engine=self.engine, store=store, network=self.network, gossip=self.network
         )
         self.addrs: list[str] = []
         self.state = "stopped"
@@ -133,9 +136,14 @@ class Hub:
         """This hub's libp2p peer id."""
         return self.network.peer_id
 
+    @property
+    def membership(self) -> Membership:
+        """The alliance's membership as this hub knows it."""
+        return self.view.membership
+
     def is_member(self, did: str) -> bool:
         """Is ``did`` a member of our alliance now?"""
-        return self.membership.is_member(did, hlc_now())
+        return self.view.is_member(did)
 
     # ------------------------------------------------------------------ running
 
@@ -186,14 +194,15 @@ class Hub:
             marker = _membership_marker(self.store)
             if marker != self._marker:
                 self._marker = marker
-                self.membership = load_membership(self.store, self.alliance)
+                self.view.reload()
                 log.info(
                     "alliance membership changed: %d members",
                     len(self.membership.members(hlc_now())),
                 )
-            # Certificates expire with time too, not only when records arrive.
-            for peer in self.driver.cut_off_non_members():
-                log.warning("cut off %s: no longer a member of the alliance", peer)
+            # Certificates expire with time too, not only when records arrive: the
+            # engine cuts off whoever is no longer a member, and takes held announcements
+            # of whoever now is.
+            self.driver.membership_changed()
 
     def start_thread(self, on_ready: Callable[[Hub], None] | None = None) -> HubThread:
         """Run the hub in a thread of its own (next to an asyncio web server)."""

@@ -9,7 +9,9 @@ py-libp2p 0.8.1 (see docs/protocol.md, "Running over libp2p"):
   broke; both become ``b""`` / :class:`NetworkError` here, since exceptions escaping a
   stream handler are swallowed by libp2p without a word;
 * GossipSub runs with a one-second heartbeat, the spam limit raised to what the
-  protocol's own flood detectors allow, and its subscription queue drained at once.
+  protocol's own flood detectors allow, and its subscription queue drained at once;
+* py-libp2p's auto-connector, which would redial every peer ever seen (exited
+  ``craftnet sync`` peers included), is stopped: the engine decides whom to dial.
 """
 
 from __future__ import annotations
@@ -139,8 +141,7 @@ class Libp2pNetwork:
 
     def __init__(self, seed: bytes, topic: str, *, max_peers: int = 64) -> None:
         key_pair = create_new_key_pair(seed)
-        # Room for our peers and some that are still in their handshake; no auto-dialling
-        # of stale peerstore entries (the driver decides whom to dial).
+        # Room for our peers and some that are still in their handshake.
         limit = 2 * max_peers + 16
         noise = NoiseTransport(key_pair, noise_privkey=create_x25519_pair().private_key)
         self.host = new_host(
@@ -181,6 +182,10 @@ class Libp2pNetwork:
             background_trio_service(self.pubsub),
             background_trio_service(self.router),
         ):
+            # py-libp2p's auto-connector dials peerstore entries until it holds half of
+            # high_watermark connections: every exited `craftnet sync` peer, every 30 s
+            # (the redial noise in the logs). The engine decides whom to dial.
+            await self.host.get_network().auto_connector.stop()
             await self.pubsub.wait_until_ready()
             self.pubsub.set_topic_validator(self.topic, self._validate, False)
             self._subscription = await self.pubsub.subscribe(self.topic)
@@ -252,15 +257,13 @@ class Libp2pNetwork:
         """Handle incoming sync streams."""
         self._handler = handler
 
+    def peer_of(self, addr: str) -> PeerId:
+        """The peer id ``addr`` names."""
+        return PeerId(_info(addr).peer_id.to_base58())
+
     async def connect(self, addr: str) -> PeerId:
         """Connect to ``addr`` (which names the peer id)."""
-        try:
-            info = info_from_p2p_addr(multiaddr.Multiaddr(addr))
-        except Exception as exc:
-            raise NetworkError(
-                f"{addr!r:.200} is not a peer address like /ip4/10.0.0.2/tcp/4001/p2p/12D3Koo...: "
-                f"{exc}"
-            ) from exc
+        info = _info(addr)
         await self._connect(info)
         return PeerId(info.peer_id.to_base58())
 
@@ -333,9 +336,12 @@ class Libp2pNetwork:
         if peer_id in self.pubsub.peers:
             self.pubsub.manager.run_task(self.pubsub._teardown_if_connected, peer_id)
 
-    def ban(self, peer: PeerId) -> None:
-        """Ignore ``peer``'s gossip from now on."""
-        try:
-            self.pubsub.add_to_blacklist(ID.from_base58(peer))
-        except Exception as exc:
-            log.debug("blacklisting %s: %s", peer, exc)
+
+def _info(addr: str) -> PeerInfo:
+    try:
+        return info_from_p2p_addr(multiaddr.Multiaddr(addr))
+    except Exception as exc:
+        raise NetworkError(
+            f"{addr!r:.200} is not a peer address like /ip4/10.0.0.2/tcp/4001/p2p/12D3Koo...: "
+            f"{exc}"
+        ) from exc

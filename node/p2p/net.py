@@ -61,6 +61,10 @@ class Network(Protocol):
         """Call ``handler`` for every sync stream a peer opens to us."""
         ...
 
+    def peer_of(self, addr: str) -> PeerId:
+        """The peer id a multiaddr names (``/p2p/<id>``); :class:`NetworkError` if none."""
+        ...
+
     async def connect(self, addr: str) -> PeerId:
         """Connect to the peer at multiaddr ``addr`` (with ``/p2p/<id>``); return its id."""
         ...
@@ -106,8 +110,4 @@ class Gossip(Protocol):
 
     def forget(self, peer: PeerId) -> None:
         """Send ``peer`` nothing more until it is admitted again."""
-        ...
-
-    def ban(self, peer: PeerId) -> None:
-        """Drop everything from ``peer`` from now on."""
         ...

@@ -21,6 +21,7 @@ from craftnet.identity.keys import PrivateKey
 from craftnet.node.hub import Hub
 from craftnet.node.p2p.settings import NetworkSettings
 from craftnet.protocol.engine import EngineConfig
+from craftnet.protocol.policy import DEFAULT_POLICY, Policy
 
 LOOPBACK = ("/ip4/127.0.0.1/tcp/0",)
 
@@ -66,9 +67,12 @@ async def start_hub(
     bootstrap: tuple[str, ...] = (),
     *,
     reconcile_interval: float = 300.0,
+    policy: Policy = DEFAULT_POLICY,
 ) -> Hub:
     """Run a hub in ``nursery``; returns once it listens."""
-    config = EngineConfig(alliance=alliance, reconcile_interval=reconcile_interval)
+    config = EngineConfig(
+        alliance=alliance, reconcile_interval=reconcile_interval, policy=policy
+    )
     hub = Hub(
         setup.home, setup.store, setup.key, settings(alliance, bootstrap), engine_config=config
     )

@@ -17,6 +17,7 @@ from craftnet.identity.keys import PrivateKey
 from craftnet.node.hub import Hub
 from craftnet.node.p2p.libp2p_net import Libp2pNetwork, topic_for
 from craftnet.node.p2p.net import ByteStream, NetworkError
+from craftnet.protocol.events import Side
 from craftnet.protocol.framing import FrameDecoder, encode_frame, encode_varint
 from craftnet.protocol.messages import SUPPORTED_VERSIONS, Announce, Block, End, Hello, Want
 from tests.node.p2p.helpers import (
@@ -153,12 +154,12 @@ def test_a_hostile_member_is_banned_while_honest_hubs_converge(kind: str, tmp_pa
                 await attack(kind, hostile, a)
                 after = publish_technique(honest_a.store, honest_a.key, "Kintsugi repair")
                 peer = hostile.net.peer_id
-                if kind == "garbage":  # three bad frames in one write: straight to a ban
-                    assert peer in a.driver.banned, f"{kind}: not banned"
-                # Otherwise the peer may be cut off on the way down: below the graylist it
-                # is asked nothing more, hung up on, and refused until its score recovers
-                # (or banned, if its offences came fast enough to pass the threshold).
+                # Below the graylist line it is cut off at once, told why, and refused
+                # until its score recovers (banned if it does it again within the hour).
                 assert a.engine.scores.score(peer, a.driver.clock()) < -20
+                closed = a.driver.closed[peer]
+                assert closed.side is Side.LOCAL, closed
+                assert "graylisted" in closed.reason or "banned" in closed.reason, closed
                 assert peer not in a.engine.ready_peers()
                 assert peer not in a.driver.links
                 offences = a.engine.scores.offence_counts(hostile.net.peer_id)
