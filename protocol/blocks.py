@@ -211,8 +211,10 @@ class BlockExchange:
         self.peers: dict[PeerId, _PeerBlocks] = {}
         self.offences: list[tuple[PeerId, str]] = []
         self.received = 0
-        # Blocks handed to the store that came with or for an announcement.
+        # Blocks handed to the store that came with or for an announcement (kept only
+        # when someone asks, by setting track_gossiped).
         self.gossiped: set[Cid] = set()
+        self.track_gossiped = False
         self._next_req = 1
         self._stored: set[Cid] = set()
         self._discover: deque[Cid] = deque()
@@ -299,15 +301,17 @@ class BlockExchange:
         """How many wanted blocks ``peer``'s own announcements account for."""
         return self._claims.get(peer, 0)
 
-    def heard(self, peer: PeerId, now: float, *, gossip: bool) -> None:
-        """``peer`` sent us something now (on the stream, or gossip): it is alive."""
+    def heard(self, peer: PeerId, now: float) -> None:
+        """``peer`` sent us something on the sync stream now."""
         state = self.peers.get(peer)
-        if state is None:
-            return
-        if gossip:
-            state.gossip_at = now
-        else:
+        if state is not None:
             state.stream_at = now
+
+    def heard_gossip(self, peer: PeerId, now: float) -> None:
+        """``peer`` sent us gossip now: it is alive."""
+        state = self.peers.get(peer)
+        if state is not None:
+            state.gossip_at = now
 
     def _add_provider(self, cid: Cid, entry: _Wanted, peer: PeerId) -> None:
         entry.providers.add(peer)
@@ -595,7 +599,7 @@ class BlockExchange:
             if not req.have_only:
                 state.inflight -= 1
         self._forget(msg.cid)
-        if entry.announced:
+        if entry.announced and self.track_gossiped:
             self.gossiped.add(msg.cid)
         return [self._accept(peer, msg.cid, msg.data, checked)]
 
@@ -655,11 +659,11 @@ class BlockExchange:
                 continue
             # A request for it may be in flight; its answer is then a harmless duplicate.
             self._forget(cid)
-            self.gossiped.add(cid)
+            if self.track_gossiped:
+                self.gossiped.add(cid)
             commands.append(self._accept(peer, cid, data, checked))
         return commands
 
-    def stored(self, cids: list[Cid]) -> None:
+    def stored(self, cids: tuple[Cid, ...] | list[Cid]) -> None:
         """The executor wrote these blocks; the engine need not remember them any more."""
-        for cid in cids:
-            self._stored.discard(cid)
+        self._stored.difference_update(cids)

@@ -284,6 +284,7 @@ class SyncEngine:
         self.exchange = BlockExchange(
             blocks, rng, config.blocks, verifier=self.verifier, policy=config.policy
         )
+        self.exchange.track_gossiped = config.reannounce is Reannounce.UNANNOUNCED
         self.scores = PeerScores(config.thresholds)
         self.peers: dict[PeerId, _Peer] = {}
         self.held = HeldAnnouncements(
@@ -302,6 +303,7 @@ class SyncEngine:
         self._next_sid = 1
         self._now = 0.0
         self._hello: Hello | None = None
+        self._gossip_limit = min(config.max_frame_size, GOSSIP_MAX_FRAME)
 
     # ---------------------------------------------------------------- public
 
@@ -309,38 +311,41 @@ class SyncEngine:
         """Feed one event; return the commands to execute, in order."""
         out: list[Command] = []
         self._now = now
+        # Class patterns without captures: this runs for every event of every simulated
+        # hub, and positional captures cost a lookup of __match_args__ each.
         match event:
-            case GossipReceived(peer, data):
-                self._gossip(peer, data, now, out)
-            case DataReceived(peer, data):
-                self._data(peer, data, now, out)
-            case TimerFired(timer):
-                self._timer(timer, now, out)
-            case BlocksStored(cids, records):
-                self._stored(cids, records, now, out)
-            case PeerConnected(peer, outbound):
-                self._connected(peer, outbound, now, out)
-            case StreamEnded(peer):
-                self._eof(peer, now, out)
-            case PeerDisconnected(peer):
-                known = self.peers.get(peer)
+            case GossipReceived():
+                self._gossip(event.peer, event.data, now, out)
+            case BlocksStored():
+                self._stored(event.cids, event.records, now, out)
+            case DataReceived():
+                self._data(event.peer, event.data, now, out)
+            case TimerFired():
+                self._timer(event.timer, now, out)
+            case PeerConnected():
+                self._connected(event.peer, event.outbound, now, out)
+            case StreamEnded():
+                self._eof(event.peer, now, out)
+            case PeerDisconnected():
+                known = self.peers.get(event.peer)
                 if known is not None:
                     self._close(known, ConnTrigger.DISCONNECTED, out, side=Side.REMOTE)
-            case RecordsAdded(records, heads):
-                self._announcer.add(records, heads)
+            case RecordsAdded():
+                self._announcer.add(event.records, event.heads)
                 self._pump_announcer(now, out)
-            case BlocksWanted(cids):
-                self.exchange.want(cids)
-            case StoreFailed(cids):
-                self.exchange.stored(list(cids))  # not stored after all: wanted again
-                self.exchange.want(cids)
-            case PeerDiscovered(peer):
+            case BlocksWanted():
+                self.exchange.want(event.cids)
+            case StoreFailed():
+                self.exchange.stored(event.cids)  # not stored after all: wanted again
+                self.exchange.want(event.cids)
+            case PeerDiscovered():
+                peer = event.peer
                 self._keep.add(peer)
                 if peer not in self.peers and self.scores.verdict(peer, now) is Verdict.OK:
                     out.append(Dial(peer))
-            case DialFailed(peer, _):
-                if peer not in self.peers:
-                    self._schedule_redial(peer, None, now, out)
+            case DialFailed():
+                if event.peer not in self.peers:
+                    self._schedule_redial(event.peer, None, now, out)
             case MembershipChanged():
                 self._membership_changed(now, out)
             case _:
@@ -429,12 +434,12 @@ class SyncEngine:
             self._close(peer, ConnTrigger.GRAYLISTED, out, side=Side.LOCAL, bye=why)
 
     def _refuse(
-        self, peer_id: PeerId, why: str, out: list[Command], did: str | None = None
+        self, peer_id: PeerId, why: str, out: list[Command], *, punished: bool = False
     ) -> None:
         """Turn away a peer whose stream just opened, saying why."""
         out.append(Send(peer_id, encode_frame(Bye(why[:MAX_BYE_REASON]))))
         out.append(Disconnect(peer_id, why))
-        out.append(ConnectionClosed(peer_id, Side.LOCAL, why, did))
+        out.append(ConnectionClosed(peer_id, Side.LOCAL, why, None, punished))
 
     def _close(
         self,
@@ -462,7 +467,8 @@ class SyncEngine:
             self._send(peer, [Bye(bye[:MAX_BYE_REASON])], out)
         if trigger is not ConnTrigger.DISCONNECTED:
             out.append(Disconnect(peer.peer, why))
-        out.append(ConnectionClosed(peer.peer, side, why, peer.did))
+        punished = trigger in (ConnTrigger.GRAYLISTED, ConnTrigger.BANNED)
+        out.append(ConnectionClosed(peer.peer, side, why, peer.did, punished))
         if peer.outbound:
             self._keep.add(peer.peer)
         self._schedule_redial(peer.peer, trigger, self._now, out)
@@ -512,11 +518,12 @@ class SyncEngine:
     def _connected(self, peer_id: PeerId, outbound: bool, now: float, out: list[Command]) -> None:
         banned = self.banned_until(peer_id, now)
         if banned is not None:
-            self._refuse(peer_id, f"banned for {banned - now:.0f} s more", out)
+            self._refuse(peer_id, f"banned for {banned - now:.0f} s more", out, punished=True)
             return
         if self.scores.verdict(peer_id, now) is Verdict.GRAYLIST:
             wait = self.scores.recovers_at(peer_id, now) - now
-            self._refuse(peer_id, f"graylisted: refused for {wait:.0f} s more", out)
+            why = f"graylisted: refused for {wait:.0f} s more"
+            self._refuse(peer_id, why, out, punished=True)
             return
         old = self.peers.get(peer_id)
         if old is not None:
@@ -545,7 +552,7 @@ class SyncEngine:
         peer = self.peers.get(peer_id)
         if peer is None:
             return
-        self.exchange.heard(peer_id, now, gossip=False)
+        self.exchange.heard(peer_id, now)
         peer.decoder.receive_data(data)
         while peer.conn is not Conn.CLOSED:
             try:
@@ -879,18 +886,18 @@ class SyncEngine:
     ) -> None:
         """Blocks were written: records we fetched are announced anew once whole."""
         exchange = self.exchange
-        exchange.stored(list(cids))
-        gossiped = exchange.gossiped
+        exchange.stored(cids)
         mode = self.config.reannounce
         recheck = self._recheck
-        for ts, cid in records:
-            if mode is Reannounce.NONE or cid in self._fresh:
-                continue
-            if mode is Reannounce.ALL or cid not in gossiped:
-                self._fresh[cid] = _Fresh(ts, [cid])
-                recheck.add(cid)
-        if gossiped:
-            gossiped.difference_update(cids)
+        if records and mode is not Reannounce.NONE:
+            gossiped = exchange.gossiped
+            fresh = self._fresh
+            for ts, cid in records:
+                if cid not in fresh and (mode is Reannounce.ALL or cid not in gossiped):
+                    fresh[cid] = _Fresh(ts, [cid])
+                    recheck.add(cid)
+        if exchange.gossiped:
+            exchange.gossiped.difference_update(cids)
         waiting = self._waiting_on
         if waiting:
             for cid in cids:
@@ -966,26 +973,27 @@ class SyncEngine:
     ) -> tuple[Validation, str]:
         """The verdict on one gossip message from ``peer_id``, acting on it if it is good."""
         scores = self.scores
-        if scores.is_banned(peer_id, now):
+        standing = scores.verdict(peer_id, now)
+        if standing is Verdict.BAN:
             return Validation.REJECT, "the forwarder is banned"
-        if scores.verdict(peer_id, now) is not Verdict.OK:
+        if standing is Verdict.GRAYLIST:
             if not scores.allow(peer_id, Traffic.GRAYLISTED, now):
                 self._penalize(peer_id, OffenceKind.FLOOD, now, out)
             return Validation.REJECT, "the forwarder is graylisted"
         if not scores.allow(peer_id, Traffic.ANNOUNCE, now):
             self._penalize(peer_id, OffenceKind.FLOOD, now, out)
             return Validation.REJECT, "over the forwarder's announcement rate"
-        self.exchange.heard(peer_id, now, gossip=True)
+        self.exchange.heard_gossip(peer_id, now)
         try:
-            limit = min(self.config.max_frame_size, GOSSIP_MAX_FRAME)
-            message = decode_frame(data, max_frame_size=limit)
+            message = decode_frame(data, max_frame_size=self._gossip_limit)
         except ProtocolError:
             self._penalize(peer_id, OffenceKind.MALFORMED_FRAME, now, out)
             return Validation.REJECT, "not a whole frame"
         if not isinstance(message, Announce):
             self._penalize(peer_id, OffenceKind.PROTOCOL_VIOLATION, now, out)
             return Validation.REJECT, f"a {message.KIND} message on the gossip topic"
-        if message.sig in self._seen:
+        seen = self._seen
+        if message.sig in seen:
             return Validation.IGNORE, "seen before"
         try:
             self.verifier.verify(message.did, message.sig, message.signed_bytes())
@@ -997,7 +1005,9 @@ class SyncEngine:
             # nothing, and look for the certificate where the announcement came from.
             self._hold(message, peer_id, now, out)
             return Validation.IGNORE, "held: the signer is not known as a member yet"
-        self._remember(message.sig)
+        seen[message.sig] = None
+        if len(seen) > self.config.seen_announcements:
+            seen.popitem(last=False)
         self._take(message, peer_id, now, out)
         if self._relay.take(now):
             return Validation.ACCEPT, ""
@@ -1021,9 +1031,7 @@ class SyncEngine:
                 out.extend(stored)
         # Its own announcement is a hub's promise that it holds what it names.
         claimed = ready and peer is not None and peer.did == message.did
-        self.exchange.want(
-            list(announced), forwarder if ready else None, announced=True, claimed=claimed
-        )
+        self.exchange.want(announced, forwarder if ready else None, announced=True, claimed=claimed)
         if ready and self._fresh:
             holes: list[Cid] = []
             blocks = self.exchange.blocks

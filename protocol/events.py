@@ -261,6 +261,8 @@ class ConnectionClosed:
     side: Side
     reason: str
     did: str | None = None
+    # Closed because of the peer's score (graylisted or banned), not a refusal or accident.
+    punished: bool = False
 
 
 @dataclass(frozen=True, slots=True)

@@ -19,25 +19,30 @@ import random
 import tempfile
 import time
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager, nullcontext
-from dataclasses import dataclass
+from contextlib import contextmanager
+from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, assert_never
 
 from craftnet.archive.cid import DAG_CBOR, RAW, Cid
 from craftnet.archive.records import Record
 from craftnet.identity.keys import PrivateKey
 from craftnet.protocol.blocks import BlockConfig
-from craftnet.protocol.engine import EngineConfig, SyncEngine, check_announcement
+from craftnet.protocol.engine import EngineConfig, Reannounce, SyncEngine
+from craftnet.protocol.errors import ProtocolError
 from craftnet.protocol.events import (
     Ban,
+    BlocksStored,
     CancelTimer,
     Command,
+    ConnectionClosed,
     DataReceived,
     Dial,
+    DialFailed,
     Disconnect,
     Event,
     GossipReceived,
+    GossipVerdict,
     PeerConnected,
     PeerDisconnected,
     PeerId,
@@ -49,9 +54,11 @@ from craftnet.protocol.events import (
     StoreBlocks,
     TimerFired,
     TimerId,
+    Validation,
 )
-from craftnet.protocol.framing import FrameCache, frame_cache
+from craftnet.protocol.framing import FrameCache, decode_frame, frame_cache
 from craftnet.protocol.messages import Announce
+from craftnet.protocol.policy import DEFAULT_POLICY
 from craftnet.protocol.scoring import Thresholds
 from craftnet.simnet import topology
 from craftnet.simnet.items import ItemTable
@@ -59,13 +66,18 @@ from craftnet.simnet.kernel import Kernel
 from craftnet.simnet.metrics import Metrics
 from craftnet.simnet.scenario import Scenario
 from craftnet.simnet.stores import HubStore, open_store
-from craftnet.simnet.verify import VerdictCache, shared_verdicts
+from craftnet.simnet.verify import SharedVerifier, VerdictCache
 
 ALLIANCE = "Global Micro-manufacturing Alliance"
 BASE_TS = 1_760_000_000_000  # ms; record clocks are BASE_TS + simulated ms
 HONEST = "honest"
 TIMER_BUCKET_S = 2.0  # timers due later than this are parked by the second first
-REANNOUNCE_DELAY = 0.05  # as node/p2p/driver.py: gather a burst into one announcement
+# How each gossip model re-announces what a hub fetched (the engine decides which).
+REANNOUNCE_MODES = {
+    "reannounce": Reannounce.ALL,
+    "store_forward": Reannounce.UNANNOUNCED,
+    "relay": Reannounce.NONE,
+}
 
 
 class Conn:
@@ -102,7 +114,6 @@ class SimHub:
         "out",
         "peer",
         "pending",
-        "reannounce",
         "region",
         "store",
         "timers",
@@ -130,7 +141,6 @@ class SimHub:
         self.msgs_out = 0
         self.hellos: set[int] = set()
         self.pending: dict[Cid, tuple[int, int]] = {}  # record -> (gossip id, hops)
-        self.reannounce: list[tuple[int, Cid]] = []
 
     @property
     def online(self) -> bool:
@@ -196,6 +206,9 @@ class Simulation:
         self.rng = random.Random(f"craftnet-simnet/{seed}")
         self.net_rng = random.Random(self.rng.getrandbits(64))
         self.cache = VerdictCache()
+        # Shared signature verdicts are handed to every engine; real checks otherwise.
+        self.verifier = SharedVerifier(self.cache) if scenario.verify == "shared" else None
+        self._verdict: Validation | None = None
         self.frames = FrameCache()
         self.items_table = ItemTable()
         self.blocks_table: dict[Cid, tuple[Cid, bytes]] = {}
@@ -212,11 +225,10 @@ class Simulation:
         self._dialled_cache: dict[int, list[int]] | None = None
         self.gossip_data: list[bytes] = []
         self.gossip_forwarded: list[bytearray] = []
-        self.gossip_records: list[tuple[Cid, ...]] = []
+        self.gossip_records: list[tuple[Cid, ...]] = []  # the CIDs each names
         self.partitions: list[bytearray] = []
         self.gossip_ids: dict[bytes, int] = {}
         self.gossip_seen: list[bytearray] = []
-        self.gossip_valid: list[bool] = []
         self.gossip_hops: list[int] = []
         self.region_names = scenario.region_names()
         self.honest = scenario.hubs
@@ -253,10 +265,11 @@ class Simulation:
             hello_timeout=e.hello_timeout_s,
             blocks=BlockConfig(timeout=e.block_timeout_s),
             thresholds=Thresholds(),
+            policy=replace(DEFAULT_POLICY, redial_max=e.redial_max_s),
             seen_announcements=e.seen_announcements,
             redial=not rewiring,
-            redial_max=e.redial_max_s,
             push_blocks=e.push_blocks,
+            reannounce=REANNOUNCE_MODES[self.s.network.gossip_mode],
         )
 
     def _make_hub(self, index: int, peer: str, kind: str, config: EngineConfig) -> SimHub:
@@ -274,6 +287,7 @@ class Simulation:
             blocks=hub.store.source,
             config=config,
             rng=random.Random(f"{self.seed}/engine/{index}"),
+            verifier=self.verifier,
         )
         self.hubs.append(hub)
         self.by_peer[hub.peer] = hub
@@ -341,14 +355,13 @@ class Simulation:
         return sample_mean(self.net_rng, lat.dist, mean, lat.sigma) / 1000.0
 
     def _can_connect(self, a: SimHub, b: SimHub) -> bool:
-        now = self.kernel.now
+        # Bans are the engines' to enforce: a banned peer's connection is refused by
+        # its engine (with a bye), as a real hub refuses it.
         return (
             a.online
             and b.online
             and self._pair(a.index, b.index) not in self.conns
             and self.reachable(a.index, b.index)
-            and a.bans.get(b.peer, 0.0) <= now
-            and b.bans.get(a.peer, 0.0) <= now
         )
 
     def connect(self, dialer: SimHub, listener: SimHub) -> bool:
@@ -436,35 +449,48 @@ class Simulation:
     def execute(self, hub: SimHub, commands: list[Command]) -> None:
         """Do what an engine asked, as node/ does with libp2p and the store."""
         for cmd in commands:
-            kind = type(cmd)
-            if kind is Send:
-                self._send(hub, cmd)  # type: ignore[arg-type]
-            elif kind is SetTimer:
-                self._set_timer(hub, cmd)  # type: ignore[arg-type]
-            elif kind is CancelTimer:
-                hub.timers.pop(cmd.timer, None)  # type: ignore[union-attr]
-            elif kind is StoreBlocks:
-                self._store(hub, cmd)  # type: ignore[arg-type]
-            elif kind is Publish:
-                self.stats["publishes"] += 1
-                self._publish(hub, cmd.data)  # type: ignore[union-attr]
-            elif kind is Disconnect:
-                other = self.by_peer.get(cmd.peer)  # type: ignore[union-attr]
-                reason = cmd.reason.split(" (")[0].split(":")[0]  # type: ignore[union-attr]
-                self.disconnect_reasons[reason] = self.disconnect_reasons.get(reason, 0) + 1
-                if other is not None:
-                    self.close(hub, other, tell_a=False)
-            elif kind is Ban:
-                hub.bans[cmd.peer] = cmd.until  # type: ignore[union-attr]
-                self.stats["bans"] += 1
-                self.metrics.banned(hub, cmd.peer, self.kernel.now)  # type: ignore[union-attr]
-            elif kind is Dial:
-                other = self.by_peer.get(cmd.peer)  # type: ignore[union-attr]
-                if other is None or not self.connect(hub, other):
-                    self.stats["dials_failed"] += 1
-            elif kind is ReconcileFinished:
-                self.stats["reconciles"] += 1
-                self.stats["reconcile_bytes"] += cmd.bytes_sent  # type: ignore[union-attr]
+            # Most frequent first; no positional captures (see SyncEngine.handle).
+            match cmd:
+                case GossipVerdict():
+                    self._verdict = cmd.validation
+                case StoreBlocks():
+                    self._store(hub, cmd)
+                case SetTimer():
+                    self._set_timer(hub, cmd)
+                case CancelTimer():
+                    hub.timers.pop(cmd.timer, None)
+                case Send():
+                    self._send(hub, cmd)
+                case Publish():
+                    self.stats["publishes"] += 1
+                    self._publish(hub, cmd.data)
+                case Disconnect():
+                    other = self.by_peer.get(cmd.peer)
+                    kind = cmd.reason.split(" (")[0].split(":")[0]
+                    self.disconnect_reasons[kind] = self.disconnect_reasons.get(kind, 0) + 1
+                    if other is not None:
+                        self.close(hub, other, tell_a=False)
+                case ConnectionClosed():
+                    if cmd.punished:
+                        self.metrics.punished(hub, cmd.peer, self.kernel.now)
+                case Ban():
+                    hub.bans[cmd.peer] = cmd.until
+                    self.stats["bans"] += 1
+                    self.metrics.banned(hub, cmd.peer, self.kernel.now)
+                case Dial():
+                    other = self.by_peer.get(cmd.peer)
+                    if other is None or not self.connect(hub, other):
+                        self.stats["dials_failed"] += 1
+                        self.kernel.after(0.0, self._dial_failed, (hub, cmd.peer))
+                case ReconcileFinished():
+                    self.stats["reconciles"] += 1
+                    self.stats["reconcile_bytes"] += cmd.bytes_sent
+                case _:
+                    assert_never(cmd)
+
+    def _dial_failed(self, arg: tuple[SimHub, PeerId]) -> None:
+        hub, peer = arg
+        self.deliver(hub, DialFailed(peer, "unreachable"))
 
     def _set_timer(self, hub: SimHub, cmd: SetTimer) -> None:
         # A timer set again replaces the earlier one: only the newest token fires.
@@ -497,15 +523,32 @@ class Simulation:
         self.deliver(hub, TimerFired(timer))
 
     def _store(self, hub: SimHub, cmd: StoreBlocks) -> None:
-        hub.store.put([(b.cid, b.data, b.ts) for b in cmd.blocks])
-        for block in cmd.blocks:
-            if block.ts is not None:
-                self.stats["records_stored"] += 1
-                self.metrics.stored(hub, block.cid, self.kernel.now)
-        hub.engine.blocks_stored([b.cid for b in cmd.blocks])
-        for block in cmd.blocks:
-            if block.ts is not None:
-                self._stored_record(hub, block.cid, block.ts)
+        store = hub.store
+        new = [(b.ts, b.cid) for b in cmd.blocks if b.ts is not None and not store.has(b.cid)]
+        store.put([(b.cid, b.data, b.ts) for b in cmd.blocks])
+        for _, cid in new:
+            self.stats["records_stored"] += 1
+            self.metrics.stored(hub, cid, self.kernel.now)
+        self._stored(hub, tuple(b.cid for b in cmd.blocks), tuple(new))
+
+    def _stored(
+        self, hub: SimHub, cids: tuple[Cid, ...], records: tuple[tuple[int, Cid], ...]
+    ) -> None:
+        """The write is done (as the node's writer reports it): the engine hears of it,
+        and announcements waiting for these records are relayed."""
+        if hub.kind != HONEST:
+            self.deliver(hub, BlocksStored(cids, records))
+        else:
+            self.stats["engine_events"] += 1
+            commands = hub.engine.handle(BlocksStored(cids, records), self.kernel.now)
+            if commands:  # mostly none: this path runs once per stored block
+                self.execute(hub, commands)
+        if hub.pending:
+            for _, cid in records:
+                waiting = hub.pending.pop(cid, None)
+                if waiting is not None:
+                    mid, hops = waiting
+                    self._forward(hub, mid, self.gossip_data[mid], hops)
 
     # ------------------------------------------------------------------ links
 
@@ -559,11 +602,9 @@ class Simulation:
     def _publish(self, hub: SimHub, data: bytes) -> None:
         mid = self.gossip_ids.get(data)
         if mid is None:
-            mid = self.gossip_ids[data] = len(self.gossip_valid)
+            mid = self.gossip_ids[data] = len(self.gossip_data)
             self.gossip_seen.append(bytearray(len(self.hubs)))
-            records = _valid_announcement(data)
-            self.gossip_valid.append(records is not None)
-            self.gossip_records.append(records or ())
+            self.gossip_records.append(_announced(data))
             self.gossip_forwarded.append(bytearray(len(self.hubs)))
             self.gossip_hops.append(0)
             self.gossip_data.append(data)
@@ -614,39 +655,21 @@ class Simulation:
             self.gossip_hops[mid] = hops
         data = self.gossip_data[mid]
         dst.bytes_in += len(data)
-        relays = self.gossip_valid[mid] and dst.kind == HONEST
-        store_forward = relays and self.s.network.gossip_mode == "store_forward"
-        lacking = False
-        if store_forward:
-            # Noted before the engine runs: blocks pushed inline are stored right away,
-            # and storing them is what relays the announcement.
-            for cid in self.gossip_records[mid]:
-                if not dst.store.has(cid):
-                    dst.pending[cid] = (mid, hops)
-                    lacking = True
+        self._verdict = None
         self.deliver(dst, GossipReceived(src, data))
-        if relays and not lacking:
-            self._forward(dst, mid, data, hops)
-
-    def _stored_record(self, hub: SimHub, cid: Cid, ts: int) -> None:
-        """Gossip duties once a hub holds a record: relay, or announce it anew."""
-        waiting = hub.pending.pop(cid, None)
-        if waiting is not None:
-            mid, hops = waiting
-            self._forward(hub, mid, self.gossip_data[mid], hops)
-        mode = self.s.network.gossip_mode
-        if hub.kind != HONEST or not self.s.network.gossip:
+        # As a GossipSub validator does: relay only what the engine accepted.
+        if self._verdict is not Validation.ACCEPT or dst.kind != HONEST:
             return
-        # A record that came without an announcement (by reconcile, e.g. across a healed
-        # partition) is announced anew, as node/p2p's driver announces what it stores.
-        if mode == "reannounce" or (mode == "store_forward" and waiting is None):
-            if not hub.reannounce:
-                self.kernel.after(REANNOUNCE_DELAY, self._reannounce, hub)
-            hub.reannounce.append((ts, cid))
-
-    def _reannounce(self, hub: SimHub) -> None:
-        batch, hub.reannounce = sorted(hub.reannounce), []
-        self.deliver(hub, RecordsAdded(tuple(batch)))
+        if self.s.network.gossip_mode == "store_forward":
+            # Relay once the records are held (those pushed inline are, already), so
+            # that whoever hears it from this hub can fetch them here.
+            has = dst.store.has
+            lacking = [cid for cid in self.gossip_records[mid] if not has(cid)]
+            if lacking:
+                for cid in lacking:
+                    dst.pending[cid] = (mid, hops)
+                return
+        self._forward(dst, mid, data, hops)
 
     # ---------------------------------------------------------------- workload
 
@@ -859,10 +882,9 @@ class Simulation:
     ) -> RunResult:
         """Run to convergence or ``max_time_s``; returns the collected metrics."""
         started = time.perf_counter()
-        shared = shared_verdicts(self.cache) if self.s.verify == "shared" else nullcontext()
         step = self.s.sample_interval_s
         # Every hub decodes the same frames: decode each distinct body once (transparent).
-        with shared, frame_cache(self.frames), _long_lived_heap():
+        with frame_cache(self.frames), _long_lived_heap():
             t = 0.0
             while True:
                 t = min(t + step, self.s.max_time_s)
@@ -891,10 +913,14 @@ class Simulation:
         self.kernel.run(until)
 
 
-def _valid_announcement(data: bytes) -> tuple[Cid, ...] | None:
-    """The gossip validator (every simulated hub is a member): the announced CIDs."""
-    message, _ = check_announcement(data, lambda did: True)
-    return None if message is None else message.records + message.heads
+def _announced(data: bytes) -> tuple[Cid, ...]:
+    """The CIDs an announcement names (none if it is not one); whether it is any good is
+    each engine's verdict."""
+    try:
+        message = decode_frame(data)
+    except ProtocolError:
+        return ()
+    return message.records + message.heads if isinstance(message, Announce) else ()
 
 
 def _make_record(
