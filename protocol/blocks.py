@@ -16,8 +16,9 @@ or carries a bad signature, a block nobody asked for, and a broken promise: a pe
 said it held a block (a ``have``, a reconcile, or its own announcement) and then said
 it did not, or, for blocks it announced itself, let the request time out while it went
 on gossiping (alive, not slow: a paused or overloaded hub sends nothing at all). A
-request that merely times out costs the small ``timeout``, and its late answer is still
-taken (requests that timed out are remembered per peer).
+request that merely times out costs the small ``timeout`` (once per silence: a paused
+hub misses all its requests at once), and its late answer is still taken (requests
+that timed out are remembered per peer).
 """
 
 from __future__ import annotations
@@ -114,6 +115,7 @@ class _Wanted:
     # what counts against their share of the want list.
     claimed: set[PeerId] = field(default_factory=set)
     announced: bool = False
+    relayed: bool = False  # an announcement naming it was relayed by us
 
 
 @dataclass(slots=True)
@@ -132,6 +134,8 @@ class _PeerBlocks:
     late: deque[int] = field(default_factory=deque)  # requests that timed out, newest last
     stream_at: float = float("-inf")  # when it last sent us anything on the stream
     gossip_at: float = float("-inf")  # ... and on the gossip topic
+    silent_timeouts: int = 0  # timeouts charged since it last sent anything
+    charged_at: float = float("-inf")  # when the last of those was charged
 
 
 def _parse_block(cid: Cid, data: bytes) -> ParsedBlock:
@@ -211,8 +215,8 @@ class BlockExchange:
         self.peers: dict[PeerId, _PeerBlocks] = {}
         self.offences: list[tuple[PeerId, str]] = []
         self.received = 0
-        # Blocks handed to the store that came with or for an announcement (kept only
-        # when someone asks, by setting track_gossiped).
+        # Blocks handed to the store that came with or for an announcement we relayed
+        # (kept only when someone asks, by setting track_gossiped).
         self.gossiped: set[Cid] = set()
         self.track_gossiped = False
         self._next_req = 1
@@ -235,10 +239,12 @@ class BlockExchange:
         promised: bool = False,
         announced: bool = False,
         claimed: bool = False,
+        relayed: bool = False,
     ) -> int:
         """Add blocks to the want list; ``provider`` is a peer said to hold them.
 
-        ``announced``: an announcement named them; ``claimed``: the provider announced
+        ``announced``: an announcement named them (``relayed``: one we relayed, so we
+        need not announce them again once fetched); ``claimed``: the provider announced
         them itself, which is a promise, and counts against its share of the want list
         (:attr:`Policy.wants_per_peer`): what is beyond it is not added. Returns how
         many of ``cids`` were refused for that.
@@ -262,6 +268,8 @@ class BlockExchange:
                     self._discover.append(cid)
             if announced:
                 entry.announced = True
+            if relayed:
+                entry.relayed = True
             if provider is not None:
                 self._add_provider(cid, entry, provider)
                 if promised or claimed:
@@ -481,7 +489,12 @@ class BlockExchange:
             state.late.popleft()
         if not req.have_only:
             state.inflight -= len(req.cids)
-            self.offences.append((peer, OffenceKind.TIMEOUT))
+            if state.stream_at > state.charged_at:
+                state.silent_timeouts = 0  # it said something since the last charge
+            if state.silent_timeouts < self.policy.timeouts_per_silence:
+                state.silent_timeouts += 1
+                state.charged_at = now
+                self.offences.append((peer, OffenceKind.TIMEOUT))
             if state.gossip_at > req.sent and state.stream_at <= req.sent:
                 # Alive (it gossips) yet silent on the stream: it does not serve what it
                 # announced. A paused or overloaded hub sends nothing at all.
@@ -599,7 +612,7 @@ class BlockExchange:
             if not req.have_only:
                 state.inflight -= 1
         self._forget(msg.cid)
-        if entry.announced and self.track_gossiped:
+        if entry.relayed and self.track_gossiped:
             self.gossiped.add(msg.cid)
         return [self._accept(peer, msg.cid, msg.data, checked)]
 
@@ -638,13 +651,19 @@ class BlockExchange:
         return StoreBlocks((StoredBlock(cid, data, ts),), peer)
 
     def pushed(
-        self, peer: PeerId, announced: tuple[Cid, ...], blocks: tuple[bytes, ...]
+        self,
+        peer: PeerId,
+        announced: tuple[Cid, ...],
+        blocks: tuple[bytes, ...],
+        *,
+        relayed: bool = False,
     ) -> list[Command]:
         """Take the blocks an announcement from ``peer`` carried inline.
 
         Each must hash to one of the ``announced`` CIDs (the signed part of the
         announcement); one that does not is a bad block from whoever forwarded it.
         Blocks already held are skipped; the rest are checked as requested ones are.
+        ``relayed``: we relay the announcement (so these need no announcing again).
         """
         commands: list[Command] = []
         for data in blocks:
@@ -659,7 +678,7 @@ class BlockExchange:
                 continue
             # A request for it may be in flight; its answer is then a harmless duplicate.
             self._forget(cid)
-            if self.track_gossiped:
+            if relayed and self.track_gossiped:
                 self.gossiped.add(cid)
             commands.append(self._accept(peer, cid, data, checked))
         return commands

@@ -285,7 +285,7 @@ class SyncEngine:
             blocks, rng, config.blocks, verifier=self.verifier, policy=config.policy
         )
         self.exchange.track_gossiped = config.reannounce is Reannounce.UNANNOUNCED
-        self.scores = PeerScores(config.thresholds)
+        self.scores = PeerScores(config.thresholds, rate_limits=dict(self.policy.rate_limits))
         self.peers: dict[PeerId, _Peer] = {}
         self.held = HeldAnnouncements(
             self.policy.held_max, self.policy.held_per_signer, self.policy.held_seconds
@@ -1008,8 +1008,9 @@ class SyncEngine:
         seen[message.sig] = None
         if len(seen) > self.config.seen_announcements:
             seen.popitem(last=False)
-        self._take(message, peer_id, now, out)
-        if self._relay.take(now):
+        relayed = self._relay.take(now)
+        self._take(message, peer_id, now, out, relayed=relayed)
+        if relayed:
             return Validation.ACCEPT, ""
         return Validation.IGNORE, "relay budget spent"
 
@@ -1018,20 +1019,35 @@ class SyncEngine:
         if len(self._seen) > self.config.seen_announcements:
             self._seen.popitem(last=False)
 
-    def _take(self, message: Announce, forwarder: PeerId, now: float, out: list[Command]) -> None:
+    def _take(
+        self,
+        message: Announce,
+        forwarder: PeerId,
+        now: float,
+        out: list[Command],
+        *,
+        relayed: bool = False,
+    ) -> None:
         """Act on a good announcement: store what it carries, want what it names (from
-        the forwarder first), fill the holes of records we hold whose files it has."""
+        the forwarder first), fill the holes of records we hold whose files it has.
+        ``relayed``: we relay it, so what it names need not be announced again by us."""
         peer = self.peers.get(forwarder)
         ready = peer is not None and peer.conn is Conn.READY
         announced = message.records + message.heads
         if message.blocks:
-            stored = self.exchange.pushed(forwarder, announced, message.blocks)
+            stored = self.exchange.pushed(forwarder, announced, message.blocks, relayed=relayed)
             if stored:
                 self.scores.reward(forwarder, now)
                 out.extend(stored)
         # Its own announcement is a hub's promise that it holds what it names.
         claimed = ready and peer is not None and peer.did == message.did
-        self.exchange.want(announced, forwarder if ready else None, announced=True, claimed=claimed)
+        self.exchange.want(
+            announced,
+            forwarder if ready else None,
+            announced=True,
+            claimed=claimed,
+            relayed=relayed,
+        )
         if ready and self._fresh:
             holes: list[Cid] = []
             blocks = self.exchange.blocks

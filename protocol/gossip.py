@@ -65,7 +65,9 @@ class HeldAnnouncements:
         self.seconds = seconds
         self._by_signer: dict[str, deque[Held]] = {}
         self._count = 0
-        self.dropped = 0
+        self.held = 0  # ever held
+        self.released = 0  # ever taken out because the signer turned out a member
+        self.dropped = 0  # ever let go (too many, too old)
 
     def __len__(self) -> int:
         return self._count
@@ -75,6 +77,7 @@ class HeldAnnouncements:
         queue = self._by_signer.setdefault(message.did, deque())
         queue.append(Held(message, forwarder, now))
         self._count += 1
+        self.held += 1
         if len(queue) > self.per_signer:
             queue.popleft()
             self._count -= 1
@@ -99,6 +102,7 @@ class HeldAnnouncements:
                 queue = self._by_signer.pop(did)
                 self._count -= len(queue)
                 out.extend(queue)
+        self.released += len(out)
         return out
 
     def expire(self, now: float) -> int:

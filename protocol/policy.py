@@ -17,7 +17,8 @@ its message cache) fits in the burst allowance.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Final
 
@@ -122,7 +123,10 @@ class Thresholds:
 
 @dataclass(frozen=True, slots=True)
 class Policy:
-    """How a hub treats its peers beyond scoring: gossip, relaying, holding, repairing."""
+    """How a hub treats its peers beyond the offences' weights: rate limits, gossip,
+    relaying, holding, repairing, room for peers, redialling."""
+
+    rate_limits: Mapping[str, RateLimit] = field(default_factory=lambda: dict(RATE_LIMITS))
 
     # Our own announcements: at most one per interval, what gathers meanwhile goes out
     # together (GossipSub drops silently over its spam limit).
@@ -151,6 +155,10 @@ class Policy:
     # Requests that timed out, remembered per peer so that their late answers are
     # taken without counting as stale.
     late_requests: int = 256
+    # Timeouts charged to a peer that has sent nothing since: a paused or starved hub
+    # (SIGSTOP, a loaded CPU) misses every request in flight at once, and that is one
+    # lapse, not dozens.
+    timeouts_per_silence: int = 1
     # Inbound connections beyond this many are refused (politely, with the reason).
     max_peers: int = 64
     # Reconnecting to hubs we dial: the delay doubles from min to max (with jitter).

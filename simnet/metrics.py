@@ -153,7 +153,8 @@ class Metrics:
             self.online += 1 if online else -1
 
     def event(self, kind: str, now: float) -> None:
-        """A partition opened or healed."""
+        """Something happened to the network: a partition opened or healed, a hub restarted,
+        paused, joined or rotated its key."""
         self.events.append((kind, now))
         if kind == "heal":
             self.heal_converged.append({"heal_s": _r(now), "converged_after_s": None})

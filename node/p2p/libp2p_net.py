@@ -185,7 +185,8 @@ class Libp2pNetwork:
             # py-libp2p's auto-connector dials peerstore entries until it holds half of
             # high_watermark connections: every exited `craftnet sync` peer, every 30 s
             # (the redial noise in the logs). The engine decides whom to dial.
-            await self.host.get_network().auto_connector.stop()
+            network: Any = self.host.get_network()  # the Swarm, which has one
+            await network.auto_connector.stop()
             await self.pubsub.wait_until_ready()
             self.pubsub.set_topic_validator(self.topic, self._validate, False)
             self._subscription = await self.pubsub.subscribe(self.topic)
