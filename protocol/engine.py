@@ -374,6 +374,11 @@ class SyncEngine:
         self._settle(now, out)
         return out
 
+    def pending_announcements(self) -> int:
+        """Records waiting to be announced: queued for our next turn, or fetched and
+        waiting for the rest of their DAG."""
+        return len(self._announcer.records) + len(self._announcer.heads) + len(self._fresh)
+
     def banned_until(self, peer: PeerId, now: float) -> float | None:
         """When the ban of ``peer`` ends, if it is banned at ``now``."""
         return self.scores.banned_until(peer) if self.scores.is_banned(peer, now) else None

@@ -659,9 +659,11 @@ class Driver:
     # ------------------------------------------------------------------ status
 
     def peers(self) -> list[dict[str, Any]]:
-        """Every peer with a sync stream: id, did, direction, state, score, bytes."""
+        """Every peer with a sync stream: id, did, direction, state, score, whether our
+        announcements reach it directly (GossipSub's mesh), bytes."""
         now = self.clock()
         out = []
+        mesh = self.gossip.mesh()
         for peer, link in sorted(self.links.items()):
             state = self.engine.peers.get(peer)
             out.append(
@@ -671,6 +673,7 @@ class Driver:
                     "direction": "out" if link.outbound else "in",
                     "state": state.conn.value if state is not None else "closed",
                     "score": round(self.engine.scores.score(peer, now), 2),
+                    "gossip": peer in mesh,
                     "bytes_in": link.bytes_in,
                     "bytes_out": link.bytes_out,
                     "connected_for": round(now - link.since, 1),

@@ -337,6 +337,10 @@ class Libp2pNetwork:
         if peer_id in self.pubsub.peers:
             self.pubsub.manager.run_task(self.pubsub._teardown_if_connected, peer_id)
 
+    def mesh(self) -> set[PeerId]:
+        """The peers in GossipSub's mesh for our topic (built on its heartbeat)."""
+        return {PeerId(p.to_base58()) for p in self.router.mesh.get(self.topic, set())}
+
 
 def _info(addr: str) -> PeerInfo:
     try:

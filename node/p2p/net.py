@@ -111,3 +111,7 @@ class Gossip(Protocol):
     def forget(self, peer: PeerId) -> None:
         """Send ``peer`` nothing more until it is admitted again."""
         ...
+
+    def mesh(self) -> set[PeerId]:
+        """The peers our messages go to directly (GossipSub's mesh for the topic)."""
+        ...

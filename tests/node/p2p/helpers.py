@@ -90,6 +90,12 @@ async def wait_for(check: Callable[[], bool], timeout: float, what: str) -> floa
     raise AssertionError(f"timed out after {timeout}s waiting for {what}")
 
 
+def meshed(*hubs: Hub) -> bool:
+    """Every hub has its ready peers in its GossipSub mesh: its announcements reach them
+    (the mesh is built on GossipSub's one-second heartbeat)."""
+    return all(set(h.engine.ready_peers()) <= h.network.mesh() for h in hubs)
+
+
 def has_record(store: LmdbStore, cid: Cid) -> bool:
     """Is the record in the store?"""
     with store.read() as txn:

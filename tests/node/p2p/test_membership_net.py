@@ -14,6 +14,7 @@ from tests.node.p2p.helpers import (
     LOOPBACK,
     has_record,
     make_hubs,
+    meshed,
     publish_technique,
     start_hub,
     wait_for,
@@ -34,7 +35,12 @@ def test_a_non_member_can_neither_sync_nor_announce(tmp_path: Path) -> None:
             inside = publish_technique(founder.store, founder.key, "Raku firing")
             outside = publish_technique(outsider.store, outsider.key, "Counterfeit raku")
             await wait_for(lambda: has_record(member.store, inside.cid), 5, "member sync")
-            await trio.sleep(3)
+            # Both members refused the outsider, and the outsider was told why.
+            for hub in (a, b):
+                await wait_for(lambda hub=hub: x.peer_id in hub.driver.closed, 10, "refusal")
+                assert "not a member" in hub.driver.closed[x.peer_id].reason
+                reason = x.driver.refusal(hub.peer_id) or ""
+                assert reason.startswith(f"{hub.peer_id} refused us") and "not a member" in reason
             assert not has_record(outsider.store, inside.cid)
             assert not has_record(founder.store, outside.cid)
             assert not has_record(member.store, outside.cid)
@@ -69,7 +75,11 @@ def test_a_revoked_member_is_cut_off_and_the_revocation_spreads(tmp_path: Path) 
             after = publish_technique(revoked.store, revoked.key, "Forged lace")
             fresh = publish_technique(founder.store, founder.key, "Tatting")
             await wait_for(lambda: has_record(kept.store, fresh.cid), 5, "members still sync")
-            await trio.sleep(2.5)  # the revoked hub redials meanwhile and is refused
+            # The founder said why it cut the revoked hub off, and the hub heard it.
+            assert "no longer a member" in a.driver.closed[b.peer_id].reason
+            await wait_for(
+                lambda: "no longer a member" in (b.driver.refusal(a.peer_id) or ""), 5, "bye"
+            )
             assert not has_record(founder.store, after.cid)
             assert not has_record(kept.store, after.cid)
             assert not has_record(revoked.store, fresh.cid)
@@ -103,10 +113,14 @@ def test_a_connected_stranger_is_sent_no_gossip_at_all(tmp_path: Path) -> None:
                     heard.append((await stranger.next_message())[1])
 
             nursery.start_soon(listen)
-            await trio.sleep(1.5)  # GossipSub's heartbeat builds the mesh
-            record = publish_technique(founder.store, founder.key, "Kintsugi repair notes")
-            await wait_for(lambda: has_record(member.store, record.cid), 5, "member gossip")
-            await trio.sleep(1.5)
+            await wait_for(lambda: meshed(a, b), 15, "the gossip mesh")
+            # Two records one after the other: by the time the second reached the member,
+            # the first would long have reached a stranger the hub sent gossip to.
+            for title in ("Kintsugi repair notes", "Urushi lacquer, second coat"):
+                record = publish_technique(founder.store, founder.key, title)
+                cid = record.cid
+                await wait_for(lambda cid=cid: has_record(member.store, cid), 5, "member gossip")
+            assert stranger.peer_id not in a.network.mesh()
             nursery.cancel_scope.cancel()
 
     trio.run(main)
