@@ -18,9 +18,9 @@ its message cache) fits in the burst allowance.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from enum import StrEnum
-from typing import Final
+from typing import Any, Final
 
 
 class OffenceKind(StrEnum):
@@ -121,49 +121,75 @@ class Thresholds:
     repeat_ban: int = 2
 
 
+def _setting(default: float, doc: str) -> Any:
+    """A policy number and what it is for (docs/protocol.md prints the table)."""
+    return field(default=default, metadata={"doc": doc})
+
+
 @dataclass(frozen=True, slots=True)
 class Policy:
     """How a hub treats its peers beyond the offences' weights: rate limits, gossip,
     relaying, holding, repairing, room for peers, redialling."""
 
     rate_limits: Mapping[str, RateLimit] = field(default_factory=lambda: dict(RATE_LIMITS))
+    publish_interval: float = _setting(
+        0.125,
+        "seconds between our own announcements; what gathers meanwhile goes out together "
+        "(GossipSub drops silently over its spam limit)",
+    )
+    relay_rate: float = _setting(
+        12.0,
+        "announcements a second we relay for others, all forwarders together: with our own, "
+        "below every neighbour's announce limit",
+    )
+    relay_burst: float = _setting(48.0, "... and at most this many at once")
+    reannounce_delay: float = _setting(
+        0.01,
+        "a record fetched here is announced anew once its whole DAG is stored (hubs two hops "
+        "from the publisher fetch from us); a burst within this many seconds is one announcement",
+    )
+    repair_interval: float = _setting(
+        10.0, "seconds between asks of every ready hub for the missing blocks of our records"
+    )
+    repair_records: int = _setting(1000, "records whose missing blocks one repair asks for")
+    held_max: int = _setting(
+        512,
+        "announcements held because their signer is not known as a member yet (its "
+        "certificate may be on its way): at most this many",
+    )
+    held_per_signer: int = _setting(64, "... at most this many per signing key")
+    held_seconds: float = _setting(120.0, "... for at most this many seconds")
+    wants_per_peer: int = _setting(
+        4096,
+        "blocks one peer's own announcements may put on our want list (a member announcing "
+        "what does not exist)",
+    )
+    late_requests: int = _setting(
+        256,
+        "requests that timed out, remembered per peer: their late answers are taken, not "
+        "counted as stale",
+    )
+    timeouts_per_silence: int = _setting(
+        1,
+        "timeouts charged to a peer that has sent nothing since: a paused or starved hub "
+        "misses every request in flight at once, one lapse, not dozens",
+    )
+    max_peers: int = _setting(64, "inbound connections beyond this are refused, with the reason")
+    redial_min: float = _setting(
+        1.0, "seconds before redialling a hub we keep a connection to (doubling, jittered)"
+    )
+    redial_max: float = _setting(60.0, "... up to this many seconds")
 
-    # Our own announcements: at most one per interval, what gathers meanwhile goes out
-    # together (GossipSub drops silently over its spam limit).
-    publish_interval: float = 0.125
-    # What we relay for others, all forwarders together: below every neighbour's
-    # announce limit together with our own announcements.
-    relay_rate: float = 12.0
-    relay_burst: float = 48.0
-    # A record fetched here is announced anew once its whole DAG is stored, so hubs
-    # two hops from the publisher fetch from us; a burst within this delay is one
-    # announcement.
-    reannounce_delay: float = 0.01
-    # Records whose files are still incomplete: their missing blocks are asked of every
-    # ready hub this often.
-    repair_interval: float = 10.0
-    repair_records: int = 1000
-    # Announcements signed by a key we do not know as a member (its certificate may
-    # not have reached us) are held, not charged, and looked at again when membership
-    # changes: at most this many, this many per signer, for this long.
-    held_max: int = 512
-    held_per_signer: int = 64
-    held_seconds: float = 120.0
-    # Blocks one peer's announcements may put on our want list before we stop adding
-    # what it names (a hostile member announcing what does not exist).
-    wants_per_peer: int = 4096
-    # Requests that timed out, remembered per peer so that their late answers are
-    # taken without counting as stale.
-    late_requests: int = 256
-    # Timeouts charged to a peer that has sent nothing since: a paused or starved hub
-    # (SIGSTOP, a loaded CPU) misses every request in flight at once, and that is one
-    # lapse, not dozens.
-    timeouts_per_silence: int = 1
-    # Inbound connections beyond this many are refused (politely, with the reason).
-    max_peers: int = 64
-    # Reconnecting to hubs we dial: the delay doubles from min to max (with jitter).
-    redial_min: float = 1.0
-    redial_max: float = 60.0
+
+def policy_table() -> str:
+    """The policy numbers as a Markdown table (for the docs)."""
+    policy = Policy()
+    lines = ["| setting | value | what it is for |", "|---|---:|---|"]
+    for item in fields(Policy):
+        doc = item.metadata.get("doc")
+        if doc is not None:
+            lines.append(f"| `{item.name}` | {getattr(policy, item.name):g} | {doc} |")
+    return "\n".join(lines)
 
 
 DEFAULT_POLICY: Final = Policy()
