@@ -69,9 +69,12 @@ def peers(app: App) -> None:
 @pass_app
 def sync(app: App, addr: str, timeout: float, idle: float) -> None:
     """Reconcile once with the hub at ADDR (/ip4/.../tcp/.../p2p/12D3Koo...) and fetch."""
+    import logging
+
     import trio
 
     from craftnet.node.hub import Hub
+    from craftnet.node.p2p.net import NetworkError
     from craftnet.node.p2p.settings import load_settings
 
     # Only ADDR: no listening beyond loopback, no bootstrap hubs, no mDNS.
@@ -81,13 +84,22 @@ def sync(app: App, addr: str, timeout: float, idle: float) -> None:
     # with this hub's (the hello still proves this hub's membership).
     hub = Hub(app.home, app.store(), app.hub_key(), settings, transport_key=os.urandom(32))
     result: dict[str, Any] = {}
+    failure: list[str] = []
     show = not app.as_json and sys.stderr.isatty()
+    if not app.debug:
+        # libp2p logs every failed dial attempt; the one line below says what failed.
+        logging.getLogger("craftnet.libp2p").setLevel(logging.CRITICAL)
 
     async def main() -> None:
         async with trio.open_nursery() as nursery:
             await nursery.start(lambda task_status: hub.run(task_status=task_status))
             driver = hub.driver
-            peer = await driver.connect_once(addr)
+            try:
+                peer = await driver.connect_once(addr)
+            except NetworkError as exc:
+                failure.append(str(exc))
+                nursery.cancel_scope.cancel()
+                return
             start = last_change = time.monotonic()
             last_seen = (-1, -1)
             while True:
@@ -131,6 +143,8 @@ def sync(app: App, addr: str, timeout: float, idle: float) -> None:
             nursery.cancel_scope.cancel()
 
     trio.run(main)
+    if failure:
+        raise CraftnetError(f"cannot sync with {addr}: {failure[0]}")
 
     def human(out: Console) -> None:
         rec = result.get("reconcile")
