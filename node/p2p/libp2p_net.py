@@ -184,8 +184,11 @@ class Libp2pNetwork:
         ):
             # py-libp2p's auto-connector dials peerstore entries until it holds half of
             # high_watermark connections: every exited `craftnet sync` peer, every 30 s
-            # (the redial noise in the logs). The engine decides whom to dial.
+            # (the redial noise in the logs, and dials to ports other processes reuse).
+            # The engine decides whom to dial: this one never dials, whenever the swarm
+            # starts it and whatever triggers it.
             network: Any = self.host.get_network()  # the Swarm, which has one
+            network.auto_connector.maybe_connect = _no_dials
             await network.auto_connector.stop()
             await self.pubsub.wait_until_ready()
             self.pubsub.set_topic_validator(self.topic, self._validate, False)
@@ -340,6 +343,10 @@ class Libp2pNetwork:
     def mesh(self) -> set[PeerId]:
         """The peers in GossipSub's mesh for our topic (built on its heartbeat)."""
         return {PeerId(p.to_base58()) for p in self.router.mesh.get(self.topic, set())}
+
+
+async def _no_dials() -> None:
+    """The auto-connector's round, made to dial nobody."""
 
 
 def _info(addr: str) -> PeerInfo:

@@ -8,10 +8,14 @@ from pathlib import Path
 
 import trio
 
-from craftnet.archive.alliance import revoke_member
+from craftnet.archive.alliance import accept_token, create_alliance, invite, revoke_member
+from craftnet.archive.index import publish
+from craftnet.archive.lmdb_store import LmdbStore
+from craftnet.identity.keys import PrivateKey
 from craftnet.node.p2p.libp2p_net import Libp2pNetwork, topic_for
 from tests.node.p2p.helpers import (
     LOOPBACK,
+    HubSetup,
     has_record,
     make_hubs,
     meshed,
@@ -127,3 +131,58 @@ def test_a_connected_stranger_is_sent_no_gossip_at_all(tmp_path: Path) -> None:
     for setup in setups:
         setup.store.close()
     assert heard == []
+
+
+def test_members_that_never_heard_of_each_other_connect_at_first_contact(
+    tmp_path: Path,
+) -> None:
+    # The founder invites Oaxaca and Nairobi; Oaxaca invites Quito. Quito (joined via a
+    # member that is not the founder) and Nairobi hold the genesis and their own
+    # certificate chains only, and meet with no one else around: their hellos' proofs
+    # make them members to each other at once. Then Quito rotates its key and is back
+    # at once, with a hub that never saw the succession record.
+    setups = [
+        HubSetup(name, tmp_path / name, LmdbStore(tmp_path / name / "store"), PrivateKey.generate())
+        for name in ("founder", "oaxaca", "nairobi", "quito")
+    ]
+    founder, oaxaca, nairobi, quito = setups
+    genesis = create_alliance(founder.store, founder.key, "Global Micro-manufacturing Alliance")
+    alliance = str(genesis.cid)
+    for inviter, guest in ((founder, oaxaca), (founder, nairobi), (oaxaca, quito)):
+        _, token = invite(inviter.store, inviter.key, alliance, guest.key.did)
+        accept_token(guest.store, token, guest.key.did)
+
+    async def main() -> None:
+        async with trio.open_nursery() as nursery:
+            n = await start_hub(nursery, nairobi, alliance)
+            async with trio.open_nursery() as first:
+                q = await start_hub(first, quito, alliance, (n.addrs[0],))
+                took = await wait_for(
+                    lambda: q.engine.ready_peers() == [n.peer_id]
+                    and n.engine.ready_peers() == [q.peer_id],
+                    5,
+                    "first contact",
+                )
+                assert n.is_member(quito.key.did) and n.is_member(oaxaca.key.did)
+                assert q.is_member(nairobi.key.did)
+                first.cancel_scope.cancel()
+            print(f"\nmembers unknown to each other ready in {took:.2f} s")
+            await n.network.hang_up(q.peer_id)
+            # `craftnet id rotate`: a succession record signed by the old key.
+            new_key = PrivateKey.generate()
+            publish(quito.store, quito.key, "key-succession", {"new": new_key.did})
+            rotated = HubSetup("quito", quito.home, quito.store, new_key)
+            r = await start_hub(nursery, rotated, alliance, (n.addrs[0],))
+            await wait_for(
+                lambda: n.peer_id in r.engine.ready_peers() and r.peer_id in n.engine.ready_peers(),
+                5,
+                "the rotated key",
+            )
+            assert n.is_member(new_key.did) and not n.is_member(quito.key.did)
+            record = publish_technique(quito.store, new_key, "Bamboo joinery after rotation")
+            await wait_for(lambda: has_record(nairobi.store, record.cid), 10, "its records")
+            nursery.cancel_scope.cancel()
+
+    trio.run(main)
+    for setup in setups:
+        setup.store.close()
