@@ -401,6 +401,33 @@ def proof_facts(
     return records, facts
 
 
+def admit(
+    membership: Membership, did: str, proof: tuple[bytes, ...], verifier: Verifier, now: int
+) -> list[tuple[Record, MembershipFact]] | None:
+    """If ``did`` is a member at ``now`` with ``proof`` added to ``membership``: the
+    proof's records and facts ``membership`` lacked, now added to it (empty if ``did`` was
+    a member already); None if it is not one even so.
+
+    Raises :class:`IdentityError` for a malformed or forged proof.
+    """
+    if membership.is_member(did, now):
+        return []
+    if not proof:
+        return None
+    records, facts = proof_facts(proof, verifier)
+    probe = membership.copy()
+    probe.add(facts)
+    if not probe.is_member(did, now):
+        return None
+    new = [
+        (record, fact)
+        for record, fact in zip(records, facts, strict=True)
+        if fact not in membership.certificates and fact not in membership.keys.facts
+    ]
+    membership.add(fact for _, fact in new)
+    return new
+
+
 class AllianceView:
     """The alliance as one hub knows it, for its sync engine.
 
@@ -448,22 +475,8 @@ class AllianceView:
 
         Raises :class:`IdentityError` for a malformed or forged proof.
         """
-        now = self.clock()
-        if self.membership.is_member(did, now):
-            return []
-        if not proof:
+        learned = admit(self.membership, did, proof, verifier, self.clock())
+        if learned is None:
             return None
-        records, facts = proof_facts(proof, verifier)
-        probe = self.membership.copy()
-        probe.add(facts)
-        if not probe.is_member(did, now):
-            return None
-        known = self.membership
-        new = [
-            (record, fact)
-            for record, fact in zip(records, facts, strict=True)
-            if fact not in known.certificates and fact not in known.keys.facts
-        ]
-        self.learned.extend(fact for _, fact in new)
-        self.membership.add(fact for _, fact in new)
-        return [record for record, _ in new]
+        self.learned.extend(fact for _, fact in learned)
+        return [record for record, _ in learned]

@@ -21,8 +21,8 @@ from craftnet.archive.alliance import (
     CERT_TYPE,
     GENESIS_TYPE,
     SUCCESSION_TYPE,
+    admit,
     certificate_of,
-    proof_facts,
 )
 from craftnet.archive.cid import Cid
 from craftnet.archive.records import Record
@@ -112,18 +112,8 @@ class SimMembers:
         self, did: str, proof: tuple[bytes, ...], verifier: Verifier
     ) -> list[Record] | None:
         """As :meth:`craftnet.archive.alliance.AllianceView.admit`."""
-        now = self.clock()
-        if self.membership.is_member(did, now):
-            return []
-        if not proof:
-            return None
-        records, facts = proof_facts(proof, verifier)
-        probe = self.membership.copy()
-        probe.add(facts)
-        if not probe.is_member(did, now):
-            return None
-        self.membership.add(facts)
-        return records
+        learned = admit(self.membership, did, proof, verifier, self.clock())
+        return None if learned is None else [record for record, _ in learned]
 
     def learn(self, record: Record) -> bool:
         """A membership record this hub stored; True if it changed what the hub knows."""
