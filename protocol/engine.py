@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import contextlib
 import random
-from collections import OrderedDict
 from dataclasses import dataclass, field
 from enum import Enum
 from typing import Final, assert_never
@@ -42,8 +41,6 @@ from craftnet.protocol.blocks import (
     BlockConfig,
     BlockExchange,
     BlockSource,
-    block_links,
-    missing_blocks,
 )
 from craftnet.protocol.errors import (
     FrameTooLarge,
@@ -66,13 +63,11 @@ from craftnet.protocol.events import (
     Disconnect,
     Event,
     GossipReceived,
-    GossipVerdict,
     MembershipChanged,
     PeerConnected,
     PeerDisconnected,
     PeerDiscovered,
     PeerId,
-    Publish,
     ReconcileFinished,
     RecordsAdded,
     Send,
@@ -85,19 +80,15 @@ from craftnet.protocol.events import (
     TimerFired,
     TimerId,
     TimerKind,
-    Validation,
 )
-from craftnet.protocol.framing import MAX_FRAME_SIZE, FrameDecoder, decode_frame, encode_frame
-from craftnet.protocol.gossip import Announcer, HeldAnnouncements, TokenBucket
+from craftnet.protocol.framing import MAX_FRAME_SIZE, FrameDecoder, encode_frame
+from craftnet.protocol.gossip import Gossip, HeldAnnouncements, Reannounce
 from craftnet.protocol.items import TS_BYTES, ItemSource
 from craftnet.protocol.members import EVERYONE, Members
 from craftnet.protocol.messages import (
     MAX_BYE_REASON,
-    MAX_PUSHED_BLOCK,
-    MAX_PUSHED_TOTAL,
     PROTOCOL_VERSION,
     SUPPORTED_VERSIONS,
-    Announce,
     Block,
     Bye,
     DontHave,
@@ -196,14 +187,6 @@ def mermaid(
     return "\n".join(lines)
 
 
-class Reannounce(Enum):
-    """Which records a hub announces anew once it has fetched them whole."""
-
-    ALL = "all"  # every one (the node: neighbours two hops away fetch from us)
-    UNANNOUNCED = "unannounced"  # only those that came without an announcement
-    NONE = "none"  # none (plain GossipSub relaying only)
-
-
 @dataclass(frozen=True, slots=True)
 class EngineConfig:
     """Everything a node may tune about the protocol."""
@@ -239,23 +222,11 @@ class _Peer:
     ignored_sid: int | None = None
 
 
-@dataclass(slots=True)
-class _Fresh:
-    """A record fetched here, to announce anew once its whole DAG is stored."""
-
-    ts: int
-    stack: list[Cid]
-    seen: set[Cid] = field(default_factory=set)
-
-
 def _key_cid(key: bytes) -> Cid | None:
     try:
         return Cid.from_bytes(key[TS_BYTES:])
     except CidError:
         return None
-
-
-GOSSIP_MAX_FRAME: Final = 64 * 1024  # an announcement is one frame of at most this
 
 
 class SyncEngine:
@@ -284,26 +255,34 @@ class SyncEngine:
         self.exchange = BlockExchange(
             blocks, rng, config.blocks, verifier=self.verifier, policy=config.policy
         )
-        self.exchange.track_gossiped = config.reannounce is Reannounce.UNANNOUNCED
         self.scores = PeerScores(config.thresholds, rate_limits=dict(self.policy.rate_limits))
         self.peers: dict[PeerId, _Peer] = {}
-        self.held = HeldAnnouncements(
-            self.policy.held_max, self.policy.held_per_signer, self.policy.held_seconds
-        )
-        self._relay = TokenBucket(self.policy.relay_rate, self.policy.relay_burst)
-        self._announcer = Announcer(self.policy.publish_interval)
-        self._seen: OrderedDict[bytes, None] = OrderedDict()
-        self._fresh: dict[Cid, _Fresh] = {}
-        self._recheck: set[Cid] = set()
-        self._waiting_on: dict[Cid, set[Cid]] = {}
         self._keep: set[PeerId] = set()  # hubs we dialled or were told of: redial them
         self._redial: dict[PeerId, float] = {}
-        self._proof_asked: dict[str, float] = {}
-        self._timers: set[TimerKind] = set()  # engine-wide timers pending
         self._next_sid = 1
         self._now = 0.0
         self._hello: Hello | None = None
-        self._gossip_limit = min(config.max_frame_size, GOSSIP_MAX_FRAME)
+        self.gossip = Gossip(
+            key=key,
+            policy=self.policy,
+            exchange=self.exchange,
+            scores=self.scores,
+            members=members,
+            verifier=self.verifier,
+            penalize=self._penalize,
+            peer_did=self._ready_did,
+            reconcile=self._reconcile_if_idle,
+            seen_announcements=config.seen_announcements,
+            max_frame_size=config.max_frame_size,
+            push_blocks=config.push_blocks,
+            follow_links=config.blocks.follow_links,
+            reannounce=config.reannounce,
+        )
+
+    @property
+    def held(self) -> HeldAnnouncements:
+        """Announcements held until their signers are known as members."""
+        return self.gossip.held
 
     # ---------------------------------------------------------------- public
 
@@ -315,9 +294,10 @@ class SyncEngine:
         # hub, and positional captures cost a lookup of __match_args__ each.
         match event:
             case GossipReceived():
-                self._gossip(event.peer, event.data, now, out)
+                self.gossip.received(event.peer, event.data, now, out)
             case BlocksStored():
-                self._stored(event.cids, event.records, now, out)
+                self.exchange.stored(event.cids)
+                self.gossip.stored(event.cids, event.records, now, out)
             case DataReceived():
                 self._data(event.peer, event.data, now, out)
             case TimerFired():
@@ -331,8 +311,7 @@ class SyncEngine:
                 if known is not None:
                     self._close(known, ConnTrigger.DISCONNECTED, out, side=Side.REMOTE)
             case RecordsAdded():
-                self._announcer.add(event.records, event.heads)
-                self._pump_announcer(now, out)
+                self.gossip.announce(event.records, event.heads, now, out)
             case BlocksWanted():
                 self.exchange.want(event.cids)
             case StoreFailed():
@@ -377,7 +356,7 @@ class SyncEngine:
     def pending_announcements(self) -> int:
         """Records waiting to be announced: queued for our next turn, or fetched and
         waiting for the rest of their DAG."""
-        return len(self._announcer.records) + len(self._announcer.heads) + len(self._fresh)
+        return self.gossip.pending()
 
     def banned_until(self, peer: PeerId, now: float) -> float | None:
         """When the ban of ``peer`` ends, if it is banned at ``now``."""
@@ -411,11 +390,15 @@ class SyncEngine:
             out.append(Send(peer.peer, data))
         return len(data)
 
-    def _timer_once(self, kind: TimerKind, at: float, out: list[Command]) -> None:
-        """Set an engine-wide timer unless it is already pending."""
-        if kind not in self._timers:
-            self._timers.add(kind)
-            out.append(SetTimer((kind,), at))
+    def _ready_did(self, peer_id: PeerId) -> str | None:
+        """The did of ``peer_id`` if its handshake is done."""
+        peer = self.peers.get(peer_id)
+        return peer.did if peer is not None and peer.conn is Conn.READY else None
+
+    def _reconcile_if_idle(self, peer_id: PeerId, now: float, out: list[Command]) -> None:
+        peer = self.peers.get(peer_id)
+        if peer is not None and peer.conn is Conn.READY and peer.rec is Rec.IDLE:
+            self._start_reconcile(peer, now, out)
 
     def _penalize(
         self, peer_id: PeerId, offence: OffenceKind, now: float, out: list[Command]
@@ -653,7 +636,7 @@ class SyncEngine:
             # The proof taught us certificates (or successions): keep them, as records.
             blocks = tuple(StoredBlock(r.cid, r.block, r.ts) for r in learned)
             out.append(StoreBlocks(blocks, peer.peer))
-            self._release_held(now, out)
+            self.gossip.release_held(now, out)
         if peer.outbound:
             self._start_reconcile(peer, now, out)
 
@@ -710,21 +693,8 @@ class SyncEngine:
                 else:
                     at = self.scores.recovers_at(target, now) + self.policy.redial_min
                     out.append(SetTimer((TimerKind.REDIAL, target), at))
-            case TimerKind.ANNOUNCE:
-                self._timers.discard(kind)
-                self._pump_announcer(now, out)
-            case TimerKind.REANNOUNCE:
-                self._timers.discard(kind)
-                self._check_fresh(now, out)
-            case TimerKind.REPAIR:
-                self._timers.discard(kind)
-                self._repair(now, out)
-            case TimerKind.HELD:
-                self._timers.discard(kind)
-                self.held.expire(now)
-                nxt = self.held.next_expiry()
-                if nxt is not None:
-                    self._timer_once(TimerKind.HELD, nxt, out)
+            case TimerKind.ANNOUNCE | TimerKind.REANNOUNCE | TimerKind.REPAIR | TimerKind.HELD:
+                self.gossip.timer(kind, now, out)
             case TimerKind.HELLO | TimerKind.RECONCILE | TimerKind.RECONCILE_TIMEOUT:
                 self._peer_timer(kind, PeerId(timer[1]), now, out)
             case _:
@@ -754,7 +724,7 @@ class SyncEngine:
             if peer.conn is Conn.READY and peer.did and not self.members.is_member(peer.did):
                 why = f"{peer.did} is no longer a member of alliance {self.config.alliance!r}"
                 self._close(peer, ConnTrigger.NOT_MEMBER, out, side=Side.LOCAL, bye=why)
-        self._release_held(now, out)
+        self.gossip.release_held(now, out)
 
     # ------------------------------------------------------------- reconcile
 
@@ -848,241 +818,3 @@ class SyncEngine:
         if peer.outbound and peer.conn is Conn.READY:
             at = now + self.config.reconcile_interval
             out.append(SetTimer((TimerKind.RECONCILE, peer.peer), at))
-
-    # ------------------------------------------------------- our announcements
-
-    def _pump_announcer(self, now: float, out: list[Command]) -> None:
-        """Publish the next announcement if it is our turn, else wake up when it is."""
-        announcer = self._announcer
-        if not announcer:
-            return
-        due = announcer.due(now)
-        if due <= now:
-            ann = announcer.take(self.key, now, self._inline_blocks)
-            out.append(Publish(encode_frame(ann)))
-            if not announcer:
-                return
-            due = announcer.due(now)
-        self._timer_once(TimerKind.ANNOUNCE, due, out)
-
-    def _inline_blocks(self, cids: list[Cid]) -> tuple[bytes, ...]:
-        """The small announced blocks held here, to push along (within the limits)."""
-        if not self.config.push_blocks:
-            return ()
-        blocks: list[bytes] = []
-        total = 0
-        for cid in cids:
-            data = self.exchange.blocks.get_block(cid)
-            if data is None or len(data) > MAX_PUSHED_BLOCK:
-                continue
-            if total + len(data) > MAX_PUSHED_TOTAL:
-                break
-            if data not in blocks:
-                blocks.append(data)
-                total += len(data)
-        return tuple(blocks)
-
-    def _stored(
-        self,
-        cids: tuple[Cid, ...],
-        records: tuple[tuple[int, Cid], ...],
-        now: float,
-        out: list[Command],
-    ) -> None:
-        """Blocks were written: records we fetched are announced anew once whole."""
-        exchange = self.exchange
-        exchange.stored(cids)
-        mode = self.config.reannounce
-        recheck = self._recheck
-        if records and mode is not Reannounce.NONE:
-            gossiped = exchange.gossiped
-            fresh = self._fresh
-            for ts, cid in records:
-                if cid not in fresh and (mode is Reannounce.ALL or cid not in gossiped):
-                    fresh[cid] = _Fresh(ts, [cid])
-                    recheck.add(cid)
-        if exchange.gossiped:
-            exchange.gossiped.difference_update(cids)
-        waiting = self._waiting_on
-        if waiting:
-            for cid in cids:
-                found = waiting.pop(cid, None)
-                if found is not None:
-                    recheck.update(found)
-        if recheck:
-            self._timer_once(TimerKind.REANNOUNCE, now + self.policy.reannounce_delay, out)
-
-    def _check_fresh(self, now: float, out: list[Command]) -> None:
-        """Announce the fetched records whose whole DAG is here now; note what the others
-        wait for."""
-        blocks = self.exchange.blocks
-        whole: list[tuple[int, Cid]] = []
-        for cid in sorted(self._recheck):
-            fresh = self._fresh.get(cid)
-            if fresh is None:
-                continue
-            missing = self._advance(fresh, blocks)
-            if missing is None:
-                del self._fresh[cid]
-                whole.append((fresh.ts, cid))
-            else:
-                self._waiting_on.setdefault(missing, set()).add(cid)
-        self._recheck.clear()
-        if whole:
-            self._announcer.add(tuple(whole))
-            self._pump_announcer(now, out)
-        if self._fresh:
-            self._timer_once(TimerKind.REPAIR, now + self.policy.repair_interval, out)
-
-    def _advance(self, fresh: _Fresh, blocks: BlockSource) -> Cid | None:
-        """Walk on through a fetched record's DAG; the first block still missing, or None
-        once all of it is stored (the walk resumes where it stopped)."""
-        stack, seen = fresh.stack, fresh.seen
-        follow = self.config.blocks.follow_links
-        while stack:
-            current = stack[-1]
-            data = blocks.get_block(current)
-            if data is None:
-                return current
-            stack.pop()
-            if current in seen:
-                continue
-            seen.add(current)
-            if follow:
-                stack.extend(c for c in block_links(current, data) if c not in seen)
-        return None
-
-    def _repair(self, now: float, out: list[Command]) -> None:
-        """Records fetched from a hub that did not have their files yet, and nobody who has
-        them announcing since: ask every ready hub for what is missing."""
-        if not self._fresh:
-            return
-        ready = sorted(self.scores.ok_peers(self.ready_peers(), now))
-        if ready:
-            missing: list[Cid] = []
-            blocks = self.exchange.blocks
-            for cid in list(self._fresh)[: self.policy.repair_records]:
-                missing += missing_blocks(blocks, cid, limit=10_000)
-            for peer in ready:
-                self.exchange.want(missing, peer)
-        self._timer_once(TimerKind.REPAIR, now + self.policy.repair_interval, out)
-
-    # ------------------------------------------------------ their announcements
-
-    def _gossip(self, peer_id: PeerId, data: bytes, now: float, out: list[Command]) -> None:
-        validation, reason = self._judge(peer_id, data, now, out)
-        out.append(GossipVerdict(peer_id, validation, reason))
-
-    def _judge(
-        self, peer_id: PeerId, data: bytes, now: float, out: list[Command]
-    ) -> tuple[Validation, str]:
-        """The verdict on one gossip message from ``peer_id``, acting on it if it is good."""
-        scores = self.scores
-        standing = scores.verdict(peer_id, now)
-        if standing is Verdict.BAN:
-            return Validation.REJECT, "the forwarder is banned"
-        if standing is Verdict.GRAYLIST:
-            if not scores.allow(peer_id, Traffic.GRAYLISTED, now):
-                self._penalize(peer_id, OffenceKind.FLOOD, now, out)
-            return Validation.REJECT, "the forwarder is graylisted"
-        if not scores.allow(peer_id, Traffic.ANNOUNCE, now):
-            self._penalize(peer_id, OffenceKind.FLOOD, now, out)
-            return Validation.REJECT, "over the forwarder's announcement rate"
-        self.exchange.heard_gossip(peer_id, now)
-        try:
-            message = decode_frame(data, max_frame_size=self._gossip_limit)
-        except ProtocolError:
-            self._penalize(peer_id, OffenceKind.MALFORMED_FRAME, now, out)
-            return Validation.REJECT, "not a whole frame"
-        if not isinstance(message, Announce):
-            self._penalize(peer_id, OffenceKind.PROTOCOL_VIOLATION, now, out)
-            return Validation.REJECT, f"a {message.KIND} message on the gossip topic"
-        seen = self._seen
-        if message.sig in seen:
-            return Validation.IGNORE, "seen before"
-        try:
-            self.verifier.verify(message.did, message.sig, message.signed_bytes())
-        except IdentityError:
-            self._penalize(peer_id, OffenceKind.INVALID_SIGNATURE, now, out)
-            return Validation.REJECT, "bad signature"
-        if not self.members.is_member(message.did):
-            # Perhaps a member whose certificate has not reached us: hold it, charge
-            # nothing, and look for the certificate where the announcement came from.
-            self._hold(message, peer_id, now, out)
-            return Validation.IGNORE, "held: the signer is not known as a member yet"
-        seen[message.sig] = None
-        if len(seen) > self.config.seen_announcements:
-            seen.popitem(last=False)
-        relayed = self._relay.take(now)
-        self._take(message, peer_id, now, out, relayed=relayed)
-        if relayed:
-            return Validation.ACCEPT, ""
-        return Validation.IGNORE, "relay budget spent"
-
-    def _remember(self, sig: bytes) -> None:
-        self._seen[sig] = None
-        if len(self._seen) > self.config.seen_announcements:
-            self._seen.popitem(last=False)
-
-    def _take(
-        self,
-        message: Announce,
-        forwarder: PeerId,
-        now: float,
-        out: list[Command],
-        *,
-        relayed: bool = False,
-    ) -> None:
-        """Act on a good announcement: store what it carries, want what it names (from
-        the forwarder first), fill the holes of records we hold whose files it has.
-        ``relayed``: we relay it, so what it names need not be announced again by us."""
-        peer = self.peers.get(forwarder)
-        ready = peer is not None and peer.conn is Conn.READY
-        announced = message.records + message.heads
-        if message.blocks:
-            stored = self.exchange.pushed(forwarder, announced, message.blocks, relayed=relayed)
-            if stored:
-                self.scores.reward(forwarder, now)
-                out.extend(stored)
-        # Its own announcement is a hub's promise that it holds what it names.
-        claimed = ready and peer is not None and peer.did == message.did
-        self.exchange.want(
-            announced,
-            forwarder if ready else None,
-            announced=True,
-            claimed=claimed,
-            relayed=relayed,
-        )
-        if ready and self._fresh:
-            holes: list[Cid] = []
-            blocks = self.exchange.blocks
-            for cid in announced:
-                if cid in self._fresh:
-                    holes += missing_blocks(blocks, cid, limit=10_000)
-            if holes:
-                self.exchange.want(holes, forwarder)
-
-    def _hold(self, message: Announce, forwarder: PeerId, now: float, out: list[Command]) -> None:
-        self.held.hold(message, forwarder, now)
-        nxt = self.held.next_expiry()
-        if nxt is not None:
-            self._timer_once(TimerKind.HELD, nxt, out)
-        # The forwarder judged the signer a member: it holds its certificate, which a
-        # reconcile brings us (once per signer while its announcements are held).
-        asked = self._proof_asked.get(message.did)
-        if asked is not None and asked + self.policy.held_seconds > now:
-            return
-        self._proof_asked[message.did] = now
-        peer = self.peers.get(forwarder)
-        if peer is not None and peer.conn is Conn.READY and peer.rec is Rec.IDLE:
-            self._start_reconcile(peer, now, out)
-
-    def _release_held(self, now: float, out: list[Command]) -> None:
-        """Take the held announcements whose signers we now know as members."""
-        if not len(self.held):
-            return
-        for held in self.held.release(self.members.is_member):
-            if held.message.sig not in self._seen:
-                self._remember(held.message.sig)
-                self._take(held.message, held.forwarder, now, out)
-

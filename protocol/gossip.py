@@ -1,14 +1,19 @@
-"""The parts of the engine's gossip policy that keep state: what to relay, what to hold,
-what to announce and when.
+"""The sync engine's announcement policy: their announcements and ours.
 
-* :class:`TokenBucket`: how many announcements a second we relay for others.
-* :class:`HeldAnnouncements`: announcements signed by a key we do not know as a member
-  yet (its certificate may still be on its way), kept, bounded, until membership says.
-* :class:`Announcer`: our own announcements, paced and coalesced: what gathers while we
-  wait for our turn goes out together, in as few announcements as the item limit allows.
+:class:`Gossip` is the part of :class:`~craftnet.protocol.engine.SyncEngine` that
+decides about gossip, with its numbers in :class:`~craftnet.protocol.policy.Policy`:
 
-The engine (:mod:`craftnet.protocol.engine`) owns one of each and decides with them;
-their numbers are :class:`~craftnet.protocol.policy.Policy`'s.
+* each gossip message gets one verdict: relayed (within a budget), ignored at no cost
+  to the forwarder, or rejected and charged; a good one is acted on (inline blocks
+  stored, the rest wanted from the forwarder, holes in records we hold filled);
+* an announcement signed by a key not known as a member yet is held, not charged, and
+  taken when membership changes (a reconcile with the forwarder fetches the signer's
+  certificate meanwhile);
+* our own announcements are paced and coalesced, and records we fetched are announced
+  anew once their whole DAG is here; those still incomplete are repaired.
+
+Its state-keeping pieces are small classes of their own: :class:`TokenBucket` (the
+relay budget), :class:`HeldAnnouncements`, :class:`Announcer` (pacing).
 """
 
 from __future__ import annotations
@@ -16,11 +21,36 @@ from __future__ import annotations
 from collections import OrderedDict, deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from enum import Enum
+from typing import Final
 
 from craftnet.archive.cid import Cid
+from craftnet.identity.errors import IdentityError
 from craftnet.identity.keys import PrivateKey
-from craftnet.protocol.events import PeerId
-from craftnet.protocol.messages import MAX_ANNOUNCE_ITEMS, Announce
+from craftnet.identity.verify import Verifier
+from craftnet.protocol.blocks import BlockExchange, BlockSource, block_links, missing_blocks
+from craftnet.protocol.errors import ProtocolError
+from craftnet.protocol.events import (
+    Command,
+    GossipVerdict,
+    PeerId,
+    Publish,
+    SetTimer,
+    TimerKind,
+    Validation,
+)
+from craftnet.protocol.framing import decode_frame, encode_frame
+from craftnet.protocol.members import Members
+from craftnet.protocol.messages import (
+    MAX_ANNOUNCE_ITEMS,
+    MAX_PUSHED_BLOCK,
+    MAX_PUSHED_TOTAL,
+    Announce,
+)
+from craftnet.protocol.policy import OffenceKind, Policy, Traffic
+from craftnet.protocol.scoring import PeerScores, Verdict
+
+GOSSIP_MAX_FRAME: Final = 64 * 1024  # an announcement is one frame of at most this
 
 
 class TokenBucket:
@@ -171,3 +201,344 @@ class Announcer:
             heads.append(self.heads.popitem(last=False)[0])
         self.next_at = now + self.interval
         return Announce.create(key, ts, tuple(records), tuple(heads), inline(records + heads))
+
+
+class Reannounce(Enum):
+    """Which records a hub announces anew once it has fetched them whole."""
+
+    ALL = "all"  # every one (the node: neighbours two hops away fetch from us)
+    UNANNOUNCED = "unannounced"  # only those that came without an announcement we relayed
+    NONE = "none"  # none (plain GossipSub relaying only)
+
+
+@dataclass(slots=True)
+class _Fresh:
+    """A record fetched here, to announce anew once its whole DAG is stored."""
+
+    ts: int
+    stack: list[Cid]
+    seen: set[Cid] = field(default_factory=set)
+
+
+Penalize = Callable[[PeerId, OffenceKind, float, list[Command]], None]
+"""The engine's charge of an offence (it disconnects and bans as the score says)."""
+
+
+class Gossip:
+    """Their announcements and ours, for one engine (see the module docstring).
+
+    It asks its engine three things: ``penalize`` (charge an offence), ``peer_did`` (the
+    did of a peer whose handshake is done, else None) and ``reconcile`` (start a
+    reconcile with a ready, idle peer); everything else is its own.
+    """
+
+    def __init__(
+        self,
+        *,
+        key: PrivateKey,
+        policy: Policy,
+        exchange: BlockExchange,
+        scores: PeerScores,
+        members: Members,
+        verifier: Verifier,
+        penalize: Penalize,
+        peer_did: Callable[[PeerId], str | None],
+        reconcile: Callable[[PeerId, float, list[Command]], None],
+        seen_announcements: int,
+        max_frame_size: int,
+        push_blocks: bool,
+        follow_links: bool,
+        reannounce: Reannounce,
+    ) -> None:
+        self.key = key
+        self.policy = policy
+        self.exchange = exchange
+        self.scores = scores
+        self.members = members
+        self.verifier = verifier
+        self._penalize = penalize
+        self._peer_did = peer_did
+        self._reconcile = reconcile
+        self.seen_announcements = seen_announcements
+        self.push_blocks = push_blocks
+        self.follow_links = follow_links
+        self.reannounce = reannounce
+        exchange.track_gossiped = reannounce is Reannounce.UNANNOUNCED
+        self.held = HeldAnnouncements(policy.held_max, policy.held_per_signer, policy.held_seconds)
+        self._relay = TokenBucket(policy.relay_rate, policy.relay_burst)
+        self._announcer = Announcer(policy.publish_interval)
+        self._seen: OrderedDict[bytes, None] = OrderedDict()
+        self._fresh: dict[Cid, _Fresh] = {}
+        self._recheck: set[Cid] = set()
+        self._waiting_on: dict[Cid, set[Cid]] = {}
+        self._proof_asked: dict[str, float] = {}
+        self._timers: set[TimerKind] = set()  # our timers pending (one of each at most)
+        self._limit = min(max_frame_size, GOSSIP_MAX_FRAME)
+
+    def pending(self) -> int:
+        """Records waiting to be announced: queued for our next turn, or fetched and
+        waiting for the rest of their DAG."""
+        return len(self._announcer.records) + len(self._announcer.heads) + len(self._fresh)
+
+    def _timer_once(self, kind: TimerKind, at: float, out: list[Command]) -> None:
+        if kind not in self._timers:
+            self._timers.add(kind)
+            out.append(SetTimer((kind,), at))
+
+    def timer(self, kind: TimerKind, now: float, out: list[Command]) -> None:
+        """One of our timers is due."""
+        self._timers.discard(kind)
+        if kind is TimerKind.ANNOUNCE:
+            self._pump(now, out)
+        elif kind is TimerKind.REANNOUNCE:
+            self._check_fresh(now, out)
+        elif kind is TimerKind.REPAIR:
+            self._repair(now, out)
+        elif kind is TimerKind.HELD:
+            self.held.expire(now)
+            nxt = self.held.next_expiry()
+            if nxt is not None:
+                self._timer_once(TimerKind.HELD, nxt, out)
+
+    # ------------------------------------------------------- our announcements
+
+    def announce(
+        self,
+        records: tuple[tuple[int, Cid], ...],
+        heads: tuple[Cid, ...],
+        now: float,
+        out: list[Command],
+    ) -> None:
+        """Records (and document heads) published here: announce them at our turn."""
+        self._announcer.add(records, heads)
+        self._pump(now, out)
+
+    def _pump(self, now: float, out: list[Command]) -> None:
+        """Publish the next announcement if it is our turn, else wake up when it is."""
+        announcer = self._announcer
+        if not announcer:
+            return
+        due = announcer.due(now)
+        if due <= now:
+            ann = announcer.take(self.key, now, self._inline_blocks)
+            out.append(Publish(encode_frame(ann)))
+            if not announcer:
+                return
+            due = announcer.due(now)
+        self._timer_once(TimerKind.ANNOUNCE, due, out)
+
+    def _inline_blocks(self, cids: list[Cid]) -> tuple[bytes, ...]:
+        """The small announced blocks held here, to push along (within the limits)."""
+        if not self.push_blocks:
+            return ()
+        blocks: list[bytes] = []
+        total = 0
+        for cid in cids:
+            data = self.exchange.blocks.get_block(cid)
+            if data is None or len(data) > MAX_PUSHED_BLOCK:
+                continue
+            if total + len(data) > MAX_PUSHED_TOTAL:
+                break
+            if data not in blocks:
+                blocks.append(data)
+                total += len(data)
+        return tuple(blocks)
+
+    def stored(
+        self,
+        cids: tuple[Cid, ...],
+        records: tuple[tuple[int, Cid], ...],
+        now: float,
+        out: list[Command],
+    ) -> None:
+        """Blocks were written: records we fetched are announced anew once whole."""
+        exchange = self.exchange
+        mode = self.reannounce
+        recheck = self._recheck
+        if records and mode is not Reannounce.NONE:
+            gossiped = exchange.gossiped
+            fresh = self._fresh
+            for ts, cid in records:
+                if cid not in fresh and (mode is Reannounce.ALL or cid not in gossiped):
+                    fresh[cid] = _Fresh(ts, [cid])
+                    recheck.add(cid)
+        if exchange.gossiped:
+            exchange.gossiped.difference_update(cids)
+        waiting = self._waiting_on
+        if waiting:
+            for cid in cids:
+                found = waiting.pop(cid, None)
+                if found is not None:
+                    recheck.update(found)
+        if recheck:
+            self._timer_once(TimerKind.REANNOUNCE, now + self.policy.reannounce_delay, out)
+
+    def _check_fresh(self, now: float, out: list[Command]) -> None:
+        """Announce the fetched records whose whole DAG is here now; note what the others
+        wait for."""
+        blocks = self.exchange.blocks
+        whole: list[tuple[int, Cid]] = []
+        for cid in sorted(self._recheck):
+            fresh = self._fresh.get(cid)
+            if fresh is None:
+                continue
+            missing = self._advance(fresh, blocks)
+            if missing is None:
+                del self._fresh[cid]
+                whole.append((fresh.ts, cid))
+            else:
+                self._waiting_on.setdefault(missing, set()).add(cid)
+        self._recheck.clear()
+        if whole:
+            self.announce(tuple(whole), (), now, out)
+        if self._fresh:
+            self._timer_once(TimerKind.REPAIR, now + self.policy.repair_interval, out)
+
+    def _advance(self, fresh: _Fresh, blocks: BlockSource) -> Cid | None:
+        """Walk on through a fetched record's DAG; the first block still missing, or None
+        once all of it is stored (the walk resumes where it stopped)."""
+        stack, seen = fresh.stack, fresh.seen
+        while stack:
+            current = stack[-1]
+            data = blocks.get_block(current)
+            if data is None:
+                return current
+            stack.pop()
+            if current in seen:
+                continue
+            seen.add(current)
+            if self.follow_links:
+                stack.extend(c for c in block_links(current, data) if c not in seen)
+        return None
+
+    def _repair(self, now: float, out: list[Command]) -> None:
+        """Records fetched from a hub that did not have their files yet, and nobody who has
+        them announcing since: ask every ready hub for what is missing."""
+        if not self._fresh:
+            return
+        ready = sorted(
+            self.scores.ok_peers(
+                [p for p in self.exchange.peers if self._peer_did(p) is not None], now
+            )
+        )
+        if ready:
+            missing: list[Cid] = []
+            blocks = self.exchange.blocks
+            for cid in list(self._fresh)[: self.policy.repair_records]:
+                missing += missing_blocks(blocks, cid, limit=10_000)
+            for peer in ready:
+                self.exchange.want(missing, peer)
+        self._timer_once(TimerKind.REPAIR, now + self.policy.repair_interval, out)
+
+    # ------------------------------------------------------ their announcements
+
+    def received(self, peer_id: PeerId, data: bytes, now: float, out: list[Command]) -> None:
+        """One gossip message from ``peer_id``: act on it, and say what to do with it."""
+        validation, reason = self._judge(peer_id, data, now, out)
+        out.append(GossipVerdict(peer_id, validation, reason))
+
+    def _judge(
+        self, peer_id: PeerId, data: bytes, now: float, out: list[Command]
+    ) -> tuple[Validation, str]:
+        """The verdict on one gossip message from ``peer_id``, acting on it if it is good."""
+        scores = self.scores
+        standing = scores.verdict(peer_id, now)
+        if standing is Verdict.BAN:
+            return Validation.REJECT, "the forwarder is banned"
+        if standing is Verdict.GRAYLIST:
+            if not scores.allow(peer_id, Traffic.GRAYLISTED, now):
+                self._penalize(peer_id, OffenceKind.FLOOD, now, out)
+            return Validation.REJECT, "the forwarder is graylisted"
+        if not scores.allow(peer_id, Traffic.ANNOUNCE, now):
+            self._penalize(peer_id, OffenceKind.FLOOD, now, out)
+            return Validation.REJECT, "over the forwarder's announcement rate"
+        self.exchange.heard_gossip(peer_id, now)
+        try:
+            message = decode_frame(data, max_frame_size=self._limit)
+        except ProtocolError:
+            self._penalize(peer_id, OffenceKind.MALFORMED_FRAME, now, out)
+            return Validation.REJECT, "not a whole frame"
+        if not isinstance(message, Announce):
+            self._penalize(peer_id, OffenceKind.PROTOCOL_VIOLATION, now, out)
+            return Validation.REJECT, f"a {message.KIND} message on the gossip topic"
+        seen = self._seen
+        if message.sig in seen:
+            return Validation.IGNORE, "seen before"
+        try:
+            self.verifier.verify(message.did, message.sig, message.signed_bytes())
+        except IdentityError:
+            self._penalize(peer_id, OffenceKind.INVALID_SIGNATURE, now, out)
+            return Validation.REJECT, "bad signature"
+        if not self.members.is_member(message.did):
+            # Perhaps a member whose certificate has not reached us: hold it, charge
+            # nothing, and look for the certificate where the announcement came from.
+            self._hold(message, peer_id, now, out)
+            return Validation.IGNORE, "held: the signer is not known as a member yet"
+        seen[message.sig] = None
+        if len(seen) > self.seen_announcements:
+            seen.popitem(last=False)
+        relayed = self._relay.take(now)
+        self._take(message, peer_id, now, out, relayed=relayed)
+        if relayed:
+            return Validation.ACCEPT, ""
+        return Validation.IGNORE, "relay budget spent"
+
+    def _take(
+        self,
+        message: Announce,
+        forwarder: PeerId,
+        now: float,
+        out: list[Command],
+        *,
+        relayed: bool = False,
+    ) -> None:
+        """Act on a good announcement: store what it carries, want what it names (from
+        the forwarder first), fill the holes of records we hold whose files it has.
+        ``relayed``: we relay it, so what it names need not be announced again by us."""
+        did = self._peer_did(forwarder)
+        ready = did is not None
+        announced = message.records + message.heads
+        if message.blocks:
+            stored = self.exchange.pushed(forwarder, announced, message.blocks, relayed=relayed)
+            if stored:
+                self.scores.reward(forwarder, now)
+                out.extend(stored)
+        # Its own announcement is a hub's promise that it holds what it names.
+        self.exchange.want(
+            announced,
+            forwarder if ready else None,
+            announced=True,
+            claimed=did == message.did,
+            relayed=relayed,
+        )
+        if ready and self._fresh:
+            holes: list[Cid] = []
+            blocks = self.exchange.blocks
+            for cid in announced:
+                if cid in self._fresh:
+                    holes += missing_blocks(blocks, cid, limit=10_000)
+            if holes:
+                self.exchange.want(holes, forwarder)
+
+    def _hold(self, message: Announce, forwarder: PeerId, now: float, out: list[Command]) -> None:
+        self.held.hold(message, forwarder, now)
+        nxt = self.held.next_expiry()
+        if nxt is not None:
+            self._timer_once(TimerKind.HELD, nxt, out)
+        # The forwarder judged the signer a member: it holds its certificate, which a
+        # reconcile brings us (once per signer while its announcements are held).
+        asked = self._proof_asked.get(message.did)
+        if asked is not None and asked + self.policy.held_seconds > now:
+            return
+        self._proof_asked[message.did] = now
+        self._reconcile(forwarder, now, out)
+
+    def release_held(self, now: float, out: list[Command]) -> None:
+        """Take the held announcements whose signers we now know as members."""
+        if not len(self.held):
+            return
+        for held in self.held.release(self.members.is_member):
+            sig = held.message.sig
+            if sig not in self._seen:
+                self._seen[sig] = None
+                self._take(held.message, held.forwarder, now, out)
