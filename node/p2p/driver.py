@@ -30,7 +30,7 @@ import contextlib
 import logging
 import math
 import time
-from collections import deque
+from collections import OrderedDict, deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Final, assert_never
@@ -93,6 +93,7 @@ MAX_PENDING_BYTES: Final = 64 * 1024 * 1024  # reading waits while this much is 
 PUBLISH_QUEUE: Final = 256
 WATCH_INTERVAL: Final = 0.05
 RELEASE_INTERVAL: Final = 10.0  # document operations ahead of our clock, looked at again
+CLOSED_KEPT: Final = 1024  # why connections ended, for the status: the latest ones
 FAREWELL: Final = 2.0  # seconds a refused peer's last frames (its bye) may take to go out
 DOCUMENT_TYPES: Final = frozenset({DOC_GENESIS, DOC_OP})
 
@@ -148,7 +149,7 @@ class Driver:
         self.links: dict[PeerId, _Link] = {}
         # What the engine decided, kept for status pages and tests (not for deciding).
         self.banned: dict[PeerId, float] = {}
-        self.closed: dict[PeerId, ConnectionClosed] = {}
+        self.closed: OrderedDict[PeerId, ConnectionClosed] = OrderedDict()  # newest last
         self.dial_failures: dict[PeerId, str] = {}
         self.reconciles: list[SyncProgress] = []
         self.stored_blocks = 0
@@ -382,7 +383,10 @@ class Driver:
                     log.info("banning %s for %.0f s: %s", peer, until - self.clock(), reason)
                     self.banned[peer] = until
                 case ConnectionClosed(peer, side, reason, did):
+                    self.closed.pop(peer, None)
                     self.closed[peer] = command
+                    if len(self.closed) > CLOSED_KEPT:
+                        self.closed.popitem(last=False)
                     who = f"{peer} ({did})" if did else peer
                     if side is Side.LOCAL:
                         log.info("we closed the connection to %s: %s", who, reason)
