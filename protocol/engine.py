@@ -401,23 +401,33 @@ class SyncEngine:
             self._start_reconcile(peer, now, out)
 
     def _penalize(
-        self, peer_id: PeerId, offence: OffenceKind, now: float, out: list[Command]
+        self,
+        peer_id: PeerId,
+        offence: OffenceKind,
+        now: float,
+        out: list[Command],
+        traffic: Traffic | None = None,
     ) -> None:
+        """Charge an offence (``traffic``: the kind of message a flood was of); below the
+        graylist line the peer is cut off, below the ban line banned, saying why."""
         verdict = self.scores.penalize(peer_id, offence, now)
         if verdict is Verdict.OK:
             return
         peer = self.peers.get(peer_id)
+        what = f"{offence} ({traffic})" if traffic is not None else str(offence)
+        counts = self.scores.offence_counts(peer_id)
+        record = ", ".join(f"{kind} {n}" for kind, n in sorted(counts.items()))
         if verdict is Verdict.BAN:
             until = self.scores.banned_until(peer_id) or now
-            why = f"banned for {until - now:.0f} s: score below the ban line after {offence}"
+            why = f"banned for {until - now:.0f} s: score below the ban line after {what}"
             if peer is not None:
                 self._close(peer, ConnTrigger.BANNED, out, side=Side.LOCAL, bye=why)
-            out.append(Ban(peer_id, until, f"misbehaved ({offence})"))
+            out.append(Ban(peer_id, until, f"misbehaved ({what}; offences: {record})"))
         elif peer is not None:
             score = self.scores.score(peer_id, now)
             why = (
                 f"graylisted: score {score:.1f} below {self.scores.thresholds.graylist:g} "
-                f"after {offence}; refused until it recovers"
+                f"after {what}; refused until it recovers (offences: {record})"
             )
             self._close(peer, ConnTrigger.GRAYLISTED, out, side=Side.LOCAL, bye=why)
 
@@ -581,7 +591,7 @@ class SyncEngine:
             elif self.scores.verdict(peer_id, now) is Verdict.OK:
                 self._message(peer, message, now, out)
             elif not self.scores.allow(peer_id, Traffic.GRAYLISTED, now):
-                self._penalize(peer_id, OffenceKind.FLOOD, now, out)
+                self._penalize(peer_id, OffenceKind.FLOOD, now, out, Traffic.GRAYLISTED)
 
     def _handshake(self, peer: _Peer, message: Message, now: float, out: list[Command]) -> None:
         if not isinstance(message, Hello):
@@ -644,7 +654,7 @@ class SyncEngine:
         pid = peer.peer
         if isinstance(message, Want):
             if not self.scores.allow(pid, Traffic.WANT, now):
-                self._penalize(pid, OffenceKind.FLOOD, now, out)
+                self._penalize(pid, OffenceKind.FLOOD, now, out, Traffic.WANT)
                 return
             self._send(peer, self.exchange.serve(message), out)
         elif isinstance(message, Have | DontHave | Block | End):
@@ -654,7 +664,7 @@ class SyncEngine:
                 and not exchange.is_late(pid, message.req)
                 and not self.scores.allow(pid, Traffic.STALE_ANSWER, now)
             ):
-                self._penalize(pid, OffenceKind.FLOOD, now, out)
+                self._penalize(pid, OffenceKind.FLOOD, now, out, Traffic.STALE_ANSWER)
                 return
             commands = exchange.receive(pid, message, now)
             if any(isinstance(c, StoreBlocks) for c in commands):
@@ -662,7 +672,7 @@ class SyncEngine:
             out.extend(commands)
         elif isinstance(message, Recon):
             if not self.scores.allow(pid, Traffic.RECON, now):
-                self._penalize(pid, OffenceKind.FLOOD, now, out)
+                self._penalize(pid, OffenceKind.FLOOD, now, out, Traffic.RECON)
                 return
             self._recon(peer, message, now, out)
         else:

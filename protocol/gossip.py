@@ -220,7 +220,7 @@ class _Fresh:
     seen: set[Cid] = field(default_factory=set)
 
 
-Penalize = Callable[[PeerId, OffenceKind, float, list[Command]], None]
+Penalize = Callable[[PeerId, OffenceKind, float, list[Command], Traffic | None], None]
 """The engine's charge of an offence (it disconnects and bans as the score says)."""
 
 
@@ -447,19 +447,19 @@ class Gossip:
             return Validation.REJECT, "the forwarder is banned"
         if standing is Verdict.GRAYLIST:
             if not scores.allow(peer_id, Traffic.GRAYLISTED, now):
-                self._penalize(peer_id, OffenceKind.FLOOD, now, out)
+                self._penalize(peer_id, OffenceKind.FLOOD, now, out, Traffic.GRAYLISTED)
             return Validation.REJECT, "the forwarder is graylisted"
         if not scores.allow(peer_id, Traffic.ANNOUNCE, now):
-            self._penalize(peer_id, OffenceKind.FLOOD, now, out)
+            self._penalize(peer_id, OffenceKind.FLOOD, now, out, Traffic.ANNOUNCE)
             return Validation.REJECT, "over the forwarder's announcement rate"
         self.exchange.heard_gossip(peer_id, now)
         try:
             message = decode_frame(data, max_frame_size=self._limit)
         except ProtocolError:
-            self._penalize(peer_id, OffenceKind.MALFORMED_FRAME, now, out)
+            self._penalize(peer_id, OffenceKind.MALFORMED_FRAME, now, out, None)
             return Validation.REJECT, "not a whole frame"
         if not isinstance(message, Announce):
-            self._penalize(peer_id, OffenceKind.PROTOCOL_VIOLATION, now, out)
+            self._penalize(peer_id, OffenceKind.PROTOCOL_VIOLATION, now, out, None)
             return Validation.REJECT, f"a {message.KIND} message on the gossip topic"
         seen = self._seen
         if message.sig in seen:
@@ -467,7 +467,7 @@ class Gossip:
         try:
             self.verifier.verify(message.did, message.sig, message.signed_bytes())
         except IdentityError:
-            self._penalize(peer_id, OffenceKind.INVALID_SIGNATURE, now, out)
+            self._penalize(peer_id, OffenceKind.INVALID_SIGNATURE, now, out, None)
             return Validation.REJECT, "bad signature"
         if not self.members.is_member(message.did):
             # Perhaps a member whose certificate has not reached us: hold it, charge

@@ -244,11 +244,16 @@ class Driver:
             self._dialling.discard(peer)
 
     async def _open(self, peer: PeerId) -> None:
+        # Two hubs that dial each other at once each open a sync stream; both must keep
+        # the same one, or each sends its hello where the other does not read: the one
+        # of the hub with the lower peer id. A link whose handshake is done gives way to
+        # a newer stream from the peer (it restarted), and stands against a new one of ours.
         if peer in self.links:
             return
         stream = await self.network.open_stream(peer)
-        if peer in self.links:  # the peer's stream won the race meanwhile
-            await stream.close()
+        old = self.links.get(peer)
+        if old is not None and (old.outbound or old.ready or peer < self.network.peer_id):
+            await stream.close()  # the peer's stream won the race meanwhile
             return
         link = self._add_link(peer, stream, outbound=True)
         assert self._nursery is not None
@@ -257,6 +262,10 @@ class Driver:
     async def _inbound(self, peer: PeerId, stream: ByteStream) -> None:
         # The engine decides whether to take it (banned, graylisted, full): it answers
         # PeerConnected with its hello, or with a bye and a Disconnect.
+        old = self.links.get(peer)
+        if old is not None and old.outbound and not old.ready and self.network.peer_id < peer:
+            await stream.reset()  # both opened one at once: ours is the one both keep
+            return
         link = self._add_link(peer, stream, outbound=False)
         await self._reader(link)
 
