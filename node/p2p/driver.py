@@ -601,14 +601,14 @@ class Driver:
         while True:
             await self.gossip.next_message()
 
-    def _validate(self, forwarder: PeerId, data: bytes) -> bool:
+    def _validate(self, forwarder: PeerId, data: bytes) -> Validation:
         """GossipSub validator: deliver and relay only what the engine accepts."""
         if forwarder == self.network.peer_id:
-            return True  # our own announcement, on its way out (libp2p validates it too)
+            return Validation.ACCEPT  # our own announcement on its way out (validated too)
         for command in self.handle(GossipReceived(forwarder, data)):
             if isinstance(command, GossipVerdict):
-                return command.validation is Validation.ACCEPT
-        return False
+                return command.validation
+        return Validation.REJECT  # the engine refused the event (a bug, logged)
 
     async def _release_documents(self) -> None:
         # Document operations that were ahead of our clock, once their time has come.

@@ -10,6 +10,10 @@ py-libp2p 0.8.1 (see docs/protocol.md, "Running over libp2p"):
   stream handler are swallowed by libp2p without a word;
 * GossipSub runs with a one-second heartbeat, the spam limit raised to what the
   protocol's own flood detectors allow, and its subscription queue drained at once;
+* the validator gives the engine's verdict; a message it does not accept is marked seen
+  all the same (py-libp2p marks only accepted ones, and would validate every further
+  copy of an ignored one and fetch it again through IHAVE/IWANT, each copy counting as
+  its forwarder's);
 * py-libp2p's auto-connector, which would redial every peer ever seen (exited
   ``craftnet sync`` peers included), is stopped: the engine decides whom to dial.
 """
@@ -38,7 +42,7 @@ from libp2p.security.noise.transport import Transport as NoiseTransport
 from libp2p.tools.anyio_service.context import background_trio_service
 
 from craftnet.node.p2p.net import GossipValidator, NetworkError, StreamHandler
-from craftnet.protocol.events import PeerId
+from craftnet.protocol.events import PeerId, Validation
 
 SYNC_PROTOCOL: Final = TProtocol("/craftnet/sync/1")
 GOSSIP_PROTOCOLS: Final = (TProtocol("/meshsub/1.1.0"), TProtocol("/meshsub/1.0.0"))
@@ -230,10 +234,18 @@ class Libp2pNetwork:
         if self._validator is None:
             return False
         try:
-            return self._validator(PeerId(forwarder.to_base58()), bytes(msg.data))
+            verdict = self._validator(PeerId(forwarder.to_base58()), bytes(msg.data))
         except Exception:  # a validator bug must not take gossip down; reject instead
             log.exception("gossip validator failed")
-            return False
+            verdict = Validation.REJECT
+        if verdict is Validation.ACCEPT:
+            return True
+        # py-libp2p 0.8.1 marks only accepted messages seen: every other copy of one we
+        # ignored (over the relay budget, held, a repeat) would be validated again from
+        # each peer and asked for again by GossipSub's IHAVE/IWANT on every heartbeat,
+        # each time counting as that peer's message. Seen is what it is.
+        self.pubsub._mark_msg_seen(msg)
+        return False
 
     async def _on_stream(self, stream: Any) -> None:
         handler = self._handler

@@ -12,7 +12,7 @@ from collections.abc import Awaitable, Callable
 from typing import Protocol
 
 from craftnet.errors import CraftnetError
-from craftnet.protocol.events import PeerId
+from craftnet.protocol.events import PeerId, Validation
 
 
 class NetworkError(CraftnetError):
@@ -41,8 +41,10 @@ class ByteStream(Protocol):
 
 
 StreamHandler = Callable[[PeerId, ByteStream], Awaitable[None]]
-GossipValidator = Callable[[PeerId, bytes], bool]
-"""``(forwarding peer, data) -> accept?``; runs before a message is delivered or relayed."""
+GossipValidator = Callable[[PeerId, bytes], Validation]
+"""``(forwarding peer, data) -> verdict``; runs before a message is delivered or relayed:
+only an accepted one is; any other is dropped, and not validated again when more copies
+of it arrive."""
 
 
 class Network(Protocol):

@@ -18,7 +18,7 @@ from craftnet.identity.keys import PrivateKey
 from craftnet.node.hub import Hub
 from craftnet.node.p2p.libp2p_net import Libp2pNetwork, topic_for
 from craftnet.node.p2p.net import ByteStream, NetworkError
-from craftnet.protocol.events import Side
+from craftnet.protocol.events import Side, Validation
 from craftnet.protocol.framing import FrameDecoder, encode_frame, encode_varint
 from craftnet.protocol.messages import (
     SUPPORTED_VERSIONS,
@@ -46,7 +46,7 @@ class Hostile:
         self.key = key
         self.alliance = alliance
         self.net = Libp2pNetwork(os.urandom(32), topic_for(alliance))
-        self.net.set_validator(lambda peer, data: True)
+        self.net.set_validator(lambda peer, data: Validation.ACCEPT)
         self.answer_wants = "never"  # or "garbage" blocks, or "deny" holding them
 
     async def session(self, target: Hub) -> ByteStream:

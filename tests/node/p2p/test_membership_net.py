@@ -13,6 +13,7 @@ from craftnet.archive.index import publish
 from craftnet.archive.lmdb_store import LmdbStore
 from craftnet.identity.keys import PrivateKey
 from craftnet.node.p2p.libp2p_net import Libp2pNetwork, topic_for
+from craftnet.protocol.events import Validation
 from tests.node.p2p.helpers import (
     LOOPBACK,
     HubSetup,
@@ -104,7 +105,7 @@ def test_a_connected_stranger_is_sent_no_gossip_at_all(tmp_path: Path) -> None:
 
     async def main() -> None:
         stranger = Libp2pNetwork(os.urandom(32), topic_for(alliance))
-        stranger.set_validator(lambda peer, data: True)
+        stranger.set_validator(lambda peer, data: Validation.ACCEPT)
         async with stranger.running(list(LOOPBACK)), trio.open_nursery() as nursery:
             a = await start_hub(nursery, founder, alliance)
             b = await start_hub(nursery, member, alliance, (a.addrs[0],))
