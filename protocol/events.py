@@ -243,6 +243,7 @@ class GossipVerdict:
     peer: PeerId
     validation: Validation
     reason: str = ""
+    signer: str | None = None  # the announcement's did, when it is one
 
 
 class Side(Enum):

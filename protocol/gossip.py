@@ -274,6 +274,7 @@ class Gossip:
         self._proof_asked: dict[str, float] = {}
         self._timers: set[TimerKind] = set()  # our timers pending (one of each at most)
         self._limit = min(max_frame_size, GOSSIP_MAX_FRAME)
+        self._signer: str | None = None  # of the message being judged, for its verdict
 
     def pending(self) -> int:
         """Records waiting to be announced: queued for our next turn, or fetched and
@@ -434,8 +435,9 @@ class Gossip:
 
     def received(self, peer_id: PeerId, data: bytes, now: float, out: list[Command]) -> None:
         """One gossip message from ``peer_id``: act on it, and say what to do with it."""
+        self._signer = None
         validation, reason = self._judge(peer_id, data, now, out)
-        out.append(GossipVerdict(peer_id, validation, reason))
+        out.append(GossipVerdict(peer_id, validation, reason, self._signer))
 
     def _judge(
         self, peer_id: PeerId, data: bytes, now: float, out: list[Command]
@@ -461,6 +463,7 @@ class Gossip:
         if not isinstance(message, Announce):
             self._penalize(peer_id, OffenceKind.PROTOCOL_VIOLATION, now, out, None)
             return Validation.REJECT, f"a {message.KIND} message on the gossip topic"
+        self._signer = message.did
         seen = self._seen
         if message.sig in seen:
             return Validation.IGNORE, "seen before"

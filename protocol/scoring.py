@@ -60,7 +60,7 @@ class Verdict(Enum):
 class _Bucket:
     tokens: float
     at: float
-    low: float  # the fewest tokens it ever held: how deep a burst went
+    used: float = 0.0  # the largest share of the burst ever spent: how deep a burst went
 
 
 @dataclass(slots=True)
@@ -179,26 +179,24 @@ class PeerScores:
         state = self._peer(peer, now)
         bucket = state.buckets.get(kind)
         if bucket is None:
-            bucket = state.buckets[kind] = _Bucket(limit.burst, now, limit.burst)
+            bucket = state.buckets[kind] = _Bucket(limit.burst, now)
         bucket.tokens = min(limit.burst, bucket.tokens + (now - bucket.at) * limit.rate)
         bucket.at = max(bucket.at, now)
         if bucket.tokens >= 1.0:
             bucket.tokens -= 1.0
-            if bucket.tokens < bucket.low:
-                bucket.low = bucket.tokens
+            used = (limit.burst - bucket.tokens) / limit.burst
+            if used > bucket.used:
+                bucket.used = used
             return True
-        bucket.low = 0.0
+        bucket.used = 1.0
         return False
 
     def deepest(self, peer: PeerId, kind: str) -> float:
-        """The largest share (0..1) of ``kind``'s burst allowance ``peer`` ever used:
-        how close its traffic came to the limit (1.0: it was over)."""
-        limit = self.rate_limits.get(kind)
+        """The largest share (0..1) of ``kind``'s burst allowance ``peer`` ever spent at
+        once: how close its traffic came to the limit (1.0: it was over)."""
         state = self._peers.get(peer)
         bucket = state.buckets.get(kind) if state is not None else None
-        if limit is None or bucket is None:
-            return 0.0
-        return (limit.burst - bucket.low) / limit.burst
+        return 0.0 if bucket is None else bucket.used
 
     def recovers_at(self, peer: PeerId, now: float) -> float:
         """When ``peer``'s score, decaying towards 0, is back at the graylist line (``now``

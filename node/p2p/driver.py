@@ -113,6 +113,38 @@ class _Link:
     since: float = 0.0
 
 
+class GossipLog:
+    """What each peer sent on the gossip topic in the last minute, by the engine's verdict
+    and reason: logged with a punishment, so that it can be read why."""
+
+    WINDOW: Final = 60.0
+
+    def __init__(self) -> None:
+        self._by_peer: dict[PeerId, deque[tuple[float, str]]] = {}
+
+    def note(self, peer: PeerId, verdict: GossipVerdict, now: float, did: str | None) -> None:
+        """One verdict on a message from ``peer`` (whose hub's did is ``did``)."""
+        entries = self._by_peer.setdefault(peer, deque())
+        whose = "" if verdict.signer is None else (" own" if verdict.signer == did else " relayed")
+        entries.append((now, (verdict.reason or verdict.validation.value) + whose))
+        while entries and entries[0][0] < now - self.WINDOW:
+            entries.popleft()
+        if len(self._by_peer) > CLOSED_KEPT:
+            self._by_peer.pop(next(iter(self._by_peer)))
+
+    def describe(self, peer: PeerId, now: float) -> str:
+        """E.g. ``41 in 60 s, 30 in the last 1 s (accept 12, relay budget spent 29)``."""
+        entries = [(t, why) for t, why in self._by_peer.get(peer, ()) if t >= now - self.WINDOW]
+        if not entries:
+            return "none"
+        last = sum(1 for t, _ in entries if t >= now - 1.0)
+        kinds: dict[str, int] = {}
+        for _, why in entries:
+            kinds[why] = kinds.get(why, 0) + 1
+        detail = ", ".join(f"{why} {n}" for why, n in sorted(kinds.items()))
+        return f"{len(entries)} in {self.WINDOW:.0f} s, {last} in the last 1 s ({detail})"
+
+
 @dataclass
 class SyncProgress:
     """What a reconcile with one peer found, and how the fetching is going."""
@@ -151,6 +183,7 @@ class Driver:
         self.banned: dict[PeerId, float] = {}
         self.closed: OrderedDict[PeerId, ConnectionClosed] = OrderedDict()  # newest last
         self.dial_failures: dict[PeerId, str] = {}
+        self._gossip_seen = GossipLog()
         self.reconciles: list[SyncProgress] = []
         self.stored_blocks = 0
         self.stored_records = 0
@@ -391,16 +424,23 @@ class Driver:
                 case Ban(peer, until, reason):
                     log.info("banning %s for %.0f s: %s", peer, until - self.clock(), reason)
                     self.banned[peer] = until
-                case ConnectionClosed(peer, side, reason, did):
+                case ConnectionClosed(peer, side, reason, did, punished):
                     self.closed.pop(peer, None)
                     self.closed[peer] = command
                     if len(self.closed) > CLOSED_KEPT:
                         self.closed.popitem(last=False)
                     who = f"{peer} ({did})" if did else peer
-                    if side is Side.LOCAL:
-                        log.info("we closed the connection to %s: %s", who, reason)
-                    else:
+                    if side is Side.REMOTE:
                         log.info("the connection to %s ended: %s", who, reason)
+                    elif punished:
+                        log.info(
+                            "we closed the connection to %s: %s; its gossip lately: %s",
+                            who,
+                            reason,
+                            self._gossip_seen.describe(peer, self.clock()),
+                        )
+                    else:
+                        log.info("we closed the connection to %s: %s", who, reason)
                 case Dial(peer):
                     if self._nursery is not None:
                         self._nursery.start_soon(self._dial, peer)
@@ -607,6 +647,9 @@ class Driver:
             return Validation.ACCEPT  # our own announcement on its way out (validated too)
         for command in self.handle(GossipReceived(forwarder, data)):
             if isinstance(command, GossipVerdict):
+                state = self.engine.peers.get(forwarder)
+                did = state.did if state is not None else None
+                self._gossip_seen.note(forwarder, command, self.clock(), did)
                 return command.validation
         return Validation.REJECT  # the engine refused the event (a bug, logged)
 

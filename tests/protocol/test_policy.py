@@ -46,7 +46,7 @@ from craftnet.protocol.events import (
 )
 from craftnet.protocol.framing import decode_frame, encode_frame
 from craftnet.protocol.messages import Announce, Block, End, Have, Want
-from craftnet.protocol.policy import DEFAULT_POLICY, RATE_LIMITS, Traffic
+from craftnet.protocol.policy import DEFAULT_POLICY, Traffic
 
 FORWARDER = PeerId("hub-oaxaca")
 
@@ -146,21 +146,22 @@ def test_held_announcements_are_bounded_and_expire() -> None:
 def test_a_burst_on_admission_is_not_a_flood_but_a_sustained_excess_is() -> None:
     hub = Hub("hub-lisbon", 1)
     author = make_key(2)
-    limit = RATE_LIMITS[Traffic.ANNOUNCE]
-    # py-libp2p hands over up to 100 queued messages at once, plus its cache: 250 is
-    # within the allowance, with headroom.
-    for n in range(250):
+    # py-libp2p hands a newly admitted peer its queue and cache at once, and a hub whose
+    # writer stalled sends a clump: 427 in one second was measured in the lab. Twice
+    # that is within the allowance.
+    for n in range(860):
         verdict(hub, encode_frame(Announce.create(author, n, (fake(n),))), now=10.0)
     assert not hub.engine.scores.offence_counts(FORWARDER)
-    assert 0.8 < hub.engine.scores.deepest(FORWARDER, Traffic.ANNOUNCE) < 0.9
+    assert 0.45 < hub.engine.scores.deepest(FORWARDER, Traffic.ANNOUNCE) < 0.5
     # Then the honest pace (at most 20 a second) for a minute: still nothing charged.
     now = 10.0
     for n in range(1200):
         now += 1 / 20
         verdict(hub, encode_frame(Announce.create(author, 1000 + n, (fake(n),))), now=now)
     assert not hub.engine.scores.offence_counts(FORWARDER)
-    # Beyond the rate, it is a flood.
-    for n in range(int(limit.burst) + 50):
+    # A sustained excess over the rate (100 a second for 40 s) is a flood.
+    for n in range(4000):
+        now += 1 / 100
         verdict(hub, encode_frame(Announce.create(author, 5000 + n, (fake(n),))), now=now)
     assert hub.engine.scores.offence_counts(FORWARDER).get("flood", 0) >= 10
 

@@ -83,7 +83,8 @@ def test_restarts_in_a_busy_alliance_punish_no_honest_hub() -> None:
         for h in sim.hubs
         for p in h.engine.peers
     )
-    assert deepest < 0.5
+    print(f"\ndeepest use of an announce allowance by an honest hub: {deepest:.0%}")
+    assert deepest < 0.8
     # The old limits: honest hubs cut each other off, and the alliance does not converge.
     _, old = _run(RESTARTS, OLD_LIMITS)
     assert old["honest_hubs_cut_off_by_honest"] > 0

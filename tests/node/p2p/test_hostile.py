@@ -6,6 +6,7 @@ converging meanwhile."""
 
 from __future__ import annotations
 
+import itertools
 import os
 from collections.abc import Callable
 from pathlib import Path
@@ -132,10 +133,14 @@ async def attack(kind: str, hostile: Hostile, target: Hub) -> None:
                             await hostile.net.publish(data)
                             await trio.sleep(0.05)
                     elif kind == "flood":
+                        # As fast as it can, announcing records it never serves, until
+                        # it is cut off: for going over the limit or for its promises.
                         await hostile.meshed_with(target)
-                        for i in range(600):
+                        for i in itertools.count():
+                            if banned():
+                                break
                             await hostile.net.publish(hostile.announce([fake_record(i)], ts=i))
-                            await trio.sleep(0.004)
+                            await trio.sleep(0.002)
                     elif kind == "bad_block":
                         hostile.answer_wants = "garbage"
                         await hostile.meshed_with(target)
