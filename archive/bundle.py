@@ -32,7 +32,6 @@ from craftnet.archive.crdt.documents import Documents
 from craftnet.archive.crdt.ops import GENESIS_TYPE, OP_TYPE
 from craftnet.archive.errors import BundleError, NotFound
 from craftnet.archive.key_facts import key_facts
-from craftnet.archive.recon_index import ReconIndex, item_key
 from craftnet.archive.records import ENVELOPE_KEYS, Record
 from craftnet.archive.store import ReadTxn, Store, WriteTxn
 from craftnet.errors import CraftnetError
@@ -356,13 +355,9 @@ def _commit(
         added = 0
         # Records are read back one at a time, so a bundle of many records never sits
         # in memory whole. Signatures and schemas were checked while staging.
-        recon = ReconIndex()
         for item in record_items:
             record = Record.from_block(_read_staged(spill, item), item.cid)
-            if index.put_record(txn, record):
-                added += 1
-                # Keep the reconciliation index in step, as the node does for gossip.
-                recon.add(txn, item_key(record.ts, record.cid))
+            added += index.put_record(txn, record)
         for root in pin_roots:
             if blocks.get_pin(txn, root) is None:  # keep the name of an existing pin
                 blocks.pin(txn, root, "import")

@@ -12,7 +12,14 @@ the 36-byte binary CID):
 * ``rec_time``: ts8 cid -> empty;
 * ``links_rev``: linked cid, linking record cid -> empty (descendants, collections, ...);
 * ``att_subject``: subject did ``\\x00`` ts8 cid -> empty (attestations by subject);
-* ``keys``: key-succession and revocation facts, see :mod:`craftnet.archive.key_facts`.
+* ``keys``: key-succession and revocation facts, see :mod:`craftnet.archive.key_facts`;
+* ``recon_chunks``: the reconcile index over ``rec_time``, see
+  :mod:`craftnet.archive.recon_index`;
+* ``changes``: the change feed, see :mod:`craftnet.archive.changes`.
+
+Whoever writes a record (publish, ingest, bundle import, CRDT operations, sync) goes
+through :func:`put_record`, so the reconcile index and the change feed are current
+the moment the transaction commits, in every process.
 
 Type names are slugs and dids are base58, so neither holds ``\\x00`` and a prefix scan
 of ``name \\x00`` finds exactly one name. Writing is idempotent: a record already in
@@ -26,7 +33,7 @@ from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Final
 
-from craftnet.archive import codec
+from craftnet.archive import changes, codec
 from craftnet.archive.cid import CID_BYTES_LEN, Cid
 from craftnet.archive.errors import (
     ArchiveError,
@@ -38,6 +45,7 @@ from craftnet.archive.errors import (
 )
 from craftnet.archive.hlc import HybridClock
 from craftnet.archive.key_facts import is_did_text, put_key_facts
+from craftnet.archive.recon_index import ReconIndex
 from craftnet.archive.records import Record
 from craftnet.archive.schemas import check_type_name, schema_for, validate_body, validate_record
 from craftnet.archive.store import ReadTxn, Store, WriteTxn, prefix_end
@@ -49,6 +57,8 @@ SUFFIX_LEN: Final = _TS.size + CID_BYTES_LEN
 DEFAULT_LIMIT: Final = 50
 MAX_LIMIT: Final = 1000
 DEFAULT_BATCH: Final = 1000
+# The reconcile index every record write keeps (its chunk size is the one StoreItems reads).
+RECON_INDEX: Final = ReconIndex()
 
 
 class QueryError(ArchiveError):
@@ -82,6 +92,8 @@ def put_record(txn: WriteTxn, record: Record) -> bool:
     txn.put("rec_type", record.type.encode() + _SEP + suffix, b"")
     txn.put("rec_author", record.author.encode() + _SEP + suffix, b"")
     txn.put("rec_time", suffix, b"")
+    RECON_INDEX.add(txn, suffix)
+    changes.append(txn, suffix)
     for link in set(record.links):
         txn.put("links_rev", link.bytes + key, b"")
     if record.type == "attestation":

@@ -9,11 +9,13 @@ inside the range plus at most two partial chunks at its ends: O(n/chunk + chunk)
 for the widest range and O(range + chunk) for the narrow ones deep in a reconcile.
 
 Adding a record costs one chunk update in the same transaction (and, every ``chunk``
-inserts or so, a split that reads one chunk). :meth:`ReconIndex.add` must be called once
-for each key newly put into ``rec_time``, inside the same write transaction;
-:meth:`ReconIndex.ensure` rebuilds the index in one pass if it finds it out of step
-(a store written by code that did not call ``add``), so a stale index costs a rebuild,
-never a wrong answer.
+inserts or so, a split that reads one chunk). :func:`craftnet.archive.index.put_record`,
+which every writer of records goes through, calls :meth:`ReconIndex.add` for each key
+it puts into ``rec_time``, inside the same write transaction, so the index is current
+whenever a transaction commits, whichever process wrote it. :meth:`ReconIndex.ensure`
+rebuilds the index in one pass if it finds it out of step (a store written before
+records kept it), so a stale index costs a rebuild, never a wrong answer;
+:meth:`ReconIndex.problems` checks it against ``rec_time`` entry by entry.
 
 The item format is the archive's: :func:`item_key` and :func:`item_hash` are what the
 protocol's fingerprints are computed from.
@@ -139,6 +141,44 @@ class ReconIndex:
     def is_current(self, txn: ReadTxn) -> bool:
         """Tell whether the index accounts for exactly the keys in ``rec_time``."""
         return self.unaccounted(txn) == 0
+
+    def problems(self, txn: ReadTxn) -> list[str]:
+        """Where the index disagrees with ``rec_time`` (empty when it agrees); one pass."""
+        found: list[str] = []
+        chunks = iter(txn.iterate(CHUNKS_DB))
+        current = _first(chunks)
+        following = _first(chunks)
+        items = 0
+        count = total = 0
+
+        def close(chunk: tuple[bytes, bytes], count: int, total: int) -> None:
+            stored = _unpack(chunk[1])
+            if stored != (count, total % MODULUS):
+                found.append(
+                    f"chunk {chunk[0].hex()} holds {stored[0]} items by the index "
+                    f"and {count} in rec_time"
+                )
+
+        for key, _ in txn.iterate(ITEMS_DB):
+            items += 1
+            if current is None or key < current[0]:
+                found.append(f"item {key.hex()} lies before every chunk of the index")
+                continue
+            while following is not None and key >= following[0]:
+                close(current, count, total)
+                current, following = following, _first(chunks)
+                count = total = 0
+            count += 1
+            total += item_hash(key)
+        while current is not None:
+            close(current, count, total)
+            current, following = following, _first(chunks)
+            count = total = 0
+        raw = txn.get(META_DB, META_COUNT_KEY)
+        counted = int.from_bytes(raw, "big") if raw else 0
+        if counted != items:
+            found.append(f"the index counts {counted} items and rec_time holds {items}")
+        return found
 
     def ensure(self, store: Store) -> bool:
         """Rebuild the index if it is out of step; returns whether it rebuilt."""

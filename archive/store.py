@@ -44,6 +44,7 @@ DATABASES: Final = (
     "staging",  # b"s" session -> touch time; b"c" CID session -> b"" (files being added)
     "recon_chunks",  # first rec_time key of a chunk -> count(4) + sum of item hashes(32), see
     # archive.recon_index (range fingerprints for reconciliation, kept incrementally)
+    "changes",  # seq(8) -> ts(8) CID of a record the store gained (archive.changes)
 )
 
 # Keys are 1..MAX_KEY_SIZE bytes (LMDB's limit); every store enforces it, so code that

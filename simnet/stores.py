@@ -7,9 +7,8 @@
   :class:`~craftnet.archive.memory_store.MemoryStore` or
   :class:`~craftnet.archive.lmdb_store.LmdbStore` (in a temporary folder), written the
   way node/p2p's driver writes: each ``StoreBlocks`` in one transaction, records through
-  :func:`~craftnet.archive.index.put_record` and the reconcile index
-  (:class:`~craftnet.archive.recon_index.ReconIndex`), which the engine then reads
-  through :class:`~craftnet.archive.recon_index.StoreItems`. For small runs.
+  :func:`~craftnet.archive.index.put_record`, which keeps the reconcile index that the
+  engine reads through :class:`~craftnet.archive.recon_index.StoreItems`. For small runs.
 """
 
 from __future__ import annotations
@@ -21,7 +20,7 @@ from craftnet.archive.blocks import StoreBlockSource, put_block
 from craftnet.archive.cid import Cid
 from craftnet.archive.errors import ArchiveError
 from craftnet.archive.index import count_records, put_record
-from craftnet.archive.recon_index import ReconIndex, StoreItems, item_key
+from craftnet.archive.recon_index import StoreItems, item_key
 from craftnet.archive.records import Record
 from craftnet.archive.store import Store, WriteTxn
 from craftnet.protocol.blocks import BlockSource, DictBlocks
@@ -94,9 +93,8 @@ class ArchiveStore:
 
     def __init__(self, store: Store) -> None:
         self.store = store
-        self.index = ReconIndex()
         self.source = StoreBlockSource(store)
-        self.items = StoreItems(store, self.index)
+        self.items = StoreItems(store)
 
     def put(self, blocks: list[tuple[Cid, bytes, int | None]]) -> None:
         """Write the blocks in one transaction; records go into the indexes."""
@@ -110,8 +108,7 @@ class ArchiveStore:
                     except ArchiveError:
                         record = None
                 if record is not None:
-                    if put_record(txn, record):
-                        self.index.add(txn, item_key(record.ts, record.cid))
+                    put_record(txn, record)
                 else:
                     put_block(txn, cid, data, verified=True)
 

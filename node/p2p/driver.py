@@ -12,10 +12,11 @@ a timer due, an announcement validated) and executes the commands it answers wit
 * ``Disconnect``/``Ban`` close the stream and hang up; ``Dial`` keeps a dialler task
   that reconnects with exponential backoff.
 
-Records written here by other code (the web API, the CLI in another process) are found
-by watching the reconcile index fall out of step with ``rec_time``: they are added to
-the index and announced. Everything runs in one trio thread; ``handle`` never awaits,
-so engine calls never interleave.
+Every record write keeps the store's reconcile index current (archive's ``put_record``)
+and appends to its change feed; records written by other code (the web API, the CLI
+in another process) are found by reading the feed on from this hub's cursor, and
+announced. Everything runs in one trio thread; ``handle`` never awaits, so engine
+calls never interleave.
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ from typing import Any, Final
 
 import trio
 
+from craftnet.archive import changes
 from craftnet.archive.blocks import find_block, has_block, put_block
 from craftnet.archive.cid import DAG_CBOR, Cid
 from craftnet.archive.crdt.documents import Documents
@@ -39,10 +41,9 @@ from craftnet.archive.crdt.ops import GENESIS_TYPE as DOC_GENESIS
 from craftnet.archive.crdt.ops import OP_TYPE as DOC_OP
 from craftnet.archive.errors import ArchiveError
 from craftnet.archive.gc import links_of
-from craftnet.archive.hlc import pack
 from craftnet.archive.index import has_record, put_record
 from craftnet.archive.meta import get_meta, put_meta
-from craftnet.archive.recon_index import ReconIndex, item_key
+from craftnet.archive.recon_index import ReconIndex
 from craftnet.archive.records import Record
 from craftnet.archive.store import ReadTxn, Store, WriteTxn
 from craftnet.errors import CraftnetError
@@ -167,7 +168,6 @@ class Driver:
         self.max_peers = max_peers
         self.clock = clock
         self.rng = rng or random.Random()
-        self.index = ReconIndex()
         # Used only in the writer (one batch at a time, under _write_lock).
         self.documents = Documents(store)
         self.relay_budget = RelayBudget(RELAY_PER_PEER, RELAY_BURST)
@@ -194,10 +194,10 @@ class Driver:
         self._diallers: dict[PeerId, str | None] = {}
         self._addrs: dict[PeerId, str] = {}
         self._nursery: trio.Nursery | None = None
-        # Records from ten minutes before start-up on, known to be in the index: what
-        # appears beyond them was written by someone else (see _catch_up_index).
-        self._watermark = pack(max(0, time.time_ns() // 1_000_000 - 600_000))
-        self._recent: set[bytes] = set()
+        # Where this hub has read the store's change feed to, and the records it stored
+        # itself from peers (reannounced once complete, so the feed skips them).
+        self._feed_cursor = 0
+        self._own: set[Cid] = set()
 
     # ------------------------------------------------------------------ running
 
@@ -206,8 +206,7 @@ class Driver:
         self.network.set_stream_handler(self._inbound)
         self.gossip.set_validator(self._validate)
         self._restore_wants()
-        self._snapshot_recent()
-        self._catch_up_index()
+        self._open_feed()
         try:
             async with trio.open_nursery() as nursery:
                 self._nursery = nursery
@@ -508,7 +507,6 @@ class Driver:
                         if not has_record(txn, record.cid):
                             documents.append(record)
                     elif put_record(txn, record):
-                        self.index.add(txn, item_key(record.ts, record.cid))
                         new_records.append((record.ts, record.cid))
                 else:
                     put_block(txn, block.cid, block.data, verified=True)
@@ -525,23 +523,18 @@ class Driver:
         for outcome in outcomes:
             if outcome.status == "invalid":
                 log.info("refused document record %s: %s", outcome.cid, outcome.reason)
-        added: list[tuple[int, Cid]] = []
-
-        def index(txn: WriteTxn) -> None:
-            added.clear()
-            for record in records:
-                key = item_key(record.ts, record.cid)
-                if record.cid not in refused and has_record(txn, record.cid):
-                    self.index.add(txn, key)
-                    added.append((record.ts, record.cid))
-
-        self.store.transact(index)
-        return added
+        # Stored (and indexed) by Documents through put_record, in its own transaction.
+        with self.store.read() as txn:
+            return [
+                (record.ts, record.cid)
+                for record in records
+                if record.cid not in refused and has_record(txn, record.cid)
+            ]
 
     def _written(self, blocks: list[StoredBlock], new_records: list[tuple[int, Cid]]) -> None:
         self.stored_blocks += len(blocks)
         self.stored_records += len(new_records)
-        self._recent.update(item_key(ts, cid) for ts, cid in new_records if ts >= self._watermark)
+        self._own.update(cid for _, cid in new_records)
         self.engine.blocks_stored([block.cid for block in blocks])
         # Tell neighbours what we hold now: a hub two hops from the publisher asks us,
         # not the publisher it is not connected to.
@@ -737,49 +730,42 @@ class Driver:
             if missing:
                 self.kick()
 
+    def _open_feed(self) -> None:
+        """Follow the store's change feed from its head: what is there now, peers get by
+        reconciling when they connect."""
+        if ReconIndex().ensure(self.store):
+            log.info("reconcile index rebuilt (a store written before records kept it)")
+        with self.store.read() as txn:
+            self._feed_cursor = changes.latest(txn)
+
     async def _watch_local(self) -> None:
+        # LMDB cannot notify another process, so the feed's head is polled (one read).
         while True:
             await trio.sleep(WATCH_INTERVAL)
             try:
+                # Under the write lock: a batch this driver wrote is in _own before its
+                # changes are read.
                 async with self._write_lock:
-                    self._catch_up_index()
+                    self._read_feed()
             except ArchiveError:
-                log.exception("watching the store for new records failed")
+                log.exception("reading the store's change feed failed")
 
-    def _catch_up_index(self) -> None:
-        """Index and announce records other code wrote; rebuild the index if it is lost."""
+    def _read_feed(self) -> None:
+        """Announce the records other code stored since the cursor; move the cursor on."""
         with self.store.read() as txn:
-            if self.index.is_current(txn):
-                return
-        start = self._watermark.to_bytes(8, "big")
-        added: list[tuple[int, Cid]] = []
-
-        def catch_up(txn: WriteTxn) -> bool:
-            added.clear()
-            lacking = self.index.unaccounted(txn)
-            fresh = [k for k in self.index.keys(txn, start, None) if k not in self._recent]
-            # Published here moments ago: exactly the recent keys the index lacks. Any
-            # other difference (a bundle import, an old store) costs one rebuild.
-            if len(fresh) != lacking:
-                self.index.rebuild(txn)
-                return False
-            for key in fresh:
-                self.index.add(txn, key)
-                added.append((int.from_bytes(key[:8], "big"), Cid.from_bytes(key[8:])))
-            return True
-
-        incremental = self.store.transact(catch_up)
-        if incremental:
-            self._recent.update(item_key(ts, cid) for ts, cid in added)
-            if added:
-                self._announce(added)
-        else:
-            self._snapshot_recent()
-            log.info("reconcile index rebuilt")
-
-    def _snapshot_recent(self) -> None:
-        with self.store.read() as txn:
-            self._recent = set(self.index.keys(txn, self._watermark.to_bytes(8, "big"), None))
+            batch = changes.changes_after(txn, self._feed_cursor)
+        if batch.cursor == self._feed_cursor:
+            return
+        if batch.missed:
+            log.info(
+                "%d records stored here were not announced; reconcile spreads them", batch.missed
+            )
+            self._own.clear()  # ours among the missed ones would stay in it for good
+        fresh = [(c.ts, c.cid) for c in batch.changes if c.cid not in self._own]
+        self._own.difference_update(c.cid for c in batch.changes)
+        self._feed_cursor = batch.cursor
+        if fresh:
+            self._announce(fresh)
 
     # ------------------------------------------------------------------ status
 
