@@ -352,12 +352,14 @@ def _commit(
 
     def put_records(txn: WriteTxn) -> tuple[int, int]:
         before = txn.count("blocks")
-        added = 0
         # Records are read back one at a time, so a bundle of many records never sits
         # in memory whole. Signatures and schemas were checked while staging.
-        for item in record_items:
-            record = Record.from_block(_read_staged(spill, item), item.cid)
-            added += index.put_record(txn, record)
+        added = sum(
+            index.put_many(
+                txn,
+                (Record.from_block(_read_staged(spill, item), item.cid) for item in record_items),
+            )
+        )
         for root in pin_roots:
             if blocks.get_pin(txn, root) is None:  # keep the name of an existing pin
                 blocks.pin(txn, root, "import")

@@ -17,6 +17,7 @@ reconciliation rather than announcement.
 from __future__ import annotations
 
 import struct
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Final
 
@@ -49,14 +50,23 @@ class ChangeBatch:
     missed: int  # entries dropped from the feed before this reader got to them
 
 
-def append(txn: WriteTxn, item_key: bytes) -> int:
-    """Log a record newly stored in ``txn`` (``item_key`` is ts(8) + CID); return its seq."""
-    if len(item_key) != _ENTRY_LEN:
-        raise StoreError(f"a change is ts(8) + a {CID_BYTES_LEN}-byte CID, got {len(item_key)}")
-    seq = latest(txn) + 1
-    txn.put(FEED_DB, _SEQ.pack(seq), item_key)
-    if seq > FEED_KEEP:
-        txn.delete(FEED_DB, _SEQ.pack(seq - FEED_KEEP))
+def append(txn: WriteTxn, item_keys: Sequence[bytes]) -> int:
+    """Log records newly stored in ``txn`` (item keys: ts(8) + CID), in order; return the
+    seq of the last one (the newest before, if ``item_keys`` is empty)."""
+    for item_key in item_keys:
+        if len(item_key) != _ENTRY_LEN:
+            raise StoreError(
+                f"a change is ts(8) + a {CID_BYTES_LEN}-byte CID, got {len(item_key)} bytes"
+            )
+    head = latest(txn)
+    seq = head
+    for item_key in item_keys:
+        seq += 1
+        txn.put(FEED_DB, _SEQ.pack(seq), item_key)
+    # Drop what fell out of the window (read FEED_KEEP at call time: tests lower it).
+    keep = FEED_KEEP
+    for old in range(max(1, head + 1 - keep), seq + 1 - keep):
+        txn.delete(FEED_DB, _SEQ.pack(old))
     return seq
 
 

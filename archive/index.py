@@ -78,9 +78,29 @@ def put_record(txn: WriteTxn, record: Record) -> bool:
     This does not verify the signature or the body schema: :func:`ingest_records` and
     :func:`publish` do, and callers holding records of unknown origin must too.
     """
+    return put_many(txn, (record,))[0]
+
+
+def put_many(txn: WriteTxn, records: Iterable[Record]) -> list[bool]:
+    """:func:`put_record` for each of ``records`` (read one at a time), in order; the
+    reconcile index and the change feed are brought up to date once, at the end."""
+    added: list[bytes] = []
+    new: list[bool] = []
+    for record in records:
+        suffix = _put_entries(txn, record)
+        new.append(suffix is not None)
+        if suffix is not None:
+            added.append(suffix)
+    RECON_INDEX.add_many(txn, added)
+    changes.append(txn, added)
+    return new
+
+
+def _put_entries(txn: WriteTxn, record: Record) -> bytes | None:
+    """Write the record and its index entries; its ``ts8 + CID`` if new, else None."""
     key = record.cid.bytes
     if txn.has("records", key):
-        return False
+        return None
     check_type_name(record.type)
     suffix = _suffix(record)
     txn.put("blocks", key, record.block)
@@ -92,8 +112,6 @@ def put_record(txn: WriteTxn, record: Record) -> bool:
     txn.put("rec_type", record.type.encode() + _SEP + suffix, b"")
     txn.put("rec_author", record.author.encode() + _SEP + suffix, b"")
     txn.put("rec_time", suffix, b"")
-    RECON_INDEX.add(txn, suffix)
-    changes.append(txn, suffix)
     for link in set(record.links):
         txn.put("links_rev", link.bytes + key, b"")
     if record.type == "attestation":
@@ -102,13 +120,13 @@ def put_record(txn: WriteTxn, record: Record) -> bool:
             txn.put("att_subject", subject.encode() + _SEP + suffix, b"")
     else:
         put_key_facts(txn, record, suffix)
-    return True
+    return suffix
 
 
 def put_records(store: Store, records: Iterable[Record]) -> int:
     """Store already-checked records in one transaction; return how many were new."""
     batch = list(records)
-    return store.transact(lambda txn: sum(put_record(txn, record) for record in batch))
+    return store.transact(lambda txn: sum(put_many(txn, batch)))
 
 
 @dataclass(frozen=True, slots=True)
@@ -216,7 +234,7 @@ def _ingest_batch(
         checked.append((record, known))
 
     def write(txn: WriteTxn) -> list[bool]:
-        return [put_record(txn, record) for record, _ in checked]
+        return put_many(txn, (record for record, _ in checked))
 
     written = store.transact(write)
     for (record, known), new in zip(checked, written, strict=True):

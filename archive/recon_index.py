@@ -24,7 +24,7 @@ protocol's fingerprints are computed from.
 from __future__ import annotations
 
 import itertools
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from typing import Final
 
 import blake3
@@ -79,6 +79,16 @@ class ReconIndex:
 
     def add(self, txn: WriteTxn, key: bytes) -> None:
         """Account for ``key``, just put into ``rec_time`` in this same transaction."""
+        self.add_many(txn, (key,))
+
+    def add_many(self, txn: WriteTxn, keys: Sequence[bytes]) -> None:
+        """Account for ``keys``, just put into ``rec_time`` in this same transaction."""
+        for key in keys:
+            self._account(txn, key)
+        if keys:
+            self._bump(txn, len(keys))  # one count update for the lot
+
+    def _account(self, txn: WriteTxn, key: bytes) -> None:
         weight = item_hash(key)
         found = _first(txn.iterate(CHUNKS_DB, b"", key + b"\x00", reverse=True))
         if found is None:
@@ -104,7 +114,6 @@ class ReconIndex:
             )
         else:
             txn.put(CHUNKS_DB, start, _pack(count, total))
-        self._bump(txn, 1)
 
     def _bump(self, txn: WriteTxn, by: int) -> None:
         raw = txn.get(META_DB, META_COUNT_KEY)

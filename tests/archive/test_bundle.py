@@ -277,7 +277,7 @@ def test_an_import_cut_before_its_final_transaction_leaves_only_collectable_bloc
     def power_cut(*args: object) -> bool:
         raise OSError("power cut")
 
-    monkeypatch.setattr(index, "put_record", power_cut)
+    monkeypatch.setattr(index, "put_many", power_cut)
     with pytest.raises(OSError, match="power cut"):
         do_import(target, raw)
     monkeypatch.undo()

@@ -148,7 +148,7 @@ def test_a_damaged_feed_raises_a_store_error(store: Store) -> None:
     with store.read() as txn, pytest.raises(StoreError, match="damaged key"):
         latest(txn)
     with pytest.raises(StoreError, match="ts\\(8\\)"):
-        store.transact(lambda txn: changes.append(txn, b"too short"))
+        store.transact(lambda txn: changes.append(txn, [b"too short"]))
 
 
 @settings(max_examples=25, deadline=None)
