@@ -1,7 +1,7 @@
 """``craftnet serve``: run this hub's node with its HTTP API and web UI.
 
 ``--demo`` makes a ready-to-browse hub on first start: it initialises the home folder
-with an UNENCRYPTED demo hub key and seeds the demo archive (:mod:`craftnet.node.demo`).
+with an UNENCRYPTED demo hub key and seeds the demo archive (:mod:`craftnet.archive.demo`).
 """
 
 from __future__ import annotations
@@ -51,7 +51,7 @@ def serve(app: App, demo: bool, host: str | None, port: int | None, new_token: b
           listen: tuple[str, ...] = (), bootstrap: tuple[str, ...] = (),
           alliance: str | None = None, mdns: bool | None = None) -> None:
     """Run the hub: the HTTP API, the web UI and, in an alliance, hub-to-hub sync."""
-    from craftnet.node import demo as demo_data
+    from craftnet.archive import demo as demo_data
     from craftnet.node.config import load_config
     from craftnet.node.web import auth, server
     from craftnet.node.web.context import NodeContext

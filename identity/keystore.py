@@ -57,6 +57,8 @@ from craftnet.identity.keys import KEY_SIZE, PrivateKey, did_to_raw
 FORMAT: Final = "craftnet-key"
 VERSION: Final = 1
 SUFFIX: Final = ".key"
+# Artisans' keys (as opposed to the hub's own) are named ``artisan.<handle>``.
+ARTISAN_PREFIX: Final = "artisan."
 # scrypt cost: 2**15 takes about 70-100 ms and 32 MiB on a small hub computer. Tests
 # pass a lower cost to the Keystore; files record their own parameters.
 DEFAULT_SCRYPT_N: Final = 2**15

@@ -13,7 +13,7 @@ from pathlib import Path
 from playwright.sync_api import sync_playwright
 
 sys.path.insert(0, str(Path(__file__).parent))
-from craftnet.node.demo import DEMO_PASSPHRASE
+from craftnet.archive.demo import DEMO_PASSPHRASE
 from tests.node.web.web_hub import start_hub
 
 

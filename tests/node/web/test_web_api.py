@@ -184,7 +184,7 @@ def test_files_stream_with_range_etag_and_content_type(hub: Hub) -> None:
 
 
 def test_design_with_an_uploaded_file_and_its_preview(hub: Hub) -> None:
-    from craftnet.node.demo import heddle_stl
+    from craftnet.archive.demo import heddle_stl
 
     make_artisan(hub)
     cid = upload(hub, "heddle.stl", heddle_stl())

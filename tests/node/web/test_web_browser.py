@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from craftnet.node.demo import DEMO_PASSPHRASE, desk_lamp_stl
+from craftnet.archive.demo import DEMO_PASSPHRASE, desk_lamp_stl
 from tests.node.web.web_hub import Hub
 
 CHROMIUM = "/usr/bin/chromium"

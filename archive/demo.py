@@ -32,10 +32,9 @@ from craftnet.archive.records import Record
 from craftnet.archive.schemas import build
 from craftnet.archive.store import Store
 from craftnet.identity.keys import PrivateKey
-from craftnet.identity.keystore import Keystore
+from craftnet.identity.keystore import ARTISAN_PREFIX, Keystore
 
 DEMO_PASSPHRASE: Final = "demo-passphrase"
-KEY_PREFIX: Final = "artisan."
 SEEDED_KEY: Final = b"demo_seeded"
 ARTISANS: Final = ("amaia", "kofi", "lin", "rosa", "alliance")
 
@@ -161,7 +160,7 @@ def is_seeded(store: Store) -> bool:
 def _artisan_keys(keystore: Keystore) -> dict[str, PrivateKey]:
     keys = {}
     for handle in ARTISANS:
-        name = KEY_PREFIX + handle
+        name = ARTISAN_PREFIX + handle
         if keystore.has(name):
             keys[handle] = keystore.load(name, DEMO_PASSPHRASE)
         else:
