@@ -32,15 +32,16 @@ browser:
 bench: $(STAMP_TEST)
 	$(BIN)/python -m pytest -q -s tests/bench -p no:cacheprovider
 
-# mypy cannot follow the editable install's import hook, so it checks a tree of
-# symlinks laid out as the installed package.
+# mypy --strict checks all six packages and the root (errors, tomlcheck). It cannot
+# follow the editable install's import hook, so it checks a tree of symlinks laid out as
+# the installed package.
 TYPECHECK := build/typecheck
 lint: $(STAMP_TEST)
 	$(BIN)/ruff check .
 	rm -rf $(TYPECHECK) && mkdir -p $(TYPECHECK)/craftnet
 	for f in craftnet/*.py craftnet/py.typed; do ln -s "$(CURDIR)/$$f" $(TYPECHECK)/craftnet/; done
 	for d in identity archive protocol node simnet cli; do ln -s "$(CURDIR)/$$d" $(TYPECHECK)/craftnet/$$d; done
-	MYPYPATH=$(TYPECHECK) $(BIN)/mypy --strict -p craftnet.identity -p craftnet.archive -p craftnet.protocol
+	MYPYPATH=$(TYPECHECK) $(BIN)/mypy --strict -p craftnet
 
 clean:
 	rm -rf $(VENV) build *.egg-info
