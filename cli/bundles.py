@@ -49,11 +49,19 @@ def progress_bar(
 
 
 @click.command(name="export")
-@click.argument("out", type=click.Path(dir_okay=False, writable=True, path_type=Path))
-@click.argument("cids", nargs=-1, type=CID)
+@click.argument(
+    "out", metavar="OUT.car", type=click.Path(dir_okay=False, writable=True, path_type=Path)
+)
+@click.argument("cids", nargs=-1, metavar="[CID...]", type=CID)
 @pass_app
 def export_cmd(app: App, out: Path, cids: tuple[Cid, ...]) -> None:
-    """Write records (and all they link) to a CAR bundle; no CIDs = the whole archive."""
+    """Write records (and all they link) to a CAR bundle; no CIDs = the whole archive.
+
+    Everything the records link goes along (files, chunks, the designs they derive from,
+    recursively), and the key-succession and revocation records about their authors. The
+    file is written as `OUT.car.partial` and renamed when complete. Reports the number
+    of blocks, records and bytes, and any linked block this hub does not hold.
+    """
     from craftnet.archive.bundle import export_car
 
     store = app.store()
@@ -86,10 +94,17 @@ def export_cmd(app: App, out: Path, cids: tuple[Cid, ...]) -> None:
 
 
 @click.command(name="import")
-@click.argument("bundle", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.argument(
+    "bundle", metavar="IN.car", type=click.Path(exists=True, dir_okay=False, path_type=Path)
+)
 @pass_app
 def import_cmd(app: App, bundle: Path) -> None:
-    """Check a CAR bundle completely, then add it; if anything is wrong, add nothing."""
+    """Check a CAR bundle completely, then add it; if anything is wrong, add nothing.
+
+    Every block is checked against its CID, every record's signature and schema, every
+    file node. If anything is wrong, the error names the block (its index in the file,
+    its CID, its byte offset). Importing a bundle twice adds nothing the second time.
+    """
     from craftnet.archive.bundle import import_car
 
     store = app.store()

@@ -58,11 +58,19 @@ class CraftnetGroup(click.Group):
     type=click.Path(file_okay=False, path_type=Path),
     envvar=HOME_ENV,
     default=None,
-    help=f"Directory holding the archive and keys [env {HOME_ENV}; "
-    "default: the per-user data directory].",
+    metavar="DIR",
+    help=f"The hub's home directory: the archive store (store/), the keystore (keys/) and "
+    f"the name of the current hub key (hub-key). Default: the environment variable "
+    f"{HOME_ENV}, else the per-user data directory (~/.local/share/craftnet on Linux).",
 )
-@click.option("--json", "as_json", is_flag=True, help="Print machine-readable JSON.")
-@click.option("--debug", is_flag=True, help="Show tracebacks of unexpected errors.")
+@click.option(
+    "--json",
+    "as_json",
+    is_flag=True,
+    help="Print one JSON document on stdout instead of tables and text, for scripts. Remarks "
+    "for people and progress bars are then suppressed.",
+)
+@click.option("--debug", is_flag=True, help="Show the Python traceback of an unexpected error.")
 @click.version_option(package_name="craftnet", prog_name="craftnet")
 @click.pass_context
 def cli(ctx: click.Context, home: Path | None, as_json: bool, debug: bool) -> None:

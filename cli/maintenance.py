@@ -15,7 +15,11 @@ from craftnet.cli.render import human_size, safe
 @click.command()
 @pass_app
 def verify(app: App) -> None:
-    """Check every block, record, pinned file and index entry; exit 1 on any problem."""
+    """Check the whole store; print the problems found; exit 1 on any problem.
+
+    Every block against its CID, every record's signature and schema, every index entry
+    against its record, every pinned file node's chunks.
+    """
     from craftnet.archive.verify import verify_store
 
     with progress_bar(app, "verifying", None) as update:
@@ -45,7 +49,11 @@ def verify(app: App) -> None:
 @click.command()
 @pass_app
 def gc(app: App) -> None:
-    """Remove blocks that no record, pin or file being added refers to."""
+    """Remove blocks that no record, pin or file being added refers to.
+
+    Such as chunks left by an interrupted `add` or `import`. Prints how many blocks and
+    bytes were freed.
+    """
     from craftnet.archive.gc import collect_garbage
 
     report = collect_garbage(app.store())

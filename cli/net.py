@@ -27,7 +27,11 @@ from craftnet.errors import CraftnetError
 @click.command()
 @pass_app
 def peers(app: App) -> None:
-    """The hubs the running node is connected to, and how syncing goes."""
+    """The hubs the running node is connected to, and how syncing goes.
+
+    Asks the running hub (`craftnet serve`, at the address of `config.toml`): peer id,
+    did, state, direction, score, bytes each way, and how many blocks are still wanted.
+    """
     from craftnet.node.config import load_config
 
     app.require_home()
@@ -61,14 +65,19 @@ def peers(app: App) -> None:
 
 
 @click.command()
-@click.argument("addr")
+@click.argument("addr", metavar="ADDR")
 @click.option("--timeout", type=click.FloatRange(1, 86400), default=600.0, show_default=True,
-              help="Give up after this many seconds.")
+              metavar="SECONDS", help="Give up after this many seconds.")
 @click.option("--idle", type=click.FloatRange(1, 3600), default=30.0, show_default=True,
-              help="Stop when nothing arrived for this many seconds.")
+              metavar="SECONDS", help="Stop when nothing arrived for this many seconds.")
 @pass_app
 def sync(app: App, addr: str, timeout: float, idle: float) -> None:
-    """Reconcile once with the hub at ADDR (/ip4/.../tcp/.../p2p/12D3Koo...) and fetch."""
+    """Reconcile once with the hub at ADDR and fetch what this hub lacks.
+
+    ADDR is the other hub's multiaddr (`/ip4/192.0.2.7/tcp/4710/p2p/12D3KooW...`).
+    Shows progress; exits 1 if it stopped before everything arrived. Works whether or
+    not `craftnet serve` runs.
+    """
     import trio
 
     from craftnet.node.hub import Hub

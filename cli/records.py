@@ -2,7 +2,7 @@
 
 ``publish``'s options are generated from the body schemas in
 :mod:`craftnet.archive.schemas`, so a field added there appears here (and must then be
-documented in docs/cli.md, which a test checks).
+in docs/cli.md once it is regenerated: ``python -m craftnet.cli.reference``).
 """
 
 from __future__ import annotations
@@ -30,6 +30,8 @@ from craftnet.errors import CraftnetError
 
 PUBLISHABLE = ("technique", "design", "attestation", "collection")
 _LIST_KINDS = ("lines", "cids", "steps")
+# What a flag's value is called in the help, by the kind of the field.
+_METAVARS = {"cid": "CID", "cids": "CID", "did": "DID", "ts": "N"}
 
 
 def option_name(spec: schemas.FieldSpec) -> str:
@@ -81,7 +83,9 @@ def _publish_command(rtype: str) -> click.Command:
         click.Option(
             ["--from", "from_file"],
             type=click.Path(exists=True, dir_okay=False, path_type=Path),
-            help="Read fields from a TOML or JSON file; flags override it.",
+            metavar="FILE",
+            help="Read the fields from a TOML file, or JSON if the name ends in .json. Keys "
+            "are the field names (derived_from, materials, ...); flags override them.",
         )
     ]
     for spec in schema.fields:
@@ -93,11 +97,18 @@ def _publish_command(rtype: str) -> click.Command:
             kind = click.INT
         required = " (required)" if spec.required else ""
         repeat = " Repeat for more." if multiple else ""
+        if spec.name == "licence":
+            metavar = "ID"
+        elif spec.kind == "choice":
+            metavar = spec.name.upper()
+        else:
+            metavar = _METAVARS.get(spec.kind, "TEXT")
         params.append(
             click.Option(
                 [option_name(spec), spec.name],
                 multiple=multiple,
                 type=kind,
+                metavar=metavar,
                 help=f"{spec.doc[:1].upper()}{spec.doc[1:]}{required}.{repeat}",
             )
         )
@@ -105,13 +116,21 @@ def _publish_command(rtype: str) -> click.Command:
         rtype,
         callback=publish_type,
         params=params,
-        help=f"Publish a {rtype}: {schema.doc}.",
+        help=f"Publish {schema.doc}.",
     )
 
 
 @click.group()
 def publish() -> None:
-    """Sign and publish a record with the hub key."""
+    """Sign a record with the hub key and store it; print its CID.
+
+    Fields come from flags, from a file (`--from`), or both (flags win). Options that
+    take a list are repeated: `--material oak --material linseed-oil`. CIDs are given
+    in their `b...` text form. When the record derives from others, the licence
+    findings for each parent are printed on stderr (`licence problem: ...`,
+    `licence warning: ...`) and listed under `warnings` with `--json`; they do not stop
+    the publication.
+    """
 
 
 for _rtype in PUBLISHABLE:
@@ -154,7 +173,13 @@ def key_status(app: App, record: Record) -> str:
 @click.argument("cid", type=CID)
 @pass_app
 def show(app: App, cid: Cid) -> None:
-    """Show one record and whether it verifies."""
+    """Show one record (type, author, time, body fields, links) and check it again.
+
+    The checks: **signature** (the author's Ed25519 signature over the record),
+    **schema** (the body matches its type; unknown types are shown as opaque), **key**
+    (the author's key was valid at the record's time: not yet succeeded or revoked).
+    Each says `ok` or `FAILED: why`.
+    """
     with app.store().read() as txn:
         record = index.get_record(txn, cid)
     status = verification(app, record)
@@ -192,18 +217,24 @@ def _text(value: Any) -> str:
 
 
 @click.command(name="ls")
-@click.option("--type", "rtype", help="Only records of this type (technique, design, ...).")
-@click.option("--author", help="Only records by this did:key.")
+@click.option(
+    "--type",
+    "rtype",
+    metavar="TYPE",
+    help="Only records of this type (technique, design, attestation, collection, "
+    "key-succession, ...).",
+)
+@click.option("--author", metavar="DID", help="Only records signed by this did:key.")
 @click.option(
     "--limit",
     type=click.IntRange(1, index.MAX_LIMIT),
     default=20,
     show_default=True,
-    help="How many records to show.",
+    help="How many records to show (1-1000).",
 )
 @pass_app
 def ls(app: App, rtype: str | None, author: str | None, limit: int) -> None:
-    """List records, newest first."""
+    """List records, newest first, as a table (cid, type, title, author, time)."""
     with app.store().read() as txn:
         page = index.list_records(txn, type=rtype, author=author, limit=limit)
     rows = [
@@ -247,11 +278,19 @@ def ls(app: App, rtype: str | None, author: str | None, limit: int) -> None:
     type=click.IntRange(0, 64),
     default=16,
     show_default=True,
-    help="How many generations to follow each way.",
+    help="How many generations to follow each way (0-64).",
 )
 @pass_app
 def provenance(app: App, cid: Cid, depth: int) -> None:
-    """Show what a record derives from and what derives from it, with licence warnings."""
+    """Show the derivation graph around a record as a tree, with licence warnings.
+
+    What it was **derived from** (ancestors, recursively) and its **derivatives**
+    (records that derive from it), each with type, title, author, licence and the
+    attestations this hub holds about the author or the design. Parents this hub does
+    not hold are marked missing. Below the tree, licence warnings per derivation edge
+    (a share-alike parent under another licence, a non-commercial or no-derivatives
+    parent, ...). With `--json`: nodes, edges, warnings.
+    """
     from craftnet.archive.provenance import provenance as walk
 
     with app.store().read() as txn:

@@ -31,26 +31,49 @@ def _init_demo(app: App) -> None:
 
 
 @click.command()
-@click.option("--demo", is_flag=True, help="Create a demo hub with sample data on first start.")
-@click.option("--host", default=None, help="Address to listen on [config: http.host; 127.0.0.1].")
+@click.option(
+    "--demo",
+    is_flag=True,
+    help="On first start, create a demo hub (unencrypted demo key) and seed it with a demo "
+    "archive of artisans, techniques and designs.",
+)
+@click.option(
+    "--host",
+    default=None,
+    metavar="ADDRESS",
+    help="Address of the HTTP API and web UI (config http.host; default 127.0.0.1; 0.0.0.0 "
+    "serves the hub's local network).",
+)
 @click.option(
     "--port",
     type=click.IntRange(0, 65535),
     default=None,
-    help="Port to listen on [config: http.port; 8470; 0 = any free port].",
+    help="Port of the HTTP API and web UI (config http.port; default 8470; 0 = any free port).",
 )
 @click.option("--new-token", is_flag=True, help="Replace the API token and print the new one.")
 @click.option("--listen", multiple=True, metavar="MULTIADDR",
-              help="Hub-to-hub address to listen on [network.toml: listen; /ip4/0.0.0.0/tcp/4710].")
+              help="Hub-to-hub address to listen on, repeatable (network.toml listen; default "
+              "/ip4/0.0.0.0/tcp/4710).")
 @click.option("--bootstrap", multiple=True, metavar="MULTIADDR",
-              help="A member hub to connect to, /ip4/.../tcp/.../p2p/12D3Koo... (repeatable).")
-@click.option("--alliance", default=None, help="Alliance id [network.toml: alliance].")
-@click.option("--mdns/--no-mdns", default=None, help="Find hubs on the local network [on].")
+              help="A member hub to connect to, /ip4/.../tcp/.../p2p/12D3Koo..., repeatable "
+              "(added to network.toml bootstrap).")
+@click.option("--alliance", default=None, metavar="ID",
+              help="The alliance id (network.toml alliance, written by alliance create/join).")
+@click.option("--mdns/--no-mdns", default=None,
+              help="Find hubs on the local network (network.toml mdns; on).")
 @pass_app
 def serve(app: App, demo: bool, host: str | None, port: int | None, new_token: bool,
           listen: tuple[str, ...] = (), bootstrap: tuple[str, ...] = (),
           alliance: str | None = None, mdns: bool | None = None) -> None:
-    """Run the hub: the HTTP API, the web UI and, in an alliance, hub-to-hub sync."""
+    """Run the hub: the HTTP API, the web UI and, in an alliance, hub-to-hub sync.
+
+    The HTTP API and the web UI listen on http://127.0.0.1:8470/ unless `config.toml`
+    in the home directory or the options say otherwise. When the hub is a member of an
+    alliance it also syncs with the other hubs over libp2p (announcements,
+    reconciliation, block exchange). Writing through the API needs the API token,
+    which is printed when it is created. Stop with Ctrl+C. `make run` runs
+    `craftnet serve --demo`.
+    """
     from craftnet.archive import demo as demo_data
     from craftnet.node.config import load_config
     from craftnet.node.web import auth, server
