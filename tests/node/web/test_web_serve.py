@@ -44,6 +44,7 @@ def stop(proc: subprocess.Popen[str], sig: int) -> str:
     return rest
 
 
+@pytest.mark.slow
 def test_demo_hub_starts_seeded_on_loopback_and_stops_cleanly(tmp_path: Path) -> None:
     home = tmp_path / "home"
     proc, url, lines = start(home)
