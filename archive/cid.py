@@ -27,6 +27,9 @@ _PREFIXES: Final = {
 }
 _VALID_PREFIXES: Final = frozenset(_PREFIXES.values())
 CID_BYTES_LEN: Final = 4 + DIGEST_SIZE
+# "b" and the unpadded base32 of the 36 bytes: every CID craftnet accepts is this long,
+# so anything else is refused before it is decoded.
+CID_TEXT_LEN: Final = 1 + (CID_BYTES_LEN * 8 + 4) // 5
 
 
 class Cid:
@@ -72,17 +75,21 @@ class Cid:
     def parse(cls, text: str) -> Cid:
         """Parse the base32 text form (``b...``); anything else is rejected."""
         if not isinstance(text, str) or not text.startswith("b"):
-            raise CidError(f"not a base32 CIDv1 (must start with 'b'): {text!r:.80}")
+            raise CidError(f"not a base32 CIDv1 (must start with 'b'): {_shown(text)}")
+        if len(text) != CID_TEXT_LEN:
+            raise CidError(
+                f"a CID is {CID_TEXT_LEN} characters here, got {len(text)}: {_shown(text)}"
+            )
         body = text[1:]
         if body != body.lower() or not body.isascii():
-            raise CidError(f"a CID is lower-case base32: {text!r:.80}")
+            raise CidError(f"a CID is lower-case base32: {_shown(text)}")
         try:
             raw = base64.b32decode(body.upper() + "=" * (-len(body) % 8))
         except ValueError as exc:
-            raise CidError(f"not valid base32: {text!r:.80}") from exc
+            raise CidError(f"not valid base32: {_shown(text)}") from exc
         cid = cls.from_bytes(raw)
         if str(cid) != text:
-            raise CidError(f"non-canonical base32 in CID: {text!r:.80}")
+            raise CidError(f"non-canonical base32 in CID: {_shown(text)}")
         return cid
 
     @property
@@ -126,3 +133,8 @@ class Cid:
 
     def __reduce__(self) -> tuple[object, tuple[builtins.bytes]]:
         return (Cid.from_bytes, (self._bytes,))
+
+
+def _shown(value: object) -> str:
+    """The start of ``value`` for a message, cut before ``repr`` so a huge string costs nothing."""
+    return repr(value[:80] if isinstance(value, str | bytes) else value)[:80]

@@ -315,6 +315,9 @@ def _encode_cursor(suffix: bytes) -> str:
 
 
 def _decode_cursor(cursor: str) -> bytes:
+    if not isinstance(cursor, str) or len(cursor) != 2 * SUFFIX_LEN:
+        # Checked before decoding, so a page cursor costs the same whatever its length.
+        raise QueryError("this page cursor is malformed; start again from the first page")
     try:
         raw = bytes.fromhex(cursor)
     except (ValueError, TypeError) as exc:

@@ -140,3 +140,19 @@ def test_parse_never_raises_anything_but_cid_error(text: str) -> None:
     except CidError:
         return
     assert str(cid) == text
+
+
+@given(length=st.integers(min_value=1, max_value=400_000).filter(lambda n: n != 59))
+def test_cid_text_of_any_other_length_is_refused_before_base32(length: int) -> None:
+    text = "b" + "a" * (length - 1)
+    original = base64.b32decode
+
+    def refuse(*_: object) -> bytes:
+        raise AssertionError("base32 decoding was reached for a CID of the wrong length")
+
+    base64.b32decode = refuse
+    try:
+        with pytest.raises(CidError, match=f"a CID is 59 characters here, got {length}:"):
+            Cid.parse(text)
+    finally:
+        base64.b32decode = original
