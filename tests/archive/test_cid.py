@@ -99,11 +99,13 @@ def test_parse_refuses_non_strings() -> None:
 @pytest.mark.parametrize(
     ("prefix", "reason"),
     [
-        (bytes([0x00, RAW, BLAKE3_CODE, 32]), "only CIDv1"),
-        (bytes([0x02, RAW, BLAKE3_CODE, 32]), "only CIDv1"),
-        (bytes([0x01, 0x70, BLAKE3_CODE, 32]), "unsupported"),  # dag-pb
-        (bytes([0x01, RAW, 0x12, 32]), "unsupported"),  # sha2-256
-        (bytes([0x01, RAW, BLAKE3_CODE, 31]), "unsupported"),  # wrong digest length
+        (bytes([0x00, RAW, BLAKE3_CODE, 32]), "CID version 0 is not supported"),
+        (bytes([0x02, RAW, BLAKE3_CODE, 32]), "CID version 2 is not supported"),
+        (bytes([0x01, 0x70, BLAKE3_CODE, 32]), r"codec 0x70 \(dag-pb\) is not supported"),
+        (bytes([0x01, RAW, 0x12, 32]), r"hash 0x12 \(sha2-256\) is not supported"),
+        (bytes([0x01, RAW, BLAKE3_CODE, 31]), "digest is 31 bytes"),
+        (bytes([0x12, 0x20]), "CIDv0"),
+        (bytes([0x01, RAW, 0x80]), "not a CID: .*not a minimally encoded varint"),
     ],
 )
 def test_refuses_other_versions_codecs_and_hashes(prefix: bytes, reason: str) -> None:
