@@ -91,6 +91,8 @@ def _publish_command(rtype: str) -> click.Command:
         )
         if spec.kind == "ts":
             kind = click.INT
+        elif spec.kind in ("cid", "cids"):
+            kind = CID  # a malformed CID on the command line is a usage error (status 2)
         required = " (required)" if spec.required else ""
         repeat = " Repeat for more." if multiple else ""
         params.append(
