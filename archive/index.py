@@ -70,6 +70,9 @@ def put_record(txn: WriteTxn, record: Record) -> bool:
     """
     key = record.cid.bytes
     if txn.has("records", key):
+        if not txn.has("blocks", key):
+            # Its damaged copy was removed (`craftnet verify --repair`): this restores it.
+            txn.put("blocks", key, record.block)
         return False
     check_type_name(record.type)
     suffix = _suffix(record)

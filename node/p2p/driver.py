@@ -505,6 +505,8 @@ class Driver:
                     if record.type in DOCUMENT_TYPES:
                         if not txn.has("records", record.cid.bytes):
                             documents.append(record)
+                        elif not txn.has("blocks", record.cid.bytes):
+                            txn.put("blocks", record.cid.bytes, block.data)  # a repair
                     elif put_record(txn, record):
                         self.index.add(txn, item_key(record.ts, record.cid))
                         new_records.append((record.ts, record.cid))
