@@ -413,6 +413,19 @@ def count_records(txn: ReadTxn, *, type: str | None = None, author: str | None =
     return total
 
 
+def records_of_type(txn: ReadTxn, type: str) -> Iterator[Record]:
+    """Every record of ``type``, oldest first."""
+    db, prefix = _index_for(type, None)
+    for key, _ in txn.iterate(db, prefix, prefix_end(prefix)):
+        yield get_record(txn, Cid.from_bytes(key[len(prefix) + _TS.size :]))
+
+
+def record_times(txn: ReadTxn) -> Iterator[tuple[int, Cid]]:
+    """``(ts, cid)`` of every record, oldest first (without reading the records)."""
+    for key, _ in txn.iterate("rec_time"):
+        yield _TS.unpack_from(key)[0], Cid.from_bytes(key[_TS.size :])
+
+
 def counts_by_type(txn: ReadTxn) -> dict[str, int]:
     """How many records of each type this hub holds."""
     counts: dict[str, int] = {}

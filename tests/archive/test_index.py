@@ -31,6 +31,8 @@ from craftnet.archive.index import (
     publish,
     put_record,
     put_records,
+    record_times,
+    records_of_type,
 )
 from craftnet.archive.memory_store import MemoryStore
 from craftnet.archive.records import MAX_RECORD_SIZE, Record
@@ -309,6 +311,19 @@ def test_counts(archive: tuple[Store, list[Record]]) -> None:
         assert count_records(txn, author=WEAVER.did) == 2
         assert count_records(txn, author=WEAVER.did, type="design") == 1
         assert counts_by_type(txn) == {"design": 2, "technique": 3}
+
+
+def test_records_by_type_and_time_oldest_first(archive: tuple[Store, list[Record]]) -> None:
+    store, records = archive
+    with store.read() as txn:
+        assert titles(list(records_of_type(txn, "design"))) == [
+            "Neo-Vernacular stool",
+            "Loom heddle bar",
+        ]
+        assert list(records_of_type(txn, "attestation")) == []
+        assert list(record_times(txn)) == [(r.ts, r.cid) for r in records]
+        with pytest.raises(SchemaError):
+            list(records_of_type(txn, "design\x00"))
 
 
 def test_get_record_not_found(archive: tuple[Store, list[Record]]) -> None:
