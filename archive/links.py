@@ -17,7 +17,7 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any, Final, Literal
 
-from craftnet.archive import files, index
+from craftnet.archive import blocks, files, index
 from craftnet.archive.cid import DAG_CBOR, Cid
 from craftnet.archive.errors import ArchiveError, WrongLink
 from craftnet.archive.store import ReadTxn
@@ -57,7 +57,7 @@ def kind_of(txn: ReadTxn, cid: Cid) -> str | None:
     """What ``cid`` names here: a record's type, "file", "block", or None when absent."""
     if index.has_record(txn, cid):
         return index.get_summary(txn, cid).type
-    data = txn.get("blocks", cid.bytes)
+    data = blocks.find_block(txn, cid)
     if data is None:
         return None
     if cid.codec == DAG_CBOR:

@@ -507,8 +507,8 @@ class Driver:
                     if record.type in DOCUMENT_TYPES:
                         if not has_record(txn, record.cid):
                             documents.append(record)
-                        elif not txn.has("blocks", record.cid.bytes):
-                            txn.put("blocks", record.cid.bytes, block.data)  # a repair
+                        else:  # known: stored again only if removed as damaged (a repair)
+                            put_block(txn, record.cid, block.data, verified=True)
                     elif put_record(txn, record):
                         self.index.add(txn, item_key(record.ts, record.cid))
                         new_records.append((record.ts, record.cid))

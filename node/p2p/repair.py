@@ -15,9 +15,9 @@ import contextlib
 import random
 from collections.abc import Iterable
 
-from craftnet.archive.blocks import remove_damaged
+from craftnet.archive.blocks import find_block, has_block, remove_damaged
 from craftnet.archive.cid import Cid
-from craftnet.archive.recon_index import META_DB
+from craftnet.archive.meta import get_meta, put_meta
 from craftnet.archive.store import ReadTxn, Store, WriteTxn
 from craftnet.node.p2p.driver import WANTS_KEY
 from craftnet.protocol.blocks import BlockExchange
@@ -32,23 +32,23 @@ class _Held:
 
     def has_block(self, cid: Cid) -> bool:
         """Tell whether the block is stored."""
-        return self._txn.has("blocks", cid.bytes)
+        return has_block(self._txn, cid)
 
     def get_block(self, cid: Cid) -> bytes | None:
         """The block's bytes, or None."""
-        return self._txn.get("blocks", cid.bytes)
+        return find_block(self._txn, cid)
 
 
 def want_in(txn: WriteTxn, cids: Iterable[Cid]) -> None:
     """Add ``cids`` to the want list saved in the store (an unreadable one is replaced)."""
     exchange = BlockExchange(_Held(txn), random.Random(0))
-    saved = txn.get(META_DB, WANTS_KEY)
+    saved = get_meta(txn, WANTS_KEY)
     if saved:
         # An unreadable list is replaced: the hub's reconcile rebuilds what it named.
         with contextlib.suppress(ProtocolError):
             exchange.import_wants(saved)
     exchange.want(list(cids))
-    txn.put(META_DB, WANTS_KEY, exchange.export_wants())
+    put_meta(txn, WANTS_KEY, exchange.export_wants())
 
 
 def remove_and_want(store: Store, cids: Iterable[Cid]) -> list[Cid]:
@@ -68,7 +68,7 @@ def saved_wants(store: Store) -> list[Cid]:
     """The CIDs on the want list saved in the store."""
     with store.read() as txn:
         exchange = BlockExchange(_Held(txn), random.Random(0))
-        saved = txn.get(META_DB, WANTS_KEY)
+        saved = get_meta(txn, WANTS_KEY)
         if saved:
             exchange.import_wants(saved)
         return sorted(exchange.wants)
