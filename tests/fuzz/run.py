@@ -5,9 +5,10 @@ craftnet packages, then lets libFuzzer mutate the corpus towards new coverage. B
 libFuzzer's own output it keeps ``build/fuzz/TARGET.json``: inputs run, the slowest
 input (its CPU time and size; the input itself as ``build/fuzz/TARGET.slowest``) and the
 process's peak memory. CPU time, not wall time: on a machine shared with other work, a
-wall clock mostly measures when the scheduler let this process run. A crash (any exception but a ``CraftnetError``) stops the run
-and libFuzzer writes the input to ``build/fuzz/crashes/TARGET/``; once fixed, copy it to
-``tests/fuzz/crashes/TARGET/`` so that ``make test`` replays it.
+wall clock mostly measures when the scheduler let this process run. A crash (any
+exception but a ``CraftnetError``) stops the run and libFuzzer writes the input to
+``build/fuzz/crashes/TARGET/``; once fixed, copy it to ``tests/fuzz/crashes/TARGET/`` so
+that ``make test`` replays it.
 
 ``python tests/fuzz/run.py --summary`` prints the table of all targets' figures.
 """
