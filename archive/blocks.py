@@ -12,9 +12,9 @@ Code outside archive/ reads and writes blocks only through these functions (and
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
-from typing import Final
+from typing import Final, Literal
 
 from craftnet.archive import codec
 from craftnet.archive.cid import RAW, Cid
@@ -42,6 +42,44 @@ def put_block(txn: WriteTxn, cid: Cid, data: bytes, *, verified: bool = False) -
         return False  # same CID, same bytes: writing again would only cost I/O
     txn.put("blocks", key, bytes(data))
     return True
+
+
+def put_or_repair(txn: WriteTxn, cid: Cid, data: bytes) -> Literal["new", "repaired", "kept"]:
+    """Store a copy of ``cid`` that hashes to it, replacing a damaged stored copy.
+
+    :func:`put_block` keeps whatever is stored under a CID it has; a block damaged on
+    disk then stays damaged whatever good copies arrive. Here the stored bytes are
+    compared with the verified ones (a plain comparison, cheaper than hashing them
+    again): a CID names exactly one byte string, so a stored copy that differs is damaged
+    and is replaced. Returns ``"new"``, ``"repaired"`` or ``"kept"``.
+    """
+    if len(data) > MAX_BLOCK_SIZE:
+        raise IntegrityError(
+            f"block {cid} is {len(data)} bytes; blocks are at most {MAX_BLOCK_SIZE} bytes"
+        )
+    if not cid.verify(data):
+        raise IntegrityError(f"the bytes given for block {cid} do not hash to that CID")
+    stored = txn.get("blocks", cid.bytes)
+    if stored is not None and stored == data:
+        return "kept"
+    txn.put("blocks", cid.bytes, bytes(data))
+    return "new" if stored is None else "repaired"
+
+
+def remove_damaged(txn: WriteTxn, cids: Iterable[Cid]) -> list[Cid]:
+    """Delete the stored blocks among ``cids`` whose bytes do not hash to their CID.
+
+    Each is checked again inside this transaction, so a block repaired meanwhile is
+    kept. Returns the CIDs removed; whatever links to them now finds them missing, and a
+    good copy from a bundle or a peer is then stored as new.
+    """
+    removed = []
+    for cid in cids:
+        stored = txn.get("blocks", cid.bytes)
+        if stored is not None and not cid.verify(stored):
+            txn.delete("blocks", cid.bytes)
+            removed.append(cid)
+    return removed
 
 
 def put_raw(txn: WriteTxn, data: bytes, codec_: int = RAW) -> Cid:

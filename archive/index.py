@@ -100,6 +100,9 @@ def _put_entries(txn: WriteTxn, record: Record) -> bytes | None:
     """Write the record and its index entries; its ``ts8 + CID`` if new, else None."""
     key = record.cid.bytes
     if txn.has("records", key):
+        if not txn.has("blocks", key):
+            # Its damaged copy was removed (`craftnet verify --repair`): this restores it.
+            txn.put("blocks", key, record.block)
         return None
     check_type_name(record.type)
     suffix = _suffix(record)
@@ -345,6 +348,9 @@ def _encode_cursor(suffix: bytes) -> str:
 
 
 def _decode_cursor(cursor: str) -> bytes:
+    if not isinstance(cursor, str) or len(cursor) != 2 * SUFFIX_LEN:
+        # Checked before decoding, so a page cursor costs the same whatever its length.
+        raise QueryError("this page cursor is malformed; start again from the first page")
     try:
         raw = bytes.fromhex(cursor)
     except (ValueError, TypeError) as exc:

@@ -103,7 +103,9 @@ def import_cmd(app: App, bundle: Path) -> None:
 
     Every block is checked against its CID, every record's signature and schema, every
     file node. If anything is wrong, the error names the block (its index in the file,
-    its CID, its byte offset). Importing a bundle twice adds nothing the second time.
+    its CID, its byte offset). Importing a bundle twice adds nothing the second time,
+    with one exception: a block this hub holds damaged (found by `craftnet verify` as
+    `bad-block`) is replaced by the bundle's verified copy and counted as `repaired`.
     """
     from craftnet.archive.bundle import import_car
 
@@ -117,6 +119,7 @@ def import_cmd(app: App, bundle: Path) -> None:
         console.print(
             f"imported {bundle}: {report.new_records} new of {report.records} records, "
             f"{report.new_blocks} new of {report.blocks} blocks"
+            + (f", {report.repaired} damaged blocks repaired" if report.repaired else "")
         )
 
     app.emit(data, human)

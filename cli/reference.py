@@ -141,7 +141,7 @@ def _command(command: click.Command, path: tuple[str, ...]) -> Iterator[str]:
 def _global_options(root: click.Command) -> Iterator[str]:
     yield "## Global options"
     yield ""
-    yield "They come before the command: `craftnet --json ls`."
+    yield "Before the command or after it: `craftnet --json ls`, `craftnet ls --json`."
     yield from _options_table(root)
     yield "| `-h`, `--help` | Help for the command line, or for one command (`craftnet ls -h`). |"
     yield ""

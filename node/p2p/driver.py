@@ -506,6 +506,8 @@ class Driver:
                     if record.type in DOCUMENT_TYPES:
                         if not has_record(txn, record.cid):
                             documents.append(record)
+                        else:  # known: stored again only if removed as damaged (a repair)
+                            put_block(txn, record.cid, block.data, verified=True)
                     elif put_record(txn, record):
                         new_records.append((record.ts, record.cid))
                 else:

@@ -437,3 +437,10 @@ def test_unknown_body_fields_are_stored_as_signed(store: Store) -> None:
 def build_body_keep(body: dict[str, Any]) -> dict[str, Any]:
     """A body with steps in record form, keeping fields the builder would refuse."""
     return {**body, "steps": [{"text": step, "media": []} for step in body["steps"]]}
+
+
+@given(length=st.integers(min_value=0, max_value=400_000).filter(lambda n: n != 88))
+def test_a_page_cursor_of_any_other_length_is_refused_before_decoding(length: int) -> None:
+    # The only cursor a page hands out is 44 bytes in hex (8 of time, 36 of CID).
+    with MemoryStore().read() as txn, pytest.raises(QueryError, match="cursor is malformed"):
+        list_records(txn, cursor="0" * length)
