@@ -91,8 +91,9 @@ def put_many(txn: WriteTxn, records: Iterable[Record]) -> list[bool]:
         new.append(suffix is not None)
         if suffix is not None:
             added.append(suffix)
-    RECON_INDEX.add_many(txn, added)
-    changes.append(txn, added)
+    if added:  # a batch of duplicates costs no read of the feed
+        RECON_INDEX.add_many(txn, added)
+        changes.append(txn, added)
     return new
 
 
