@@ -9,7 +9,7 @@ live in :mod:`craftnet.archive.schemas`; this module knows only the envelope.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Any, Final
@@ -18,6 +18,7 @@ from craftnet.archive import codec
 from craftnet.archive.cid import DAG_CBOR, Cid
 from craftnet.archive.errors import CodecError, RecordError
 from craftnet.archive.hlc import MAX_TS, HybridClock
+from craftnet.identity.batch import verify_many
 from craftnet.identity.errors import IdentityError
 from craftnet.identity.keys import SIGNATURE_SIZE, PrivateKey, PublicKey, parse_did
 
@@ -141,6 +142,27 @@ class Record:
             author_key(self.author).verify(self.sig, self.signed_bytes())
         except IdentityError as exc:
             raise RecordError(f"record {self.cid}: {exc}") from exc
+
+
+def verify_records(records: Sequence[Record]) -> list[RecordError | None]:
+    """Check the signature of every record (on every core for a big batch, see
+    :mod:`craftnet.identity.batch`); for each, None or the error :meth:`Record.verify`
+    would raise."""
+    items: list[tuple[PublicKey, bytes, bytes]] = []
+    errors: list[RecordError | None] = [None] * len(records)
+    places: list[int] = []
+    for place, record in enumerate(records):
+        try:
+            key = author_key(record.author)
+        except IdentityError as exc:
+            errors[place] = RecordError(f"record {record.cid}: {exc}")
+            continue
+        items.append((key, record.sig, record.signed_bytes()))
+        places.append(place)
+    for place, verdict in zip(places, verify_many(items), strict=True):
+        if verdict is not None:
+            errors[place] = RecordError(f"record {records[place].cid}: {verdict}")
+    return errors
 
 
 def _sig_offset(v: int, ts: int) -> int:
