@@ -7,16 +7,18 @@ a USB stick.
 
 Import trusts nothing. Every block is checked against its CID, every record's
 signature and schema is checked, every file node must be well-formed, and the roots
-the header names must be in the bundle. Checked blocks are staged in a temporary spill
-file (never all in memory: a bundle can be many gigabytes); only when the whole bundle
-has passed is anything written. Then blocks are committed in batches and the records,
-their indexes and the pins go in one final transaction, so an import cut short by a
-crash leaves at most unreferenced blocks, which garbage collection removes — the same
-rule as adding a file.
+the header names must be in the bundle. Checked blocks stay where they are in the
+bundle file and are read from it again at commit (a bundle from a pipe is copied aside,
+to memory or a spill file: never all in memory, as a bundle can be many gigabytes);
+only when the whole bundle has passed is anything written. Then blocks are committed
+in batches and the records, their indexes and the pins go in one final transaction,
+so an import cut short by a crash leaves at most unreferenced blocks, which garbage
+collection removes — the same rule as adding a file.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 import tempfile
 from collections.abc import Callable, Sequence
@@ -40,6 +42,9 @@ from craftnet.errors import CraftnetError
 # Blocks are committed in transactions of about this many bytes, so that one
 # transaction never has to hold a multi-gigabyte bundle.
 COMMIT_BATCH_BYTES: Final = 32 * 1024 * 1024
+# A bundle read from a pipe is copied aside while it is checked: in memory up to this
+# size, then to a spill file.
+SPILL_IN_MEMORY: Final = 32 * 1024 * 1024
 
 ProgressFn = Callable[[int], None]
 # What a checked block is: a signed record, a CRDT document record, or anything else
@@ -169,7 +174,7 @@ def _is_record(value: Any) -> bool:
 
 @dataclass(slots=True)
 class _Staged:
-    """Where a checked block sits in the spill file."""
+    """Where a checked block sits in the bundle file (or the spill file)."""
 
     cid: Cid
     offset: int
@@ -202,7 +207,7 @@ def check_block(section: Section) -> Checked:
         return Checked("block")
     value = codec.decode(section.data, max_size=max(len(section.data), 1))
     if isinstance(value, dict) and "sig" in value and "author" in value:
-        record = Record.from_block(section.data, section.cid)
+        record = Record.from_decoded(value, section.data)  # the reader checked the CID
         if record.type in DOCUMENT_TYPES:
             verified_op(record)  # parses the operation and checks the signature
             return Checked("document")
@@ -239,11 +244,24 @@ def import_car(
 
     Raises :class:`BundleError` naming the bad block (its index in the file, its CID,
     its byte offset) and the reason. ``on_progress`` is called with the number of
-    bytes read so far. The spill file lives in ``spill_dir`` (default: the system's
-    temporary directory) and is removed when the import ends.
+    bytes read so far. A stream that cannot seek (a pipe) is copied aside while it is
+    checked, in memory up to :data:`SPILL_IN_MEMORY` and then in a spill file in
+    ``spill_dir`` (default: the system's temporary directory), removed when the import
+    ends.
     """
+    base = _file_offset(stream)
     reader = CarReader(stream)
-    with tempfile.TemporaryFile(dir=spill_dir, prefix="craftnet-import-") as spill:
+    # A bundle in a file is staged where it lies: blocks are read back from it at commit
+    # (and checked against their CIDs again). Only a stream that cannot be read twice
+    # (a pipe) is copied, to memory up to SPILL_IN_MEMORY and to a spill file beyond.
+    spilling = base is None
+    with (
+        tempfile.SpooledTemporaryFile(
+            max_size=SPILL_IN_MEMORY, dir=spill_dir, prefix="craftnet-import-"
+        )
+        if spilling
+        else contextlib.nullcontext(stream)
+    ) as spill:
         staged: dict[bytes, _Staged] = {}
         needs: dict[bytes, str] = {}  # chunk CID -> where the file node that lists it is
         duplicates = records = 0
@@ -262,11 +280,14 @@ def import_car(
                 raise
             except CraftnetError as exc:
                 raise BundleError(f"{section.where()}: {exc}") from exc
-            spill.write(section.data)
-            staged[section.cid.bytes] = _Staged(
-                section.cid, spill_pos, len(section.data), checked.kind
-            )
-            spill_pos += len(section.data)
+            if spilling:
+                spill.write(section.data)
+                at = spill_pos
+                spill_pos += len(section.data)
+            else:
+                assert base is not None
+                at = base + reader.position - len(section.data)
+            staged[section.cid.bytes] = _Staged(section.cid, at, len(section.data), checked.kind)
             if checked.kind != "block":
                 records += 1
             if checked.needs:
@@ -281,6 +302,8 @@ def import_car(
             )
         _check_complete(store, staged, needs)
         new_blocks, new_records, record_cids = _commit(store, spill, staged, reader.roots)
+        if base is not None:
+            stream.seek(base + reader.position)  # where reading the bundle left it
     return ImportReport(
         roots=reader.roots,
         blocks=count,
@@ -310,17 +333,28 @@ def _check_complete(
                 )
 
 
+def _file_offset(stream: IO[bytes]) -> int | None:
+    """Where a stream that can be read again stands now, or None (a pipe, a socket)."""
+    try:
+        if not stream.seekable():
+            return None
+        return stream.tell()
+    except (OSError, ValueError, AttributeError):
+        return None
+
+
 def _staged_length(item: _Staged) -> int:
     return item.length
 
 
 def _read_staged(spill: IO[bytes], item: _Staged) -> bytes:
-    # The spill file is ours, but a disk can still fail between write and read: every
-    # reader of the copy checks it against the CID again (put_block, from_block).
+    # The bundle (or the spill file) may change or fail between the check and the
+    # commit: every reader of what is read back checks it against the CID again
+    # (put_block, from_block).
     spill.seek(item.offset)
     data = spill.read(item.length)
     if len(data) != item.length:
-        raise BundleError(f"staged copy of {item.cid} is cut short on disk")
+        raise BundleError(f"staged copy of {item.cid} is cut short (did the bundle change?)")
     return data
 
 

@@ -109,6 +109,17 @@ class Record:
             value = codec.decode(block, max_size=MAX_RECORD_SIZE)
         except CodecError as exc:
             raise RecordError(f"record is not canonical DAG-CBOR: {exc}") from exc
+        return cls.from_decoded(value, block)
+
+    @classmethod
+    def from_decoded(cls, value: Any, block: bytes) -> Record:
+        """Parse a record from ``value``, which :func:`codec.decode` made of ``block``.
+
+        For callers that decoded the block already (to see what kind of block it is);
+        checks the envelope but not the signature, and takes ``value`` over.
+        """
+        if len(block) > MAX_RECORD_SIZE:
+            raise RecordError(f"record block is {len(block)} bytes; the limit is {MAX_RECORD_SIZE}")
         if not isinstance(value, dict):
             raise RecordError("a record is a DAG-CBOR map")
         sig = value.pop("sig", None)
