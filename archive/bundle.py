@@ -31,11 +31,12 @@ from craftnet.archive.car import CarReader, Section, write_header, write_section
 from craftnet.archive.cid import DAG_CBOR, Cid
 from craftnet.archive.crdt.causal import verified_op
 from craftnet.archive.crdt.documents import Documents
+from craftnet.archive.crdt.errors import BadOpSignature
 from craftnet.archive.crdt.ops import GENESIS_TYPE, OP_TYPE
 from craftnet.archive.errors import BundleError, NotFound
 from craftnet.archive.key_facts import key_facts
 from craftnet.archive.recon_index import ReconIndex, item_key
-from craftnet.archive.records import ENVELOPE_KEYS, Record
+from craftnet.archive.records import ENVELOPE_KEYS, Record, verify_records
 from craftnet.archive.store import ReadTxn, Store, WriteTxn
 from craftnet.errors import CraftnetError
 
@@ -45,6 +46,10 @@ COMMIT_BATCH_BYTES: Final = 32 * 1024 * 1024
 # A bundle read from a pipe is copied aside while it is checked: in memory up to this
 # size, then to a spill file.
 SPILL_IN_MEMORY: Final = 32 * 1024 * 1024
+# Records whose signatures are checked together: enough for the worker processes to pay
+# (identity.batch), few enough to hold while the bundle streams past.
+SIGNATURE_BATCH: Final = 2000
+SIGNATURE_BATCH_BYTES: Final = 16 * 1024 * 1024
 
 ProgressFn = Callable[[int], None]
 # What a checked block is: a signed record, a CRDT document record, or anything else
@@ -198,32 +203,72 @@ def check_block(section: Section) -> Checked:
     signature and match its type's schema (a document operation must also parse as
     one); a file node or file part must be well-formed, and its chunks must arrive too.
     """
+    return _check_block(section, defer_signature=False)[0]
+
+
+def _check_block(section: Section, *, defer_signature: bool) -> tuple[Checked, Record | None]:
+    """:func:`check_block`, optionally leaving a record's signature to the caller (who
+    gets the record back to check it with others)."""
     if len(section.data) > blocks.MAX_BLOCK_SIZE:
         raise BundleError(
             f"{section.where()}: {len(section.data)} bytes is over the "
             f"{blocks.MAX_BLOCK_SIZE}-byte block limit of the store"
         )
     if section.cid.codec != DAG_CBOR:
-        return Checked("block")
+        return Checked("block"), None
     value = codec.decode(section.data, max_size=max(len(section.data), 1))
     if isinstance(value, dict) and "sig" in value and "author" in value:
         record = Record.from_decoded(value, section.data)  # the reader checked the CID
+        deferred = record if defer_signature else None
         if record.type in DOCUMENT_TYPES:
-            verified_op(record)  # parses the operation and checks the signature
-            return Checked("document")
-        record.verify()
-        schemas.validate_record(record)
-        return Checked("record")
+            verified_op(record, verify=not defer_signature)  # parses it as an operation
+            return Checked("document"), deferred
+        if not defer_signature:
+            record.verify()
+        try:
+            schemas.validate_record(record)
+        except CraftnetError:
+            if defer_signature:
+                record.verify()  # a bad signature is the first thing wrong with it
+            raise
+        return Checked("record"), deferred
     kind = value.get("type") if isinstance(value, dict) else None
     if kind == files.FILE_TYPE:
         info = files.parse_file_node(section.cid, section.data)
-        return Checked("block", tuple(ref.cid for ref in info.chunks))
+        return Checked("block", tuple(ref.cid for ref in info.chunks)), None
     if kind == files.PART_TYPE:
         # The size a part holds is claimed by its file node, which may come later in
         # the bundle or be here already; the part itself is checked for shape.
         parsed = files.parse_file_part(files.ChunkRef(section.cid, _sizes(value)), section.data)
-        return Checked("block", tuple(ref.cid for ref in parsed))
-    return Checked("block")
+        return Checked("block", tuple(ref.cid for ref in parsed)), None
+    return Checked("block"), None
+
+
+class _Signatures:
+    """The signatures of a bundle's records, checked in batches (on every core when a
+    batch is big, see :mod:`craftnet.identity.batch`) and reported in bundle order."""
+
+    def __init__(self) -> None:
+        self._pending: list[tuple[str, Record, bool]] = []
+        self._bytes = 0
+
+    def add(self, where: str, record: Record, document: bool) -> None:
+        self._pending.append((where, record, document))
+        self._bytes += len(record.block)
+        if len(self._pending) >= SIGNATURE_BATCH or self._bytes >= SIGNATURE_BATCH_BYTES:
+            self.check()
+
+    def check(self) -> None:
+        """Check what is pending; raise :class:`BundleError` for the first bad one."""
+        pending, self._pending, self._bytes = self._pending, [], 0
+        errors = verify_records([record for _, record, _ in pending])
+        for (where, record, document), error in zip(pending, errors, strict=True):
+            if error is None:
+                continue
+            problem: CraftnetError = error
+            if document:
+                problem = BadOpSignature(f"operation {record.cid} is not validly signed: {error}")
+            raise BundleError(f"{where}: {problem}") from problem
 
 
 def _sizes(value: dict[str, Any]) -> int:
@@ -267,33 +312,43 @@ def import_car(
         duplicates = records = 0
         spill_pos = 0
         count = 0
-        for section in reader:
-            count += 1
-            if on_progress is not None:
-                on_progress(reader.position)
-            if section.cid.bytes in staged:
-                duplicates += 1
-                continue
-            try:
-                checked = check_block(section)
-            except BundleError:
-                raise
-            except CraftnetError as exc:
-                raise BundleError(f"{section.where()}: {exc}") from exc
-            if spilling:
-                spill.write(section.data)
-                at = spill_pos
-                spill_pos += len(section.data)
-            else:
-                assert base is not None
-                at = base + reader.position - len(section.data)
-            staged[section.cid.bytes] = _Staged(section.cid, at, len(section.data), checked.kind)
-            if checked.kind != "block":
-                records += 1
-            if checked.needs:
-                where = section.where()
-                for needed in checked.needs:
-                    needs.setdefault(needed.bytes, where)
+        signatures = _Signatures()
+        try:
+            for section in reader:
+                count += 1
+                if on_progress is not None:
+                    on_progress(reader.position)
+                if section.cid.bytes in staged:
+                    duplicates += 1
+                    continue
+                try:
+                    checked, record = _check_block(section, defer_signature=True)
+                except BundleError:
+                    raise
+                except CraftnetError as exc:
+                    raise BundleError(f"{section.where()}: {exc}") from exc
+                if record is not None:
+                    signatures.add(section.where(), record, checked.kind == "document")
+                if spilling:
+                    spill.write(section.data)
+                    at = spill_pos
+                    spill_pos += len(section.data)
+                else:
+                    assert base is not None
+                    at = base + reader.position - len(section.data)
+                staged[section.cid.bytes] = _Staged(
+                    section.cid, at, len(section.data), checked.kind
+                )
+                if checked.kind != "block":
+                    records += 1
+                if checked.needs:
+                    where = section.where()
+                    for needed in checked.needs:
+                        needs.setdefault(needed.bytes, where)
+        except CraftnetError:
+            signatures.check()  # a bad signature earlier in the bundle is named first
+            raise
+        signatures.check()
         absent = [root for root in reader.roots if root.bytes not in staged]
         if absent:
             raise BundleError(

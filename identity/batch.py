@@ -30,7 +30,7 @@ import subprocess
 import sys
 import threading
 from collections.abc import Iterator, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from typing import IO, Any, Final
 
 from craftnet.identity.errors import IdentityError
@@ -40,6 +40,10 @@ from craftnet.identity.keys import PublicKey
 # bench measured the crossover at 128 signatures on 2 cores (1.7x faster there, 1.8x
 # at 8,192); the margin keeps a loaded machine from paying for shipping small batches.
 POOL_MIN: Final = 256
+# Starting the workers costs about 0.1 s of CPU (a Python and cryptography each); a
+# batch this big starts them in the background and is checked here meanwhile, so no
+# batch waits for the start and a small one-off import never pays for it.
+POOL_START: Final = 1000
 # Signatures per task sent to a worker: big enough that the hand-over is a few
 # percent of the work, small enough that the cores finish close together.
 TASK_SIZE: Final = 256
@@ -92,14 +96,19 @@ atexit.register(shutdown)
 def verify_many(items: Sequence[Item], *, pool: bool | None = None) -> list[str | None]:
     """Check every ``(key, signature, message)``; for each, None or why it failed.
 
-    ``pool`` forces the choice (True: in worker processes, if any are allowed; False:
-    in this process); by default the pool is used for :data:`POOL_MIN` items or more.
+    ``pool`` forces the choice (True: in worker processes, if any are allowed, started
+    and waited for if need be; False: in this process). By default a batch of
+    :data:`POOL_START` items starts the pool in the background, and once it runs it
+    takes every batch of :data:`POOL_MIN` items or more.
     A failure reads exactly as the :class:`~craftnet.identity.errors.BadSignature`
     message :meth:`PublicKey.verify` raises.
     """
     count = workers()
-    use_pool = count > 0 and (len(items) >= POOL_MIN if pool is None else pool)
-    if not use_pool or not items:
+    use_pool = count > 0 and bool(items) and (len(items) >= POOL_MIN if pool is None else pool)
+    running = _running_pool(count, start=len(items) >= POOL_START or pool is True)
+    if use_pool and running is not None and pool is True:
+        running.wait_ready()
+    if not use_pool or running is None or not running.ready.is_set():
         return [_check(key, signature, message) for key, signature, message in items]
     size = max(1, min(TASK_SIZE, -(-len(items) // count)))
     parts = [
@@ -107,15 +116,16 @@ def verify_many(items: Sequence[Item], *, pool: bool | None = None) -> list[str 
         for start in range(0, len(items), size)
     ]
     verdicts: list[str | None] = []
-    for part in _get_pool(count).map(parts):
+    for part in running.map(parts):
         verdicts.extend(part)
     return verdicts
 
 
-def _get_pool(count: int) -> _Pool:
+def _running_pool(count: int, *, start: bool) -> _Pool | None:
+    """The pool if it runs (or starts), starting it in the background if ``start``."""
     global _pool
     with _lock:
-        if _pool is None:
+        if _pool is None and start and count > 0:
             _pool = _Pool(count)
         return _pool
 
@@ -134,6 +144,17 @@ class _Pool:
         for worker in self._all:
             self._idle.put(worker)
         self._threads = ThreadPoolExecutor(count, thread_name_prefix="craftnet-verify")
+        self.ready = threading.Event()  # set once every worker has answered once
+        warm = [self._threads.submit(self._run, []) for _ in self._all]
+        threading.Thread(target=self._warm, args=(warm,), daemon=True).start()
+
+    def _warm(self, answers: list[Future[list[str | None]]]) -> None:
+        for answer in answers:
+            answer.exception()  # a worker that died at start was replaced: ready anyway
+        self.ready.set()
+
+    def wait_ready(self) -> None:
+        self.ready.wait()
 
     def map(self, parts: list[list[RawItem]]) -> Iterator[list[str | None]]:
         return self._threads.map(self._run, parts)

@@ -19,6 +19,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from craftnet.archive import blocks, codec, files, index
+from craftnet.archive import bundle as bundle_module
 from craftnet.archive.bundle import ImportReport, check_block, export_car, import_car
 from craftnet.archive.car import (
     Section,
@@ -396,6 +397,48 @@ def test_bad_signature(busy_target: LmdbStore) -> None:
     forged = codec.encode(value)
     cid = Cid.of(forged, DAG_CBOR)
     assert_refused(busy_target, bundle_of([(cid, forged)]), rf"block #0 \({cid}\).*signature")
+
+
+def _forged(record: Record) -> tuple[Cid, bytes]:
+    value = codec.decode(record.block)
+    value["sig"] = bytes([value["sig"][0] ^ 1]) + value["sig"][1:]
+    forged = codec.encode(value)
+    return Cid.of(forged, DAG_CBOR), forged
+
+
+def _techniques(count: int) -> list[tuple[Cid, bytes]]:
+    made = [
+        Record.create(
+            ARTISAN, "technique",
+            {"title": f"Indigo dye bath {i}", "steps": [{"text": "Steep", "media": []}],
+             "licence": LICENCE},
+        )
+        for i in range(count)
+    ]
+    return [(record.cid, record.block) for record in made]
+
+
+@pytest.mark.parametrize("batch", [1, 3, 1000])
+def test_signatures_checked_in_batches_name_the_first_bad_block(
+    busy_target: LmdbStore, monkeypatch: pytest.MonkeyPatch, batch: int
+) -> None:
+    # Signatures are checked a batch at a time; whatever the batch, the first bad
+    # block of the bundle is the one named, even when a later one is malformed too.
+    monkeypatch.setattr(bundle_module, "SIGNATURE_BATCH", batch)
+    sections = _techniques(7)
+    bad_cid, bad_block = _forged(Record.from_block(sections[4][1]))
+    sections[4] = (bad_cid, bad_block)
+    malformed = b"\xa2" + cbor2.dumps("zz") + b"\x01" + cbor2.dumps("aa") + b"\x02"
+    sections.append((Cid.of(malformed, DAG_CBOR), malformed))
+    assert_refused(busy_target, bundle_of(sections), rf"block #4 \({bad_cid}\).*signature")
+
+
+def test_a_bad_signature_is_named_before_the_schema_of_its_record(
+    busy_target: LmdbStore,
+) -> None:
+    unlicensed = Record.create(ARTISAN, "design", {"title": "Unlicensed chair"})
+    cid, forged = _forged(unlicensed)
+    assert_refused(busy_target, bundle_of([(cid, forged)]), r"block #0 .*signature")
 
 
 def test_malformed_document_operation(busy_target: LmdbStore) -> None:

@@ -99,3 +99,16 @@ def test_a_killed_worker_is_replaced_and_its_batch_checked_here(two_workers: Non
 def test_a_negative_worker_count_is_refused() -> None:
     with pytest.raises(ValueError):
         batch.set_workers(-1)
+
+
+def test_a_big_batch_starts_the_pool_without_waiting_for_it(two_workers: None) -> None:
+    batch.shutdown()
+    signer = PrivateKey.from_seed(bytes(range(32)))
+    items = [(signer.public, signer.sign(b"bobbin %d" % i), b"bobbin %d" % i) for i in range(8)]
+    many = items * (batch.POOL_START // len(items) + 1)
+    assert batch.verify_many(many) == [None] * len(many)  # checked here while it starts
+    pool = batch._pool
+    assert pool is not None
+    pool.wait_ready()
+    assert all(worker.proc.poll() is None for worker in pool._all)
+    assert batch.verify_many(many[: batch.POOL_MIN]) == [None] * batch.POOL_MIN
