@@ -302,7 +302,9 @@ def import_car(
     spilling = base is None
     with (
         tempfile.SpooledTemporaryFile(
-            max_size=SPILL_IN_MEMORY, dir=spill_dir, prefix="craftnet-import-"
+            max_size=SPILL_IN_MEMORY,
+            dir=None if spill_dir is None else os.fspath(spill_dir),
+            prefix="craftnet-import-",
         )
         if spilling
         else contextlib.nullcontext(stream)
