@@ -251,10 +251,11 @@ class _Signatures:
     batch is big, see :mod:`craftnet.identity.batch`) and reported in bundle order."""
 
     def __init__(self) -> None:
-        self._pending: list[tuple[str, Record, bool]] = []
+        self._pending: list[tuple[Callable[[], str], Record, bool]] = []
         self._bytes = 0
 
-    def add(self, where: str, record: Record, document: bool) -> None:
+    def add(self, where: Callable[[], str], record: Record, document: bool) -> None:
+        """Queue ``record`` (``where`` tells where it is, for an error message)."""
         self._pending.append((where, record, document))
         self._bytes += len(record.block)
         if len(self._pending) >= SIGNATURE_BATCH or self._bytes >= SIGNATURE_BATCH_BYTES:
@@ -270,7 +271,7 @@ class _Signatures:
             problem: CraftnetError = error
             if document:
                 problem = BadOpSignature(f"operation {record.cid} is not validly signed: {error}")
-            raise BundleError(f"{where}: {problem}") from problem
+            raise BundleError(f"{where()}: {problem}") from problem
 
 
 def _sizes(value: dict[str, Any]) -> int:
@@ -332,7 +333,7 @@ def import_car(
                 except CraftnetError as exc:
                     raise BundleError(f"{section.where()}: {exc}") from exc
                 if record is not None:
-                    signatures.add(section.where(), record, checked.kind == "document")
+                    signatures.add(section.where, record, checked.kind == "document")
                 if spilling:
                     spill.write(section.data)
                     at = spill_pos
