@@ -200,11 +200,15 @@ class _Worker:
     """One child process answering length-prefixed pickled batches on its stdin."""
 
     def __init__(self) -> None:
+        # The parent's import path, so the worker finds this craftnet however the
+        # parent was started (installed, editable, or from a source tree).
+        path = os.pathsep.join(entry for entry in sys.path if entry)
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "craftnet.identity.batch"],
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             close_fds=True,
+            env={**os.environ, "PYTHONPATH": path},
         )
 
     def ask(self, part: list[RawItem]) -> list[str | None]:
