@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import random
+import select
 import signal
 import subprocess
 import sys
@@ -57,17 +58,30 @@ while True:
 
 
 def run_and_kill(store_path: Path, mode: str, seed: int, delay: float) -> list[list[str]]:
+    """Start a writer, wait for its first acknowledged write, kill it ``delay`` s later."""
     child = subprocess.Popen(
         [sys.executable, "-c", CHILD, str(store_path), mode, str(seed)],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
-        text=True,
     )
-    time.sleep(delay)
+    assert child.stdout is not None
+    # Wait on the condition (one write acknowledged), not on a clock: on a loaded
+    # machine starting Python alone can take longer than any fixed delay.
+    first = b""
+    deadline = time.monotonic() + 300
+    while b"\n" not in first:
+        left = deadline - time.monotonic()
+        assert left > 0, "the child acknowledged no write within 300 s"
+        ready, _, _ = select.select([child.stdout], [], [], left)
+        if ready:
+            piece = os.read(child.stdout.fileno(), 65536)  # unbuffered: nothing is lost
+            assert piece, child.stderr.read().decode() if child.stderr else "child exited"
+            first += piece
+    time.sleep(delay)  # then a random moment, in the middle of later writes
     child.send_signal(signal.SIGKILL)
-    out, err = child.communicate(timeout=60)
+    rest, err = child.communicate(timeout=60)
     assert child.returncode == -signal.SIGKILL, err  # it was still working when killed
-    complete = out.split("\n")[:-1]  # a line cut short by the kill was never acknowledged
+    complete = (first + rest).decode().split("\n")[:-1]  # a cut-short line was never acked
     return [line.split() for line in complete]
 
 
@@ -94,6 +108,6 @@ def test_sigkill_at_random_points_loses_nothing_acknowledged(tmp_path: Path, mod
     store_path = tmp_path / "store"
     acked: list[list[str]] = []
     for round_ in range(3):
-        acked += run_and_kill(store_path, mode, round_, rng.uniform(0.5, 1.2))
+        acked += run_and_kill(store_path, mode, round_, rng.uniform(0.0, 0.7))
         check(store_path, acked)
     assert acked, "the child never finished a write; give it more time"
