@@ -215,7 +215,7 @@ def _offset(record: Record, value: Any, what: str) -> int:
 
 # Field names already found well-formed (a document uses a handful; bounded for hostile
 # streams of ever new names).
-_GOOD_FIELDS: set[Any] = set()
+_GOOD_FIELDS: set[str] = set()
 _GOOD_FIELDS_MAX: Final = 1024
 
 
@@ -316,7 +316,7 @@ class _Parser:
         if raw.keys() != keys:
             raise self.fail(f"a {name!r} change has exactly the keys {sorted(keys)}")
         field = raw["field"]
-        if field not in _GOOD_FIELDS:
+        if type(field) is not str or field not in _GOOD_FIELDS:  # lists do not hash
             if not isinstance(field, str) or not FIELD_NAME.fullmatch(field):
                 raise self.fail("field names are lower-case identifiers of 1..32 characters")
             if len(_GOOD_FIELDS) < _GOOD_FIELDS_MAX:
