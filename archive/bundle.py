@@ -50,6 +50,9 @@ SPILL_IN_MEMORY: Final = 32 * 1024 * 1024
 # (identity.batch), few enough to hold while the bundle streams past.
 SIGNATURE_BATCH: Final = 2000
 SIGNATURE_BATCH_BYTES: Final = 16 * 1024 * 1024
+# Checked records kept parsed for the commit, up to this many bytes of blocks; the rest
+# are read back and parsed again there.
+KEEP_RECORDS_BYTES: Final = 16 * 1024 * 1024
 
 ProgressFn = Callable[[int], None]
 # What a checked block is: a signed record, a CRDT document record, or anything else
@@ -187,6 +190,9 @@ class _Staged:
     offset: int
     length: int
     kind: BlockKind
+    # A record kept as checked (while the import's budget for them lasts), so that the
+    # commit need not read and parse it again; it never left this process's memory.
+    record: Record | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -318,6 +324,7 @@ def import_car(
         spill_pos = 0
         count = 0
         signatures = _Signatures()
+        kept_bytes = 0
         try:
             for section in reader:
                 count += 1
@@ -341,8 +348,11 @@ def import_car(
                 else:
                     assert base is not None
                     at = base + reader.position - len(section.data)
+                keep = record is not None and kept_bytes + len(section.data) <= KEEP_RECORDS_BYTES
+                if keep:
+                    kept_bytes += len(section.data)
                 staged[section.cid.bytes] = _Staged(
-                    section.cid, at, len(section.data), checked.kind
+                    section.cid, at, len(section.data), checked.kind, record if keep else None
                 )
                 if checked.kind != "block":
                     records += 1
@@ -455,11 +465,12 @@ def _commit(
     def put_records(txn: WriteTxn) -> tuple[int, int, int]:
         before = txn.count("blocks")
         added = fixed = 0
-        # Records are read back one at a time, so a bundle of many records never sits
-        # in memory whole. Signatures and schemas were checked while staging.
+        # Records past the budget kept parsed are read back one at a time, so a bundle
+        # of many records never sits in memory whole. Signatures and schemas were
+        # checked while staging.
         recon = ReconIndex()
         for item in record_items:
-            record = Record.from_block(_read_staged(spill, item), item.cid)
+            record = item.record or Record.from_block(_read_staged(spill, item), item.cid)
             if index.put_record(txn, record):
                 added += 1
                 # Keep the reconciliation index in step, as the node does for gossip.
@@ -475,7 +486,8 @@ def _commit(
     new_records, record_blocks, fixed = store.transact(put_records)
     repaired += fixed
     operations = [
-        Record.from_block(_read_staged(spill, item), item.cid) for item in document_items
+        item.record or Record.from_block(_read_staged(spill, item), item.cid)
+        for item in document_items
     ]
     if operations:
         with store.read() as txn:

@@ -9,7 +9,7 @@ live in :mod:`craftnet.archive.schemas`; this module knows only the envelope.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Any, Final
@@ -18,7 +18,7 @@ from craftnet.archive import codec
 from craftnet.archive.cid import DAG_CBOR, Cid
 from craftnet.archive.errors import CodecError, RecordError
 from craftnet.archive.hlc import MAX_TS, HybridClock
-from craftnet.identity.batch import verify_many
+from craftnet.identity.batch import start_verify_many
 from craftnet.identity.errors import IdentityError
 from craftnet.identity.keys import SIGNATURE_SIZE, PrivateKey, PublicKey, parse_did
 
@@ -159,6 +159,12 @@ def verify_records(records: Sequence[Record]) -> list[RecordError | None]:
     """Check the signature of every record (on every core for a big batch, see
     :mod:`craftnet.identity.batch`); for each, None or the error :meth:`Record.verify`
     would raise."""
+    return start_verify_records(records)()
+
+
+def start_verify_records(records: Sequence[Record]) -> Callable[[], list[RecordError | None]]:
+    """:func:`verify_records` begun now, collected by calling the result (the checks run
+    on the worker processes meanwhile, when the batch goes to them)."""
     items: list[tuple[PublicKey, bytes, bytes]] = []
     errors: list[RecordError | None] = [None] * len(records)
     places: list[int] = []
@@ -170,10 +176,15 @@ def verify_records(records: Sequence[Record]) -> list[RecordError | None]:
             continue
         items.append((key, record.sig, record.signed_bytes()))
         places.append(place)
-    for place, verdict in zip(places, verify_many(items), strict=True):
-        if verdict is not None:
-            errors[place] = RecordError(f"record {records[place].cid}: {verdict}")
-    return errors
+    pending = start_verify_many(items)
+
+    def collect() -> list[RecordError | None]:
+        for place, verdict in zip(places, pending(), strict=True):
+            if verdict is not None:
+                errors[place] = RecordError(f"record {records[place].cid}: {verdict}")
+        return errors
+
+    return collect
 
 
 def _sig_offset(v: int, ts: int) -> int:

@@ -29,7 +29,7 @@ import struct
 import subprocess
 import sys
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import IO, Any, Final
 
@@ -105,24 +105,39 @@ def verify_many(items: Sequence[Item], *, pool: bool | None = None) -> list[str 
     A failure reads exactly as the :class:`~craftnet.identity.errors.BadSignature`
     message :meth:`PublicKey.verify` raises.
     """
+    return start_verify_many(items, pool=pool)()
+
+
+def start_verify_many(
+    items: Sequence[Item], *, pool: bool | None = None
+) -> Callable[[], list[str | None]]:
+    """:func:`verify_many` begun now and collected by calling the result: a batch that
+    goes to the workers is checked there while the caller does other work (parses the
+    next batch); one checked in this process is checked when collected."""
     count = workers()
     use_pool = count > 0 and bool(items) and (len(items) >= POOL_MIN if pool is None else pool)
     if pool is None and use_pool and _workers_override is None and not _idle_core(count):
-        return [_check(key, signature, message) for key, signature, message in items]
-    running = _running_pool(count, start=len(items) >= POOL_START or pool is True)
-    if use_pool and running is not None and pool is True:
+        use_pool = False
+    running = (
+        _running_pool(count, start=len(items) >= POOL_START or pool is True) if use_pool else None
+    )
+    if running is not None and pool is True:
         running.wait_ready()
-    if not use_pool or running is None or not running.ready.is_set():
-        return [_check(key, signature, message) for key, signature, message in items]
+    if running is None or not running.ready.is_set():
+        return lambda: [_check(key, signature, message) for key, signature, message in items]
     size = max(1, min(TASK_SIZE, -(-len(items) // count)))
-    parts = [
-        [(key.raw, sig, msg) for key, sig, msg in items[start : start + size]]
+    tasks = [
+        running.submit([(key.raw, sig, msg) for key, sig, msg in items[start : start + size]])
         for start in range(0, len(items), size)
     ]
-    verdicts: list[str | None] = []
-    for part in running.map(parts):
-        verdicts.extend(part)
-    return verdicts
+
+    def collect() -> list[str | None]:
+        verdicts: list[str | None] = []
+        for task in tasks:
+            verdicts.extend(task.result())
+        return verdicts
+
+    return collect
 
 
 def _idle_core(count: int) -> bool:
@@ -174,8 +189,8 @@ class _Pool:
     def wait_ready(self) -> None:
         self.ready.wait()
 
-    def map(self, parts: list[list[RawItem]]) -> Iterator[list[str | None]]:
-        return self._threads.map(self._run, parts)
+    def submit(self, part: list[RawItem]) -> Future[list[str | None]]:
+        return self._threads.submit(self._run, part)
 
     def _run(self, part: list[RawItem]) -> list[str | None]:
         worker = self._idle.get()

@@ -145,8 +145,13 @@ def test_bench_publish_and_import(tmp_path: Path) -> None:
         import_rate_one = median_rate(N, import_run)
     finally:
         batch.set_workers(None)
-    import_rate = median_rate(N, lambda i: import_run(RUNS + i))
-    batch.shutdown()
+    # The workers are forced on: left to itself the pool stands down while the
+    # machine's load average says no core is idle (see identity.batch).
+    batch.set_workers(batch.cores())
+    try:
+        import_rate = median_rate(N, lambda i: import_run(RUNS + i))
+    finally:
+        batch.set_workers(None)
 
     # A sanity check that the imported records are the signed ones.
     assert Record.from_block(blocks[0]).cid == signed[0].cid
@@ -170,6 +175,7 @@ def test_bench_publish_and_import(tmp_path: Path) -> None:
     print(
         f"  import (parse+verify+store) {import_rate:9.0f} /s  "
         f"= {import_rate / verify_rate:.2f} x raw verify (one core) "
-        f"target {TARGET}/s and 0.7 {'met' if import_rate >= TARGET else 'NOT met'}; "
-        f"signatures on {batch.workers()} worker processes, load {os.getloadavg()[0]:.1f}"
+        f"target {TARGET}/s and 0.7 "
+        f"{'met' if import_rate >= TARGET and import_rate >= 0.7 * verify_rate else 'NOT met'}; "
+        f"signatures on {batch.cores()} worker processes, load {os.getloadavg()[0]:.1f}"
     )
