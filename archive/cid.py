@@ -44,6 +44,8 @@ _PREFIXES: Final = {
 }
 _VALID_PREFIXES: Final = frozenset(_PREFIXES.values())
 CID_BYTES_LEN: Final = 4 + DIGEST_SIZE
+_new_object: Final = object.__new__
+_set_attribute: Final = object.__setattr__
 # "b" and the unpadded base32 of the 36 bytes: every CID craftnet accepts is this long,
 # so anything else is refused before it is decoded.
 CID_TEXT_LEN: Final = 1 + (CID_BYTES_LEN * 8 + 4) // 5
@@ -80,6 +82,19 @@ class Cid:
         # Every link in every decoded block comes through here: skip __init__'s re-checks.
         cid = object.__new__(cls)
         object.__setattr__(cid, "_bytes", raw)
+        return cid
+
+    @classmethod
+    def from_link(cls, raw: builtins.bytes) -> Cid | None:
+        """The CID in a tag-42 payload (``0x00`` + binary CID), or None if it is not one
+        :meth:`from_bytes` accepts (call it for the reason).
+
+        The decoder meets a link in nearly every block; this is its short path.
+        """
+        if len(raw) != CID_BYTES_LEN + 1 or raw[1:5] not in _VALID_PREFIXES:
+            return None
+        cid = _new_object(cls)
+        _set_attribute(cid, "_bytes", raw[1:])
         return cid
 
     @classmethod

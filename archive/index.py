@@ -29,7 +29,7 @@ of ``name \\x00`` finds exactly one name. Writing is idempotent: a record alread
 from __future__ import annotations
 
 import struct
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Final
 
@@ -46,7 +46,7 @@ from craftnet.archive.errors import (
 from craftnet.archive.hlc import HybridClock
 from craftnet.archive.key_facts import is_did_text, put_key_facts
 from craftnet.archive.recon_index import ReconIndex
-from craftnet.archive.records import Record
+from craftnet.archive.records import Record, start_verify_records
 from craftnet.archive.schemas import check_type_name, schema_for, validate_body, validate_record
 from craftnet.archive.store import ReadTxn, Store, WriteTxn, prefix_end
 from craftnet.identity.keys import PrivateKey
@@ -108,10 +108,12 @@ def _put_entries(txn: WriteTxn, record: Record) -> bytes | None:
     check_type_name(record.type)
     suffix = _suffix(record)
     txn.put("blocks", key, record.block)
+    # The summary's keys in DAG-CBOR order and its values checked by the record's
+    # envelope: the plain encoder gives the canonical bytes without a copy or a sort.
     txn.put(
         "records",
         key,
-        codec.encode({"type": record.type, "author": record.author, "ts": record.ts}),
+        codec.encode_checked({"ts": record.ts, "type": record.type, "author": record.author}),
     )
     txn.put("rec_type", record.type.encode() + _SEP + suffix, b"")
     txn.put("rec_author", record.author.encode() + _SEP + suffix, b"")
@@ -186,25 +188,53 @@ def ingest_records(
     if batch_size is not None and batch_size < 1:
         raise QueryError("batch_size must be at least 1")
     report = IngestReport()
+    # Two batches in flight: while the worker processes check one batch's signatures,
+    # this thread parses the next; then the first is written.
+    pending: _Prepared | None = None
+
+    def take(batch: list[tuple[int, BlockInput]]) -> None:
+        nonlocal pending
+        try:
+            prepared = _prepare_batch(store, batch, verify, strict, report)
+        except BaseException:
+            earlier, pending = pending, None
+            if earlier is not None:  # an earlier batch comes first, written or failing
+                _finish_batch(store, earlier, strict, report)
+            raise
+        if pending is not None:
+            _finish_batch(store, pending, strict, report)
+        pending = prepared
+
     batch: list[tuple[int, BlockInput]] = []
     for index, item in enumerate(blocks):
         batch.append((index, item))
         if batch_size is not None and len(batch) >= batch_size:
-            _ingest_batch(store, batch, verify, strict, report)
+            take(batch)
             batch = []
     if batch:
-        _ingest_batch(store, batch, verify, strict, report)
+        take(batch)
+    if pending is not None:
+        _finish_batch(store, pending, strict, report)
     report.rejected.sort(key=lambda rejected: rejected.index)
     return report
 
 
-def _ingest_batch(
+@dataclass(slots=True)
+class _Prepared:
+    """A parsed batch whose signatures are being checked."""
+
+    parsed: list[tuple[int, Record, bool]]
+    present: set[Cid]
+    errors: Callable[[], dict[Cid, RecordError | None]]
+
+
+def _prepare_batch(
     store: Store,
     batch: Sequence[tuple[int, BlockInput]],
     verify: bool,
     strict: bool,
     report: IngestReport,
-) -> None:
+) -> _Prepared:
     parsed: list[tuple[int, Record, bool]] = []
     for index, item in batch:
         cid = item[0] if isinstance(item, tuple) else None
@@ -220,20 +250,32 @@ def _ingest_batch(
         parsed.append((index, record, known))
     with store.read() as txn:
         present = {record.cid for _, record, _ in parsed if txn.has("records", record.cid.bytes)}
+    # Every signature is checked before the write transaction opens (on all cores when
+    # the batch is big enough), so the writer is not held up by the checks.
+    if not verify:
+        return _Prepared(parsed, present, dict)
+    fresh = list({r.cid: r for _, r, _ in parsed if r.cid not in present}.values())
+    collect = start_verify_records(fresh)
+    return _Prepared(
+        parsed, present, lambda: dict(zip([r.cid for r in fresh], collect(), strict=True))
+    )
+
+
+def _finish_batch(store: Store, prepared: _Prepared, strict: bool, report: IngestReport) -> None:
+    errors = prepared.errors()
+    present = prepared.present
     checked: list[tuple[Record, bool]] = []
     seen: set[Cid] = set()
-    for index, record, known in parsed:
+    for index, record, known in prepared.parsed:
         if record.cid in present or record.cid in seen:
             report.duplicates.append(record.cid)
             continue
-        if verify:
-            try:
-                record.verify()
-            except RecordError as exc:
-                if strict:
-                    raise
-                report.rejected.append(Rejected(index, record.cid, str(exc)))
-                continue
+        error = errors.get(record.cid)
+        if error is not None:
+            if strict:
+                raise error
+            report.rejected.append(Rejected(index, record.cid, str(error)))
+            continue
         seen.add(record.cid)
         checked.append((record, known))
 
@@ -245,7 +287,7 @@ def _ingest_batch(
         if new:
             report.added.append(record.cid)
             report.opaque += not known
-        else:  # another writer stored it between our read and our write
+        else:  # another writer (or an earlier batch of this input) stored it
             report.duplicates.append(record.cid)
 
 

@@ -51,7 +51,8 @@ MAX_STEP_MEDIA: Final = 32
 _SLUG: Final = re.compile(r"[a-z0-9]+(?:-[a-z0-9]+)*")
 # Control characters would let a title hide text or break terminals and logs.
 _CONTROL: Final = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
-_LINE_BREAKS: Final = re.compile(r"[\t\n\r]")
+_ANY_CONTROL: Final = re.compile(r"[\x00-\x1f\x7f]")  # _CONTROL and tab, CR, LF
+_SINGLE_LINE_KINDS: Final = frozenset({"line", "lines"})
 
 KNOWN_PROCESSES: Final = (
     "3d-printing",
@@ -352,19 +353,33 @@ def _fail(rtype: str, name: str, problem: str) -> SchemaError:
     return SchemaError(f"{rtype}: field {name!r} {problem}")
 
 
-def _check_string(rtype: str, spec: FieldSpec, value: object, *, where: str = "") -> str:
-    name = spec.name + where
-    if not isinstance(value, str):
-        raise _fail(rtype, name, f"must be a string, got {type(value).__name__}")
+def _check_string(
+    rtype: str, spec: FieldSpec, value: object, index: int | None = None, part: str = ""
+) -> str:
+    """Check a string of field ``spec`` (entry ``index`` of a list, its ``part``)."""
+    if type(value) is not str and not isinstance(value, str):
+        where = _where(index, part)
+        raise _fail(rtype, spec.name + where, f"must be a string, got {type(value).__name__}")
     if len(value) > spec.max_len:
-        raise _fail(rtype, name, f"is {len(value)} characters; the limit is {spec.max_len}")
-    if not value.strip():
-        raise _fail(rtype, name, "must not be empty")
-    if _CONTROL.search(value):
-        raise _fail(rtype, name, "must not contain control characters")
-    if spec.kind in ("line", "lines") and _LINE_BREAKS.search(value):
-        raise _fail(rtype, name, "must be a single line (no tabs or line breaks)")
+        where = _where(index, part)
+        raise _fail(
+            rtype, spec.name + where, f"is {len(value)} characters; the limit is {spec.max_len}"
+        )
+    # One scan for every character a line may not hold; which rule broke is told after.
+    single_line = spec.kind in _SINGLE_LINE_KINDS
+    if (_ANY_CONTROL if single_line else _CONTROL).search(value) is not None or not value.strip():
+        where = _where(index, part)
+        if not value.strip():
+            raise _fail(rtype, spec.name + where, "must not be empty")
+        if _CONTROL.search(value):
+            raise _fail(rtype, spec.name + where, "must not contain control characters")
+        raise _fail(rtype, spec.name + where, "must be a single line (no tabs or line breaks)")
     return value
+
+
+def _where(index: int | None, part: str) -> str:
+    """Where in a field a problem is, for messages: ``[2].text``; built only on failure."""
+    return "" if index is None else f"[{index}]{part}"
 
 
 def _check_list(rtype: str, spec: FieldSpec, value: object) -> list[Any]:
@@ -393,7 +408,7 @@ def _check_field(rtype: str, spec: FieldSpec, value: object) -> list[Cid]:
         _check_string(rtype, spec, value)
     elif kind == "lines":
         for index, item in enumerate(_check_list(rtype, spec, value)):
-            _check_string(rtype, spec, item, where=f"[{index}]")
+            _check_string(rtype, spec, item, index)
     elif kind == "cid":
         if not isinstance(value, Cid):
             raise _fail(rtype, spec.name, f"must be a CID (link), got {type(value).__name__}")
@@ -413,20 +428,20 @@ def _check_field(rtype: str, spec: FieldSpec, value: object) -> list[Cid]:
     elif kind == "steps":
         cids: list[Cid] = []
         for index, step in enumerate(_check_list(rtype, spec, value)):
-            where = f"[{index}]"
             if not isinstance(step, dict):
-                raise _fail(rtype, spec.name + where, "must be a map {text, media}")
+                raise _fail(rtype, f"{spec.name}[{index}]", "must be a map {text, media}")
             if "text" not in step:
-                raise _fail(rtype, spec.name + where, "needs 'text'")
-            _check_string(rtype, spec, step["text"], where=where + ".text")
+                raise _fail(rtype, f"{spec.name}[{index}]", "needs 'text'")
+            _check_string(rtype, spec, step["text"], index, ".text")
             media = step.get("media", [])
             if not isinstance(media, list) or len(media) > MAX_STEP_MEDIA:
                 raise _fail(
                     rtype,
-                    spec.name + where + ".media",
+                    f"{spec.name}[{index}].media",
                     f"must be a list of at most {MAX_STEP_MEDIA} CIDs",
                 )
-            cids.extend(_check_cids(rtype, spec.name + where + ".media", media))
+            if media:
+                cids.extend(_check_cids(rtype, f"{spec.name}[{index}].media", media))
         return cids
     elif kind == "licence":
         validate_licence(value)

@@ -38,6 +38,7 @@ from craftnet.archive.memory_store import MemoryStore
 from craftnet.archive.records import MAX_RECORD_SIZE, Record
 from craftnet.archive.schemas import build
 from craftnet.archive.store import DATABASES, Store, WriteTxn
+from craftnet.identity import batch
 from craftnet.identity.keys import PrivateKey
 
 POTTER = PrivateKey.from_seed(b"rustic-futurism-hub-potter-00001")
@@ -201,6 +202,39 @@ def test_strict_ingest_writes_nothing_of_a_bad_batch(store: Store) -> None:
         assert count_records(txn) == 0
     with pytest.raises(SchemaError):
         ingest_records(store, [Record.create(POTTER, "design", {}, ts=1).block], strict=True)
+
+
+@pytest.mark.parametrize("workers", [0, 2])
+def test_batches_in_flight_keep_the_order_of_a_one_by_one_ingest(
+    store: Store, workers: int
+) -> None:
+    # Two batches are in flight (one parsed while the other's signatures are checked,
+    # on worker processes or not); outcomes, and what a strict ingest writes before it
+    # raises, are those of taking the batches one after the other.
+    batch.set_workers(workers)
+    try:
+        size = batch.POOL_MIN  # big enough for the workers once they run
+        records = [technique(POTTER, f"Indigo vat {i}", T0 + i) for i in range(2 * size + 3)]
+        if workers:  # start them now, so that every batch below goes to them
+            key = POTTER.public
+            assert batch.verify_many([(key, records[0].sig, b"x")], pool=True) != [None]
+        forged = codec.encode({**records[5].unsigned(), "ts": T0 + 99, "sig": records[5].sig})
+        blocks = [*(r.block for r in records[:5]), forged, *(r.block for r in records[5:])]
+        blocks += [records[0].block, b"\xa1\x61x\x01"]  # a repeat, then a bad block
+        report = ingest_records(store, blocks, batch_size=size)
+        assert report.added == [r.cid for r in records]
+        assert [r.index for r in report.rejected] == [5, len(records) + 2]
+        assert report.duplicates == [records[0].cid]
+
+        other = MemoryStore()
+        tail = [technique(WEAVER, f"Loom warp {i}", T0 + i).block for i in range(6)]
+        with pytest.raises(RecordError):
+            ingest_records(other, [*tail[:4], b"\xa1\x61x\x01", *tail[4:]], strict=True,
+                           batch_size=4)
+        with other.read() as txn:
+            assert count_records(txn) == 4  # the batch before the bad one, and no more
+    finally:
+        batch.set_workers(None)
 
 
 def test_ingest_without_verification_trusts_the_caller(store: Store) -> None:
