@@ -381,3 +381,10 @@ def _commit(
         record_blocks += len(operations) - known
     cids = tuple(item.cid for item in (*record_items, *document_items))
     return new_blocks + record_blocks, new_records, cids
+
+
+# For importers that stage blocks their own way (archive.receive: resumable imports and
+# split bundles), the same staged form and commit.
+Staged = _Staged
+commit_staged = _commit
+read_staged = _read_staged
