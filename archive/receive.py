@@ -268,7 +268,8 @@ def receive_bundle(
     """Check and commit a bundle (see the module docstring); resumes an interrupted one.
 
     ``now`` is the HLC time recorded with the sender's summary. ``on_progress`` is
-    called with ``("check", bytes read)`` and ``("commit", blocks committed)``.
+    called with ``("check", bytes read)``, ``("checked", bundle size)`` once the whole
+    bundle passed (and is staged durably), and ``("commit", new blocks)`` at the end.
     Raises :class:`BundleError` naming the bad block; then nothing was added.
     """
     reader = CarReader(stream)
@@ -321,6 +322,8 @@ def _receive(
                 since = job.position
         job.checked = True
         job.checkpoint()
+        if on_progress is not None:
+            on_progress("checked", job.position)
     item = job.items.get(manifest_cid.bytes)
     if item is not None:
         data = read_staged(job.spill, item.staged)

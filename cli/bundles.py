@@ -138,6 +138,7 @@ def _export_planned(app: App, out: Path, cids: tuple[Cid, ...], for_did: str | N
 
     store = app.store()
     target = None
+    unknown = False
     if for_have is not None:
         target = read_summary(for_have.read_bytes())
         if not dry_run:
@@ -145,6 +146,7 @@ def _export_planned(app: App, out: Path, cids: tuple[Cid, ...], for_did: str | N
     elif for_did is not None:
         state = PeerStates(store).get(for_did)
         if state is None:
+            unknown = True
             app.note(f"nothing is known yet of what {for_did} holds: exporting everything "
                      "(its next bundle or 'craftnet have' file will tell)")
         else:
@@ -163,6 +165,9 @@ def _export_planned(app: App, out: Path, cids: tuple[Cid, ...], for_did: str | N
         data: dict[str, Any] = {"file": str(out), "parts": len(spans), **plan.as_dict()}
         if target is not None:
             data["for"] = target.hub
+        if unknown:
+            data["for"] = for_did
+            data["known"] = False
         if not dry_run:
             mine = build_summary(txn, key, _hlc_now()) if key is not None else None
             written = delta.write_bundles(txn, plan, out, have=mine, max_size=max_size)

@@ -225,7 +225,7 @@ def test_parts_import_in_any_order_and_never_show_a_broken_record(
         parts = write_bundles(txn, plan_all(txn), tmp_path / "stick.car", max_size=MIN_PART_SIZE)
     assert len(parts) == len(order)
     assert all(part.bytes <= MIN_PART_SIZE for part in parts)
-    assert [p.path.name for p in parts][0] == "stick-1-of-4.car"
+    assert parts[0].path.name == "stick-1-of-4.car"
     for step, i in enumerate(order):
         report = receive(highlands, parts[i].path, tmp_path / "h")
         assert visible_files_are_whole(highlands)
