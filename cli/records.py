@@ -158,6 +158,9 @@ def show(app: App, cid: Cid) -> None:
     with app.store().read() as txn:
         record = index.get_record(txn, cid)
     status = verification(app, record)
+    from craftnet.cli.witness import check, witnessed_line
+
+    witnesses = check(app, cid)
     data = {
         "cid": str(record.cid),
         "type": record.type,
@@ -168,6 +171,7 @@ def show(app: App, cid: Cid) -> None:
         "body": jsonable(record.body),
         "links": [str(link) for link in record.links],
         "verification": status,
+        "witnessed": {**witnesses.as_dict(), "summary": witnessed_line(witnesses)},
     }
 
     def human(out: Console) -> None:
@@ -182,6 +186,7 @@ def show(app: App, cid: Cid) -> None:
             style = "green" if value == "ok" else "yellow" if "opaque" in value else "red"
             out.print(f"{name:<12} ", end="")
             out.print(value, style=style, markup=False)
+        out.print(f"{'witnessed':<12} {witnessed_line(witnesses)}", markup=False)
 
     app.emit(data, human)
 
