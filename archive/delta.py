@@ -150,6 +150,7 @@ class Plan:
     blocks: list[tuple[Cid, int]] = field(default_factory=list)
     unit_ends: list[int] = field(default_factory=list)
     pins: set[Cid] = field(default_factory=set)  # unit roots that are not records
+    extra: dict[bytes, bytes] = field(default_factory=dict)  # blocks made for the bundle
     records: int = 0
     missing: list[Cid] = field(default_factory=list)
     difference: Difference | None = None
@@ -284,6 +285,41 @@ def plan_roots(txn: ReadTxn, roots: Sequence[Cid]) -> Plan:
     return planner.plan
 
 
+def add_witness_proofs(txn: ReadTxn, plan: Plan) -> int:
+    """Add, for every record in the plan, the evidence of its witnesses: each batch
+    record (without its leaves), the batch's membership certificates (with what they
+    link), and a ``witness-proof`` block per witness; returns how many proofs."""
+    from craftnet.archive.witness import proofs_for
+
+    planner = _Planner(txn, follow_records=True)
+    planner.plan = plan
+    planner.seen = {cid.bytes for cid, _ in plan.blocks}
+    records = [cid for cid, _ in plan.blocks if cid.codec == DAG_CBOR and txn.has("records",
+                                                                                     cid.bytes)]
+    added = 0
+    for cid in records:
+        for proof in proofs_for(txn, cid):
+            if proof.batch.bytes not in planner.seen:
+                data = txn.get("blocks", proof.batch.bytes)
+                if data is None:
+                    continue
+                batch = codec.decode(data)
+                for cert in batch["body"].get("membership", []):
+                    planner.unit(cert)
+                planner.seen.add(proof.batch.bytes)
+                plan.blocks.append((proof.batch, len(data)))
+                plan.records += 1
+                plan.unit_ends.append(len(plan.blocks))
+            proof_cid, proof_data = proof.block()
+            if proof_cid.bytes not in planner.seen:
+                planner.seen.add(proof_cid.bytes)
+                plan.extra[proof_cid.bytes] = proof_data
+                plan.blocks.append((proof_cid, len(proof_data)))
+                plan.unit_ends.append(len(plan.blocks))
+                added += 1
+    return added
+
+
 # ---------------------------------------------------------------------- splitting
 
 
@@ -380,7 +416,7 @@ def _write_part(
         raise BundleError("the bundle manifest is too large")
     total = write_header(stream, [cid]) + write_section(stream, cid, data)
     for cid, _ in plan.blocks[start:end]:
-        data = txn.get("blocks", cid.bytes)
+        data = plan.extra.get(cid.bytes) or txn.get("blocks", cid.bytes)
         if data is None:
             raise BundleError(f"{cid} left the archive while it was being exported")
         total += write_section(stream, cid, data)

@@ -53,6 +53,7 @@ from craftnet.archive.errors import ArchiveError, BundleError
 from craftnet.archive.have import HaveSummary, ItemSet, difference, read_summary
 from craftnet.archive.peer_state import PeerStates
 from craftnet.archive.store import Store, WriteTxn, prefix_end
+from craftnet.archive.witness import PROOF_TYPE, index_proof_blocks, is_proof_block
 from craftnet.errors import CraftnetError
 
 JOBS_DIR: Final = "imports"
@@ -344,6 +345,7 @@ def _receive(
         except CraftnetError as exc:
             raise BundleError(f"the bundle's have-summary: {exc}") from exc
     pins = list(roots) + list(manifest.pins if manifest is not None else ())
+    proofs = _take_proofs(job)
     if manifest is None or manifest.parts == 1:
         _check_complete(store, job.items)
         new_blocks, new_records, cids = commit_staged(
@@ -352,6 +354,8 @@ def _receive(
         held, seen = 0, (1,) if manifest is not None else ()
     else:
         new_blocks, new_records, cids, held, seen = _commit_part(store, job, manifest, pins, now)
+    if proofs:
+        index_proof_blocks(store, proofs)
     if on_progress is not None:
         on_progress("commit", new_blocks)
     still, exact = None, True
@@ -378,6 +382,25 @@ def _receive(
         parts_seen=seen,
         record_cids=cids,
     )
+
+
+def _take_proofs(job: _Job) -> list[bytes]:
+    """Witness proofs are evidence about records, not blocks to keep: they go to the
+    witness index (once the batches they name are in), never to ``blocks``."""
+    proofs: list[bytes] = []
+    for key, item in list(job.items.items()):
+        if item.staged.kind != "block" or item.staged.cid.codec != DAG_CBOR:
+            continue
+        data = read_staged(job.spill, item.staged)
+        if PROOF_TYPE.encode() in data:
+            try:
+                value = codec.decode(data, max_size=max(len(data), 1))
+            except ArchiveError:
+                continue
+            if is_proof_block(value):
+                proofs.append(data)
+                del job.items[key]
+    return proofs
 
 
 def _stage(job: _Job, section: Any) -> None:

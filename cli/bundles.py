@@ -87,9 +87,13 @@ def _hlc_now() -> int:
               help="Split into numbered bundles of at most this size (4G, 700M, ...), "
               "e.g. one per USB stick; they import in any order.")
 @click.option("--dry-run", is_flag=True, help="Say what would be written, write nothing.")
+@click.option("--proofs", is_flag=True,
+              help="With CIDs: add each record's witness batches and inclusion proofs, so "
+              "the receiving hub can check them offline.")
 @pass_app
 def export_cmd(app: App, out: Path, cids: tuple[Cid, ...], for_did: str | None,
-               for_have: Path | None, max_size: int | None, dry_run: bool) -> None:
+               for_have: Path | None, max_size: int | None, dry_run: bool,
+               proofs: bool) -> None:
     """Write records (and all they link) to a CAR bundle; no CIDs = the whole archive."""
     store = app.store()
     if not out.parent.is_dir():
@@ -98,8 +102,11 @@ def export_cmd(app: App, out: Path, cids: tuple[Cid, ...], for_did: str | None,
         raise click.UsageError("--for and --for-have choose the records themselves; name no CID")
     if for_did and for_have:
         raise click.UsageError("use --for or --for-have, not both")
-    if for_did or for_have or max_size is not None or dry_run:
-        _export_planned(app, out, cids, for_did, for_have, max_size, dry_run)
+    if proofs and not cids:
+        raise click.UsageError("--proofs goes with chosen CIDs (whole and delta bundles carry "
+                               "the witness batches themselves)")
+    if for_did or for_have or max_size is not None or dry_run or proofs:
+        _export_planned(app, out, cids, for_did, for_have, max_size, dry_run, proofs)
         return
     from craftnet.archive.bundle import export_car
 
@@ -130,7 +137,8 @@ def export_cmd(app: App, out: Path, cids: tuple[Cid, ...], for_did: str | None,
 
 
 def _export_planned(app: App, out: Path, cids: tuple[Cid, ...], for_did: str | None,
-                    for_have: Path | None, max_size: int | None, dry_run: bool) -> None:
+                    for_have: Path | None, max_size: int | None, dry_run: bool,
+                    proofs: bool = False) -> None:
     """Delta and split exports: plan first (the size is known before writing), then write."""
     from craftnet.archive import delta
     from craftnet.archive.have import build_summary, read_summary
@@ -159,6 +167,8 @@ def _export_planned(app: App, out: Path, cids: tuple[Cid, ...], for_did: str | N
             plan = delta.plan_delta(txn, target)
         elif cids:
             plan = delta.plan_roots(txn, list(cids))
+            if proofs:
+                delta.add_witness_proofs(txn, plan)
         else:
             plan = delta.plan_all(txn)
         spans = delta.split(plan, max_size)
