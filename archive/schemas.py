@@ -350,7 +350,7 @@ SCHEMAS: Final[dict[str, Schema]] = {
                 FieldSpec(
                     "membership",
                     "cids",
-                    "the witness's membership certificates at signing time; links",
+                    "the witness's certificates (the genesis, for a founder); links",
                     max_items=64,
                     link=True,
                 ),

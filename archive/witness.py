@@ -276,15 +276,21 @@ def witness_pending(
 
 
 def own_certificates(txn: ReadTxn, did: str) -> list[Cid]:
-    """The ``membership`` records naming ``did`` as member, newest first (at most 8)."""
+    """What makes ``did`` a member, to link from its batches: the alliance genesis records
+    that name it a founder, and the ``membership`` records naming it, newest first (at
+    most 8 of each)."""
     out: list[Cid] = []
-    prefix = b"membership\x00"
-    for key, _ in txn.iterate("rec_type", prefix, prefix_end(prefix), reverse=True):
-        cid = Cid.from_bytes(key[len(prefix) + 8 :])
-        if index.get_record(txn, cid).body.get("member") == did:
-            out.append(cid)
-            if len(out) == 8:
-                break
+    for rtype, field_, wanted in (("alliance", "founders", did), ("membership", "member", did)):
+        prefix = rtype.encode() + b"\x00"
+        found = 0
+        for key, _ in txn.iterate("rec_type", prefix, prefix_end(prefix), reverse=True):
+            cid = Cid.from_bytes(key[len(prefix) + 8 :])
+            value = index.get_record(txn, cid).body.get(field_)
+            if value == wanted or (isinstance(value, list) and wanted in value):
+                out.append(cid)
+                found += 1
+                if found == 8:
+                    break
     return out
 
 
@@ -542,12 +548,15 @@ def _check(txn: ReadTxn, proof: Proof, history: Any, membership_of: MembershipOf
             cert = index.get_record(txn, cert_cid)
         except NotFound:
             continue
-        if cert.type != "membership" or cert.body.get("member") != hub:
+        if cert.type == "alliance" and hub in cert.body.get("founders", []):
+            alliance_id = str(cert.cid)  # a founder: the genesis is its certificate
+        elif cert.type == "membership" and cert.body.get("member") == hub:
+            named = cert.body.get("organisation")
+            if isinstance(named, str) and named.strip():
+                organisation = named
+            alliance_id = str(cert.body.get("alliance"))
+        else:
             continue
-        named = cert.body.get("organisation")
-        if isinstance(named, str) and named.strip():
-            organisation = named
-        alliance_id = str(cert.body.get("alliance"))
         members = membership_of(alliance_id) if membership_of is not None else None
         if members is not None and members.is_member(hub, proof.at):
             alliance = alliance_id

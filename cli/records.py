@@ -158,9 +158,9 @@ def show(app: App, cid: Cid) -> None:
     with app.store().read() as txn:
         record = index.get_record(txn, cid)
     status = verification(app, record)
-    from craftnet.cli.witness import check, witnessed_line
+    from craftnet.node.witness import check_witnesses, witnessed_line
 
-    witnesses = check(app, cid)
+    witnesses = check_witnesses(app.store(), cid)
     data = {
         "cid": str(record.cid),
         "type": record.type,
