@@ -416,10 +416,10 @@ def _write_part(
         raise BundleError("the bundle manifest is too large")
     total = write_header(stream, [cid]) + write_section(stream, cid, data)
     for cid, _ in plan.blocks[start:end]:
-        data = plan.extra.get(cid.bytes) or txn.get("blocks", cid.bytes)
-        if data is None:
+        block = plan.extra.get(cid.bytes) or txn.get("blocks", cid.bytes)
+        if block is None:
             raise BundleError(f"{cid} left the archive while it was being exported")
-        total += write_section(stream, cid, data)
+        total += write_section(stream, cid, block)
     return total
 
 

@@ -351,7 +351,8 @@ def _receive(
         new_blocks, new_records, cids = commit_staged(
             store, job.spill, {k: v.staged for k, v in job.items.items()}, pins
         )
-        held, seen = 0, (1,) if manifest is not None else ()
+        held = 0
+        seen: tuple[int, ...] = (1,) if manifest is not None else ()
     else:
         new_blocks, new_records, cids, held, seen = _commit_part(store, job, manifest, pins, now)
     if proofs:

@@ -24,6 +24,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any, Final
 
 import blake3
@@ -269,7 +270,7 @@ def witness_pending(
         if not todo:
             return made
         batch = make_batch(key, ((cid, now) for cid in todo), now, membership)
-        store.transact(lambda txn, batch=batch: store_batch(txn, batch, mine=True))
+        store.transact(partial(store_batch, batch=batch, mine=True))
         made.append(batch.record)
         if len(todo) < MAX_LEAVES:
             return made
