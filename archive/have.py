@@ -56,6 +56,7 @@ import numpy.typing as npt
 from craftnet.archive import codec
 from craftnet.archive.errors import ArchiveError, CodecError
 from craftnet.archive.hlc import MAX_TS
+from craftnet.archive.recon_index import separator
 from craftnet.archive.store import ReadTxn
 from craftnet.archive.varint import VarintError, decode_varint, encode_varint
 from craftnet.identity.errors import IdentityError
@@ -239,15 +240,6 @@ class Range:
     upper: bytes | None
     count: int
     total: int  # sum of ids mod 2**64
-
-
-def separator(prev: bytes, nxt: bytes) -> bytes:
-    """The shortest ``p`` with ``prev < p <= nxt`` (``prev < nxt``)."""
-    n = 0
-    limit = min(len(prev), len(nxt))
-    while n < limit and prev[n] == nxt[n]:
-        n += 1
-    return nxt[: n + 1]
 
 
 def _make_ranges(keys: Sequence[bytes], ids: Sequence[int], parts: int) -> list[Range]:

@@ -45,7 +45,14 @@ from typing import IO, Any, Final
 import blake3
 
 from craftnet.archive import codec
-from craftnet.archive.bundle import BlockKind, Staged, check_block, commit_staged, read_staged
+from craftnet.archive.bundle import (
+    BlockKind,
+    ImportReport,
+    Staged,
+    check_block,
+    commit_staged,
+    read_staged,
+)
 from craftnet.archive.car import CarReader
 from craftnet.archive.cid import CID_BYTES_LEN, DAG_CBOR, Cid
 from craftnet.archive.delta import Manifest, looks_like_manifest, read_manifest
@@ -68,16 +75,9 @@ Progress = Callable[[str, int], None]
 
 
 @dataclass(frozen=True, slots=True)
-class ReceiveReport:
-    """What :func:`receive_bundle` found and did."""
+class ReceiveReport(ImportReport):
+    """What :func:`receive_bundle` found and did: an import's report, and more."""
 
-    roots: tuple[Cid, ...]
-    blocks: int
-    bytes: int
-    records: int
-    new_blocks: int
-    new_records: int
-    duplicates: int = 0
     resumed_at: int = 0  # bytes checked by an earlier, interrupted run (0: a fresh start)
     manifest: Manifest | None = None
     sender: HaveSummary | None = None
@@ -85,20 +85,11 @@ class ReceiveReport:
     still_missing_exact: bool = True
     held: int = 0  # blocks of a split bundle waiting for other parts
     parts_seen: tuple[int, ...] = ()
-    record_cids: tuple[Cid, ...] = field(default=(), repr=False)
 
     def as_dict(self) -> dict[str, Any]:
         """A JSON-friendly view."""
-        out: dict[str, Any] = {
-            "roots": [str(c) for c in self.roots],
-            "blocks": self.blocks,
-            "bytes": self.bytes,
-            "records": self.records,
-            "new_blocks": self.new_blocks,
-            "new_records": self.new_records,
-            "duplicates": self.duplicates,
-            "resumed_at": self.resumed_at,
-        }
+        out = ImportReport.as_dict(self)
+        out["resumed_at"] = self.resumed_at
         if self.manifest is not None:
             out["part"] = self.manifest.part
             out["parts"] = self.manifest.parts
