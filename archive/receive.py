@@ -339,13 +339,15 @@ def _receive(
     proofs = _take_proofs(job)
     if manifest is None or manifest.parts == 1:
         _check_complete(store, job.items)
-        new_blocks, new_records, cids = commit_staged(
+        new_blocks, new_records, repaired, cids = commit_staged(
             store, job.spill, {k: v.staged for k, v in job.items.items()}, pins
         )
         held = 0
         seen: tuple[int, ...] = (1,) if manifest is not None else ()
     else:
-        new_blocks, new_records, cids, held, seen = _commit_part(store, job, manifest, pins, now)
+        new_blocks, new_records, repaired, cids, held, seen = _commit_part(
+            store, job, manifest, pins, now
+        )
     if proofs:
         index_proof_blocks(store, proofs)
     if on_progress is not None:
@@ -365,6 +367,7 @@ def _receive(
         new_blocks=new_blocks,
         new_records=new_records,
         duplicates=job.duplicates,
+        repaired=repaired,
         resumed_at=job.resumed_at,
         manifest=manifest,
         sender=sender,
@@ -431,7 +434,7 @@ def _held_prefix(set_id: bytes) -> bytes:
 
 def _commit_part(
     store: Store, job: _Job, manifest: Manifest, pins: list[Cid], now: int
-) -> tuple[int, int, tuple[Cid, ...], int, tuple[int, ...]]:
+) -> tuple[int, int, int, tuple[Cid, ...], int, tuple[int, ...]]:
     """Commit what is complete of this part and of what earlier parts left held."""
     prefix = _held_prefix(manifest.set_id)
     with store.read() as txn:
@@ -446,7 +449,7 @@ def _commit_part(
     last = len(seen) >= manifest.parts
     commit, hold = _partition(job.items, in_store, last)
     committed = set(commit)
-    new_blocks, new_records, cids = commit_staged(
+    new_blocks, new_records, repaired, cids = commit_staged(
         store,
         job.spill,
         {k: job.items[k].staged for k in commit},
@@ -467,7 +470,7 @@ def _commit_part(
             txn.put(SETS_DB, manifest.set_id, codec.encode(state))
 
     store.transact(update)
-    return new_blocks, new_records, cids, len(hold), tuple(sorted(seen))
+    return new_blocks, new_records, repaired, cids, len(hold), tuple(sorted(seen))
 
 
 def _stage_held(job: _Job, cid: Cid, value: bytes) -> None:
