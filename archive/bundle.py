@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import os
 import tempfile
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Container, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any, Final, Literal
@@ -275,12 +275,7 @@ def import_car(
                 where = section.where()
                 for needed in checked.needs:
                     needs.setdefault(needed.bytes, where)
-        absent = [root for root in reader.roots if root.bytes not in staged]
-        if absent:
-            raise BundleError(
-                f"the header names root {absent[0]} but the bundle does not contain it"
-                + (f" (and {len(absent) - 1} more)" if len(absent) > 1 else "")
-            )
+        require_roots(reader.roots, staged)
         _check_complete(store, staged, needs)
         new_blocks, new_records, repaired, record_cids = _commit(
             store, spill, staged, reader.roots
@@ -296,6 +291,16 @@ def import_car(
         repaired=repaired,
         record_cids=record_cids,
     )
+
+
+def require_roots(roots: Sequence[Cid], staged: Container[bytes]) -> None:
+    """Every root the header names must be in the bundle (``staged``: CIDs as bytes)."""
+    absent = [root for root in roots if root.bytes not in staged]
+    if absent:
+        raise BundleError(
+            f"the header names root {absent[0]} but the bundle does not contain it"
+            + (f" (and {len(absent) - 1} more)" if len(absent) > 1 else "")
+        )
 
 
 def _check_complete(

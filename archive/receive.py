@@ -52,6 +52,7 @@ from craftnet.archive.bundle import (
     check_block,
     commit_staged,
     read_staged,
+    require_roots,
 )
 from craftnet.archive.car import CarReader
 from craftnet.archive.cid import CID_BYTES_LEN, DAG_CBOR, Cid
@@ -323,12 +324,7 @@ def _receive(
             manifest = read_manifest(data)
             del job.items[manifest_cid.bytes]
     roots = reader.roots[1:] if manifest is not None else reader.roots
-    absent = [root for root in roots if root.bytes not in job.items]
-    if absent:
-        raise BundleError(
-            f"the header names root {absent[0]} but the bundle does not contain it"
-            + (f" (and {len(absent) - 1} more)" if len(absent) > 1 else "")
-        )
+    require_roots(roots, job.items)
     sender = None
     if manifest is not None and manifest.have is not None:
         try:
