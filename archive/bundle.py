@@ -21,7 +21,7 @@ from __future__ import annotations
 import contextlib
 import os
 import tempfile
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Container, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any, Final, Literal
@@ -363,12 +363,7 @@ def import_car(
             signatures.check()  # a bad signature earlier in the bundle is named first
             raise
         signatures.check()
-        absent = [root for root in reader.roots if root.bytes not in staged]
-        if absent:
-            raise BundleError(
-                f"the header names root {absent[0]} but the bundle does not contain it"
-                + (f" (and {len(absent) - 1} more)" if len(absent) > 1 else "")
-            )
+        require_roots(reader.roots, staged)
         _check_complete(store, staged, needs)
         new_blocks, new_records, repaired, record_cids = _commit(
             store, spill, staged, reader.roots
@@ -386,6 +381,16 @@ def import_car(
         repaired=repaired,
         record_cids=record_cids,
     )
+
+
+def require_roots(roots: Sequence[Cid], staged: Container[bytes]) -> None:
+    """Every root the header names must be in the bundle (``staged``: CIDs as bytes)."""
+    absent = [root for root in roots if root.bytes not in staged]
+    if absent:
+        raise BundleError(
+            f"the header names root {absent[0]} but the bundle does not contain it"
+            + (f" (and {len(absent) - 1} more)" if len(absent) > 1 else "")
+        )
 
 
 def _check_complete(
@@ -511,3 +516,10 @@ def _commit(
         record_blocks += len(operations) - known
     cids = tuple(item.cid for item in (*record_items, *document_items))
     return new_blocks + record_blocks, new_records, repaired, cids
+
+
+# For importers that stage blocks their own way (archive.receive: resumable imports and
+# split bundles), the same staged form and commit.
+Staged = _Staged
+commit_staged = _commit
+read_staged = _read_staged

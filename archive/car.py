@@ -146,6 +146,9 @@ class CarReader:
         self._stream = stream
         self.position = 0
         self.roots: tuple[Cid, ...] = self._read_header()
+        self.header_end = self.position
+        # A resumed import seeks the stream on and sets these (archive.receive).
+        self.next_index = 0
 
     def _read_header(self) -> tuple[Cid, ...]:
         got = _read_varint(self._stream)
@@ -185,7 +188,7 @@ class CarReader:
         return tuple(roots)
 
     def __iter__(self) -> Iterator[Section]:
-        index = 0
+        index = self.next_index
         while True:
             offset = self.position
             where = f"block #{index} at byte {offset}"

@@ -48,6 +48,16 @@ def item_key(ts: int, ident: bytes | Cid) -> bytes:
     return ts.to_bytes(TS_BYTES, "big") + raw
 
 
+def separator(prev: bytes, nxt: bytes) -> bytes:
+    """The shortest ``p`` with ``prev < p <= nxt`` (``prev < nxt``): a range bound between
+    two neighbouring keys that costs a few bytes (reconcile messages, have-summaries)."""
+    n = 0
+    limit = min(len(prev), len(nxt))
+    while n < limit and prev[n] == nxt[n]:
+        n += 1
+    return nxt[: n + 1]
+
+
 def item_hash(key: bytes) -> int:
     """An item's contribution to range sums: BLAKE3 of its key, little-endian."""
     return int.from_bytes(blake3.blake3(key).digest(), "little")

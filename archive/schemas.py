@@ -77,6 +77,7 @@ Kind = Literal[
     "language",
     "slug",
     "choice",
+    "digest",
 ]
 
 
@@ -126,6 +127,13 @@ def _no_self_vouching(body: Mapping[str, Any], author: str | None) -> None:
 def _new_key_differs(body: Mapping[str, Any], author: str | None) -> None:
     if author is not None and body["new"] == author:
         raise SchemaError("a key succession must name a new key, not the author's own key")
+
+
+def _witness_batch(body: Mapping[str, Any], author: str | None) -> None:
+    # Imported here: the witness module builds on this one.
+    from craftnet.archive.witness import check_batch_body
+
+    check_batch_body(body)
 
 
 def _founders_are_dids(body: Mapping[str, Any], author: str | None) -> None:
@@ -299,6 +307,9 @@ SCHEMAS: Final[dict[str, Schema]] = {
                 FieldSpec("member", "did", "did:key of the admitted hub", required=True),
                 FieldSpec("expires", "ts", "HLC time the membership ends", required=True),
                 FieldSpec("name", "line", "the admitted hub's name"),
+                FieldSpec(
+                    "organisation", "line", "the organisation that runs the hub (for witnesses)"
+                ),
             ),
         ),
         Schema(
@@ -316,6 +327,36 @@ SCHEMAS: Final[dict[str, Schema]] = {
                 FieldSpec("member", "did", "did:key of the hub", required=True),
                 FieldSpec("reason", "line", "why", max_len=500),
             ),
+        ),
+        # Witnessed timestamps (rules in craftnet.archive.witness).
+        Schema(
+            "witness",
+            1,
+            "a hub's signed statement that it held records by given times, for many "
+            "records at once: the root of a Merkle tree over {witnessed CID, at} leaves",
+            (
+                FieldSpec("root", "digest", "BLAKE3 Merkle root of the leaves", required=True),
+                FieldSpec("count", "ts", "how many leaves (1..65536)", required=True),
+                FieldSpec(
+                    "leaves",
+                    "cids",
+                    "raw blocks of 44-byte leaves (at, CID), 4096 per block; links",
+                    required=True,
+                    min_items=1,
+                    max_items=16,
+                    link=True,
+                ),
+                FieldSpec("first", "ts", "the earliest 'at' of a leaf", required=True),
+                FieldSpec("last", "ts", "the latest 'at' of a leaf", required=True),
+                FieldSpec(
+                    "membership",
+                    "cids",
+                    "the witness's certificates (the genesis, for a founder); links",
+                    max_items=64,
+                    link=True,
+                ),
+            ),
+            _witness_batch,
         ),
     )
 }
@@ -453,6 +494,8 @@ def _check_field(rtype: str, spec: FieldSpec, value: object) -> list[Cid]:
             raise _fail(rtype, spec.name, f"{value!r:.40} is not a lower-case slug like 'hand'")
     elif kind == "choice" and value not in spec.choices:
         raise _fail(rtype, spec.name, f"must be one of {', '.join(spec.choices)}")
+    elif kind == "digest" and (type(value) is not bytes or len(value) != 32):
+        raise _fail(rtype, spec.name, "must be a 32-byte digest")
     return []
 
 

@@ -45,6 +45,12 @@ DATABASES: Final = (
     "recon_chunks",  # first rec_time key of a chunk -> count(4) + sum of item hashes(32), see
     # archive.recon_index (range fingerprints for reconciliation, kept incrementally)
     "changes",  # seq(8) -> ts(8) CID of a record the store gained (archive.changes)
+    "peer_state",  # hub did -> DAG-CBOR {have, via, recorded}: what it held (archive.peer_state)
+    "bundle_held",  # set id(16) + CID -> kind + block: parts of a split bundle waiting for more
+    "bundle_sets",  # set id(16) -> DAG-CBOR {parts, seen, at} (archive.receive)
+    "witness",  # witnessed CID + batch CID -> DAG-CBOR {at, i, path?} (archive.witness)
+    "wit_batches",  # batch CID -> DAG-CBOR {hub, count, leaves}: witness batches indexed here
+    "wit_mine",  # record CID -> batch CID: records this hub has witnessed itself
 )
 
 # Keys are 1..MAX_KEY_SIZE bytes (LMDB's limit); every store enforces it, so code that

@@ -137,6 +137,7 @@ for module_name in ("craftnet.cli.alliance", "craftnet.cli.net"):
         cli.add_command(command)
 
 cli.add_command(importlib.import_module("craftnet.cli.sim").sim)  # simnet (issue 6)
+cli.add_command(importlib.import_module("craftnet.cli.witness").witness)  # issue 13
 
 if importlib.util.find_spec("craftnet.cli.doc") is not None:
     # The CRDT documents' command group lives in its own module, owned with the CRDTs.

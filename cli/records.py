@@ -200,6 +200,9 @@ def show(app: App, cid: Cid) -> None:
     with app.store().read() as txn:
         record = index.get_record(txn, cid)
     status = verification(app, record)
+    from craftnet.node.witness import check_witnesses, witnessed_line
+
+    witnesses = check_witnesses(app.store(), cid)
     data = {
         "cid": str(record.cid),
         "type": record.type,
@@ -210,6 +213,7 @@ def show(app: App, cid: Cid) -> None:
         "body": jsonable(record.body),
         "links": [str(link) for link in record.links],
         "verification": status,
+        "witnessed": {**witnesses.as_dict(), "summary": witnessed_line(witnesses)},
     }
 
     def human(out: Console) -> None:
@@ -224,6 +228,7 @@ def show(app: App, cid: Cid) -> None:
             style = "green" if value == "ok" else "yellow" if "opaque" in value else "red"
             out.print(f"{name:<12} ", end="")
             out.print(value, style=style, markup=False)
+        out.print(f"{'witnessed':<12} {witnessed_line(witnesses)}", markup=False)
 
     app.emit(data, human)
 

@@ -41,6 +41,7 @@ from craftnet.node.p2p.alliance import CERT_TYPE, REVOKE_TYPE, load_membership
 from craftnet.node.p2p.driver import Driver
 from craftnet.node.p2p.libp2p_net import Libp2pNetwork, route_libp2p_logs, topic_for
 from craftnet.node.p2p.settings import NetworkSettings, SettingsError, transport_seed
+from craftnet.node.witness import DEFAULT_INTERVAL, WitnessService
 from craftnet.protocol.engine import EngineConfig, SyncEngine
 from craftnet.protocol.events import PeerId
 
@@ -71,6 +72,7 @@ class Hub:
         engine_config: EngineConfig | None = None,
         rng: random.Random | None = None,
         transport_key: bytes | None = None,
+        witness_interval: float | None = DEFAULT_INTERVAL,
     ) -> None:
         if not settings.alliance:
             raise SettingsError(
@@ -109,6 +111,10 @@ class Hub:
             gossip=self.network,
             is_member=self.is_member,
             max_peers=settings.max_peers,
+        )
+        # Signs witness batches while the hub runs (None: not at all).
+        self.witness = (
+            WitnessService(store, key, witness_interval) if witness_interval is not None else None
         )
         self.addrs: list[str] = []
         self.state = "stopped"
@@ -153,6 +159,8 @@ class Hub:
 
                         start_mdns(self, nursery)
                     nursery.start_soon(self._watch_membership)
+                    if self.witness is not None:
+                        nursery.start_soon(self.witness.run)
                     self.state = "running"
                     log.info("hub %s listening on %s", self.peer_id, ", ".join(self.addrs))
                     task_status.started(self)

@@ -48,6 +48,7 @@ from craftnet.node.web.http import (
 )
 from craftnet.node.web.jsonable import record_json, to_json
 from craftnet.node.web.openapi import openapi_document
+from craftnet.node.witness import witnessed_json
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
@@ -152,13 +153,17 @@ async def get_record(request: web.Request) -> web.Response:
     require_read(request)
     ctx = context(request)
     cid = parse_cid(request.match_info["cid"])
-    etag = f'"{cid}"'
-    if _etag_match(request, etag):
-        return web.Response(status=304, headers={"ETag": etag})
     with ctx.store.read() as txn:
         record = index.get_record(txn, cid)
+    # Witnesses come later than the record: they are part of the ETag (issue 13).
+    witnessed = witnessed_json(ctx.store, cid)
+    count = len(witnessed["witnesses"])
+    etag = f'"{cid}.{count}"' if count else f'"{cid}"'
+    if _etag_match(request, etag):
+        return web.Response(status=304, headers={"ETag": etag})
     return json_response(
-        record_json(record), headers={"ETag": etag, "Cache-Control": "max-age=3600"}
+        {**record_json(record), "witnessed": witnessed},
+        headers={"ETag": etag, "Cache-Control": "max-age=60"},
     )
 
 

@@ -116,6 +116,11 @@ _SCHEMAS: Final[dict[str, Any]] = {
             "ts": _INT,
             "links": _arr(_STR),
             "body": {"type": "object", "description": 'CIDs appear as {"/": "b..."}'},
+            "witnessed": {
+                "type": "object",
+                "description": "GET /records/{cid} only: the record's witnesses, checked "
+                "(summary, hubs, organisations, earliest, witnesses); see docs/witness.md",
+            },
         },
         ["cid", "type", "v", "author", "ts", "links", "body"],
     ),
@@ -250,7 +255,7 @@ _PATHS: Final[dict[str, Any]] = {
     },
     "/api/v1/records/{cid}": {
         "get": _op(
-            "One record (ETag = CID)",
+            "One record with its checked witnesses (ETag = CID, and the witness count)",
             {
                 "200": _json(_ref("Record")),
                 "304": {"description": "not modified"},
