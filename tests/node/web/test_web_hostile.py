@@ -261,11 +261,11 @@ def test_edits_by_strangers_and_bad_fields(small_hub: Hub) -> None:
     )
     assert made.status == 201
     doc = made.json()["cid"]
-    make_artisan(hub, "mallory", "sneaky one")
+    make_artisan(hub, "mallory", "moonlit sneaky otter")
     before = hub.record_count()
     stranger = hub.post(
         f"/api/v1/documents/{doc}/edits",
-        {"artisan": "mallory", "passphrase": "sneaky one", "fields": {"title": "Theirs"}},
+        {"artisan": "mallory", "passphrase": "moonlit sneaky otter", "fields": {"title": "Theirs"}},
     )
     assert stranger.status == 403 and stranger.error_code == "not-an-editor"
     bad_field = hub.post(

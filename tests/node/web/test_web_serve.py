@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import html
 import json
 import os
 import signal
@@ -55,7 +56,7 @@ def test_demo_hub_starts_seeded_on_loopback_and_stops_cleanly(tmp_path: Path) ->
             status = json.load(response)
         assert status["demo"] is True and status["by_type"]["design"] == 4
         with urllib.request.urlopen(url, timeout=10) as response:
-            assert b"Maker&#x27;s Fair 2035 showcase" in response.read()
+            assert "Maker's Fair 2035 showcase" in html.unescape(response.read().decode())
     finally:
         rest = stop(proc, signal.SIGINT)
     assert "stopped" in rest

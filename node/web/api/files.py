@@ -1,4 +1,4 @@
-"""Design files over HTTP: streamed uploads with a size limit, downloads with Range.
+"""Files: streamed uploads with a size limit, downloads with Range, drawings of models.
 
 A download's ETag is the file's CID, so a browser or another hub that has the bytes
 never fetches them twice. Files are served with a sandboxing Content-Security-Policy and
@@ -17,13 +17,15 @@ from typing import Any, BinaryIO, Final, cast
 
 from aiohttp import web
 
-from craftnet.archive import files
+from craftnet.archive import blocks, files
 from craftnet.archive.cid import Cid
-from craftnet.archive.errors import IntegrityError, NotFound
+from craftnet.archive.errors import IntegrityError
 from craftnet.archive.store import Store
+from craftnet.node.web.api.common import Route
 from craftnet.node.web.errors import ApiError, bad_request
 from craftnet.node.web.http import context, parse_cid, query_str, require_read, require_write
 from craftnet.node.web.preview import PreviewError, stl_to_svg
+from craftnet.node.web.queries import content_type, file_meta, missing_chunks
 
 SPOOL_IN_MEMORY: Final = 8 * 2**20
 READ_SIZE: Final = 256 * 1024
@@ -31,34 +33,6 @@ MAX_NAME: Final = 200
 MAX_PREVIEW_SOURCE: Final = 64 * 2**20
 FILE_CSP: Final = "default-src 'none'; style-src 'unsafe-inline'; img-src data:; sandbox"
 _BAD_NAME: Final = re.compile(r"[\x00-\x1f\x7f/\\:*?\"<>|]")
-
-CONTENT_TYPES: Final = {
-    ".stl": "model/stl",
-    ".step": "model/step",
-    ".stp": "model/step",
-    ".3mf": "model/3mf",
-    ".obj": "model/obj",
-    ".svg": "image/svg+xml",
-    ".png": "image/png",
-    ".jpg": "image/jpeg",
-    ".jpeg": "image/jpeg",
-    ".webp": "image/webp",
-    ".gif": "image/gif",
-    ".pdf": "application/pdf",
-    ".gcode": "text/x-gcode; charset=utf-8",
-    ".gco": "text/x-gcode; charset=utf-8",
-    ".nc": "text/x-gcode; charset=utf-8",
-    ".txt": "text/plain; charset=utf-8",
-    ".md": "text/markdown; charset=utf-8",
-    ".dxf": "image/vnd.dxf",
-}
-
-
-def content_type(name: str | None) -> str:
-    """The media type for a file name (by extension; octet-stream when unknown)."""
-    if not name or "." not in name:
-        return "application/octet-stream"
-    return CONTENT_TYPES.get("." + name.rsplit(".", 1)[1].lower(), "application/octet-stream")
 
 
 def check_file_name(name: str | None) -> str:
@@ -83,15 +57,6 @@ def check_file_name(name: str | None) -> str:
 # -- the archive side ------------------------------------------------------------------
 
 
-def file_meta(store: Store, cid: Cid) -> dict[str, Any]:
-    """``{cid, name, size, content_type}`` of a stored file; raises NotFound."""
-    info = files.file_info(store, cid)
-    ctype = content_type(info.name)
-    if ctype == "application/octet-stream" and info.media_type != files.DEFAULT_MEDIA_TYPE:
-        ctype = info.media_type
-    return {"cid": str(cid), "name": info.name, "size": info.size, "content_type": ctype}
-
-
 def iter_range(store: Store, cid: Cid, start: int, end: int) -> Iterator[bytes]:
     """The bytes ``start..end`` (inclusive) of a file, chunk by chunk, each chunk checked
     against its CID; chunks before ``start`` are skipped without being read."""
@@ -104,9 +69,7 @@ def iter_range(store: Store, cid: Cid, start: int, end: int) -> Iterator[bytes]:
         chunk_end = position + ref.size
         if chunk_end > start:
             with store.read() as txn:
-                data = txn.get("blocks", ref.cid.bytes)
-            if data is None:
-                raise NotFound(f"chunk {ref.cid} of file {cid} is not on this hub")
+                data = blocks.get_block(txn, ref.cid)
             if len(data) != ref.size or not ref.cid.verify(data):
                 raise IntegrityError(f"chunk {ref.cid} of file {cid} is damaged")
             lo = max(0, start - position)
@@ -164,7 +127,7 @@ async def info(request: web.Request) -> web.Response:
     require_read(request)
     ctx = context(request)
     cid = parse_cid(request.match_info["cid"])
-    return web.json_response(file_meta(ctx.store, cid))
+    return web.json_response(file_meta(ctx, cid))
 
 
 def _parse_range(header: str, size: int) -> tuple[int, int] | None:
@@ -190,12 +153,26 @@ def _parse_range(header: str, size: int) -> tuple[int, int] | None:
     return start, min(end, size - 1)
 
 
+def _check_complete(ctx: Any, cid: Cid) -> None:
+    """Refuse (409) a file whose chunks are still arriving, before the first byte is sent:
+    a 200 header followed by a stall (or a second answer) is what a client cannot handle."""
+    missing = missing_chunks(ctx, cid)
+    if missing:
+        raise ApiError(
+            409,
+            "incomplete-file",
+            f"this hub has only part of file {cid} so far (chunk {missing[0]} is still "
+            "missing); try again when it has synced",
+        )
+
+
 async def download(request: web.Request) -> web.StreamResponse:
     """Stream a file; honours one ``Range`` and ``If-None-Match`` (the ETag is the CID)."""
     require_read(request)
     ctx = context(request)
     cid = parse_cid(request.match_info["cid"])
-    meta = file_meta(ctx.store, cid)
+    meta = file_meta(ctx, cid)
+    _check_complete(ctx, cid)
     etag = f'"{cid}"'
     headers = {
         "ETag": etag,
@@ -245,11 +222,12 @@ async def preview(request: web.Request) -> web.Response:
         return web.Response(status=304, headers={"ETag": etag})
     svg = _PREVIEWS.get(cid)
     if svg is None:
-        meta = file_meta(ctx.store, cid)
+        meta = file_meta(ctx, cid)
         if meta["content_type"] != "model/stl":
             raise ApiError(415, "no-preview", "previews are drawn for STL models only")
         if meta["size"] > MAX_PREVIEW_SOURCE:
             raise ApiError(413, "too-large", "this model is too large to preview here")
+        _check_complete(ctx, cid)
         data = b"".join(iter_range(ctx.store, cid, 0, meta["size"] - 1))
         loop = asyncio.get_running_loop()
         try:
@@ -269,3 +247,11 @@ async def preview(request: web.Request) -> web.Response:
             "Cache-Control": "max-age=86400",
         },
     )
+
+
+ROUTES: Final[list[Route]] = [
+    ("POST", "/files", upload),
+    ("GET", "/files/{cid}", download),
+    ("GET", "/files/{cid}/info", info),
+    ("GET", "/files/{cid}/preview.svg", preview),
+]
