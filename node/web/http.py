@@ -25,6 +25,10 @@ MAX_DID_TEXT: Final = 200
 CID_PATTERN: Final = r"^baf(?:yr|kr)4i[a-h][a-z2-7]{50}[aeimquy4]$"
 DID_PATTERN: Final = r"^did:key:z[1-9A-HJ-NP-Za-km-z]{8,180}$"
 DID_TEXT: Final = re.compile(DID_PATTERN)
+# A plain file name: no folder separators or control characters, not a dot file, and not
+# only spaces; 1-200 characters.
+FILE_NAME_PATTERN: Final = r'^[^\x00-\x20\x7f/\\:*?"<>|.][^\x00-\x1f\x7f/\\:*?"<>|]{0,199}$'
+FILE_NAME: Final = re.compile(FILE_NAME_PATTERN)
 CSRF_HEADER: Final = "X-Requested-With"
 CSRF_VALUE: Final = "craftnet"
 

@@ -10,8 +10,9 @@ from __future__ import annotations
 import copy
 from typing import Any, Final
 
+from craftnet.archive.index import SUFFIX_LEN
 from craftnet.archive.licences import KNOWN_LICENCES
-from craftnet.node.web.http import CID_PATTERN, DID_PATTERN
+from craftnet.node.web.http import CID_PATTERN, DID_PATTERN, FILE_NAME_PATTERN
 
 VERSION: Final = "1.1.0"
 
@@ -71,11 +72,20 @@ def _int(low: int, high: int) -> dict[str, Any]:
     return {"type": "integer", "minimum": low, "maximum": high}
 
 
-_TEXT = {"type": "string", "minLength": 1, "maxLength": 200}
+_TEXT = {"type": "string", "maxLength": 200}  # an empty value is the same as none
 _CID_STR = {"type": "string", "pattern": CID_PATTERN}
 _DID_STR = {"type": "string", "pattern": DID_PATTERN}
+
+
+def _or_empty(pattern: str) -> dict[str, Any]:
+    """A query parameter's pattern: an empty value is the same as none given."""
+    return {"type": "string", "pattern": "^(?:" + pattern.strip("^$") + ")?$"}
+
+
+_SECRET = {"type": "string", "minLength": 1, "maxLength": 1024}
 _HANDLE = {"type": "string", "pattern": "^[a-z0-9][a-z0-9-]{0,39}$"}
-_SLUG = {"type": "string", "pattern": "^[a-z][a-z0-9]*(?:-[a-z0-9]+)*$", "maxLength": 64}
+# Query parameters may be empty (the same as not given).
+_SLUG = {"type": "string", "pattern": "^(?:[a-z][a-z0-9]*(?:-[a-z0-9]+)*)?$", "maxLength": 64}
 _CID = _p("cid", "a CIDv1 in base32 (b...) with a BLAKE3 hash, as this hub makes", _CID_STR)
 
 
@@ -120,13 +130,17 @@ def _op(
 
 _LIST_PARAMS = [
     _q("type", "record type: technique, design, collection, attestation, doc, ...", _SLUG),
-    _q("author", "did:key of the author", _DID_STR),
+    _q("author", "did:key of the author", _or_empty(DID_PATTERN)),
     _q("tag", "a tag (any case)"),
     _q("material", "a material (any case)"),
     _q("licence", "an SPDX licence id"),
     _q("process", "a fabrication process slug, e.g. 3d-printing"),
     _q("limit", "page size, 1..200 (default 20)", _int(1, 200)),
-    _q("cursor", "the cursor of the previous page", {"type": "string", "pattern": "^[0-9a-f]+$"}),
+    _q(
+        "cursor",
+        "the cursor of the previous page",
+        _or_empty(f"^[0-9a-f]{{{2 * SUFFIX_LEN}}}$"),
+    ),
 ]
 
 _SCHEMAS: Final[dict[str, Any]] = {
@@ -204,7 +218,7 @@ _SCHEMAS: Final[dict[str, Any]] = {
     "Signer": _obj(
         {
             "artisan": {**_HANDLE, "description": "the artisan's handle on this hub"},
-            "passphrase": {"type": "string", "description": "the passphrase of their key"},
+            "passphrase": {**_SECRET, "description": "the passphrase of their key"},
         },
         description="who signs: omitted when an artisan's session is logged in",
     ),
@@ -455,7 +469,7 @@ _PATHS: Final[dict[str, Any]] = {
                     {"enum": list(KNOWN_LICENCES)},
                     required=True,
                 ),
-                _q("parent", "a parent's CID (repeat for several)", _CID_STR),
+                _q("parent", "a parent's CID (repeat for several)", _or_empty(CID_PATTERN)),
             ],
         )
     },
@@ -592,7 +606,7 @@ _PATHS: Final[dict[str, Any]] = {
                 "201": _json(_obj({"handle": _STR, "did": _STR}, ["handle", "did"]), "created"),
                 **_errors(400, 401, 403, 409, 415, 422),
             },
-            body=_obj({"handle": _HANDLE, "passphrase": _STR}, ["handle", "passphrase"]),
+            body=_obj({"handle": _HANDLE, "passphrase": _SECRET}, ["handle", "passphrase"]),
             write=True,
             tag="keys",
         ),
@@ -607,9 +621,9 @@ _PATHS: Final[dict[str, Any]] = {
             body=_obj(
                 {
                     "handle": _HANDLE,
-                    "passphrase": _STR,
+                    "passphrase": _SECRET,
                     "key_file": _STR,
-                    "export_passphrase": _STR,
+                    "export_passphrase": _SECRET,
                 },
                 ["handle", "passphrase", "key_file", "export_passphrase"],
             ),
@@ -626,7 +640,8 @@ _PATHS: Final[dict[str, Any]] = {
             },
             params=[_p("handle", "the artisan's handle", _HANDLE)],
             body=_obj(
-                {"passphrase": _STR, "export_passphrase": _STR}, ["passphrase", "export_passphrase"]
+                {"passphrase": _SECRET, "export_passphrase": _SECRET},
+                ["passphrase", "export_passphrase"],
             ),
             write=True,
             tag="keys",
@@ -644,7 +659,13 @@ _PATHS: Final[dict[str, Any]] = {
                 ),
                 **_errors(400, 413, 415, 422),
             },
-            body=_obj({"passphrase": _STR, "handle": _STR}, ["passphrase"]),
+            body=_obj(
+                {
+                    "passphrase": {"type": "string", "maxLength": 1024},
+                    "handle": {"type": ["string", "null"], "maxLength": 40},
+                },
+                ["passphrase"],
+            ),
             tag="keys",
         )
     },
@@ -671,10 +692,7 @@ _PATHS: Final[dict[str, Any]] = {
                     _q(
                         "name",
                         "the file's name, e.g. lamp.stl (no folders)",
-                        {
-                            "type": "string",
-                            "pattern": "^[A-Za-z0-9_][A-Za-z0-9 _-]{0,60}\\.[a-z0-9]{1,8}$",
-                        },
+                        {"type": "string", "pattern": FILE_NAME_PATTERN},
                         required=True,
                     )
                 ],
@@ -685,7 +703,12 @@ _PATHS: Final[dict[str, Any]] = {
                 "required": True,
                 "content": {
                     "application/octet-stream": {
-                        "schema": {"type": "string", "contentMediaType": "application/octet-stream"}
+                        "schema": {
+                            "type": "string",
+                            "format": "binary",
+                            "minLength": 1,
+                            "contentMediaType": "application/octet-stream",
+                        }
                     }
                 },
             },
@@ -700,7 +723,7 @@ _PATHS: Final[dict[str, Any]] = {
                 "304": {"description": "not modified"},
                 **_errors(400, 401, 404, 409, 416),
             },
-            params=[_CID, _q("download", "1: send as an attachment", {"enum": ["1"]})],
+            params=[_CID, _q("download", "1: send as an attachment", {"enum": ["0", "1"]})],
             tag="files",
         )
     },
@@ -714,10 +737,10 @@ _PATHS: Final[dict[str, Any]] = {
     },
     "/api/v1/files/{cid}/preview.svg": {
         "get": _op(
-            "A drawing of an STL model",
+            "A drawing of a file: an STL model shaded, any other file a card naming its kind",
             {
                 "200": {"description": "SVG", "content": {"image/svg+xml": {"schema": {}}}},
-                **_errors(400, 401, 404, 409, 413, 415, 422),
+                **_errors(400, 401, 404, 409, 413),
             },
             params=[_CID],
             tag="files",
@@ -738,8 +761,10 @@ _PATHS: Final[dict[str, Any]] = {
             },
             body={
                 "oneOf": [
-                    _obj({"handle": _HANDLE, "passphrase": _STR}, ["handle", "passphrase"], False),
-                    _obj({"token": _STR}, ["token"], False),
+                    _obj(
+                        {"handle": _HANDLE, "passphrase": _SECRET}, ["handle", "passphrase"], False
+                    ),
+                    _obj({"token": {"type": "string", "maxLength": 200}}, ["token"], False),
                 ]
             },
             tag="meta",

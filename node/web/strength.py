@@ -8,7 +8,7 @@ from typing import Final
 from zxcvbn import zxcvbn
 
 MIN_SCORE: Final = 3  # zxcvbn's "safely unguessable": about 10^8 guesses or more
-SCORED_CHARS: Final = 100  # zxcvbn's work grows with length; past this it is long enough
+SCORED_CHARS: Final = 72  # zxcvbn refuses longer input; the first 72 say enough
 _SCORE_WORDS: Final = (
     "very easy to guess",
     "easy to guess",
@@ -29,6 +29,10 @@ class Strength:
 
 def rate(passphrase: str, *, words: tuple[str, ...] = ()) -> Strength:
     """Rate ``passphrase``; ``words`` (a handle, the hub's name) count as easy guesses."""
+    if not passphrase:
+        return Strength(
+            0, False, "Type a passphrase: three or four words that do not belong together."
+        )
     result = zxcvbn(passphrase[:SCORED_CHARS], user_inputs=[w for w in words if w])
     score = int(result["score"])
     feedback = result.get("feedback") or {}

@@ -81,7 +81,7 @@ async def check_licence(request: web.Request) -> web.Response:
     parents_raw = request.query.getall("parent", [])
     if len(parents_raw) > MAX_PARENTS:
         raise bad_request(f"at most {MAX_PARENTS} parents", "bad-query")
-    parents = [parse_cid(p) for p in parents_raw]
+    parents = [parse_cid(p) for p in parents_raw if p]  # an empty value: no parent
     return json_response({"licence": licence, "warnings": licence_findings(ctx, licence, parents)})
 
 

@@ -18,6 +18,7 @@ from craftnet.node.web.http import (
     context,
     field,
     parse_cid,
+    parse_did,
     query_int,
     query_str,
     read_json,
@@ -44,6 +45,8 @@ async def list_records(request: web.Request) -> web.Response:
     if rtype is not None and not TYPE_NAME.fullmatch(rtype):
         raise bad_request(f"{rtype[:40]!r} is not a record type like 'design'", "bad-query")
     author = query_str(request, "author", 200)
+    if author is not None:
+        parse_did(author)
     limit = query_int(request, "limit", 20, 1, 200)
     cursor = query_str(request, "cursor", 200)
     facets = {

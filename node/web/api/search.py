@@ -8,12 +8,28 @@ from typing import Final
 
 from aiohttp import web
 
+from craftnet.archive.schemas import TYPE_NAME
 from craftnet.node.web.api.common import Route, json_response
-from craftnet.node.web.http import context, query_int, query_str, require_read
+from craftnet.node.web.errors import bad_request
+from craftnet.node.web.http import context, parse_did, query_int, query_str, require_read
 from craftnet.node.web.search import SearchResult
 
 SEARCH_FILTERS: Final = ("type", "author", "tag", "material", "licence", "process", "language")
 MAX_QUERY: Final = 500
+
+
+def search_filters(request: web.Request) -> dict[str, str]:
+    """The facet filters of a search, each checked as the OpenAPI document describes it."""
+    filters = {n: v for n in SEARCH_FILTERS if (v := query_str(request, n)) is not None}
+    if "type" in filters and (
+        len(filters["type"]) > 64 or not TYPE_NAME.fullmatch(filters["type"])
+    ):
+        raise bad_request(
+            f"{filters['type'][:40]!r} is not a record type like 'design'", "bad-query"
+        )
+    if "author" in filters:
+        parse_did(filters["author"])
+    return filters
 
 
 async def run_search(
@@ -33,7 +49,7 @@ async def search(request: web.Request) -> web.Response:
     text = query_str(request, "q", MAX_QUERY) or ""
     limit = query_int(request, "limit", 20, 1, 100)
     offset = query_int(request, "offset", 0, 0, 10_000)
-    filters = {n: v for n in SEARCH_FILTERS if (v := query_str(request, n)) is not None}
+    filters = search_filters(request)
     result = await run_search(request, text, filters, limit, offset)
     return json_response(
         {

@@ -3,10 +3,14 @@ nothing is stored."""
 
 from __future__ import annotations
 
+import io
+import random
 from pathlib import Path
 
 import pytest
 
+from craftnet.archive import blocks, files
+from craftnet.archive.lmdb_store import LmdbStore
 from tests.node.web.web_hub import Hub, make_artisan, start_hub
 
 PASS = "clay and fire"
@@ -295,3 +299,39 @@ def test_weak_or_taken_handles(small_hub: Hub) -> None:
         {"handle": "imp", "passphrase": "long enough", "key_file": "{}", "export_passphrase": "x"},
     )
     assert garbage.status == 422
+
+
+def test_a_record_is_not_a_file(small_hub: Hub) -> None:
+    """Asking for a record's CID as a file is the client's mistake (404), not damage (500)."""
+    made = small_hub.post("/api/v1/records", GOOD)
+    assert made.status == 201, made.body
+    cid = made.json()["cid"]
+    for suffix in ("", "/info", "/preview.svg"):
+        reply = small_hub.get(f"/api/v1/files/{cid}{suffix}")
+        assert reply.status == 404 and reply.error_code == "not-a-file", (suffix, reply.body)
+        assert "record" in reply.json()["error"]["message"]
+
+
+def test_a_wrong_method_says_what_is_allowed(small_hub: Hub) -> None:
+    reply = small_hub.request("DELETE", "/api/v1/records")
+    assert reply.status == 405 and reply.error_code == "method-not-allowed"
+    assert {"GET", "POST"} <= {m.strip() for m in reply.headers["allow"].split(",")}
+
+
+def test_a_file_whose_chunks_are_still_arriving_is_refused_before_any_byte(
+    small_hub: Hub, tmp_path: Path
+) -> None:
+    """As sync brings a file node before its chunks: 409 with a clear message, no 200 first."""
+    other = LmdbStore(tmp_path / "other")
+    try:
+        added = files.add_file(other, io.BytesIO(random.Random(5).randbytes(300_000)), name="a.stl")
+        with other.read() as txn:
+            node = blocks.get_block(txn, added.cid)
+    finally:
+        other.close()
+    small_hub.ctx.store.transact(lambda txn: blocks.put_block(txn, added.cid, node))
+    for suffix in ("", "/preview.svg"):
+        reply = small_hub.get(f"/api/v1/files/{added.cid}{suffix}")
+        assert reply.status == 409 and reply.error_code == "incomplete-file", reply.body
+        assert "still" in reply.json()["error"]["message"]
+    assert small_hub.get(f"/api/v1/files/{added.cid}/info").json()["size"] == 300_000
