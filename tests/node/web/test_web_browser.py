@@ -1,55 +1,16 @@
-"""The web UI in a real headless Chromium (Debian's, driven by Playwright).
-
-One browser for the whole session; each test gets a fresh page and, when it fails, a
-screenshot of that page in its tmp dir (the path is printed in the failure report).
-"""
+"""The web UI in a real headless Chromium (Debian's, driven by Playwright): reading,
+publishing a design, the provenance graph, licence warnings (fixtures in conftest.py)."""
 
 from __future__ import annotations
 
-import os
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import pytest
-
 from craftnet.node.demo import DEMO_PASSPHRASE, desk_lamp_stl
+from tests.node.web.conftest import needs_chromium
 from tests.node.web.web_hub import Hub
 
-CHROMIUM = "/usr/bin/chromium"
-pytestmark = pytest.mark.skipif(
-    not os.path.exists(CHROMIUM),
-    reason=f"{CHROMIUM} is missing (make test installs Debian's chromium package)",
-)
-
-
-@pytest.fixture(scope="session")
-def browser() -> Iterator[Any]:
-    """One headless Chromium for all browser tests."""
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as playwright:
-        chromium = playwright.chromium.launch(
-            executable_path=CHROMIUM,
-            args=["--no-sandbox", "--headless", "--disable-gpu", "--disable-background-networking"],
-        )
-        yield chromium
-        chromium.close()
-
-
-@pytest.fixture
-def page(browser: Any, request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Any]:
-    """A fresh page; on failure a full-page screenshot is saved under the test's tmp dir."""
-    context = browser.new_context(viewport={"width": 1100, "height": 900})
-    context.set_default_timeout(10_000)
-    tab = context.new_page()
-    yield tab
-    report = getattr(request.node, "rep_call", None)
-    if report is not None and report.failed:
-        shot = tmp_path / "failure.png"
-        tab.screenshot(path=str(shot), full_page=True)
-        print(f"screenshot of the failing page: {shot}")
-    context.close()
+pytestmark = needs_chromium
 
 
 def log_in(page: Any, hub: Hub, handle: str = "kofi", passphrase: str = DEMO_PASSPHRASE) -> None:
@@ -97,9 +58,7 @@ def test_publishing_a_design_through_the_form_makes_it_searchable(
     page.goto(demo_hub.url + "search?q=loom+stool")
     page.get_by_role("link", name="Intergenerational loom stool").click()
     assert page.get_by_role("heading", name="Intergenerational loom stool").is_visible()
-    preview = page.get_by_alt_text("Rendered view of the 3D model loom-stool.stl")
-    preview.wait_for()
-    assert preview.evaluate("img => img.naturalWidth") > 0
+    page.locator(".viewer.live canvas").wait_for()  # the 3D viewer took over from the drawing
 
 
 def test_provenance_page_draws_the_three_level_remix_chain(page: Any, demo_hub: Hub) -> None:
