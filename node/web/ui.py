@@ -13,6 +13,7 @@ import asyncio
 import functools
 import json
 import secrets
+from collections.abc import Mapping
 from typing import Any, Final
 from urllib.parse import urlencode
 
@@ -206,7 +207,9 @@ async def search_page(request: web.Request) -> web.Response:
     q = query_str(request, "q", 500) or ""
     filters = {n: v for n in FACET_LABELS if (v := query_str(request, n)) is not None}
     offset = query_int(request, "offset", 0, 0, 10_000)
-    summary, hits, more, suggestion, listed = "", [], "", None, False
+    summary, more, listed = "", "", False
+    hits: list[queries.Card] = []
+    suggestion: dict[str, str] | None = None
     ctx.search.catch_up()
     if q:
         result = await asyncio.get_running_loop().run_in_executor(
@@ -237,7 +240,7 @@ async def search_page(request: web.Request) -> web.Response:
             hits = queries.cards(ctx, queries.get_records(ctx, cids))
             summary = f"{len(hits)} entries (newest first)"
             listed = True
-    values = {
+    values: dict[str, Any] = {
         "names": queries.handles(ctx),
         "q": q,
         "facets": _facet_links(q, filters, facets),
@@ -263,7 +266,7 @@ def _licence_view(licence: str | None) -> dict[str, str] | None:
     }
 
 
-def _facts(body: dict[str, Any], keys: tuple[tuple[str, str], ...]) -> list[tuple[str, str]]:
+def _facts(body: Mapping[str, Any], keys: tuple[tuple[str, str], ...]) -> list[tuple[str, str]]:
     return [(label, body[key]) for key, label in keys if isinstance(body.get(key), str)]
 
 
@@ -285,7 +288,7 @@ async def record_page(request: web.Request) -> web.StreamResponse:
     if record.type == "doc":
         raise web.HTTPSeeOther(f"/documents/{cid}")
     names = queries.handles(ctx)
-    common = {
+    common: dict[str, Any] = {
         "names": names,
         "record": record,
         "body": record.body,
@@ -323,8 +326,8 @@ def _technique(
     request: web.Request, ctx: NodeContext, record: Record, common: dict[str, Any]
 ) -> web.Response:
     title = record_title(record) or "Technique"
-    steps = []
-    images = []
+    steps: list[dict[str, Any]] = []
+    images: list[queries.FileView] = []
     for step in record.body.get("steps", []):
         if not isinstance(step, dict):
             continue
