@@ -217,3 +217,33 @@ def test_search_answers_as_you_type_and_suggests_a_spelling(phone: Any, demo_hub
     phone.get_by_text("Did you mean").wait_for()
     phone.get_by_role("link", name="lamp", exact=True).click()
     phone.get_by_role("link", name="Rustic Futurism lamp base").wait_for()
+
+
+def test_the_browser_checks_the_handle_and_rates_the_passphrase(phone: Any, demo_hub: Hub) -> None:
+    phone.goto(demo_hub.url + "keys")  # a demo hub lets walk-ins make a key
+    handle = phone.get_by_label("Handle (lower case, e.g. amaia)")
+    handle.fill("Big Name")
+    assert handle.evaluate("el => el.validity.patternMismatch") is True
+    handle.fill("river-hub-potter")
+    assert handle.evaluate("el => el.validity.valid") is True
+    phone.get_by_label("Passphrase").first.fill("password")
+    phone.get_by_text("Not yet: This passphrase is very easy to guess.").wait_for()
+    phone.get_by_label("Passphrase").first.fill("")
+    phone.get_by_label("Passphrase").first.press_sequentially("river clay at dusk", delay=10)
+    phone.get_by_text("Good. This passphrase is").wait_for()
+
+
+def test_the_operator_decides_whether_walk_ins_make_keys(page: Any, hub: Hub) -> None:
+    page.goto(hub.url + "operator")  # not logged in: to the login page, operator part open
+    page.get_by_label("API token").fill("cnt_not-the-token")
+    page.get_by_role("button", name="Log in as operator").click()
+    page.get_by_text("wrong token").wait_for()
+    page.get_by_label("API token").fill(hub.token)
+    page.get_by_role("button", name="Log in as operator").click()
+    page.wait_for_url(hub.url + "operator")
+    box = page.get_by_label("Walk-in artisans may make a key")
+    assert not box.is_checked()
+    box.check()
+    page.get_by_role("button", name="Save").click()
+    page.get_by_text("Walk-in artisans may now add keys.").wait_for()
+    assert hub.ctx.policy.walk_in_keys
