@@ -151,7 +151,3 @@ class Gate:
     def close_session(self, sid: str) -> None:
         """End a session (logging out); an artisan's key leaves memory with it."""
         self._sessions.pop(sid, None)
-
-    def close_artisan_sessions(self, handle: str) -> None:
-        """End every session of one artisan (their key changed or was removed)."""
-        self._sessions = {sid: s for sid, s in self._sessions.items() if s.handle != handle}

@@ -17,7 +17,10 @@ from craftnet.node.web.errors import ApiError, bad_request
 
 CTX: Final = web.AppKey("craftnet_context", NodeContext)
 MAX_JSON_BYTES: Final = 1 * 2**20
-MAX_QUERY_BYTES: Final = 4096
+# Every parameter has its own limit in characters; percent-encoded, the longest query the
+# OpenAPI document allows is about 20 KiB. The request line may be a little longer.
+MAX_QUERY_BYTES: Final = 32 * 1024
+MAX_REQUEST_LINE: Final = MAX_QUERY_BYTES + 8 * 1024
 MAX_CID_TEXT: Final = 200
 MAX_DID_TEXT: Final = 200
 # The forms the OpenAPI document gives as patterns (a test checks they are the same).
@@ -74,11 +77,6 @@ def caller(request: web.Request) -> Caller:
         return Caller("token")
     found = gate.session(request.cookies.get(SESSION_COOKIE))
     return Caller("session", found) if found is not None else Caller(None)
-
-
-def credentials(request: web.Request) -> str | None:
-    """How the request proves itself: ``"token"``, ``"session"`` or None."""
-    return caller(request).via
 
 
 def _csrf(request: web.Request, who: Caller) -> None:
@@ -203,7 +201,7 @@ def parse_did(text: str) -> str:
 def query_int(request: web.Request, name: str, default: int, low: int, high: int) -> int:
     """An integer query parameter within ``low..high``."""
     raw = request.query.get(name)
-    if raw is None or raw == "":
+    if raw is None:
         return default
     if not raw.isdigit() or len(raw) > 9:
         raise bad_request(

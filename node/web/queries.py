@@ -19,6 +19,7 @@ from craftnet.archive.errors import ArchiveError, IntegrityError, NotFound
 from craftnet.archive.licences import check_derivative
 from craftnet.archive.records import Record
 from craftnet.archive.schemas import record_licence, record_title
+from craftnet.archive.store import Store
 from craftnet.identity.keystore import KeyInfo, Keystore
 from craftnet.node.web.context import NodeContext
 from craftnet.node.web.errors import ApiError
@@ -138,13 +139,12 @@ _meta_lock = threading.Lock()
 _meta: OrderedDict[Cid, dict[str, Any]] = OrderedDict()
 
 
-def file_meta(ctx_or_store: Any, cid: Cid) -> dict[str, Any]:
+def file_meta(store: Store, cid: Cid) -> dict[str, Any]:
     """``{cid, name, size, content_type}`` of a stored file.
 
     404 when nothing is stored under ``cid`` or what is there is not a file (a record, a
     chunk); a 500 only when the block is damaged (it does not match its CID).
     """
-    store = getattr(ctx_or_store, "store", ctx_or_store)
     with _meta_lock:
         cached = _meta.get(cid)
     if cached is not None:
@@ -207,7 +207,7 @@ def file_view(ctx: NodeContext, cid: Cid) -> FileView:
     """How to show file ``cid`` (kind ``missing`` if this hub cannot read it)."""
     url = f"{FILES_PATH}{cid}"
     try:
-        meta = file_meta(ctx, cid)
+        meta = file_meta(ctx.store, cid)
     except (ArchiveError, ApiError):
         return FileView(str(cid), str(cid), "", 0, url, "missing")
     ctype = meta["content_type"].split(";")[0]

@@ -32,6 +32,7 @@ from craftnet.node.web.context import NodeContext
 from craftnet.node.web.errors import ApiError
 from craftnet.node.web.graph import render_svg, short_did
 from craftnet.node.web.http import (
+    Caller,
     caller,
     context,
     parse_cid,
@@ -79,11 +80,12 @@ TECHNIQUE_FACTS: Final = (
 COMMON_LICENCES: Final = ("CC-BY-SA-4.0", "CC-BY-4.0", "CC-BY-NC-SA-4.0", "CC0-1.0")
 
 
-def _logged_in(request: web.Request) -> bool:
+def _who(request: web.Request) -> Caller:
+    """Who is asking; on a page, a wrong bearer token is simply nobody."""
     try:
-        return caller(request).known
+        return caller(request)
     except ApiError:
-        return False
+        return Caller(None)
 
 
 def render(
@@ -91,13 +93,9 @@ def render(
 ) -> web.Response:
     """A whole page from ``template`` with what every page shows (who is logged in, ...)."""
     ctx = context(request)
-    try:
-        who = caller(request)
-    except ApiError:
-        who = None
     base = {
         "title": title,
-        "who": who or _Nobody(),
+        "who": _who(request),
         "demo": ctx.demo,
         "request_path": request.path_qs,
         "names": values.pop("names", None) or {},
@@ -106,14 +104,6 @@ def render(
     base.update(values)
     response = aiohttp_jinja2.render_template(template, request, base, status=status)
     return response
-
-
-class _Nobody:
-    """The caller when a wrong token was sent: nobody is logged in."""
-
-    known = False
-    operator = False
-    artisan = None
 
 
 def error_page(request: web.Request, error: ApiError) -> web.Response:
@@ -134,7 +124,7 @@ def error_page(request: web.Request, error: ApiError) -> web.Response:
 
 def _read_gate(request: web.Request) -> None:
     ctx = context(request)
-    if ctx.config.require_token_for_reads and not _logged_in(request):
+    if ctx.config.require_token_for_reads and not _who(request).known:
         raise web.HTTPSeeOther(f"/login?{urlencode({'next': request.path_qs})}")
 
 
@@ -603,10 +593,7 @@ async def keys_page(request: web.Request) -> web.Response:
     _read_gate(request)
     ctx = context(request)
     names = queries.handles(ctx)
-    try:
-        operator = caller(request).operator
-    except ApiError:
-        operator = False
+    operator = _who(request).operator
     return render(
         request,
         "keys.html",
@@ -621,8 +608,7 @@ async def keys_page(request: web.Request) -> web.Response:
 async def operator_page(request: web.Request) -> web.Response:
     """The operator's page: what the hub allows walk-in artisans."""
     ctx = context(request)
-    who = caller(request)
-    if not who.operator:
+    if not _who(request).operator:
         raise web.HTTPSeeOther(f"/login?{urlencode({'next': request.path})}")
     return render(
         request,

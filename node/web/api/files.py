@@ -127,7 +127,7 @@ async def info(request: web.Request) -> web.Response:
     require_read(request)
     ctx = context(request)
     cid = parse_cid(request.match_info["cid"])
-    return web.json_response(file_meta(ctx, cid))
+    return web.json_response(file_meta(ctx.store, cid))
 
 
 def _parse_range(header: str, size: int) -> tuple[int, int] | None:
@@ -171,7 +171,7 @@ async def download(request: web.Request) -> web.StreamResponse:
     require_read(request)
     ctx = context(request)
     cid = parse_cid(request.match_info["cid"])
-    meta = file_meta(ctx, cid)
+    meta = file_meta(ctx.store, cid)
     _check_complete(ctx, cid)
     etag = f'"{cid}"'
     headers = {
@@ -241,7 +241,7 @@ async def preview(request: web.Request) -> web.Response:
         return web.Response(status=304, headers={"ETag": etag})
     svg = _PREVIEWS.get(cid)
     if svg is None:
-        meta = file_meta(ctx, cid)
+        meta = file_meta(ctx.store, cid)
         svg = await _drawing(ctx, cid, meta)
         _PREVIEWS[cid] = svg
         while len(_PREVIEWS) > _PREVIEW_CACHE:

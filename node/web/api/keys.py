@@ -8,6 +8,7 @@ A walk-in who makes or brings a key is logged in as that artisan at once.
 from __future__ import annotations
 
 import asyncio
+from dataclasses import dataclass
 from typing import Any, Final
 
 from aiohttp import web
@@ -86,15 +87,32 @@ async def list_keys(request: web.Request) -> web.Response:
     )
 
 
-async def create_key(request: web.Request) -> web.Response:
-    """Make an artisan's own key, kept here encrypted with their passphrase."""
+@dataclass(frozen=True, slots=True)
+class _NewKey:
+    """A request to add an artisan's key, checked: who asks, for which free handle."""
+
+    ctx: NodeContext
+    who: Caller
+    data: dict[str, Any]
+    handle: str
+    name: str
+    passphrase: str
+
+
+async def _new_key(request: web.Request) -> _NewKey:
     ctx = context(request)
     who = optional_write(request)
     _may_add_keys(ctx, who)
     data = await read_json(request)
     handle = check_handle(data.get("handle"))
-    name = _free_name(ctx, handle)
-    passphrase = strong_passphrase(data, "passphrase", handle)
+    name = _free_name(ctx, handle)  # a taken handle is said before a weak passphrase
+    return _NewKey(ctx, who, data, handle, name, strong_passphrase(data, "passphrase", handle))
+
+
+async def create_key(request: web.Request) -> web.Response:
+    """Make an artisan's own key, kept here encrypted with their passphrase."""
+    new = await _new_key(request)
+    ctx, who, handle, name, passphrase = new.ctx, new.who, new.handle, new.name, new.passphrase
     loop = asyncio.get_running_loop()
     key = await loop.run_in_executor(None, ctx.keystore.create, name, passphrase)
     return _answer(ctx, who, handle, key, 201)
@@ -102,13 +120,9 @@ async def create_key(request: web.Request) -> web.Response:
 
 async def import_key(request: web.Request) -> web.Response:
     """Bring an artisan's exported key from another hub."""
-    ctx = context(request)
-    who = optional_write(request)
-    _may_add_keys(ctx, who)
-    data = await read_json(request)
-    handle = check_handle(data.get("handle"))
-    name = _free_name(ctx, handle)
-    passphrase = strong_passphrase(data, "passphrase", handle)
+    new = await _new_key(request)
+    ctx, who, data, handle, name = new.ctx, new.who, new.data, new.handle, new.name
+    passphrase = new.passphrase
     key_file = field(data, "key_file", str, max_len=16 * 1024)
     export_passphrase = field(data, "export_passphrase", str, max_len=MAX_PASSPHRASE)
     loop = asyncio.get_running_loop()
