@@ -4,11 +4,12 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP_RUN := $(VENV)/.installed-run
 STAMP_TEST := $(VENV)/.installed-test
+STAMP_FUZZ := $(VENV)/.installed-fuzz
 
 ASSETS := node/web/assets
 ASSETS_STAMP := $(ASSETS)/node_modules/.package-lock.json
 
-.PHONY: run test bench lint clean browser assets
+.PHONY: run test bench lint clean browser assets fuzz
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -39,6 +40,23 @@ $(ASSETS_STAMP): $(ASSETS)/package.json $(ASSETS)/package-lock.json
 # The web UI's browser tests drive Debian's chromium (never `playwright install`).
 browser:
 	@test -x /usr/bin/chromium || (apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y chromium)
+
+$(STAMP_FUZZ): pyproject.toml $(STAMP_TEST)
+	$(BIN)/python -m pip install --quiet -e '.[test,fuzz]'
+	touch $@
+
+# Coverage-guided fuzzing (atheris): FUZZ_RUNS inputs per decoder, each target starting
+# from a copy of its committed seed corpus (tests/fuzz/corpus/) in build/fuzz/corpus/.
+# Not part of `make test`, which replays the seeds and past crashes only.
+FUZZ_RUNS ?= 100000
+FUZZ_TARGETS := identifiers record frame car crdt_op
+fuzz: $(STAMP_FUZZ)
+	for t in $(FUZZ_TARGETS); do \
+		mkdir -p build/fuzz/corpus/$$t && cp tests/fuzz/corpus/$$t/* build/fuzz/corpus/$$t/ && \
+		$(BIN)/python tests/fuzz/run.py $$t -runs=$(FUZZ_RUNS) -rss_limit_mb=2048 \
+			-print_final_stats=1 build/fuzz/corpus/$$t || exit 1; \
+	done
+	$(BIN)/python tests/fuzz/run.py --summary
 
 bench: $(STAMP_TEST)
 	$(BIN)/python -m pytest -q -s tests/bench -p no:cacheprovider

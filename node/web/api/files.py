@@ -69,7 +69,7 @@ def iter_range(store: Store, cid: Cid, start: int, end: int) -> Iterator[bytes]:
         chunk_end = position + ref.size
         if chunk_end > start:
             with store.read() as txn:
-                data = blocks.get_block(txn, ref.cid)
+                data = blocks.get_block(txn, ref.cid)  # NotFound names the chunk
             if len(data) != ref.size or not ref.cid.verify(data):
                 raise IntegrityError(f"chunk {ref.cid} of file {cid} is damaged")
             lo = max(0, start - position)

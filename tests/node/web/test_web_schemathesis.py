@@ -21,7 +21,9 @@ SEED = "2035"
 EXAMPLES = "12"
 
 
-def test_schemathesis_finds_no_server_error_and_no_undocumented_answer(demo_hub: Hub) -> None:
+def test_schemathesis_finds_no_server_error_and_no_undocumented_answer(
+    demo_hub: Hub, tmp_path: Path
+) -> None:
     st = shutil.which("st", path=str(Path(sys.executable).parent))
     assert st is not None, "schemathesis is a test dependency (pip install -e '.[test]')"
     done = subprocess.run(
@@ -44,6 +46,7 @@ def test_schemathesis_finds_no_server_error_and_no_undocumented_answer(demo_hub:
         capture_output=True,
         text=True,
         timeout=300,
+        cwd=tmp_path,  # st keeps a cache folder where it runs
     )
     # The failures, each line cut short (a fuzzed request can be kilobytes of escapes).
     failures = done.stdout.split("WARNINGS")[0].rsplit("FAILURES", 1)[-1]
