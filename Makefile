@@ -6,7 +6,10 @@ STAMP_RUN := $(VENV)/.installed-run
 STAMP_TEST := $(VENV)/.installed-test
 STAMP_FUZZ := $(VENV)/.installed-fuzz
 
-.PHONY: run test bench lint clean browser fuzz
+ASSETS := node/web/assets
+ASSETS_STAMP := $(ASSETS)/node_modules/.package-lock.json
+
+.PHONY: run test bench lint clean browser assets fuzz
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -20,11 +23,19 @@ $(STAMP_TEST): pyproject.toml | $(BIN)/python
 	$(BIN)/python -m pip install --quiet -e '.[test]'
 	touch $@ $(STAMP_RUN)
 
-run: $(STAMP_RUN)
+run: $(STAMP_RUN) assets
 	$(BIN)/craftnet serve --demo
 
-test: $(STAMP_TEST) browser
+test: $(STAMP_TEST) browser assets
 	$(BIN)/python -m pytest -q
+
+# The browser libraries the hub serves itself (three.js; axe-core for the tests), from the
+# npm registry at the versions package-lock.json pins: nothing is copied in by hand.
+assets: $(ASSETS_STAMP)
+$(ASSETS_STAMP): $(ASSETS)/package.json $(ASSETS)/package-lock.json
+	@command -v npm >/dev/null || (apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y nodejs npm)
+	npm ci --prefix $(ASSETS) --no-audit --no-fund
+	touch $@
 
 # The web UI's browser tests drive Debian's chromium (never `playwright install`).
 browser:
@@ -62,4 +73,4 @@ lint: $(STAMP_TEST)
 	MYPYPATH=$(TYPECHECK) $(BIN)/mypy --strict -p craftnet
 
 clean:
-	rm -rf $(VENV) build *.egg-info
+	rm -rf $(VENV) build *.egg-info $(ASSETS)/node_modules

@@ -89,11 +89,13 @@ def serve(app: App, demo: bool, host: str | None, port: int | None, new_token: b
     config = load_config(app.home).with_http(host, port)
     store = app.store()
     keystore = app.keystore()
-    token = auth.new_token(config.token_path) if new_token else auth.ensure_token(config.token_path)
+    # A new token is written only once the hub serves: a start that fails (the port is
+    # taken) must not leave a token on disk that nobody was ever shown.
+    token: str | None = None
+    pending_hash: str | None = None
+    if new_token or not config.token_path.exists():
+        token, pending_hash = auth.make_token()
     demo_token = app.home / DEMO_TOKEN_FILE
-    if demo and token is not None:
-        # A demo hub is for trying things out: keep its token readable (clearly named).
-        demo_token.write_text(token + "\n", encoding="utf-8")
     if demo and token is None and demo_token.exists():
         token = demo_token.read_text(encoding="utf-8").strip()
     if demo and not demo_data.is_seeded(store):
@@ -103,7 +105,7 @@ def serve(app: App, demo: bool, host: str | None, port: int | None, new_token: b
         hub_did = keystore.info(app.hub_key_name()).did
     except CraftnetError:
         hub_did = None
-    gate = auth.Gate(auth.load_token_hash(config.token_path))
+    gate = auth.Gate(pending_hash or auth.load_token_hash(config.token_path))
     from craftnet.cli.net import start_network
 
     network = start_network(app, store, listen=listen, bootstrap=bootstrap, alliance=alliance,
@@ -112,6 +114,11 @@ def serve(app: App, demo: bool, host: str | None, port: int | None, new_token: b
                            demo=demo)
 
     def ready(url: str) -> None:
+        if pending_hash is not None and token is not None:
+            auth.save_token_hash(config.token_path, pending_hash)
+            if demo:
+                # A demo hub is for trying things out: keep its token readable (clearly named).
+                demo_token.write_text(token + "\n", encoding="utf-8")
         click.echo(f"craftnet hub serving at {url}", err=False)
         if token is not None:
             label = "demo API token" if demo else "API token (shown once; keep it safe)"
