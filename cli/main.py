@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import importlib
 import importlib.util
+import logging
+import os
 import sys
 import traceback
 from collections.abc import Callable, Sequence
@@ -26,6 +28,24 @@ from craftnet.errors import CraftnetError
 
 EXIT_ERROR = 1
 EXIT_USAGE = 2
+LOG_ENV = "CRAFTNET_LOG"
+LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
+
+
+def configure_logging() -> None:
+    """Log to stderr at the level named by ``CRAFTNET_LOG`` (``INFO``, ``DEBUG``, ...).
+
+    Unset, Python's default stays: warnings and errors, message only. The lab
+    (docs/lab.md) and operators set it to read a hub's refusals and disconnects.
+    """
+    level = os.environ.get(LOG_ENV, "").strip().upper()
+    if not level:
+        return
+    if not isinstance(logging.getLevelName(level), int):
+        raise click.UsageError(
+            f"{LOG_ENV}={level!r} is not a log level (DEBUG, INFO, WARNING, ERROR)"
+        )
+    logging.basicConfig(level=level, format=LOG_FORMAT, stream=sys.stderr)
 
 
 class CraftnetGroup(click.Group):
@@ -67,6 +87,7 @@ class CraftnetGroup(click.Group):
 @click.pass_context
 def cli(ctx: click.Context, home: Path | None, as_json: bool, debug: bool) -> None:
     """craftnet: the Digital Craft Archive of community fabrication hubs."""
+    configure_logging()
     app = App(home if home is not None else default_home(), as_json, debug)
     ctx.obj = app
     ctx.call_on_close(app.close)
