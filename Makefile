@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP_RUN := $(VENV)/.installed-run
 STAMP_TEST := $(VENV)/.installed-test
 
-.PHONY: run test bench lint clean browser
+.PHONY: run test bench lab lint clean browser
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -31,6 +31,11 @@ browser:
 
 bench: $(STAMP_TEST)
 	$(BIN)/python -m pytest -q -s tests/bench -p no:cacheprovider
+
+# The long lab run (docs/lab.md): 10 real hubs, >= 100 restarts; tens of minutes.
+LAB_OUT ?= build/lab-$(shell date +%Y%m%d-%H%M%S)
+lab: $(STAMP_RUN)
+	$(BIN)/craftnet lab run long --out $(LAB_OUT)
 
 # mypy cannot follow the editable install's import hook, so it checks a tree of
 # symlinks laid out as the installed package.

@@ -98,7 +98,7 @@ for module in (keys, files, records, bundles, maintenance, serve):
         cli.add_command(command)
 
 # The alliance and network commands (issue 4's networking part).
-for module_name in ("craftnet.cli.alliance", "craftnet.cli.net"):
+for module_name in ("craftnet.cli.alliance", "craftnet.cli.net", "craftnet.cli.lab"):
     for command in importlib.import_module(module_name).COMMANDS:
         cli.add_command(command)
 
