@@ -9,6 +9,7 @@ passed nor failed. :func:`render` prints the human summary; the JSON is the repo
 
 from __future__ import annotations
 
+import re
 from collections import defaultdict
 from typing import TYPE_CHECKING, Any, Final
 
@@ -19,6 +20,8 @@ if TYPE_CHECKING:  # the report reads a finished lab; it never drives one
     from craftnet.node.lab.scenario import Scenario
 
 HANG_UPS: Final = (Kind.BAN, Kind.GRAYLIST, Kind.DISCONNECT, Kind.REFUSED, Kind.CUT_OFF)
+# Disconnect reasons that say the peer's side went away, not that we sent it away.
+_STREAM_GONE: Final = re.compile(r"end of stream|broke|reset|closed", re.IGNORECASE)
 RELINK_WHYS: Final = ("restart", "after kill -9", "partition healed", "resume", "start")
 INVARIANTS: Final = (
     "no_honest_bans",
@@ -52,6 +55,13 @@ def _events(lab: Lab) -> list[LogEvent]:
         events.extend(read_events(hub.name, hub.home / "serve.log"))
         events.extend(read_events(f"{hub.name} (craftnet sync)", hub.home / "cli.log"))
     return sorted(events, key=lambda e: e.at)
+
+
+def _hangs_up(event: LogEvent) -> bool:
+    """Did the hub decide to drop the peer (not merely see its stream end)?"""
+    if event.kind is Kind.DISCONNECT:
+        return not _STREAM_GONE.search(event.detail)
+    return event.kind in HANG_UPS
 
 
 def _verdict(ok: bool | None, detail: str) -> dict[str, Any]:
@@ -115,6 +125,7 @@ def build_report(lab: Lab, scenario: Scenario, wall: float) -> dict[str, Any]:
     floods = []
     for flood in lab.measures.floods:
         cut: dict[str, Any] = {}
+        end = flood["ended"] or float("inf")
         for name in flood["honest_up"]:
             hit = next(
                 (
@@ -122,8 +133,8 @@ def build_report(lab: Lab, scenario: Scenario, wall: float) -> dict[str, Any]:
                     for e in events
                     if e.hub == name
                     and e.peer == flood["peer"]
-                    and e.kind in HANG_UPS
-                    and e.at >= flood["began"]
+                    and flood["began"] <= e.at <= end
+                    and _hangs_up(e)
                 ),
                 None,
             )
@@ -197,15 +208,11 @@ def _judge(
     }
     converges = measures.converges
     late = [c for c in converges if not c["ok"]]
+    times = sorted(c["converged_s"] for c in converges if c["converged_s"] is not None)
     out["converged"] = _verdict(
         None if not converges else not late,
         f"{len(converges) - len(late)} of {len(converges)} convergence checks within their "
-        "limit"
-        + (
-            "; slowest " + str(max(c["converged_s"] or 0 for c in converges)) + " s"
-            if converges
-            else ""
-        ),
+        "limit" + (f"; times {', '.join(f'{t:g}' for t in times)} s" if times else ""),
     )
     if final is None:
         out["same_records"] = _verdict(None, "no convergence check ran")
