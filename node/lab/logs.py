@@ -32,20 +32,33 @@ class Kind(Enum):
     ERROR = "error"  # an ERROR/CRITICAL record or a one-line CLI error
     TRACEBACK = "traceback"
     LISTENING = "listening"  # a hub (or a `craftnet sync`) told its peer id
+    ENDED = "ended"  # the peer's side closed (its reason, if it sent one, is not ours)
 
 
-_PATTERNS: Final[list[tuple[Kind, re.Pattern[str]]]] = [
+# (kind, pattern); a kind of None is told from the reason (``_BY_REASON``).
+_PATTERNS: Final[list[tuple[Kind | None, re.Pattern[str]]]] = [
+    # The node's lines before issue 10's engine rewrite ...
     (Kind.BAN, re.compile(rf"banning {PEER} until \+?(?P<detail>[\d.]+s: .*)")),
     (Kind.GRAYLIST, re.compile(rf"disconnecting {PEER}: (?P<detail>score .* below the graylist)")),
     (Kind.REFUSED, re.compile(rf"disconnecting {PEER}: (?P<detail>did:key:\w+ is not a member.*)")),
     (Kind.CUT_OFF, re.compile(rf"cut off {PEER}: (?P<detail>.*)")),
     (Kind.DISCONNECT, re.compile(rf"disconnecting {PEER}: (?P<detail>.*)")),
     (Kind.LISTENING, re.compile(rf"hub {PEER} listening on (?P<detail>.*)")),
+    # ... and after it: who closed, and why.
+    (Kind.BAN, re.compile(rf"banning {PEER} for (?P<detail>.*)")),
+    (None, re.compile(rf"we closed the connection to {PEER}(?: \([^)]*\))?: (?P<detail>.*)")),
+    (Kind.ENDED, re.compile(rf"the connection to {PEER}(?: \([^)]*\))? ended: (?P<detail>.*)")),
     # Fallbacks for reworded lines: the word and a peer id on one line.
     (Kind.BAN, re.compile(rf"\bban(?:ning|ned|s)?\b.*?{PEER}(?P<detail>.*)", re.IGNORECASE)),
     (Kind.GRAYLIST, re.compile(rf"graylist.*?{PEER}(?P<detail>.*)", re.IGNORECASE)),
     (Kind.GRAYLIST, re.compile(rf"{PEER}(?P<detail>.*graylist.*)", re.IGNORECASE)),
     (Kind.REFUSED, re.compile(rf"{PEER}(?P<detail>.*not a member.*)")),
+]
+_BY_REASON: Final = [
+    (Kind.GRAYLIST, re.compile(r"graylist", re.IGNORECASE)),
+    (Kind.BAN, re.compile(r"\bbann?(?:ed|ing)?\b", re.IGNORECASE)),
+    (Kind.CUT_OFF, re.compile(r"no longer a member")),
+    (Kind.REFUSED, re.compile(r"not a member|membership proof")),
 ]
 _LEVEL: Final = re.compile(
     r"^\S+ \S+ (?P<level>DEBUG|INFO|WARNING|ERROR|CRITICAL) (?P<logger>[\w.]+): "
@@ -83,7 +96,10 @@ def parse_line(hub: str, stored: str) -> LogEvent | None:
     for kind, pattern in _PATTERNS:
         found = pattern.search(text)
         if found is not None:
-            return LogEvent(at, hub, kind, found["peer"], found["detail"].strip(), text)
+            detail = found["detail"].strip()
+            if kind is None:
+                kind = next((k for k, why in _BY_REASON if why.search(detail)), Kind.DISCONNECT)
+            return LogEvent(at, hub, kind, found["peer"], detail, text)
     # craftnet's own errors; libp2p's (a failed redial, ...) are its noise, not a finding.
     level = _LEVEL.match(text)
     if (

@@ -50,7 +50,45 @@ ERROR = "2031-05-04 12:00:00,123 ERROR craftnet.p2p: storing 3 received blocks f
             Kind.LISTENING,
             "/ip4/127.0.0.1/tcp/1",
         ),
-        # Reworded lines (the engine's rewrite) are still counted.
+        # After issue 10's engine rewrite: who closed, and why.
+        (
+            INFO + f"banning {PEER} for 3600 s: misbehaved (flood)",
+            Kind.BAN,
+            "3600 s: misbehaved (flood)",
+        ),
+        (
+            INFO + f"we closed the connection to {PEER} ({DID}): graylisted: score -27.5 below -20",
+            Kind.GRAYLIST,
+            "graylisted: score -27.5 below -20",
+        ),
+        (
+            INFO
+            + f"we closed the connection to {PEER}: {DID} is not a member of alliance 'b' as far",
+            Kind.REFUSED,
+            f"{DID} is not a member of alliance 'b' as far",
+        ),
+        (
+            INFO + f"we closed the connection to {PEER} ({DID}): banned for 3600 s: score below",
+            Kind.BAN,
+            "banned for 3600 s: score below",
+        ),
+        (
+            INFO + f"we closed the connection to {PEER} ({DID}): {DID} is no longer a member",
+            Kind.CUT_OFF,
+            f"{DID} is no longer a member",
+        ),
+        (
+            INFO + f"we closed the connection to {PEER}: too many peers",
+            Kind.DISCONNECT,
+            "too many peers",
+        ),
+        # The other side's reason is theirs: our log line says it ended, no more.
+        (
+            INFO + f"the connection to {PEER} ({DID}) ended: {PEER} refused us: graylisted",
+            Kind.ENDED,
+            f"{PEER} refused us: graylisted",
+        ),
+        # Reworded lines are still counted.
         (INFO + f"banned {PEER} for 3600 s (flood)", Kind.BAN, "for 3600 s (flood)"),
         (INFO + f"peer {PEER} graylisted: score -30", Kind.GRAYLIST, "graylisted: score -30"),
         (INFO + f"refusing {PEER}: not a member", Kind.REFUSED, ": not a member"),
