@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -126,7 +127,11 @@ def _do(lab: Lab, step: Step, say: Say, depth: int) -> None:
 
 
 def describe(step: Step) -> str:
-    """One line saying what a step does, for the progress output."""
-    options = {k: v for k, v in vars(step).items() if k != "steps" and v not in ((), None)}
+    """One line saying what a step does (options that differ from their defaults)."""
+    options = {
+        spec.name: getattr(step, spec.name)
+        for spec in dataclasses.fields(step)
+        if spec.name != "steps" and getattr(step, spec.name) != spec.default
+    }
     text = " ".join(f"{k}={v}" for k, v in options.items())
     return f"{type(step).__name__.lower()} {text}".strip()
