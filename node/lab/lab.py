@@ -500,8 +500,8 @@ class Lab:
                 if quiet.is_set():
                     continue
                 with self._lock:
-                    if quiet.is_set():
-                        continue
+                    if quiet.is_set() or not self.honest():
+                        continue  # hushed, or no hub in the alliance yet
                     try:
                         self.publish(self.pick("any", up=False).name, 1, "cli")
                     except LabError as exc:
