@@ -41,7 +41,7 @@ import blake3
 from craftnet.identity.keys import PrivateKey
 from craftnet.node.lab.errors import LabError
 from craftnet.node.lab.ports import PortPool
-from craftnet.node.lab.proc import STOP_TIMEOUT, Child, LabHub, State
+from craftnet.node.lab.proc import STOP_TIMEOUT, Child, LabHub, State, launcher, python_of
 from craftnet.node.lab.records import cli_publish_args, technique_body, write_bundle
 
 ALLIANCE: Final = "Global Micro-manufacturing Alliance"
@@ -58,21 +58,6 @@ Quiet = Callable[[], None]
 def digest(cids: set[str]) -> str:
     """The BLAKE3 digest of a record-CID set (sorted, one per line)."""
     return blake3.blake3("\n".join(sorted(cids)).encode()).hexdigest()
-
-
-def python_of(craftnet: Path) -> Path:
-    """The Python interpreter of a ``craftnet`` console script (its ``#!`` line)."""
-    try:
-        with craftnet.open("rb") as script:
-            first = script.readline(4096).decode("utf-8", "replace").strip()
-    except OSError as exc:
-        raise LabError(f"cannot read {craftnet}: {exc.strerror or exc}") from exc
-    if first.startswith("#!") and Path(first[2:].split()[0]).exists():
-        return Path(first[2:].split()[0])
-    sibling = craftnet.with_name("python")
-    if sibling.exists():
-        return sibling
-    raise LabError(f"cannot tell which Python runs {craftnet} (no #! line, no python beside it)")
 
 
 @dataclass
@@ -139,7 +124,9 @@ class Lab:
         self._lock = threading.RLock()  # steps and the background publisher
         self._http_artisans: set[str] = set()
         root.mkdir(parents=True, exist_ok=True)
-        self.version = LabHub("version", root / "version", 0, craftnet).cli("--version")
+        self.command = launcher(craftnet)
+        self.python = python_of(craftnet)
+        self.version = LabHub("version", root / "version", 0, self.command).cli("--version")
 
     def __enter__(self) -> Lab:
         return self
@@ -205,7 +192,7 @@ class Lab:
     def _new_hub(self, name: str, *, hostile: bool = False) -> LabHub:
         if name in self.hubs:
             raise LabError(f"hub {name!r} exists already")
-        hub = LabHub(name, self.root / name, self.ports.claim(), self.craftnet, hostile=hostile)
+        hub = LabHub(name, self.root / name, self.ports.claim(), self.command, hostile=hostile)
         hub.cli("init", "--no-passphrase")
         hub.did = hub.cli("id")["did"]
         hub.dids.append(hub.did)
@@ -545,10 +532,13 @@ class Lab:
         during: Quiet | None = None,
     ) -> None:
         """A member floods fake announcements while ``during`` runs; who hangs up on it?"""
+        if self.python is None:
+            raise LabError(f"{self.craftnet} is no Python console script: no flooder can run")
         hub, inviter = self._admit(name, via, hostile=True)
         argv = [
-            str(python_of(self.craftnet)),
+            str(self.python),
             "-I",
+            "-u",
             str(FLOODER),
             "--home",
             str(hub.home),

@@ -148,6 +148,39 @@ class Child:
         return " | ".join(line.strip() for line in self.stderr[-lines:] if line.strip())
 
 
+# `craftnet` with its log records at INFO on stderr, whether or not that build reads
+# CRAFTNET_LOG: the console script's own entry point, after one logging.basicConfig.
+LAUNCH: Final = (
+    "import logging, sys\n"
+    "logging.basicConfig(level=logging.INFO, stream=sys.stderr,\n"
+    "                    format='%(asctime)s %(levelname)s %(name)s: %(message)s')\n"
+    "from craftnet.cli.main import main\n"
+    "sys.argv[0] = 'craftnet'\n"
+    "main()\n"
+)
+
+
+def python_of(craftnet: Path) -> Path | None:
+    """The Python interpreter of a ``craftnet`` console script (its ``#!`` line), if any."""
+    try:
+        with craftnet.open("rb") as script:
+            first = script.readline(4096).decode("utf-8", "replace").strip()
+    except OSError as exc:
+        raise LabError(f"cannot read {craftnet}: {exc.strerror or exc}") from exc
+    if first.startswith("#!") and first[2:].split() and Path(first[2:].split()[0]).exists():
+        return Path(first[2:].split()[0])
+    return None
+
+
+def launcher(craftnet: Path) -> tuple[str, ...]:
+    """How the lab runs ``craftnet``: its Python with :data:`LAUNCH`, else the file itself."""
+    python = python_of(craftnet)
+    if python is None:
+        return (str(craftnet),)
+    # -I: nothing from the lab's environment or folder shadows the tested installation.
+    return (str(python), "-I", "-u", "-c", LAUNCH)
+
+
 class State(Enum):
     """Where a hub's ``craftnet serve`` is."""
 
@@ -164,7 +197,7 @@ class LabHub:
     name: str
     home: Path
     port: int
-    craftnet: Path
+    command: tuple[str, ...]  # how to run `craftnet` (see :func:`launcher`)
     hostile: bool = False
     bootstrap_only: str = ""  # dial only this hub's address at start ("" = every member)
     did: str = ""
@@ -209,7 +242,7 @@ class LabHub:
     def spawn(self, *args: str) -> Child:
         """Start ``craftnet ARGS`` in this hub's home (its stderr goes to cli.log)."""
         self.cli_log.write(time.time(), "$ craftnet " + _shown(args))
-        return Child([str(self.craftnet), *args], self.env(), self.cli_log, log_stdout=False)
+        return Child([*self.command, *args], self.env(), self.cli_log, log_stdout=False)
 
     def run(self, *args: str, timeout: float = CLI_TIMEOUT) -> Child:
         """Run ``craftnet ARGS`` in this hub's home to the end."""
@@ -240,7 +273,7 @@ class LabHub:
         """Start ``craftnet serve``; returns once it serves HTTP and listens (seconds taken)."""
         if self.state in (State.RUNNING, State.PAUSED):
             raise LabError(f"{self.name} is already running")
-        argv = [str(self.craftnet), "serve", "--port", "0", "--listen", self.listen, "--no-mdns"]
+        argv = [*self.command, "serve", "--port", "0", "--listen", self.listen, "--no-mdns"]
         for addr in bootstrap:
             argv += ["--bootstrap", addr]
         began = time.monotonic()
