@@ -230,8 +230,10 @@ class Lab:
             token = inviter.cli("alliance", "invite", hub.did, "--days", "30", "--name", name)
             hub.cli("alliance", "join", token["token"])
         except LabError as exc:
-            # The hub stays NEW (no step can use it); a join that fails is a join that
-            # never linked to anyone.
+            # The hub stays NEW (no step can use it); an honest join that fails is a
+            # join that never linked to anyone.
+            if hostile:
+                raise
             self.measures.links.append(
                 {
                     "hub": name,
