@@ -4,8 +4,9 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP_RUN := $(VENV)/.installed-run
 STAMP_TEST := $(VENV)/.installed-test
+STAMP_FUZZ := $(VENV)/.installed-fuzz
 
-.PHONY: run test bench lab lint clean browser
+.PHONY: run test bench lab lint clean browser fuzz
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -28,6 +29,23 @@ test: $(STAMP_TEST) browser
 # The web UI's browser tests drive Debian's chromium (never `playwright install`).
 browser:
 	@test -x /usr/bin/chromium || (apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y chromium)
+
+$(STAMP_FUZZ): pyproject.toml $(STAMP_TEST)
+	$(BIN)/python -m pip install --quiet -e '.[test,fuzz]'
+	touch $@
+
+# Coverage-guided fuzzing (atheris): FUZZ_RUNS inputs per decoder, each target starting
+# from a copy of its committed seed corpus (tests/fuzz/corpus/) in build/fuzz/corpus/.
+# Not part of `make test`, which replays the seeds and past crashes only.
+FUZZ_RUNS ?= 100000
+FUZZ_TARGETS := identifiers record frame car crdt_op
+fuzz: $(STAMP_FUZZ)
+	for t in $(FUZZ_TARGETS); do \
+		mkdir -p build/fuzz/corpus/$$t && cp tests/fuzz/corpus/$$t/* build/fuzz/corpus/$$t/ && \
+		$(BIN)/python tests/fuzz/run.py $$t -runs=$(FUZZ_RUNS) -rss_limit_mb=2048 \
+			-print_final_stats=1 build/fuzz/corpus/$$t || exit 1; \
+	done
+	$(BIN)/python tests/fuzz/run.py --summary
 
 bench: $(STAMP_TEST)
 	$(BIN)/python -m pytest -q -s tests/bench -p no:cacheprovider

@@ -80,6 +80,7 @@ class ImportReport:
     new_blocks: int  # blocks the store did not have before
     new_records: int  # records the store did not have before
     duplicates: int = 0  # sections repeating a CID already seen in the same bundle
+    repaired: int = 0  # blocks stored damaged here, replaced by the bundle's good copy
     record_cids: tuple[Cid, ...] = field(default=(), repr=False)
 
     def as_dict(self) -> dict[str, Any]:
@@ -92,6 +93,7 @@ class ImportReport:
             "new_blocks": self.new_blocks,
             "new_records": self.new_records,
             "duplicates": self.duplicates,
+            "repaired": self.repaired,
         }
 
 
@@ -280,7 +282,9 @@ def import_car(
                 + (f" (and {len(absent) - 1} more)" if len(absent) > 1 else "")
             )
         _check_complete(store, staged, needs)
-        new_blocks, new_records, record_cids = _commit(store, spill, staged, reader.roots)
+        new_blocks, new_records, repaired, record_cids = _commit(
+            store, spill, staged, reader.roots
+        )
     return ImportReport(
         roots=reader.roots,
         blocks=count,
@@ -289,6 +293,7 @@ def import_car(
         new_blocks=new_blocks,
         new_records=new_records,
         duplicates=duplicates,
+        repaired=repaired,
         record_cids=record_cids,
     )
 
@@ -326,34 +331,38 @@ def _read_staged(spill: IO[bytes], item: _Staged) -> bytes:
 
 def _commit(
     store: Store, spill: IO[bytes], staged: dict[bytes, _Staged], roots: Sequence[Cid]
-) -> tuple[int, int, tuple[Cid, ...]]:
+) -> tuple[int, int, int, tuple[Cid, ...]]:
     """Write the checked blocks: plain blocks in batches, then records, indexes and pins.
 
     Document operations go last, through :class:`Documents`, which keeps each
-    document's merged state in the same transaction as its operation records.
+    document's merged state in the same transaction as its operation records. A block
+    this store holds damaged is replaced by the bundle's verified copy (counted in
+    ``repaired``, the third value returned).
     """
-    new_blocks = 0
+    new_blocks = repaired = 0
     session = os.urandom(files.SESSION_LEN)
     plain = [item for item in staged.values() if item.kind == "block"]
     for batch in files.batches_by_size(plain, _staged_length, COMMIT_BATCH_BYTES):
         payload = [(item.cid, _read_staged(spill, item)) for item in batch]
 
-        def put_batch(txn: WriteTxn, payload: list[tuple[Cid, bytes]] = payload) -> int:
+        def put_batch(txn: WriteTxn, payload: list[tuple[Cid, bytes]] = payload) -> list[str]:
             files.stage_blocks(txn, session, (cid.bytes for cid, _ in payload))
-            return sum(blocks.put_block(txn, cid, data) for cid, data in payload)
+            return [blocks.put_or_repair(txn, cid, data) for cid, data in payload]
 
         # Not flushed one by one: the final, durable commit of the records flushes them,
         # and a power cut before it loses only blocks nothing refers to yet.
-        new_blocks += store.transact(put_batch, durable=False)
+        outcomes = store.transact(put_batch, durable=False)
+        new_blocks += outcomes.count("new")
+        repaired += outcomes.count("repaired")
 
     record_items = [item for item in staged.values() if item.kind == "record"]
     document_items = [item for item in staged.values() if item.kind == "document"]
     record_set = {item.cid.bytes for item in (*record_items, *document_items)}
     pin_roots = [root for root in roots if root.bytes not in record_set]
 
-    def put_records(txn: WriteTxn) -> tuple[int, int]:
+    def put_records(txn: WriteTxn) -> tuple[int, int, int]:
         before = txn.count("blocks")
-        added = 0
+        added = fixed = 0
         # Records are read back one at a time, so a bundle of many records never sits
         # in memory whole. Signatures and schemas were checked while staging.
         recon = ReconIndex()
@@ -363,21 +372,34 @@ def _commit(
                 added += 1
                 # Keep the reconciliation index in step, as the node does for gossip.
                 recon.add(txn, item_key(record.ts, record.cid))
+            elif blocks.put_or_repair(txn, record.cid, record.block) == "repaired":
+                fixed += 1
         for root in pin_roots:
             if blocks.get_pin(txn, root) is None:  # keep the name of an existing pin
                 blocks.pin(txn, root, "import")
         files.clear_stage(txn, session)
-        return added, txn.count("blocks") - before
+        return added, txn.count("blocks") - before, fixed
 
-    new_records, record_blocks = store.transact(put_records)
+    new_records, record_blocks, fixed = store.transact(put_records)
+    repaired += fixed
     operations = [
         Record.from_block(_read_staged(spill, item), item.cid) for item in document_items
     ]
     if operations:
         with store.read() as txn:
             known = sum(index.has_record(txn, record.cid) for record in operations)
+
+        def repair_known(txn: WriteTxn) -> int:
+            outcomes = (
+                blocks.put_or_repair(txn, op.cid, op.block)
+                for op in operations
+                if index.has_record(txn, op.cid)
+            )
+            return sum(outcome == "repaired" for outcome in outcomes)
+
+        repaired += store.transact(repair_known) if known else 0
         Documents(store).ingest(operations, verify=False)
         new_records += len(operations) - known
         record_blocks += len(operations) - known
     cids = tuple(item.cid for item in (*record_items, *document_items))
-    return new_blocks + record_blocks, new_records, cids
+    return new_blocks + record_blocks, new_records, repaired, cids

@@ -65,6 +65,14 @@ def encode(value: Value) -> bytes:
     return cbor2.dumps(_to_cbor(value, 0), canonical=True)
 
 
+class UnsupportedLink(CodecError):
+    """A link (tag 42) is well-formed CBOR but names a CID craftnet does not support.
+
+    Kept apart from other codec errors so that a caller can say "this hash is not
+    supported" (a sha2-256 IPFS export) instead of "not canonical DAG-CBOR".
+    """
+
+
 def _tag_hook(*args: Any) -> Any:
     # cbor2 5.x calls hook(decoder, tag); 6.x calls hook(tag, immutable).
     tag = args[0] if type(args[0]) is cbor2.CBORTag else args[1]
@@ -76,7 +84,7 @@ def _tag_hook(*args: Any) -> Any:
     try:
         return Cid.from_bytes(raw[1:])
     except CidError as exc:
-        raise CodecError(f"bad link: {exc}") from exc
+        raise UnsupportedLink(f"bad link: {exc}") from exc
 
 
 def _check_decoded(value: Any, depth: int) -> None:
@@ -160,6 +168,9 @@ def decode(
     except CodecError:
         raise
     except (cbor2.CBORError, ValueError, TypeError, OverflowError, RecursionError) as exc:
+        if isinstance(exc.__cause__, CodecError):
+            # cbor2 wraps what the tag hook raised; keep its type (UnsupportedLink).
+            raise exc.__cause__ from None
         detail = f"{exc}: {exc.__cause__}" if exc.__cause__ else str(exc)
         raise CodecError(f"not valid CBOR: {detail}") from exc
     _check_decoded(value, 0)

@@ -70,6 +70,9 @@ def put_record(txn: WriteTxn, record: Record) -> bool:
     """
     key = record.cid.bytes
     if txn.has("records", key):
+        if not txn.has("blocks", key):
+            # Its damaged copy was removed (`craftnet verify --repair`): this restores it.
+            txn.put("blocks", key, record.block)
         return False
     check_type_name(record.type)
     suffix = _suffix(record)
@@ -315,6 +318,9 @@ def _encode_cursor(suffix: bytes) -> str:
 
 
 def _decode_cursor(cursor: str) -> bytes:
+    if not isinstance(cursor, str) or len(cursor) != 2 * SUFFIX_LEN:
+        # Checked before decoding, so a page cursor costs the same whatever its length.
+        raise QueryError("this page cursor is malformed; start again from the first page")
     try:
         raw = bytes.fromhex(cursor)
     except (ValueError, TypeError) as exc:
@@ -405,6 +411,19 @@ def count_records(txn: ReadTxn, *, type: str | None = None, author: str | None =
                 continue
         total += 1
     return total
+
+
+def records_of_type(txn: ReadTxn, type: str) -> Iterator[Record]:
+    """Every record of ``type``, oldest first."""
+    db, prefix = _index_for(type, None)
+    for key, _ in txn.iterate(db, prefix, prefix_end(prefix)):
+        yield get_record(txn, Cid.from_bytes(key[len(prefix) + _TS.size :]))
+
+
+def record_times(txn: ReadTxn) -> Iterator[tuple[int, Cid]]:
+    """``(ts, cid)`` of every record, oldest first (without reading the records)."""
+    for key, _ in txn.iterate("rec_time"):
+        yield _TS.unpack_from(key)[0], Cid.from_bytes(key[_TS.size :])
 
 
 def counts_by_type(txn: ReadTxn) -> dict[str, int]:

@@ -131,10 +131,14 @@ class ReconIndex:
         txn.put(META_DB, META_COUNT_KEY, count.to_bytes(8, "big"))
         return count
 
+    def unaccounted(self, txn: ReadTxn) -> int:
+        """How many more keys ``rec_time`` holds than the index accounts for."""
+        raw = txn.get(META_DB, META_COUNT_KEY)
+        return txn.count(ITEMS_DB) - (int.from_bytes(raw, "big") if raw else 0)
+
     def is_current(self, txn: ReadTxn) -> bool:
         """Tell whether the index accounts for exactly the keys in ``rec_time``."""
-        raw = txn.get(META_DB, META_COUNT_KEY)
-        return (int.from_bytes(raw, "big") if raw else 0) == txn.count(ITEMS_DB)
+        return self.unaccounted(txn) == 0
 
     def ensure(self, store: Store) -> bool:
         """Rebuild the index if it is out of step; returns whether it rebuilt."""

@@ -16,6 +16,8 @@ from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager
 from typing import Final, Protocol, TypeVar
 
+from craftnet.archive.errors import StoreError
+
 T = TypeVar("T")
 
 # Every named database, declared here so that both stores know them up front.
@@ -47,6 +49,18 @@ DATABASES: Final = (
 # Keys are 1..MAX_KEY_SIZE bytes (LMDB's limit); every store enforces it, so code that
 # works on the memory store works on disk too.
 MAX_KEY_SIZE: Final = 511
+
+
+def check_key(key: object) -> bytes:
+    """``key`` if it is a store key (bytes of 1..MAX_KEY_SIZE); else :class:`StoreError`.
+
+    Both stores check keys alike, so code that works on the memory store works on disk.
+    """
+    if type(key) is not bytes:
+        raise StoreError(f"store keys are bytes, got {type(key).__name__}")
+    if not 0 < len(key) <= MAX_KEY_SIZE:
+        raise StoreError(f"store keys are 1..{MAX_KEY_SIZE} bytes, got {len(key)}")
+    return key
 
 
 class ReadTxn(Protocol):

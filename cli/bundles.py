@@ -102,6 +102,7 @@ def import_cmd(app: App, bundle: Path) -> None:
         console.print(
             f"imported {bundle}: {report.new_records} new of {report.records} records, "
             f"{report.new_blocks} new of {report.blocks} blocks"
+            + (f", {report.repaired} damaged blocks repaired" if report.repaired else "")
         )
 
     app.emit(data, human)

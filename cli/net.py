@@ -69,6 +69,34 @@ def peers(app: App) -> None:
 @pass_app
 def sync(app: App, addr: str, timeout: float, idle: float) -> None:
     """Reconcile once with the hub at ADDR (/ip4/.../tcp/.../p2p/12D3Koo...) and fetch."""
+    result = fetch_from(app, addr, timeout, idle)
+
+    def human(out: Console) -> None:
+        rec = result.get("reconcile")
+        if rec:
+            out.print(f"reconciled with {result['peer']} in {rec['round_trips']} round trips "
+                      f"({rec['bytes']} bytes): we lacked {rec['we_lacked']}, "
+                      f"they lacked {rec['they_lacked']}")
+        out.print(f"stored {result['records_stored']} records, {result['blocks_stored']} blocks; "
+                  f"{result['still_wanted']} still wanted")
+        if result.get("incomplete"):
+            out.print(f"[yellow]stopped early[/yellow]: {result.get('reason', 'no progress')}")
+
+    app.emit(result, human)
+    if result.get("incomplete"):
+        raise click.exceptions.Exit(1)
+
+
+COMMANDS = [peers, sync]
+
+
+def fetch_from(app: App, addr: str, timeout: float, idle: float) -> dict[str, Any]:
+    """Reconcile once with the hub at ADDR and fetch what is missing, the want list too.
+
+    The hub's saved want list (what a cut-short sync or ``verify --repair`` left) is
+    loaded when the networking starts, so those blocks are asked of ADDR as well.
+    Returns what ``sync`` reports; ``incomplete`` is set when it stopped early.
+    """
     import trio
 
     from craftnet.node.hub import Hub
@@ -131,24 +159,7 @@ def sync(app: App, addr: str, timeout: float, idle: float) -> None:
             nursery.cancel_scope.cancel()
 
     trio.run(main)
-
-    def human(out: Console) -> None:
-        rec = result.get("reconcile")
-        if rec:
-            out.print(f"reconciled with {result['peer']} in {rec['round_trips']} round trips "
-                      f"({rec['bytes']} bytes): we lacked {rec['we_lacked']}, "
-                      f"they lacked {rec['they_lacked']}")
-        out.print(f"stored {result['records_stored']} records, {result['blocks_stored']} blocks; "
-                  f"{result['still_wanted']} still wanted")
-        if result.get("incomplete"):
-            out.print(f"[yellow]stopped early[/yellow]: {result.get('reason', 'no progress')}")
-
-    app.emit(result, human)
-    if result.get("incomplete"):
-        raise click.exceptions.Exit(1)
-
-
-COMMANDS = [peers, sync]
+    return result
 
 
 def start_network(

@@ -27,6 +27,7 @@ from craftnet.archive.crdt.documents import Documents
 from craftnet.archive.crdt.edit import ChangeBuilder
 from craftnet.archive.crdt.ops import op_record
 from craftnet.archive.hlc import HybridClock
+from craftnet.archive.meta import has_meta, put_meta
 from craftnet.archive.records import Record
 from craftnet.archive.schemas import build
 from craftnet.archive.store import Store
@@ -154,7 +155,7 @@ class DemoArchive:
 def is_seeded(store: Store) -> bool:
     """Whether the demo archive was already written to this store."""
     with store.read() as txn:
-        return txn.has("meta", SEEDED_KEY)
+        return has_meta(txn, SEEDED_KEY)
 
 
 def _artisan_keys(keystore: Keystore) -> dict[str, PrivateKey]:
@@ -343,7 +344,7 @@ def seed(store: Store, keystore: Keystore) -> DemoArchive:
     )
 
     demo.document = _co_edited_technique(store, keys, clock)
-    store.transact(lambda txn: txn.put("meta", SEEDED_KEY, b"1"))
+    store.transact(lambda txn: put_meta(txn, SEEDED_KEY, b"1"))
     return demo
 
 

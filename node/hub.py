@@ -30,7 +30,9 @@ from typing import Any, Final
 
 import trio
 
+from craftnet.archive.blocks import StoreBlockSource
 from craftnet.archive.hlc import pack
+from craftnet.archive.index import count_records
 from craftnet.archive.recon_index import StoreItems
 from craftnet.archive.store import Store
 from craftnet.identity.keys import PrivateKey
@@ -46,35 +48,14 @@ log = logging.getLogger("craftnet.hub")
 MEMBERSHIP_CHECK: Final = 1.0
 
 
-class StoreBlocks:
-    """The engine's block source over a store's ``blocks`` database."""
-
-    def __init__(self, store: Store) -> None:
-        self.store = store
-
-    def has_block(self, cid: Any) -> bool:
-        """Is the block stored?"""
-        with self.store.read() as txn:
-            return txn.has("blocks", cid.bytes)
-
-    def get_block(self, cid: Any) -> bytes | None:
-        """The block's bytes, or None."""
-        with self.store.read() as txn:
-            return txn.get("blocks", cid.bytes)
-
-
 def hlc_now() -> int:
     """The current time as an HLC timestamp (for membership checks)."""
     return pack(time.time_ns() // 1_000_000)
 
 
 def _membership_marker(store: Store) -> tuple[int, int]:
-    counts = []
     with store.read() as txn:
-        for rtype in (CERT_TYPE, REVOKE_TYPE):
-            prefix = rtype.encode() + b"\x00"
-            counts.append(sum(1 for _ in txn.iterate("rec_type", prefix, prefix[:-1] + b"\x01")))
-    return counts[0], counts[1]
+        return count_records(txn, type=CERT_TYPE), count_records(txn, type=REVOKE_TYPE)
 
 
 class Hub:
@@ -116,7 +97,7 @@ class Hub:
             key=key,
             peer_id=self.network.peer_id,
             items=StoreItems(store),
-            blocks=StoreBlocks(store),
+            blocks=StoreBlockSource(store),
             config=config,
             rng=rng or random.Random(),
             is_member=self.is_member,

@@ -738,10 +738,10 @@ def _sleep_until(deadline: float) -> None:
 
 
 def _why(child: Child) -> str:
-    """Why a ``craftnet --json sync`` failed: its one-line error, or its JSON's reason."""
-    errors = [line for line in child.stderr if line.startswith("error: ")]
-    if errors:
-        return errors[-1]
+    """Why a ``craftnet --json sync`` failed: its error, or its JSON answer's reason."""
+    error = child.error()
+    if error is not None:
+        return error
     try:
         answer = json.loads("\n".join(child.stdout))
     except ValueError:

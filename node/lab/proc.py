@@ -147,6 +147,18 @@ class Child:
         """The last stderr lines, for an error message."""
         return " | ".join(line.strip() for line in self.stderr[-lines:] if line.strip())
 
+    def error(self) -> str | None:
+        """A craftnet command's one error: ``error: ...``, or with --json ``{"error": ...}``."""
+        for line in reversed(self.stderr):
+            if line.startswith("error: "):
+                return line
+            if line.startswith('{"error"'):
+                try:
+                    return "error: " + str(json.loads(line)["error"]["message"])
+                except (ValueError, KeyError, TypeError):
+                    return line
+        return None
+
 
 # `craftnet` with its log records at INFO on stderr, whether or not that build reads
 # CRAFTNET_LOG: the console script's own entry point, after one logging.basicConfig.
@@ -258,7 +270,8 @@ class LabHub:
         child = self.run("--json", *args, timeout=timeout)
         code = child.proc.returncode
         if code != 0:
-            raise LabError(f"{self.name}: 'craftnet {_shown(args)}' exit {code}: {child.tail()}")
+            why = child.error() or child.tail()
+            raise LabError(f"{self.name}: 'craftnet {_shown(args)}' exit {code}: {why}")
         text = "\n".join(child.stdout).strip()
         try:
             return json.loads(text) if text.startswith(("{", "[")) else text

@@ -10,16 +10,15 @@ from __future__ import annotations
 
 import base64
 import binascii
-from collections.abc import Iterator
 from typing import Any, Final
 
 from craftnet.archive import codec
 from craftnet.archive.cid import Cid
 from craftnet.archive.errors import ArchiveError
 from craftnet.archive.hlc import HybridClock
-from craftnet.archive.index import get_record, ingest_records, publish
+from craftnet.archive.index import get_record, ingest_records, publish, records_of_type
 from craftnet.archive.records import Record
-from craftnet.archive.store import ReadTxn, Store, prefix_end
+from craftnet.archive.store import Store
 from craftnet.identity.errors import IdentityError
 from craftnet.identity.keys import PrivateKey
 from craftnet.identity.membership import (
@@ -76,12 +75,6 @@ def revocation_of(record: Record) -> MemberRevocation:
     )
 
 
-def _records_of_type(txn: ReadTxn, rtype: str) -> Iterator[Record]:
-    prefix = rtype.encode() + b"\x00"
-    for key, _ in txn.iterate("rec_type", prefix, prefix_end(prefix)):
-        yield get_record(txn, Cid.from_bytes(key[len(prefix) + 8 :]))
-
-
 def load_membership(store: Store, alliance: str) -> Membership:
     """The alliance ``alliance`` (its genesis CID) as this hub's store knows it."""
     try:
@@ -98,12 +91,12 @@ def load_membership(store: Store, alliance: str) -> Membership:
             ) from exc
         membership = Membership(genesis)
         facts: list[Certificate | MemberRevocation] = []
-        for record in _records_of_type(txn, CERT_TYPE):
+        for record in records_of_type(txn, CERT_TYPE):
             try:
                 facts.append(certificate_of(record))
             except (MembershipError, KeyError, ValueError):
                 continue  # a malformed certificate admits nobody
-        for record in _records_of_type(txn, REVOKE_TYPE):
+        for record in records_of_type(txn, REVOKE_TYPE):
             try:
                 facts.append(revocation_of(record))
             except (MembershipError, KeyError, ValueError):

@@ -32,6 +32,7 @@ from typing import Any, Final
 
 import trio
 
+from craftnet.archive.blocks import find_block, has_block, put_block
 from craftnet.archive.cid import DAG_CBOR, Cid
 from craftnet.archive.crdt.documents import Documents
 from craftnet.archive.crdt.ops import GENESIS_TYPE as DOC_GENESIS
@@ -39,8 +40,9 @@ from craftnet.archive.crdt.ops import OP_TYPE as DOC_OP
 from craftnet.archive.errors import ArchiveError
 from craftnet.archive.gc import links_of
 from craftnet.archive.hlc import pack
-from craftnet.archive.index import put_record
-from craftnet.archive.recon_index import ITEMS_DB, META_COUNT_KEY, META_DB, ReconIndex, item_key
+from craftnet.archive.index import has_record, put_record
+from craftnet.archive.meta import get_meta, put_meta
+from craftnet.archive.recon_index import ReconIndex, item_key
 from craftnet.archive.records import Record
 from craftnet.archive.store import ReadTxn, Store, WriteTxn
 from craftnet.errors import CraftnetError
@@ -500,17 +502,19 @@ class Driver:
                     try:
                         record = Record.from_block(block.data, block.cid)
                     except ArchiveError:
-                        txn.put("blocks", block.cid.bytes, block.data)
+                        put_block(txn, block.cid, block.data, verified=True)
                         continue
                     if record.type in DOCUMENT_TYPES:
-                        if not txn.has("records", record.cid.bytes):
+                        if not has_record(txn, record.cid):
                             documents.append(record)
+                        else:  # known: stored again only if removed as damaged (a repair)
+                            put_block(txn, record.cid, block.data, verified=True)
                     elif put_record(txn, record):
                         self.index.add(txn, item_key(record.ts, record.cid))
                         new_records.append((record.ts, record.cid))
                 else:
-                    txn.put("blocks", block.cid.bytes, block.data)
-            txn.put(META_DB, WANTS_KEY, wants)
+                    put_block(txn, block.cid, block.data, verified=True)
+            put_meta(txn, WANTS_KEY, wants)
 
         self.store.transact(write)
         if documents:
@@ -529,7 +533,7 @@ class Driver:
             added.clear()
             for record in records:
                 key = item_key(record.ts, record.cid)
-                if record.cid not in refused and txn.has(ITEMS_DB, key):
+                if record.cid not in refused and has_record(txn, record.cid):
                     self.index.add(txn, key)
                     added.append((record.ts, record.cid))
 
@@ -569,7 +573,7 @@ class Driver:
 
     def _restore_wants(self) -> None:
         with self.store.read() as txn:
-            raw = txn.get(META_DB, WANTS_KEY)
+            raw = get_meta(txn, WANTS_KEY)
         if raw:
             try:
                 restored = self.engine.import_wants(raw)
@@ -583,7 +587,7 @@ class Driver:
         """Persist the want list now (also done with every block written)."""
         wants = self.engine.export_wants()
         try:
-            self.store.transact(lambda txn: txn.put(META_DB, WANTS_KEY, wants))
+            self.store.transact(lambda txn: put_meta(txn, WANTS_KEY, wants))
         except ArchiveError:
             log.exception("could not save the want list")
 
@@ -670,7 +674,7 @@ class Driver:
         missing: list[Cid] = []
         with self.store.read() as txn:
             for cid in cids:
-                if txn.has("blocks", cid.bytes):
+                if has_block(txn, cid):
                     missing += _missing(txn, cid)
         if missing:
             self.engine.exchange.want(missing, provider)
@@ -754,9 +758,8 @@ class Driver:
 
         def catch_up(txn: WriteTxn) -> bool:
             added.clear()
-            raw = txn.get(META_DB, META_COUNT_KEY)
-            lacking = txn.count(ITEMS_DB) - (int.from_bytes(raw, "big") if raw else 0)
-            fresh = [k for k, _ in txn.iterate(ITEMS_DB, start) if k not in self._recent]
+            lacking = self.index.unaccounted(txn)
+            fresh = [k for k in self.index.keys(txn, start, None) if k not in self._recent]
             # Published here moments ago: exactly the recent keys the index lacks. Any
             # other difference (a bundle import, an old store) costs one rebuild.
             if len(fresh) != lacking:
@@ -778,7 +781,7 @@ class Driver:
 
     def _snapshot_recent(self) -> None:
         with self.store.read() as txn:
-            self._recent = {k for k, _ in txn.iterate(ITEMS_DB, self._watermark.to_bytes(8, "big"))}
+            self._recent = set(self.index.keys(txn, self._watermark.to_bytes(8, "big"), None))
 
     # ------------------------------------------------------------------ status
 
@@ -838,7 +841,7 @@ def _missing(
         if current in seen:
             continue
         seen.add(current)
-        data = txn.get("blocks", current.bytes)
+        data = find_block(txn, current)
         if data is None:
             missing.append(current)
             if first_only:

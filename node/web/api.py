@@ -17,6 +17,7 @@ from typing import Any, Final
 from aiohttp import web
 
 from craftnet.archive import index
+from craftnet.archive.blocks import has_block
 from craftnet.archive.cid import Cid
 from craftnet.archive.crdt.edit import ChangeBuilder
 from craftnet.archive.crdt.ops import SET_FIELDS, field_kind
@@ -181,7 +182,7 @@ async def get_links(request: web.Request) -> web.Response:
     ctx = context(request)
     cid = parse_cid(request.match_info["cid"])
     with ctx.store.read() as txn:
-        if not index.has_record(txn, cid) and not txn.has("blocks", cid.bytes):
+        if not index.has_record(txn, cid) and not has_block(txn, cid):
             raise NotFound(f"{cid} is not in this hub's archive")
         linkers = index.linking_records(txn, cid)[:500]
         out = []
@@ -638,7 +639,7 @@ async def publish_record(request: web.Request) -> web.Response:
     findings: list[dict[str, Any]] = []
     with ctx.store.read() as txn:
         for cid in built.body.get("files", []):
-            if not txn.has("blocks", cid.bytes):
+            if not has_block(txn, cid):
                 raise ApiError(
                     422, "missing-file", f"file {cid} is not on this hub; upload it first"
                 )

@@ -87,7 +87,7 @@ class NodeContext:
     def type_counts(self) -> dict[str, int]:
         """Records per type; recounted only when the store's record count changes."""
         with self.store.read() as txn:
-            total = txn.count("records")
+            total = index.count_records(txn)
             if self._counts is None or self._counts[0] != total:
                 self._counts = (total, index.counts_by_type(txn))
         return dict(self._counts[1])

@@ -18,6 +18,7 @@ from typing import Any, BinaryIO, Final, cast
 from aiohttp import web
 
 from craftnet.archive import files
+from craftnet.archive.blocks import find_block
 from craftnet.archive.cid import Cid
 from craftnet.archive.errors import IntegrityError, NotFound
 from craftnet.archive.store import Store
@@ -104,7 +105,7 @@ def iter_range(store: Store, cid: Cid, start: int, end: int) -> Iterator[bytes]:
         chunk_end = position + ref.size
         if chunk_end > start:
             with store.read() as txn:
-                data = txn.get("blocks", ref.cid.bytes)
+                data = find_block(txn, ref.cid)
             if data is None:
                 raise NotFound(f"chunk {ref.cid} of file {cid} is not on this hub")
             if len(data) != ref.size or not ref.cid.verify(data):

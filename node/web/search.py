@@ -43,7 +43,7 @@ from craftnet.archive.cid import Cid
 from craftnet.archive.crdt.documents import Documents
 from craftnet.archive.crdt.ops import GENESIS_TYPE, OP_TYPE
 from craftnet.archive.errors import ArchiveError
-from craftnet.archive.index import get_record
+from craftnet.archive.index import count_records, get_record, record_times
 from craftnet.archive.records import Record
 from craftnet.archive.store import Store
 
@@ -403,7 +403,7 @@ class SearchIndex:
     def catch_up(self, batch: int = 2000) -> int:
         """Index every stored record the index has not seen; return how many were new."""
         with self.store.read() as txn:
-            total = txn.count("records")
+            total = count_records(txn)
         if total == self._seen_count:
             return 0
         seen = {row[0] for row in self.db.execute("SELECT cid FROM seen")}
@@ -423,9 +423,7 @@ class SearchIndex:
     def _unseen(self, seen: set[bytes]) -> Iterator[Record]:
         # Sorted by time so that a document's genesis is indexed before its operations.
         with self.store.read() as txn:
-            keys = [
-                key[_TS.size :] for key, _ in txn.iterate("rec_time") if key[_TS.size :] not in seen
-            ]
+            keys = [cid.bytes for _, cid in record_times(txn) if cid.bytes not in seen]
         for start in range(0, len(keys), 500):
             with self.store.read() as txn:
                 records = []

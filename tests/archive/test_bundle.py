@@ -522,3 +522,22 @@ def test_checking_any_block_raises_only_typed_errors(
         return  # not even encodable: no bundle can hold it
     with contextlib.suppress(CraftnetError):
         check_block(Section(0, 0, cid, data))
+
+
+def test_a_bundle_of_records_with_huge_authors_is_refused_before_base58(
+    busy_target: LmdbStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A 262 KB bundle like this one cost 88 s of CPU when each author was base58-decoded.
+    import base58
+
+    def refuse(*_: object) -> bytes:
+        raise AssertionError("base58 decoding was reached")
+
+    good = Record.create(ARTISAN, "collection", {"title": "Maker's Fair", "items": []})
+    value = {**codec.decode(good.block), "author": "did:key:z" + "6" * 250_000}
+    block = codec.encode(value)
+    cid = Cid.of(block, DAG_CBOR)
+    monkeypatch.setattr(base58, "b58decode", refuse)
+    assert_refused(
+        busy_target, bundle_of([(cid, block)]), r"block #0 .*56 characters, got 250009"
+    )

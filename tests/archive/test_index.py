@@ -31,6 +31,8 @@ from craftnet.archive.index import (
     publish,
     put_record,
     put_records,
+    record_times,
+    records_of_type,
 )
 from craftnet.archive.memory_store import MemoryStore
 from craftnet.archive.records import MAX_RECORD_SIZE, Record
@@ -311,6 +313,19 @@ def test_counts(archive: tuple[Store, list[Record]]) -> None:
         assert counts_by_type(txn) == {"design": 2, "technique": 3}
 
 
+def test_records_by_type_and_time_oldest_first(archive: tuple[Store, list[Record]]) -> None:
+    store, records = archive
+    with store.read() as txn:
+        assert titles(list(records_of_type(txn, "design"))) == [
+            "Neo-Vernacular stool",
+            "Loom heddle bar",
+        ]
+        assert list(records_of_type(txn, "attestation")) == []
+        assert list(record_times(txn)) == [(r.ts, r.cid) for r in records]
+        with pytest.raises(SchemaError):
+            list(records_of_type(txn, "design\x00"))
+
+
 def test_get_record_not_found(archive: tuple[Store, list[Record]]) -> None:
     store, _ = archive
     chunk = b"raw file chunk, not a record"
@@ -418,3 +433,10 @@ def test_unknown_body_fields_are_stored_as_signed(store: Store) -> None:
 def build_body_keep(body: dict[str, Any]) -> dict[str, Any]:
     """A body with steps in record form, keeping fields the builder would refuse."""
     return {**body, "steps": [{"text": step, "media": []} for step in body["steps"]]}
+
+
+@given(length=st.integers(min_value=0, max_value=400_000).filter(lambda n: n != 88))
+def test_a_page_cursor_of_any_other_length_is_refused_before_decoding(length: int) -> None:
+    # The only cursor a page hands out is 44 bytes in hex (8 of time, 36 of CID).
+    with MemoryStore().read() as txn, pytest.raises(QueryError, match="cursor is malformed"):
+        list_records(txn, cursor="0" * length)
