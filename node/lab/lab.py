@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import json
 import random
-import shutil
 import signal
 import threading
 import time
@@ -123,6 +122,7 @@ class Lab:
         self._serial = 0
         self._lock = threading.RLock()  # steps and the background publisher
         self._http_artisans: set[str] = set()
+        self._quiet: threading.Event | None = None  # set: the background publisher holds off
         root.mkdir(parents=True, exist_ok=True)
         self.command = launcher(craftnet)
         self.python = python_of(craftnet)
@@ -506,8 +506,6 @@ class Lab:
             thread.join(CLI_WAIT)
             self._quiet = None
 
-    _quiet: threading.Event | None = None
-
     @contextmanager
     def _hush(self) -> Iterator[None]:
         """Hold the background publisher off while a measurement runs."""
@@ -780,8 +778,3 @@ def _cids(hub: LabHub) -> set[str] | None:
                 return cids
     except (LabError, KeyError, TypeError):
         return None
-
-
-def remove_tree(path: Path) -> None:
-    """Delete a lab folder (homes, logs) once its report is written."""
-    shutil.rmtree(path, ignore_errors=True)

@@ -64,7 +64,6 @@ class Child:
         *,
         log_stdout: bool,
         hide: Callable[[str], str] = lambda line: line,
-        stdin: int | IO[bytes] = subprocess.DEVNULL,
     ) -> None:
         self.argv = list(argv)
         self.log = log
@@ -76,7 +75,7 @@ class Child:
             self.proc = subprocess.Popen(
                 self.argv,
                 env=env,
-                stdin=stdin,
+                stdin=subprocess.DEVNULL,
                 stdout=subprocess.PIPE,
                 stderr=subprocess.PIPE,
                 start_new_session=True,
@@ -105,11 +104,6 @@ class Child:
                 self._seen.notify_all()
         with self._seen:
             self._seen.notify_all()
-
-    @property
-    def pid(self) -> int:
-        """The process id."""
-        return self.proc.pid
 
     def running(self) -> bool:
         """Has it not exited yet?"""

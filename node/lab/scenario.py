@@ -64,7 +64,8 @@ class Settings:
 SETTINGS_HELP: Final = {
     "name": "what the run is called (in the report)",
     "description": "a sentence for people",
-    "seed": "seeds every random choice of the run (which hub `any` is, record contents)",
+    "seed": "seeds every random choice of the run (which hub `any` is, record contents); "
+    "a background publisher makes the order of choices depend on timing",
     "connect_within": "seconds within which a (re)started hub must have a ready link to "
     "every running member",
     "converge_within": "seconds after the last event within which every running hub must "
