@@ -112,11 +112,23 @@ def parse_line(hub: str, stored: str) -> LogEvent | None:
 
 
 def read_events(hub: str, path: Path) -> Iterator[LogEvent]:
-    """Every event in a stored log file (none if it does not exist yet)."""
+    """Every event in a stored log file (none if it does not exist yet).
+
+    A traceback belongs to the log record just before it: one that libp2p logged with
+    its exception (a connection added while its service stops) is libp2p's noise.
+    """
     if not path.exists():
         return
+    logger = ""
     with path.open(encoding="utf-8", errors="replace") as lines:
         for line in lines:
+            _, _, text = line.partition(" ")
+            record = _LEVEL.match(text)
+            if record is not None:
+                logger = record["logger"]
             event = parse_line(hub, line)
-            if event is not None:
-                yield event
+            if event is None:
+                continue
+            if event.kind is Kind.TRACEBACK and logger and not logger.startswith("craftnet"):
+                continue
+            yield event

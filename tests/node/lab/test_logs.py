@@ -141,3 +141,18 @@ def test_a_log_file_reads_as_events_in_order(tmp_path: Path) -> None:
     )
     events = list(read_events("lisbon", log))
     assert [(e.at, e.kind) for e in events] == [(2.0, Kind.BAN)]
+
+
+def test_a_traceback_belongs_to_the_record_before_it(tmp_path: Path) -> None:
+    log = tmp_path / "serve.log"
+    lines = [
+        "2031-05-04 12:00:00,123 WARNING libp2p.network.swarm: add_conn failed",
+        "Traceback (most recent call last):",
+        "LifecycleError: Cannot schedule task after service has stopped",
+        "2031-05-04 12:00:01,123 ERROR craftnet.p2p: the engine refused DataReceived",
+        "Traceback (most recent call last):",
+        "Traceback (most recent call last):",  # uncaught, after craftnet's record
+    ]
+    log.write_text("".join(stamp(float(i), line) + "\n" for i, line in enumerate(lines)))
+    kinds = [(e.at, e.kind) for e in read_events("lisbon", log)]
+    assert kinds == [(3.0, Kind.ERROR), (4.0, Kind.TRACEBACK), (5.0, Kind.TRACEBACK)]
