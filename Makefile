@@ -9,7 +9,7 @@ STAMP_FUZZ := $(VENV)/.installed-fuzz
 ASSETS := node/web/assets
 ASSETS_STAMP := $(ASSETS)/node_modules/.package-lock.json
 
-.PHONY: run test bench lint clean browser assets fuzz
+.PHONY: run test bench lab lint clean browser assets fuzz
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -60,6 +60,11 @@ fuzz: $(STAMP_FUZZ)
 
 bench: $(STAMP_TEST)
 	$(BIN)/python -m pytest -q -s tests/bench -p no:cacheprovider
+
+# The long lab run (docs/lab.md): 10 real hubs, >= 100 restarts; tens of minutes.
+LAB_OUT ?= build/lab-$(shell date +%Y%m%d-%H%M%S)
+lab: $(STAMP_RUN)
+	$(BIN)/craftnet lab run long --out $(LAB_OUT)
 
 # mypy --strict checks all six packages and the root (errors, tomlcheck). It cannot
 # follow the editable install's import hook, so it checks a tree of symlinks laid out as

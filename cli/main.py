@@ -18,6 +18,8 @@ from __future__ import annotations
 import importlib
 import importlib.util
 import json
+import logging
+import os
 import re
 import sys
 import traceback
@@ -73,6 +75,26 @@ def hoist_global_options(argv: Sequence[str]) -> list[str]:
     return front + rest
 
 
+LOG_ENV = "CRAFTNET_LOG"
+LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
+
+
+def configure_logging() -> None:
+    """Log to stderr at the level named by ``CRAFTNET_LOG`` (``INFO``, ``DEBUG``, ...).
+
+    Unset, Python's default stays: warnings and errors, message only. The lab
+    (docs/lab.md) and operators set it to read a hub's refusals and disconnects.
+    """
+    level = os.environ.get(LOG_ENV, "").strip().upper()
+    if not level:
+        return
+    if not isinstance(logging.getLevelName(level), int):
+        raise click.UsageError(
+            f"{LOG_ENV}={level!r} is not a log level (DEBUG, INFO, WARNING, ERROR)"
+        )
+    logging.basicConfig(level=level, format=LOG_FORMAT, stream=sys.stderr)
+
+
 class CraftnetGroup(click.Group):
     """The top-level group; its ``main`` applies craftnet's error rules (also under CliRunner)."""
 
@@ -122,6 +144,7 @@ class CraftnetGroup(click.Group):
 @click.pass_context
 def cli(ctx: click.Context, home: Path | None, as_json: bool, debug: bool) -> None:
     """craftnet: the Digital Craft Archive of community fabrication hubs."""
+    configure_logging()
     app = App(home if home is not None else default_home(), as_json, debug)
     ctx.obj = app
     ctx.call_on_close(app.close)
@@ -132,7 +155,7 @@ for module in (keys, files, records, bundles, maintenance, serve):
         cli.add_command(command)
 
 # The alliance and network commands (issue 4's networking part).
-for module_name in ("craftnet.cli.alliance", "craftnet.cli.net"):
+for module_name in ("craftnet.cli.alliance", "craftnet.cli.net", "craftnet.cli.lab"):
     for command in importlib.import_module(module_name).COMMANDS:
         cli.add_command(command)
 
