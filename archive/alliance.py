@@ -18,18 +18,18 @@ import base64
 import binascii
 import contextlib
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any, Final
 
 from craftnet.archive import codec
 from craftnet.archive.cid import Cid
 from craftnet.archive.errors import ArchiveError
 from craftnet.archive.hlc import HybridClock, pack
-from craftnet.archive.index import get_record, ingest_records, publish
+from craftnet.archive.index import get_record, ingest_records, publish, records_of_type
 from craftnet.archive.key_facts import key_facts, key_history
 from craftnet.archive.records import Record
 from craftnet.archive.schemas import validate_record
-from craftnet.archive.store import ReadTxn, Store, prefix_end
+from craftnet.archive.store import Store
 from craftnet.identity.errors import IdentityError
 from craftnet.identity.keys import PrivateKey
 from craftnet.identity.membership import (
@@ -97,12 +97,6 @@ def revocation_of(record: Record) -> MemberRevocation:
     )
 
 
-def _records_of_type(txn: ReadTxn, rtype: str) -> Iterator[Record]:
-    prefix = rtype.encode() + b"\x00"
-    for key, _ in txn.iterate("rec_type", prefix, prefix_end(prefix)):
-        yield get_record(txn, Cid.from_bytes(key[len(prefix) + 8 :]))
-
-
 def load_membership(store: Store, alliance: str) -> Membership:
     """The alliance ``alliance`` (its genesis CID) as this hub's store knows it."""
     try:
@@ -118,12 +112,12 @@ def load_membership(store: Store, alliance: str) -> Membership:
                 "join with an invitation token first"
             ) from exc
         facts: list[Certificate | MemberRevocation] = []
-        for record in _records_of_type(txn, CERT_TYPE):
+        for record in records_of_type(txn, CERT_TYPE):
             try:
                 facts.append(certificate_of(record))
             except (MembershipError, KeyError, ValueError):
                 continue  # a malformed certificate admits nobody
-        for record in _records_of_type(txn, REVOKE_TYPE):
+        for record in records_of_type(txn, REVOKE_TYPE):
             try:
                 facts.append(revocation_of(record))
             except (MembershipError, KeyError, ValueError):
@@ -329,7 +323,7 @@ def membership_proof(
     seen: set[str] = set()
     with store.read() as txn:
         by_member: dict[str, list[Record]] = {}
-        for record in _records_of_type(txn, CERT_TYPE):
+        for record in records_of_type(txn, CERT_TYPE):
             member = record.body.get("member")
             if isinstance(member, str):
                 by_member.setdefault(member, []).append(record)

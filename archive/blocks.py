@@ -4,37 +4,82 @@ A block is stored under its CID's bytes in the ``blocks`` database and is checke
 against that CID before it is written, so the store never holds bytes that do not
 match their name. A pin (``pins`` database) keeps a block, and everything it links to,
 safe from garbage collection; it carries a name and the time it was made.
+
+Code outside archive/ reads and writes blocks only through these functions (and
+:class:`StoreBlockSource`, the engine's view of a store's blocks), never by table name.
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
-from typing import Final
+from typing import Final, Literal
 
 from craftnet.archive import codec
 from craftnet.archive.cid import RAW, Cid
 from craftnet.archive.errors import ArchiveError, IntegrityError, NotFound
-from craftnet.archive.store import ReadTxn, WriteTxn
+from craftnet.archive.store import ReadTxn, Store, WriteTxn
 
 MAX_BLOCK_SIZE: Final = codec.MAX_BLOCK_SIZE
 MAX_PIN_NAME: Final = 255
 
 
-def put_block(txn: WriteTxn, cid: Cid, data: bytes) -> bool:
-    """Store ``data`` under ``cid`` after checking it hashes to it; return whether it is new."""
+def put_block(txn: WriteTxn, cid: Cid, data: bytes, *, verified: bool = False) -> bool:
+    """Store ``data`` under ``cid`` after checking it hashes to it; return whether it is new.
+
+    ``verified=True`` skips hashing for bytes the caller has just checked against
+    ``cid`` itself (the block exchange checks every block it receives).
+    """
     if len(data) > MAX_BLOCK_SIZE:
         raise IntegrityError(
             f"block {cid} is {len(data)} bytes; blocks are at most {MAX_BLOCK_SIZE} bytes"
         )
-    if not cid.verify(data):
+    if not verified and not cid.verify(data):
         raise IntegrityError(f"the bytes given for block {cid} do not hash to that CID")
     key = cid.bytes
     if txn.has("blocks", key):
         return False  # same CID, same bytes: writing again would only cost I/O
     txn.put("blocks", key, bytes(data))
     return True
+
+
+def put_or_repair(txn: WriteTxn, cid: Cid, data: bytes) -> Literal["new", "repaired", "kept"]:
+    """Store a copy of ``cid`` that hashes to it, replacing a damaged stored copy.
+
+    :func:`put_block` keeps whatever is stored under a CID it has; a block damaged on
+    disk then stays damaged whatever good copies arrive. Here the stored bytes are
+    compared with the verified ones (a plain comparison, cheaper than hashing them
+    again): a CID names exactly one byte string, so a stored copy that differs is damaged
+    and is replaced. Returns ``"new"``, ``"repaired"`` or ``"kept"``.
+    """
+    if len(data) > MAX_BLOCK_SIZE:
+        raise IntegrityError(
+            f"block {cid} is {len(data)} bytes; blocks are at most {MAX_BLOCK_SIZE} bytes"
+        )
+    if not cid.verify(data):
+        raise IntegrityError(f"the bytes given for block {cid} do not hash to that CID")
+    stored = txn.get("blocks", cid.bytes)
+    if stored is not None and stored == data:
+        return "kept"
+    txn.put("blocks", cid.bytes, bytes(data))
+    return "new" if stored is None else "repaired"
+
+
+def remove_damaged(txn: WriteTxn, cids: Iterable[Cid]) -> list[Cid]:
+    """Delete the stored blocks among ``cids`` whose bytes do not hash to their CID.
+
+    Each is checked again inside this transaction, so a block repaired meanwhile is
+    kept. Returns the CIDs removed; whatever links to them now finds them missing, and a
+    good copy from a bundle or a peer is then stored as new.
+    """
+    removed = []
+    for cid in cids:
+        stored = txn.get("blocks", cid.bytes)
+        if stored is not None and not cid.verify(stored):
+            txn.delete("blocks", cid.bytes)
+            removed.append(cid)
+    return removed
 
 
 def put_raw(txn: WriteTxn, data: bytes, codec_: int = RAW) -> Cid:
@@ -57,9 +102,35 @@ def get_block(txn: ReadTxn, cid: Cid, *, verify: bool = False) -> bytes:
     return data
 
 
+def find_block(txn: ReadTxn, cid: Cid) -> bytes | None:
+    """The bytes of ``cid``, or ``None`` if it is not stored (not checked against the CID)."""
+    return txn.get("blocks", cid.bytes)
+
+
 def has_block(txn: ReadTxn, cid: Cid) -> bool:
     """Tell whether the block ``cid`` is stored."""
     return txn.has("blocks", cid.bytes)
+
+
+class StoreBlockSource:
+    """A store's blocks as the sync engine reads them (``protocol.blocks.BlockSource``).
+
+    Each call reads its own snapshot: the engine asks one block at a time, between
+    writes that other threads and processes make.
+    """
+
+    def __init__(self, store: Store) -> None:
+        self.store = store
+
+    def has_block(self, cid: Cid) -> bool:
+        """Tell whether the block is stored."""
+        with self.store.read() as txn:
+            return has_block(txn, cid)
+
+    def get_block(self, cid: Cid) -> bytes | None:
+        """The block's bytes, or None."""
+        with self.store.read() as txn:
+            return find_block(txn, cid)
 
 
 @dataclass(frozen=True, slots=True)

@@ -7,19 +7,21 @@ a USB stick.
 
 Import trusts nothing. Every block is checked against its CID, every record's
 signature and schema is checked, every file node must be well-formed, and the roots
-the header names must be in the bundle. Checked blocks are staged in a temporary spill
-file (never all in memory: a bundle can be many gigabytes); only when the whole bundle
-has passed is anything written. Then blocks are committed in batches and the records,
-their indexes and the pins go in one final transaction, so an import cut short by a
-crash leaves at most unreferenced blocks, which garbage collection removes — the same
-rule as adding a file.
+the header names must be in the bundle. Checked blocks stay where they are in the
+bundle file and are read from it again at commit (a bundle from a pipe is copied aside,
+to memory or a spill file: never all in memory, as a bundle can be many gigabytes);
+only when the whole bundle has passed is anything written. Then blocks are committed
+in batches and the records, their indexes and the pins go in one final transaction,
+so an import cut short by a crash leaves at most unreferenced blocks, which garbage
+collection removes — the same rule as adding a file.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 import tempfile
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Container, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any, Final, Literal
@@ -29,17 +31,27 @@ from craftnet.archive.car import CarReader, Section, write_header, write_section
 from craftnet.archive.cid import DAG_CBOR, Cid
 from craftnet.archive.crdt.causal import verified_op
 from craftnet.archive.crdt.documents import Documents
+from craftnet.archive.crdt.errors import BadOpSignature
 from craftnet.archive.crdt.ops import GENESIS_TYPE, OP_TYPE
 from craftnet.archive.errors import BundleError, NotFound
 from craftnet.archive.key_facts import key_facts
-from craftnet.archive.recon_index import ReconIndex, item_key
-from craftnet.archive.records import ENVELOPE_KEYS, Record
+from craftnet.archive.records import ENVELOPE_KEYS, Record, verify_records
 from craftnet.archive.store import ReadTxn, Store, WriteTxn
 from craftnet.errors import CraftnetError
 
 # Blocks are committed in transactions of about this many bytes, so that one
 # transaction never has to hold a multi-gigabyte bundle.
 COMMIT_BATCH_BYTES: Final = 32 * 1024 * 1024
+# A bundle read from a pipe is copied aside while it is checked: in memory up to this
+# size, then to a spill file.
+SPILL_IN_MEMORY: Final = 32 * 1024 * 1024
+# Records whose signatures are checked together: enough for the worker processes to pay
+# (identity.batch), few enough to hold while the bundle streams past.
+SIGNATURE_BATCH: Final = 2000
+SIGNATURE_BATCH_BYTES: Final = 16 * 1024 * 1024
+# Checked records kept parsed for the commit, up to this many bytes of blocks; the rest
+# are read back and parsed again there.
+KEEP_RECORDS_BYTES: Final = 16 * 1024 * 1024
 
 ProgressFn = Callable[[int], None]
 # What a checked block is: a signed record, a CRDT document record, or anything else
@@ -80,6 +92,7 @@ class ImportReport:
     new_blocks: int  # blocks the store did not have before
     new_records: int  # records the store did not have before
     duplicates: int = 0  # sections repeating a CID already seen in the same bundle
+    repaired: int = 0  # blocks stored damaged here, replaced by the bundle's good copy
     record_cids: tuple[Cid, ...] = field(default=(), repr=False)
 
     def as_dict(self) -> dict[str, Any]:
@@ -92,6 +105,7 @@ class ImportReport:
             "new_blocks": self.new_blocks,
             "new_records": self.new_records,
             "duplicates": self.duplicates,
+            "repaired": self.repaired,
         }
 
 
@@ -169,12 +183,15 @@ def _is_record(value: Any) -> bool:
 
 @dataclass(slots=True)
 class _Staged:
-    """Where a checked block sits in the spill file."""
+    """Where a checked block sits in the bundle file (or the spill file)."""
 
     cid: Cid
     offset: int
     length: int
     kind: BlockKind
+    # A record kept as checked (while the import's budget for them lasts), so that the
+    # commit need not read and parse it again; it never left this process's memory.
+    record: Record | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -193,32 +210,73 @@ def check_block(section: Section) -> Checked:
     signature and match its type's schema (a document operation must also parse as
     one); a file node or file part must be well-formed, and its chunks must arrive too.
     """
+    return _check_block(section, defer_signature=False)[0]
+
+
+def _check_block(section: Section, *, defer_signature: bool) -> tuple[Checked, Record | None]:
+    """:func:`check_block`, optionally leaving a record's signature to the caller (who
+    gets the record back to check it with others)."""
     if len(section.data) > blocks.MAX_BLOCK_SIZE:
         raise BundleError(
             f"{section.where()}: {len(section.data)} bytes is over the "
             f"{blocks.MAX_BLOCK_SIZE}-byte block limit of the store"
         )
     if section.cid.codec != DAG_CBOR:
-        return Checked("block")
+        return Checked("block"), None
     value = codec.decode(section.data, max_size=max(len(section.data), 1))
     if isinstance(value, dict) and "sig" in value and "author" in value:
-        record = Record.from_block(section.data, section.cid)
+        record = Record.from_decoded(value, section.data)  # the reader checked the CID
+        deferred = record if defer_signature else None
         if record.type in DOCUMENT_TYPES:
-            verified_op(record)  # parses the operation and checks the signature
-            return Checked("document")
-        record.verify()
-        schemas.validate_record(record)
-        return Checked("record")
+            verified_op(record, verify=not defer_signature)  # parses it as an operation
+            return Checked("document"), deferred
+        if not defer_signature:
+            record.verify()
+        try:
+            schemas.validate_record(record)
+        except CraftnetError:
+            if defer_signature:
+                record.verify()  # a bad signature is the first thing wrong with it
+            raise
+        return Checked("record"), deferred
     kind = value.get("type") if isinstance(value, dict) else None
     if kind == files.FILE_TYPE:
         info = files.parse_file_node(section.cid, section.data)
-        return Checked("block", tuple(ref.cid for ref in info.chunks))
+        return Checked("block", tuple(ref.cid for ref in info.chunks)), None
     if kind == files.PART_TYPE:
         # The size a part holds is claimed by its file node, which may come later in
         # the bundle or be here already; the part itself is checked for shape.
         parsed = files.parse_file_part(files.ChunkRef(section.cid, _sizes(value)), section.data)
-        return Checked("block", tuple(ref.cid for ref in parsed))
-    return Checked("block")
+        return Checked("block", tuple(ref.cid for ref in parsed)), None
+    return Checked("block"), None
+
+
+class _Signatures:
+    """The signatures of a bundle's records, checked in batches (on every core when a
+    batch is big, see :mod:`craftnet.identity.batch`) and reported in bundle order."""
+
+    def __init__(self) -> None:
+        self._pending: list[tuple[Callable[[], str], Record, bool]] = []
+        self._bytes = 0
+
+    def add(self, where: Callable[[], str], record: Record, document: bool) -> None:
+        """Queue ``record`` (``where`` tells where it is, for an error message)."""
+        self._pending.append((where, record, document))
+        self._bytes += len(record.block)
+        if len(self._pending) >= SIGNATURE_BATCH or self._bytes >= SIGNATURE_BATCH_BYTES:
+            self.check()
+
+    def check(self) -> None:
+        """Check what is pending; raise :class:`BundleError` for the first bad one."""
+        pending, self._pending, self._bytes = self._pending, [], 0
+        errors = verify_records([record for _, record, _ in pending])
+        for (where, record, document), error in zip(pending, errors, strict=True):
+            if error is None:
+                continue
+            problem: CraftnetError = error
+            if document:
+                problem = BadOpSignature(f"operation {record.cid} is not validly signed: {error}")
+            raise BundleError(f"{where()}: {problem}") from problem
 
 
 def _sizes(value: dict[str, Any]) -> int:
@@ -239,48 +297,79 @@ def import_car(
 
     Raises :class:`BundleError` naming the bad block (its index in the file, its CID,
     its byte offset) and the reason. ``on_progress`` is called with the number of
-    bytes read so far. The spill file lives in ``spill_dir`` (default: the system's
-    temporary directory) and is removed when the import ends.
+    bytes read so far. A stream that cannot seek (a pipe) is copied aside while it is
+    checked, in memory up to :data:`SPILL_IN_MEMORY` and then in a spill file in
+    ``spill_dir`` (default: the system's temporary directory), removed when the import
+    ends.
     """
+    base = _file_offset(stream)
     reader = CarReader(stream)
-    with tempfile.TemporaryFile(dir=spill_dir, prefix="craftnet-import-") as spill:
+    # A bundle in a file is staged where it lies: blocks are read back from it at commit
+    # (and checked against their CIDs again). Only a stream that cannot be read twice
+    # (a pipe) is copied, to memory up to SPILL_IN_MEMORY and to a spill file beyond.
+    spilling = base is None
+    with (
+        tempfile.SpooledTemporaryFile(
+            max_size=SPILL_IN_MEMORY,
+            dir=None if spill_dir is None else os.fspath(spill_dir),
+            prefix="craftnet-import-",
+        )
+        if spilling
+        else contextlib.nullcontext(stream)
+    ) as spill:
         staged: dict[bytes, _Staged] = {}
         needs: dict[bytes, str] = {}  # chunk CID -> where the file node that lists it is
         duplicates = records = 0
         spill_pos = 0
         count = 0
-        for section in reader:
-            count += 1
-            if on_progress is not None:
-                on_progress(reader.position)
-            if section.cid.bytes in staged:
-                duplicates += 1
-                continue
-            try:
-                checked = check_block(section)
-            except BundleError:
-                raise
-            except CraftnetError as exc:
-                raise BundleError(f"{section.where()}: {exc}") from exc
-            spill.write(section.data)
-            staged[section.cid.bytes] = _Staged(
-                section.cid, spill_pos, len(section.data), checked.kind
-            )
-            spill_pos += len(section.data)
-            if checked.kind != "block":
-                records += 1
-            if checked.needs:
-                where = section.where()
-                for needed in checked.needs:
-                    needs.setdefault(needed.bytes, where)
-        absent = [root for root in reader.roots if root.bytes not in staged]
-        if absent:
-            raise BundleError(
-                f"the header names root {absent[0]} but the bundle does not contain it"
-                + (f" (and {len(absent) - 1} more)" if len(absent) > 1 else "")
-            )
+        signatures = _Signatures()
+        kept_bytes = 0
+        try:
+            for section in reader:
+                count += 1
+                if on_progress is not None:
+                    on_progress(reader.position)
+                if section.cid.bytes in staged:
+                    duplicates += 1
+                    continue
+                try:
+                    checked, record = _check_block(section, defer_signature=True)
+                except BundleError:
+                    raise
+                except CraftnetError as exc:
+                    raise BundleError(f"{section.where()}: {exc}") from exc
+                if record is not None:
+                    signatures.add(section.where, record, checked.kind == "document")
+                if spilling:
+                    spill.write(section.data)
+                    at = spill_pos
+                    spill_pos += len(section.data)
+                else:
+                    assert base is not None
+                    at = base + reader.position - len(section.data)
+                keep = record is not None and kept_bytes + len(section.data) <= KEEP_RECORDS_BYTES
+                if keep:
+                    kept_bytes += len(section.data)
+                staged[section.cid.bytes] = _Staged(
+                    section.cid, at, len(section.data), checked.kind, record if keep else None
+                )
+                if checked.kind != "block":
+                    records += 1
+                if checked.needs:
+                    where = section.where()
+                    for needed in checked.needs:
+                        needs.setdefault(needed.bytes, where)
+        except CraftnetError:
+            signatures.check()  # a bad signature earlier in the bundle is named first
+            raise
+        signatures.check()
+        require_roots(reader.roots, staged)
         _check_complete(store, staged, needs)
-        new_blocks, new_records, record_cids = _commit(store, spill, staged, reader.roots)
+        new_blocks, new_records, repaired, record_cids = _commit(
+            store, spill, staged, reader.roots
+        )
+        if base is not None:
+            stream.seek(base + reader.position)  # where reading the bundle left it
     return ImportReport(
         roots=reader.roots,
         blocks=count,
@@ -289,8 +378,19 @@ def import_car(
         new_blocks=new_blocks,
         new_records=new_records,
         duplicates=duplicates,
+        repaired=repaired,
         record_cids=record_cids,
     )
+
+
+def require_roots(roots: Sequence[Cid], staged: Container[bytes]) -> None:
+    """Every root the header names must be in the bundle (``staged``: CIDs as bytes)."""
+    absent = [root for root in roots if root.bytes not in staged]
+    if absent:
+        raise BundleError(
+            f"the header names root {absent[0]} but the bundle does not contain it"
+            + (f" (and {len(absent) - 1} more)" if len(absent) > 1 else "")
+        )
 
 
 def _check_complete(
@@ -310,74 +410,116 @@ def _check_complete(
                 )
 
 
+def _file_offset(stream: IO[bytes]) -> int | None:
+    """Where a stream that can be read again stands now, or None (a pipe, a socket)."""
+    try:
+        if not stream.seekable():
+            return None
+        return stream.tell()
+    except (OSError, ValueError, AttributeError):
+        return None
+
+
 def _staged_length(item: _Staged) -> int:
     return item.length
 
 
 def _read_staged(spill: IO[bytes], item: _Staged) -> bytes:
-    # The spill file is ours, but a disk can still fail between write and read: every
-    # reader of the copy checks it against the CID again (put_block, from_block).
+    # The bundle (or the spill file) may change or fail between the check and the
+    # commit: every reader of what is read back checks it against the CID again
+    # (put_block, from_block).
     spill.seek(item.offset)
     data = spill.read(item.length)
     if len(data) != item.length:
-        raise BundleError(f"staged copy of {item.cid} is cut short on disk")
+        raise BundleError(f"staged copy of {item.cid} is cut short (did the bundle change?)")
     return data
 
 
 def _commit(
     store: Store, spill: IO[bytes], staged: dict[bytes, _Staged], roots: Sequence[Cid]
-) -> tuple[int, int, tuple[Cid, ...]]:
+) -> tuple[int, int, int, tuple[Cid, ...]]:
     """Write the checked blocks: plain blocks in batches, then records, indexes and pins.
 
     Document operations go last, through :class:`Documents`, which keeps each
-    document's merged state in the same transaction as its operation records.
+    document's merged state in the same transaction as its operation records. A block
+    this store holds damaged is replaced by the bundle's verified copy (counted in
+    ``repaired``, the third value returned).
     """
-    new_blocks = 0
+    new_blocks = repaired = 0
     session = os.urandom(files.SESSION_LEN)
     plain = [item for item in staged.values() if item.kind == "block"]
     for batch in files.batches_by_size(plain, _staged_length, COMMIT_BATCH_BYTES):
         payload = [(item.cid, _read_staged(spill, item)) for item in batch]
 
-        def put_batch(txn: WriteTxn, payload: list[tuple[Cid, bytes]] = payload) -> int:
+        def put_batch(txn: WriteTxn, payload: list[tuple[Cid, bytes]] = payload) -> list[str]:
             files.stage_blocks(txn, session, (cid.bytes for cid, _ in payload))
-            return sum(blocks.put_block(txn, cid, data) for cid, data in payload)
+            return [blocks.put_or_repair(txn, cid, data) for cid, data in payload]
 
         # Not flushed one by one: the final, durable commit of the records flushes them,
         # and a power cut before it loses only blocks nothing refers to yet.
-        new_blocks += store.transact(put_batch, durable=False)
+        outcomes = store.transact(put_batch, durable=False)
+        new_blocks += outcomes.count("new")
+        repaired += outcomes.count("repaired")
 
     record_items = [item for item in staged.values() if item.kind == "record"]
     document_items = [item for item in staged.values() if item.kind == "document"]
     record_set = {item.cid.bytes for item in (*record_items, *document_items)}
     pin_roots = [root for root in roots if root.bytes not in record_set]
 
-    def put_records(txn: WriteTxn) -> tuple[int, int]:
+    def put_records(txn: WriteTxn) -> tuple[int, int, int]:
         before = txn.count("blocks")
-        added = 0
-        # Records are read back one at a time, so a bundle of many records never sits
-        # in memory whole. Signatures and schemas were checked while staging.
-        recon = ReconIndex()
-        for item in record_items:
-            record = Record.from_block(_read_staged(spill, item), item.cid)
-            if index.put_record(txn, record):
-                added += 1
-                # Keep the reconciliation index in step, as the node does for gossip.
-                recon.add(txn, item_key(record.ts, record.cid))
+        # Records past the budget kept parsed are read back one at a time, so a bundle
+        # of many records never sits in memory whole. Signatures and schemas were
+        # checked while staging; put_many keeps the reconcile index and the feed.
+        records_in = (
+            item.record or Record.from_block(_read_staged(spill, item), item.cid)
+            for item in record_items
+        )
+        new = index.put_many(txn, records_in)
+        # A record this hub holds may have had its block damaged: the bundle's copy heals it.
+        fixed = sum(
+            blocks.put_or_repair(
+                txn, item.cid, item.record.block if item.record else _read_staged(spill, item)
+            )
+            == "repaired"
+            for item, added in zip(record_items, new, strict=True)
+            if not added
+        )
+        added = sum(new)
         for root in pin_roots:
             if blocks.get_pin(txn, root) is None:  # keep the name of an existing pin
                 blocks.pin(txn, root, "import")
         files.clear_stage(txn, session)
-        return added, txn.count("blocks") - before
+        return added, txn.count("blocks") - before, fixed
 
-    new_records, record_blocks = store.transact(put_records)
+    new_records, record_blocks, fixed = store.transact(put_records)
+    repaired += fixed
     operations = [
-        Record.from_block(_read_staged(spill, item), item.cid) for item in document_items
+        item.record or Record.from_block(_read_staged(spill, item), item.cid)
+        for item in document_items
     ]
     if operations:
         with store.read() as txn:
             known = sum(index.has_record(txn, record.cid) for record in operations)
+
+        def repair_known(txn: WriteTxn) -> int:
+            outcomes = (
+                blocks.put_or_repair(txn, op.cid, op.block)
+                for op in operations
+                if index.has_record(txn, op.cid)
+            )
+            return sum(outcome == "repaired" for outcome in outcomes)
+
+        repaired += store.transact(repair_known) if known else 0
         Documents(store).ingest(operations, verify=False)
         new_records += len(operations) - known
         record_blocks += len(operations) - known
     cids = tuple(item.cid for item in (*record_items, *document_items))
-    return new_blocks + record_blocks, new_records, cids
+    return new_blocks + record_blocks, new_records, repaired, cids
+
+
+# For importers that stage blocks their own way (archive.receive: resumable imports and
+# split bundles), the same staged form and commit.
+Staged = _Staged
+commit_staged = _commit
+read_staged = _read_staged

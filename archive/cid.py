@@ -13,6 +13,7 @@ from typing import Final
 
 import blake3
 
+from craftnet.archive import varint
 from craftnet.archive.errors import CidError
 
 DAG_CBOR: Final = 0x71
@@ -20,6 +21,22 @@ RAW: Final = 0x55
 BLAKE3_CODE: Final = 0x1E
 DIGEST_SIZE: Final = 32
 CODEC_NAMES: Final = {DAG_CBOR: "dag-cbor", RAW: "raw"}
+# Names of multicodecs a foreign CID (an IPFS export, say) is likely to use, so that a
+# refusal says what it saw.
+FOREIGN_CODECS: Final = {
+    0x55: "raw",
+    0x70: "dag-pb",
+    0x71: "dag-cbor",
+    0x0129: "dag-json",
+    0x0200: "json",
+    0x51: "cbor",
+}
+FOREIGN_HASHES: Final = {
+    0x12: "sha2-256",
+    0x13: "sha2-512",
+    0x1E: "blake3",
+    0xB220: "blake2b-256",
+}
 # version, codec, hash code and digest length are each one varint byte for our values.
 _PREFIXES: Final = {
     DAG_CBOR: bytes([0x01, DAG_CBOR, BLAKE3_CODE, DIGEST_SIZE]),
@@ -27,6 +44,11 @@ _PREFIXES: Final = {
 }
 _VALID_PREFIXES: Final = frozenset(_PREFIXES.values())
 CID_BYTES_LEN: Final = 4 + DIGEST_SIZE
+_new_object: Final = object.__new__
+_set_attribute: Final = object.__setattr__
+# "b" and the unpadded base32 of the 36 bytes: every CID craftnet accepts is this long,
+# so anything else is refused before it is decoded.
+CID_TEXT_LEN: Final = 1 + (CID_BYTES_LEN * 8 + 4) // 5
 
 
 class Cid:
@@ -55,34 +77,45 @@ class Cid:
     def from_bytes(cls, raw: bytes | bytearray | memoryview) -> Cid:
         """Parse the binary form of a CID (as inside tag 42 or a CAR section)."""
         raw = bytes(raw)
-        if len(raw) != CID_BYTES_LEN:
-            raise CidError(f"a CID is {CID_BYTES_LEN} bytes here, got {len(raw)}")
-        if raw[:4] not in _VALID_PREFIXES:
-            if raw[0] != 0x01:
-                raise CidError("only CIDv1 is supported")
-            raise CidError(
-                f"unsupported CID prefix {raw[:4].hex()}; expected dag-cbor/raw with BLAKE3-256"
-            )
+        if len(raw) != CID_BYTES_LEN or raw[:4] not in _VALID_PREFIXES:
+            raise CidError(why_unsupported(raw))
         # Every link in every decoded block comes through here: skip __init__'s re-checks.
         cid = object.__new__(cls)
         object.__setattr__(cid, "_bytes", raw)
         return cid
 
     @classmethod
+    def from_link(cls, raw: builtins.bytes) -> Cid | None:
+        """The CID in a tag-42 payload (``0x00`` + binary CID), or None if it is not one
+        :meth:`from_bytes` accepts (call it for the reason).
+
+        The decoder meets a link in nearly every block; this is its short path.
+        """
+        if len(raw) != CID_BYTES_LEN + 1 or raw[1:5] not in _VALID_PREFIXES:
+            return None
+        cid = _new_object(cls)
+        _set_attribute(cid, "_bytes", raw[1:])
+        return cid
+
+    @classmethod
     def parse(cls, text: str) -> Cid:
         """Parse the base32 text form (``b...``); anything else is rejected."""
         if not isinstance(text, str) or not text.startswith("b"):
-            raise CidError(f"not a base32 CIDv1 (must start with 'b'): {text!r:.80}")
+            raise CidError(f"not a base32 CIDv1 (must start with 'b'): {_shown(text)}")
+        if len(text) != CID_TEXT_LEN:
+            raise CidError(
+                f"a CID is {CID_TEXT_LEN} characters here, got {len(text)}: {_shown(text)}"
+            )
         body = text[1:]
         if body != body.lower() or not body.isascii():
-            raise CidError(f"a CID is lower-case base32: {text!r:.80}")
+            raise CidError(f"a CID is lower-case base32: {_shown(text)}")
         try:
             raw = base64.b32decode(body.upper() + "=" * (-len(body) % 8))
         except ValueError as exc:
-            raise CidError(f"not valid base32: {text!r:.80}") from exc
+            raise CidError(f"not valid base32: {_shown(text)}") from exc
         cid = cls.from_bytes(raw)
         if str(cid) != text:
-            raise CidError(f"non-canonical base32 in CID: {text!r:.80}")
+            raise CidError(f"non-canonical base32 in CID: {_shown(text)}")
         return cid
 
     @property
@@ -126,3 +159,46 @@ class Cid:
 
     def __reduce__(self) -> tuple[object, tuple[builtins.bytes]]:
         return (Cid.from_bytes, (self._bytes,))
+
+
+def why_unsupported(raw: bytes) -> str:
+    """Say why the binary CID ``raw`` is not one craftnet accepts (version, codec, hash, size).
+
+    Only the four leading varints are read, each at most 9 bytes, so the work is bounded
+    whatever ``raw`` holds.
+    """
+    if raw[:2] == b"\x12\x20":
+        return "a CIDv0 (dag-pb, sha2-256) is not supported; craftnet uses CIDv1"
+    fields: list[int] = []
+    pos = 0
+    try:
+        while len(fields) < 4:
+            got = varint.decode_varint(raw, pos, what="CID prefix")
+            if got is None:
+                return "the CID is cut short inside its prefix"
+            fields.append(got[0])
+            pos = got[1]
+    except varint.VarintError as exc:
+        return f"not a CID: {exc}"
+    version, codec, hash_code, size = fields
+    if version != 1:
+        return f"CID version {version} is not supported; craftnet uses CIDv1"
+    if codec not in CODEC_NAMES:
+        name = FOREIGN_CODECS.get(codec, "unknown")
+        return f"CID codec 0x{codec:x} ({name}) is not supported; expected dag-cbor or raw"
+    if hash_code != BLAKE3_CODE:
+        name = FOREIGN_HASHES.get(hash_code, "unknown")
+        return (
+            f"CID hash 0x{hash_code:x} ({name}) is not supported; craftnet's CIDs use "
+            "BLAKE3-256 (0x1e)"
+        )
+    if size != DIGEST_SIZE:
+        return f"CID digest is {size} bytes; BLAKE3-256 digests are 32"
+    if len(raw) < CID_BYTES_LEN:
+        return f"the CID ends after {len(raw)} of its {CID_BYTES_LEN} bytes"
+    return f"a CID is {CID_BYTES_LEN} bytes here, got {len(raw)}"
+
+
+def _shown(value: object) -> str:
+    """The start of ``value`` for a message, cut before ``repr`` so a huge string costs nothing."""
+    return repr(value[:80] if isinstance(value, str | bytes) else value)[:80]

@@ -31,28 +31,56 @@ _LINK_TAG: Final = 42
 Value = Any  # a DAG-CBOR value; see the module docstring for what it may hold
 
 
+# Canonical key order of the key tuples met so far (records, file nodes and frames reuse
+# a few hundred shapes). Bounded: hostile maps with ever new keys only miss the cache.
+_ORDER_CACHE: dict[tuple[Any, ...], tuple[str, ...]] = {}
+_ORDER_CACHE_MAX: Final = 4096
+_ORDER_CACHE_KEYS: Final = 32  # maps with more keys are sorted each time, not remembered
+
+
+def _canonical_key(key: str) -> tuple[int, bytes]:
+    try:
+        raw = key.encode()
+    except UnicodeEncodeError as exc:
+        raise CodecError(f"map key is not valid Unicode text: {exc}") from exc
+    return len(raw), raw
+
+
+def _key_order(keys: tuple[Any, ...]) -> tuple[str, ...]:
+    """``keys`` (str) in DAG-CBOR map order: shorter UTF-8 first, then bytewise."""
+    order = _ORDER_CACHE.get(keys)
+    if order is None:
+        for key in keys:
+            if type(key) is not str:
+                raise CodecError(f"map keys must be strings, got {type(key).__name__}")
+        order = tuple(sorted(keys, key=_canonical_key))
+        if len(keys) <= _ORDER_CACHE_KEYS and len(_ORDER_CACHE) < _ORDER_CACHE_MAX:
+            _ORDER_CACHE[keys] = order
+    return order
+
+
 def _to_cbor(value: Value, depth: int) -> Any:
-    """Check ``value`` and turn links into tag 42, so cbor2 can write the rest."""
+    """Check ``value`` and copy it with every map in canonical key order.
+
+    cbor2's canonical mode sorts each map by encoding its keys one by one, which cost
+    more than the rest of the encoding; putting maps in order here (with the order of
+    each key set remembered) lets the plain encoder write canonical bytes directly.
+    """
     if depth > MAX_DEPTH:
         raise CodecError(f"value nests deeper than {MAX_DEPTH} levels")
     kind = type(value)
-    if kind is str or kind is bytes or kind is bool or value is None:
+    if kind is str or kind is bytes or kind is bool or value is None or kind is Cid:
         return value
     if kind is int:
         if not _INT_MIN <= value <= _INT_MAX:
             raise CodecError(f"integer {value} is outside the 64-bit range DAG-CBOR allows")
         return value
     if kind is dict:
-        out = {}
-        for key, item in value.items():
-            if type(key) is not str:
-                raise CodecError(f"map keys must be strings, got {type(key).__name__}")
-            out[key] = _to_cbor(item, depth + 1)
-        return out
+        depth += 1
+        return {key: _to_cbor(value[key], depth) for key in _key_order(tuple(value))}
     if kind is list or kind is tuple:
-        return [_to_cbor(item, depth + 1) for item in value]
-    if kind is Cid:
-        return cbor2.CBORTag(_LINK_TAG, b"\x00" + value.bytes)
+        depth += 1
+        return [_to_cbor(item, depth) for item in value]
     if kind is bytearray or kind is memoryview:
         return bytes(value)
     if kind is float:
@@ -62,7 +90,18 @@ def _to_cbor(value: Value, depth: int) -> Any:
 
 def encode(value: Value) -> bytes:
     """Encode ``value`` as canonical DAG-CBOR."""
-    return cbor2.dumps(_to_cbor(value, 0), canonical=True)
+    return _encode_checked(_to_cbor(value, 0))
+
+
+_new_cid = Cid.from_link
+
+
+class UnsupportedLink(CodecError):
+    """A link (tag 42) is well-formed CBOR but names a CID craftnet does not support.
+
+    Kept apart from other codec errors so that a caller can say "this hash is not
+    supported" (a sha2-256 IPFS export) instead of "not canonical DAG-CBOR".
+    """
 
 
 def _tag_hook(*args: Any) -> Any:
@@ -71,41 +110,54 @@ def _tag_hook(*args: Any) -> Any:
     if tag.tag != _LINK_TAG:
         raise CodecError(f"CBOR tag {tag.tag} is not allowed; only tag 42 (link)")
     raw = tag.value
-    if type(raw) is not bytes or not raw.startswith(b"\x00"):
+    if type(raw) is not bytes or raw[:1] != b"\x00":
         raise CodecError("a link (tag 42) must hold a byte string starting with 0x00")
-    try:
-        return Cid.from_bytes(raw[1:])
-    except CidError as exc:
-        raise CodecError(f"bad link: {exc}") from exc
+    cid = _new_cid(raw)
+    if cid is None:
+        try:
+            Cid.from_bytes(raw[1:])
+        except CidError as exc:
+            raise UnsupportedLink(f"bad link: {exc}") from exc
+    return cid
+
+
+_LEAVES: Final = frozenset({str, bytes, bool, Cid, type(None)})
 
 
 def _check_decoded(value: Any, depth: int) -> None:
+    """Refuse what DAG-CBOR does not allow in a value cbor2 decoded (see :func:`decode`)."""
     if depth > MAX_DEPTH:
         raise CodecError(f"value nests deeper than {MAX_DEPTH} levels")
     kind = type(value)
     if kind is dict:
-        previous = (-1, b"")
-        for key, item in value.items():
-            if type(key) is not str:
-                raise CodecError(f"map keys must be strings, got {type(key).__name__}")
-            # DAG-CBOR order: shorter keys first, then bytewise. The decoded dict keeps
-            # the input's order, so checking it here lets the re-encoding skip sorting.
-            raw = key.encode()
-            this = (len(raw), raw)
-            if this <= previous:
-                raise CodecError("not canonical DAG-CBOR: map keys out of order or repeated")
-            previous = this
-            _check_decoded(item, depth + 1)
+        # DAG-CBOR order: shorter keys first, then bytewise. The decoded dict keeps the
+        # input's order, so checking it here lets the re-encoding skip sorting.
+        keys = tuple(value)
+        if _key_order(keys) != keys:
+            raise CodecError("not canonical DAG-CBOR: map keys out of order or repeated")
+        items: Any = value.values()
     elif kind is list:
-        for item in value:
-            _check_decoded(item, depth + 1)
-    elif kind is float:
+        items = value
+    else:
+        _check_leaf(kind, value)
+        return
+    depth += 1
+    for item in items:
+        # Strings, bytes and links are most of a block: checked here without a call.
+        if type(item) not in _LEAVES:
+            _check_decoded(item, depth)
+        elif depth > MAX_DEPTH:
+            raise CodecError(f"value nests deeper than {MAX_DEPTH} levels")
+
+
+def _check_leaf(kind: type, value: Any) -> None:
+    if kind is float:
         raise CodecError("floats are not allowed in craftnet data")
-    elif kind is int:
+    if kind is int:
         # cbor2 turns bignum tags (2, 3) into ints without calling the tag hook.
         if not _INT_MIN <= value <= _INT_MAX:
             raise CodecError(f"integer {value} is outside the 64-bit range DAG-CBOR allows")
-    elif not (kind in (str, bytes, bool, Cid) or value is None):
+    elif kind not in _LEAVES:
         raise CodecError(f"CBOR item of type {kind.__name__} is not allowed in DAG-CBOR")
 
 
@@ -160,6 +212,9 @@ def decode(
     except CodecError:
         raise
     except (cbor2.CBORError, ValueError, TypeError, OverflowError, RecursionError) as exc:
+        if isinstance(exc.__cause__, CodecError):
+            # cbor2 wraps what the tag hook raised; keep its type (UnsupportedLink).
+            raise exc.__cause__ from None
         detail = f"{exc}: {exc.__cause__}" if exc.__cause__ else str(exc)
         raise CodecError(f"not valid CBOR: {detail}") from exc
     _check_decoded(value, 0)

@@ -37,3 +37,7 @@ class BundleError(ArchiveError):
 
 class StoreError(ArchiveError):
     """The store could not be opened or written."""
+
+
+class WrongLink(ArchiveError):
+    """A record about to be published links a block of the wrong kind, or one not held."""

@@ -12,7 +12,14 @@ the 36-byte binary CID):
 * ``rec_time``: ts8 cid -> empty;
 * ``links_rev``: linked cid, linking record cid -> empty (descendants, collections, ...);
 * ``att_subject``: subject did ``\\x00`` ts8 cid -> empty (attestations by subject);
-* ``keys``: key-succession and revocation facts, see :mod:`craftnet.archive.key_facts`.
+* ``keys``: key-succession and revocation facts, see :mod:`craftnet.archive.key_facts`;
+* ``recon_chunks``: the reconcile index over ``rec_time``, see
+  :mod:`craftnet.archive.recon_index`;
+* ``changes``: the change feed, see :mod:`craftnet.archive.changes`.
+
+Whoever writes a record (publish, ingest, bundle import, CRDT operations, sync) goes
+through :func:`put_record`, so the reconcile index and the change feed are current
+the moment the transaction commits, in every process.
 
 Type names are slugs and dids are base58, so neither holds ``\\x00`` and a prefix scan
 of ``name \\x00`` finds exactly one name. Writing is idempotent: a record already in
@@ -22,11 +29,11 @@ of ``name \\x00`` finds exactly one name. Writing is idempotent: a record alread
 from __future__ import annotations
 
 import struct
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Final
 
-from craftnet.archive import codec
+from craftnet.archive import changes, codec
 from craftnet.archive.cid import CID_BYTES_LEN, Cid
 from craftnet.archive.errors import (
     ArchiveError,
@@ -38,7 +45,8 @@ from craftnet.archive.errors import (
 )
 from craftnet.archive.hlc import HybridClock
 from craftnet.archive.key_facts import is_did_text, put_key_facts
-from craftnet.archive.records import Record
+from craftnet.archive.recon_index import ReconIndex
+from craftnet.archive.records import Record, start_verify_records
 from craftnet.archive.schemas import check_type_name, schema_for, validate_body, validate_record
 from craftnet.archive.store import ReadTxn, Store, WriteTxn, prefix_end
 from craftnet.identity.keys import PrivateKey
@@ -49,6 +57,8 @@ SUFFIX_LEN: Final = _TS.size + CID_BYTES_LEN
 DEFAULT_LIMIT: Final = 50
 MAX_LIMIT: Final = 1000
 DEFAULT_BATCH: Final = 1000
+# The reconcile index every record write keeps (its chunk size is the one StoreItems reads).
+RECON_INDEX: Final = ReconIndex()
 
 
 class QueryError(ArchiveError):
@@ -68,16 +78,42 @@ def put_record(txn: WriteTxn, record: Record) -> bool:
     This does not verify the signature or the body schema: :func:`ingest_records` and
     :func:`publish` do, and callers holding records of unknown origin must too.
     """
+    return put_many(txn, (record,))[0]
+
+
+def put_many(txn: WriteTxn, records: Iterable[Record]) -> list[bool]:
+    """:func:`put_record` for each of ``records`` (read one at a time), in order; the
+    reconcile index and the change feed are brought up to date once, at the end."""
+    added: list[bytes] = []
+    new: list[bool] = []
+    for record in records:
+        suffix = _put_entries(txn, record)
+        new.append(suffix is not None)
+        if suffix is not None:
+            added.append(suffix)
+    if added:  # a batch of duplicates costs no read of the feed
+        RECON_INDEX.add_many(txn, added)
+        changes.append(txn, added)
+    return new
+
+
+def _put_entries(txn: WriteTxn, record: Record) -> bytes | None:
+    """Write the record and its index entries; its ``ts8 + CID`` if new, else None."""
     key = record.cid.bytes
     if txn.has("records", key):
-        return False
+        if not txn.has("blocks", key):
+            # Its damaged copy was removed (`craftnet verify --repair`): this restores it.
+            txn.put("blocks", key, record.block)
+        return None
     check_type_name(record.type)
     suffix = _suffix(record)
     txn.put("blocks", key, record.block)
+    # The summary's keys in DAG-CBOR order and its values checked by the record's
+    # envelope: the plain encoder gives the canonical bytes without a copy or a sort.
     txn.put(
         "records",
         key,
-        codec.encode({"type": record.type, "author": record.author, "ts": record.ts}),
+        codec.encode_checked({"ts": record.ts, "type": record.type, "author": record.author}),
     )
     txn.put("rec_type", record.type.encode() + _SEP + suffix, b"")
     txn.put("rec_author", record.author.encode() + _SEP + suffix, b"")
@@ -90,13 +126,13 @@ def put_record(txn: WriteTxn, record: Record) -> bool:
             txn.put("att_subject", subject.encode() + _SEP + suffix, b"")
     else:
         put_key_facts(txn, record, suffix)
-    return True
+    return suffix
 
 
 def put_records(store: Store, records: Iterable[Record]) -> int:
     """Store already-checked records in one transaction; return how many were new."""
     batch = list(records)
-    return store.transact(lambda txn: sum(put_record(txn, record) for record in batch))
+    return store.transact(lambda txn: sum(put_many(txn, batch)))
 
 
 @dataclass(frozen=True, slots=True)
@@ -152,25 +188,53 @@ def ingest_records(
     if batch_size is not None and batch_size < 1:
         raise QueryError("batch_size must be at least 1")
     report = IngestReport()
+    # Two batches in flight: while the worker processes check one batch's signatures,
+    # this thread parses the next; then the first is written.
+    pending: _Prepared | None = None
+
+    def take(batch: list[tuple[int, BlockInput]]) -> None:
+        nonlocal pending
+        try:
+            prepared = _prepare_batch(store, batch, verify, strict, report)
+        except BaseException:
+            earlier, pending = pending, None
+            if earlier is not None:  # an earlier batch comes first, written or failing
+                _finish_batch(store, earlier, strict, report)
+            raise
+        if pending is not None:
+            _finish_batch(store, pending, strict, report)
+        pending = prepared
+
     batch: list[tuple[int, BlockInput]] = []
     for index, item in enumerate(blocks):
         batch.append((index, item))
         if batch_size is not None and len(batch) >= batch_size:
-            _ingest_batch(store, batch, verify, strict, report)
+            take(batch)
             batch = []
     if batch:
-        _ingest_batch(store, batch, verify, strict, report)
+        take(batch)
+    if pending is not None:
+        _finish_batch(store, pending, strict, report)
     report.rejected.sort(key=lambda rejected: rejected.index)
     return report
 
 
-def _ingest_batch(
+@dataclass(slots=True)
+class _Prepared:
+    """A parsed batch whose signatures are being checked."""
+
+    parsed: list[tuple[int, Record, bool]]
+    present: set[Cid]
+    errors: Callable[[], dict[Cid, RecordError | None]]
+
+
+def _prepare_batch(
     store: Store,
     batch: Sequence[tuple[int, BlockInput]],
     verify: bool,
     strict: bool,
     report: IngestReport,
-) -> None:
+) -> _Prepared:
     parsed: list[tuple[int, Record, bool]] = []
     for index, item in batch:
         cid = item[0] if isinstance(item, tuple) else None
@@ -186,32 +250,44 @@ def _ingest_batch(
         parsed.append((index, record, known))
     with store.read() as txn:
         present = {record.cid for _, record, _ in parsed if txn.has("records", record.cid.bytes)}
+    # Every signature is checked before the write transaction opens (on all cores when
+    # the batch is big enough), so the writer is not held up by the checks.
+    if not verify:
+        return _Prepared(parsed, present, dict)
+    fresh = list({r.cid: r for _, r, _ in parsed if r.cid not in present}.values())
+    collect = start_verify_records(fresh)
+    return _Prepared(
+        parsed, present, lambda: dict(zip([r.cid for r in fresh], collect(), strict=True))
+    )
+
+
+def _finish_batch(store: Store, prepared: _Prepared, strict: bool, report: IngestReport) -> None:
+    errors = prepared.errors()
+    present = prepared.present
     checked: list[tuple[Record, bool]] = []
     seen: set[Cid] = set()
-    for index, record, known in parsed:
+    for index, record, known in prepared.parsed:
         if record.cid in present or record.cid in seen:
             report.duplicates.append(record.cid)
             continue
-        if verify:
-            try:
-                record.verify()
-            except RecordError as exc:
-                if strict:
-                    raise
-                report.rejected.append(Rejected(index, record.cid, str(exc)))
-                continue
+        error = errors.get(record.cid)
+        if error is not None:
+            if strict:
+                raise error
+            report.rejected.append(Rejected(index, record.cid, str(error)))
+            continue
         seen.add(record.cid)
         checked.append((record, known))
 
     def write(txn: WriteTxn) -> list[bool]:
-        return [put_record(txn, record) for record, _ in checked]
+        return put_many(txn, (record for record, _ in checked))
 
     written = store.transact(write)
     for (record, known), new in zip(checked, written, strict=True):
         if new:
             report.added.append(record.cid)
             report.opaque += not known
-        else:  # another writer stored it between our read and our write
+        else:  # another writer (or an earlier batch of this input) stored it
             report.duplicates.append(record.cid)
 
 
@@ -315,6 +391,9 @@ def _encode_cursor(suffix: bytes) -> str:
 
 
 def _decode_cursor(cursor: str) -> bytes:
+    if not isinstance(cursor, str) or len(cursor) != 2 * SUFFIX_LEN:
+        # Checked before decoding, so a page cursor costs the same whatever its length.
+        raise QueryError("this page cursor is malformed; start again from the first page")
     try:
         raw = bytes.fromhex(cursor)
     except (ValueError, TypeError) as exc:
@@ -405,6 +484,19 @@ def count_records(txn: ReadTxn, *, type: str | None = None, author: str | None =
                 continue
         total += 1
     return total
+
+
+def records_of_type(txn: ReadTxn, type: str) -> Iterator[Record]:
+    """Every record of ``type``, oldest first."""
+    db, prefix = _index_for(type, None)
+    for key, _ in txn.iterate(db, prefix, prefix_end(prefix)):
+        yield get_record(txn, Cid.from_bytes(key[len(prefix) + _TS.size :]))
+
+
+def record_times(txn: ReadTxn) -> Iterator[tuple[int, Cid]]:
+    """``(ts, cid)`` of every record, oldest first (without reading the records)."""
+    for key, _ in txn.iterate("rec_time"):
+        yield _TS.unpack_from(key)[0], Cid.from_bytes(key[_TS.size :])
 
 
 def counts_by_type(txn: ReadTxn) -> dict[str, int]:

@@ -33,7 +33,7 @@ from typing import Final, TypeVar
 import lmdb
 
 from craftnet.archive.errors import StoreError
-from craftnet.archive.store import DATABASES, MAX_KEY_SIZE, ReadTxn, WriteTxn
+from craftnet.archive.store import DATABASES, ReadTxn, WriteTxn, check_key
 
 T = TypeVar("T")
 
@@ -166,13 +166,6 @@ class _Resized(Exception):
     """Internal: another process grew the map; adopt its size and retry."""
 
 
-def _check_key(key: object) -> bytes:
-    if type(key) is not bytes:
-        raise StoreError(f"store keys are bytes, got {type(key).__name__}")
-    if not 0 < len(key) <= MAX_KEY_SIZE:
-        raise StoreError(f"store keys are 1..{MAX_KEY_SIZE} bytes, got {len(key)}")
-    return key
-
 
 class _LmdbRead:
     """A read snapshot; valid only inside its ``with`` block or transaction function."""
@@ -193,13 +186,13 @@ class _LmdbRead:
     def get(self, db: str, key: bytes) -> bytes | None:
         """Return the value under ``key`` or ``None``."""
         handle = self._db(db)
-        return self._txn.get(_check_key(key), db=handle)
+        return self._txn.get(check_key(key), db=handle)
 
     def has(self, db: str, key: bytes) -> bool:
         """Tell whether ``key`` is present."""
         handle = self._db(db)
         with self._txn.cursor(handle) as cursor:
-            return cursor.set_key(_check_key(key))
+            return cursor.set_key(check_key(key))
 
     def iterate(
         self, db: str, start: bytes = b"", stop: bytes | None = None, *, reverse: bool = False
@@ -258,7 +251,7 @@ class _LmdbWrite(_LmdbRead):
     def put(self, db: str, key: bytes, value: bytes | bytearray | memoryview) -> None:
         """Set ``key`` to ``value``."""
         handle = self._db(db)
-        _check_key(key)
+        check_key(key)
         if not isinstance(value, bytes | bytearray | memoryview):
             raise StoreError(f"store values are bytes, got {type(value).__name__}")
         try:
@@ -272,7 +265,7 @@ class _LmdbWrite(_LmdbRead):
         """Remove ``key``; return whether it was there."""
         handle = self._db(db)
         try:
-            return self._txn.delete(_check_key(key), db=handle)
+            return self._txn.delete(check_key(key), db=handle)
         except lmdb.MapFullError:
             self.map_full = True
             raise

@@ -8,7 +8,7 @@ from contextlib import contextmanager
 from typing import TypeVar
 
 from craftnet.archive.errors import StoreError
-from craftnet.archive.store import DATABASES, MAX_KEY_SIZE, ReadTxn, WriteTxn
+from craftnet.archive.store import DATABASES, ReadTxn, WriteTxn, check_key
 
 T = TypeVar("T")
 _DELETED = object()
@@ -38,14 +38,6 @@ def _check(db: str) -> None:
         raise StoreError(f"unknown database {db!r}; declare it in archive.store.DATABASES")
 
 
-def _check_key(key: object) -> bytes:
-    # The same rules as the LMDB store, so code tested here works there too.
-    if type(key) is not bytes:
-        raise StoreError(f"store keys are bytes, got {type(key).__name__}")
-    if not 0 < len(key) <= MAX_KEY_SIZE:
-        raise StoreError(f"store keys are 1..{MAX_KEY_SIZE} bytes, got {len(key)}")
-    return key
-
 
 class _MemoryRead:
     def __init__(self, tables: dict[str, _Table]) -> None:
@@ -53,11 +45,11 @@ class _MemoryRead:
 
     def get(self, db: str, key: bytes) -> bytes | None:
         _check(db)
-        return self._tables[db].values.get(_check_key(key))
+        return self._tables[db].values.get(check_key(key))
 
     def has(self, db: str, key: bytes) -> bool:
         _check(db)
-        return _check_key(key) in self._tables[db].values
+        return check_key(key) in self._tables[db].values
 
     def iterate(
         self, db: str, start: bytes = b"", stop: bytes | None = None, *, reverse: bool = False
@@ -91,7 +83,7 @@ class _MemoryWrite(_MemoryRead):
 
     def put(self, db: str, key: bytes, value: bytes | bytearray | memoryview) -> None:
         _check(db)
-        _check_key(key)
+        check_key(key)
         if not isinstance(value, bytes | bytearray | memoryview):
             raise StoreError(f"store values are bytes, got {type(value).__name__}")
         value = bytes(value)  # a private copy, as the LMDB store makes
@@ -102,7 +94,7 @@ class _MemoryWrite(_MemoryRead):
     def delete(self, db: str, key: bytes) -> bool:
         _check(db)
         table = self._tables[db]
-        old = table.values.get(_check_key(key))
+        old = table.values.get(check_key(key))
         if old is None:
             return False
         self.undo.append((db, key, old))

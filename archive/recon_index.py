@@ -9,11 +9,13 @@ inside the range plus at most two partial chunks at its ends: O(n/chunk + chunk)
 for the widest range and O(range + chunk) for the narrow ones deep in a reconcile.
 
 Adding a record costs one chunk update in the same transaction (and, every ``chunk``
-inserts or so, a split that reads one chunk). :meth:`ReconIndex.add` must be called once
-for each key newly put into ``rec_time``, inside the same write transaction;
-:meth:`ReconIndex.ensure` rebuilds the index in one pass if it finds it out of step
-(a store written by code that did not call ``add``), so a stale index costs a rebuild,
-never a wrong answer.
+inserts or so, a split that reads one chunk). :func:`craftnet.archive.index.put_record`,
+which every writer of records goes through, calls :meth:`ReconIndex.add` for each key
+it puts into ``rec_time``, inside the same write transaction, so the index is current
+whenever a transaction commits, whichever process wrote it. :meth:`ReconIndex.ensure`
+rebuilds the index in one pass if it finds it out of step (a store written before
+records kept it), so a stale index costs a rebuild, never a wrong answer;
+:meth:`ReconIndex.problems` checks it against ``rec_time`` entry by entry.
 
 The item format is the archive's: :func:`item_key` and :func:`item_hash` are what the
 protocol's fingerprints are computed from.
@@ -22,7 +24,7 @@ protocol's fingerprints are computed from.
 from __future__ import annotations
 
 import itertools
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from typing import Final
 
 import blake3
@@ -44,6 +46,16 @@ def item_key(ts: int, ident: bytes | Cid) -> bytes:
     """The sort key of an item: ``ts`` as 8 bytes big-endian, then the id (CID) bytes."""
     raw = ident.bytes if isinstance(ident, Cid) else bytes(ident)
     return ts.to_bytes(TS_BYTES, "big") + raw
+
+
+def separator(prev: bytes, nxt: bytes) -> bytes:
+    """The shortest ``p`` with ``prev < p <= nxt`` (``prev < nxt``): a range bound between
+    two neighbouring keys that costs a few bytes (reconcile messages, have-summaries)."""
+    n = 0
+    limit = min(len(prev), len(nxt))
+    while n < limit and prev[n] == nxt[n]:
+        n += 1
+    return nxt[: n + 1]
 
 
 def item_hash(key: bytes) -> int:
@@ -77,6 +89,16 @@ class ReconIndex:
 
     def add(self, txn: WriteTxn, key: bytes) -> None:
         """Account for ``key``, just put into ``rec_time`` in this same transaction."""
+        self.add_many(txn, (key,))
+
+    def add_many(self, txn: WriteTxn, keys: Sequence[bytes]) -> None:
+        """Account for ``keys``, just put into ``rec_time`` in this same transaction."""
+        for key in keys:
+            self._account(txn, key)
+        if keys:
+            self._bump(txn, len(keys))  # one count update for the lot
+
+    def _account(self, txn: WriteTxn, key: bytes) -> None:
         weight = item_hash(key)
         found = _first(txn.iterate(CHUNKS_DB, b"", key + b"\x00", reverse=True))
         if found is None:
@@ -102,7 +124,6 @@ class ReconIndex:
             )
         else:
             txn.put(CHUNKS_DB, start, _pack(count, total))
-        self._bump(txn, 1)
 
     def _bump(self, txn: WriteTxn, by: int) -> None:
         raw = txn.get(META_DB, META_COUNT_KEY)
@@ -131,10 +152,52 @@ class ReconIndex:
         txn.put(META_DB, META_COUNT_KEY, count.to_bytes(8, "big"))
         return count
 
+    def unaccounted(self, txn: ReadTxn) -> int:
+        """How many more keys ``rec_time`` holds than the index accounts for."""
+        raw = txn.get(META_DB, META_COUNT_KEY)
+        return txn.count(ITEMS_DB) - (int.from_bytes(raw, "big") if raw else 0)
+
     def is_current(self, txn: ReadTxn) -> bool:
         """Tell whether the index accounts for exactly the keys in ``rec_time``."""
+        return self.unaccounted(txn) == 0
+
+    def problems(self, txn: ReadTxn) -> list[str]:
+        """Where the index disagrees with ``rec_time`` (empty when it agrees); one pass."""
+        found: list[str] = []
+        chunks = iter(txn.iterate(CHUNKS_DB))
+        current = _first(chunks)
+        following = _first(chunks)
+        items = 0
+        count = total = 0
+
+        def close(chunk: tuple[bytes, bytes], count: int, total: int) -> None:
+            stored = _unpack(chunk[1])
+            if stored != (count, total % MODULUS):
+                found.append(
+                    f"chunk {chunk[0].hex()} holds {stored[0]} items by the index "
+                    f"and {count} in rec_time"
+                )
+
+        for key, _ in txn.iterate(ITEMS_DB):
+            items += 1
+            if current is None or key < current[0]:
+                found.append(f"item {key.hex()} lies before every chunk of the index")
+                continue
+            while following is not None and key >= following[0]:
+                close(current, count, total)
+                current, following = following, _first(chunks)
+                count = total = 0
+            count += 1
+            total += item_hash(key)
+        while current is not None:
+            close(current, count, total)
+            current, following = following, _first(chunks)
+            count = total = 0
         raw = txn.get(META_DB, META_COUNT_KEY)
-        return (int.from_bytes(raw, "big") if raw else 0) == txn.count(ITEMS_DB)
+        counted = int.from_bytes(raw, "big") if raw else 0
+        if counted != items:
+            found.append(f"the index counts {counted} items and rec_time holds {items}")
+        return found
 
     def ensure(self, store: Store) -> bool:
         """Rebuild the index if it is out of step; returns whether it rebuilt."""

@@ -9,7 +9,7 @@ live in :mod:`craftnet.archive.schemas`; this module knows only the envelope.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Any, Final
@@ -18,6 +18,7 @@ from craftnet.archive import codec
 from craftnet.archive.cid import DAG_CBOR, Cid
 from craftnet.archive.errors import CodecError, RecordError
 from craftnet.archive.hlc import MAX_TS, HybridClock
+from craftnet.identity.batch import start_verify_many
 from craftnet.identity.errors import IdentityError
 from craftnet.identity.keys import SIGNATURE_SIZE, PrivateKey, PublicKey, parse_did
 
@@ -108,6 +109,17 @@ class Record:
             value = codec.decode(block, max_size=MAX_RECORD_SIZE)
         except CodecError as exc:
             raise RecordError(f"record is not canonical DAG-CBOR: {exc}") from exc
+        return cls.from_decoded(value, block)
+
+    @classmethod
+    def from_decoded(cls, value: Any, block: bytes) -> Record:
+        """Parse a record from ``value``, which :func:`codec.decode` made of ``block``.
+
+        For callers that decoded the block already (to see what kind of block it is);
+        checks the envelope but not the signature, and takes ``value`` over.
+        """
+        if len(block) > MAX_RECORD_SIZE:
+            raise RecordError(f"record block is {len(block)} bytes; the limit is {MAX_RECORD_SIZE}")
         if not isinstance(value, dict):
             raise RecordError("a record is a DAG-CBOR map")
         sig = value.pop("sig", None)
@@ -141,6 +153,38 @@ class Record:
             author_key(self.author).verify(self.sig, self.signed_bytes())
         except IdentityError as exc:
             raise RecordError(f"record {self.cid}: {exc}") from exc
+
+
+def verify_records(records: Sequence[Record]) -> list[RecordError | None]:
+    """Check the signature of every record (on every core for a big batch, see
+    :mod:`craftnet.identity.batch`); for each, None or the error :meth:`Record.verify`
+    would raise."""
+    return start_verify_records(records)()
+
+
+def start_verify_records(records: Sequence[Record]) -> Callable[[], list[RecordError | None]]:
+    """:func:`verify_records` begun now, collected by calling the result (the checks run
+    on the worker processes meanwhile, when the batch goes to them)."""
+    items: list[tuple[PublicKey, bytes, bytes]] = []
+    errors: list[RecordError | None] = [None] * len(records)
+    places: list[int] = []
+    for place, record in enumerate(records):
+        try:
+            key = author_key(record.author)
+        except IdentityError as exc:
+            errors[place] = RecordError(f"record {record.cid}: {exc}")
+            continue
+        items.append((key, record.sig, record.signed_bytes()))
+        places.append(place)
+    pending = start_verify_many(items)
+
+    def collect() -> list[RecordError | None]:
+        for place, verdict in zip(places, pending(), strict=True):
+            if verdict is not None:
+                errors[place] = RecordError(f"record {records[place].cid}: {verdict}")
+        return errors
+
+    return collect
 
 
 def _sig_offset(v: int, ts: int) -> int:

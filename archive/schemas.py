@@ -51,7 +51,8 @@ MAX_STEP_MEDIA: Final = 32
 _SLUG: Final = re.compile(r"[a-z0-9]+(?:-[a-z0-9]+)*")
 # Control characters would let a title hide text or break terminals and logs.
 _CONTROL: Final = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
-_LINE_BREAKS: Final = re.compile(r"[\t\n\r]")
+_ANY_CONTROL: Final = re.compile(r"[\x00-\x1f\x7f]")  # _CONTROL and tab, CR, LF
+_SINGLE_LINE_KINDS: Final = frozenset({"line", "lines"})
 
 KNOWN_PROCESSES: Final = (
     "3d-printing",
@@ -76,6 +77,7 @@ Kind = Literal[
     "language",
     "slug",
     "choice",
+    "digest",
 ]
 
 
@@ -125,6 +127,13 @@ def _no_self_vouching(body: Mapping[str, Any], author: str | None) -> None:
 def _new_key_differs(body: Mapping[str, Any], author: str | None) -> None:
     if author is not None and body["new"] == author:
         raise SchemaError("a key succession must name a new key, not the author's own key")
+
+
+def _witness_batch(body: Mapping[str, Any], author: str | None) -> None:
+    # Imported here: the witness module builds on this one.
+    from craftnet.archive.witness import check_batch_body
+
+    check_batch_body(body)
 
 
 def _founders_are_dids(body: Mapping[str, Any], author: str | None) -> None:
@@ -298,6 +307,9 @@ SCHEMAS: Final[dict[str, Schema]] = {
                 FieldSpec("member", "did", "did:key of the admitted hub", required=True),
                 FieldSpec("expires", "ts", "HLC time the membership ends", required=True),
                 FieldSpec("name", "line", "the admitted hub's name"),
+                FieldSpec(
+                    "organisation", "line", "the organisation that runs the hub (for witnesses)"
+                ),
             ),
         ),
         Schema(
@@ -315,6 +327,36 @@ SCHEMAS: Final[dict[str, Schema]] = {
                 FieldSpec("member", "did", "did:key of the hub", required=True),
                 FieldSpec("reason", "line", "why", max_len=500),
             ),
+        ),
+        # Witnessed timestamps (rules in craftnet.archive.witness).
+        Schema(
+            "witness",
+            1,
+            "a hub's signed statement that it held records by given times, for many "
+            "records at once: the root of a Merkle tree over {witnessed CID, at} leaves",
+            (
+                FieldSpec("root", "digest", "BLAKE3 Merkle root of the leaves", required=True),
+                FieldSpec("count", "ts", "how many leaves (1..65536)", required=True),
+                FieldSpec(
+                    "leaves",
+                    "cids",
+                    "raw blocks of 44-byte leaves (at, CID), 4096 per block; links",
+                    required=True,
+                    min_items=1,
+                    max_items=16,
+                    link=True,
+                ),
+                FieldSpec("first", "ts", "the earliest 'at' of a leaf", required=True),
+                FieldSpec("last", "ts", "the latest 'at' of a leaf", required=True),
+                FieldSpec(
+                    "membership",
+                    "cids",
+                    "the witness's certificates (the genesis, for a founder); links",
+                    max_items=64,
+                    link=True,
+                ),
+            ),
+            _witness_batch,
         ),
     )
 }
@@ -352,19 +394,33 @@ def _fail(rtype: str, name: str, problem: str) -> SchemaError:
     return SchemaError(f"{rtype}: field {name!r} {problem}")
 
 
-def _check_string(rtype: str, spec: FieldSpec, value: object, *, where: str = "") -> str:
-    name = spec.name + where
-    if not isinstance(value, str):
-        raise _fail(rtype, name, f"must be a string, got {type(value).__name__}")
+def _check_string(
+    rtype: str, spec: FieldSpec, value: object, index: int | None = None, part: str = ""
+) -> str:
+    """Check a string of field ``spec`` (entry ``index`` of a list, its ``part``)."""
+    if type(value) is not str and not isinstance(value, str):
+        where = _where(index, part)
+        raise _fail(rtype, spec.name + where, f"must be a string, got {type(value).__name__}")
     if len(value) > spec.max_len:
-        raise _fail(rtype, name, f"is {len(value)} characters; the limit is {spec.max_len}")
-    if not value.strip():
-        raise _fail(rtype, name, "must not be empty")
-    if _CONTROL.search(value):
-        raise _fail(rtype, name, "must not contain control characters")
-    if spec.kind in ("line", "lines") and _LINE_BREAKS.search(value):
-        raise _fail(rtype, name, "must be a single line (no tabs or line breaks)")
+        where = _where(index, part)
+        raise _fail(
+            rtype, spec.name + where, f"is {len(value)} characters; the limit is {spec.max_len}"
+        )
+    # One scan for every character a line may not hold; which rule broke is told after.
+    single_line = spec.kind in _SINGLE_LINE_KINDS
+    if (_ANY_CONTROL if single_line else _CONTROL).search(value) is not None or not value.strip():
+        where = _where(index, part)
+        if not value.strip():
+            raise _fail(rtype, spec.name + where, "must not be empty")
+        if _CONTROL.search(value):
+            raise _fail(rtype, spec.name + where, "must not contain control characters")
+        raise _fail(rtype, spec.name + where, "must be a single line (no tabs or line breaks)")
     return value
+
+
+def _where(index: int | None, part: str) -> str:
+    """Where in a field a problem is, for messages: ``[2].text``; built only on failure."""
+    return "" if index is None else f"[{index}]{part}"
 
 
 def _check_list(rtype: str, spec: FieldSpec, value: object) -> list[Any]:
@@ -393,7 +449,7 @@ def _check_field(rtype: str, spec: FieldSpec, value: object) -> list[Cid]:
         _check_string(rtype, spec, value)
     elif kind == "lines":
         for index, item in enumerate(_check_list(rtype, spec, value)):
-            _check_string(rtype, spec, item, where=f"[{index}]")
+            _check_string(rtype, spec, item, index)
     elif kind == "cid":
         if not isinstance(value, Cid):
             raise _fail(rtype, spec.name, f"must be a CID (link), got {type(value).__name__}")
@@ -413,20 +469,20 @@ def _check_field(rtype: str, spec: FieldSpec, value: object) -> list[Cid]:
     elif kind == "steps":
         cids: list[Cid] = []
         for index, step in enumerate(_check_list(rtype, spec, value)):
-            where = f"[{index}]"
             if not isinstance(step, dict):
-                raise _fail(rtype, spec.name + where, "must be a map {text, media}")
+                raise _fail(rtype, f"{spec.name}[{index}]", "must be a map {text, media}")
             if "text" not in step:
-                raise _fail(rtype, spec.name + where, "needs 'text'")
-            _check_string(rtype, spec, step["text"], where=where + ".text")
+                raise _fail(rtype, f"{spec.name}[{index}]", "needs 'text'")
+            _check_string(rtype, spec, step["text"], index, ".text")
             media = step.get("media", [])
             if not isinstance(media, list) or len(media) > MAX_STEP_MEDIA:
                 raise _fail(
                     rtype,
-                    spec.name + where + ".media",
+                    f"{spec.name}[{index}].media",
                     f"must be a list of at most {MAX_STEP_MEDIA} CIDs",
                 )
-            cids.extend(_check_cids(rtype, spec.name + where + ".media", media))
+            if media:
+                cids.extend(_check_cids(rtype, f"{spec.name}[{index}].media", media))
         return cids
     elif kind == "licence":
         validate_licence(value)
@@ -438,6 +494,8 @@ def _check_field(rtype: str, spec: FieldSpec, value: object) -> list[Cid]:
             raise _fail(rtype, spec.name, f"{value!r:.40} is not a lower-case slug like 'hand'")
     elif kind == "choice" and value not in spec.choices:
         raise _fail(rtype, spec.name, f"must be one of {', '.join(spec.choices)}")
+    elif kind == "digest" and (type(value) is not bytes or len(value) != 32):
+        raise _fail(rtype, spec.name, "must be a 32-byte digest")
     return []
 
 

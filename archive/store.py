@@ -16,6 +16,8 @@ from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager
 from typing import Final, Protocol, TypeVar
 
+from craftnet.archive.errors import StoreError
+
 T = TypeVar("T")
 
 # Every named database, declared here so that both stores know them up front.
@@ -42,11 +44,30 @@ DATABASES: Final = (
     "staging",  # b"s" session -> touch time; b"c" CID session -> b"" (files being added)
     "recon_chunks",  # first rec_time key of a chunk -> count(4) + sum of item hashes(32), see
     # archive.recon_index (range fingerprints for reconciliation, kept incrementally)
+    "changes",  # seq(8) -> ts(8) CID of a record the store gained (archive.changes)
+    "peer_state",  # hub did -> DAG-CBOR {have, via, recorded}: what it held (archive.peer_state)
+    "bundle_held",  # set id(16) + CID -> kind + block: parts of a split bundle waiting for more
+    "bundle_sets",  # set id(16) -> DAG-CBOR {parts, seen, at} (archive.receive)
+    "witness",  # witnessed CID + batch CID -> DAG-CBOR {at, i, path?} (archive.witness)
+    "wit_batches",  # batch CID -> DAG-CBOR {hub, count, leaves}: witness batches indexed here
+    "wit_mine",  # record CID -> batch CID: records this hub has witnessed itself
 )
 
 # Keys are 1..MAX_KEY_SIZE bytes (LMDB's limit); every store enforces it, so code that
 # works on the memory store works on disk too.
 MAX_KEY_SIZE: Final = 511
+
+
+def check_key(key: object) -> bytes:
+    """``key`` if it is a store key (bytes of 1..MAX_KEY_SIZE); else :class:`StoreError`.
+
+    Both stores check keys alike, so code that works on the memory store works on disk.
+    """
+    if type(key) is not bytes:
+        raise StoreError(f"store keys are bytes, got {type(key).__name__}")
+    if not 0 < len(key) <= MAX_KEY_SIZE:
+        raise StoreError(f"store keys are 1..{MAX_KEY_SIZE} bytes, got {len(key)}")
+    return key
 
 
 class ReadTxn(Protocol):

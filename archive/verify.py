@@ -51,6 +51,7 @@ class VerifyReport:
     index_entries: int = 0
     problem_count: int = 0
     problems: list[Problem] = field(default_factory=list)  # the first MAX_LISTED
+    damaged: list[Cid] = field(default_factory=list)  # every bad block, for a repair
 
     @property
     def ok(self) -> bool:
@@ -132,6 +133,7 @@ def _check_block(report: VerifyReport, key: bytes, block: bytes) -> None:
         return
     if not cid.verify(block):
         report.add("bad-block", str(cid), "the stored bytes do not hash to this CID")
+        report.damaged.append(cid)
 
 
 def _check_record(store: Store, report: VerifyReport, key: bytes) -> None:

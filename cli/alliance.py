@@ -44,20 +44,29 @@ def _remember(app: App, alliance: str) -> None:
 
 @click.group()
 def alliance() -> None:
-    """Found, join and administer this hub's alliance."""
+    """Found, join and administer this hub's alliance.
+
+    A hub syncs only with the hubs of its alliance; membership is itself a set of
+    signed records that spread like any other.
+    """
 
 
 @alliance.command()
 @click.argument("name")
 @click.option("--founder", "founders", multiple=True, metavar="DID",
-              help="Another founding hub's did:key (repeatable).")
+              help="Another founding hub's did:key; repeat for more.")
 @click.option("--max-cert-days", type=click.IntRange(1, 3650), default=365, show_default=True,
-              help="Longest membership a certificate may grant.")
-@click.option("--rules", default=None, help="The alliance's rules, in words, for people.")
+              metavar="N", help="The longest membership a certificate may grant (1-3650).")
+@click.option("--rules", default=None, metavar="TEXT",
+              help="The alliance's rules, in words, for people.")
 @pass_app
 def create(app: App, name: str, founders: tuple[str, ...], max_cert_days: int,
            rules: str | None) -> None:
-    """Found an alliance: publish its genesis record, signed by this hub."""
+    """Found an alliance: publish its genesis record, signed by this hub.
+
+    The record holds the alliance's name, founding hubs and rules; the alliance becomes
+    this hub's alliance in `network.toml`.
+    """
     from craftnet.archive.alliance import create_alliance
 
     key = app.hub_key()
@@ -73,11 +82,17 @@ def create(app: App, name: str, founders: tuple[str, ...], max_cert_days: int,
 @alliance.command()
 @click.argument("did")
 @click.option("--days", type=click.IntRange(1, 3650), default=365, show_default=True,
-              help="How long the membership lasts.")
-@click.option("--name", default=None, help="The invited hub's name, e.g. 'Oaxaca makerspace'.")
+              metavar="N", help="How long the membership lasts (1-3650; at most the "
+              "alliance's limit).")
+@click.option("--name", default=None, metavar="TEXT",
+              help="The invited hub's name, e.g. 'Oaxaca makerspace'.")
 @pass_app
 def invite(app: App, did: str, days: int, name: str | None) -> None:
-    """Admit the hub DID: print a token for it to 'craftnet alliance join'."""
+    """Admit the hub DID (its `craftnet id`): print a token for `craftnet alliance join`.
+
+    The token carries a membership certificate signed by this hub, and this hub's own
+    membership proof when it is not a founder (so any member can invite).
+    """
     from craftnet.archive.alliance import invite as make_invitation
 
     cert, token = make_invitation(
@@ -91,7 +106,11 @@ def invite(app: App, did: str, days: int, name: str | None) -> None:
 @click.argument("token")
 @pass_app
 def join(app: App, token: str) -> None:
-    """Join the alliance a member hub invited this hub to with TOKEN."""
+    """Join the alliance a member hub invited this hub to with TOKEN.
+
+    Checks that the token names this hub, stores the genesis and the certificate, and
+    writes the alliance into `network.toml`.
+    """
     from craftnet.archive.alliance import accept_token
 
     key = app.hub_key()
@@ -108,10 +127,14 @@ def join(app: App, token: str) -> None:
 
 @alliance.command()
 @click.argument("did")
-@click.option("--reason", default="", help="Why, for the other hubs to read.")
+@click.option("--reason", default="", metavar="TEXT", help="Why, for the other hubs to read.")
 @pass_app
 def revoke(app: App, did: str, reason: str) -> None:
-    """End the membership of the hub DID (it spreads to every hub like any record)."""
+    """End the membership of the hub DID from now on.
+
+    The revocation travels like any record, and every hub that receives it disconnects
+    the revoked hub.
+    """
     from craftnet.archive.alliance import revoke_member
 
     record = revoke_member(app.store(), app.hub_key(), _alliance_id(app), did, reason)
@@ -122,7 +145,8 @@ def revoke(app: App, did: str, reason: str) -> None:
 @alliance.command()
 @pass_app
 def show(app: App) -> None:
-    """The alliance: its name, id, founders and current members."""
+    """The alliance's name, id, founders and current members (and until when the
+    others' certificates run)."""
     from craftnet.archive.alliance import hlc_now, load_membership
     from craftnet.archive.hlc import wall_ms
 

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any, ClassVar
 
 import click
 from rich.console import Console
@@ -48,17 +50,75 @@ def progress_bar(
         yield lambda done: bar.update(task, completed=done)
 
 
-@click.command(name="export")
-@click.argument("out", type=click.Path(dir_okay=False, writable=True, path_type=Path))
-@click.argument("cids", nargs=-1, type=CID)
-@pass_app
-def export_cmd(app: App, out: Path, cids: tuple[Cid, ...]) -> None:
-    """Write records (and all they link) to a CAR bundle; no CIDs = the whole archive."""
-    from craftnet.archive.bundle import export_car
+class SizeParam(click.ParamType[int, Any]):
+    """A size in bytes: ``4G``, ``700M``, ``64K``, ``4GiB`` or a plain number."""
 
+    name = "size"
+    _UNITS: ClassVar[dict[str, int]] = {
+        "": 1, "K": 1 << 10, "M": 1 << 20, "G": 1 << 30, "T": 1 << 40
+    }
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> int:
+        """Parse ``value``; a malformed size is a usage error (exit status 2)."""
+        if isinstance(value, int):
+            return value
+        match = re.fullmatch(r"\s*(\d+)\s*([KMGT]?)(?:I?B)?\s*", str(value).upper())
+        if match is None:
+            self.fail(f"{value!r} is not a size like 4G, 700M or 1048576", param, ctx)
+        return int(match.group(1)) * self._UNITS[match.group(2)]
+
+
+def _hlc_now() -> int:
+    from craftnet.archive.hlc import HybridClock
+
+    return HybridClock().tick()
+
+
+@click.command(name="export")
+@click.argument(
+    "out", metavar="OUT.car", type=click.Path(dir_okay=False, writable=True, path_type=Path)
+)
+@click.argument("cids", nargs=-1, metavar="[CID...]", type=CID)
+@click.option("--for", "for_did", metavar="DID",
+              help="Only what hub DID lacks, as far as this hub knows (from its last bundle "
+              "or have-file), plus this hub's own have-summary.")
+@click.option("--for-have", "for_have", metavar="FILE",
+              type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="Only what the hub that wrote this have-file (craftnet have) lacks.")
+@click.option("--max-size", type=SizeParam(), default=None,
+              help="Split into numbered bundles of at most this size (4G, 700M, ...), "
+              "e.g. one per USB stick; they import in any order.")
+@click.option("--dry-run", is_flag=True, help="Say what would be written, write nothing.")
+@click.option("--proofs", is_flag=True,
+              help="With CIDs: add each record's witness batches and inclusion proofs, so "
+              "the receiving hub can check them offline.")
+@pass_app
+def export_cmd(app: App, out: Path, cids: tuple[Cid, ...], for_did: str | None,
+               for_have: Path | None, max_size: int | None, dry_run: bool,
+               proofs: bool) -> None:
+    """Write records (and all they link) to a CAR bundle; no CIDs = the whole archive.
+
+    Everything the records link goes along (files, chunks, the designs they derive from,
+    recursively), and the key-succession and revocation records about their authors. The
+    file is written as `OUT.car.partial` and renamed when complete. Reports the number
+    of blocks, records and bytes, and any linked block this hub does not hold. With
+    --for or --for-have only what the other hub lacks travels (a delta bundle).
+    """
     store = app.store()
     if not out.parent.is_dir():
         raise BundleError(f"cannot write {out}: the folder {out.parent} does not exist")
+    if (for_did or for_have) and cids:
+        raise click.UsageError("--for and --for-have choose the records themselves; name no CID")
+    if for_did and for_have:
+        raise click.UsageError("use --for or --for-have, not both")
+    if proofs and not cids:
+        raise click.UsageError("--proofs goes with chosen CIDs (whole and delta bundles carry "
+                               "the witness batches themselves)")
+    if for_did or for_have or max_size is not None or dry_run or proofs:
+        _export_planned(app, out, cids, for_did, for_have, max_size, dry_run, proofs)
+        return
+    from craftnet.archive.bundle import export_car
+
     # Write beside the target and rename, so a failed export leaves no half bundle.
     partial = out.with_name(out.name + ".partial")
     try:
@@ -85,26 +145,173 @@ def export_cmd(app: App, out: Path, cids: tuple[Cid, ...]) -> None:
     app.emit(data, human)
 
 
-@click.command(name="import")
-@click.argument("bundle", type=click.Path(exists=True, dir_okay=False, path_type=Path))
-@pass_app
-def import_cmd(app: App, bundle: Path) -> None:
-    """Check a CAR bundle completely, then add it; if anything is wrong, add nothing."""
-    from craftnet.archive.bundle import import_car
+def _export_planned(app: App, out: Path, cids: tuple[Cid, ...], for_did: str | None,
+                    for_have: Path | None, max_size: int | None, dry_run: bool,
+                    proofs: bool = False) -> None:
+    """Delta and split exports: plan first (the size is known before writing), then write."""
+    from craftnet.archive import delta
+    from craftnet.archive.have import build_summary, read_summary
+    from craftnet.archive.peer_state import PeerStates
 
     store = app.store()
-    size = bundle.stat().st_size
-    with bundle.open("rb") as stream, progress_bar(app, "checking", size) as update:
-        report = import_car(store, stream, on_progress=update, spill_dir=app.home)
-    data = {"file": str(bundle), **report.as_dict()}
+    target = None
+    unknown = False
+    if for_have is not None:
+        target = read_summary(for_have.read_bytes())
+        if not dry_run:
+            PeerStates(store).record(target, "have-file", _hlc_now())
+    elif for_did is not None:
+        state = PeerStates(store).get(for_did)
+        if state is None:
+            unknown = True
+            app.note(f"nothing is known yet of what {for_did} holds: exporting everything "
+                     "(its next bundle or 'craftnet have' file will tell)")
+        else:
+            target = state.summary
+    key = app.hub_key() if (for_did or for_have) and not dry_run else None
+    if key is not None and key.did in (for_did, target.hub if target else None):
+        raise BundleError("that is this hub itself; name another hub's did")
+    with store.read() as txn:
+        if target is not None:
+            plan = delta.plan_delta(txn, target)
+        elif cids:
+            plan = delta.plan_roots(txn, list(cids))
+            if proofs:
+                delta.add_witness_proofs(txn, plan)
+        else:
+            plan = delta.plan_all(txn)
+        spans = delta.split(plan, max_size)
+        data: dict[str, Any] = {"file": str(out), "parts": len(spans), **plan.as_dict()}
+        if target is not None:
+            data["for"] = target.hub
+        if unknown:
+            data["for"] = for_did
+            data["known"] = False
+        if not dry_run:
+            mine = build_summary(txn, key, _hlc_now()) if key is not None else None
+            written = delta.write_bundles(txn, plan, out, have=mine, max_size=max_size)
+            data["files"] = [
+                {"file": str(part.path), "blocks": part.blocks, "bytes": part.bytes}
+                for part in written
+            ]
+            data["bytes_written"] = delta.total_bytes(written)
 
     def human(console: Console) -> None:
+        verb = "would write" if dry_run else "wrote"
+        size = data.get("bytes_written", plan.section_bytes)
         console.print(
-            f"imported {bundle}: {report.new_records} new of {report.records} records, "
-            f"{report.new_blocks} new of {report.blocks} blocks"
+            f"{verb} {len(spans)} bundle(s) for {out}: {plan.records} records, "
+            f"{len(plan.blocks)} blocks, {human_size(size)}"
         )
+        for part in data.get("files", []):
+            console.print(f"  {part['file']}  {human_size(part['bytes'])}")
+        diff = plan.difference
+        if diff is not None:
+            how = "exactly" if diff.exact else "by range (more than needed, never less)"
+            console.print(
+                f"{target.hub if target else ''} lacks {len(diff.ours)} of this hub's records "
+                f"(found {how}); this hub lacks {'at least ' if not diff.exact else ''}"
+                f"{diff.theirs} of its records"
+            )
+        if plan.missing:
+            console.print(
+                f"[yellow]note[/yellow]: {len(plan.missing)} linked block(s) are not in "
+                "this archive and were left out"
+            )
 
     app.emit(data, human)
 
 
-COMMANDS = [export_cmd, import_cmd]
+@click.command(name="have")
+@click.argument("out", type=click.Path(dir_okay=False, writable=True, path_type=Path))
+@pass_app
+def have_cmd(app: App, out: Path) -> None:
+    """Write a small signed summary of the records this hub holds, for another hub to
+    answer with 'craftnet export --for-have FILE'."""
+    from craftnet.archive.have import build_summary
+
+    store = app.store()
+    if not out.parent.is_dir():
+        raise BundleError(f"cannot write {out}: the folder {out.parent} does not exist")
+    key = app.hub_key()
+    with store.read() as txn:
+        summary = build_summary(txn, key, _hlc_now())
+    partial = out.with_name(out.name + ".partial")
+    try:
+        partial.write_bytes(summary.raw)
+        partial.replace(out)
+    finally:
+        partial.unlink(missing_ok=True)
+    data = {"file": str(out), **summary.as_dict()}
+    app.emit(data, lambda console: console.print(
+        f"wrote {out}: {summary.count} records summarised in {human_size(len(summary.raw))}"
+    ))
+
+
+@click.command(name="import")
+@click.argument(
+    "bundle", metavar="IN.car", type=click.Path(exists=True, dir_okay=False, path_type=Path)
+)
+@pass_app
+def import_cmd(app: App, bundle: Path) -> None:
+    """Check a CAR bundle completely, then add it; if anything is wrong, add nothing.
+
+    Every block is checked against its CID, every record's signature and schema, every
+    file node. If anything is wrong, the error names the block (its index in the file,
+    its CID, its byte offset). Importing a bundle twice adds nothing the second time,
+    with one exception: a block this hub holds damaged (found by `craftnet verify` as
+    `bad-block`) is replaced by the bundle's verified copy and counted as `repaired`.
+    An interrupted import continues where it stopped when run again; the parts of a
+    split bundle import in any order.
+    """
+    from craftnet.archive.receive import receive_bundle
+
+    store = app.store()
+    size = bundle.stat().st_size
+    with bundle.open("rb") as stream, progress_bar(app, "checking", size) as update:
+        report = receive_bundle(
+            store, stream, app.home, now=_hlc_now(),
+            on_progress=None if update is None else _check_only(update),
+        )
+    data = {"file": str(bundle), **report.as_dict()}
+
+    def human(console: Console) -> None:
+        if report.resumed_at:
+            console.print(f"resumed an interrupted import at {human_size(report.resumed_at)}")
+        console.print(
+            f"imported {bundle}: {report.new_records} new of {report.records} records, "
+            f"{report.new_blocks} new of {report.blocks} blocks"
+            + (f", {report.repaired} damaged blocks repaired" if report.repaired else "")
+        )
+        manifest = report.manifest
+        if manifest is not None and manifest.parts > 1:
+            waiting = sorted(set(range(1, manifest.parts + 1)) - set(report.parts_seen))
+            console.print(
+                f"part {manifest.part} of {manifest.parts}"
+                + (f"; still to import: {', '.join(map(str, waiting))}" if waiting else
+                   "; all parts are in")
+                + (f" ({report.held} block(s) wait for the other parts)" if report.held else "")
+            )
+        if report.sender is not None:
+            missing = report.still_missing or 0
+            if missing:
+                bound = "" if report.still_missing_exact else "at least "
+                console.print(
+                    f"[yellow]note[/yellow]: the sender holds {bound}{missing} record(s) this "
+                    "hub still lacks; they come with its next bundle for this hub"
+                )
+            else:
+                console.print(f"this hub now holds every record {report.sender.hub} held")
+
+    app.emit(data, human)
+
+
+def _check_only(update: Callable[[int], None]) -> Callable[[str, int], None]:
+    def progress(phase: str, done: int) -> None:
+        if phase == "check":
+            update(done)
+
+    return progress
+
+
+COMMANDS = [export_cmd, import_cmd, have_cmd]

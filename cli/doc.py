@@ -61,10 +61,11 @@ def _apply_options(builder: ChangeBuilder, opts: dict[str, Any]) -> None:
 
 _EDIT_OPTIONS = [
     click.option("--set", "set_", multiple=True, metavar="FIELD=VALUE",
-                 help="Set a field (title, region, licence, ...; summary/description are "
-                      "texts merged character by character). Empty VALUE clears it."),
+                 help="Set a field (title, region, licence, ...); an empty VALUE clears it. "
+                      "summary and description are texts: the new text is merged character "
+                      "by character with concurrent edits."),
     click.option("--add", multiple=True, metavar="FIELD=VALUE",
-                 help="Add to a set: tags, materials, tools, languages, links."),
+                 help="Add to a set field: tags, materials, tools, languages, links."),
     click.option("--insert-step", multiple=True, metavar="TEXT", help="Append a step."),
     click.option("--insert-step-at", multiple=True, type=(int, str), metavar="N TEXT",
                  help="Insert a step so that it becomes step N."),
@@ -84,20 +85,29 @@ def _with_options(options: list[Callable[[Any], Any]]) -> Callable[[Any], Any]:
 
 @click.group("doc")
 def doc() -> None:
-    """Documents: archive entries many hubs edit, merged automatically (CRDTs)."""
+    """Documents: archive entries many hubs edit, merged automatically (CRDTs).
+
+    A document is a signed genesis plus signed operations that merge by themselves,
+    often made offline. Each edit is signed with the hub key. Step numbers start at 1,
+    as `doc show` prints them.
+    """
 
 
 @doc.command("new")
 @click.argument("kind")
-@click.option("--title", help="The title.")
+@click.option("--title", metavar="TEXT", help="The title.")
 @_with_options(_EDIT_OPTIONS)
 @click.option("--editor", "editors", multiple=True, metavar="DID",
-              help="A hub key allowed to edit, besides this hub; repeat for more.")
+              help="Another hub key allowed to edit; repeat for more. Without it (and without "
+                   "--alliance) only this hub may edit.")
 @click.option("--alliance", is_flag=True, help="Any alliance member may edit.")
 @pass_app
 def new(app: App, /, kind: str, title: str | None, editors: tuple[str, ...], alliance: bool,
         **opts: Any) -> None:
-    """Start a document of KIND (technique, design, ...) owned by this hub's key."""
+    """Start a document of KIND (technique, design, ...) owned by this hub's key.
+
+    Prints its CID, which names the document from then on.
+    """
     if alliance and editors:
         raise click.UsageError("--alliance already lets every member edit; drop --editor")
     mode = "alliance" if alliance else "editors" if editors else "owner"
@@ -118,13 +128,19 @@ def new(app: App, /, kind: str, title: str | None, editors: tuple[str, ...], all
 @click.argument("cid", type=CID)
 @_with_options(_EDIT_OPTIONS)
 @click.option("--remove", multiple=True, metavar="FIELD=VALUE",
-              help="Remove from a set (what this hub has seen of it).")
+              help="Remove a member of a set (as far as this hub has seen it: a concurrent "
+                   "add elsewhere wins).")
 @click.option("--edit-step", multiple=True, type=(int, str), metavar="N TEXT",
-              help="Replace the text of step N; merged character by character.")
+              help="Replace the text of step N; merged character by character with "
+                   "concurrent edits.")
 @click.option("--delete-step", multiple=True, type=int, metavar="N", help="Delete step N.")
 @pass_app
 def edit(app: App, /, cid: Cid, **opts: Any) -> None:
-    """Edit document CID: sign one operation with this hub's key and apply it."""
+    """Edit document CID: sign one operation with this hub's key and apply it.
+
+    Prints the operation's CID. Step edits and deletions use the numbers `doc show`
+    prints before the edit; insertions are done after them.
+    """
     docs = Documents(app.store())
     record = docs.edit(app.hub_key(), cid, lambda b: _apply_options(b, opts))
     app.emit({"cid": str(record.cid), "doc": str(cid), "parents": [str(p) for p in record.links]},
@@ -135,7 +151,12 @@ def edit(app: App, /, cid: Cid, **opts: Any) -> None:
 @click.argument("cid", type=CID)
 @pass_app
 def show(app: App, /, cid: Cid) -> None:
-    """Show what document CID reads now, and any conflicting edits."""
+    """Show what document CID reads now, and any conflicting edits.
+
+    Its fields, numbered steps, and a `conflict:` line for every field that concurrent
+    edits set to other values (the value shown won by clock and hub key; the others are
+    listed, not lost). With `--json`: `{cid, kind, fields, conflicts, heads, missing}`.
+    """
     docs = Documents(app.store())
     view = docs.view(cid)
     heads = docs.heads(cid)
@@ -175,7 +196,11 @@ def show(app: App, /, cid: Cid) -> None:
 @click.argument("cid", type=CID)
 @pass_app
 def history(app: App, /, cid: Cid) -> None:
-    """List document CID's operations: who, when, what, and whether it applied."""
+    """List document CID's operations: who, when, what, and whether it applied.
+
+    The status of each is `applied`, `rejected: why`, `pending: waiting for ...` or
+    `deferred: clock ahead`.
+    """
     entries = Documents(app.store()).history(cid)
     data = [
         {"cid": str(e.cid), "author": e.author, "ts": e.ts, "time": when(e.ts),
@@ -199,7 +224,11 @@ def history(app: App, /, cid: Cid) -> None:
 @click.argument("cid", type=CID)
 @pass_app
 def blame(app: App, /, cid: Cid) -> None:
-    """For every field of document CID: which signed operation (hub, time) wrote it."""
+    """For every field of document CID: which signed operation (hub, time) wrote it.
+
+    Also for every set member, step and piece of text, with the conflicting values
+    that lost.
+    """
     fields = Documents(app.store()).blame(cid)
 
     def who(entry: dict[str, Any]) -> str:
@@ -239,7 +268,10 @@ def blame(app: App, /, cid: Cid) -> None:
 @click.argument("cid", type=CID)
 @pass_app
 def rebuild(app: App, /, cid: Cid) -> None:
-    """Recompute document CID from its operations and rewrite its cached state and view."""
+    """Recompute document CID from its operations and rewrite its cached state and view.
+
+    What an `IntegrityError` about a damaged cached view or state asks for.
+    """
     docs = Documents(app.store())
     docs.rebuild(cid)
     app.emit({"cid": str(cid), "rebuilt": True}, lambda out: out.print(f"rebuilt {cid}"))
@@ -248,7 +280,7 @@ def rebuild(app: App, /, cid: Cid) -> None:
 @doc.command("ls")
 @pass_app
 def ls(app: App) -> None:
-    """List the documents this hub holds."""
+    """List the documents this hub holds: CID, kind, title, owner."""
     docs = Documents(app.store())
     rows = []
     for cid, kind, owner in docs.documents():

@@ -18,12 +18,26 @@ from craftnet.cli.render import human_size
 
 @click.command()
 @click.argument(
-    "paths", nargs=-1, required=True, type=click.Path(exists=True, dir_okay=False, path_type=Path)
+    "paths",
+    nargs=-1,
+    required=True,
+    metavar="FILE...",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
 )
-@click.option("-q", "--quiet", is_flag=True, help="Print only the CIDs, one per line.")
+@click.option(
+    "-q",
+    "--quiet",
+    is_flag=True,
+    help="Print only the CIDs, one per line (for scripts: `FILE=$(craftnet add -q lamp.stl)`).",
+)
 @pass_app
 def add(app: App, paths: tuple[Path, ...], quiet: bool) -> None:
-    """Add design files (STL, STEP, SVG, G-code, PDF, photos); print their CIDs."""
+    """Add design files (STL, STEP, SVG, G-code, PDF, photos); print their CIDs.
+
+    Each file is cut into content-defined chunks (a revised design shares most chunks
+    with its parent), stored as blocks, and pinned. Put the CID printed in a design's
+    `--file`. Large files show a progress bar on stderr.
+    """
     from craftnet.archive import files
 
     store = app.store()
@@ -54,7 +68,10 @@ def add(app: App, paths: tuple[Path, ...], quiet: bool) -> None:
 @click.argument("cid", type=CID)
 @pass_app
 def cat(app: App, cid: Cid) -> None:
-    """Write a file's bytes to stdout (binary-safe; redirect it to a file)."""
+    """Write the bytes of the file CID to stdout, streamed and binary-safe.
+
+    `craftnet cat bafy... > lamp.stl`. Every chunk is checked against its CID on the way.
+    """
     from craftnet.archive import files
 
     sys.stdout.flush()

@@ -14,11 +14,16 @@ from craftnet.errors import CraftnetError
 @click.option(
     "--no-passphrase",
     is_flag=True,
-    help="Store the hub key unencrypted (demo and development hubs only).",
+    help="Store the hub key unencrypted. For demo and development hubs only.",
 )
 @pass_app
 def init(app: App, no_passphrase: bool) -> None:
-    """Create the home directory, the archive store and the hub key."""
+    """Create the home directory, the archive store and the hub key.
+
+    The hub key is an Ed25519 key, shown as a `did:key`. It is encrypted with a
+    passphrase taken from CRAFTNET_PASSPHRASE or asked twice at the terminal. Running
+    `init` again on a set-up home changes nothing and shows the existing key.
+    """
     app.home.mkdir(parents=True, exist_ok=True)
     app.store_path.mkdir(parents=True, exist_ok=True)
     app.store()  # creates the LMDB environment
@@ -47,7 +52,11 @@ def init(app: App, no_passphrase: bool) -> None:
 @click.group(name="id", invoke_without_command=True)
 @click.pass_context
 def id_group(ctx: click.Context) -> None:
-    """Show the hub's identity (its did:key); `id rotate` replaces the key."""
+    """Print the hub's `did:key`; `id rotate` replaces the key.
+
+    With `--json`: the did, the keystore name of the key, whether it is encrypted and
+    when it was created.
+    """
     if ctx.invoked_subcommand is not None:
         return
     app = ctx.find_object(App)
@@ -61,10 +70,15 @@ def id_group(ctx: click.Context) -> None:
 
 @id_group.command()
 @click.option("--reason", default="routine key rotation", show_default=True,
-              help="Why the key changes (goes into the signed succession record).")
+              help="Why the key changes; goes into the signed record.")
 @pass_app
 def rotate(app: App, reason: str) -> None:
-    """Make a new hub key and publish a key-succession record signed by the old one."""
+    """Make a new hub key and publish a key-succession record signed by the old one.
+
+    The record names the new key. Records signed by the old key before the rotation
+    stay valid; new records are signed by the new key. The old key stays in the
+    keystore; the new one is stored as `hub.2`, `hub.3`, ... and becomes the hub key.
+    """
     app.require_home()
     keystore = app.keystore()
     old_name = app.hub_key_name()

@@ -27,7 +27,11 @@ from craftnet.errors import CraftnetError
 @click.command()
 @pass_app
 def peers(app: App) -> None:
-    """The hubs the running node is connected to, and how syncing goes."""
+    """The hubs the running node is connected to, and how syncing goes.
+
+    Asks the running hub (`craftnet serve`, at the address of `config.toml`): peer id,
+    did, state, direction, score, bytes each way, and how many blocks are still wanted.
+    """
     from craftnet.node.config import load_config
 
     app.require_home()
@@ -61,14 +65,47 @@ def peers(app: App) -> None:
 
 
 @click.command()
-@click.argument("addr")
+@click.argument("addr", metavar="ADDR")
 @click.option("--timeout", type=click.FloatRange(1, 86400), default=600.0, show_default=True,
-              help="Give up after this many seconds.")
+              metavar="SECONDS", help="Give up after this many seconds.")
 @click.option("--idle", type=click.FloatRange(1, 3600), default=30.0, show_default=True,
-              help="Stop when nothing arrived for this many seconds.")
+              metavar="SECONDS", help="Stop when nothing arrived for this many seconds.")
 @pass_app
 def sync(app: App, addr: str, timeout: float, idle: float) -> None:
-    """Reconcile once with the hub at ADDR (/ip4/.../tcp/.../p2p/12D3Koo...) and fetch."""
+    """Reconcile once with the hub at ADDR and fetch what this hub lacks.
+
+    ADDR is the other hub's multiaddr (`/ip4/192.0.2.7/tcp/4710/p2p/12D3KooW...`).
+    Shows progress; exits 1 if it stopped before everything arrived. Works whether or
+    not `craftnet serve` runs.
+    """
+    result = fetch_from(app, addr, timeout, idle)
+
+    def human(out: Console) -> None:
+        rec = result.get("reconcile")
+        if rec:
+            out.print(f"reconciled with {result['peer']} in {rec['round_trips']} round trips "
+                      f"({rec['bytes']} bytes): we lacked {rec['we_lacked']}, "
+                      f"they lacked {rec['they_lacked']}")
+        out.print(f"stored {result['records_stored']} records, {result['blocks_stored']} blocks; "
+                  f"{result['still_wanted']} still wanted")
+        if result.get("incomplete"):
+            out.print(f"[yellow]stopped early[/yellow]: {result.get('reason', 'no progress')}")
+
+    app.emit(result, human)
+    if result.get("incomplete"):
+        raise click.exceptions.Exit(1)
+
+
+COMMANDS = [peers, sync]
+
+
+def fetch_from(app: App, addr: str, timeout: float, idle: float) -> dict[str, Any]:
+    """Reconcile once with the hub at ADDR and fetch what is missing, the want list too.
+
+    The hub's saved want list (what a cut-short sync or ``verify --repair`` left) is
+    loaded when the networking starts, so those blocks are asked of ADDR as well.
+    Returns what ``sync`` reports; ``incomplete`` is set when it stopped early.
+    """
     import logging
 
     import trio
@@ -145,24 +182,7 @@ def sync(app: App, addr: str, timeout: float, idle: float) -> None:
     trio.run(main)
     if failure:
         raise CraftnetError(f"cannot sync with {addr}: {failure[0]}")
-
-    def human(out: Console) -> None:
-        rec = result.get("reconcile")
-        if rec:
-            out.print(f"reconciled with {result['peer']} in {rec['round_trips']} round trips "
-                      f"({rec['bytes']} bytes): we lacked {rec['we_lacked']}, "
-                      f"they lacked {rec['they_lacked']}")
-        out.print(f"stored {result['records_stored']} records, {result['blocks_stored']} blocks; "
-                  f"{result['still_wanted']} still wanted")
-        if result.get("incomplete"):
-            out.print(f"[yellow]stopped early[/yellow]: {result.get('reason', 'no progress')}")
-
-    app.emit(result, human)
-    if result.get("incomplete"):
-        raise click.exceptions.Exit(1)
-
-
-COMMANDS = [peers, sync]
+    return result
 
 
 def start_network(

@@ -2,7 +2,7 @@
 
 ``publish``'s options are generated from the body schemas in
 :mod:`craftnet.archive.schemas`, so a field added there appears here (and must then be
-documented in docs/cli.md, which a test checks).
+in docs/cli.md once it is regenerated: ``python -m craftnet.cli.reference``).
 """
 
 from __future__ import annotations
@@ -22,6 +22,7 @@ from rich.tree import Tree
 from craftnet.archive import index, schemas
 from craftnet.archive.cid import Cid
 from craftnet.archive.errors import SchemaError
+from craftnet.archive.links import check_links
 from craftnet.archive.records import Record
 from craftnet.cli.context import App, pass_app
 from craftnet.cli.params import CID
@@ -30,6 +31,8 @@ from craftnet.errors import CraftnetError
 
 PUBLISHABLE = ("technique", "design", "attestation", "collection")
 _LIST_KINDS = ("lines", "cids", "steps")
+# What a flag's value is called in the help, by the kind of the field.
+_METAVARS = {"cid": "CID", "cids": "CID", "did": "DID", "ts": "N"}
 
 
 def option_name(spec: schemas.FieldSpec) -> str:
@@ -66,13 +69,18 @@ def _publish_command(rtype: str) -> click.Command:
                 continue
             data[spec.name] = list(value) if isinstance(value, tuple) else value
         built = schemas.build_from_mapping(rtype, data)
+        with app.store().read() as txn:
+            # A record CID given as --file, an item this hub lacks: refused before signing.
+            link_warnings = [p.as_dict() for p in check_links(txn, rtype, built.body)]
         key = app.hub_key()
         record = index.publish(app.store(), key, rtype, built.body, built.links)
         warnings = _licence_warnings(app, record.cid)
         app.emit(
-            {"cid": str(record.cid), "type": rtype, "warnings": warnings},
+            {"cid": str(record.cid), "type": rtype, "warnings": [*link_warnings, *warnings]},
             lambda out: out.print(str(record.cid)),
         )
+        for link in link_warnings:
+            app.note(f"link warning: {safe(link['message'])}")
         for warning in warnings:
             severity = "problem" if warning["severity"] == "error" else warning["severity"]
             app.note(f"licence {severity}: {safe(warning['message'])}")
@@ -81,7 +89,9 @@ def _publish_command(rtype: str) -> click.Command:
         click.Option(
             ["--from", "from_file"],
             type=click.Path(exists=True, dir_okay=False, path_type=Path),
-            help="Read fields from a TOML or JSON file; flags override it.",
+            metavar="FILE",
+            help="Read the fields from a TOML file, or JSON if the name ends in .json. Keys "
+            "are the field names (derived_from, materials, ...); flags override them.",
         )
     ]
     for spec in schema.fields:
@@ -91,13 +101,22 @@ def _publish_command(rtype: str) -> click.Command:
         )
         if spec.kind == "ts":
             kind = click.INT
+        elif spec.kind in ("cid", "cids"):
+            kind = CID  # a malformed CID on the command line is a usage error (status 2)
         required = " (required)" if spec.required else ""
         repeat = " Repeat for more." if multiple else ""
+        if spec.name == "licence":
+            metavar = "ID"
+        elif spec.kind == "choice":
+            metavar = spec.name.upper()
+        else:
+            metavar = _METAVARS.get(spec.kind, "TEXT")
         params.append(
             click.Option(
                 [option_name(spec), spec.name],
                 multiple=multiple,
                 type=kind,
+                metavar=metavar,
                 help=f"{spec.doc[:1].upper()}{spec.doc[1:]}{required}.{repeat}",
             )
         )
@@ -105,13 +124,30 @@ def _publish_command(rtype: str) -> click.Command:
         rtype,
         callback=publish_type,
         params=params,
-        help=f"Publish a {rtype}: {schema.doc}.",
+        help=f"Publish {schema.doc}.",
     )
 
 
 @click.group()
 def publish() -> None:
-    """Sign and publish a record with the hub key."""
+    """Sign a record with the hub key and store it; print its CID.
+
+    Fields come from flags, from a file (`--from`), or both (flags win). Options that
+    take a list are repeated: `--material oak --material linseed-oil`. CIDs are given
+    in their `b...` text form. When the record derives from others, the licence
+    findings for each parent are printed on stderr (`licence problem: ...`,
+    `licence warning: ...`) and listed under `warnings` with `--json`; they do not stop
+    the publication.
+
+    Links are checked before anything is signed: a design's `--file` and a technique's
+    step media must be files this hub holds (the CIDs `craftnet add` prints), a
+    collection's `--item` must be records this hub holds, and a `--derived-from` parent
+    or an attestation's `--design` that this hub holds must be a design. A link to the
+    wrong kind of block, or to a file or item this hub lacks, is refused (exit status 1,
+    error code `wrong-link`); a parent design or attested design this hub does not hold
+    (it may live on another hub) is published with a `link warning: ...` on stderr,
+    listed under `warnings` with `--json`.
+    """
 
 
 for _rtype in PUBLISHABLE:
@@ -154,10 +190,19 @@ def key_status(app: App, record: Record) -> str:
 @click.argument("cid", type=CID)
 @pass_app
 def show(app: App, cid: Cid) -> None:
-    """Show one record and whether it verifies."""
+    """Show one record (type, author, time, body fields, links) and check it again.
+
+    The checks: **signature** (the author's Ed25519 signature over the record),
+    **schema** (the body matches its type; unknown types are shown as opaque), **key**
+    (the author's key was valid at the record's time: not yet succeeded or revoked).
+    Each says `ok` or `FAILED: why`.
+    """
     with app.store().read() as txn:
         record = index.get_record(txn, cid)
     status = verification(app, record)
+    from craftnet.node.witness import check_witnesses, witnessed_line
+
+    witnesses = check_witnesses(app.store(), cid)
     data = {
         "cid": str(record.cid),
         "type": record.type,
@@ -168,6 +213,7 @@ def show(app: App, cid: Cid) -> None:
         "body": jsonable(record.body),
         "links": [str(link) for link in record.links],
         "verification": status,
+        "witnessed": {**witnesses.as_dict(), "summary": witnessed_line(witnesses)},
     }
 
     def human(out: Console) -> None:
@@ -182,6 +228,7 @@ def show(app: App, cid: Cid) -> None:
             style = "green" if value == "ok" else "yellow" if "opaque" in value else "red"
             out.print(f"{name:<12} ", end="")
             out.print(value, style=style, markup=False)
+        out.print(f"{'witnessed':<12} {witnessed_line(witnesses)}", markup=False)
 
     app.emit(data, human)
 
@@ -192,18 +239,24 @@ def _text(value: Any) -> str:
 
 
 @click.command(name="ls")
-@click.option("--type", "rtype", help="Only records of this type (technique, design, ...).")
-@click.option("--author", help="Only records by this did:key.")
+@click.option(
+    "--type",
+    "rtype",
+    metavar="TYPE",
+    help="Only records of this type (technique, design, attestation, collection, "
+    "key-succession, ...).",
+)
+@click.option("--author", metavar="DID", help="Only records signed by this did:key.")
 @click.option(
     "--limit",
     type=click.IntRange(1, index.MAX_LIMIT),
     default=20,
     show_default=True,
-    help="How many records to show.",
+    help="How many records to show (1-1000).",
 )
 @pass_app
 def ls(app: App, rtype: str | None, author: str | None, limit: int) -> None:
-    """List records, newest first."""
+    """List records, newest first, as a table (cid, type, title, author, time)."""
     with app.store().read() as txn:
         page = index.list_records(txn, type=rtype, author=author, limit=limit)
     rows = [
@@ -247,11 +300,19 @@ def ls(app: App, rtype: str | None, author: str | None, limit: int) -> None:
     type=click.IntRange(0, 64),
     default=16,
     show_default=True,
-    help="How many generations to follow each way.",
+    help="How many generations to follow each way (0-64).",
 )
 @pass_app
 def provenance(app: App, cid: Cid, depth: int) -> None:
-    """Show what a record derives from and what derives from it, with licence warnings."""
+    """Show the derivation graph around a record as a tree, with licence warnings.
+
+    What it was **derived from** (ancestors, recursively) and its **derivatives**
+    (records that derive from it), each with type, title, author, licence and the
+    attestations this hub holds about the author or the design. Parents this hub does
+    not hold are marked missing. Below the tree, licence warnings per derivation edge
+    (a share-alike parent under another licence, a non-commercial or no-derivatives
+    parent, ...). With `--json`: nodes, edges, warnings.
+    """
     from craftnet.archive.provenance import provenance as walk
 
     with app.store().read() as txn:

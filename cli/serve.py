@@ -1,7 +1,7 @@
 """``craftnet serve``: run this hub's node with its HTTP API and web UI.
 
 ``--demo`` makes a ready-to-browse hub on first start: it initialises the home folder
-with an UNENCRYPTED demo hub key and seeds the demo archive (:mod:`craftnet.node.demo`).
+with an UNENCRYPTED demo hub key and seeds the demo archive (:mod:`craftnet.archive.demo`).
 """
 
 from __future__ import annotations
@@ -31,27 +31,50 @@ def _init_demo(app: App) -> None:
 
 
 @click.command()
-@click.option("--demo", is_flag=True, help="Create a demo hub with sample data on first start.")
-@click.option("--host", default=None, help="Address to listen on [config: http.host; 127.0.0.1].")
+@click.option(
+    "--demo",
+    is_flag=True,
+    help="On first start, create a demo hub (unencrypted demo key) and seed it with a demo "
+    "archive of artisans, techniques and designs.",
+)
+@click.option(
+    "--host",
+    default=None,
+    metavar="ADDRESS",
+    help="Address of the HTTP API and web UI (config http.host; default 127.0.0.1; 0.0.0.0 "
+    "serves the hub's local network).",
+)
 @click.option(
     "--port",
     type=click.IntRange(0, 65535),
     default=None,
-    help="Port to listen on [config: http.port; 8470; 0 = any free port].",
+    help="Port of the HTTP API and web UI (config http.port; default 8470; 0 = any free port).",
 )
 @click.option("--new-token", is_flag=True, help="Replace the API token and print the new one.")
 @click.option("--listen", multiple=True, metavar="MULTIADDR",
-              help="Hub-to-hub address to listen on [network.toml: listen; /ip4/0.0.0.0/tcp/4710].")
+              help="Hub-to-hub address to listen on, repeatable (network.toml listen; default "
+              "/ip4/0.0.0.0/tcp/4710).")
 @click.option("--bootstrap", multiple=True, metavar="MULTIADDR",
-              help="A member hub to connect to, /ip4/.../tcp/.../p2p/12D3Koo... (repeatable).")
-@click.option("--alliance", default=None, help="Alliance id [network.toml: alliance].")
-@click.option("--mdns/--no-mdns", default=None, help="Find hubs on the local network [on].")
+              help="A member hub to connect to, /ip4/.../tcp/.../p2p/12D3Koo..., repeatable "
+              "(added to network.toml bootstrap).")
+@click.option("--alliance", default=None, metavar="ID",
+              help="The alliance id (network.toml alliance, written by alliance create/join).")
+@click.option("--mdns/--no-mdns", default=None,
+              help="Find hubs on the local network (network.toml mdns; on).")
 @pass_app
 def serve(app: App, demo: bool, host: str | None, port: int | None, new_token: bool,
           listen: tuple[str, ...] = (), bootstrap: tuple[str, ...] = (),
           alliance: str | None = None, mdns: bool | None = None) -> None:
-    """Run the hub: the HTTP API, the web UI and, in an alliance, hub-to-hub sync."""
-    from craftnet.node import demo as demo_data
+    """Run the hub: the HTTP API, the web UI and, in an alliance, hub-to-hub sync.
+
+    The HTTP API and the web UI listen on http://127.0.0.1:8470/ unless `config.toml`
+    in the home directory or the options say otherwise. When the hub is a member of an
+    alliance it also syncs with the other hubs over libp2p (announcements,
+    reconciliation, block exchange). Writing through the API needs the API token,
+    which is printed when it is created. Stop with Ctrl+C. `make run` runs
+    `craftnet serve --demo`.
+    """
+    from craftnet.archive import demo as demo_data
     from craftnet.node.config import load_config
     from craftnet.node.web import auth, server
     from craftnet.node.web.context import NodeContext
@@ -66,11 +89,13 @@ def serve(app: App, demo: bool, host: str | None, port: int | None, new_token: b
     config = load_config(app.home).with_http(host, port)
     store = app.store()
     keystore = app.keystore()
-    token = auth.new_token(config.token_path) if new_token else auth.ensure_token(config.token_path)
+    # A new token is written only once the hub serves: a start that fails (the port is
+    # taken) must not leave a token on disk that nobody was ever shown.
+    token: str | None = None
+    pending_hash: str | None = None
+    if new_token or not config.token_path.exists():
+        token, pending_hash = auth.make_token()
     demo_token = app.home / DEMO_TOKEN_FILE
-    if demo and token is not None:
-        # A demo hub is for trying things out: keep its token readable (clearly named).
-        demo_token.write_text(token + "\n", encoding="utf-8")
     if demo and token is None and demo_token.exists():
         token = demo_token.read_text(encoding="utf-8").strip()
     if demo and not demo_data.is_seeded(store):
@@ -80,7 +105,7 @@ def serve(app: App, demo: bool, host: str | None, port: int | None, new_token: b
         hub_did = keystore.info(app.hub_key_name()).did
     except CraftnetError:
         hub_did = None
-    gate = auth.Gate(auth.load_token_hash(config.token_path))
+    gate = auth.Gate(pending_hash or auth.load_token_hash(config.token_path))
     from craftnet.cli.net import start_network
 
     network = start_network(app, store, listen=listen, bootstrap=bootstrap, alliance=alliance,
@@ -89,6 +114,11 @@ def serve(app: App, demo: bool, host: str | None, port: int | None, new_token: b
                            demo=demo)
 
     def ready(url: str) -> None:
+        if pending_hash is not None and token is not None:
+            auth.save_token_hash(config.token_path, pending_hash)
+            if demo:
+                # A demo hub is for trying things out: keep its token readable (clearly named).
+                demo_token.write_text(token + "\n", encoding="utf-8")
         click.echo(f"craftnet hub serving at {url}", err=False)
         if token is not None:
             label = "demo API token" if demo else "API token (shown once; keep it safe)"

@@ -15,23 +15,31 @@ import click
 
 @click.group()
 def sim() -> None:
-    """Simulate networks of hubs running the real protocol code (simnet)."""
+    """Simulate networks of hubs running the real protocol code (simnet).
+
+    Churn, partitions, slow links, misbehaving peers: see docs/simnet.md.
+    """
 
 
 @sim.command("run")
-@click.argument("scenario", type=click.Path(exists=True, dir_okay=False, path_type=Path))
-@click.option("--seed", type=int, default=1, show_default=True, help="random seed of the run")
+@click.argument(
+    "scenario",
+    metavar="SCENARIO.toml",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+)
+@click.option("--seed", type=int, default=1, show_default=True, help="The random seed of the run.")
 @click.option(
     "--out",
     "out",
     type=click.Path(file_okay=False, path_type=Path),
     required=True,
-    help="folder for metrics.jsonl, summary.json, report.txt and the plots",
+    metavar="DIR",
+    help="Folder for metrics.jsonl, summary.json, report.txt and the plots.",
 )
-@click.option("--no-plots", is_flag=True, help="skip the PNG plots")
-@click.option("--quiet", is_flag=True, help="no progress bar")
+@click.option("--no-plots", is_flag=True, help="Skip the PNG plots.")
+@click.option("--quiet", is_flag=True, help="No progress bar.")
 def run_command(scenario: Path, seed: int, out: Path, no_plots: bool, quiet: bool) -> None:
-    """Run SCENARIO.toml once with one seed; write the outputs to --out."""
+    """Run a scenario once with one seed and write its outputs to `--out`."""
     from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
     from craftnet.simnet.report import write_outputs
@@ -61,29 +69,42 @@ def run_command(scenario: Path, seed: int, out: Path, no_plots: bool, quiet: boo
 
 
 @sim.command("sweep")
-@click.argument("scenario", type=click.Path(exists=True, dir_okay=False, path_type=Path))
-@click.option("--seeds", default="1,2,3", show_default=True, help="comma-separated seeds, or N..M")
-@click.option("--param", default=None, help="dotted option to vary, e.g. network.loss")
-@click.option("--values", default="", help="comma-separated values of --param (TOML values)")
-@click.option("--workers", type=int, default=2, show_default=True, help="local worker processes")
+@click.argument(
+    "scenario",
+    metavar="SCENARIO.toml",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+)
+@click.option(
+    "--seeds", default="1,2,3", show_default=True, metavar="LIST",
+    help="Comma-separated seeds, or N..M.",
+)
+@click.option(
+    "--param", default=None, metavar="NAME", help="The dotted option to vary, e.g. network.loss."
+)
+@click.option(
+    "--values", default="", metavar="LIST", help="Comma-separated values of --param (TOML values)."
+)
+@click.option("--workers", type=int, default=2, show_default=True, help="Local worker processes.")
 @click.option(
     "--scheduler",
     default=None,
     metavar="ADDRESS",
-    help="run on this Dask distributed scheduler instead (tcp://host:8786)",
+    help="Run on this Dask distributed scheduler instead (tcp://host:8786).",
 )
 @click.option(
     "--metric",
     default="full_max_s",
     show_default=True,
-    help="the column drawn against the values in sweep.png",
+    metavar="NAME",
+    help="The column drawn against the values in sweep.png.",
 )
 @click.option(
     "--out",
     "out",
     type=click.Path(file_okay=False, path_type=Path),
     required=True,
-    help="folder for sweep.jsonl, table.md and sweep.png",
+    metavar="DIR",
+    help="Folder for sweep.jsonl, table.md and sweep.png.",
 )
 def sweep_command(
     scenario: Path,
@@ -95,7 +116,8 @@ def sweep_command(
     metric: str,
     out: Path,
 ) -> None:
-    """Run SCENARIO.toml over seeds (and values of --param) in parallel; compare."""
+    """Run a scenario over several seeds (and values of one parameter) in parallel, and
+    compare them."""
     from craftnet.simnet import sweep as sweeping
 
     if param and not values:

@@ -24,6 +24,10 @@ from craftnet.identity.errors import BadKey, BadSignature, MalformedDid
 ED25519_MULTICODEC: Final = b"\xed\x01"
 DID_KEY_PREFIX: Final = "did:key:z"
 KEY_SIZE: Final = 32
+# base58btc of the 34 bytes 0xed01 + key is always 47 characters (0xed01 fixes the top
+# digits), so every Ed25519 did:key is exactly this long. Checking the length first keeps
+# base58, whose decoding is quadratic in its input, away from anything longer.
+DID_KEY_LEN: Final = len(DID_KEY_PREFIX) + 47
 SIGNATURE_SIZE: Final = 64
 _P: Final = 2**255 - 19
 _L: Final = 2**252 + 27742317777372353535851937790883648493
@@ -173,24 +177,39 @@ class PrivateKey:
 
 
 def did_to_raw(did: str) -> bytes:
-    """Return the raw 32-byte Ed25519 key named by ``did``, or raise :class:`MalformedDid`."""
+    """Return the raw 32-byte Ed25519 key named by ``did``, or raise :class:`MalformedDid`.
+
+    The length is checked before any decoding, so the work done on a hostile string is
+    constant however long it is.
+    """
     if not isinstance(did, str) or not did.startswith(DID_KEY_PREFIX):
         raise MalformedDid(
-            f"not an Ed25519 did:key (must start with {DID_KEY_PREFIX!r}): {did!r:.80}"
+            f"not an Ed25519 did:key (must start with {DID_KEY_PREFIX!r}): {_shown(did)}"
+        )
+    if len(did) != DID_KEY_LEN:
+        raise MalformedDid(
+            f"an Ed25519 did:key is {DID_KEY_LEN} characters, got {len(did)}: {_shown(did)}"
         )
     try:
         decoded = base58.b58decode(did[len(DID_KEY_PREFIX) :].encode("ascii"))
     except ValueError as exc:
-        raise MalformedDid(f"did:key is not valid base58btc: {did!r:.80}") from exc
+        raise MalformedDid(f"did:key is not valid base58btc: {_shown(did)}") from exc
     if not decoded.startswith(ED25519_MULTICODEC):
-        raise MalformedDid(f"did:key does not name an Ed25519 key (multicodec 0xed01): {did!r:.80}")
+        raise MalformedDid(
+            f"did:key does not name an Ed25519 key (multicodec 0xed01): {_shown(did)}"
+        )
     raw = decoded[len(ED25519_MULTICODEC) :]
     if len(raw) != KEY_SIZE:
-        raise MalformedDid(f"did:key holds {len(raw)} key bytes, not {KEY_SIZE}: {did!r:.80}")
+        raise MalformedDid(f"did:key holds {len(raw)} key bytes, not {KEY_SIZE}: {_shown(did)}")
     expected = DID_KEY_PREFIX + base58.b58encode(decoded).decode("ascii")
     if expected != did:
-        raise MalformedDid(f"did:key is not canonically encoded: {did!r:.80}")
+        raise MalformedDid(f"did:key is not canonically encoded: {_shown(did)}")
     return raw
+
+
+def _shown(value: object) -> str:
+    """The start of ``value`` for a message, cut before ``repr`` so a huge string costs nothing."""
+    return repr(value[:80] if isinstance(value, str | bytes) else value)[:80]
 
 
 def parse_did(did: str) -> PublicKey:

@@ -57,6 +57,8 @@ from craftnet.identity.keys import KEY_SIZE, PrivateKey, did_to_raw
 FORMAT: Final = "craftnet-key"
 VERSION: Final = 1
 SUFFIX: Final = ".key"
+# Artisans' keys (as opposed to the hub's own) are named ``artisan.<handle>``.
+ARTISAN_PREFIX: Final = "artisan."
 # scrypt cost: 2**15 takes about 70-100 ms and 32 MiB on a small hub computer. Tests
 # pass a lower cost to the Keystore; files record their own parameters.
 DEFAULT_SCRYPT_N: Final = 2**15
@@ -117,6 +119,11 @@ def _b64(data: bytes) -> str:
 def _unb64(value: object, what: str, size: int, where: str) -> bytes:
     if not isinstance(value, str):
         raise KeystoreError(f"{where}: {what} must be a base64 string")
+    if len(value) != 4 * ((size + 2) // 3):
+        # Checked before decoding: only the one length that holds ``size`` bytes is read.
+        raise KeystoreError(
+            f"{where}: {what} is {len(value)} characters of base64, not the {size} bytes expected"
+        )
     try:
         data = base64.b64decode(value.encode("ascii"), validate=True)
     except (binascii.Error, UnicodeEncodeError) as exc:
@@ -187,7 +194,8 @@ def _parse(data: bytes, where: str) -> dict[str, Any]:
         raise KeystoreError(f"{where}: {len(data)} bytes is too large for a key file")
     try:
         document = json.loads(data.decode("utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as exc:
+        # RecursionError: 16 KiB of '[' nests deeper than Python's JSON parser goes.
         raise KeystoreError(
             f"{where}: not a readable key file (truncated or corrupted?): {exc}"
         ) from exc

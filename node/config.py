@@ -10,19 +10,24 @@ the archive store and the keystore)::
     max_upload_mb = 256
 
 A missing file or a missing key means the default. Unknown keys are refused, so a typo
-("requre_token...") does not silently leave a hub open.
+("requre_token...") does not silently leave a hub open; every refusal names the file,
+the line and the key (:mod:`craftnet.tomlcheck`).
 """
+
+# opt() returns dataclasses.field(...); ruff cannot see that through the helper.
+# ruff: noqa: RUF009
 
 from __future__ import annotations
 
-import tomllib
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any, Final
+from typing import Final
 
 import platformdirs
 
+from craftnet import tomlcheck
 from craftnet.errors import CraftnetError
+from craftnet.tomlcheck import opt
 
 CONFIG_FILE: Final = "config.toml"
 DEFAULT_HOST: Final = "127.0.0.1"
@@ -74,65 +79,46 @@ class HubConfig:
         )
 
 
-_HTTP_KEYS: Final = {"host", "port", "require_token_for_reads", "max_upload_mb"}
+def _host(value: str) -> str | None:
+    if not value or len(value) > 255:
+        return "must be an address such as 127.0.0.1"
+    return None
 
 
-def _check(table: dict[str, Any], key: str, kind: type, where: Path) -> Any:
-    value = table[key]
-    if type(value) is not kind:
-        raise ConfigError(f"{where}: [http] {key} must be a {kind.__name__}, got {value!r:.40}")
-    return value
+@dataclass(frozen=True)
+class HttpFile:
+    """The ``[http]`` table of config.toml."""
+
+    host: str = opt(DEFAULT_HOST, '"0.0.0.0" serves the hub\'s local network', check=_host)
+    port: int = opt(DEFAULT_PORT, "the HTTP port (0: any free port)", lo=0, hi=65535)
+    require_token_for_reads: bool = opt(False, "true: reading needs the API token too")
+    max_upload_mb: int = opt(
+        DEFAULT_MAX_UPLOAD_MB, "the largest file an upload may hold, in MiB", lo=1, hi=64 * 1024
+    )
+
+
+@dataclass(frozen=True)
+class ConfigFile:
+    """config.toml as a whole."""
+
+    http: HttpFile = opt(HttpFile, "`[http]`")
 
 
 def load_config(home: Path) -> HubConfig:
     """Read ``home/config.toml`` (defaults for whatever it does not say)."""
     path = home / CONFIG_FILE
-    config = HubConfig(home=home)
     try:
-        raw = path.read_bytes()
+        text = tomlcheck.read_text(path, ConfigError, max_bytes=MAX_CONFIG_BYTES)
     except FileNotFoundError:
-        return config
-    except OSError as exc:
-        raise ConfigError(f"cannot read {path}: {exc}") from exc
-    if len(raw) > MAX_CONFIG_BYTES:
-        raise ConfigError(f"{path} is larger than {MAX_CONFIG_BYTES} bytes; is it the right file?")
-    try:
-        data = tomllib.loads(raw.decode("utf-8"))
-    except (UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
-        raise ConfigError(f"{path} is not valid TOML: {exc}") from exc
-    unknown = sorted(set(data) - {"http"})
-    if unknown:
-        raise ConfigError(f"{path}: unknown section(s) {', '.join(unknown)}; known: http")
-    http = data.get("http", {})
-    if not isinstance(http, dict):
-        raise ConfigError(f"{path}: http must be a table")
-    unknown = sorted(set(http) - _HTTP_KEYS)
-    if unknown:
-        raise ConfigError(
-            f"{path}: unknown [http] key(s) {', '.join(unknown)}; "
-            f"known: {', '.join(sorted(_HTTP_KEYS))}"
-        )
-    if "host" in http:
-        host = _check(http, "host", str, path)
-        if not host or len(host) > 255:
-            raise ConfigError(f"{path}: [http] host must be an address such as 127.0.0.1")
-        config = replace(config, http_host=host)
-    if "port" in http:
-        port = _check(http, "port", int, path)
-        if not 0 <= port <= 65535:
-            raise ConfigError(f"{path}: [http] port must be 0..65535 (0: any free port)")
-        config = replace(config, http_port=port)
-    if "require_token_for_reads" in http:
-        config = replace(
-            config,
-            require_token_for_reads=_check(http, "require_token_for_reads", bool, path),
-        )
-    if "max_upload_mb" in http:
-        size = _check(http, "max_upload_mb", int, path)
-        if not 1 <= size <= 64 * 1024:
-            raise ConfigError(f"{path}: [http] max_upload_mb must be 1..65536")
-        config = replace(config, max_upload_bytes=size * 2**20)
-    return config
+        return HubConfig(home=home)
+    http = tomlcheck.parse(text, str(path), ConfigFile, ConfigError)[0].http
+    return HubConfig(
+        home=home,
+        http_host=http.host,
+        http_port=http.port,
+        require_token_for_reads=http.require_token_for_reads,
+        max_upload_bytes=http.max_upload_mb * 2**20,
+    )
 
 
 def write_default_config(home: Path) -> Path:

@@ -36,6 +36,8 @@ from craftnet.archive.alliance import (
     AllianceView,
     hlc_now,
 )
+from craftnet.archive.blocks import StoreBlockSource
+from craftnet.archive.index import count_records
 from craftnet.archive.recon_index import StoreItems
 from craftnet.archive.store import Store
 from craftnet.identity.keys import PrivateKey
@@ -43,6 +45,7 @@ from craftnet.identity.membership import Membership
 from craftnet.node.p2p.driver import Driver
 from craftnet.node.p2p.libp2p_net import Libp2pNetwork, route_libp2p_logs, topic_for
 from craftnet.node.p2p.settings import NetworkSettings, SettingsError, transport_seed
+from craftnet.node.witness import DEFAULT_INTERVAL, WitnessService
 from craftnet.protocol.engine import EngineConfig, SyncEngine
 from craftnet.protocol.events import PeerId
 
@@ -50,30 +53,12 @@ log = logging.getLogger("craftnet.hub")
 MEMBERSHIP_CHECK: Final = 1.0
 
 
-class StoreBlocks:
-    """The engine's block source over a store's ``blocks`` database."""
-
-    def __init__(self, store: Store) -> None:
-        self.store = store
-
-    def has_block(self, cid: Any) -> bool:
-        """Is the block stored?"""
-        with self.store.read() as txn:
-            return txn.has("blocks", cid.bytes)
-
-    def get_block(self, cid: Any) -> bytes | None:
-        """The block's bytes, or None."""
-        with self.store.read() as txn:
-            return txn.get("blocks", cid.bytes)
-
-
 def _membership_marker(store: Store) -> tuple[int, ...]:
-    counts = []
     with store.read() as txn:
-        for rtype in (CERT_TYPE, REVOKE_TYPE, SUCCESSION_TYPE, "revocation"):
-            prefix = rtype.encode() + b"\x00"
-            counts.append(sum(1 for _ in txn.iterate("rec_type", prefix, prefix[:-1] + b"\x01")))
-    return tuple(counts)
+        return tuple(
+            count_records(txn, type=rtype)
+            for rtype in (CERT_TYPE, REVOKE_TYPE, SUCCESSION_TYPE, "revocation")
+        )
 
 
 class Hub:
@@ -89,6 +74,7 @@ class Hub:
         engine_config: EngineConfig | None = None,
         rng: random.Random | None = None,
         transport_key: bytes | None = None,
+        witness_interval: float | None = DEFAULT_INTERVAL,
     ) -> None:
         if not settings.alliance:
             raise SettingsError(
@@ -117,13 +103,17 @@ class Hub:
             key=key,
             peer_id=self.network.peer_id,
             items=StoreItems(store),
-            blocks=StoreBlocks(store),
+            blocks=StoreBlockSource(store),
             config=config,
             rng=rng or random.Random(),
             members=self.view,
         )
         self.driver = Driver(
             engine=self.engine, store=store, network=self.network, gossip=self.network
+        )
+        # Signs witness batches while the hub runs (None: not at all).
+        self.witness = (
+            WitnessService(store, key, witness_interval) if witness_interval is not None else None
         )
         self.addrs: list[str] = []
         self.state = "stopped"
@@ -173,6 +163,8 @@ class Hub:
 
                         start_mdns(self, nursery)
                     nursery.start_soon(self._watch_membership)
+                    if self.witness is not None:
+                        nursery.start_soon(self.witness.run)
                     self.state = "running"
                     log.info("hub %s listening on %s", self.peer_id, ", ".join(self.addrs))
                     task_status.started(self)

@@ -34,6 +34,7 @@ from typing import Final
 
 import blake3
 
+from craftnet.archive.recon_index import separator
 from craftnet.protocol.errors import LocalProtocolError, MalformedMessage, RemoteProtocolError
 from craftnet.protocol.framing import encode_varint
 from craftnet.protocol.items import TS_BYTES, ItemSource
@@ -89,15 +90,6 @@ def fingerprint(salt: bytes, count: int, total: int) -> bytes:
 def short_id(salt_key: bytes, key: bytes) -> bytes:
     """An item's short id in a session: its key hashed with the session's salt."""
     return blake3.blake3(key, key=salt_key).digest(SHORT_ID_SIZE)
-
-
-def separator(prev: bytes, nxt: bytes) -> bytes:
-    """The shortest ``p`` with ``prev < p <= nxt`` (``prev < nxt``)."""
-    n = 0
-    limit = min(len(prev), len(nxt))
-    while n < limit and prev[n] == nxt[n]:
-        n += 1
-    return nxt[: n + 1]
 
 
 @dataclass(slots=True)

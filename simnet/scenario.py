@@ -1,10 +1,10 @@
 """Scenario files: TOML, checked strictly against dataclasses that document every option.
 
-Each option is a dataclass field whose metadata holds its help text and bounds, so the
-parser, the documentation test and ``docs/simnet.md`` read one table. Unknown keys,
-wrong types and impossible values are refused with :class:`ScenarioError`, whose
-message names the file, the line and the option: ``tomllib`` keeps no positions, so
-:func:`find_line` finds a key's line by scanning the source text.
+Each option is a dataclass field made with :func:`craftnet.tomlcheck.opt`, whose metadata
+holds its help text and bounds, so the parser, the documentation test and
+``docs/simnet.md`` read one table. Unknown keys, wrong types and impossible values are
+refused with :class:`ScenarioError`, whose message names the file, the line and the
+option (the checker is :mod:`craftnet.tomlcheck`, shared with the node's settings).
 """
 
 # opt() returns dataclasses.field(...); ruff cannot see that through the helper.
@@ -13,35 +13,19 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import re
-import tomllib
-import typing
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from craftnet import tomlcheck
 from craftnet.errors import CraftnetError
+from craftnet.tomlcheck import Checker, opt, option_rows
+from craftnet.tomlcheck import find_line as find_line  # where a key is set: for the tests
 
 
 class ScenarioError(CraftnetError):
     """A scenario file that cannot be run; the message names the line and the option."""
-
-
-def opt(
-    default: Any,
-    doc: str,
-    *,
-    lo: float | None = None,
-    hi: float | None = None,
-    above: float | None = None,
-    choices: tuple[str, ...] | None = None,
-) -> Any:
-    """A scenario option: its default, its help text and the values it accepts."""
-    meta = {"doc": doc, "lo": lo, "hi": hi, "above": above, "choices": choices}
-    if default in (list, dict) or (isinstance(default, type) and dataclasses.is_dataclass(default)):
-        return field(default_factory=default, metadata=meta)
-    return field(default=default, metadata=meta)
 
 
 @dataclass(frozen=True)
@@ -420,154 +404,11 @@ class Scenario:
 
 # ----------------------------------------------------------------------- parsing
 
-_TYPE_NAMES = {int: "an integer", float: "a number", str: "a string", bool: "true or false"}
-
 
 def option_paths() -> Iterator[tuple[str, str]]:
     """Every option as ``(dotted path, help)``, for the docs and their test."""
-    for path, doc, _ in _option_rows(Scenario, ""):
+    for path, doc, _ in option_rows(Scenario):
         yield path, doc
-
-
-class _Where:
-    """Finds the line of a key path in TOML source text."""
-
-    _HEADER = re.compile(r"^\s*(\[\[?)\s*([^\]]+?)\s*\]\]?\s*(#.*)?$")
-    _KEY = re.compile(r'^\s*("[^"]*"|[A-Za-z0-9_\-.]+(?:\s*\.\s*[A-Za-z0-9_\-"]+)*)\s*=')
-    _INLINE = re.compile(r'([A-Za-z0-9_\-]+|"[^"]*")\s*=')
-
-    def __init__(self, text: str) -> None:
-        self.lines: dict[tuple[Any, ...], int] = {}
-        counts: dict[tuple[str, ...], int] = {}
-        table: tuple[Any, ...] = ()
-        for number, line in enumerate(text.splitlines(), 1):
-            header = self._HEADER.match(line)
-            if header:
-                name = tuple(self._split(header.group(2)))
-                if header.group(1) == "[[":
-                    counts[name] = counts.get(name, -1) + 1
-                    table = (*name, counts[name])
-                else:
-                    table = self._index(name, counts)
-                self.lines.setdefault(table, number)
-                continue
-            key = self._KEY.match(line)
-            if not key:
-                continue
-            path = (*table, *self._split(key.group(1)))
-            self.lines.setdefault(path, number)
-            rest = line[key.end() :]
-            if "{" in rest:
-                # An inline table: its keys are on this line too.
-                for inner in self._INLINE.finditer(rest):
-                    self.lines.setdefault((*path, inner.group(1).strip('"')), number)
-
-    @staticmethod
-    def _split(dotted: str) -> list[str]:
-        return [part.strip().strip('"') for part in dotted.split(".")]
-
-    @staticmethod
-    def _index(name: tuple[str, ...], counts: dict[tuple[str, ...], int]) -> tuple[Any, ...]:
-        # [workload.bursts.x] style sub-tables of arrays are not used; keep names as they are,
-        # but a sub-table of an array element gets the element's index.
-        for cut in range(len(name) - 1, 0, -1):
-            if name[:cut] in counts:
-                return (*name[:cut], counts[name[:cut]], *name[cut:])
-        return name
-
-    def line(self, path: tuple[Any, ...]) -> int | None:
-        """The line of ``path``, or of its nearest enclosing key or table."""
-        for cut in range(len(path), 0, -1):
-            found = self.lines.get(path[:cut])
-            if found is not None:
-                return found
-        return None
-
-
-def find_line(text: str, path: tuple[Any, ...]) -> int | None:
-    """The 1-based line where the key at ``path`` (strings and array indexes) is set."""
-    return _Where(text).line(path)
-
-
-class _Checker:
-    def __init__(self, text: str, source: str) -> None:
-        self.where = _Where(text)
-        self.source = source
-
-    def fail(self, path: tuple[Any, ...], problem: str) -> ScenarioError:
-        line = self.where.line(path)
-        dotted = ".".join(str(p) if isinstance(p, str) else f"[{p}]" for p in path)
-        dotted = dotted.replace(".[", "[")
-        at = f"{self.source}:{line}" if line else self.source
-        return ScenarioError(f"{at}: {dotted or 'scenario'}: {problem}")
-
-    def build(self, cls: type, value: Any, path: tuple[Any, ...]) -> Any:
-        if not isinstance(value, dict):
-            raise self.fail(path, f"must be a table, got {_kind(value)}")
-        hints = typing.get_type_hints(cls)
-        fields = {f.name: f for f in dataclasses.fields(cls)}
-        unknown = [k for k in value if k not in fields]
-        if unknown:
-            known = ", ".join(sorted(fields))
-            raise self.fail(
-                (*path, unknown[0]), f"unknown option {unknown[0]!r}; known here: {known}"
-            )
-        args = {}
-        for name, raw in value.items():
-            args[name] = self.value(hints[name], fields[name], raw, (*path, name))
-        return cls(**args)
-
-    def value(self, hint: Any, f: dataclasses.Field[Any], raw: Any, path: tuple[Any, ...]) -> Any:
-        origin, args = typing.get_origin(hint), typing.get_args(hint)
-        if dataclasses.is_dataclass(hint):
-            return self.build(typing.cast(type, hint), raw, path)
-        if origin is list:
-            if not isinstance(raw, list):
-                raise self.fail(path, f"must be an array of tables, got {_kind(raw)}")
-            return [self.build(args[0], item, (*path, i)) for i, item in enumerate(raw)]
-        if origin is dict:
-            if not isinstance(raw, dict):
-                raise self.fail(path, f"must be a table, got {_kind(raw)}")
-            out = {}
-            for key, item in raw.items():
-                if dataclasses.is_dataclass(args[1]):
-                    out[key] = self.build(typing.cast(type, args[1]), item, (*path, key))
-                else:
-                    out[key] = self.value(args[1], f, item, (*path, key))
-            return out
-        return self.scalar(hint, f, raw, path)
-
-    def scalar(self, hint: Any, f: dataclasses.Field[Any], raw: Any, path: tuple[Any, ...]) -> Any:
-        ok = type(raw) is hint or (hint is float and type(raw) is int)
-        if not ok:
-            raise self.fail(
-                path, f"must be {_TYPE_NAMES.get(hint, hint)}, got {_kind(raw)} {raw!r:.40}"
-            )
-        value = float(raw) if hint is float else raw
-        meta = f.metadata
-        if hint is float and value != value:
-            raise self.fail(path, "must be a number, got nan")
-        if meta.get("choices") and value not in meta["choices"]:
-            raise self.fail(path, f"{value!r} is not one of {', '.join(meta['choices'])}")
-        if meta.get("lo") is not None and value < meta["lo"]:
-            raise self.fail(path, f"{value} is below the minimum {meta['lo']:g}")
-        if meta.get("hi") is not None and value > meta["hi"]:
-            raise self.fail(path, f"{value} is above the maximum {meta['hi']:g}")
-        if meta.get("above") is not None and value <= meta["above"]:
-            raise self.fail(path, f"{value} must be greater than {meta['above']:g}")
-        return value
-
-
-def _kind(value: Any) -> str:
-    names = {
-        bool: "a boolean",
-        int: "an integer",
-        float: "a number",
-        str: "a string",
-        list: "an array",
-        dict: "a table",
-    }
-    return names.get(type(value), type(value).__name__)
 
 
 def parse(
@@ -578,21 +419,7 @@ def parse(
     ``overrides`` maps dotted option paths (``"network.loss"``) to values that replace
     the file's (a sweep uses them); they are checked like the file's own values.
     """
-    try:
-        data = tomllib.loads(text)
-    except tomllib.TOMLDecodeError as exc:
-        raise ScenarioError(f"{source}: not valid TOML: {exc}") from exc
-    for dotted, value in (overrides or {}).items():
-        node = data
-        parts = dotted.split(".")
-        for part in parts[:-1]:
-            child = node.setdefault(part, {})
-            if not isinstance(child, dict):
-                raise ScenarioError(f"override {dotted}: {part} is not a table")
-            node = child
-        node[parts[-1]] = value
-    checker = _Checker(text, source)
-    scenario: Scenario = checker.build(Scenario, data, ())
+    scenario, checker = tomlcheck.parse(text, source, Scenario, ScenarioError, overrides=overrides)
     _cross_check(scenario, checker)
     return scenario
 
@@ -601,8 +428,8 @@ def load(path: str | Path) -> Scenario:
     """Read and check a scenario file."""
     path = Path(path)
     try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as exc:
+        text = tomlcheck.read_text(path, ScenarioError)
+    except FileNotFoundError as exc:
         raise ScenarioError(f"cannot read scenario {path}: {exc.strerror or exc}") from exc
     scenario = parse(text, str(path))
     topo = scenario.topology
@@ -613,7 +440,7 @@ def load(path: str | Path) -> Scenario:
     return scenario
 
 
-def _cross_check(s: Scenario, c: _Checker) -> None:
+def _cross_check(s: Scenario, c: Checker) -> None:
     """Rules that involve more than one option."""
     names = set(s.region_names())
     for src, row in s.latency.matrix_ms.items():
@@ -699,26 +526,7 @@ def _cross_check(s: Scenario, c: _Checker) -> None:
 def options_markdown() -> str:
     """Every option as a Markdown table (path, default, help), for docs/simnet.md."""
     lines = ["| option | default | meaning |", "|---|---|---|"]
-    for path, doc, default in _option_rows(Scenario, ""):
-        lines.append(f"| `{path}` | {default} | {doc} |")
+    for path, doc, default in option_rows(Scenario):
+        shown = "`{}`" if default is dataclasses.MISSING else f"`{json.dumps(default)}`"
+        lines.append(f"| `{path}` | {shown} | {doc.replace('|', chr(92) + '|')} |")
     return "\n".join(lines)
-
-
-def _option_rows(cls: type, prefix: str) -> Iterator[tuple[str, str, str]]:
-    hints = typing.get_type_hints(cls)
-    for f in dataclasses.fields(cls):
-        path = f"{prefix}{f.name}"
-        hint = hints[f.name]
-        origin, args = typing.get_origin(hint), typing.get_args(hint)
-        if dataclasses.is_dataclass(hint):
-            yield from _option_rows(typing.cast(type, hint), path + ".")
-        elif origin is list and dataclasses.is_dataclass(args[0]):
-            yield from _option_rows(typing.cast(type, args[0]), path + "[].")
-        elif origin is dict and dataclasses.is_dataclass(args[1]):
-            yield from _option_rows(typing.cast(type, args[1]), path + ".NAME.")
-        else:
-            if f.default is not dataclasses.MISSING:
-                default = f"`{json.dumps(f.default)}`"
-            else:
-                default = "`{}`"
-            yield path, f.metadata.get("doc", "").replace("|", "\\|"), default

@@ -31,7 +31,7 @@ from craftnet.archive.errors import ArchiveError
 from craftnet.archive.records import Record
 from craftnet.identity.keys import PrivateKey
 from craftnet.protocol.blocks import BlockConfig
-from craftnet.protocol.engine import EngineConfig, Reannounce, SyncEngine
+from craftnet.protocol.engine import EngineConfig, SyncEngine
 from craftnet.protocol.errors import ProtocolError
 from craftnet.protocol.events import (
     Ban,
@@ -62,6 +62,7 @@ from craftnet.protocol.events import (
     Validation,
 )
 from craftnet.protocol.framing import FrameCache, decode_frame, encode_frame, frame_cache
+from craftnet.protocol.gossip import Reannounce
 from craftnet.protocol.members import EVERYONE, Members
 from craftnet.protocol.messages import Announce
 from craftnet.protocol.policy import DEFAULT_POLICY, Policy

@@ -7,9 +7,8 @@
   :class:`~craftnet.archive.memory_store.MemoryStore` or
   :class:`~craftnet.archive.lmdb_store.LmdbStore` (in a temporary folder), written the
   way node/p2p's driver writes: each ``StoreBlocks`` in one transaction, records through
-  :func:`~craftnet.archive.index.put_record` and the reconcile index
-  (:class:`~craftnet.archive.recon_index.ReconIndex`), which the engine then reads
-  through :class:`~craftnet.archive.recon_index.StoreItems`. For small runs.
+  :func:`~craftnet.archive.index.put_record`, which keeps the reconcile index that the
+  engine reads through :class:`~craftnet.archive.recon_index.StoreItems`. For small runs.
 """
 
 from __future__ import annotations
@@ -17,10 +16,11 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Protocol
 
+from craftnet.archive.blocks import StoreBlockSource, put_block
 from craftnet.archive.cid import Cid
 from craftnet.archive.errors import ArchiveError
-from craftnet.archive.index import put_record
-from craftnet.archive.recon_index import ITEMS_DB, ReconIndex, StoreItems, item_key
+from craftnet.archive.index import count_records, put_record
+from craftnet.archive.recon_index import StoreItems, item_key
 from craftnet.archive.records import Record
 from craftnet.archive.store import Store, WriteTxn
 from craftnet.protocol.blocks import BlockSource, DictBlocks
@@ -88,31 +88,13 @@ class SharedStore:
         """Nothing to release."""
 
 
-class _StoreSource:
-    """The engine's block source over a store's ``blocks`` database."""
-
-    def __init__(self, store: Store) -> None:
-        self.store = store
-
-    def has_block(self, cid: Cid) -> bool:
-        """Tell whether the block is stored."""
-        with self.store.read() as txn:
-            return txn.has("blocks", cid.bytes)
-
-    def get_block(self, cid: Cid) -> bytes | None:
-        """The block's bytes, or None."""
-        with self.store.read() as txn:
-            return txn.get("blocks", cid.bytes)
-
-
 class ArchiveStore:
     """A real archive store (memory or LMDB) written as node/p2p's driver writes it."""
 
     def __init__(self, store: Store) -> None:
         self.store = store
-        self.index = ReconIndex()
-        self.source = _StoreSource(store)
-        self.items = StoreItems(store, self.index)
+        self.source = StoreBlockSource(store)
+        self.items = StoreItems(store)
 
     def put(self, blocks: list[tuple[Cid, bytes, int | None]]) -> None:
         """Write the blocks in one transaction; records go into the indexes."""
@@ -126,10 +108,9 @@ class ArchiveStore:
                     except ArchiveError:
                         record = None
                 if record is not None:
-                    if put_record(txn, record):
-                        self.index.add(txn, item_key(record.ts, record.cid))
+                    put_record(txn, record)
                 else:
-                    txn.put("blocks", cid.bytes, data)
+                    put_block(txn, cid, data, verified=True)
 
         self.store.transact(write)
 
@@ -140,7 +121,7 @@ class ArchiveStore:
     def record_count(self) -> int:
         """How many records the hub holds."""
         with self.store.read() as txn:
-            return txn.count(ITEMS_DB)
+            return count_records(txn)
 
     def close(self) -> None:
         """Close the store."""

@@ -47,7 +47,13 @@ from craftnet.archive.crdt.causal import (
     verified_op,
 )
 from craftnet.archive.crdt.edit import ChangeBuilder
-from craftnet.archive.crdt.errors import EditError, InvalidOp, NotAnEditor, UnknownDocument
+from craftnet.archive.crdt.errors import (
+    BadOpSignature,
+    EditError,
+    InvalidOp,
+    NotAnEditor,
+    UnknownDocument,
+)
 from craftnet.archive.crdt.ops import (
     AddMember,
     Change,
@@ -66,7 +72,7 @@ from craftnet.archive.crdt.state import DocState, fast_decode, fast_encode, gc_p
 from craftnet.archive.errors import IntegrityError, RecordError
 from craftnet.archive.hlc import HybridClock, wall_ms
 from craftnet.archive.index import put_record
-from craftnet.archive.records import Record
+from craftnet.archive.records import Record, verify_records
 from craftnet.archive.store import ReadTxn, Store, WriteTxn, prefix_end
 from craftnet.identity.keys import PrivateKey
 
@@ -116,6 +122,8 @@ class _TxnLedger:
         self.cached: _Cached | None = docs._load(txn, doc)
         # statuses read or written in this transaction; most ops' parents were just applied
         self._statuses: dict[Cid, Status | None] = {}
+        # whether any operation (of any document) waits: if none, no lookup is needed
+        self._may_wait = bool(txn.count("doc_wait"))
 
     def status(self, cid: Cid) -> Status | None:
         if cid in self._statuses:
@@ -137,9 +145,10 @@ class _TxnLedger:
 
     def wait(self, dep: Cid, waiter: Cid) -> None:
         self.txn.put("doc_wait", self.prefix + dep.bytes + waiter.bytes, b"")
+        self._may_wait = True
 
     def waiters(self, dep: Cid) -> list[Cid]:
-        if not self.txn.count("doc_wait"):
+        if not self._may_wait:
             return []  # the common case: nothing is pending anywhere
         start = self.prefix + dep.bytes
         keys = [key for key, _ in self.txn.iterate("doc_wait", start, prefix_end(start))]
@@ -322,20 +331,40 @@ class Documents:
         ``invalid`` outcome with the reason, and the rest is received (what a sync from
         a peer wants). ``now_ms`` is this hub's wall clock for the drift check.
         """
+        # Parse everything, then check the signatures together (on all cores for a big
+        # batch), then take verdicts in input order: the first bad record is the one a
+        # strict ingest raises for, as if each had been checked in turn.
+        parsed: list[Op | InvalidOp] = []
+        items = list(records)
+        with gc_paused():  # many small objects while the caller may hold a large heap
+            for item in items:
+                try:
+                    try:
+                        record = item if isinstance(item, Record) else Record.from_block(item)
+                    except RecordError as exc:
+                        raise InvalidOp(f"not a document record: {exc}") from exc
+                    parsed.append(verified_op(record, verify=False))
+                except InvalidOp as exc:
+                    parsed.append(exc)
+        if verify:
+            good = [op for op in parsed if isinstance(op, Op)]
+            bad = {
+                op.cid: BadOpSignature(f"operation {op.cid} is not validly signed: {error}")
+                for op, error in zip(good, verify_records([op.record for op in good]), strict=True)
+                if error is not None
+            }
+            if bad:
+                parsed = [bad.get(op.cid, op) if isinstance(op, Op) else op for op in parsed]
         ops: list[Op] = []
         invalid: list[Outcome] = []
-        for item in records:
-            try:
-                try:
-                    record = item if isinstance(item, Record) else Record.from_block(item)
-                except RecordError as exc:
-                    raise InvalidOp(f"not a document record: {exc}") from exc
-                ops.append(verified_op(record, verify=verify))
-            except InvalidOp as exc:
-                if strict:
-                    raise
-                raw = item.block if isinstance(item, Record) else bytes(item)
-                invalid.append(Outcome(Cid.of(raw, DAG_CBOR), "invalid", str(exc)))
+        for item, outcome in zip(items, parsed, strict=True):
+            if isinstance(outcome, Op):
+                ops.append(outcome)
+                continue
+            if strict:
+                raise outcome
+            raw = item.block if isinstance(item, Record) else bytes(item)
+            invalid.append(Outcome(Cid.of(raw, DAG_CBOR), "invalid", str(outcome)))
         now = self._now() if now_ms is None else now_ms
 
         def fn(txn: WriteTxn, ledgers: dict[Cid, _TxnLedger]) -> list[Outcome]:

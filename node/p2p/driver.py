@@ -18,10 +18,11 @@ executes the commands it answers with:
   up; ``Dial`` makes one attempt (``DialFailed`` if it fails; the engine redials);
 * ``Ban`` and ``ConnectionClosed`` are logged at INFO with their reasons.
 
-Records written here by other code (the web API, the CLI in another process) are found
-by watching the reconcile index fall out of step with ``rec_time``: they are added to
-the index and announced. Everything runs in one trio thread; ``handle`` never awaits,
-so engine calls never interleave.
+Every record write keeps the store's reconcile index current (archive's ``put_record``)
+and appends to its change feed; records written by other code (the web API, the CLI
+in another process) are found by reading the feed on from this hub's cursor, and
+announced. Everything runs in one trio thread; ``handle`` never awaits, so engine
+calls never interleave.
 """
 
 from __future__ import annotations
@@ -37,14 +38,16 @@ from typing import Any, Final, assert_never
 
 import trio
 
+from craftnet.archive import changes
+from craftnet.archive.blocks import put_block
 from craftnet.archive.cid import Cid
 from craftnet.archive.crdt.documents import Documents
 from craftnet.archive.crdt.ops import GENESIS_TYPE as DOC_GENESIS
 from craftnet.archive.crdt.ops import OP_TYPE as DOC_OP
 from craftnet.archive.errors import ArchiveError
-from craftnet.archive.hlc import pack
-from craftnet.archive.index import put_record
-from craftnet.archive.recon_index import ITEMS_DB, META_COUNT_KEY, META_DB, ReconIndex, item_key
+from craftnet.archive.index import has_record, put_record
+from craftnet.archive.meta import get_meta, put_meta
+from craftnet.archive.recon_index import ReconIndex
 from craftnet.archive.records import Record
 from craftnet.archive.store import Store, WriteTxn
 from craftnet.errors import CraftnetError
@@ -175,7 +178,6 @@ class Driver:
         self.network = network
         self.gossip = gossip
         self.clock = clock
-        self.index = ReconIndex()
         # Used only in the writer (one batch at a time, under _write_lock).
         self.documents = Documents(store)
         self.links: dict[PeerId, _Link] = {}
@@ -201,10 +203,11 @@ class Driver:
         self._dialling: set[PeerId] = set()
         self._addrs: dict[PeerId, str] = {}
         self._nursery: trio.Nursery | None = None
-        # Records from ten minutes before start-up on, known to be in the index: what
-        # appears beyond them was written by someone else (see _catch_up_index).
-        self._watermark = pack(max(0, time.time_ns() // 1_000_000 - 600_000))
-        self._recent: set[bytes] = set()
+        # Where this hub has read the store's change feed to, and the records it stored
+        # itself from peers (the engine announces those anew once whole, so the feed
+        # skips them).
+        self._feed_cursor = 0
+        self._own: set[Cid] = set()
 
     # ------------------------------------------------------------------ running
 
@@ -213,8 +216,7 @@ class Driver:
         self.network.set_stream_handler(self._inbound)
         self.gossip.set_validator(self._validate)
         self._restore_wants()
-        self._snapshot_recent()
-        self._catch_up_index()
+        self._open_feed()
         try:
             async with trio.open_nursery() as nursery:
                 self._nursery = nursery
@@ -529,17 +531,18 @@ class Driver:
                     try:
                         record = Record.from_block(block.data, block.cid)
                     except ArchiveError:
-                        txn.put("blocks", block.cid.bytes, block.data)
+                        put_block(txn, block.cid, block.data, verified=True)
                         continue
                     if record.type in DOCUMENT_TYPES:
-                        if not txn.has("records", record.cid.bytes):
+                        if not has_record(txn, record.cid):
                             documents.append(record)
+                        else:  # known: stored again only if removed as damaged (a repair)
+                            put_block(txn, record.cid, block.data, verified=True)
                     elif put_record(txn, record):
-                        self.index.add(txn, item_key(record.ts, record.cid))
                         new_records.append((record.ts, record.cid))
                 else:
-                    txn.put("blocks", block.cid.bytes, block.data)
-            txn.put(META_DB, WANTS_KEY, wants)
+                    put_block(txn, block.cid, block.data, verified=True)
+            put_meta(txn, WANTS_KEY, wants)
 
         self.store.transact(write)
         if documents:
@@ -552,23 +555,18 @@ class Driver:
         for outcome in outcomes:
             if outcome.status == "invalid":
                 log.info("refused document record %s: %s", outcome.cid, outcome.reason)
-        added: list[tuple[int, Cid]] = []
-
-        def index(txn: WriteTxn) -> None:
-            added.clear()
-            for record in records:
-                key = item_key(record.ts, record.cid)
-                if record.cid not in refused and txn.has(ITEMS_DB, key):
-                    self.index.add(txn, key)
-                    added.append((record.ts, record.cid))
-
-        self.store.transact(index)
-        return added
+        # Stored (and indexed) by Documents through put_record, in its own transaction.
+        with self.store.read() as txn:
+            return [
+                (record.ts, record.cid)
+                for record in records
+                if record.cid not in refused and has_record(txn, record.cid)
+            ]
 
     def _written(self, blocks: list[StoredBlock], new_records: list[tuple[int, Cid]]) -> None:
         self.stored_blocks += len(blocks)
         self.stored_records += len(new_records)
-        self._recent.update(item_key(ts, cid) for ts, cid in new_records if ts >= self._watermark)
+        self._own.update(cid for _, cid in new_records)
         self.handle(BlocksStored(tuple(block.cid for block in blocks), tuple(new_records)))
 
     def _write_failed(self, blocks: list[StoredBlock]) -> None:
@@ -590,7 +588,7 @@ class Driver:
 
     def _restore_wants(self) -> None:
         with self.store.read() as txn:
-            raw = txn.get(META_DB, WANTS_KEY)
+            raw = get_meta(txn, WANTS_KEY)
         if raw:
             try:
                 restored = self.engine.import_wants(raw)
@@ -604,7 +602,7 @@ class Driver:
         """Persist the want list now (also done with every block written)."""
         wants = self.engine.export_wants()
         try:
-            self.store.transact(lambda txn: txn.put(META_DB, WANTS_KEY, wants))
+            self.store.transact(lambda txn: put_meta(txn, WANTS_KEY, wants))
         except ArchiveError:
             log.exception("could not save the want list")
 
@@ -667,50 +665,42 @@ class Driver:
         """Membership records arrived (or time passed): the engine re-judges its peers."""
         self.handle(MembershipChanged())
 
+    def _open_feed(self) -> None:
+        """Follow the store's change feed from its head: what is there now, peers get by
+        reconciling when they connect."""
+        if ReconIndex().ensure(self.store):
+            log.info("reconcile index rebuilt (a store written before records kept it)")
+        with self.store.read() as txn:
+            self._feed_cursor = changes.latest(txn)
+
     async def _watch_local(self) -> None:
+        # LMDB cannot notify another process, so the feed's head is polled (one read).
         while True:
             await trio.sleep(WATCH_INTERVAL)
             try:
+                # Under the write lock: a batch this driver wrote is in _own before its
+                # changes are read.
                 async with self._write_lock:
-                    self._catch_up_index()
+                    self._read_feed()
             except ArchiveError:
-                log.exception("watching the store for new records failed")
+                log.exception("reading the store's change feed failed")
 
-    def _catch_up_index(self) -> None:
-        """Index and announce records other code wrote; rebuild the index if it is lost."""
+    def _read_feed(self) -> None:
+        """Announce the records other code stored since the cursor; move the cursor on."""
         with self.store.read() as txn:
-            if self.index.is_current(txn):
-                return
-        start = self._watermark.to_bytes(8, "big")
-        added: list[tuple[int, Cid]] = []
-
-        def catch_up(txn: WriteTxn) -> bool:
-            added.clear()
-            raw = txn.get(META_DB, META_COUNT_KEY)
-            lacking = txn.count(ITEMS_DB) - (int.from_bytes(raw, "big") if raw else 0)
-            fresh = [k for k, _ in txn.iterate(ITEMS_DB, start) if k not in self._recent]
-            # Published here moments ago: exactly the recent keys the index lacks. Any
-            # other difference (a bundle import, an old store) costs one rebuild.
-            if len(fresh) != lacking:
-                self.index.rebuild(txn)
-                return False
-            for key in fresh:
-                self.index.add(txn, key)
-                added.append((int.from_bytes(key[:8], "big"), Cid.from_bytes(key[8:])))
-            return True
-
-        incremental = self.store.transact(catch_up)
-        if incremental:
-            self._recent.update(item_key(ts, cid) for ts, cid in added)
-            if added:
-                self.handle(RecordsAdded(tuple(sorted(added))))
-        else:
-            self._snapshot_recent()
-            log.info("reconcile index rebuilt")
-
-    def _snapshot_recent(self) -> None:
-        with self.store.read() as txn:
-            self._recent = {k for k, _ in txn.iterate(ITEMS_DB, self._watermark.to_bytes(8, "big"))}
+            batch = changes.changes_after(txn, self._feed_cursor)
+        if batch.cursor == self._feed_cursor:
+            return
+        if batch.missed:
+            log.info(
+                "%d records stored here were not announced; reconcile spreads them", batch.missed
+            )
+            self._own.clear()  # ours among the missed ones would stay in it for good
+        fresh = [(c.ts, c.cid) for c in batch.changes if c.cid not in self._own]
+        self._own.difference_update(c.cid for c in batch.changes)
+        self._feed_cursor = batch.cursor
+        if fresh:
+            self.handle(RecordsAdded(tuple(sorted(fresh))))
 
     # ------------------------------------------------------------------ status
 

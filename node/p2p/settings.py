@@ -12,50 +12,57 @@
     reconcile_interval = 300    # seconds between reconciles with each dialled hub
 
 A missing file or key means the default; unknown keys are refused so that a typo does
-not silently change what a hub does. The file is separate from ``config.toml`` (the HTTP
+not silently change what a hub does, naming the file, the line and the key
+(:mod:`craftnet.tomlcheck`). The file is separate from ``config.toml`` (the HTTP
 side) so each part of the node owns its own settings.
 """
 
+# opt() returns dataclasses.field(...); ruff cannot see that through the helper.
+# ruff: noqa: RUF009
 from __future__ import annotations
 
 import os
-import tomllib
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any, Final
+from typing import Final
 
+from craftnet import tomlcheck
 from craftnet.errors import CraftnetError
+from craftnet.tomlcheck import opt
 
 SETTINGS_FILE: Final = "network.toml"
 KEY_FILE: Final = "p2p-key"
 DEFAULT_PORT: Final = 4710
 DEFAULT_LISTEN: Final = (f"/ip4/0.0.0.0/tcp/{DEFAULT_PORT}",)
-_KEYS: Final = {
-    "alliance",
-    "listen",
-    "bootstrap",
-    "mdns",
-    "mdns_interface",
-    "max_peers",
-    "reconcile_interval",
-}
 
 
 class SettingsError(CraftnetError):
     """network.toml is unreadable or holds a bad value."""
 
 
+def _nonempty(value: str) -> str | None:
+    return None if value else "must not be empty"
+
+
+def _addrs(value: tuple[str, ...]) -> str | None:
+    return None if all(value) else "must be a list of multiaddr strings, none of them empty"
+
+
 @dataclass(frozen=True, slots=True)
 class NetworkSettings:
-    """How this hub takes part in its alliance's network."""
+    """How this hub takes part in its alliance's network (the ``[network]`` table)."""
 
-    alliance: str | None = None
-    listen: tuple[str, ...] = DEFAULT_LISTEN
-    bootstrap: tuple[str, ...] = ()
-    mdns: bool = True
-    mdns_interface: str = ""
-    max_peers: int = 64
-    reconcile_interval: int = 300
+    alliance: str | None = opt(
+        None, "the alliance's id (its genesis CID); set by 'alliance create/join'", check=_nonempty
+    )
+    listen: tuple[str, ...] = opt(DEFAULT_LISTEN, "multiaddrs to listen on", check=_addrs)
+    bootstrap: tuple[str, ...] = opt((), "multiaddrs of hubs to dial", check=_addrs)
+    mdns: bool = opt(True, "find hubs on the local network")
+    mdns_interface: str = opt("", 'e.g. "192.168.1.20": the address mDNS announces')
+    max_peers: int = opt(64, "most hubs connected at once", lo=1, hi=100_000)
+    reconcile_interval: int = opt(
+        300, "seconds between reconciles with each dialled hub", lo=1, hi=100_000
+    )
 
     def with_options(
         self,
@@ -75,58 +82,16 @@ class NetworkSettings:
         )
 
 
-def _strings(path: Path, key: str, value: Any) -> tuple[str, ...]:
-    if not isinstance(value, list) or not all(isinstance(v, str) and v for v in value):
-        raise SettingsError(f"{path}: [network] {key} must be a list of multiaddr strings")
-    return tuple(value)
+@dataclass(frozen=True)
+class _SettingsFile:
+    """network.toml as a whole."""
 
-
-def _count(path: Path, key: str, value: Any) -> int:
-    if type(value) is not int or not 1 <= value <= 100_000:
-        raise SettingsError(f"{path}: {key} must be a whole number 1..100000")
-    return int(value)
+    network: NetworkSettings = opt(NetworkSettings, "`[network]`")
 
 
 def load_settings(home: Path) -> NetworkSettings:
     """Read ``home/network.toml`` (defaults for whatever it does not say)."""
-    path = home / SETTINGS_FILE
-    try:
-        data = tomllib.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        return NetworkSettings()
-    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
-        raise SettingsError(f"cannot read {path}: {exc}") from exc
-    if set(data) - {"network"}:
-        raise SettingsError(f"{path}: only a [network] section belongs here")
-    table = data.get("network", {})
-    unknown = sorted(set(table) - _KEYS)
-    if unknown:
-        raise SettingsError(
-            f"{path}: unknown key(s) {', '.join(unknown)}; known: {', '.join(sorted(_KEYS))}"
-        )
-    settings = NetworkSettings()
-    if "alliance" in table:
-        if not isinstance(table["alliance"], str) or not table["alliance"]:
-            raise SettingsError(f"{path}: alliance must be an alliance id (a CID)")
-        settings = replace(settings, alliance=table["alliance"])
-    if "listen" in table:
-        settings = replace(settings, listen=_strings(path, "listen", table["listen"]))
-    if "bootstrap" in table:
-        settings = replace(settings, bootstrap=_strings(path, "bootstrap", table["bootstrap"]))
-    if "mdns" in table:
-        if type(table["mdns"]) is not bool:
-            raise SettingsError(f"{path}: mdns must be true or false")
-        settings = replace(settings, mdns=table["mdns"])
-    if "mdns_interface" in table:
-        if not isinstance(table["mdns_interface"], str):
-            raise SettingsError(f"{path}: mdns_interface must be an address string")
-        settings = replace(settings, mdns_interface=table["mdns_interface"])
-    if "max_peers" in table:
-        settings = replace(settings, max_peers=_count(path, "max_peers", table["max_peers"]))
-    if "reconcile_interval" in table:
-        interval = _count(path, "reconcile_interval", table["reconcile_interval"])
-        settings = replace(settings, reconcile_interval=interval)
-    return settings
+    return tomlcheck.load(home / SETTINGS_FILE, _SettingsFile, SettingsError).network
 
 
 def _quote(items: tuple[str, ...]) -> str:

@@ -11,23 +11,28 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import AsyncIterator
-from pathlib import Path
 from typing import Final
 
+import aiohttp_jinja2
+import jinja2
 from aiohttp import web
 
 from craftnet.errors import CraftnetError
-from craftnet.node.web import api, ui
+from craftnet.node.web import api, assets, ui
+from craftnet.node.web.api.common import Handler
 from craftnet.node.web.context import NodeContext
 from craftnet.node.web.errors import ApiError, from_exception
+from craftnet.node.web.graph import short_did
 from craftnet.node.web.http import CTX, MAX_JSON_BYTES, MAX_QUERY_BYTES
 
 log = logging.getLogger("craftnet.node.web")
 
-STATIC: Final = Path(__file__).parent / "static"
 CATCH_UP_SECONDS: Final = 5.0
+# Scripts only from the hub itself, plus the one inline import map the 3D viewer needs
+# (allowed by its hash, so no other inline script can run).
 PAGE_CSP: Final = (
-    "default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self'; "
+    "default-src 'self'; img-src 'self' data: blob:; style-src 'self'; "
+    f"script-src 'self' '{assets.IMPORT_MAP_HASH}'; "
     "object-src 'none'; frame-ancestors 'none'; base-uri 'none'; form-action 'self'"
 )
 _HTTP_CODES: Final = {
@@ -36,6 +41,7 @@ _HTTP_CODES: Final = {
     403: "forbidden",
     404: "not-found",
     405: "method-not-allowed",
+    409: "conflict",
     413: "too-large",
     414: "uri-too-long",
     415: "unsupported-media-type",
@@ -46,8 +52,10 @@ def _is_api(request: web.Request) -> bool:
     return request.path.startswith("/api/")
 
 
-def _error_response(request: web.Request, error: ApiError) -> web.Response:
-    headers = {}
+def _error_response(
+    request: web.Request, error: ApiError, headers: dict[str, str] | None = None
+) -> web.Response:
+    headers = dict(headers or {})
     if error.status == 401:
         headers["WWW-Authenticate"] = 'Bearer realm="craftnet"'
     if error.status == 416 and "size" in error.extra:
@@ -58,7 +66,7 @@ def _error_response(request: web.Request, error: ApiError) -> web.Response:
 
 
 @web.middleware
-async def guard(request: web.Request, handler: api.Handler) -> web.StreamResponse:
+async def guard(request: web.Request, handler: Handler) -> web.StreamResponse:
     """Limits, headers and the one error shape."""
     try:
         if len(request.query_string) > MAX_QUERY_BYTES:
@@ -67,7 +75,10 @@ async def guard(request: web.Request, handler: api.Handler) -> web.StreamRespons
     except ApiError as exc:
         response = _error_response(request, exc)
     except CraftnetError as exc:
-        response = _error_response(request, from_exception(exc))
+        error = from_exception(exc)
+        if error.status >= 500:
+            log.error("error serving %s %s", request.method, request.path, exc_info=exc)
+        response = _error_response(request, error)
     except web.HTTPException as exc:
         if exc.status < 400:
             raise
@@ -75,7 +86,10 @@ async def guard(request: web.Request, handler: api.Handler) -> web.StreamRespons
         message = exc.reason if exc.status != 413 else "the request body is too large"
         if exc.status == 404:
             message = f"nothing at {request.path[:200]}"
-        response = _error_response(request, ApiError(exc.status, code, message))
+        kept = {"Allow": exc.headers["Allow"]} if "Allow" in exc.headers else None
+        if exc.status == 405 and kept:
+            message = f"{request.method} is not allowed here; use {kept['Allow']}"
+        response = _error_response(request, ApiError(exc.status, code, message), kept)
     except asyncio.CancelledError:
         raise
     except Exception:
@@ -116,8 +130,22 @@ def create_app(ctx: NodeContext) -> web.Application:
     """The web application of one hub (call ``ctx.search.catch_up()`` before serving)."""
     app = web.Application(middlewares=[guard], client_max_size=MAX_JSON_BYTES)
     app[CTX] = ctx
+    env = aiohttp_jinja2.setup(
+        app,
+        loader=jinja2.PackageLoader("craftnet.node.web", "templates"),
+        autoescape=jinja2.select_autoescape(default=True, default_for_string=True),
+        undefined=jinja2.ChainableUndefined,  # optional record fields render empty
+        trim_blocks=True,
+        lstrip_blocks=True,
+    )
+    # What macros use wherever they are imported from.
+    env.globals.update(
+        short_did=short_did,
+        viewer_ok=assets.viewer_available(),
+        import_map=assets.IMPORT_MAP,
+    )
     api.add_routes(app)
     ui.add_routes(app)
-    app.router.add_static("/static/", STATIC, append_version=False)
+    assets.add_routes(app)
     app.cleanup_ctx.append(_keep_index)
     return app

@@ -17,6 +17,7 @@ from craftnet.archive.store import Store
 from craftnet.identity.keystore import Keystore
 from craftnet.node.config import HubConfig
 from craftnet.node.web.auth import Gate
+from craftnet.node.web.policy import Policy, Replies
 from craftnet.node.web.search import SearchIndex
 
 
@@ -55,6 +56,8 @@ class NodeContext:
     peers: PeersProvider = field(default_factory=NetworkingDisabled)
     hub_did: str | None = None
     demo: bool = False
+    policy: Policy = field(default_factory=lambda: Policy(None))
+    published: Replies = field(default_factory=Replies)
     _counts: tuple[int, dict[str, int]] | None = field(default=None, repr=False)
 
     @classmethod
@@ -82,12 +85,13 @@ class NodeContext:
             peers or NetworkingDisabled(),
             hub_did,
             demo,
+            Policy.load(config.home, default_walk_in=demo),
         )
 
     def type_counts(self) -> dict[str, int]:
         """Records per type; recounted only when the store's record count changes."""
         with self.store.read() as txn:
-            total = txn.count("records")
+            total = index.count_records(txn)
             if self._counts is None or self._counts[0] != total:
                 self._counts = (total, index.counts_by_type(txn))
         return dict(self._counts[1])

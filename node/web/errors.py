@@ -10,7 +10,13 @@ from __future__ import annotations
 
 from typing import Any, Final
 
-from craftnet.archive.crdt.errors import EditError, InvalidOp, NotAnEditor, UnknownDocument
+from craftnet.archive.crdt.errors import (
+    DocumentError,
+    EditError,
+    InvalidOp,
+    NotAnEditor,
+    UnknownDocument,
+)
 from craftnet.archive.errors import (
     CidError,
     CodecError,
@@ -21,7 +27,14 @@ from craftnet.archive.errors import (
 )
 from craftnet.archive.index import QueryError
 from craftnet.errors import CraftnetError
-from craftnet.identity.errors import KeystoreError, MalformedDid, WrongPassphrase
+from craftnet.identity.errors import (
+    BadKey,
+    BadSignature,
+    KeystoreError,
+    MalformedDid,
+    SuccessionError,
+    WrongPassphrase,
+)
 
 
 class ApiError(CraftnetError):
@@ -52,6 +65,7 @@ _MAPPING: Final[tuple[tuple[type[Exception], int, str], ...]] = (
     (NotAnEditor, 403, "not-an-editor"),
     (EditError, 422, "edit-refused"),
     (InvalidOp, 422, "invalid-operation"),
+    (DocumentError, 422, "edit-refused"),
     (CidError, 400, "bad-cid"),
     (MalformedDid, 400, "bad-did"),
     (QueryError, 400, "bad-query"),
@@ -59,8 +73,12 @@ _MAPPING: Final[tuple[tuple[type[Exception], int, str], ...]] = (
     (RecordError, 422, "invalid-record"),
     (CodecError, 400, "bad-encoding"),
     (KeystoreError, 422, "keystore"),
+    (BadKey, 422, "bad-key"),
+    (BadSignature, 422, "bad-signature"),
+    (SuccessionError, 422, "invalid-record"),
     (IntegrityError, 500, "integrity"),
 )
+_DAMAGED: Final = "a block in this hub's archive is damaged; run 'craftnet verify'"
 
 
 def from_exception(exc: CraftnetError) -> ApiError:
@@ -69,6 +87,6 @@ def from_exception(exc: CraftnetError) -> ApiError:
         return exc
     for kind, status, code in _MAPPING:
         if isinstance(exc, kind):
-            message = str(exc) if status < 500 else "the archive is damaged here; run fsck"
-            return ApiError(status, code, message)
-    return ApiError(400, "refused", str(exc) or type(exc).__name__)
+            return ApiError(status, code, str(exc) if status < 500 else _DAMAGED)
+    # An error no handler expected is the hub's fault, not the client's: a 500.
+    return ApiError(500, "internal", "internal error; the hub's log has the details")

@@ -61,7 +61,8 @@ def render_svg(graph: dict[str, Any], names: dict[str, str] | None = None) -> st
     parts = [
         '<svg xmlns="http://www.w3.org/2000/svg" class="provenance" '
         f'viewBox="0 0 {width} {height}" '
-        f'width="{width}" height="{height}" role="img" '
+        # A group, not role="img": an image may not hold the focusable links of its nodes.
+        f'width="{width}" height="{height}" role="group" '
         f'aria-label="Provenance graph with {len(nodes)} designs">',
         "<defs><marker id='arrow' viewBox='0 0 10 10' refX='9' refY='5' markerWidth='8' "
         "markerHeight='8' orient='auto-start-reverse'><path d='M0,0 L10,5 L0,10 z' "

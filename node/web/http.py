@@ -3,19 +3,35 @@
 from __future__ import annotations
 
 import json
-from typing import Any, Final
+import re
+from dataclasses import dataclass
+from typing import Any, Final, Literal
 
 from aiohttp import web
 
 from craftnet.archive.cid import Cid
 from craftnet.archive.errors import CidError
-from craftnet.node.web.auth import SESSION_COOKIE
+from craftnet.node.web.auth import SESSION_COOKIE, Session
 from craftnet.node.web.context import NodeContext
 from craftnet.node.web.errors import ApiError, bad_request
 
 CTX: Final = web.AppKey("craftnet_context", NodeContext)
 MAX_JSON_BYTES: Final = 1 * 2**20
-MAX_QUERY_BYTES: Final = 4096
+# Every parameter has its own limit in characters; percent-encoded, the longest query the
+# OpenAPI document allows is about 20 KiB. The request line may be a little longer.
+MAX_QUERY_BYTES: Final = 32 * 1024
+MAX_REQUEST_LINE: Final = MAX_QUERY_BYTES + 8 * 1024
+MAX_CID_TEXT: Final = 200
+MAX_DID_TEXT: Final = 200
+# The forms the OpenAPI document gives as patterns (a test checks they are the same).
+# A CIDv1 of dag-cbor or raw with a BLAKE3-256 multihash, the only kind this hub makes.
+CID_PATTERN: Final = r"^baf(?:yr|kr)4i[a-h][a-z2-7]{50}[aeimquy4]$"
+DID_PATTERN: Final = r"^did:key:z[1-9A-HJ-NP-Za-km-z]{8,180}$"
+DID_TEXT: Final = re.compile(DID_PATTERN)
+# A plain file name: no folder separators or control characters, not a dot file, and not
+# only spaces; 1-200 characters.
+FILE_NAME_PATTERN: Final = r'^[^\x00-\x20\x7f/\\:*?"<>|.][^\x00-\x1f\x7f/\\:*?"<>|]{0,199}$'
+FILE_NAME: Final = re.compile(FILE_NAME_PATTERN)
 CSRF_HEADER: Final = "X-Requested-With"
 CSRF_VALUE: Final = "craftnet"
 
@@ -25,45 +41,88 @@ def context(request: web.Request) -> NodeContext:
     return request.app[CTX]
 
 
-def credentials(request: web.Request) -> str | None:
-    """How the request proves itself: ``"token"``, ``"session"`` or None."""
+@dataclass(frozen=True, slots=True)
+class Caller:
+    """Who sent a request: with the operator's token, in a session, or nobody known."""
+
+    via: Literal["token", "session"] | None
+    session: Session | None = None
+
+    @property
+    def known(self) -> bool:
+        """Whether the request proved anything at all."""
+        return self.via is not None
+
+    @property
+    def operator(self) -> bool:
+        """The operator: the token, or a session opened with it."""
+        return self.via == "token" or (self.session is not None and self.session.role == "operator")
+
+    @property
+    def artisan(self) -> Session | None:
+        """The artisan's session (their handle and key), if an artisan is logged in."""
+        if self.session is not None and self.session.role == "artisan":
+            return self.session
+        return None
+
+
+def caller(request: web.Request) -> Caller:
+    """Who the request comes from (a wrong bearer token is refused outright)."""
     gate = context(request).gate
     header = request.headers.get("Authorization", "")
     if header:
         scheme, _, token = header.partition(" ")
         if scheme.lower() != "bearer" or not gate.token_ok(token.strip()):
             raise ApiError(401, "unauthorized", "the bearer token is not this hub's API token")
-        return "token"
-    sid = request.cookies.get(SESSION_COOKIE)
-    if sid and gate.session_ok(sid):
-        return "session"
-    return None
+        return Caller("token")
+    found = gate.session(request.cookies.get(SESSION_COOKIE))
+    return Caller("session", found) if found is not None else Caller(None)
 
 
-def require_write(request: web.Request) -> None:
-    """Refuse unless the request carries the token or a session (and, for a session, the
-    CSRF header that a cross-site form cannot send)."""
-    how = credentials(request)
-    if how is None:
-        raise ApiError(
-            401,
-            "unauthorized",
-            "writing needs the hub's API token: send 'Authorization: Bearer <token>' "
-            "or log in at /login",
-        )
-    if how == "session" and request.headers.get(CSRF_HEADER) != CSRF_VALUE:
+def _csrf(request: web.Request, who: Caller) -> None:
+    if who.via == "session" and request.headers.get(CSRF_HEADER) != CSRF_VALUE:
         raise ApiError(
             403, "csrf", f"a browser session must send the header {CSRF_HEADER}: {CSRF_VALUE}"
         )
 
 
-def require_read(request: web.Request) -> None:
-    """Refuse reads without credentials when the hub is configured to."""
-    if context(request).config.require_token_for_reads and credentials(request) is None:
+def require_write(request: web.Request) -> Caller:
+    """Refuse unless the request carries the token or a session (and, for a session, the
+    CSRF header that a cross-site form cannot send)."""
+    who = caller(request)
+    if not who.known:
         raise ApiError(
             401,
             "unauthorized",
-            "this hub requires its API token for reading too; log in at /login",
+            "log in first: an artisan with their handle and passphrase at /login, "
+            "a script with 'Authorization: Bearer <the hub's API token>'",
+        )
+    _csrf(request, who)
+    return who
+
+
+def require_operator(request: web.Request) -> Caller:
+    """Refuse unless the hub's operator sends it (the token, or a session made with it)."""
+    who = require_write(request)
+    if not who.operator:
+        raise ApiError(403, "operator-only", "only the hub's operator may do this")
+    return who
+
+
+def optional_write(request: web.Request) -> Caller:
+    """Who is writing, when a write is also open to walk-ins (CSRF still checked)."""
+    who = caller(request)
+    _csrf(request, who)
+    return who
+
+
+def require_read(request: web.Request) -> None:
+    """Refuse reads without credentials when the hub is configured to."""
+    if context(request).config.require_token_for_reads and not caller(request).known:
+        raise ApiError(
+            401,
+            "unauthorized",
+            "this hub requires a login for reading too; log in at /login",
         )
 
 
@@ -124,7 +183,7 @@ def _kind_name(kind: type) -> str:
 
 def parse_cid(text: str) -> Cid:
     """A CID from the path or query; 400 if it is not one."""
-    if len(text) > 200:
+    if len(text) > MAX_CID_TEXT:
         raise bad_request("that is not a CID (too long)", "bad-cid")
     try:
         return Cid.parse(text)
@@ -132,10 +191,17 @@ def parse_cid(text: str) -> Cid:
         raise bad_request(f"{text[:80]!r} is not a CID: {exc}", "bad-cid") from None
 
 
+def parse_did(text: str) -> str:
+    """A did:key from the path (its form only: an unknown artisan is a 404 later)."""
+    if len(text) > MAX_DID_TEXT or not DID_TEXT.fullmatch(text):
+        raise bad_request(f"{text[:80]!r} is not a did:key like did:key:z6Mk...", "bad-did")
+    return text
+
+
 def query_int(request: web.Request, name: str, default: int, low: int, high: int) -> int:
     """An integer query parameter within ``low..high``."""
     raw = request.query.get(name)
-    if raw is None or raw == "":
+    if raw is None:
         return default
     if not raw.isdigit() or len(raw) > 9:
         raise bad_request(

@@ -10,7 +10,11 @@ from __future__ import annotations
 import copy
 from typing import Any, Final
 
-VERSION: Final = "1.0.0"
+from craftnet.archive.index import SUFFIX_LEN
+from craftnet.archive.licences import KNOWN_LICENCES
+from craftnet.node.web.http import CID_PATTERN, DID_PATTERN, FILE_NAME_PATTERN
+
+VERSION: Final = "1.1.0"
 
 _ERROR = {"$ref": "#/components/schemas/Error"}
 _STR = {"type": "string"}
@@ -19,9 +23,14 @@ _NSTR = {"type": ["string", "null"]}
 
 
 def _obj(
-    props: dict[str, Any], required: list[str] | None = None, extra: bool = True
+    props: dict[str, Any],
+    required: list[str] | None = None,
+    extra: bool = True,
+    description: str | None = None,
 ) -> dict[str, Any]:
     schema: dict[str, Any] = {"type": "object", "properties": props}
+    if description:
+        schema["description"] = description
     if required:
         schema["required"] = required
     if not extra:
@@ -45,15 +54,39 @@ def _q(
         "in": "query",
         "required": required,
         "description": doc,
+        "schema": schema or _TEXT,
+    }
+
+
+def _p(name: str, doc: str, schema: dict[str, Any] | None = None) -> dict[str, Any]:
+    return {
+        "name": name,
+        "in": "path",
+        "required": True,
+        "description": doc,
         "schema": schema or _STR,
     }
 
 
-def _p(name: str, doc: str) -> dict[str, Any]:
-    return {"name": name, "in": "path", "required": True, "description": doc, "schema": _STR}
+def _int(low: int, high: int) -> dict[str, Any]:
+    return {"type": "integer", "minimum": low, "maximum": high}
 
 
-_CID = _p("cid", "a CIDv1 in base32 (b...)")
+_TEXT = {"type": "string", "maxLength": 200}  # an empty value is the same as none
+_CID_STR = {"type": "string", "pattern": CID_PATTERN}
+_DID_STR = {"type": "string", "pattern": DID_PATTERN}
+
+
+def _or_empty(pattern: str) -> dict[str, Any]:
+    """A query parameter's pattern: an empty value is the same as none given."""
+    return {"type": "string", "pattern": "^(?:" + pattern.strip("^$") + ")?$"}
+
+
+_SECRET = {"type": "string", "minLength": 1, "maxLength": 1024}
+_HANDLE = {"type": "string", "pattern": "^[a-z0-9][a-z0-9-]{0,39}$"}
+# Query parameters may be empty (the same as not given).
+_SLUG = {"type": "string", "pattern": "^(?:[a-z][a-z0-9]*(?:-[a-z0-9]+)*)?$", "maxLength": 64}
+_CID = _p("cid", "a CIDv1 in base32 (b...) with a BLAKE3 hash, as this hub makes", _CID_STR)
 
 
 def _json(schema: dict[str, Any], doc: str = "OK") -> dict[str, Any]:
@@ -65,6 +98,7 @@ def _errors(*codes: int) -> dict[str, Any]:
         400: "bad input",
         401: "no or wrong token",
         403: "refused",
+        405: "method not allowed (the Allow header lists what is)",
         404: "not found",
         409: "conflict",
         413: "too large",
@@ -95,14 +129,18 @@ def _op(
 
 
 _LIST_PARAMS = [
-    _q("type", "record type: technique, design, collection, attestation, doc, ..."),
-    _q("author", "did:key of the author"),
-    _q("tag", "a tag (lower case)"),
-    _q("material", "a material (lower case)"),
+    _q("type", "record type: technique, design, collection, attestation, doc, ...", _SLUG),
+    _q("author", "did:key of the author", _or_empty(DID_PATTERN)),
+    _q("tag", "a tag (any case)"),
+    _q("material", "a material (any case)"),
     _q("licence", "an SPDX licence id"),
     _q("process", "a fabrication process slug, e.g. 3d-printing"),
-    _q("limit", "page size, 1..200 (default 20)", _INT),
-    _q("cursor", "the cursor of the previous page"),
+    _q("limit", "page size, 1..200 (default 20)", _int(1, 200)),
+    _q(
+        "cursor",
+        "the cursor of the previous page",
+        _or_empty(f"^[0-9a-f]{{{2 * SUFFIX_LEN}}}$"),
+    ),
 ]
 
 _SCHEMAS: Final[dict[str, Any]] = {
@@ -116,6 +154,11 @@ _SCHEMAS: Final[dict[str, Any]] = {
             "ts": _INT,
             "links": _arr(_STR),
             "body": {"type": "object", "description": 'CIDs appear as {"/": "b..."}'},
+            "witnessed": {
+                "type": "object",
+                "description": "GET /records/{cid} only: the record's witnesses, checked "
+                "(summary, hubs, organisations, earliest, witnesses); see docs/witness.md",
+            },
         },
         ["cid", "type", "v", "author", "ts", "links", "body"],
     ),
@@ -168,16 +211,21 @@ _SCHEMAS: Final[dict[str, Any]] = {
         },
         ["enabled", "state", "peers"],
     ),
+    "Published": _obj(
+        {"cid": _STR, "record": _ref("Record"), "warnings": _arr(_ref("Warning"))},
+        ["cid", "record"],
+    ),
+    "Policy": _obj({"walk_in_keys": {"type": "boolean"}}, ["walk_in_keys"]),
     "FileInfo": _obj(
         {"cid": _STR, "name": _NSTR, "size": _INT, "content_type": _STR},
         ["cid", "size", "content_type"],
     ),
     "Signer": _obj(
         {
-            "artisan": {"type": "string", "description": "the artisan's handle on this hub"},
-            "passphrase": {"type": "string", "description": "the passphrase of their key"},
+            "artisan": {**_HANDLE, "description": "the artisan's handle on this hub"},
+            "passphrase": {**_SECRET, "description": "the passphrase of their key"},
         },
-        ["artisan", "passphrase"],
+        description="who signs: omitted when an artisan's session is logged in",
     ),
 }
 
@@ -205,6 +253,9 @@ _PATHS: Final[dict[str, Any]] = {
                             "network": _ref("Network"),
                             "reads_need_token": {"type": "boolean"},
                             "logged_in": {"type": "boolean"},
+                            "artisan": {**_NSTR, "description": "the logged-in artisan"},
+                            "operator": {"type": "boolean"},
+                            "walk_in_keys": {"type": "boolean"},
                         },
                         ["records", "by_type", "network"],
                     )
@@ -224,15 +275,22 @@ _PATHS: Final[dict[str, Any]] = {
             "Publish a record signed by an artisan's key (a derivative with a conflicting "
             "licence needs confirm_licence: true)",
             {
-                "201": _json(
-                    _obj(
-                        {"cid": _STR, "record": _ref("Record"), "warnings": _arr(_ref("Warning"))},
-                        ["cid", "record"],
-                    ),
-                    "published",
+                "201": _json(_ref("Published"), "published"),
+                "200": _json(
+                    _ref("Published"),
+                    "published before with this Idempotency-Key: the first answer again",
                 ),
                 **_errors(400, 401, 403, 404, 409, 413, 415, 422),
             },
+            params=[
+                {
+                    "name": "Idempotency-Key",
+                    "in": "header",
+                    "required": False,
+                    "description": "one per submit: the same key again publishes nothing new",
+                    "schema": {"type": "string", "pattern": "^[A-Za-z0-9_-]{8,128}$"},
+                }
+            ],
             body=_signed(
                 {
                     "type": {"enum": ["technique", "design", "collection", "attestation"]},
@@ -250,7 +308,7 @@ _PATHS: Final[dict[str, Any]] = {
     },
     "/api/v1/records/{cid}": {
         "get": _op(
-            "One record (ETag = CID)",
+            "One record with its checked witnesses (ETag = CID, and the witness count)",
             {
                 "200": _json(_ref("Record")),
                 "304": {"description": "not modified"},
@@ -296,7 +354,10 @@ _PATHS: Final[dict[str, Any]] = {
         "get": _op(
             "The derivation graph: ancestors, descendants, attestations, licence findings",
             {"200": _json(_ref("Provenance")), **_errors(400, 401, 404)},
-            params=[_CID, _q("depth", "how many generations each way, 0..64 (default 16)", _INT)],
+            params=[
+                _CID,
+                _q("depth", "how many generations each way, 0..64 (default 16)", _int(0, 64)),
+            ],
         )
     },
     "/api/v1/artisans/{did}": {
@@ -315,9 +376,9 @@ _PATHS: Final[dict[str, Any]] = {
                         ["did", "records", "attestations"],
                     )
                 ),
-                **_errors(400, 401),
+                **_errors(400, 401, 404),
             },
-            params=[_p("did", "a did:key"), _q("limit", "1..200", _INT)],
+            params=[_p("did", "a did:key", _DID_STR), _q("limit", "1..200", _int(1, 200))],
         )
     },
     "/api/v1/search": {
@@ -352,6 +413,10 @@ _PATHS: Final[dict[str, Any]] = {
                                 },
                             },
                             "next_offset": {"type": ["integer", "null"]},
+                            "suggestion": {
+                                **_NSTR,
+                                "description": "when nothing matched: a spelling that does",
+                            },
                         },
                         ["total", "hits", "facets"],
                     )
@@ -359,11 +424,15 @@ _PATHS: Final[dict[str, Any]] = {
                 **_errors(400, 401),
             },
             params=[
-                _q("q", "words to find (all must match; the last may be a prefix)"),
+                _q(
+                    "q",
+                    "words to find (all must match; the last may be a prefix)",
+                    {"type": "string", "maxLength": 500},
+                ),
                 *[p for p in _LIST_PARAMS if p["name"] not in ("limit", "cursor")],
                 _q("language", "a BCP-47 language tag"),
-                _q("limit", "1..100 (default 20)", _INT),
-                _q("offset", "0..10000", _INT),
+                _q("limit", "1..100 (default 20)", _int(1, 100)),
+                _q("offset", "0..10000", _int(0, 10_000)),
             ],
         )
     },
@@ -399,8 +468,13 @@ _PATHS: Final[dict[str, Any]] = {
                 **_errors(400, 401, 422),
             },
             params=[
-                _q("licence", "the derivative's SPDX id", required=True),
-                _q("parent", "a parent's CID (repeat for several)"),
+                _q(
+                    "licence",
+                    "the derivative's SPDX id",
+                    {"enum": list(KNOWN_LICENCES)},
+                    required=True,
+                ),
+                _q("parent", "a parent's CID (repeat for several)", _or_empty(CID_PATTERN)),
             ],
         )
     },
@@ -531,25 +605,31 @@ _PATHS: Final[dict[str, Any]] = {
             tag="keys",
         ),
         "post": _op(
-            "Create an artisan's key, encrypted with their passphrase",
+            "Create an artisan's key, encrypted with their passphrase (the operator, or a "
+            "walk-in when the hub's policy allows; a walk-in is then logged in as them)",
             {
                 "201": _json(_obj({"handle": _STR, "did": _STR}, ["handle", "did"]), "created"),
-                **_errors(400, 401, 409, 415, 422),
+                **_errors(400, 401, 403, 409, 415, 422),
             },
-            body=_obj({"handle": _STR, "passphrase": _STR}, ["handle", "passphrase"]),
+            body=_obj({"handle": _HANDLE, "passphrase": _SECRET}, ["handle", "passphrase"]),
             write=True,
             tag="keys",
         ),
     },
     "/api/v1/keys/import": {
         "post": _op(
-            "Import an artisan's exported key",
+            "Import an artisan's exported key (who may: as for creating one)",
             {
                 "201": _json(_obj({"handle": _STR, "did": _STR}, ["handle", "did"]), "imported"),
                 **_errors(400, 401, 403, 409, 415, 422),
             },
             body=_obj(
-                {"handle": _STR, "passphrase": _STR, "key_file": _STR, "export_passphrase": _STR},
+                {
+                    "handle": _HANDLE,
+                    "passphrase": _SECRET,
+                    "key_file": _STR,
+                    "export_passphrase": _SECRET,
+                },
                 ["handle", "passphrase", "key_file", "export_passphrase"],
             ),
             write=True,
@@ -563,20 +643,64 @@ _PATHS: Final[dict[str, Any]] = {
                 "200": _json(_obj({"handle": _STR, "key_file": _STR}, ["key_file"])),
                 **_errors(400, 401, 403, 404, 415, 422),
             },
-            params=[_p("handle", "the artisan's handle")],
+            params=[_p("handle", "the artisan's handle", _HANDLE)],
             body=_obj(
-                {"passphrase": _STR, "export_passphrase": _STR}, ["passphrase", "export_passphrase"]
+                {"passphrase": _SECRET, "export_passphrase": _SECRET},
+                ["passphrase", "export_passphrase"],
             ),
             write=True,
             tag="keys",
         )
+    },
+    "/api/v1/keys/strength": {
+        "post": _op(
+            "How hard a passphrase is to guess (zxcvbn score 0-4), with a hint in plain words",
+            {
+                "200": _json(
+                    _obj(
+                        {"score": _int(0, 4), "ok": {"type": "boolean"}, "hint": _STR},
+                        ["score", "ok", "hint"],
+                    )
+                ),
+                **_errors(400, 413, 415, 422),
+            },
+            body=_obj(
+                {
+                    "passphrase": {"type": "string", "maxLength": 1024},
+                    "handle": {"type": ["string", "null"], "maxLength": 40},
+                },
+                ["passphrase"],
+            ),
+            tag="keys",
+        )
+    },
+    "/api/v1/policy": {
+        "get": _op(
+            "What the operator allows: may walk-in artisans add keys?",
+            {"200": _json(_ref("Policy"))},
+            tag="meta",
+        ),
+        "put": _op(
+            "Change what the operator allows (the operator only)",
+            {"200": _json(_ref("Policy")), **_errors(400, 401, 403, 415, 422)},
+            body=_obj({"walk_in_keys": {"type": "boolean"}}, ["walk_in_keys"]),
+            write=True,
+            tag="meta",
+        ),
     },
     "/api/v1/files": {
         "post": {
             **_op(
                 "Upload a file (the raw bytes are the body; streamed; size-limited)",
                 {"201": _json(_ref("FileInfo"), "stored"), **_errors(400, 401, 403, 413)},
-                params=[_q("name", "the file's name, e.g. lamp.stl (no folders)", required=True)],
+                params=[
+                    _q(
+                        "name",
+                        "the file's name, e.g. lamp.stl (no folders)",
+                        {"type": "string", "pattern": FILE_NAME_PATTERN},
+                        required=True,
+                    )
+                ],
                 write=True,
                 tag="files",
             ),
@@ -584,7 +708,12 @@ _PATHS: Final[dict[str, Any]] = {
                 "required": True,
                 "content": {
                     "application/octet-stream": {
-                        "schema": {"type": "string", "contentMediaType": "application/octet-stream"}
+                        "schema": {
+                            "type": "string",
+                            "format": "binary",
+                            "minLength": 1,
+                            "contentMediaType": "application/octet-stream",
+                        }
                     }
                 },
             },
@@ -597,9 +726,9 @@ _PATHS: Final[dict[str, Any]] = {
                 "200": {"description": "the file", "content": {"*/*": {"schema": {}}}},
                 "206": {"description": "part of the file", "content": {"*/*": {"schema": {}}}},
                 "304": {"description": "not modified"},
-                **_errors(400, 401, 404, 416),
+                **_errors(400, 401, 404, 409, 416),
             },
-            params=[_CID, _q("download", "1: send as an attachment")],
+            params=[_CID, _q("download", "1: send as an attachment", {"enum": ["0", "1"]})],
             tag="files",
         )
     },
@@ -613,10 +742,10 @@ _PATHS: Final[dict[str, Any]] = {
     },
     "/api/v1/files/{cid}/preview.svg": {
         "get": _op(
-            "A drawing of an STL model",
+            "A drawing of a file: an STL model shaded, any other file a card naming its kind",
             {
                 "200": {"description": "SVG", "content": {"image/svg+xml": {"schema": {}}}},
-                **_errors(400, 401, 404, 413, 415, 422),
+                **_errors(400, 401, 404, 409, 413),
             },
             params=[_CID],
             tag="files",
@@ -624,12 +753,25 @@ _PATHS: Final[dict[str, Any]] = {
     },
     "/api/v1/session": {
         "post": _op(
-            "Log a browser in with the API token (sets an HttpOnly session cookie)",
+            "Log a browser in (sets an HttpOnly session cookie): an artisan with handle and "
+            "passphrase, the operator with the hub's API token",
             {
-                "200": _json(_obj({"logged_in": {"type": "boolean"}}, ["logged_in"])),
+                "200": _json(
+                    _obj(
+                        {"logged_in": {"type": "boolean"}, "role": _STR, "handle": _NSTR},
+                        ["logged_in"],
+                    )
+                ),
                 **_errors(400, 401, 415, 422),
             },
-            body=_obj({"token": _STR}, ["token"]),
+            body={
+                "oneOf": [
+                    _obj(
+                        {"handle": _HANDLE, "passphrase": _SECRET}, ["handle", "passphrase"], False
+                    ),
+                    _obj({"token": {"type": "string", "maxLength": 200}}, ["token"], False),
+                ]
+            },
             tag="meta",
         ),
         "delete": _op(

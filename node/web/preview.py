@@ -10,6 +10,7 @@ from __future__ import annotations
 import math
 import re
 import struct
+from html import escape
 from typing import Final
 
 from craftnet.errors import CraftnetError
@@ -106,4 +107,21 @@ def stl_to_svg(data: bytes) -> bytes:
         f'<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {SIZE} {SIZE}" '
         f'width="{SIZE}" height="{SIZE}" role="img">'
         f'<rect width="{SIZE}" height="{SIZE}" fill="#f4f1ea"/>{body}</svg>'
+    ).encode()
+
+
+def file_card_svg(name: str, content_type: str) -> bytes:
+    """A plain card for a file that is not drawn: its extension, large, and its name."""
+    ext = name.rsplit(".", 1)[1].upper()[:6] if "." in name else content_type.split("/")[-1][:6]
+    label = name if len(name) <= 28 else name[:27] + "…"
+    return (
+        f'<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {SIZE} {SIZE}" '
+        f'width="{SIZE}" height="{SIZE}" role="img">'
+        f'<rect width="{SIZE}" height="{SIZE}" fill="#f4f1ea"/>'
+        f'<rect x="100" y="60" width="120" height="150" rx="10" fill="#fff" stroke="#7a3e00" '
+        'stroke-width="4"/>'
+        f'<text x="160" y="150" font-size="30" font-family="sans-serif" text-anchor="middle" '
+        f'fill="#7a3e00">{escape(ext)}</text>'
+        f'<text x="160" y="260" font-size="16" font-family="sans-serif" text-anchor="middle" '
+        f'fill="#333">{escape(label)}</text></svg>'
     ).encode()

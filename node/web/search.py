@@ -14,7 +14,15 @@ Techniques, designs and collections are indexed from their bodies; a CRDT docume
 (its genesis record, type ``doc``) is indexed from its current merged view and
 re-indexed when one of its operations arrives. Words are split by FTS5's ``unicode61``
 tokenizer with diacritics removed, which serves the languages written with spaces
-between words (Latin, Cyrillic, Greek, ...). Ranking is BM25 with titles weighted most.
+between words (Latin, Cyrillic, Greek, ...). Scripts written without spaces (Chinese,
+Japanese, Thai, ...) are also indexed as overlapping pairs of characters in a column of
+their own (``cjk``), and a query's runs of those scripts become phrases of such pairs, so
+that "釉薬" finds "陶芸の釉薬" (the classic bigram method; FTS5's trigram tokenizer cannot
+match two-character words). Ranking is BM25 with titles weighted most. A search that
+finds nothing suggests the closest spelling of its words found in the index.
+
+Tags and materials keep their authors' spelling for display; they are matched without
+regard to case.
 
 A search costs about the same for a common word as for a rare one: FTS5 scores BM25 for
 every row a ranked query considers, so at most the newest RANK_WINDOW matches are scored
@@ -26,6 +34,7 @@ event loop); searches run on worker threads, each with its own read connection.
 
 from __future__ import annotations
 
+import difflib
 import functools
 import heapq
 import json
@@ -43,11 +52,11 @@ from craftnet.archive.cid import Cid
 from craftnet.archive.crdt.documents import Documents
 from craftnet.archive.crdt.ops import GENESIS_TYPE, OP_TYPE
 from craftnet.archive.errors import ArchiveError
-from craftnet.archive.index import get_record
+from craftnet.archive.index import count_records, get_record, record_times
 from craftnet.archive.records import Record
 from craftnet.archive.store import Store
 
-SCHEMA_VERSION: Final = 3
+SCHEMA_VERSION: Final = 4
 MAX_QUERY_WORDS: Final = 16
 FACET_SAMPLE: Final = 100  # facets are counted over the best-ranked matches
 # BM25 is computed for every row a ranked query considers (about 1 µs each), so a word
@@ -65,6 +74,14 @@ SEARCH_FACETS_SHOWN: Final = ("type", "licence", "process", "tag", "material")
 INDEXED_TYPES: Final = frozenset({"technique", "design", "collection", GENESIS_TYPE})
 _TS: Final = struct.Struct(">Q")
 _WORD: Final = re.compile(r"\w+", re.UNICODE)
+# Scripts written without spaces between words: Han, kana, Thai, Lao, Khmer, Myanmar.
+_UNSPACED: Final = (
+    "\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\u0e00-\u0eff"
+    "\u1000-\u109f\u1780-\u17ff\U00020000-\U0002fa1f"
+)
+_UNSPACED_RUN: Final = re.compile(f"[{_UNSPACED}]+")
+_SPLIT_RUNS: Final = re.compile(f"[{_UNSPACED}]+|[^{_UNSPACED}]+")
+SUGGEST_CANDIDATES: Final = 20_000  # vocabulary terms compared when suggesting a spelling
 
 
 @dataclass(slots=True)
@@ -82,6 +99,7 @@ class Entry:
     licence: str | None = None
     process: str | None = None
     language: str | None = None
+    kind: str | None = None  # a document's kind: searchable and a facet, never a tag
 
 
 @dataclass(frozen=True, slots=True)
@@ -106,6 +124,7 @@ class SearchResult:
     total: int
     facets: dict[str, dict[str, int]]
     next_offset: int | None
+    suggestion: str | None = None
 
 
 def _ints(cursor: sqlite3.Cursor) -> list[int]:
@@ -119,10 +138,15 @@ def _count_facets(packed: str) -> dict[str, dict[str, int]]:
     commonest values."""
     tally = Counter(packed.split(_UNIT))
     tally.pop("", None)
-    groups: dict[str, list[tuple[int, str]]] = {}
+    # One count per value whatever its case, shown in its commonest spelling.
+    merged: dict[tuple[str, str], Counter[str]] = {}
     for pair, count in tally.items():
         facet, _, value = pair.partition(_PAIR)
-        groups.setdefault(facet, []).append((-count, value))
+        merged.setdefault((facet, value.casefold()), Counter())[value] += count
+    groups: dict[str, list[tuple[int, str]]] = {}
+    for (facet, _), spellings in merged.items():
+        shown = min(spellings, key=lambda v: (-spellings[v], v))
+        groups.setdefault(facet, []).append((-sum(spellings.values()), shown))
     return {
         facet: {value: -negative for negative, value in heapq.nsmallest(20, items)}
         for facet, items in groups.items()
@@ -172,30 +196,58 @@ def entry_from_fields(
         ts=ts,
         title=_one(fields.get("title")) or "",
         text="\n".join(text_parts),
-        tags=[t.lower() for t in _strings(fields.get("tags"))][:64],
-        materials=[m.lower() for m in _strings(fields.get("materials"))][:64],
+        tags=_strings(fields.get("tags"))[:64],
+        materials=_strings(fields.get("materials"))[:64],
         licence=_one(fields.get("licence")),
         process=_one(fields.get("process")),
         language=_one(fields.get("language")),
     )
 
 
+def bigrams(text: str) -> str:
+    """The runs of unspaced scripts in ``text`` as overlapping character pairs
+    ("陶芸の釉薬" -> "陶芸 芸の の釉 釉薬"); a lone character stays as it is."""
+    out: list[str] = []
+    for run in _UNSPACED_RUN.findall(text):
+        out.extend([run] if len(run) == 1 else [run[i : i + 2] for i in range(len(run) - 1)])
+    return " ".join(out)
+
+
+def _query_terms(text: str) -> list[str]:
+    """FTS5 terms for what a person typed: plain words quoted, runs of unspaced scripts
+    as phrases of pairs (or, for one character, a prefix of the pairs it starts)."""
+    terms: list[str] = []
+    for word in _WORD.findall(text):
+        for run in _SPLIT_RUNS.findall(word):
+            if _UNSPACED_RUN.fullmatch(run):
+                terms.append(f'"{bigrams(run)}"' + ("*" if len(run) == 1 else ""))
+            else:
+                terms.append('"' + run.replace('"', "") + '"')
+    return terms[:MAX_QUERY_WORDS]
+
+
 def fts_query(text: str) -> str | None:
     """Turn what a person typed into a safe FTS5 query: every word, the last as a prefix."""
-    words = _WORD.findall(text)[:MAX_QUERY_WORDS]
-    if not words:
+    terms = _query_terms(text)
+    if not terms:
         return None
-    quoted = ['"' + word.replace('"', "") + '"' for word in words]
-    quoted[-1] += "*"
-    return " ".join(quoted)
+    if not terms[-1].endswith("*"):
+        terms[-1] += "*"
+    return " ".join(terms)
 
 
 @functools.lru_cache(maxsize=512)
 def _words_pattern(words: tuple[str, ...]) -> re.Pattern[str]:
     """The query's words as one pattern (built once per query, not once per hit)."""
-    alternatives = [re.escape(word) + r"\b" for word in words[:-1]]
-    alternatives.append(re.escape(words[-1]) + r"\w*")
-    return re.compile(r"\b(?:" + "|".join(alternatives) + ")", re.IGNORECASE)
+    spaced = [w for w in words if not _UNSPACED_RUN.search(w)]
+    unspaced = [w for w in words if _UNSPACED_RUN.search(w)]
+    alternatives = [re.escape(word) + r"\b" for word in spaced[:-1]]
+    if spaced:
+        alternatives.append(re.escape(spaced[-1]) + r"\w*")
+    found = r"\b(?:" + "|".join(alternatives) + ")" if alternatives else ""
+    if unspaced:  # no word boundaries inside these scripts
+        found = "|".join([*([found] if found else []), *map(re.escape, unspaced)])
+    return re.compile(found, re.IGNORECASE)
 
 
 def snippet(body: str | None, words: list[str], width: int = 90) -> str:
@@ -266,15 +318,19 @@ class SearchIndex:
             CREATE INDEX IF NOT EXISTS entries_suffix ON entries(suffix);
             CREATE TABLE IF NOT EXISTS facets(
                 facet TEXT NOT NULL, value TEXT NOT NULL, entry INTEGER NOT NULL,
+                shown TEXT NOT NULL,
                 PRIMARY KEY(facet, value, entry)) WITHOUT ROWID;
             CREATE INDEX IF NOT EXISTS facets_entry ON facets(entry);
             CREATE TABLE IF NOT EXISTS seen(cid BLOB PRIMARY KEY) WITHOUT ROWID;
             CREATE VIRTUAL TABLE IF NOT EXISTS fts USING fts5(
-                title, body, tags, materials, tokenize='unicode61 remove_diacritics 2');
+                title, body, tags, materials, cjk,
+                tokenize='unicode61 remove_diacritics 2');
             """
         )
         # Titles weigh most, then tags and materials, then summaries and steps.
-        self.db.execute("INSERT INTO fts(fts, rank) VALUES('rank', 'bm25(10.0, 1.0, 4.0, 4.0)')")
+        self.db.execute(
+            "INSERT INTO fts(fts, rank) VALUES('rank', 'bm25(10.0, 1.0, 4.0, 4.0, 2.0)')"
+        )
         self.db.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
 
     def close(self) -> None:
@@ -299,13 +355,17 @@ class SearchIndex:
 
     def _put(self, entry: Entry) -> None:
         db = self.db
-        facets: set[tuple[str, str]] = {("type", entry.type), ("author", entry.author)}
-        facets.update(("tag", tag) for tag in entry.tags)
-        facets.update(("material", material) for material in entry.materials)
-        for name in ("licence", "process", "language"):
+        # (facet, value as matched, value as its author spelled it)
+        facets: set[tuple[str, str, str]] = {
+            ("type", entry.type, entry.type),
+            ("author", entry.author, entry.author),
+        }
+        facets.update(("tag", tag.lower(), tag) for tag in entry.tags)
+        facets.update(("material", m.lower(), m) for m in entry.materials)
+        for name in ("licence", "process", "language", "kind"):
             value = getattr(entry, name)
             if value:
-                facets.add((name, value))
+                facets.add((name, value, value))
         key = entry.cid.bytes
         row = db.execute("SELECT id FROM entries WHERE cid=?", (key,)).fetchone()
         if row is not None:
@@ -325,17 +385,20 @@ class SearchIndex:
                 entry.title,
                 entry.licence,
                 entry.process,
-                _pack_facets(facets),
+                _pack_facets((name, shown) for name, _, shown in facets if name != "kind"),
             ),
         )
         rowid = cur.lastrowid
+        tags = " ".join([*entry.tags, *([entry.kind] if entry.kind else [])])
+        materials = " ".join(entry.materials)
+        unspaced = bigrams("\n".join((entry.title, entry.text, tags, materials)))
         db.execute(
-            "INSERT INTO fts(rowid, title, body, tags, materials) VALUES (?,?,?,?,?)",
-            (rowid, entry.title, entry.text, " ".join(entry.tags), " ".join(entry.materials)),
+            "INSERT INTO fts(rowid, title, body, tags, materials, cjk) VALUES (?,?,?,?,?,?)",
+            (rowid, entry.title, entry.text, tags, materials, unspaced),
         )
         db.executemany(
-            "INSERT OR IGNORE INTO facets(facet, value, entry) VALUES (?,?,?)",
-            [(name, value, rowid) for name, value in facets],
+            "INSERT OR IGNORE INTO facets(facet, value, entry, shown) VALUES (?,?,?,?)",
+            [(name, value, rowid, shown) for name, value, shown in facets],
         )
 
     def _entry_for(self, record: Record) -> Entry | None:
@@ -347,8 +410,7 @@ class SearchIndex:
             kind = view.get("kind")
             fields = view.get("fields", {})
             entry = entry_from_fields(record.cid, GENESIS_TYPE, record.author, record.ts, fields)
-            if isinstance(kind, str):
-                entry.tags.append(f"kind:{kind}")
+            entry.kind = kind if isinstance(kind, str) else None
             return entry
         if record.type in INDEXED_TYPES:
             return entry_from_fields(record.cid, record.type, record.author, record.ts, record.body)
@@ -403,7 +465,7 @@ class SearchIndex:
     def catch_up(self, batch: int = 2000) -> int:
         """Index every stored record the index has not seen; return how many were new."""
         with self.store.read() as txn:
-            total = txn.count("records")
+            total = count_records(txn)
         if total == self._seen_count:
             return 0
         seen = {row[0] for row in self.db.execute("SELECT cid FROM seen")}
@@ -423,9 +485,7 @@ class SearchIndex:
     def _unseen(self, seen: set[bytes]) -> Iterator[Record]:
         # Sorted by time so that a document's genesis is indexed before its operations.
         with self.store.read() as txn:
-            keys = [
-                key[_TS.size :] for key, _ in txn.iterate("rec_time") if key[_TS.size :] not in seen
-            ]
+            keys = [cid.bytes for _, cid in record_times(txn) if cid.bytes not in seen]
         for start in range(0, len(keys), 500):
             with self.store.read() as txn:
                 records = []
@@ -497,6 +557,22 @@ class SearchIndex:
         if query is None:
             return SearchResult([], 0, {}, None)
         db = self._reader()
+        result = self._ranked_search(db, text, query, filters, limit, offset)
+        if result.total == 0:
+            suggestion = self._suggest(db, text, filters)
+            if suggestion is not None:
+                return SearchResult([], 0, result.facets, None, suggestion)
+        return result
+
+    def _ranked_search(
+        self,
+        db: sqlite3.Connection,
+        text: str,
+        query: str,
+        filters: dict[str, str] | None,
+        limit: int,
+        offset: int,
+    ) -> SearchResult:
         where, params = self._filters(filters or {}, "rowid")
         clause = " AND " + where if where else ""
         want = max(FACET_SAMPLE, offset + limit)
@@ -533,6 +609,56 @@ class SearchIndex:
         facets = _count_facets(packed or "")
         more = offset + limit < total
         return SearchResult(hits, total, facets, offset + limit if more else None)
+
+    def _suggest(
+        self, db: sqlite3.Connection, text: str, filters: dict[str, str] | None
+    ) -> str | None:
+        """The query with each word the index does not know replaced by the closest word
+        it does (same first or second letter, length within two), if that finds anything."""
+        words = _WORD.findall(text)[:MAX_QUERY_WORDS]
+        out, changed = [], False
+        for word in words:
+            lower = word.lower()
+            if _UNSPACED_RUN.search(word) or len(lower) < 3 or self._known_prefix(db, lower):
+                out.append(word)
+                continue
+            candidates: list[str] = []
+            for first in dict.fromkeys(lower[:2]):
+                candidates += [
+                    row[0]
+                    for row in db.execute(
+                        "SELECT term FROM fts_terms WHERE term >= ? AND term < ? "
+                        "AND length(term) BETWEEN ? AND ? LIMIT ?",
+                        (
+                            first,
+                            chr(ord(first) + 1),
+                            len(lower) - 2,
+                            len(lower) + 2,
+                            SUGGEST_CANDIDATES,
+                        ),
+                    )
+                ]
+            best = difflib.get_close_matches(lower, candidates, n=1, cutoff=0.6)
+            out.append(best[0] if best else word)
+            changed = changed or bool(best)
+        if not changed:
+            return None
+        suggestion = " ".join(out)
+        query = fts_query(suggestion)
+        if query is None:
+            return None
+        where, params = self._filters(filters or {}, "rowid")
+        clause = " AND " + where if where else ""
+        found = self._count(db, query, _WORD.findall(suggestion), clause, params)
+        return suggestion if found else None
+
+    @staticmethod
+    def _known_prefix(db: sqlite3.Connection, word: str) -> bool:
+        after = word[:-1] + chr(ord(word[-1]) + 1)
+        row = db.execute(
+            "SELECT 1 FROM fts_terms WHERE term >= ? AND term < ? LIMIT 1", (word, after)
+        ).fetchone()
+        return row is not None
 
     def _count(
         self,
@@ -671,9 +797,9 @@ class SearchIndex:
         if cached is not None:
             return dict(cached)
         values = {
-            value: count
-            for value, count in self._reader().execute(
-                "SELECT value, count(*) FROM facets WHERE facet=? GROUP BY value "
+            shown: count
+            for shown, count in self._reader().execute(
+                "SELECT min(shown), count(*) FROM facets WHERE facet=? GROUP BY value "
                 "ORDER BY count(*) DESC, value LIMIT ?",
                 (facet, limit),
             )

@@ -11,6 +11,7 @@ from aiohttp import web
 
 from craftnet.node.web.app import create_app
 from craftnet.node.web.context import NodeContext
+from craftnet.node.web.http import MAX_REQUEST_LINE
 
 
 async def serve_until_stopped(
@@ -29,7 +30,13 @@ async def serve_until_stopped(
             loop.add_signal_handler(sig, stop.set)
     ctx.search.catch_up()
     runner = web.AppRunner(
-        create_app(ctx), access_log=None, handle_signals=False, shutdown_timeout=5.0
+        create_app(ctx),
+        access_log=None,
+        handle_signals=False,
+        shutdown_timeout=5.0,
+        # Long enough for any query the API allows, so that one too long gets the API's
+        # JSON 414 rather than the HTTP parser's plain-text 400.
+        max_line_size=MAX_REQUEST_LINE,
     )
     await runner.setup()
     try:

@@ -8,6 +8,8 @@ from craftnet.archive import codec
 from craftnet.archive.blocks import (
     MAX_BLOCK_SIZE,
     Pin,
+    StoreBlockSource,
+    find_block,
     get_block,
     get_pin,
     has_block,
@@ -44,6 +46,27 @@ def test_put_block_checks_the_cid(store: Store) -> None:
     store.transact(lambda txn: put_block(txn, raw_cid, node))
     with store.read() as txn:
         assert txn.count("blocks") == 2
+
+
+def test_verified_blocks_skip_the_hash_but_not_the_size_limit(store: Store) -> None:
+    # The block exchange has checked each block against its CID already.
+    cid = Cid.of(LOOM_NOTES)
+    assert store.transact(lambda txn: put_block(txn, cid, LOOM_NOTES, verified=True))
+    assert not store.transact(lambda txn: put_block(txn, cid, LOOM_NOTES, verified=True))
+    big = bytes(MAX_BLOCK_SIZE + 1)
+    with pytest.raises(IntegrityError, match="at most"):
+        store.transact(lambda txn: put_block(txn, Cid.of(big), big, verified=True))
+
+
+def test_find_block_and_the_engine_s_block_source(store: Store) -> None:
+    cid = store.transact(lambda txn: put_raw(txn, LOOM_NOTES))
+    absent = Cid.of(b"a weaving pattern never shared")
+    with store.read() as txn:
+        assert find_block(txn, cid) == LOOM_NOTES
+        assert find_block(txn, absent) is None
+    source = StoreBlockSource(store)
+    assert source.has_block(cid) and source.get_block(cid) == LOOM_NOTES
+    assert not source.has_block(absent) and source.get_block(absent) is None
 
 
 def test_oversized_blocks_are_refused(store: Store) -> None:

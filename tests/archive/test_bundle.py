@@ -11,6 +11,7 @@ import io
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import blake3
 import cbor2
@@ -19,6 +20,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from craftnet.archive import blocks, codec, files, index
+from craftnet.archive import bundle as bundle_module
 from craftnet.archive.bundle import ImportReport, check_block, export_car, import_car
 from craftnet.archive.car import (
     Section,
@@ -159,6 +161,43 @@ def test_whole_archive_round_trip(source: Archive, target: LmdbStore, tmp_path: 
     assert_verifies(target)
 
 
+class _Unseekable(io.RawIOBase):
+    """A bundle as a pipe gives it: read once, no seeking."""
+
+    def __init__(self, raw: bytes) -> None:
+        self._inner = io.BytesIO(raw)
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        return self._inner.readinto(buffer)
+
+
+@pytest.mark.parametrize("piped", [False, True], ids=["file", "pipe"])
+@pytest.mark.parametrize("keep", [0, 1 << 24], ids=["records-read-back", "records-kept"])
+def test_every_staging_path_imports_the_same(
+    source: Archive,
+    target: LmdbStore,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    piped: bool,
+    keep: int,
+) -> None:
+    # A file is staged in place, a pipe in memory and then a spill file (made tiny here so
+    # both are used); records are kept parsed or read back at commit.
+    monkeypatch.setattr(bundle_module, "KEEP_RECORDS_BYTES", keep)
+    monkeypatch.setattr(bundle_module, "SPILL_IN_MEMORY", 4096)
+    raw = export_bytes(source.store)
+    stream: Any = _Unseekable(raw) if piped else io.BytesIO(raw)
+    report = import_car(target, stream, spill_dir=tmp_path)
+    assert report.new_records == 3
+    assert snapshot(target)["records"] == snapshot(source.store)["records"]
+    assert snapshot(target)["blocks"] == snapshot(source.store)["blocks"]
+    assert b"".join(files.iter_file(target, source.file_cid)) == source.file_bytes
+    assert_verifies(target)
+
+
 def test_export_of_one_design_carries_its_ancestry_and_files(
     source: Archive, target: LmdbStore
 ) -> None:
@@ -277,7 +316,7 @@ def test_an_import_cut_before_its_final_transaction_leaves_only_collectable_bloc
     def power_cut(*args: object) -> bool:
         raise OSError("power cut")
 
-    monkeypatch.setattr(index, "put_record", power_cut)
+    monkeypatch.setattr(index, "put_many", power_cut)
     with pytest.raises(OSError, match="power cut"):
         do_import(target, raw)
     monkeypatch.undo()
@@ -396,6 +435,48 @@ def test_bad_signature(busy_target: LmdbStore) -> None:
     forged = codec.encode(value)
     cid = Cid.of(forged, DAG_CBOR)
     assert_refused(busy_target, bundle_of([(cid, forged)]), rf"block #0 \({cid}\).*signature")
+
+
+def _forged(record: Record) -> tuple[Cid, bytes]:
+    value = codec.decode(record.block)
+    value["sig"] = bytes([value["sig"][0] ^ 1]) + value["sig"][1:]
+    forged = codec.encode(value)
+    return Cid.of(forged, DAG_CBOR), forged
+
+
+def _techniques(count: int) -> list[tuple[Cid, bytes]]:
+    made = [
+        Record.create(
+            ARTISAN, "technique",
+            {"title": f"Indigo dye bath {i}", "steps": [{"text": "Steep", "media": []}],
+             "licence": LICENCE},
+        )
+        for i in range(count)
+    ]
+    return [(record.cid, record.block) for record in made]
+
+
+@pytest.mark.parametrize("batch", [1, 3, 1000])
+def test_signatures_checked_in_batches_name_the_first_bad_block(
+    busy_target: LmdbStore, monkeypatch: pytest.MonkeyPatch, batch: int
+) -> None:
+    # Signatures are checked a batch at a time; whatever the batch, the first bad
+    # block of the bundle is the one named, even when a later one is malformed too.
+    monkeypatch.setattr(bundle_module, "SIGNATURE_BATCH", batch)
+    sections = _techniques(7)
+    bad_cid, bad_block = _forged(Record.from_block(sections[4][1]))
+    sections[4] = (bad_cid, bad_block)
+    malformed = b"\xa2" + cbor2.dumps("zz") + b"\x01" + cbor2.dumps("aa") + b"\x02"
+    sections.append((Cid.of(malformed, DAG_CBOR), malformed))
+    assert_refused(busy_target, bundle_of(sections), rf"block #4 \({bad_cid}\).*signature")
+
+
+def test_a_bad_signature_is_named_before_the_schema_of_its_record(
+    busy_target: LmdbStore,
+) -> None:
+    unlicensed = Record.create(ARTISAN, "design", {"title": "Unlicensed chair"})
+    cid, forged = _forged(unlicensed)
+    assert_refused(busy_target, bundle_of([(cid, forged)]), r"block #0 .*signature")
 
 
 def test_malformed_document_operation(busy_target: LmdbStore) -> None:
@@ -522,3 +603,22 @@ def test_checking_any_block_raises_only_typed_errors(
         return  # not even encodable: no bundle can hold it
     with contextlib.suppress(CraftnetError):
         check_block(Section(0, 0, cid, data))
+
+
+def test_a_bundle_of_records_with_huge_authors_is_refused_before_base58(
+    busy_target: LmdbStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A 262 KB bundle like this one cost 88 s of CPU when each author was base58-decoded.
+    import base58
+
+    def refuse(*_: object) -> bytes:
+        raise AssertionError("base58 decoding was reached")
+
+    good = Record.create(ARTISAN, "collection", {"title": "Maker's Fair", "items": []})
+    value = {**codec.decode(good.block), "author": "did:key:z" + "6" * 250_000}
+    block = codec.encode(value)
+    cid = Cid.of(block, DAG_CBOR)
+    monkeypatch.setattr(base58, "b58decode", refuse)
+    assert_refused(
+        busy_target, bundle_of([(cid, block)]), r"block #0 .*56 characters, got 250009"
+    )

@@ -234,7 +234,7 @@ def test_wrong_cid() -> None:
         (bytes([0x01, 0x55, 0x12, 0x20]) + b"\0" * 32, r"0x12 \(sha2-256\)"),
         (bytes([0x01, 0x55, 0x1E, 0x10]) + b"\0" * 16, "32"),
         (bytes([0x02, 0x55, 0x1E, 0x20]) + b"\0" * 32, "CID version 2"),
-        (bytes([0x01, 0x55, 0x1E, 0x20]) + b"\0" * 5, "ends inside its CID"),
+        (bytes([0x01, 0x55, 0x1E, 0x20]) + b"\0" * 5, "CID ends after 13 of its 36 bytes"),
     ],
 )
 def test_unknown_cid_codecs_and_hashes(cid_prefix: bytes, match: str) -> None:
@@ -277,3 +277,30 @@ def test_random_byte_flips_never_pass_silently(data: st.DataObject) -> None:
     # A flip the reader accepts must still give only blocks that match their CIDs.
     for section in sections:
         assert section.cid.verify(section.data)
+
+
+def sha2_car(codec_code: int = 0x71) -> bytes:
+    """A valid CARv1 as `ipfs dag export` writes it: a sha2-256 root and its block."""
+    import hashlib
+
+    import cbor2
+
+    block = cbor2.dumps({"title": "Neo-Vernacular lamp"})
+    cid = bytes([0x01, codec_code, 0x12, 0x20]) + hashlib.sha256(block).digest()
+    header = cbor2.dumps({"roots": [cbor2.CBORTag(42, b"\x00" + cid)], "version": 1})
+    section = cid + block
+    return encode_varint(len(header)) + header + encode_varint(len(section)) + section
+
+
+@pytest.mark.parametrize(("codec_code", "name"), [(0x71, "dag-cbor"), (0x70, "dag-pb")])
+def test_an_ipfs_export_with_sha2_cids_is_refused_for_its_hash(codec_code: int, name: str) -> None:
+    # Not "the CAR header is not canonical DAG-CBOR": the header is fine, the hash is not.
+    with pytest.raises(BundleError) as info:
+        read_all(sha2_car(codec_code))
+    message = str(info.value)
+    assert "not canonical" not in message
+    if codec_code == 0x71:
+        assert "hash 0x12 (sha2-256) is not supported" in message
+    else:
+        assert f"codec 0x70 ({name}) is not supported" in message
+    assert message.startswith("the CAR header names a root craftnet cannot read")

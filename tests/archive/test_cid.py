@@ -99,11 +99,13 @@ def test_parse_refuses_non_strings() -> None:
 @pytest.mark.parametrize(
     ("prefix", "reason"),
     [
-        (bytes([0x00, RAW, BLAKE3_CODE, 32]), "only CIDv1"),
-        (bytes([0x02, RAW, BLAKE3_CODE, 32]), "only CIDv1"),
-        (bytes([0x01, 0x70, BLAKE3_CODE, 32]), "unsupported"),  # dag-pb
-        (bytes([0x01, RAW, 0x12, 32]), "unsupported"),  # sha2-256
-        (bytes([0x01, RAW, BLAKE3_CODE, 31]), "unsupported"),  # wrong digest length
+        (bytes([0x00, RAW, BLAKE3_CODE, 32]), "CID version 0 is not supported"),
+        (bytes([0x02, RAW, BLAKE3_CODE, 32]), "CID version 2 is not supported"),
+        (bytes([0x01, 0x70, BLAKE3_CODE, 32]), r"codec 0x70 \(dag-pb\) is not supported"),
+        (bytes([0x01, RAW, 0x12, 32]), r"hash 0x12 \(sha2-256\) is not supported"),
+        (bytes([0x01, RAW, BLAKE3_CODE, 31]), "digest is 31 bytes"),
+        (bytes([0x12, 0x20]), "CIDv0"),
+        (bytes([0x01, RAW, 0x80]), "not a CID: .*not a minimally encoded varint"),
     ],
 )
 def test_refuses_other_versions_codecs_and_hashes(prefix: bytes, reason: str) -> None:
@@ -140,3 +142,19 @@ def test_parse_never_raises_anything_but_cid_error(text: str) -> None:
     except CidError:
         return
     assert str(cid) == text
+
+
+@given(length=st.integers(min_value=1, max_value=400_000).filter(lambda n: n != 59))
+def test_cid_text_of_any_other_length_is_refused_before_base32(length: int) -> None:
+    text = "b" + "a" * (length - 1)
+    original = base64.b32decode
+
+    def refuse(*_: object) -> bytes:
+        raise AssertionError("base32 decoding was reached for a CID of the wrong length")
+
+    base64.b32decode = refuse
+    try:
+        with pytest.raises(CidError, match=f"a CID is 59 characters here, got {length}:"):
+            Cid.parse(text)
+    finally:
+        base64.b32decode = original

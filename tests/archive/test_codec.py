@@ -6,6 +6,7 @@ import struct
 import tracemalloc
 from typing import Any
 
+import cbor2
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
@@ -54,6 +55,31 @@ def test_round_trip(value: Any) -> None:
 def test_map_order_does_not_change_the_bytes(mapping: dict[str, int]) -> None:
     reversed_map = dict(reversed(list(mapping.items())))
     assert encode(reversed_map) == encode(mapping)
+
+
+def _tagged(value: Any) -> Any:
+    if isinstance(value, Cid):
+        return cbor2.CBORTag(42, b"\x00" + value.bytes)
+    if isinstance(value, list):
+        return [_tagged(item) for item in value]
+    if isinstance(value, dict):
+        return {key: _tagged(item) for key, item in value.items()}
+    return value
+
+
+@given(values)
+def test_encode_gives_cbor2s_canonical_bytes(value: Any) -> None:
+    # encode() orders maps itself and writes with cbor2's plain mode; the bytes must be
+    # exactly those of cbor2's canonical mode, the definition it replaced.
+    assert encode(value) == cbor2.dumps(_tagged(value), canonical=True)
+
+
+@given(st.dictionaries(st.text(max_size=8), st.integers(0, 5), min_size=2, max_size=6))
+def test_decode_refuses_every_other_key_order(mapping: dict[str, int]) -> None:
+    data = encode(mapping)
+    shuffled = dict(reversed(list(decode(data).items())))
+    with pytest.raises(CodecError, match="out of order"):
+        decode(cbor2.dumps(shuffled))
 
 
 def test_known_encodings() -> None:

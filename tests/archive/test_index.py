@@ -31,11 +31,14 @@ from craftnet.archive.index import (
     publish,
     put_record,
     put_records,
+    record_times,
+    records_of_type,
 )
 from craftnet.archive.memory_store import MemoryStore
 from craftnet.archive.records import MAX_RECORD_SIZE, Record
 from craftnet.archive.schemas import build
 from craftnet.archive.store import DATABASES, Store, WriteTxn
+from craftnet.identity import batch
 from craftnet.identity.keys import PrivateKey
 
 POTTER = PrivateKey.from_seed(b"rustic-futurism-hub-potter-00001")
@@ -201,6 +204,39 @@ def test_strict_ingest_writes_nothing_of_a_bad_batch(store: Store) -> None:
         ingest_records(store, [Record.create(POTTER, "design", {}, ts=1).block], strict=True)
 
 
+@pytest.mark.parametrize("workers", [0, 2])
+def test_batches_in_flight_keep_the_order_of_a_one_by_one_ingest(
+    store: Store, workers: int
+) -> None:
+    # Two batches are in flight (one parsed while the other's signatures are checked,
+    # on worker processes or not); outcomes, and what a strict ingest writes before it
+    # raises, are those of taking the batches one after the other.
+    batch.set_workers(workers)
+    try:
+        size = batch.POOL_MIN  # big enough for the workers once they run
+        records = [technique(POTTER, f"Indigo vat {i}", T0 + i) for i in range(2 * size + 3)]
+        if workers:  # start them now, so that every batch below goes to them
+            key = POTTER.public
+            assert batch.verify_many([(key, records[0].sig, b"x")], pool=True) != [None]
+        forged = codec.encode({**records[5].unsigned(), "ts": T0 + 99, "sig": records[5].sig})
+        blocks = [*(r.block for r in records[:5]), forged, *(r.block for r in records[5:])]
+        blocks += [records[0].block, b"\xa1\x61x\x01"]  # a repeat, then a bad block
+        report = ingest_records(store, blocks, batch_size=size)
+        assert report.added == [r.cid for r in records]
+        assert [r.index for r in report.rejected] == [5, len(records) + 2]
+        assert report.duplicates == [records[0].cid]
+
+        other = MemoryStore()
+        tail = [technique(WEAVER, f"Loom warp {i}", T0 + i).block for i in range(6)]
+        with pytest.raises(RecordError):
+            ingest_records(other, [*tail[:4], b"\xa1\x61x\x01", *tail[4:]], strict=True,
+                           batch_size=4)
+        with other.read() as txn:
+            assert count_records(txn) == 4  # the batch before the bad one, and no more
+    finally:
+        batch.set_workers(None)
+
+
 def test_ingest_without_verification_trusts_the_caller(store: Store) -> None:
     good = technique(POTTER, "Raku glaze firing", T0)
     unverified = codec.encode({**good.unsigned(), "ts": T0 + 9, "sig": good.sig})
@@ -311,6 +347,19 @@ def test_counts(archive: tuple[Store, list[Record]]) -> None:
         assert counts_by_type(txn) == {"design": 2, "technique": 3}
 
 
+def test_records_by_type_and_time_oldest_first(archive: tuple[Store, list[Record]]) -> None:
+    store, records = archive
+    with store.read() as txn:
+        assert titles(list(records_of_type(txn, "design"))) == [
+            "Neo-Vernacular stool",
+            "Loom heddle bar",
+        ]
+        assert list(records_of_type(txn, "attestation")) == []
+        assert list(record_times(txn)) == [(r.ts, r.cid) for r in records]
+        with pytest.raises(SchemaError):
+            list(records_of_type(txn, "design\x00"))
+
+
 def test_get_record_not_found(archive: tuple[Store, list[Record]]) -> None:
     store, _ = archive
     chunk = b"raw file chunk, not a record"
@@ -364,7 +413,11 @@ def test_store_contents_do_not_depend_on_arrival_order(
     one, two = MemoryStore(), MemoryStore()
     ingest_records(one, [r.block for r in records], batch_size=3)
     ingest_records(two, [r.block for r in shuffled] + [r.block for r in records[:2]])
-    assert snapshot(one) == snapshot(two)
+    first, second = snapshot(one), snapshot(two)
+    # The change feed logs arrival, so only its set of records is the same.
+    feeds = [sorted(value for _, value in s.pop("changes")) for s in (first, second)]
+    assert first == second
+    assert feeds[0] == feeds[1] and len(feeds[0]) == len({r.cid for r in records})
     with one.read() as txn:
         listed = list_records(txn, limit=MAX_LIMIT).records
     assert [r.ts for r in listed] == sorted((r.ts for r in listed), reverse=True)
@@ -418,3 +471,10 @@ def test_unknown_body_fields_are_stored_as_signed(store: Store) -> None:
 def build_body_keep(body: dict[str, Any]) -> dict[str, Any]:
     """A body with steps in record form, keeping fields the builder would refuse."""
     return {**body, "steps": [{"text": step, "media": []} for step in body["steps"]]}
+
+
+@given(length=st.integers(min_value=0, max_value=400_000).filter(lambda n: n != 88))
+def test_a_page_cursor_of_any_other_length_is_refused_before_decoding(length: int) -> None:
+    # The only cursor a page hands out is 44 bytes in hex (8 of time, 36 of CID).
+    with MemoryStore().read() as txn, pytest.raises(QueryError, match="cursor is malformed"):
+        list_records(txn, cursor="0" * length)

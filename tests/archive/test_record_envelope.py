@@ -17,7 +17,7 @@ from craftnet.archive import codec
 from craftnet.archive.cid import DAG_CBOR, RAW, Cid
 from craftnet.archive.errors import RecordError
 from craftnet.archive.hlc import HybridClock
-from craftnet.archive.records import MAX_LINKS, MAX_RECORD_SIZE, Record
+from craftnet.archive.records import MAX_LINKS, MAX_RECORD_SIZE, Record, author_key
 from craftnet.identity.keys import PrivateKey, did_to_raw
 
 ARTISAN = PrivateKey.from_seed(b"rustic-futurism-hub-artisan-0001")
@@ -235,3 +235,37 @@ def test_signed_bytes_are_the_canonical_unsigned_envelope(v: int, ts: int, sig: 
 def test_random_blocks_raise_only_record_error(block: bytes) -> None:
     with contextlib.suppress(RecordError):
         Record.from_block(block)
+
+
+def _block_with_author(author: str) -> bytes:
+    """A record block whose author field is ``author``, signed by nobody."""
+    record = technique_record()
+    return codec.encode({**envelope(record), "author": author})
+
+
+def test_a_record_with_a_400000_character_author_is_refused_before_base58(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # A 262 KB bundle of such records cost 88 s of CPU when the did was decoded first.
+    import base58
+
+    def refuse(*_: object) -> bytes:
+        raise AssertionError("base58 decoding was reached")
+
+    monkeypatch.setattr(base58, "b58decode", refuse)
+    block = _block_with_author("did:key:z" + "6Mk" * 83_000)  # 249,009 characters
+    assert len(block) < MAX_RECORD_SIZE
+    with pytest.raises(RecordError, match="record author: an Ed25519 did:key is 56 characters"):
+        Record.from_block(block)
+
+
+def test_author_keys_are_parsed_once_per_author() -> None:
+    author_key.cache_clear()
+    record = technique_record()
+    Record.from_block(record.block).verify()
+    before = author_key.cache_info()
+    for _ in range(5):
+        Record.from_block(record.block).verify()
+    after = author_key.cache_info()
+    assert after.misses == before.misses
+    assert after.hits == before.hits + 10  # the envelope check and verify, five times

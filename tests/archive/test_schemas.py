@@ -14,7 +14,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from craftnet.archive import codec
-from craftnet.archive.cid import DAG_CBOR, Cid
+from craftnet.archive.cid import DAG_CBOR, RAW, Cid
 from craftnet.archive.errors import SchemaError
 from craftnet.archive.licences import LicenceError
 from craftnet.archive.records import Record
@@ -85,6 +85,11 @@ MINIMAL: dict[str, tuple[dict[str, Any], PrivateKey]] = {
     "alliance": ({"name": "Global Micro-manufacturing Alliance", "founders": [ELDER.did]}, ELDER),
     "membership": ({"alliance": ALLIANCE, "member": POTTER.did, "expires": 5}, ELDER),
     "membership-revocation": ({"alliance": ALLIANCE, "member": POTTER.did}, ELDER),
+    "witness": (
+        {"root": bytes(32), "count": 1, "leaves": [Cid.of(b"leaves", RAW)], "first": 1,
+         "last": 1},
+        ELDER,
+    ),
 }
 
 

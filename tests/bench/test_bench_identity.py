@@ -13,6 +13,7 @@ medians of several runs, each measured in the same run as its baseline:
 
 from __future__ import annotations
 
+import os
 import statistics
 import time
 from collections.abc import Callable
@@ -20,7 +21,7 @@ from pathlib import Path
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
-from craftnet.identity import keys
+from craftnet.identity import batch, keys
 from craftnet.identity.keys import PrivateKey, parse_did
 from craftnet.identity.keystore import DEFAULT_SCRYPT_N, Keystore
 
@@ -99,3 +100,36 @@ def test_opening_a_key_file_default_cost_against_test_cost(tmp_path: Path) -> No
         f"{t_default * 1e3:.1f} ms, n=2**10 {t_cheap * 1e3:.2f} ms, "
         f"ratio {t_default / t_cheap:.0f}"
     )
+
+
+def test_signature_pool_crossover() -> None:
+    """Where checking a batch in worker processes starts to beat checking it here.
+
+    The pool is started (and warmed) first and its start-up time printed apart: a hub
+    pays it once, at its first big import. Sizes are interleaved, medians of 7 runs.
+    """
+    signer = PrivateKey.from_seed(bytes(range(1, 33)))
+    messages = [b"technique %d: " % i + b"kiln log " * 120 for i in range(8192)]
+    items = [(signer.public, signer.sign(m), m) for m in messages]
+    batch.shutdown()
+    began = time.perf_counter()
+    assert batch.verify_many(items[:8], pool=True) == [None] * 8
+    startup = time.perf_counter() - began
+    print(f"\nsignature pool: {batch.workers()} workers on {batch.cores()} cores, "
+          f"started in {startup * 1e3:.0f} ms (once per process)")
+    crossover = None  # the smallest size from which on the pool always won
+    for n in (16, 32, 64, 128, 256, 512, 1024, 8192):
+        part = items[:n]
+        t_here, t_pool = _medians(
+            lambda part=part: batch.verify_many(part, pool=False),
+            lambda part=part: batch.verify_many(part, pool=True),
+        )
+        if t_pool >= t_here:
+            crossover = None
+        elif crossover is None:
+            crossover = n
+        print(f"  {n:5d} signatures: here {t_here * 1e6 / n:5.1f} us/sig, "
+              f"pool {t_pool * 1e6 / n:5.1f} us/sig, speed-up {t_here / t_pool:4.2f}")
+    print(f"  crossover: {crossover} signatures (POOL_MIN = {batch.POOL_MIN}), "
+          f"load {os.getloadavg()[0]:.1f}")
+    batch.shutdown()

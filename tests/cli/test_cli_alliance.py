@@ -9,6 +9,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 from click.testing import CliRunner
 
 from craftnet.cli.main import cli
@@ -74,6 +75,7 @@ def test_mistakes_get_one_line_answers(tmp_path: Path) -> None:
     assert "craftnet-invite:" in result.stderr
 
 
+@pytest.mark.slow
 def test_sync_fetches_once_from_a_running_hub(tmp_path: Path) -> None:
     serving, syncing = tmp_path / "serving", tmp_path / "syncing"
     init(serving)

@@ -1,9 +1,10 @@
-"""docs/cli.md documents every command and every option of the click tree.
+"""docs/cli.md is generated from the click tree, and documents every command and option.
 
-The page is cut into sections at each heading or paragraph that starts with a command
-(``### `craftnet ls` `` or `` `craftnet publish design` ``); every option of a command
-must be named in that command's own section (or, when all subcommands share it, in
-the group's), the global options in "Global options".
+Its command reference is :func:`craftnet.cli.reference.reference`'s output, between two
+markers: the committed page must be exactly what it generates now (as docs/api.md's
+endpoint table is). Then, as a check of the generator itself, the page is cut into
+sections at each command heading (``### `craftnet ls` ``); every option of a command
+must be named in that command's own section, the global options in "Global options".
 """
 
 from __future__ import annotations
@@ -13,8 +14,10 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import click
+import pytest
 
 from craftnet.cli.main import cli
+from craftnet.cli.reference import BEGIN, END, reference, render_page
 
 DOC = Path(__file__).resolve().parents[2] / "docs" / "cli.md"
 _COMMAND_LINE = re.compile(r"^(?:#+ )?`craftnet ([^`]*)`")
@@ -80,3 +83,30 @@ def test_the_check_would_notice_an_undocumented_option() -> None:
     docs = sections()
     assert ("ls",) in docs and "`--limit" in docs[("ls",)]
     assert "`--frobnicate" not in docs[("ls",)]
+
+
+def test_docs_cli_md_is_what_the_commands_generate() -> None:
+    page = DOC.read_text(encoding="utf-8")
+    assert render_page(page, cli) == page, (
+        "docs/cli.md is not what the click commands generate; "
+        "run: python -m craftnet.cli.reference"
+    )
+    # The hand-written parts stay around the generated one.
+    assert page.index("## Exit status and errors") < page.index(BEGIN) < page.index(END)
+
+
+def test_a_changed_help_text_makes_the_page_stale() -> None:
+    page = DOC.read_text(encoding="utf-8")
+    ls_command = cli.commands["ls"]
+    saved = ls_command.help
+    ls_command.help = "List the records of the Rustic Futurism hub."
+    try:
+        assert render_page(page, cli) != page
+        assert "Rustic Futurism hub" in reference(cli)
+    finally:
+        ls_command.help = saved
+
+
+def test_a_page_without_the_markers_is_refused() -> None:
+    with pytest.raises(ValueError, match="markers"):
+        render_page("# The craftnet command\n", cli)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from pathlib import Path
 
@@ -60,4 +61,6 @@ def test_json_errors_still_go_to_stderr(hub: Invoke) -> None:
     result = hub("--json", "show", "bafkr4ih7n4wpo5ilbuzilc3vr3y426lrazhvh2a6yyx7kyfjkn4slgokne")
     assert result.exit_code == 1
     assert result.stdout == ""
-    assert result.stderr.startswith("error: ")
+    error = json.loads(result.stderr)["error"]
+    assert error["code"] == "not-found" and error["exit"] == 1
+    assert "is not in this hub's archive" in error["message"]

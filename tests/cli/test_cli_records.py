@@ -158,3 +158,35 @@ def test_errors_exit_1_in_one_line(hub: Invoke, tmp_path: Path) -> None:
         assert result.stderr.count("\n") == 1, args
         assert needle in result.stderr, (args, result.stderr)
         assert "Traceback" not in result.stderr
+
+
+def test_wrong_links_are_refused_before_signing(hub: Invoke, tmp_path: Path) -> None:
+    technique = as_json(hub(
+        "--json", "publish", "technique", "--title", "Steam-bending oak strips",
+        "--step", "Steam the strips", "--licence", LICENCE,
+    ))["cid"]
+    before = as_json(hub("--json", "ls"))
+    absent = "bafyr4ihhevhfuc4q4cgr6rx7ojixw6j3eddonpmfsscjcwafagnz7owhyu"
+    for args, needle in (
+        (["publish", "design", "--title", "Lamp", "--licence", LICENCE, "--file", technique],
+         f"files: {technique} is a technique record, not a file"),
+        (["publish", "collection", "--title", "Maker's Fair 2026", "--item", technique,
+          "--item", absent], f"items: {absent} is not in this archive"),
+    ):
+        result = hub("--json", *args)
+        assert result.exit_code == 1, result.stderr
+        error = json.loads(result.stderr)["error"]
+        assert error["code"] == "wrong-link" and needle in error["message"]
+    assert as_json(hub("--json", "ls")) == before  # nothing was published
+
+
+def test_a_parent_held_elsewhere_is_published_with_a_warning(hub: Invoke) -> None:
+    absent = "bafyr4ihhevhfuc4q4cgr6rx7ojixw6j3eddonpmfsscjcwafagnz7owhyu"
+    result = hub("--json", "publish", "design", "--title", "Neo-Vernacular table lamp",
+                 "--licence", LICENCE, "--derived-from", absent)
+    out = as_json(result)
+    assert [w["field"] for w in out["warnings"] if "field" in w] == ["derived_from"]
+    human = hub("publish", "design", "--title", "Another remix", "--licence", LICENCE,
+                "--derived-from", absent)
+    assert human.exit_code == 0
+    assert f"link warning: derived_from: {absent} is not in this archive" in human.stderr

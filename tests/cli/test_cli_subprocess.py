@@ -101,6 +101,7 @@ def test_no_passphrase_and_no_terminal(hub: Path) -> None:
     assert "CRAFTNET_PASSPHRASE" in assert_one_line_error(result, 1)
 
 
+@pytest.mark.slow
 def test_corrupted_car(hub: Path, tmp_path: Path) -> None:
     published = run(
         hub, "publish", "collection", "--title", "Adopt-a-Workshop", passphrase="Living Heritage"

@@ -13,6 +13,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 README = Path(__file__).resolve().parents[2] / "README.md"
 BIN = Path(sys.executable).parent
 
@@ -25,6 +27,7 @@ def tour_script() -> str:
     return "\n".join(blocks)
 
 
+@pytest.mark.slow
 def test_readme_tour_runs(tmp_path: Path) -> None:
     script = tour_script()
     for command in ("init", "add", "publish", "show", "ls", "provenance", "export", "import",

@@ -22,7 +22,7 @@ from hypothesis import strategies as st
 from craftnet.errors import CraftnetError
 from craftnet.identity import keys
 from craftnet.identity.errors import BadKey, BadSignature, IdentityError, MalformedDid
-from craftnet.identity.keys import PrivateKey, PublicKey, did_to_raw, parse_did
+from craftnet.identity.keys import DID_KEY_LEN, PrivateKey, PublicKey, did_to_raw, parse_did
 
 VECTORS = Path(__file__).parent / "vectors"
 
@@ -331,16 +331,17 @@ GOOD_RAW = PrivateKey.from_seed(bytes(range(32))).public.raw
         ("DID:KEY:" + GOOD[len("did:key:") :], "must start with"),
         (GOOD[: len("did:key:z") + 3] + "0" + GOOD[len("did:key:z") + 4 :], "base58"),
         (GOOD[:-1] + "l", "base58"),
-        (GOOD + "é", "base58"),
-        (_did_of(b"\xe7\x01" + bytes([2]) + GOOD_RAW), "0xed01"),  # secp256k1 multicodec
+        (GOOD[:-1] + "é", "base58"),
+        # Every Ed25519 did:key is 56 characters; any other length is refused undecoded.
+        (_did_of(b"\xe7\x01" + bytes([2]) + GOOD_RAW), "56 characters, got 57"),  # secp256k1
         (_did_of(b"\xec\x01" + GOOD_RAW), "0xed01"),  # x25519 multicodec
-        (_did_of(b"\x00\xed\x01" + GOOD_RAW), "0xed01"),  # leading "1" = zero byte
-        (_did_of(b"\xed\x01" + GOOD_RAW[:31]), "31 key bytes"),
-        (_did_of(b"\xed\x01" + GOOD_RAW + b"\x00"), "33 key bytes"),
-        (_did_of(b"\xed\x01"), "0 key bytes"),
-        ("did:key:z", "0xed01"),
-        (GOOD + " ", "canonically"),
-        (GOOD + "\n", "canonically"),
+        (_did_of(b"\x00\xed\x01" + GOOD_RAW), "56 characters, got 57"),  # a leading zero
+        (_did_of(b"\xed\x01" + GOOD_RAW[:31]), "56 characters, got 55"),
+        (_did_of(b"\xed\x01" + GOOD_RAW + b"\x00"), "56 characters, got 57"),
+        (_did_of(b"\xed\x01"), "56 characters, got 12"),
+        ("did:key:z", "56 characters, got 9"),
+        (GOOD + " ", "56 characters, got 57"),
+        ("did:key:z1" + GOOD[len("did:key:z") + 1 :], "0xed01|key bytes|canonically"),
     ],
 )
 def test_malformed_did_key_is_refused_with_a_reason(did: str, reason: str) -> None:
@@ -398,3 +399,40 @@ def test_keys_compare_and_hash_by_their_bytes() -> None:
     assert repr(a) == f"PublicKey({a.did!r})"
     assert "PrivateKey(" in repr(PrivateKey.from_seed(bytes(32)))
     assert PrivateKey.from_seed(bytes(32)).seed == bytes(32)
+
+
+# --- bounded decoding: base58 never sees a did:key of the wrong length ----------------
+
+
+def _refuse_decoding(*_: object) -> bytes:
+    raise AssertionError("base58 decoding was reached for a did:key of the wrong length")
+
+
+@given(length=st.integers(min_value=0, max_value=500_000).filter(lambda n: n != 47))
+def test_did_key_of_any_other_length_is_refused_before_base58(length: int) -> None:
+    # Base58 decoding is quadratic; a 400,000-character did took 225 s before the bound.
+    did = "did:key:z" + "6" * length
+    original = base58.b58decode
+    base58.b58decode = _refuse_decoding
+    try:
+        with pytest.raises(MalformedDid, match=f"is 56 characters, got {len(did)}:"):
+            did_to_raw(did)
+    finally:
+        base58.b58decode = original
+
+
+def test_a_400000_character_did_is_refused_undecoded_with_a_short_message(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(base58, "b58decode", _refuse_decoding)
+    did = "did:key:z" + "6Mk" * 133_331
+    assert len(did) == 400_002
+    with pytest.raises(MalformedDid) as info:
+        parse_did(did)
+    assert str(info.value).startswith("an Ed25519 did:key is 56 characters, got 400002: ")
+    assert len(str(info.value)) < 160
+
+
+def test_every_did_key_is_56_characters() -> None:
+    assert {len(PrivateKey.generate().did) for _ in range(200)} == {DID_KEY_LEN}
+    assert len(_did_of(b"\xed\x01" + bytes(32))) == len(_did_of(b"\xed\x01" + b"\xff" * 32))

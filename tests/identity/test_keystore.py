@@ -377,8 +377,9 @@ def _edit(data: bytes, change: dict[str, object]) -> bytes:
         ({"kdf.p": 1000}, "out of the accepted range"),
         ({"kdf.r": 0}, "positive integers"),
         ({"kdf.n": 2.5}, "positive integers"),
-        ({"kdf.salt": "AAAA"}, "salt is 3 bytes"),
-        ({"kdf.salt": "not base64!"}, "salt is not valid base64"),
+        ({"kdf.salt": "AAAA"}, "salt is 4 characters of base64, not the 16 bytes"),
+        ({"kdf.salt": "A" * 4000}, "salt is 4000 characters of base64"),
+        ({"kdf.salt": "not base64!" + "A" * 13}, "salt is not valid base64"),
         ({"kdf.extra": 1}, "unexpected scrypt fields"),
         ({"cipher.name": "aes-128-cbc"}, "unsupported cipher"),
         ({"cipher.nonce": 12}, "nonce must be a base64 string"),
@@ -431,6 +432,13 @@ def test_damaged_file_is_named_when_listing(store: Keystore) -> None:
     (store.path / "potter.key").write_bytes(b'{"format": "craftnet-key", "vers')
     with pytest.raises(KeystoreError, match=r"key 'potter'.*truncated or corrupted"):
         store.list()
+
+
+def test_a_key_file_nested_past_the_json_parser_is_refused(store: Keystore) -> None:
+    store.create("hub", PASS)
+    (store.path / "hub.key").write_bytes(b"[" * 15_000)  # under the 16 KiB file limit
+    with pytest.raises(KeystoreError, match="truncated or corrupted"):
+        store.load("hub", PASS)
 
 
 @given(data=st.binary(max_size=300))

@@ -25,7 +25,6 @@ from craftnet.archive.index import publish
 from craftnet.archive.memory_store import MemoryStore
 from craftnet.identity.keys import PrivateKey
 from craftnet.protocol.blocks import BlockConfig
-from craftnet.protocol.engine import Reannounce
 from craftnet.protocol.events import (
     BlocksWanted,
     Dial,
@@ -45,6 +44,7 @@ from craftnet.protocol.events import (
     Validation,
 )
 from craftnet.protocol.framing import decode_frame, encode_frame
+from craftnet.protocol.gossip import Reannounce
 from craftnet.protocol.messages import Announce, Block, End, Have, Want
 from craftnet.protocol.policy import DEFAULT_POLICY, Traffic
 

@@ -96,6 +96,32 @@ def test_an_index_out_of_step_is_reported(store: Store) -> None:
         items.key_at(b"", 9)
 
 
+def test_problems_names_each_way_the_index_can_disagree(store: Store) -> None:
+    index = ReconIndex(chunk=4)
+    _fill(store, POOL[:30], index)
+    with store.read() as txn:
+        assert index.problems(txn) == []
+        first, second = list(txn.iterate(CHUNKS_DB))[:2]
+    # An item that no chunk accounts for (written without the index).
+    store.transact(lambda txn: txn.put(ITEMS_DB, POOL[40], b""))
+    with store.read() as txn:
+        found = index.problems(txn)
+    assert any("holds" in p for p in found) and any("counts 30" in p for p in found)
+    store.transact(lambda txn: txn.delete(ITEMS_DB, POOL[40]))
+    # A chunk that lost its entry: its items are counted in the one before it.
+    store.transact(lambda txn: txn.delete(CHUNKS_DB, second[0]))
+    with store.read() as txn:
+        assert any(first[0].hex() in p for p in index.problems(txn))
+    # An item below the first chunk.
+    store.transact(index.rebuild)
+    store.transact(lambda txn: txn.put(ITEMS_DB, b"\x00" * 44, b""))
+    with store.read() as txn:
+        assert any("before every chunk" in p for p in index.problems(txn))
+    store.transact(index.rebuild)
+    with store.read() as txn:
+        assert index.problems(txn) == []
+
+
 def test_reconcile_between_a_store_and_a_memory_hub(store: Store) -> None:
     rng = random.Random(3)
     keys = [item_key(rng.randrange(2**50), Cid.of(rng.randbytes(6), DAG_CBOR)) for _ in range(3000)]

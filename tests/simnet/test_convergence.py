@@ -48,6 +48,7 @@ def test_halves_stay_apart_during_a_partition_and_converge_after_it_heals(push: 
     assert all(h.store.record_count() == 30 for h in sim.hubs)
 
 
+@pytest.mark.slow
 def test_hubs_offline_for_a_day_catch_up_by_reconciling() -> None:
     result = run(
         """
@@ -85,6 +86,7 @@ def test_hubs_offline_for_a_day_catch_up_by_reconciling() -> None:
     assert s["converged_at_s"] <= 86450 + 1200
 
 
+@pytest.mark.slow
 def test_delivery_to_online_hubs_under_ten_percent_churn_per_minute() -> None:
     result = run(
         """

@@ -7,6 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 from simnet_helpers import scenario
 
 from craftnet.simnet.report import write_outputs
@@ -45,6 +46,7 @@ def _run(out: Path, seed: int) -> dict[str, bytes]:
     return {name: (out / name).read_bytes() for name in OUTPUTS}
 
 
+@pytest.mark.slow
 def test_same_seed_same_bytes_different_seed_different_run(tmp_path: Path) -> None:
     first = _run(tmp_path / "a", 7)
     again = _run(tmp_path / "b", 7)
@@ -53,6 +55,7 @@ def test_same_seed_same_bytes_different_seed_different_run(tmp_path: Path) -> No
     assert first["metrics.jsonl"] != other["metrics.jsonl"]
 
 
+@pytest.mark.slow
 def test_same_bytes_from_another_process_with_another_hash_seed(tmp_path: Path) -> None:
     here = _run(tmp_path / "here", 3)
     path = tmp_path / "scenario.toml"

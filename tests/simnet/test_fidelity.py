@@ -180,6 +180,7 @@ def run_real(tmp_path: Path) -> dict[str, object]:
     return {"converged": converged, **counts}
 
 
+@pytest.mark.slow
 def test_simnet_and_real_hubs_agree_on_convergence_and_message_counts(tmp_path: Path) -> None:
     fetch_first = simulate(tmp_path, 0.05)
     relay_first = simulate(tmp_path, 0.0)

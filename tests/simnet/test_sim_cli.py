@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
 from click.testing import CliRunner
 
 from craftnet.cli.main import cli
@@ -41,6 +42,7 @@ def test_a_bad_scenario_is_one_line_naming_the_line(tmp_path: Path) -> None:
     assert f"{scenario}:3: network.los: unknown option 'los'" in result.output
 
 
+@pytest.mark.slow
 def test_sim_sweep_writes_the_table_and_plot(tmp_path: Path) -> None:
     scenario = tmp_path / "sweep.toml"
     scenario.write_text(

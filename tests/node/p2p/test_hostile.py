@@ -160,7 +160,11 @@ async def wait_for_or_timeout(check: Callable[[], bool], seconds: float) -> None
             await trio.sleep(0.05)
 
 
-@pytest.mark.parametrize("kind", ["garbage", "oversized", "bad_signature", "flood", "bad_block"])
+@pytest.mark.parametrize(
+    "kind",
+    ["garbage", "oversized", "bad_signature", pytest.param("flood", marks=pytest.mark.slow),
+     "bad_block"],
+)
 def test_a_hostile_member_is_banned_while_honest_hubs_converge(kind: str, tmp_path: Path) -> None:
     alliance, setups = make_hubs(tmp_path, 3)
     honest_a, honest_b, thief = setups

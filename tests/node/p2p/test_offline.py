@@ -10,6 +10,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 import trio
 
 from craftnet.archive.index import publish_many
@@ -51,6 +52,7 @@ def complete(store: LmdbStore, records: list) -> bool:
     return all(has_record(store, r.cid) for r in records) and not missing_blocks(store)
 
 
+@pytest.mark.slow
 def test_an_offline_hub_catches_up_when_it_returns(tmp_path: Path) -> None:
     alliance, (online, offline) = make_hubs(tmp_path, 2)
 
@@ -88,6 +90,7 @@ def spawn(home: Path, bootstrap: str) -> subprocess.Popen[str]:
     )
 
 
+@pytest.mark.slow
 def test_sigkill_in_the_middle_of_a_sync_resumes_and_ends_verified(tmp_path: Path) -> None:
     alliance, (online, rural) = make_hubs(tmp_path, 2)
     # The rural hub runs as a real process: its key in its keystore, its settings on disk.

@@ -45,22 +45,28 @@ def test_options_override_the_file(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("text", "message"),
     [
-        ("[network]\nlisen = []\n", "unknown key"),
-        ("[http]\nport = 1\n", "only a \\[network\\] section"),
-        ("[network]\nmax_peers = 0\n", "max_peers must be"),
-        ("[network]\nmax_peers = true\n", "max_peers must be"),
-        ("[network]\nmdns = \"yes\"\n", "mdns must be true or false"),
-        ("[network]\nlisten = \"/ip4/0.0.0.0/tcp/4710\"\n", "list of multiaddr"),
-        ("[network]\nbootstrap = [1, 2]\n", "list of multiaddr"),
-        ("[network]\nalliance = 7\n", "alliance must be"),
-        ("[network\n", "cannot read"),
-        ("\xff\xfe", "cannot read"),
+        ("[network]\nlisen = []\n", "network.toml:2: network.lisen: unknown option 'lisen'"),
+        ("[http]\nport = 1\n", "network.toml:1: http: unknown option 'http'; known here: network"),
+        ("[network]\nmax_peers = 0\n", "network.toml:2: network.max_peers: 0 is below"),
+        ("[network]\nmax_peers = true\n", "network.max_peers: must be an integer, got a boolean"),
+        ('[network]\nmdns = "yes"\n', "network.toml:2: network.mdns: must be true or false"),
+        (
+            '[network]\nlisten = "/ip4/0.0.0.0/tcp/4710"\n',
+            "network.listen: must be an array of strings, got a string",
+        ),
+        ("[network]\nbootstrap = [1, 2]\n", "network.bootstrap[0]: must be a string"),
+        ('[network]\nbootstrap = ["/ip4/1.2.3.4/tcp/1", ""]\n', "list of multiaddr strings"),
+        ("[network]\nalliance = 7\n", "network.toml:2: network.alliance: must be a string"),
+        ('[network]\nalliance = ""\n', "network.alliance: must not be empty"),
+        ("[network\n", "network.toml: not valid TOML"),
+        ("\xff\xfe", "not UTF-8"),
     ],
 )
 def test_bad_files_are_refused_with_a_reason(tmp_path: Path, text: str, message: str) -> None:
     (tmp_path / "network.toml").write_bytes(text.encode("latin-1"))
-    with pytest.raises(SettingsError, match=message):
+    with pytest.raises(SettingsError) as info:
         load_settings(tmp_path)
+    assert message in str(info.value)
 
 
 def test_the_peer_key_is_made_once_and_kept(tmp_path: Path) -> None:

@@ -46,7 +46,7 @@ def test_publish_signs_with_the_artisans_key_not_the_hubs(hub: Hub) -> None:
         record = index.get_record(txn, Cid.parse(str(data["cid"])))
     record.verify()
     assert record.author == did != hub.ctx.hub_did
-    assert record.body["tags"] == ["ceramics", "coast"]
+    assert record.body["tags"] == ["Ceramics", "coast"]  # the artisan's own spelling
     got = hub.get(f"/api/v1/records/{data['cid']}")
     assert got.status == 200
     assert got.headers["etag"] == f'"{data["cid"]}"'
@@ -184,7 +184,7 @@ def test_files_stream_with_range_etag_and_content_type(hub: Hub) -> None:
 
 
 def test_design_with_an_uploaded_file_and_its_preview(hub: Hub) -> None:
-    from craftnet.node.demo import heddle_stl
+    from craftnet.archive.demo import heddle_stl
 
     make_artisan(hub)
     cid = upload(hub, "heddle.stl", heddle_stl())
@@ -264,7 +264,8 @@ def test_documents_create_edit_history_and_blame(hub: Hub) -> None:
 def test_keys_export_and_import_move_an_artisan(hub: Hub, tmp_path: object) -> None:
     did = make_artisan(hub)
     exported = hub.post(
-        "/api/v1/keys/amaia/export", {"passphrase": PASS, "export_passphrase": "usb stick"}
+        "/api/v1/keys/amaia/export",
+        {"passphrase": PASS, "export_passphrase": "usb stick in the kiln shed"},
     )
     assert exported.status == 200, exported.body
     key_file = exported.json()["key_file"]
@@ -273,15 +274,16 @@ def test_keys_export_and_import_move_an_artisan(hub: Hub, tmp_path: object) -> N
         "/api/v1/keys/import",
         {
             "handle": "amaia2",
-            "passphrase": "new one",
+            "passphrase": "new one for the loom hub",
             "key_file": key_file,
-            "export_passphrase": "usb stick",
+            "export_passphrase": "usb stick in the kiln shed",
         },
     )
     # The same key is already here under another handle: the keystore refuses a twin.
     assert again.status == 422 and again.error_code == "keystore"
     wrong = hub.post(
-        "/api/v1/keys/amaia/export", {"passphrase": "not it", "export_passphrase": "usb stick"}
+        "/api/v1/keys/amaia/export",
+        {"passphrase": "not it", "export_passphrase": "usb stick in the kiln shed"},
     )
     assert wrong.status == 403 and wrong.error_code == "wrong-passphrase"
     assert hub.get("/api/v1/keys").json()["artisans"][0]["did"] == did

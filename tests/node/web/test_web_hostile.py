@@ -3,10 +3,14 @@ nothing is stored."""
 
 from __future__ import annotations
 
+import io
+import random
 from pathlib import Path
 
 import pytest
 
+from craftnet.archive import blocks, files
+from craftnet.archive.lmdb_store import LmdbStore
 from tests.node.web.web_hub import Hub, make_artisan, start_hub
 
 PASS = "clay and fire"
@@ -217,7 +221,8 @@ def test_empty_upload_and_missing_name(small_hub: Hub) -> None:
         ("/api/v1/records?tag=x&cursor=00", 400, "bad-query"),
         ("/api/v1/records?type=Not%20A%20Type", 400, "bad-query"),
         ("/api/v1/records?type=a&type=b", 400, "bad-query"),
-        ("/api/v1/search?q=" + "a" * 5000, 414, "uri-too-long"),
+        ("/api/v1/search?q=" + "a" * 5000, 400, "bad-query"),
+        ("/api/v1/search?q=" + "a" * 36_000, 414, "uri-too-long"),
         ("/api/v1/search?offset=99999999", 400, "bad-query"),
         ("/api/v1/artisans/mallory", 400, "bad-did"),
         (
@@ -261,11 +266,11 @@ def test_edits_by_strangers_and_bad_fields(small_hub: Hub) -> None:
     )
     assert made.status == 201
     doc = made.json()["cid"]
-    make_artisan(hub, "mallory", "sneaky one")
+    make_artisan(hub, "mallory", "moonlit sneaky otter")
     before = hub.record_count()
     stranger = hub.post(
         f"/api/v1/documents/{doc}/edits",
-        {"artisan": "mallory", "passphrase": "sneaky one", "fields": {"title": "Theirs"}},
+        {"artisan": "mallory", "passphrase": "moonlit sneaky otter", "fields": {"title": "Theirs"}},
     )
     assert stranger.status == 403 and stranger.error_code == "not-an-editor"
     bad_field = hub.post(
@@ -295,3 +300,39 @@ def test_weak_or_taken_handles(small_hub: Hub) -> None:
         {"handle": "imp", "passphrase": "long enough", "key_file": "{}", "export_passphrase": "x"},
     )
     assert garbage.status == 422
+
+
+def test_a_record_is_not_a_file(small_hub: Hub) -> None:
+    """Asking for a record's CID as a file is the client's mistake (404), not damage (500)."""
+    made = small_hub.post("/api/v1/records", GOOD)
+    assert made.status == 201, made.body
+    cid = made.json()["cid"]
+    for suffix in ("", "/info", "/preview.svg"):
+        reply = small_hub.get(f"/api/v1/files/{cid}{suffix}")
+        assert reply.status == 404 and reply.error_code == "not-a-file", (suffix, reply.body)
+        assert "record" in reply.json()["error"]["message"]
+
+
+def test_a_wrong_method_says_what_is_allowed(small_hub: Hub) -> None:
+    reply = small_hub.request("DELETE", "/api/v1/records")
+    assert reply.status == 405 and reply.error_code == "method-not-allowed"
+    assert {"GET", "POST"} <= {m.strip() for m in reply.headers["allow"].split(",")}
+
+
+def test_a_file_whose_chunks_are_still_arriving_is_refused_before_any_byte(
+    small_hub: Hub, tmp_path: Path
+) -> None:
+    """As sync brings a file node before its chunks: 409 with a clear message, no 200 first."""
+    other = LmdbStore(tmp_path / "other")
+    try:
+        added = files.add_file(other, io.BytesIO(random.Random(5).randbytes(300_000)), name="a.stl")
+        with other.read() as txn:
+            node = blocks.get_block(txn, added.cid)
+    finally:
+        other.close()
+    small_hub.ctx.store.transact(lambda txn: blocks.put_block(txn, added.cid, node))
+    for suffix in ("", "/preview.svg"):
+        reply = small_hub.get(f"/api/v1/files/{added.cid}{suffix}")
+        assert reply.status == 409 and reply.error_code == "incomplete-file", reply.body
+        assert "still" in reply.json()["error"]["message"]
+    assert small_hub.get(f"/api/v1/files/{added.cid}/info").json()["size"] == 300_000

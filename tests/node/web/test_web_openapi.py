@@ -55,7 +55,7 @@ def test_the_document_is_openapi_3_1_and_valid_json_schema() -> None:
         for op in ops.values():
             assert op["summary"] and op["responses"]
             for param in op.get("parameters", []):
-                assert param["in"] in ("query", "path") and param["description"]
+                assert param["in"] in ("query", "path", "header") and param["description"]
 
 
 # -- exercising every operation --------------------------------------------------------
@@ -188,11 +188,11 @@ EXAMPLES: list[tuple[str, str, Call]] = [
             "/api/v1/keys/import",
             {
                 "handle": "moved",
-                "passphrase": "new passphrase",
-                "export_passphrase": "usb stick",
+                "passphrase": "new passphrase on a quiet hub",
+                "export_passphrase": "usb stick in the kiln shed",
                 "key_file": h.post(
                     "/api/v1/keys/kofi/export",
-                    {"passphrase": DEMO_PASS, "export_passphrase": "usb stick"},
+                    {"passphrase": DEMO_PASS, "export_passphrase": "usb stick in the kiln shed"},
                 ).json()["key_file"],
             },
         ),
@@ -201,7 +201,8 @@ EXAMPLES: list[tuple[str, str, Call]] = [
         "POST",
         "/api/v1/keys/{handle}/export",
         lambda h: h.post(
-            "/api/v1/keys/amaia/export", {"passphrase": DEMO_PASS, "export_passphrase": "usb stick"}
+            "/api/v1/keys/amaia/export",
+            {"passphrase": DEMO_PASS, "export_passphrase": "usb stick in the kiln shed"},
         ),
     ),
     (
@@ -233,7 +234,30 @@ EXAMPLES: list[tuple[str, str, Call]] = [
         "/api/v1/files/{cid}/preview.svg",
         lambda h: h.get(f"/api/v1/files/{_file(h, 'heddle.stl')}/preview.svg"),
     ),
+    (
+        "GET",
+        "/api/v1/files/{cid}/info",
+        lambda h: h.get(f"/api/v1/files/{_cid(h, 'raku')}/info"),  # a record: 404
+    ),
+    (
+        "POST",
+        "/api/v1/keys/strength",
+        lambda h: h.request("POST", "/api/v1/keys/strength", {"passphrase": "1234"}),
+    ),
+    ("GET", "/api/v1/policy", lambda h: h.get("/api/v1/policy")),
+    (
+        "PUT",
+        "/api/v1/policy",
+        lambda h: h.request("PUT", "/api/v1/policy", {"walk_in_keys": True}, auth=True),
+    ),
     ("POST", "/api/v1/session", lambda h: h.request("POST", "/api/v1/session", {"token": h.token})),
+    (
+        "POST",
+        "/api/v1/session",
+        lambda h: h.request(
+            "POST", "/api/v1/session", {"handle": "amaia", "passphrase": DEMO_PASS}
+        ),
+    ),
     ("DELETE", "/api/v1/session", lambda h: h.request("DELETE", "/api/v1/session")),
 ]
 

@@ -127,3 +127,60 @@ def test_cached_answers_end_when_the_index_changes(search: SearchIndex, store: M
     technique(store, "Loom repair", "replace the heddle")
     search.catch_up()
     assert search.search("loom").total == 2
+
+
+def test_words_of_unspaced_scripts_are_found_inside_longer_runs(
+    store: MemoryStore, search: SearchIndex
+) -> None:
+    glaze = technique(store, "陶芸の釉薬", "灰釉と長石釉の作り方", language="ja")
+    technique(store, "Raku firing", "A shared kiln at the hub")
+    search.catch_up()
+    for typed in ("釉薬", "陶芸", "陶芸の釉薬", "長石", "釉"):
+        hits = search.search(typed).hits
+        assert [h.cid for h in hits] == [glaze], typed
+    assert "釉薬" in search.search("釉薬").hits[0].snippet or search.search("釉薬").hits[0].title
+    assert search.search("薬の").total == 0  # the pairs must follow each other
+    assert fts_query("釉薬 kiln") == '"釉薬" "kiln"*'
+
+
+def test_a_misspelt_word_gets_a_suggestion_that_finds_something(
+    store: MemoryStore, search: SearchIndex
+) -> None:
+    technique(store, "Rustic Futurism lamp", "A lamp base turned at the hub")
+    search.catch_up()
+    missed = search.search("lmap")
+    assert missed.total == 0 and missed.suggestion == "lamp"
+    assert search.search(missed.suggestion).total == 1
+    assert search.search("lamp").suggestion is None
+    assert search.search("qqqqqq").suggestion is None  # nothing close: no suggestion
+
+
+def test_facets_keep_the_records_spelling_and_hide_the_document_kind(
+    store: MemoryStore, search: SearchIndex, tmp_path: Path
+) -> None:
+    for title in ("Bowl", "Cup"):
+        index.publish(
+            store,
+            KEY,
+            "design",
+            {"title": title, "licence": "CC-BY-4.0", "materials": ["Recycled PETG"]},
+            [],
+        )
+    index.publish(
+        store,
+        KEY,
+        "design",
+        {"title": "Vase", "licence": "CC-BY-4.0", "materials": ["recycled PETG"]},
+        [],
+    )
+    docs = Documents(store)
+    docs.create(KEY, "technique", lambda b: b.set("title", "Kiln care"))
+    search.catch_up()
+    assert search.search("bowl").facets["material"] == {"Recycled PETG": 1}
+    assert search.facet_values("material") == {"Recycled PETG": 3}  # one value, any case
+    assert search.filtered({"material": "recycled petg"}, limit=10, before=None)[0]
+    every_tag = search.facet_values("tag")
+    assert not any(tag.startswith("kind:") for tag in every_tag)
+    kiln = search.search("kiln")
+    assert kiln.total == 1 and "tag" not in kiln.facets
+    assert search.search("technique").total == 1  # the kind is still found by its word

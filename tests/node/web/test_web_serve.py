@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import html
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 import urllib.request
@@ -44,6 +46,7 @@ def stop(proc: subprocess.Popen[str], sig: int) -> str:
     return rest
 
 
+@pytest.mark.slow
 def test_demo_hub_starts_seeded_on_loopback_and_stops_cleanly(tmp_path: Path) -> None:
     home = tmp_path / "home"
     proc, url, lines = start(home)
@@ -55,7 +58,7 @@ def test_demo_hub_starts_seeded_on_loopback_and_stops_cleanly(tmp_path: Path) ->
             status = json.load(response)
         assert status["demo"] is True and status["by_type"]["design"] == 4
         with urllib.request.urlopen(url, timeout=10) as response:
-            assert b"Maker&#x27;s Fair 2035 showcase" in response.read()
+            assert "Maker's Fair 2035 showcase" in html.unescape(response.read().decode())
     finally:
         rest = stop(proc, signal.SIGINT)
     assert "stopped" in rest
@@ -82,3 +85,48 @@ def test_serve_without_init_says_what_to_do(tmp_path: Path) -> None:
     )
     assert done.returncode == 1
     assert "craftnet init" in done.stderr and "Traceback" not in done.stderr
+
+
+def test_a_taken_port_loses_no_token(tmp_path: Path) -> None:
+    """The token is written only once the hub serves: a start that cannot bind leaves none,
+    and the next start makes one and shows it."""
+    home = tmp_path / "home"
+    env = {**os.environ, "CRAFTNET_HOME": str(home)}
+    init = subprocess.run(
+        [sys.executable, "-m", "craftnet", "init", "--no-passphrase"],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=60,
+    )
+    assert init.returncode == 0, init.stderr
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        refused = subprocess.run(
+            [sys.executable, "-m", "craftnet", "serve", "--port", str(port)],
+            capture_output=True,
+            text=True,
+            env=env,
+            timeout=60,
+        )
+    assert refused.returncode != 0
+    assert "Traceback" not in refused.stderr
+    assert not (home / "http-token").exists()
+    env_port = [sys.executable, "-m", "craftnet", "serve", "--port", "0"]
+    proc = subprocess.Popen(
+        env_port, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env
+    )
+    assert proc.stdout is not None
+    shown = None
+    for line in proc.stdout:
+        if line.startswith("API token (shown once"):
+            shown = line.split(": ", 1)[1].strip()
+        if line.startswith("press Ctrl+C"):
+            break
+    try:
+        assert shown is not None and shown.startswith("cnt_")
+        assert (home / "http-token").read_text().startswith("sha256:")
+    finally:
+        stop(proc, signal.SIGTERM)

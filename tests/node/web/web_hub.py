@@ -14,9 +14,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from craftnet.archive import demo
 from craftnet.archive.lmdb_store import LmdbStore
 from craftnet.identity.keystore import Keystore
-from craftnet.node import demo
 from craftnet.node.config import HubConfig
 from craftnet.node.web import auth
 from craftnet.node.web.context import NodeContext

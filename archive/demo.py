@@ -27,14 +27,14 @@ from craftnet.archive.crdt.documents import Documents
 from craftnet.archive.crdt.edit import ChangeBuilder
 from craftnet.archive.crdt.ops import op_record
 from craftnet.archive.hlc import HybridClock
+from craftnet.archive.meta import has_meta, put_meta
 from craftnet.archive.records import Record
 from craftnet.archive.schemas import build
 from craftnet.archive.store import Store
 from craftnet.identity.keys import PrivateKey
-from craftnet.identity.keystore import Keystore
+from craftnet.identity.keystore import ARTISAN_PREFIX, Keystore
 
 DEMO_PASSPHRASE: Final = "demo-passphrase"
-KEY_PREFIX: Final = "artisan."
 SEEDED_KEY: Final = b"demo_seeded"
 ARTISANS: Final = ("amaia", "kofi", "lin", "rosa", "alliance")
 
@@ -154,13 +154,13 @@ class DemoArchive:
 def is_seeded(store: Store) -> bool:
     """Whether the demo archive was already written to this store."""
     with store.read() as txn:
-        return txn.has("meta", SEEDED_KEY)
+        return has_meta(txn, SEEDED_KEY)
 
 
 def _artisan_keys(keystore: Keystore) -> dict[str, PrivateKey]:
     keys = {}
     for handle in ARTISANS:
-        name = KEY_PREFIX + handle
+        name = ARTISAN_PREFIX + handle
         if keystore.has(name):
             keys[handle] = keystore.load(name, DEMO_PASSPHRASE)
         else:
@@ -343,7 +343,7 @@ def seed(store: Store, keystore: Keystore) -> DemoArchive:
     )
 
     demo.document = _co_edited_technique(store, keys, clock)
-    store.transact(lambda txn: txn.put("meta", SEEDED_KEY, b"1"))
+    store.transact(lambda txn: put_meta(txn, SEEDED_KEY, b"1"))
     return demo
 
 

@@ -1,4 +1,4 @@
-"""Design files over HTTP: streamed uploads with a size limit, downloads with Range.
+"""Files: streamed uploads with a size limit, downloads with Range, drawings of models.
 
 A download's ETag is the file's CID, so a browser or another hub that has the bytes
 never fetches them twice. Files are served with a sandboxing Content-Security-Policy and
@@ -17,79 +17,44 @@ from typing import Any, BinaryIO, Final, cast
 
 from aiohttp import web
 
-from craftnet.archive import files
+from craftnet.archive import blocks, files
 from craftnet.archive.cid import Cid
-from craftnet.archive.errors import IntegrityError, NotFound
+from craftnet.archive.errors import IntegrityError
 from craftnet.archive.store import Store
+from craftnet.node.web.api.common import Route
 from craftnet.node.web.errors import ApiError, bad_request
-from craftnet.node.web.http import context, parse_cid, query_str, require_read, require_write
-from craftnet.node.web.preview import PreviewError, stl_to_svg
+from craftnet.node.web.http import (
+    FILE_NAME,
+    context,
+    parse_cid,
+    query_str,
+    require_read,
+    require_write,
+)
+from craftnet.node.web.preview import PreviewError, file_card_svg, stl_to_svg
+from craftnet.node.web.queries import content_type, file_meta, missing_chunks
 
 SPOOL_IN_MEMORY: Final = 8 * 2**20
 READ_SIZE: Final = 256 * 1024
 MAX_NAME: Final = 200
 MAX_PREVIEW_SOURCE: Final = 64 * 2**20
 FILE_CSP: Final = "default-src 'none'; style-src 'unsafe-inline'; img-src data:; sandbox"
-_BAD_NAME: Final = re.compile(r"[\x00-\x1f\x7f/\\:*?\"<>|]")
-
-CONTENT_TYPES: Final = {
-    ".stl": "model/stl",
-    ".step": "model/step",
-    ".stp": "model/step",
-    ".3mf": "model/3mf",
-    ".obj": "model/obj",
-    ".svg": "image/svg+xml",
-    ".png": "image/png",
-    ".jpg": "image/jpeg",
-    ".jpeg": "image/jpeg",
-    ".webp": "image/webp",
-    ".gif": "image/gif",
-    ".pdf": "application/pdf",
-    ".gcode": "text/x-gcode; charset=utf-8",
-    ".gco": "text/x-gcode; charset=utf-8",
-    ".nc": "text/x-gcode; charset=utf-8",
-    ".txt": "text/plain; charset=utf-8",
-    ".md": "text/markdown; charset=utf-8",
-    ".dxf": "image/vnd.dxf",
-}
-
-
-def content_type(name: str | None) -> str:
-    """The media type for a file name (by extension; octet-stream when unknown)."""
-    if not name or "." not in name:
-        return "application/octet-stream"
-    return CONTENT_TYPES.get("." + name.rsplit(".", 1)[1].lower(), "application/octet-stream")
 
 
 def check_file_name(name: str | None) -> str:
-    """A plain file name: no folders, no '..', no control characters."""
+    """A plain file name: no folders, no leading dot or space, no control characters."""
     if name is None:
         raise bad_request("give the file's name: POST /api/v1/files?name=lamp.stl", "bad-file-name")
-    if (
-        len(name) > MAX_NAME
-        or _BAD_NAME.search(name)
-        or name.strip() in ("", ".", "..")
-        or name.startswith(".")
-        or ".." in name
-    ):
+    if not FILE_NAME.fullmatch(name):
         raise bad_request(
-            f"{name[:80]!r} is not a plain file name (no folders, '..', leading dots or "
-            "control characters)",
+            f"{name[:80]!r} is not a plain file name (no folders, leading dots or spaces, "
+            "or control characters)",
             "bad-file-name",
         )
     return name
 
 
 # -- the archive side ------------------------------------------------------------------
-
-
-def file_meta(store: Store, cid: Cid) -> dict[str, Any]:
-    """``{cid, name, size, content_type}`` of a stored file; raises NotFound."""
-    info = files.file_info(store, cid)
-    ctype = content_type(info.name)
-    if ctype == "application/octet-stream" and info.media_type != files.DEFAULT_MEDIA_TYPE:
-        ctype = info.media_type
-    return {"cid": str(cid), "name": info.name, "size": info.size, "content_type": ctype}
 
 
 def iter_range(store: Store, cid: Cid, start: int, end: int) -> Iterator[bytes]:
@@ -104,9 +69,7 @@ def iter_range(store: Store, cid: Cid, start: int, end: int) -> Iterator[bytes]:
         chunk_end = position + ref.size
         if chunk_end > start:
             with store.read() as txn:
-                data = txn.get("blocks", ref.cid.bytes)
-            if data is None:
-                raise NotFound(f"chunk {ref.cid} of file {cid} is not on this hub")
+                data = blocks.get_block(txn, ref.cid)  # NotFound names the chunk
             if len(data) != ref.size or not ref.cid.verify(data):
                 raise IntegrityError(f"chunk {ref.cid} of file {cid} is damaged")
             lo = max(0, start - position)
@@ -190,12 +153,26 @@ def _parse_range(header: str, size: int) -> tuple[int, int] | None:
     return start, min(end, size - 1)
 
 
+def _check_complete(ctx: Any, cid: Cid) -> None:
+    """Refuse (409) a file whose chunks are still arriving, before the first byte is sent:
+    a 200 header followed by a stall (or a second answer) is what a client cannot handle."""
+    missing = missing_chunks(ctx, cid)
+    if missing:
+        raise ApiError(
+            409,
+            "incomplete-file",
+            f"this hub has only part of file {cid} so far (chunk {missing[0]} is still "
+            "missing); try again when it has synced",
+        )
+
+
 async def download(request: web.Request) -> web.StreamResponse:
     """Stream a file; honours one ``Range`` and ``If-None-Match`` (the ETag is the CID)."""
     require_read(request)
     ctx = context(request)
     cid = parse_cid(request.match_info["cid"])
     meta = file_meta(ctx.store, cid)
+    _check_complete(ctx, cid)
     etag = f'"{cid}"'
     headers = {
         "ETag": etag,
@@ -205,8 +182,11 @@ async def download(request: web.Request) -> web.StreamResponse:
         "X-Content-Type-Options": "nosniff",
         "Content-Type": meta["content_type"],
     }
+    download_flag = query_str(request, "download", 1)
+    if download_flag not in (None, "0", "1"):
+        raise bad_request("download is 1 (as an attachment) or 0", "bad-query")
     if meta["name"]:
-        disposition = "attachment" if request.query.get("download") else "inline"
+        disposition = "attachment" if download_flag == "1" else "inline"
         safe = re.sub(r"[^A-Za-z0-9._-]", "_", meta["name"])
         headers["Content-Disposition"] = f'{disposition}; filename="{safe}"'
     if request.headers.get("If-None-Match", "") in (etag, "*"):
@@ -235,8 +215,24 @@ _PREVIEWS: OrderedDict[Cid, bytes] = OrderedDict()
 _PREVIEW_CACHE: Final = 64
 
 
+async def _drawing(ctx: Any, cid: Cid, meta: dict[str, Any]) -> bytes:
+    """An STL drawn from above at an angle; for any other file (or a model that cannot
+    be read or is too large to draw here) a card naming its kind."""
+    if meta["content_type"] == "model/stl" and meta["size"] <= MAX_PREVIEW_SOURCE:
+        _check_complete(ctx, cid)
+        data = b"".join(iter_range(ctx.store, cid, 0, meta["size"] - 1))
+        loop = asyncio.get_running_loop()
+        try:
+            svg: bytes = await loop.run_in_executor(None, stl_to_svg, data)
+            return svg
+        except PreviewError:
+            pass
+    return file_card_svg(meta["name"] or "", meta["content_type"])
+
+
 async def preview(request: web.Request) -> web.Response:
-    """A drawing of a 3D model (STL) as SVG, shaded, from above at an angle."""
+    """A drawing of a file as SVG: an STL model shaded from above at an angle, any other
+    file a card naming its kind (so a grid of files always has a picture for each)."""
     require_read(request)
     ctx = context(request)
     cid = parse_cid(request.match_info["cid"])
@@ -246,16 +242,7 @@ async def preview(request: web.Request) -> web.Response:
     svg = _PREVIEWS.get(cid)
     if svg is None:
         meta = file_meta(ctx.store, cid)
-        if meta["content_type"] != "model/stl":
-            raise ApiError(415, "no-preview", "previews are drawn for STL models only")
-        if meta["size"] > MAX_PREVIEW_SOURCE:
-            raise ApiError(413, "too-large", "this model is too large to preview here")
-        data = b"".join(iter_range(ctx.store, cid, 0, meta["size"] - 1))
-        loop = asyncio.get_running_loop()
-        try:
-            svg = await loop.run_in_executor(None, stl_to_svg, data)
-        except PreviewError as exc:
-            raise ApiError(422, "no-preview", str(exc)) from None
+        svg = await _drawing(ctx, cid, meta)
         _PREVIEWS[cid] = svg
         while len(_PREVIEWS) > _PREVIEW_CACHE:
             _PREVIEWS.popitem(last=False)
@@ -269,3 +256,11 @@ async def preview(request: web.Request) -> web.Response:
             "Cache-Control": "max-age=86400",
         },
     )
+
+
+ROUTES: Final[list[Route]] = [
+    ("POST", "/files", upload),
+    ("GET", "/files/{cid}", download),
+    ("GET", "/files/{cid}/info", info),
+    ("GET", "/files/{cid}/preview.svg", preview),
+]

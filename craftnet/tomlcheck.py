@@ -1,0 +1,304 @@
+"""Strict TOML settings files, checked against dataclasses that document every option.
+
+The hub's ``config.toml``, its ``network.toml`` and simnet's scenario files are all read
+here. A file's layout is a tree of frozen dataclasses whose fields are made with
+:func:`opt`: the default, the help text and the values accepted (bounds, choices, a
+check of one's own), so one table serves the parser, the docs and their tests. Unknown
+keys, wrong types and impossible values are refused with the caller's error class
+(each package has its own, all :class:`~craftnet.errors.CraftnetError`), whose message
+names the file, the line and the option::
+
+    config.toml:3: http.port: 70000 is above the maximum 65535
+
+``tomllib`` keeps no positions, so :func:`find_line` finds a key's line by scanning the
+source text. It lives at the root of the package, beside ``errors``, because node/ and
+simnet/ both read settings files and neither may import the other.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+import tomllib
+import types
+import typing
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, Final, TypeVar
+
+from craftnet.errors import CraftnetError
+
+T = TypeVar("T")
+KeyPath = tuple[Any, ...]  # keys (str) and array indexes (int) from the document's root
+Check = Callable[[Any], str | None]  # a value -> what is wrong with it, or None
+
+# Settings files are small; anything bigger is the wrong file (or an attack).
+MAX_FILE_BYTES: Final = 1024 * 1024
+_TYPE_NAMES: Final[dict[Any, str]] = {
+    int: "an integer",
+    float: "a number",
+    str: "a string",
+    bool: "true or false",
+}
+
+
+def opt(
+    default: Any,
+    doc: str,
+    *,
+    lo: float | None = None,
+    hi: float | None = None,
+    above: float | None = None,
+    choices: tuple[str, ...] | None = None,
+    check: Check | None = None,
+) -> Any:
+    """An option: its default, its help text and the values it accepts.
+
+    ``check`` sees a value of the right type and returns what is wrong with it, if
+    anything. A default that is ``list``, ``dict`` or a dataclass is a factory.
+    """
+    meta = {"doc": doc, "lo": lo, "hi": hi, "above": above, "choices": choices, "check": check}
+    if default in (list, dict) or (isinstance(default, type) and dataclasses.is_dataclass(default)):
+        return dataclasses.field(default_factory=default, metadata=meta)
+    return dataclasses.field(default=default, metadata=meta)
+
+
+class _Where:
+    """Finds the line of a key path in TOML source text."""
+
+    _HEADER = re.compile(r"^\s*(\[\[?)\s*([^\]]+?)\s*\]\]?\s*(#.*)?$")
+    _KEY = re.compile(r'^\s*("[^"]*"|[A-Za-z0-9_\-.]+(?:\s*\.\s*[A-Za-z0-9_\-"]+)*)\s*=')
+    _INLINE = re.compile(r'([A-Za-z0-9_\-]+|"[^"]*")\s*=')
+
+    def __init__(self, text: str) -> None:
+        self.lines: dict[KeyPath, int] = {}
+        counts: dict[tuple[str, ...], int] = {}
+        table: KeyPath = ()
+        for number, line in enumerate(text.splitlines(), 1):
+            header = self._HEADER.match(line)
+            if header:
+                name = tuple(self._split(header.group(2)))
+                if header.group(1) == "[[":
+                    counts[name] = counts.get(name, -1) + 1
+                    table = (*name, counts[name])
+                else:
+                    table = self._index(name, counts)
+                self.lines.setdefault(table, number)
+                continue
+            key = self._KEY.match(line)
+            if not key:
+                continue
+            path = (*table, *self._split(key.group(1)))
+            self.lines.setdefault(path, number)
+            rest = line[key.end() :]
+            if "{" in rest:
+                # An inline table: its keys are on this line too.
+                for inner in self._INLINE.finditer(rest):
+                    self.lines.setdefault((*path, inner.group(1).strip('"')), number)
+
+    @staticmethod
+    def _split(dotted: str) -> list[str]:
+        return [part.strip().strip('"') for part in dotted.split(".")]
+
+    @staticmethod
+    def _index(name: tuple[str, ...], counts: dict[tuple[str, ...], int]) -> KeyPath:
+        # A sub-table of an array element gets the element's index.
+        for cut in range(len(name) - 1, 0, -1):
+            if name[:cut] in counts:
+                return (*name[:cut], counts[name[:cut]], *name[cut:])
+        return name
+
+    def line(self, path: KeyPath) -> int | None:
+        """The line of ``path``, or of its nearest enclosing key or table."""
+        for cut in range(len(path), 0, -1):
+            found = self.lines.get(path[:cut])
+            if found is not None:
+                return found
+        return None
+
+
+def find_line(text: str, path: KeyPath) -> int | None:
+    """The 1-based line where the key at ``path`` (strings and array indexes) is set."""
+    return _Where(text).line(path)
+
+
+def dotted(path: KeyPath) -> str:
+    """``("partitions", 0, "heal_s")`` as ``partitions[0].heal_s``."""
+    return ".".join(str(p) if isinstance(p, str) else f"[{p}]" for p in path).replace(".[", "[")
+
+
+def _kind(value: Any) -> str:
+    names = {
+        bool: "a boolean",
+        int: "an integer",
+        float: "a number",
+        str: "a string",
+        list: "an array",
+        dict: "a table",
+    }
+    return names.get(type(value), type(value).__name__)
+
+
+class Checker:
+    """Builds dataclasses from parsed TOML, refusing what they do not describe."""
+
+    def __init__(self, text: str, source: str, error: type[CraftnetError]) -> None:
+        self.where = _Where(text)
+        self.source = source
+        self.error = error
+
+    def fail(self, path: KeyPath, problem: str) -> CraftnetError:
+        """An error naming the file, the line of ``path`` and the option (to raise)."""
+        line = self.where.line(path)
+        at = f"{self.source}:{line}" if line else self.source
+        return self.error(f"{at}: {dotted(path) or 'the file'}: {problem}")
+
+    def build(self, cls: type[T], value: Any, path: KeyPath = ()) -> T:
+        """An instance of the dataclass ``cls`` from the table ``value`` at ``path``."""
+        if not isinstance(value, dict):
+            raise self.fail(path, f"must be a table, got {_kind(value)}")
+        hints = typing.get_type_hints(cls)
+        fields = {f.name: f for f in dataclasses.fields(typing.cast(Any, cls))}
+        unknown = [k for k in value if k not in fields]
+        if unknown:
+            known = ", ".join(sorted(fields))
+            raise self.fail(
+                (*path, unknown[0]), f"unknown option {unknown[0]!r}; known here: {known}"
+            )
+        args = {
+            name: self._value(hints[name], fields[name], raw, (*path, name))
+            for name, raw in value.items()
+        }
+        return cls(**args)
+
+    def _value(self, hint: Any, f: dataclasses.Field[Any], raw: Any, path: KeyPath) -> Any:
+        origin, args = typing.get_origin(hint), typing.get_args(hint)
+        if origin is types.UnionType and type(None) in args:
+            # An optional option: TOML has no null, so a value given is of the other type.
+            (hint,) = [a for a in args if a is not type(None)]
+            origin, args = typing.get_origin(hint), typing.get_args(hint)
+        if dataclasses.is_dataclass(hint):
+            return self.build(typing.cast(type, hint), raw, path)
+        if origin in (list, tuple):
+            item = args[0]
+            table = dataclasses.is_dataclass(item)
+            if not isinstance(raw, list):
+                what = "an array of tables" if table else f"an array of {_plural(item)}"
+                raise self.fail(path, f"must be {what}, got {_kind(raw)}")
+            if table:
+                items = [self.build(item, one, (*path, i)) for i, one in enumerate(raw)]
+            else:
+                items = [self._scalar(item, None, one, (*path, i)) for i, one in enumerate(raw)]
+            return self._checked(f, tuple(items) if origin is tuple else items, path)
+        if origin is dict:
+            if not isinstance(raw, dict):
+                raise self.fail(path, f"must be a table, got {_kind(raw)}")
+            return {key: self._value(args[1], f, item, (*path, key)) for key, item in raw.items()}
+        return self._scalar(hint, f, raw, path)
+
+    def _scalar(self, hint: Any, f: dataclasses.Field[Any] | None, raw: Any, path: KeyPath) -> Any:
+        if not (type(raw) is hint or (hint is float and type(raw) is int)):
+            raise self.fail(
+                path, f"must be {_TYPE_NAMES.get(hint, hint)}, got {_kind(raw)} {raw!r:.40}"
+            )
+        value = float(raw) if hint is float else raw
+        if hint is float and value != value:
+            raise self.fail(path, "must be a number, got nan")
+        meta = f.metadata if f is not None else {}
+        if meta.get("choices") and value not in meta["choices"]:
+            raise self.fail(path, f"{value!r} is not one of {', '.join(meta['choices'])}")
+        if meta.get("lo") is not None and value < meta["lo"]:
+            raise self.fail(path, f"{value} is below the minimum {meta['lo']:g}")
+        if meta.get("hi") is not None and value > meta["hi"]:
+            raise self.fail(path, f"{value} is above the maximum {meta['hi']:g}")
+        if meta.get("above") is not None and value <= meta["above"]:
+            raise self.fail(path, f"{value} must be greater than {meta['above']:g}")
+        return value if f is None else self._checked(f, value, path)
+
+    def _checked(self, f: dataclasses.Field[Any], value: Any, path: KeyPath) -> Any:
+        check = f.metadata.get("check")
+        problem = check(value) if check is not None else None
+        if problem:
+            raise self.fail(path, problem)
+        return value
+
+
+def _plural(hint: Any) -> str:
+    return {int: "integers", float: "numbers", str: "strings", bool: "booleans"}.get(hint, "values")
+
+
+def parse(
+    text: str,
+    source: str,
+    schema: type[T],
+    error: type[CraftnetError],
+    *,
+    overrides: dict[str, Any] | None = None,
+) -> tuple[T, Checker]:
+    """Parse and check TOML ``text`` (from ``source``) as ``schema``; raises ``error``.
+
+    ``overrides`` maps dotted option paths (``"network.loss"``) to values that replace
+    the file's; they are checked like the file's own. The :class:`Checker` is returned
+    for the caller's checks that involve more than one option.
+    """
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise error(f"{source}: not valid TOML: {exc}") from exc
+    for path, value in (overrides or {}).items():
+        node = data
+        parts = path.split(".")
+        for part in parts[:-1]:
+            child = node.setdefault(part, {})
+            if not isinstance(child, dict):
+                raise error(f"override {path}: {part} is not a table")
+            node = child
+        node[parts[-1]] = value
+    checker = Checker(text, source, error)
+    return checker.build(schema, data), checker
+
+
+def read_text(path: Path, error: type[CraftnetError], *, max_bytes: int = MAX_FILE_BYTES) -> str:
+    """The UTF-8 text of a settings file; ``FileNotFoundError`` passes through."""
+    try:
+        raw = path.read_bytes()
+    except OSError as exc:
+        if isinstance(exc, FileNotFoundError):
+            raise
+        raise error(f"cannot read {path}: {exc.strerror or exc}") from exc
+    if len(raw) > max_bytes:
+        raise error(f"{path} is larger than {max_bytes} bytes; is it the right file?")
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise error(f"{path} is not UTF-8 text: {exc}") from exc
+
+
+def load(path: Path, schema: type[T], error: type[CraftnetError]) -> T:
+    """Read and check the file at ``path`` as ``schema`` (its defaults if there is none)."""
+    try:
+        text = read_text(path, error)
+    except FileNotFoundError:
+        return schema()
+    value, _ = parse(text, str(path), schema, error)
+    return value
+
+
+def option_rows(cls: type, prefix: str = "") -> typing.Iterator[tuple[str, str, Any]]:
+    """Every option of ``cls`` as ``(dotted path, help, default)``, for docs and tests.
+
+    The default is :data:`dataclasses.MISSING` for options made by a factory.
+    """
+    hints = typing.get_type_hints(cls)
+    for f in dataclasses.fields(cls):
+        path = f"{prefix}{f.name}"
+        hint = hints[f.name]
+        origin, args = typing.get_origin(hint), typing.get_args(hint)
+        if dataclasses.is_dataclass(hint):
+            yield from option_rows(typing.cast(type, hint), path + ".")
+        elif origin is list and dataclasses.is_dataclass(args[0]):
+            yield from option_rows(typing.cast(type, args[0]), path + "[].")
+        elif origin is dict and dataclasses.is_dataclass(args[1]):
+            yield from option_rows(typing.cast(type, args[1]), path + ".NAME.")
+        else:
+            yield path, f.metadata.get("doc", ""), f.default
