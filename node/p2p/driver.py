@@ -17,7 +17,9 @@ executes the commands it answers with:
   missing; the engine then hears ``BlocksStored``;
 * ``Disconnect`` flushes what is queued for the peer (a ``bye`` saying why) and hangs
   up; ``Dial`` makes one attempt (``DialFailed`` if it fails; the engine redials);
-* ``Ban`` and ``ConnectionClosed`` are logged at INFO with their reasons.
+* ``Ban`` and ``ConnectionClosed`` are logged at INFO with their reasons;
+* ``PeerSynced`` records what that hub now holds, for delta bundles
+  (:class:`~craftnet.node.p2p.upkeep.SyncedPeers`, in a worker thread).
 
 Every record write keeps the store's reconcile index current (archive's ``put_record``)
 and appends to its change feed; records written by other code (the web API, the CLI
@@ -40,7 +42,14 @@ import trio
 from craftnet.archive.store import Store
 from craftnet.node.p2p.links import Link, Links
 from craftnet.node.p2p.net import ByteStream, Gossip, Network, NetworkError
-from craftnet.node.p2p.upkeep import LocalChanges, Outbox, Timers, drain_gossip, release_documents
+from craftnet.node.p2p.upkeep import (
+    LocalChanges,
+    Outbox,
+    SyncedPeers,
+    Timers,
+    drain_gossip,
+    release_documents,
+)
 from craftnet.node.p2p.writes import WANTS_KEY, BlockWriter
 from craftnet.protocol.engine import SyncEngine
 from craftnet.protocol.errors import ProtocolError
@@ -57,6 +66,7 @@ from craftnet.protocol.events import (
     MembershipChanged,
     PeerDiscovered,
     PeerId,
+    PeerSynced,
     Publish,
     ReconcileFinished,
     Send,
@@ -147,6 +157,7 @@ class Driver:
         self.timers = Timers(self.handle, clock)
         self.outbox = Outbox(gossip)
         self.local = LocalChanges(store, self.writer, self.handle)
+        self.synced = SyncedPeers(store, engine.key)
         # What the engine decided, kept for status pages and tests (not for deciding).
         self.banned: dict[PeerId, float] = {}
         self.closed: OrderedDict[PeerId, ConnectionClosed] = OrderedDict()  # newest last
@@ -198,6 +209,7 @@ class Driver:
                 nursery.start_soon(drain_gossip, self.gossip)
                 nursery.start_soon(self.local.watch)
                 nursery.start_soon(release_documents, self.writer)
+                nursery.start_soon(self.synced.run)
                 task_status.started()
                 self.kick()
         finally:
@@ -205,6 +217,7 @@ class Driver:
             self.writer.running = False
             self.writer.flush_now()  # what arrived is written, with the want list, before we go
             self.writer.save_wants()
+            self.synced.flush()  # a sync that just ended is known at the next export
 
     def kick(self) -> None:
         """Let the engine send what its want list allows (after restoring it)."""
@@ -303,6 +316,8 @@ class Driver:
                     del self.reconciles[:-100]
                     for callback in self.on_reconcile:
                         callback(progress)
+                case PeerSynced(_, did):
+                    self.synced.note(did)
                 case _:
                     assert_never(command)
         self.writer.kick(urgent)

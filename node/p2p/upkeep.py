@@ -7,6 +7,9 @@
 * :class:`LocalChanges`: records written by other code (the web API, the CLI in
   another process) found by reading the store's change feed on from this hub's cursor,
   and handed to the engine to announce;
+* :class:`SyncedPeers`: the engine's ``PeerSynced`` reports, recorded as what each hub
+  holds (:meth:`~craftnet.archive.peer_state.PeerStates.record_synced`), so that
+  ``craftnet export --for DID`` after a network sync writes only what changed since;
 * :func:`drain_gossip` and :func:`release_documents`: emptying delivered gossip, and
   document operations that were ahead of our clock, once their time has come.
 """
@@ -22,9 +25,13 @@ from typing import Final
 import trio
 
 from craftnet.archive import changes
+from craftnet.archive.alliance import hlc_now
 from craftnet.archive.errors import ArchiveError
+from craftnet.archive.peer_state import PeerStates
 from craftnet.archive.recon_index import ReconIndex
 from craftnet.archive.store import Store
+from craftnet.errors import CraftnetError
+from craftnet.identity.keys import PrivateKey
 from craftnet.node.p2p.net import Gossip, NetworkError
 from craftnet.node.p2p.writes import BlockWriter
 from craftnet.protocol.events import Event, RecordsAdded, TimerFired, TimerId
@@ -151,6 +158,47 @@ class LocalChanges:
         self.cursor = batch.cursor
         if fresh:
             self.handle(RecordsAdded(tuple(sorted(fresh))))
+
+
+class SyncedPeers:
+    """Hubs a network sync left holding what we hold, recorded as such in the store."""
+
+    def __init__(self, store: Store, key: PrivateKey) -> None:
+        """``key`` is this hub's: it signs the summary recorded for each peer."""
+        self.states = PeerStates(store)
+        self.key = key
+        self.recorded: dict[str, int] = {}  # did -> HLC time, recorded in this run
+        self._due: set[str] = set()
+        self._wake = trio.Event()
+
+    def note(self, did: str) -> None:
+        """The hub ``did`` holds at least what we hold: record it soon."""
+        self._due.add(did)
+        self._wake.set()
+
+    async def run(self) -> None:
+        """Record what was noted, in a worker thread (a task)."""
+        # Building our summary reads every record's key: not in the trio thread.
+        while True:
+            await self._wake.wait()
+            self._wake = trio.Event()
+            while self._due:
+                did = self._due.pop()
+                await trio.to_thread.run_sync(self._record, did)
+
+    def flush(self) -> None:
+        """Record what is still due, in this thread (on the way out)."""
+        while self._due:
+            self._record(self._due.pop())
+
+    def _record(self, did: str) -> None:
+        now = hlc_now()
+        try:
+            self.states.record_synced(did, self.key, now)
+        except CraftnetError:
+            log.exception("could not record what %s holds after the sync", did)
+            return
+        self.recorded[did] = now
 
 
 async def drain_gossip(gossip: Gossip) -> None:
