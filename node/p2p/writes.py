@@ -104,11 +104,19 @@ class BlockWriter:
             self._flush_urgent = trio.Event()
             while self._pending:
                 async with self.lock:
+                    taken = self._pending
                     blocks, wants = self._take_batch()
                     try:
                         new = await trio.to_thread.run_sync(self._write_batch, blocks, wants)
                     except CraftnetError:
                         self._write_failed(blocks)
+                    except trio.Cancelled:
+                        # Cancelled before the thread started (to_thread checks first; a
+                        # started write is waited for): give the batch back, so the
+                        # write on the way out (flush_now) stores it.
+                        self._pending[:0] = taken
+                        self._pending_bytes += sum(len(b.data) for b in blocks)
+                        raise
                     else:
                         self._written(blocks, new)
                 self._drained.set()
