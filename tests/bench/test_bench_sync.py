@@ -13,6 +13,9 @@ Run with ``make bench`` (or ``pytest -s tests/bench/test_bench_sync.py``).
   until nothing is wanted, stop with its last blocks written). Compared with a raw
   py-libp2p stream carrying the same bytes, both measured in this run, alternating,
   median of ``CRAFTNET_BENCH_SYNC_RUNS`` (3). ``CRAFTNET_BENCH_SYNC_FILES_MB`` scales it.
+* **QUIC**: py-libp2p 0.8.1's QUIC transport (aioquic) against TCP + Noise + yamux: one
+  raw stream each, the same 20 MiB, alternating, median of 3 (why ``--listen`` offers
+  no ``/udp/PORT/quic-v1``).
 * **Gossip**: five hubs in a line publish 50 records between them at 10 per second; for
   each record, the time until it is in every store; p50/p99/max are printed.
 """
@@ -24,8 +27,17 @@ import os
 import statistics
 import time
 from pathlib import Path
+from typing import Any
 
+import multiaddr
 import trio
+from libp2p import create_yamux_muxer_option, new_host
+from libp2p.crypto.ed25519 import create_new_key_pair
+from libp2p.crypto.x25519 import create_new_key_pair as create_x25519_pair
+from libp2p.custom_types import TProtocol
+from libp2p.peer.peerinfo import info_from_p2p_addr
+from libp2p.security.noise.transport import PROTOCOL_ID as NOISE_PROTOCOL_ID
+from libp2p.security.noise.transport import Transport as NoiseTransport
 
 from craftnet.archive import files
 from craftnet.archive.index import ingest_records, publish_many
@@ -235,6 +247,61 @@ def test_craftnet_sync_of_records_and_files_against_a_raw_stream(tmp_path: Path)
     )
     for setup in (source, target):
         setup.store.close()
+
+
+async def raw_host_seconds(quic: bool, total: int) -> float:
+    """Seconds to carry ``total`` bytes between two bare libp2p hosts on loopback, over
+    QUIC or over TCP + Noise + yamux (as Libp2pNetwork builds its host)."""
+    protocol = TProtocol("/craftnet/bench/1")
+    hosts = []
+    for _ in range(2):
+        key_pair = create_new_key_pair(os.urandom(32))
+        if quic:
+            hosts.append(new_host(key_pair=key_pair, enable_quic=True))
+        else:
+            noise = NoiseTransport(key_pair, noise_privkey=create_x25519_pair().private_key)
+            hosts.append(new_host(key_pair=key_pair, sec_opt={NOISE_PROTOCOL_ID: noise},
+                                  muxer_opt=create_yamux_muxer_option()))
+    a, b = hosts
+    got = 0
+    done = trio.Event()
+
+    async def sink(stream: Any) -> None:
+        nonlocal got
+        while got < total and (data := await stream.read(MIB)):
+            got += len(data)
+        done.set()
+
+    b.set_stream_handler(protocol, sink)
+    listen = [multiaddr.Multiaddr("/ip4/127.0.0.1/udp/0/quic-v1" if quic
+                                  else "/ip4/127.0.0.1/tcp/0")]
+    async with a.run(listen), b.run(listen):
+        info = info_from_p2p_addr(b.get_addrs()[0])
+        await a.connect(info)
+        stream = await a.new_stream(info.peer_id, [protocol])
+        buf = os.urandom(MIB)
+        start = time.perf_counter()
+        for _ in range(total // MIB):
+            await stream.write(buf)
+        await done.wait()
+        took = time.perf_counter() - start
+    assert got == total
+    return took
+
+
+def test_quic_against_tcp_noise_yamux(tmp_path: Path) -> None:
+    total = 20 * MIB
+    runs: dict[bool, list[float]] = {False: [], True: []}
+    for _ in range(3):
+        for quic in (False, True):
+            runs[quic].append(trio.run(raw_host_seconds, quic, total))
+    tcp, quic = statistics.median(runs[False]), statistics.median(runs[True])
+    print(
+        f"\nraw stream of 20 MiB on loopback: TCP+Noise+yamux median {tcp:.2f} s "
+        f"({total / tcp / 1e6:.0f} MB/s), QUIC (aioquic) median {quic:.2f} s "
+        f"({total / quic / 1e6:.1f} MB/s): QUIC takes {quic / tcp:.0f}x as long; "
+        f"load {os.getloadavg()[0]:.1f}"
+    )
 
 
 def test_gossip_time_to_every_store(tmp_path: Path) -> None:
