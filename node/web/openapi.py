@@ -12,6 +12,12 @@ from typing import Any, Final
 
 from craftnet.archive.index import SUFFIX_LEN
 from craftnet.archive.licences import KNOWN_LICENCES
+from craftnet.node.web.bundles import (
+    BUNDLE_NAME_PATTERN,
+    FOLDER_PATTERN,
+    MAX_FOLDER,
+    SIZE_PATTERN,
+)
 from craftnet.node.web.http import CID_PATTERN, DID_PATTERN, FILE_NAME_PATTERN
 
 VERSION: Final = "1.1.0"
@@ -105,6 +111,8 @@ def _errors(*codes: int) -> dict[str, Any]:
         415: "wrong media type",
         416: "bad range",
         422: "invalid content",
+        429: "too many requests (the Retry-After header says when to try again)",
+        507: "no space left where the file was to be written",
     }
     return {str(code): _json(_ERROR, names.get(code, "error")) for code in codes}
 
@@ -116,6 +124,7 @@ def _op(
     params: list[dict[str, Any]] | None = None,
     body: dict[str, Any] | None = None,
     write: bool = False,
+    operator: bool = False,
     tag: str = "archive",
 ) -> dict[str, Any]:
     op: dict[str, Any] = {"summary": summary, "tags": [tag], "responses": responses}
@@ -123,8 +132,10 @@ def _op(
         op["parameters"] = params
     if body is not None:
         op["requestBody"] = {"required": True, "content": {"application/json": {"schema": body}}}
-    if write:
+    if write or operator:
         op["security"] = [{"bearer": []}, {"session": []}]
+    if operator:
+        op["x-operator-only"] = True  # the token, or a session opened with it
     return op
 
 
@@ -226,6 +237,35 @@ _SCHEMAS: Final[dict[str, Any]] = {
             "passphrase": {**_SECRET, "description": "the passphrase of their key"},
         },
         description="who signs: omitted when an artisan's session is logged in",
+    ),
+    "BundleHub": _obj(
+        {
+            "did": _STR,
+            "records": {**_INT, "description": "how many records it held, by its summary"},
+            "as_of": {**_STR, "description": "when it made that summary (UTC)"},
+            "via": {"enum": ["bundle", "have-file", "sync"]},
+            "recorded": _NSTR,
+        },
+        ["did", "records", "as_of", "via"],
+    ),
+    "BundlePlan": _obj(
+        {
+            "for": _STR,
+            "known": {"type": "boolean", "description": "false: nothing known, all is sent"},
+            "hub": _ref("BundleHub"),
+            "records": _INT,
+            "blocks": _INT,
+            "bytes": {**_INT, "description": "the blocks' bytes, as CAR sections"},
+            "missing": {**_INT, "description": "linked blocks this hub does not hold"},
+            "difference": {"type": "object"},
+            "max_size": {"type": ["integer", "null"]},
+            "parts": _arr(_obj({"part": _INT, "blocks": _INT, "bytes": _INT}, ["part", "bytes"])),
+            "overhead_per_part": {
+                **_INT,
+                "description": "at most this many more bytes per file: header, this hub's summary",
+            },
+        },
+        ["for", "known", "records", "blocks", "bytes", "parts"],
     ),
 }
 
@@ -684,7 +724,7 @@ _PATHS: Final[dict[str, Any]] = {
             "Change what the operator allows (the operator only)",
             {"200": _json(_ref("Policy")), **_errors(400, 401, 403, 415, 422)},
             body=_obj({"walk_in_keys": {"type": "boolean"}}, ["walk_in_keys"]),
-            write=True,
+            operator=True,
             tag="meta",
         ),
     },
@@ -780,6 +820,148 @@ _PATHS: Final[dict[str, Any]] = {
             tag="meta",
         ),
     },
+    "/api/v1/bundles/hubs": {
+        "get": _op(
+            "Hubs whose holdings this one knows (for USB bundles), export folders, the hub key",
+            {
+                "200": _json(
+                    _obj(
+                        {
+                            "hub": _NSTR,
+                            "hubs": _arr(_ref("BundleHub")),
+                            "hub_key": {"enum": ["unlocked", "locked", "missing"]},
+                            "export_folders": _arr(_STR),
+                            "sticks": {
+                                **_arr(_STR),
+                                "description": "mounted file systems inside the export folders",
+                            },
+                        },
+                        ["hubs", "hub_key", "export_folders", "sticks"],
+                    )
+                ),
+                **_errors(401, 403),
+            },
+            operator=True,
+            tag="bundles",
+        )
+    },
+    "/api/v1/bundles/plan": {
+        "get": _op(
+            "What a bundle for a hub would hold and its size, before writing (split with max_size)",
+            {"200": _json(_ref("BundlePlan")), **_errors(400, 401, 403, 422)},
+            params=[
+                _q("for", "the did:key of the hub the bundle is for", _DID_STR, required=True),
+                _q(
+                    "max_size",
+                    "split into parts of at most this size: 4M..., 1G, 4G, 1T, or bytes",
+                    {"type": "string", "pattern": SIZE_PATTERN},
+                ),
+            ],
+            operator=True,
+            tag="bundles",
+        )
+    },
+    "/api/v1/bundles": {
+        "post": _op(
+            "Write the bundle for a hub (or its numbered parts) into the export folder",
+            {
+                "201": _json(
+                    {
+                        "allOf": [
+                            _ref("BundlePlan"),
+                            _obj(
+                                {
+                                    "files": _arr(
+                                        _obj({"file": _STR, "blocks": _INT, "bytes": _INT})
+                                    ),
+                                    "bytes_written": _INT,
+                                    "summary": {"type": "boolean"},
+                                },
+                                ["files", "bytes_written"],
+                            ),
+                        ]
+                    },
+                    "written",
+                ),
+                **_errors(400, 401, 403, 409, 413, 415, 422, 507),
+            },
+            body=_obj(
+                {
+                    "for": _DID_STR,
+                    "max_size": {"type": ["string", "null"], "pattern": SIZE_PATTERN},
+                    "name": {
+                        "type": ["string", "null"],
+                        "pattern": BUNDLE_NAME_PATTERN,
+                        "description": "the file name (default to-<hub>-<date>.car)",
+                    },
+                    "folder": {
+                        "type": ["string", "null"],
+                        "pattern": FOLDER_PATTERN,
+                        "maxLength": MAX_FOLDER,
+                        "description": "where to write: an export folder or a folder inside "
+                        "one (made if missing); default bundles/ in the hub's home",
+                    },
+                    "replace": {"type": ["boolean", "null"]},
+                    "hub_passphrase": {**_SECRET, "type": ["string", "null"]},
+                },
+                ["for"],
+            ),
+            operator=True,
+            tag="bundles",
+        )
+    },
+    "/api/v1/bundles/download": {
+        "get": _op(
+            "The bundle for a hub as one file to save (needs the hub key unlocked)",
+            {
+                "200": {
+                    "description": "a CARv1 bundle",
+                    "content": {"application/vnd.ipld.car": {"schema": {}}},
+                },
+                **_errors(400, 401, 403, 409, 422),
+            },
+            params=[_q("for", "the did:key of the hub the bundle is for", _DID_STR, required=True)],
+            operator=True,
+            tag="bundles",
+        )
+    },
+    "/api/v1/bundles/unlock": {
+        "post": _op(
+            "Unlock the hub's key for this run, so bundles carry its signed summary",
+            {
+                "200": _json(
+                    _obj({"hub_key": {"enum": ["unlocked", "locked", "missing"]}}, ["hub_key"])
+                ),
+                **_errors(400, 401, 403, 413, 415, 422),
+            },
+            body=_obj({"passphrase": _SECRET}, ["passphrase"]),
+            operator=True,
+            tag="bundles",
+        )
+    },
+    "/api/v1/bundles/have": {
+        "post": {
+            **_op(
+                "Take in another hub's have-file (craftnet have): what that hub holds",
+                {
+                    "200": _json(
+                        _obj({"kept": {"type": "boolean"}, "hub": _ref("BundleHub")}, ["hub"])
+                    ),
+                    **_errors(400, 401, 403, 413, 422),
+                },
+                operator=True,
+                tag="bundles",
+            ),
+            "requestBody": {
+                "required": True,
+                "content": {
+                    "application/octet-stream": {
+                        "schema": {"type": "string", "format": "binary"}
+                    }
+                },
+            },
+        }
+    },
 }
 
 
@@ -815,6 +997,8 @@ def endpoint_table() -> str:
     for path, ops in _PATHS.items():
         for method, op in ops.items():
             needs = "token or session" if "security" in op else "—"
+            if op.get("x-operator-only"):
+                needs = "operator"
             summary = op["summary"].replace("|", "\\|")
             lines.append(f"| `{method.upper()}` | `{path}` | {summary} | {needs} |")
     return "\n".join(lines) + "\n"
