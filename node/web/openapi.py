@@ -12,6 +12,7 @@ from typing import Any, Final
 
 from craftnet.archive.index import SUFFIX_LEN
 from craftnet.archive.licences import KNOWN_LICENCES
+from craftnet.node.web import record_schemas
 from craftnet.node.web.bundles import (
     BUNDLE_NAME_PATTERN,
     FOLDER_PATTERN,
@@ -19,6 +20,7 @@ from craftnet.node.web.bundles import (
     SIZE_PATTERN,
 )
 from craftnet.node.web.http import CID_PATTERN, DID_PATTERN, FILE_NAME_PATTERN
+from craftnet.node.web.record_schemas import PUBLISHABLE
 
 VERSION: Final = "1.1.0"
 
@@ -89,6 +91,14 @@ def _or_empty(pattern: str) -> dict[str, Any]:
 
 
 _SECRET = {"type": "string", "minLength": 1, "maxLength": 1024}
+# A new passphrase: zxcvbn scores nothing under 8 characters "hard to guess" (10^8 guesses),
+# so the shortest one the hub can accept has 8; hard to guess is still checked (422).
+_NEW_SECRET = {
+    "type": "string",
+    "minLength": 8,
+    "maxLength": 1024,
+    "description": "hard to guess: zxcvbn score 3 of 4 (POST /api/v1/keys/strength rates one)",
+}
 _HANDLE = {"type": "string", "pattern": "^[a-z0-9][a-z0-9-]{0,39}$"}
 # Query parameters may be empty (the same as not given).
 _SLUG = {"type": "string", "pattern": "^(?:[a-z][a-z0-9]*(?:-[a-z0-9]+)*)?$", "maxLength": 64}
@@ -125,6 +135,7 @@ def _op(
     body: dict[str, Any] | None = None,
     write: bool = False,
     operator: bool = False,
+    walk_in: bool = False,
     tag: str = "archive",
 ) -> dict[str, Any]:
     op: dict[str, Any] = {"summary": summary, "tags": [tag], "responses": responses}
@@ -134,6 +145,9 @@ def _op(
         op["requestBody"] = {"required": True, "content": {"application/json": {"schema": body}}}
     if write or operator:
         op["security"] = [{"bearer": []}, {"session": []}]
+    if walk_in:  # the operator's policy may open it to walk-in artisans: no credentials
+        op["security"] = [{"bearer": []}, {"session": []}, {}]
+        op["x-walk-in"] = True
     if operator:
         op["x-operator-only"] = True  # the token, or a session opened with it
     return op
@@ -231,13 +245,27 @@ _SCHEMAS: Final[dict[str, Any]] = {
         {"cid": _STR, "name": _NSTR, "size": _INT, "content_type": _STR},
         ["cid", "size", "content_type"],
     ),
-    "Signer": _obj(
-        {
-            "artisan": {**_HANDLE, "description": "the artisan's handle on this hub"},
-            "passphrase": {**_SECRET, "description": "the passphrase of their key"},
-        },
-        description="who signs: omitted when an artisan's session is logged in",
-    ),
+    "Signer": {
+        **_obj(
+            {
+                "artisan": {**_HANDLE, "description": "the artisan's handle on this hub"},
+                "passphrase": {**_SECRET, "description": "the passphrase of their key"},
+            },
+            description="who signs: both, or neither when an artisan's session is logged in "
+            "(with the operator's token alone, 401)",
+        ),
+        "dependentRequired": {"artisan": ["passphrase"], "passphrase": ["artisan"]},
+    },
+    **{
+        f"{rtype.title()}Body": record_schemas.body_schema(rtype)
+        for rtype in record_schemas.PUBLISHABLE
+    },
+    **{
+        f"Publish{rtype.title()}": _obj(
+            {"type": {"const": rtype}, "body": _ref(f"{rtype.title()}Body")}, ["type", "body"]
+        )
+        for rtype in record_schemas.PUBLISHABLE
+    },
     "BundleHub": _obj(
         {
             "did": _STR,
@@ -331,18 +359,27 @@ _PATHS: Final[dict[str, Any]] = {
                     "schema": {"type": "string", "pattern": "^[A-Za-z0-9_-]{8,128}$"},
                 }
             ],
-            body=_signed(
-                {
-                    "type": {"enum": ["technique", "design", "collection", "attestation"]},
-                    "body": {
-                        "type": "object",
-                        "description": "the record body; CIDs as strings; "
-                        "techniques and designs may carry 'tags'",
+            body={
+                "allOf": [
+                    _ref("Signer"),
+                    _obj(
+                        {
+                            "type": {"enum": list(PUBLISHABLE)},
+                            "body": {"type": "object"},
+                            "confirm_licence": {"type": ["boolean", "null"]},
+                        },
+                        ["type", "body"],
+                    ),
+                ],
+                "oneOf": [_ref(f"Publish{rtype.title()}") for rtype in PUBLISHABLE],
+                "discriminator": {
+                    "propertyName": "type",
+                    "mapping": {
+                        rtype: f"#/components/schemas/Publish{rtype.title()}"
+                        for rtype in PUBLISHABLE
                     },
-                    "confirm_licence": {"type": "boolean"},
                 },
-                ["type", "body"],
-            ),
+            },
             write=True,
         ),
     },
@@ -651,8 +688,8 @@ _PATHS: Final[dict[str, Any]] = {
                 "201": _json(_obj({"handle": _STR, "did": _STR}, ["handle", "did"]), "created"),
                 **_errors(400, 401, 403, 409, 415, 422),
             },
-            body=_obj({"handle": _HANDLE, "passphrase": _SECRET}, ["handle", "passphrase"]),
-            write=True,
+            body=_obj({"handle": _HANDLE, "passphrase": _NEW_SECRET}, ["handle", "passphrase"]),
+            walk_in=True,
             tag="keys",
         ),
     },
@@ -666,13 +703,13 @@ _PATHS: Final[dict[str, Any]] = {
             body=_obj(
                 {
                     "handle": _HANDLE,
-                    "passphrase": _SECRET,
-                    "key_file": _STR,
+                    "passphrase": _NEW_SECRET,
+                    "key_file": {**_STR, "maxLength": 16 * 1024},
                     "export_passphrase": _SECRET,
                 },
                 ["handle", "passphrase", "key_file", "export_passphrase"],
             ),
-            write=True,
+            walk_in=True,
             tag="keys",
         )
     },
@@ -685,7 +722,7 @@ _PATHS: Final[dict[str, Any]] = {
             },
             params=[_p("handle", "the artisan's handle", _HANDLE)],
             body=_obj(
-                {"passphrase": _SECRET, "export_passphrase": _SECRET},
+                {"passphrase": _SECRET, "export_passphrase": _NEW_SECRET},
                 ["passphrase", "export_passphrase"],
             ),
             write=True,
@@ -999,6 +1036,8 @@ def endpoint_table() -> str:
             needs = "token or session" if "security" in op else "—"
             if op.get("x-operator-only"):
                 needs = "operator"
+            if op.get("x-walk-in"):
+                needs = "operator, or anyone when walk-ins may add keys"
             summary = op["summary"].replace("|", "\\|")
             lines.append(f"| `{method.upper()}` | `{path}` | {summary} | {needs} |")
     return "\n".join(lines) + "\n"

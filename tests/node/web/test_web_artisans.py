@@ -166,7 +166,7 @@ def test_step_photos_must_be_on_the_hub(hub: Hub) -> None:
         "/api/v1/records",
         {"type": "technique", "artisan": "amaia", "passphrase": PASS, "body": body},
     )
-    assert refused.status == 422 and refused.error_code == "missing-file"
+    assert refused.status == 409 and refused.error_code == "missing-file"
 
 
 def test_an_unknown_artisan_is_a_404_page_and_answer(hub: Hub) -> None:
