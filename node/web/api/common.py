@@ -10,10 +10,10 @@ from typing import Any, Final
 from aiohttp import web
 
 from craftnet.identity.keys import PrivateKey
+from craftnet.identity.keystore import ARTISAN_PREFIX
 from craftnet.node.web.context import NodeContext
 from craftnet.node.web.errors import ApiError
 from craftnet.node.web.http import Caller, field
-from craftnet.node.web.queries import KEY_PREFIX
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 Route = tuple[str, str, Handler]
@@ -49,7 +49,7 @@ def check_handle(value: Any) -> str:
 
 async def load_key(ctx: NodeContext, handle: str, passphrase: str) -> PrivateKey:
     """An artisan's key decrypted with their passphrase (off the event loop: scrypt)."""
-    name = KEY_PREFIX + handle
+    name = ARTISAN_PREFIX + handle
     if not ctx.keystore.has(name):
         raise ApiError(
             404, "not-found", f"no artisan {handle!r} on this hub; create or import a key"

@@ -14,7 +14,7 @@ from typing import Any, Final
 from aiohttp import web
 
 from craftnet.identity.keys import PrivateKey
-from craftnet.identity.keystore import check_name
+from craftnet.identity.keystore import ARTISAN_PREFIX, check_name
 from craftnet.node.web.api.common import (
     MAX_PASSPHRASE,
     Route,
@@ -33,7 +33,7 @@ from craftnet.node.web.http import (
     require_read,
     require_write,
 )
-from craftnet.node.web.queries import KEY_PREFIX, artisan_keys, handle_of
+from craftnet.node.web.queries import artisan_keys, handle_of
 from craftnet.node.web.strength import rate
 
 
@@ -58,7 +58,7 @@ def _may_add_keys(ctx: NodeContext, who: Caller) -> None:
 
 
 def _free_name(ctx: NodeContext, handle: str) -> str:
-    name = check_name(KEY_PREFIX + handle)
+    name = check_name(ARTISAN_PREFIX + handle)
     if ctx.keystore.has(name):
         raise ApiError(409, "exists", f"the handle {handle!r} is taken on this hub")
     return name
@@ -143,7 +143,7 @@ async def export_key(request: web.Request) -> web.Response:
     data = await read_json(request)
     passphrase = field(data, "passphrase", str, max_len=MAX_PASSPHRASE)
     export_passphrase = strong_passphrase(data, "export_passphrase", handle)
-    name = KEY_PREFIX + handle
+    name = ARTISAN_PREFIX + handle
     if not ctx.keystore.has(name):
         raise ApiError(404, "not-found", f"no artisan {handle!r} on this hub")
     loop = asyncio.get_running_loop()

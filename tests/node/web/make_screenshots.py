@@ -128,6 +128,7 @@ def bundle_page(phone: Page, hub: Hub, out: Path) -> None:
     from craftnet.archive.memory_store import MemoryStore
     from craftnet.archive.peer_state import PeerStates
     from craftnet.identity.keys import PrivateKey
+    from craftnet.identity.keystore import ARTISAN_PREFIX
 
     highlands = PrivateKey.from_seed(b"screenshot-highlands-weavers-hub")
     far = MemoryStore()
@@ -138,7 +139,7 @@ def bundle_page(phone: Page, hub: Hub, out: Path) -> None:
     with far.read() as txn:
         summary = build_summary(txn, highlands, HybridClock().tick())
     PeerStates(hub.ctx.store).record(summary, "have-file", HybridClock().tick())
-    key = hub.ctx.keystore.load("artisan.amaia", DEMO_PASSPHRASE)
+    key = hub.ctx.keystore.load(ARTISAN_PREFIX + "amaia", DEMO_PASSPHRASE)
     for title in ("Backstrap loom heddle bar", "Indigo vat care", "Rustic Futurism stool"):
         body = {"title": title, "steps": [{"text": "Begin.", "media": []}], "licence": "CC0-1.0"}
         index.publish(hub.ctx.store, key, "technique", body)
