@@ -20,6 +20,7 @@ from craftnet.node.config import HubConfig
 from craftnet.node.web.auth import Gate
 from craftnet.node.web.bundles import HubSigner
 from craftnet.node.web.policy import Policy, Replies
+from craftnet.node.web.ratelimit import WalkInLimit
 from craftnet.node.web.search import SearchIndex
 
 
@@ -60,6 +61,7 @@ class NodeContext:
     demo: bool = False
     policy: Policy = field(default_factory=lambda: Policy(None))
     published: Replies = field(default_factory=Replies)
+    walk_ins: WalkInLimit = field(default_factory=WalkInLimit)
     # One bundle is written at a time (they are big; two would fight for the disk).
     exporting: threading.Lock = field(default_factory=threading.Lock, repr=False)
     _counts: tuple[int, dict[str, int]] | None = field(default=None, repr=False)

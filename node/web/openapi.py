@@ -109,6 +109,22 @@ def _json(schema: dict[str, Any], doc: str = "OK") -> dict[str, Any]:
     return {"description": doc, "content": {"application/json": {"schema": schema}}}
 
 
+_TOO_MANY: Final = {
+    "429": {
+        **_json(
+            {"$ref": "#/components/schemas/Error"},
+            "a walk-in made too many keys just now (per address and hub-wide)",
+        ),
+        "headers": {
+            "Retry-After": {
+                "description": "seconds until a walk-in may try again",
+                "schema": {"type": "integer", "minimum": 1},
+            }
+        },
+    }
+}
+
+
 def _errors(*codes: int) -> dict[str, Any]:
     names = {
         400: "bad input",
@@ -687,6 +703,7 @@ _PATHS: Final[dict[str, Any]] = {
             {
                 "201": _json(_obj({"handle": _STR, "did": _STR}, ["handle", "did"]), "created"),
                 **_errors(400, 401, 403, 409, 415, 422),
+                **_TOO_MANY,
             },
             body=_obj({"handle": _HANDLE, "passphrase": _NEW_SECRET}, ["handle", "passphrase"]),
             walk_in=True,
@@ -699,6 +716,7 @@ _PATHS: Final[dict[str, Any]] = {
             {
                 "201": _json(_obj({"handle": _STR, "did": _STR}, ["handle", "did"]), "imported"),
                 **_errors(400, 401, 403, 409, 415, 422),
+                **_TOO_MANY,
             },
             body=_obj(
                 {

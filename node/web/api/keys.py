@@ -57,6 +57,21 @@ def _may_add_keys(ctx: NodeContext, who: Caller) -> None:
     )
 
 
+def _rate_limited(request: web.Request, ctx: NodeContext, who: Caller) -> None:
+    """A walk-in takes a token before the hub runs scrypt for them (429 without one)."""
+    if who.operator:
+        return
+    wait = ctx.walk_ins.take(request.remote or "?")
+    if wait is not None:
+        raise ApiError(
+            429,
+            "too-many-requests",
+            f"too many new keys from here or on this hub just now; try again in {wait} s, "
+            "or ask the hub's operator",
+            retry_after=wait,
+        )
+
+
 def _free_name(ctx: NodeContext, handle: str) -> str:
     name = check_name(ARTISAN_PREFIX + handle)
     if ctx.keystore.has(name):
@@ -106,13 +121,15 @@ async def _new_key(request: web.Request) -> _NewKey:
     data = await read_json(request)
     handle = check_handle(data.get("handle"))
     name = _free_name(ctx, handle)  # a taken handle is said before a weak passphrase
-    return _NewKey(ctx, who, data, handle, name, strong_passphrase(data, "passphrase", handle))
+    passphrase = strong_passphrase(data, "passphrase", handle)
+    return _NewKey(ctx, who, data, handle, name, passphrase)
 
 
 async def create_key(request: web.Request) -> web.Response:
     """Make an artisan's own key, kept here encrypted with their passphrase."""
     new = await _new_key(request)
     ctx, who, handle, name, passphrase = new.ctx, new.who, new.handle, new.name, new.passphrase
+    _rate_limited(request, ctx, who)
     loop = asyncio.get_running_loop()
     key = await loop.run_in_executor(None, ctx.keystore.create, name, passphrase)
     return _answer(ctx, who, handle, key, 201)
@@ -125,6 +142,7 @@ async def import_key(request: web.Request) -> web.Response:
     passphrase = new.passphrase
     key_file = field(data, "key_file", str, max_len=16 * 1024)
     export_passphrase = field(data, "export_passphrase", str, max_len=MAX_PASSPHRASE)
+    _rate_limited(request, ctx, who)
     loop = asyncio.get_running_loop()
     key = await loop.run_in_executor(
         None,

@@ -89,7 +89,7 @@ def test_a_round_trip_by_stick_with_one_side_driven_through_the_web(
 
     plan = hub.get(f"/api/v1/bundles/plan?for={FAR.did}", auth=True).json()
     assert plan["known"] and plan["records"] == 20 and len(plan["parts"]) == 1
-    assert plan["difference"]["they_have_we_lack"] == 5
+    assert plan["difference"]["we_have_they_lack"] == 20  # (their 5: exact only if decoded)
 
     written = hub.post("/api/v1/bundles", {"for": FAR.did, "name": "to-highlands.car"})
     assert written.status == 201, written.body
