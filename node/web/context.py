@@ -19,8 +19,9 @@ from craftnet.identity.keystore import Keystore
 from craftnet.node.config import HubConfig
 from craftnet.node.web.auth import Gate
 from craftnet.node.web.bundles import HubSigner
-from craftnet.node.web.policy import Policy, Replies
+from craftnet.node.web.policy import Policy
 from craftnet.node.web.ratelimit import WalkInLimit
+from craftnet.node.web.replies import Replies
 from craftnet.node.web.search import SearchIndex
 
 

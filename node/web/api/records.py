@@ -8,10 +8,13 @@ from typing import Any, Final
 from aiohttp import web
 
 from craftnet.archive import index
+from craftnet.archive.cid import Cid
 from craftnet.archive.errors import SchemaError
 from craftnet.archive.links import kind_of, link_problems
 from craftnet.archive.provenance import provenance
-from craftnet.archive.schemas import TYPE_NAME, build_from_mapping
+from craftnet.archive.records import Record
+from craftnet.archive.schemas import TYPE_NAME, build_from_mapping, schema_for, validate_body
+from craftnet.archive.store import WriteTxn
 from craftnet.node.web.api.common import PREFIX, Route, etag_match, json_response, signing_key
 from craftnet.node.web.errors import ApiError, bad_request
 from craftnet.node.web.http import (
@@ -215,22 +218,36 @@ async def publish_record(request: web.Request) -> web.Response:
                 warnings=findings,
             )
     key = await signing_key(ctx, who, data)
-    # No await from here to the end: two requests with one key cannot both get past this.
+    validate_body(rtype, built_version(rtype), final_body, built.links, key.did)
+    record = Record.create(key, rtype, final_body, built.links, v=built_version(rtype))
+    warnings = findings + link_warnings
     slot = (key.did, idem) if idem is not None else None
-    earlier = ctx.published.get(slot) if slot is not None else None
+
+    def write(txn: WriteTxn) -> dict[str, Any] | None:
+        # The answer is kept in the record's own transaction: after a crash or a restart,
+        # a retry finds both or neither (node/web/replies.py).
+        earlier = ctx.published.get(txn, slot) if slot is not None else None
+        if earlier is None:
+            index.put_record(txn, record)
+            if slot is not None:
+                ctx.published.put(txn, slot, {"cid": str(record.cid), "warnings": warnings})
+        return earlier
+
+    earlier = ctx.store.transact(write)
     if earlier is not None:  # the same submit again: the first answer, no second record
-        return json_response(earlier, status=200, headers={"Idempotent-Replayed": "true"})
-    record = index.publish(ctx.store, key, rtype, final_body, built.links)
+        first = fetch_record(ctx, Cid.parse(earlier["cid"]))
+        replay = {"cid": earlier["cid"], "record": record_json(first)}
+        replay["warnings"] = earlier["warnings"]
+        return json_response(replay, status=200, headers={"Idempotent-Replayed": "true"})
     ctx.search.add([record])
-    answer = {
-        "cid": str(record.cid),
-        "record": record_json(record),
-        "warnings": findings + link_warnings,
-    }
-    if slot is not None:
-        ctx.published.put(slot, answer)
+    answer = {"cid": str(record.cid), "record": record_json(record), "warnings": warnings}
     return json_response(answer, status=201, headers={"Location": f"{PREFIX}/records/{record.cid}"})
 
+
+def built_version(rtype: str) -> int:
+    """The schema version this hub writes records of ``rtype`` in."""
+    schema = schema_for(rtype)
+    return schema.version if schema is not None else 1
 
 ROUTES: Final[list[Route]] = [
     ("GET", "/records", list_records),

@@ -127,11 +127,14 @@ def start_hub(
     )
     store = LmdbStore(config.store_path)
     keystore = Keystore.for_home(home, scrypt_n=FAST_SCRYPT)
-    hub_key = keystore.create("hub", hub_passphrase, allow_plaintext=hub_passphrase is None)
+    if keystore.has("hub"):  # the same home again: a restarted hub
+        hub_did = keystore.info("hub").did
+    else:
+        hub_did = keystore.create("hub", hub_passphrase, allow_plaintext=not hub_passphrase).did
     seeded = demo.seed(store, keystore) if seed else None
     token = auth.new_token(config.token_path)
     gate = auth.Gate(auth.load_token_hash(config.token_path))
-    ctx = NodeContext.open(config, store, keystore, gate, hub_did=hub_key.did, demo=seed)
+    ctx = NodeContext.open(config, store, keystore, gate, hub_did=hub_did, demo=seed)
     ready = threading.Event()
     found: dict[str, str] = {}
     loop = asyncio.new_event_loop()
