@@ -67,7 +67,7 @@ def create(app: App, name: str, founders: tuple[str, ...], max_cert_days: int,
     The record holds the alliance's name, founding hubs and rules; the alliance becomes
     this hub's alliance in `network.toml`.
     """
-    from craftnet.node.p2p.alliance import create_alliance
+    from craftnet.archive.alliance import create_alliance
 
     key = app.hub_key()
     record = create_alliance(app.store(), key, name, founders, max_cert_days=max_cert_days,
@@ -90,18 +90,14 @@ def create(app: App, name: str, founders: tuple[str, ...], max_cert_days: int,
 def invite(app: App, did: str, days: int, name: str | None) -> None:
     """Admit the hub DID (its `craftnet id`): print a token for `craftnet alliance join`.
 
-    The token carries a membership certificate signed by this hub.
+    The token carries a membership certificate signed by this hub, and this hub's own
+    membership proof when it is not a founder (so any member can invite).
     """
-    from craftnet.archive.cid import Cid
-    from craftnet.archive.index import get_record
-    from craftnet.node.p2p.alliance import issue_certificate, make_token
+    from craftnet.archive.alliance import invite as make_invitation
 
-    alliance_id = _alliance_id(app)
-    store = app.store()
-    cert = issue_certificate(store, app.hub_key(), alliance_id, did, days=days, name=name)
-    with store.read() as txn:
-        genesis = get_record(txn, Cid.parse(alliance_id))
-    token = make_token(genesis, cert)
+    cert, token = make_invitation(
+        app.store(), app.hub_key(), _alliance_id(app), did, days=days, name=name
+    )
     app.emit({"token": token, "member": did, "certificate": str(cert.cid)},
              lambda out: click.echo(token))
 
@@ -115,7 +111,7 @@ def join(app: App, token: str) -> None:
     Checks that the token names this hub, stores the genesis and the certificate, and
     writes the alliance into `network.toml`.
     """
-    from craftnet.node.p2p.alliance import accept_token
+    from craftnet.archive.alliance import accept_token
 
     key = app.hub_key()
     genesis = accept_token(app.store(), token, key.did)
@@ -139,7 +135,7 @@ def revoke(app: App, did: str, reason: str) -> None:
     The revocation travels like any record, and every hub that receives it disconnects
     the revoked hub.
     """
-    from craftnet.node.p2p.alliance import revoke_member
+    from craftnet.archive.alliance import revoke_member
 
     record = revoke_member(app.store(), app.hub_key(), _alliance_id(app), did, reason)
     app.emit({"revocation": str(record.cid), "member": did},
@@ -151,9 +147,8 @@ def revoke(app: App, did: str, reason: str) -> None:
 def show(app: App) -> None:
     """The alliance's name, id, founders and current members (and until when the
     others' certificates run)."""
+    from craftnet.archive.alliance import hlc_now, load_membership
     from craftnet.archive.hlc import wall_ms
-    from craftnet.node.hub import hlc_now
-    from craftnet.node.p2p.alliance import load_membership
 
     alliance_id = _alliance_id(app)
     membership = load_membership(app.store(), alliance_id)

@@ -106,9 +106,12 @@ def fetch_from(app: App, addr: str, timeout: float, idle: float) -> dict[str, An
     loaded when the networking starts, so those blocks are asked of ADDR as well.
     Returns what ``sync`` reports; ``incomplete`` is set when it stopped early.
     """
+    import logging
+
     import trio
 
     from craftnet.node.hub import Hub
+    from craftnet.node.p2p.net import NetworkError
     from craftnet.node.p2p.settings import load_settings
 
     # Only ADDR: no listening beyond loopback, no bootstrap hubs, no mDNS.
@@ -118,13 +121,22 @@ def fetch_from(app: App, addr: str, timeout: float, idle: float) -> dict[str, An
     # with this hub's (the hello still proves this hub's membership).
     hub = Hub(app.home, app.store(), app.hub_key(), settings, transport_key=os.urandom(32))
     result: dict[str, Any] = {}
+    failure: list[str] = []
     show = not app.as_json and sys.stderr.isatty()
+    if not app.debug:
+        # libp2p logs every failed dial attempt; the one line below says what failed.
+        logging.getLogger("craftnet.libp2p").setLevel(logging.CRITICAL)
 
     async def main() -> None:
         async with trio.open_nursery() as nursery:
             await nursery.start(lambda task_status: hub.run(task_status=task_status))
             driver = hub.driver
-            peer = await driver.connect_once(addr)
+            try:
+                peer = await driver.connect_once(addr)
+            except NetworkError as exc:
+                failure.append(str(exc))
+                nursery.cancel_scope.cancel()
+                return
             start = last_change = time.monotonic()
             last_seen = (-1, -1)
             while True:
@@ -146,9 +158,9 @@ def fetch_from(app: App, addr: str, timeout: float, idle: float) -> dict[str, An
                 if now - start > timeout or now - last_change > idle:
                     result["incomplete"] = True
                     break
-                if peer not in driver.links and now - start > 5:
+                if peer not in driver.links and (peer in driver.closed or now - start > 5):
                     result["incomplete"] = True
-                    result["reason"] = "the peer closed the connection (is it in our alliance?)"
+                    result["reason"] = driver.refusal(peer) or "the connection was lost"
                     break
             if show:
                 click.echo("", err=True)
@@ -168,6 +180,8 @@ def fetch_from(app: App, addr: str, timeout: float, idle: float) -> dict[str, An
             nursery.cancel_scope.cancel()
 
     trio.run(main)
+    if failure:
+        raise CraftnetError(f"cannot sync with {addr}: {failure[0]}")
     return result
 
 

@@ -22,6 +22,13 @@ pure and free of I/O:
 4. Certificates a member issued before being revoked stay valid (no cascade: a hub
    admitted by a later-revoked hub is not punished for it; revoke it on its own).
 5. The answers depend only on the set of facts, never on the order they arrived in.
+6. Key rotation: a hub that rotates its key signs a key succession with the old key
+   (:mod:`craftnet.identity.succession`). From the succession's time the new key is a
+   member for as long as the old key's membership would have lasted (the old key's
+   founder status and certificates carry over, revocations of the old key's membership
+   still end them), and the old key speaks for nobody any more. A membership revocation
+   naming the new key ends the membership it inherited. A key that is not valid at a
+   time (succeeded, revoked, compromised) is not a member then, whatever it holds.
 
 Times are HLC timestamps (:mod:`craftnet.archive.hlc`): wall milliseconds << 16.
 """
@@ -34,6 +41,7 @@ from typing import Final
 
 from craftnet.identity.errors import IdentityError, MalformedDid
 from craftnet.identity.keys import did_to_raw
+from craftnet.identity.succession import Fact, KeyHistory, Revocation, Succession
 
 DEFAULT_CERT_DAYS: Final = 365
 MAX_CERT_DAYS: Final = 3650
@@ -127,6 +135,10 @@ class MemberRevocation:
         _check_ts(self.ts, "a revocation's time")
 
 
+MembershipFact = Certificate | MemberRevocation | Succession | Revocation
+"""What membership is derived from: certificates, revocations, and key facts."""
+
+
 @dataclass(slots=True)
 class Membership:
     """The members of one alliance, derived from its genesis and the facts seen so far."""
@@ -134,16 +146,22 @@ class Membership:
     genesis: Genesis
     certificates: set[Certificate] = field(default_factory=set)
     revocations: set[MemberRevocation] = field(default_factory=set)
+    keys: KeyHistory = field(default_factory=KeyHistory)
 
     @property
     def alliance(self) -> str:
         """The alliance id."""
         return self.genesis.alliance
 
-    def add(self, facts: Iterable[Certificate | MemberRevocation]) -> int:
+    def add(self, facts: Iterable[MembershipFact]) -> int:
         """Add facts (those of other alliances are ignored); return how many were new."""
         added = 0
+        key_facts: list[Fact] = []
         for fact in facts:
+            if isinstance(fact, Succession | Revocation):
+                if fact not in self.keys.facts:
+                    key_facts.append(fact)
+                continue
             if fact.alliance != self.alliance:
                 continue
             bucket: set[Certificate] | set[MemberRevocation]
@@ -151,7 +169,19 @@ class Membership:
             if fact not in bucket:
                 bucket.add(fact)  # type: ignore[arg-type]
                 added += 1
+        if key_facts:
+            self.keys.extend(key_facts)
+            added += len(set(key_facts))
         return added
+
+    def copy(self) -> Membership:
+        """An independent copy (to try facts on without keeping them)."""
+        return Membership(
+            self.genesis,
+            set(self.certificates),
+            set(self.revocations),
+            KeyHistory(self.keys.facts),
+        )
 
     def check_certificate(self, cert: Certificate) -> None:
         """Raise :class:`MembershipError` if ``cert`` could never take effect."""
@@ -191,10 +221,27 @@ class Membership:
     def _member(self, did: str, at: int, visiting: frozenset[str]) -> bool:
         if did in visiting:
             return False  # a certificate loop proves nothing
+        if not self.keys.valid_at(did, at):
+            return False  # a key succeeded or revoked speaks for nobody from then on
+        return self._entitled(did, at, visiting | {did})
+
+    def _entitled(self, did: str, at: int, visiting: frozenset[str]) -> bool:
+        """Membership by founding, certificate or inheritance, whatever the key's validity."""
         if did in self.genesis.founders and not self._revoked_at(did, 0, at):
             return True
+        if self._certificate_ends(did, at, visiting):
+            return True
+        step = self.keys.predecessor(did)
+        if step is None or step.ts > at or step.old_did in visiting:
+            return False
+        if self._revoked_at(did, step.ts, at):
+            return False
+        return self._entitled(step.old_did, at, visiting | {step.old_did})
+
+    def _certificate_ends(self, did: str, at: int, visiting: frozenset[str]) -> list[int]:
+        """The expiries of ``did``'s own certificates that admit it at ``at``."""
         span = days_to_ts_span(self.genesis.max_cert_days)
-        inner = visiting | {did}
+        ends = []
         for cert in sorted(self.certificates):
             if cert.member != did or not cert.issued <= at < cert.expires:
                 continue
@@ -202,25 +249,31 @@ class Membership:
                 continue
             if self._revoked_at(did, cert.issued, at):
                 continue
-            if self._member(cert.issuer, cert.issued, inner):
-                return True
-        return False
+            if self._member(cert.issuer, cert.issued, visiting):
+                ends.append(cert.expires)
+        return ends
 
     def expiry(self, did: str, at: int) -> int | None:
         """When ``did``'s membership runs out as things stand at ``at`` (None: never, or
         not a member)."""
         if not self.is_member(did, at):
             return None
-        if did in self.genesis.founders and not self._revoked_at(did, 0, at):
-            return None
-        ends = [
-            c.expires
-            for c in self.certificates
-            if c.member == did and c.issued <= at < c.expires
-        ]
-        return max(ends) if ends else None
+        visiting = frozenset({did})
+        while True:
+            if did in self.genesis.founders and not self._revoked_at(did, 0, at):
+                return None
+            ends = self._certificate_ends(did, at, visiting)
+            if ends:
+                return max(ends)
+            step = self.keys.predecessor(did)
+            if step is None or step.old_did in visiting:
+                return None  # pragma: no cover - is_member said it inherits
+            did = step.old_did
+            visiting |= {did}
 
     def members(self, at: int) -> list[str]:
-        """Every hub that is a member at ``at``, sorted."""
+        """Every hub key that is a member at ``at``, sorted."""
         candidates = set(self.genesis.founders) | {c.member for c in self.certificates}
+        for did in list(candidates):
+            candidates.update(self.keys.chain(did))
         return sorted(did for did in candidates if self.is_member(did, at))

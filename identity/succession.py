@@ -249,6 +249,10 @@ class KeyHistory:
         """When ``did`` stopped being valid, or None if it still is."""
         return self._state.end.get(did)
 
+    def predecessor(self, did: str) -> Succession | None:
+        """The effective succession that named ``did``, if one did."""
+        return self._state.predecessor.get(did)
+
     def valid_at(self, did: str, ts: int) -> bool:
         """Whether a record signed by ``did`` at ``ts`` is backed by the key history."""
         if ts < self.start(did):

@@ -22,22 +22,26 @@ import random
 import signal
 import sys
 import threading
-import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Final
 
 import trio
 
+from craftnet.archive.alliance import (
+    CERT_TYPE,
+    REVOKE_TYPE,
+    SUCCESSION_TYPE,
+    AllianceView,
+    hlc_now,
+)
 from craftnet.archive.blocks import StoreBlockSource
-from craftnet.archive.hlc import pack
 from craftnet.archive.index import count_records
 from craftnet.archive.recon_index import StoreItems
 from craftnet.archive.store import Store
 from craftnet.identity.keys import PrivateKey
 from craftnet.identity.membership import Membership
-from craftnet.node.p2p.alliance import CERT_TYPE, REVOKE_TYPE, load_membership
 from craftnet.node.p2p.driver import Driver
 from craftnet.node.p2p.libp2p_net import Libp2pNetwork, route_libp2p_logs, topic_for
 from craftnet.node.p2p.settings import NetworkSettings, SettingsError, transport_seed
@@ -49,14 +53,12 @@ log = logging.getLogger("craftnet.hub")
 MEMBERSHIP_CHECK: Final = 1.0
 
 
-def hlc_now() -> int:
-    """The current time as an HLC timestamp (for membership checks)."""
-    return pack(time.time_ns() // 1_000_000)
-
-
-def _membership_marker(store: Store) -> tuple[int, int]:
+def _membership_marker(store: Store) -> tuple[int, ...]:
     with store.read() as txn:
-        return count_records(txn, type=CERT_TYPE), count_records(txn, type=REVOKE_TYPE)
+        return tuple(
+            count_records(txn, type=rtype)
+            for rtype in (CERT_TYPE, REVOKE_TYPE, SUCCESSION_TYPE, "revocation")
+        )
 
 
 class Hub:
@@ -84,7 +86,7 @@ class Hub:
         self.key = key
         self.settings = settings
         self.alliance: str = settings.alliance
-        self.membership: Membership = load_membership(store, self.alliance)
+        self.view = AllianceView(store, self.alliance, key.did)
         self._marker = _membership_marker(store)
         # transport_key: a one-off peer identity (craftnet sync next to a running serve).
         self.network = Libp2pNetwork(
@@ -92,9 +94,11 @@ class Hub:
             topic_for(self.alliance),
             max_peers=settings.max_peers,
         )
-        config = engine_config or EngineConfig(
+        base = engine_config or EngineConfig(
             alliance=self.alliance, reconcile_interval=float(settings.reconcile_interval)
         )
+        # network.toml's max_peers is the engine's: it refuses inbound peers beyond it.
+        config = replace(base, policy=replace(base.policy, max_peers=settings.max_peers))
         self.engine = SyncEngine(
             key=key,
             peer_id=self.network.peer_id,
@@ -102,15 +106,10 @@ class Hub:
             blocks=StoreBlockSource(store),
             config=config,
             rng=rng or random.Random(),
-            is_member=self.is_member,
+            members=self.view,
         )
         self.driver = Driver(
-            engine=self.engine,
-            store=store,
-            network=self.network,
-            gossip=self.network,
-            is_member=self.is_member,
-            max_peers=settings.max_peers,
+            engine=self.engine, store=store, network=self.network, gossip=self.network
         )
         # Signs witness batches while the hub runs (None: not at all).
         self.witness = (
@@ -127,9 +126,14 @@ class Hub:
         """This hub's libp2p peer id."""
         return self.network.peer_id
 
+    @property
+    def membership(self) -> Membership:
+        """The alliance's membership as this hub knows it."""
+        return self.view.membership
+
     def is_member(self, did: str) -> bool:
         """Is ``did`` a member of our alliance now?"""
-        return self.membership.is_member(did, hlc_now())
+        return self.view.is_member(did)
 
     # ------------------------------------------------------------------ running
 
@@ -182,14 +186,15 @@ class Hub:
             marker = _membership_marker(self.store)
             if marker != self._marker:
                 self._marker = marker
-                self.membership = load_membership(self.store, self.alliance)
+                self.view.reload()
                 log.info(
                     "alliance membership changed: %d members",
                     len(self.membership.members(hlc_now())),
                 )
-            # Certificates expire with time too, not only when records arrive.
-            for peer in self.driver.cut_off_non_members():
-                log.warning("cut off %s: no longer a member of the alliance", peer)
+            # Certificates expire with time too, not only when records arrive: the
+            # engine cuts off whoever is no longer a member, and takes held announcements
+            # of whoever now is.
+            self.driver.membership_changed()
 
     def start_thread(self, on_ready: Callable[[Hub], None] | None = None) -> HubThread:
         """Run the hub in a thread of its own (next to an asyncio web server)."""

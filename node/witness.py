@@ -16,6 +16,7 @@ from typing import Any, Final
 
 import trio
 
+from craftnet.archive.alliance import load_membership
 from craftnet.archive.cid import Cid
 from craftnet.archive.hlc import pack, wall_ms
 from craftnet.archive.records import Record
@@ -31,7 +32,6 @@ from craftnet.archive.witness import (
 from craftnet.identity.errors import IdentityError
 from craftnet.identity.keys import PrivateKey
 from craftnet.identity.membership import Membership
-from craftnet.node.p2p.alliance import load_membership
 
 log = logging.getLogger("craftnet.witness")
 DEFAULT_INTERVAL: Final = 600.0  # seconds between batches while serving

@@ -11,6 +11,14 @@ is still welcome. The want list is exported to bytes so the node can persist it 
 resume a large transfer after a restart.
 
 The exchange reports offences into :attr:`offences`; the session engine charges them.
+What it charges is what an honest hub never does: a block that does not match its CID
+or carries a bad signature, a block nobody asked for, and a broken promise: a peer
+said it held a block (a ``have``, a reconcile, or its own announcement) and then said
+it did not, or, for blocks it announced itself, let the request time out while it went
+on gossiping (alive, not slow: a paused or overloaded hub sends nothing at all). A
+request that merely times out costs the small ``timeout`` (once per silence: a paused
+hub misses all its requests at once), and its late answer is still taken (requests
+that timed out are remembered per peer).
 """
 
 from __future__ import annotations
@@ -24,6 +32,8 @@ from craftnet.archive import codec
 from craftnet.archive.cid import DAG_CBOR, Cid
 from craftnet.archive.errors import CodecError, RecordError
 from craftnet.archive.records import Record
+from craftnet.identity.errors import IdentityError
+from craftnet.identity.verify import KeyVerifier, Verifier
 from craftnet.protocol.errors import LocalProtocolError, MalformedMessage
 from craftnet.protocol.events import (
     CancelTimer,
@@ -33,6 +43,7 @@ from craftnet.protocol.events import (
     StoreBlocks,
     StoredBlock,
     TimerId,
+    TimerKind,
 )
 from craftnet.protocol.framing import ParsedBlock, current_frame_cache
 from craftnet.protocol.messages import (
@@ -45,6 +56,7 @@ from craftnet.protocol.messages import (
     Message,
     Want,
 )
+from craftnet.protocol.policy import DEFAULT_POLICY, OffenceKind, Policy
 
 WANTLIST_VERSION: Final = 1
 
@@ -99,13 +111,18 @@ class _Wanted:
     promised: set[PeerId] = field(default_factory=set)
     asked: set[PeerId] = field(default_factory=set)
     inflight: PeerId | None = None
+    # Peers that announced the block themselves (signed it as theirs): a promise, and
+    # what counts against their share of the want list.
+    claimed: set[PeerId] = field(default_factory=set)
+    announced: bool = False
+    relayed: bool = False  # an announcement naming it was relayed by us
 
 
 @dataclass(slots=True)
 class _Request:
     cids: set[Cid]
     have_only: bool
-    promised: set[Cid] = field(default_factory=set)
+    sent: float = 0.0
 
 
 @dataclass(slots=True)
@@ -114,6 +131,11 @@ class _PeerBlocks:
     inflight: int = 0
     queue: deque[Cid] = field(default_factory=deque)
     queued: set[Cid] = field(default_factory=set)
+    late: deque[int] = field(default_factory=deque)  # requests that timed out, newest last
+    stream_at: float = float("-inf")  # when it last sent us anything on the stream
+    gossip_at: float = float("-inf")  # ... and on the gossip topic
+    silent_timeouts: int = 0  # timeouts charged since it last sent anything
+    charged_at: float = float("-inf")  # when the last of those was charged
 
 
 def _parse_block(cid: Cid, data: bytes) -> ParsedBlock:
@@ -142,23 +164,66 @@ def _parse_block(cid: Cid, data: bytes) -> ParsedBlock:
     return parsed
 
 
+def block_links(cid: Cid, data: bytes) -> tuple[Cid, ...]:
+    """The links in a block whose bytes match ``cid`` (a raw block has none)."""
+    if cid.codec != DAG_CBOR:
+        return ()
+    return _parse_block(cid, data)[2]
+
+
+def missing_blocks(
+    blocks: BlockSource, root: Cid, *, first_only: bool = False, limit: int = 100_000
+) -> list[Cid]:
+    """The blocks reachable from ``root`` that ``blocks`` lacks (walking at most ``limit``
+    blocks; with ``first_only``, stop at the first one found)."""
+    stack = [root]
+    seen: set[Cid] = set()
+    missing: list[Cid] = []
+    while stack and len(seen) <= limit:
+        current = stack.pop()
+        if current in seen:
+            continue
+        seen.add(current)
+        data = blocks.get_block(current)
+        if data is None:
+            missing.append(current)
+            if first_only:
+                break
+            continue
+        stack.extend(block_links(current, data))
+    return missing
+
+
 class BlockExchange:
     """The want list and the block requests in flight to every ready peer."""
 
     def __init__(
-        self, blocks: BlockSource, rng: random.Random, config: BlockConfig | None = None
+        self,
+        blocks: BlockSource,
+        rng: random.Random,
+        config: BlockConfig | None = None,
+        *,
+        verifier: Verifier | None = None,
+        policy: Policy = DEFAULT_POLICY,
     ) -> None:
         self.blocks = blocks
         self.rng = rng
         self.config = config or BlockConfig()
+        self.verifier: Verifier = verifier or KeyVerifier()
+        self.policy = policy
         self.wants: dict[Cid, _Wanted] = {}
         self.peers: dict[PeerId, _PeerBlocks] = {}
         self.offences: list[tuple[PeerId, str]] = []
         self.received = 0
+        # Blocks handed to the store that came with or for an announcement we relayed
+        # (kept only when someone asks, by setting track_gossiped).
+        self.gossiped: set[Cid] = set()
+        self.track_gossiped = False
         self._next_req = 1
         self._stored: set[Cid] = set()
         self._discover: deque[Cid] = deque()
         self._busy: set[PeerId] = set()  # peers whose request queue may hold CIDs
+        self._claims: dict[PeerId, int] = {}  # wants each peer's own announcements made
 
     # ------------------------------------------------------------- want list
 
@@ -172,20 +237,89 @@ class BlockExchange:
         provider: PeerId | None = None,
         *,
         promised: bool = False,
-    ) -> None:
-        """Add blocks to the want list; ``provider`` is a peer said to hold them."""
+        announced: bool = False,
+        claimed: bool = False,
+        relayed: bool = False,
+    ) -> int:
+        """Add blocks to the want list; ``provider`` is a peer said to hold them.
+
+        ``announced``: an announcement named them (``relayed``: one we relayed, so we
+        need not announce them again once fetched); ``claimed``: the provider announced
+        them itself, which is a promise, and counts against its share of the want list
+        (:attr:`Policy.wants_per_peer`): what is beyond it is not added. Returns how
+        many of ``cids`` were refused for that.
+        """
+        refused = 0
         for cid in cids:
             if self.have(cid):
                 continue
             entry = self.wants.get(cid)
+            if (
+                claimed
+                and provider is not None
+                and (entry is None or provider not in entry.claimed)
+                and self._claims.get(provider, 0) >= self.policy.wants_per_peer
+            ):
+                refused += 1
+                continue
             if entry is None:
                 entry = self.wants[cid] = _Wanted()
                 if provider is None:
                     self._discover.append(cid)
+            if announced:
+                entry.announced = True
+            if relayed:
+                entry.relayed = True
             if provider is not None:
                 self._add_provider(cid, entry, provider)
-                if promised:
+                if promised or claimed:
                     entry.promised.add(provider)
+                if claimed and provider not in entry.claimed:
+                    entry.claimed.add(provider)
+                    self._claims[provider] = self._claims.get(provider, 0) + 1
+        return refused
+
+    def _forget(self, cid: Cid) -> _Wanted | None:
+        """Take ``cid`` off the want list (delivered, stored, or given up on)."""
+        entry = self.wants.pop(cid, None)
+        if entry is not None:
+            for peer in entry.claimed:
+                self._unclaim(peer)
+        return entry
+
+    def _unclaim(self, peer: PeerId) -> None:
+        left = self._claims.get(peer, 0) - 1
+        if left > 0:
+            self._claims[peer] = left
+        else:
+            self._claims.pop(peer, None)
+
+    def _withdraw(self, cid: Cid, entry: _Wanted, peer: PeerId) -> None:
+        """``peer`` no longer counts as holding ``cid``; a block only ever claimed by
+        peers that turned out not to hold it is given up on (it may never have existed)."""
+        entry.providers.discard(peer)
+        entry.promised.discard(peer)
+        if peer in entry.claimed:
+            entry.claimed.discard(peer)
+            self._unclaim(peer)
+            if not entry.providers and not entry.claimed and entry.announced:
+                self._forget(cid)
+
+    def claims(self, peer: PeerId) -> int:
+        """How many wanted blocks ``peer``'s own announcements account for."""
+        return self._claims.get(peer, 0)
+
+    def heard(self, peer: PeerId, now: float) -> None:
+        """``peer`` sent us something on the sync stream now."""
+        state = self.peers.get(peer)
+        if state is not None:
+            state.stream_at = now
+
+    def heard_gossip(self, peer: PeerId, now: float) -> None:
+        """``peer`` sent us gossip now: it is alive."""
+        state = self.peers.get(peer)
+        if state is not None:
+            state.gossip_at = now
 
     def _add_provider(self, cid: Cid, entry: _Wanted, peer: PeerId) -> None:
         entry.providers.add(peer)
@@ -236,13 +370,16 @@ class BlockExchange:
         if state is None:
             return commands
         for req_id, req in state.requests.items():
-            commands.append(CancelTimer(("want", peer, str(req_id))))
+            commands.append(CancelTimer((TimerKind.WANT, peer, str(req_id))))
             self._release(peer, req)
         for cid, entry in self.wants.items():
             entry.providers.discard(peer)
             entry.promised.discard(peer)
             # If it comes back it is worth asking again.
             entry.asked.discard(peer)
+            if peer in entry.claimed:
+                entry.claimed.discard(peer)
+                self._unclaim(peer)
             if not entry.providers and entry.inflight is None:
                 self._discover.append(cid)
         return commands
@@ -300,7 +437,7 @@ class BlockExchange:
                     entry = self.wants.get(cid)
                     if entry is not None and self.have(cid):
                         # Stored meanwhile by another path (published here, a retry).
-                        del self.wants[cid]
+                        self._forget(cid)
                         continue
                     if entry is None or entry.inflight is not None:
                         continue
@@ -330,13 +467,13 @@ class BlockExchange:
     ) -> list[tuple[PeerId, Want] | Command]:
         req_id = self._next_req
         self._next_req += 1
-        state.requests[req_id] = _Request(set(cids), have_only)
+        state.requests[req_id] = _Request(set(cids), have_only, now)
         if not have_only:
             state.inflight += len(cids)
         deadline = now + self.config.timeout + self.config.per_block_timeout * len(cids)
         return [
             (peer, Want(req_id, tuple(cids), have_only)),
-            SetTimer(("want", peer, str(req_id)), deadline),
+            SetTimer((TimerKind.WANT, peer, str(req_id)), deadline),
         ]
 
     def timer(self, timer: TimerId, now: float) -> list[Command]:
@@ -347,9 +484,25 @@ class BlockExchange:
         req = state.requests.pop(int(req_s), None) if state is not None else None
         if state is None or req is None:
             return []
+        state.late.append(int(req_s))
+        if len(state.late) > self.policy.late_requests:
+            state.late.popleft()
         if not req.have_only:
             state.inflight -= len(req.cids)
-            self.offences.append((peer, "timeout"))
+            if state.stream_at > state.charged_at:
+                state.silent_timeouts = 0  # it said something since the last charge
+            if state.silent_timeouts < self.policy.timeouts_per_silence:
+                state.silent_timeouts += 1
+                state.charged_at = now
+                self.offences.append((peer, OffenceKind.TIMEOUT))
+            if state.gossip_at > req.sent and state.stream_at <= req.sent:
+                # Alive (it gossips) yet silent on the stream: it does not serve what it
+                # announced. A paused or overloaded hub sends nothing at all.
+                for cid in sorted(req.cids):
+                    entry = self.wants.get(cid)
+                    if entry is not None and peer in entry.claimed:
+                        self.offences.append((peer, OffenceKind.BROKEN_PROMISE))
+                        self._withdraw(cid, entry, peer)
         self._release(peer, req)
         return []
 
@@ -359,6 +512,12 @@ class BlockExchange:
         """Tell whether request ``req`` to ``peer`` still awaits its end marker."""
         state = self.peers.get(peer)
         return state is not None and req in state.requests
+
+    def is_late(self, peer: PeerId, req: int) -> bool:
+        """Tell whether ``req`` is a request to ``peer`` that timed out (its answer is late,
+        not stale)."""
+        state = self.peers.get(peer)
+        return state is not None and req in state.late
 
     def serve(self, want: Want) -> list[Message]:
         """Answer a peer's want: blocks (or haves), dont-haves, then the end marker."""
@@ -406,42 +565,41 @@ class BlockExchange:
                 if cid not in req.cids or entry is None:
                     continue
                 if peer in entry.promised:
-                    self.offences.append((peer, "broken_promise"))
-                entry.providers.discard(peer)
-                entry.promised.discard(peer)
+                    self.offences.append((peer, OffenceKind.BROKEN_PROMISE))
+                self._withdraw(cid, entry, peer)
             return []
         # End: whatever the peer did not deliver goes back to the want list.
         del state.requests[msg.req]
         if not req.have_only:
             state.inflight -= len(req.cids)
-            for cid in req.cids:
+            for cid in sorted(req.cids):
                 entry = self.wants.get(cid)
                 if entry is not None and entry.inflight == peer:
                     if peer in entry.promised:
-                        self.offences.append((peer, "broken_promise"))
-                    entry.providers.discard(peer)
-                    entry.promised.discard(peer)
+                        self.offences.append((peer, OffenceKind.BROKEN_PROMISE))
+                    self._withdraw(cid, entry, peer)
         self._release(peer, req)
         for cid in req.cids:
             entry = self.wants.get(cid)
             if entry is not None and not entry.providers:
                 self._discover.append(cid)
-        return [CancelTimer(("want", peer, str(msg.req)))]
+        return [CancelTimer((TimerKind.WANT, peer, str(msg.req)))]
 
     def _block(
         self, peer: PeerId, state: _PeerBlocks, req: _Request | None, msg: Block
     ) -> list[Command]:
         entry = self.wants.get(msg.cid)
         if req is not None and msg.cid not in req.cids:
-            self.offences.append((peer, "unsolicited_block"))
+            self.offences.append((peer, OffenceKind.UNSOLICITED_BLOCK))
             return []
         if entry is None:
-            # Already stored (a duplicate from a retry) or never wanted.
-            if req is None and not self.have(msg.cid):
-                self.offences.append((peer, "unsolicited_block"))
+            # Already stored (a duplicate from a retry), given up on, or never wanted.
+            late = req is None and msg.req in state.late
+            if req is None and not late and not self.have(msg.cid):
+                self.offences.append((peer, OffenceKind.UNSOLICITED_BLOCK))
             return []
         if not msg.cid.verify(msg.data):
-            self.offences.append((peer, "bad_block"))
+            self.offences.append((peer, OffenceKind.BAD_BLOCK))
             entry.providers.discard(peer)
             entry.promised.discard(peer)
             return []
@@ -453,7 +611,9 @@ class BlockExchange:
             req.cids.discard(msg.cid)
             if not req.have_only:
                 state.inflight -= 1
-        del self.wants[msg.cid]
+        self._forget(msg.cid)
+        if entry.relayed and self.track_gossiped:
+            self.gossiped.add(msg.cid)
         return [self._accept(peer, msg.cid, msg.data, checked)]
 
     def _check(self, peer: PeerId, cid: Cid, data: bytes) -> tuple[int | None, list[Cid]] | None:
@@ -467,13 +627,13 @@ class BlockExchange:
         if cid.codec == DAG_CBOR:
             canonical, record, found = _parse_block(cid, data)
             if not canonical:
-                self.offences.append((peer, "bad_block"))
+                self.offences.append((peer, OffenceKind.BAD_BLOCK))
                 return None
             if record is not None:
                 try:
-                    record.verify()
-                except RecordError:
-                    self.offences.append((peer, "invalid_signature"))
+                    self.verifier.verify(record.author, record.sig, record.signed_bytes())
+                except IdentityError:
+                    self.offences.append((peer, OffenceKind.INVALID_SIGNATURE))
                     return None
                 ts = record.ts
             if self.config.follow_links:
@@ -491,19 +651,25 @@ class BlockExchange:
         return StoreBlocks((StoredBlock(cid, data, ts),), peer)
 
     def pushed(
-        self, peer: PeerId, announced: tuple[Cid, ...], blocks: tuple[bytes, ...]
+        self,
+        peer: PeerId,
+        announced: tuple[Cid, ...],
+        blocks: tuple[bytes, ...],
+        *,
+        relayed: bool = False,
     ) -> list[Command]:
         """Take the blocks an announcement from ``peer`` carried inline.
 
         Each must hash to one of the ``announced`` CIDs (the signed part of the
         announcement); one that does not is a bad block from whoever forwarded it.
         Blocks already held are skipped; the rest are checked as requested ones are.
+        ``relayed``: we relay the announcement (so these need no announcing again).
         """
         commands: list[Command] = []
         for data in blocks:
             cid = Cid.of(data, DAG_CBOR)
             if cid not in announced:
-                self.offences.append((peer, "bad_block"))
+                self.offences.append((peer, OffenceKind.BAD_BLOCK))
                 continue
             if self.have(cid):
                 continue
@@ -511,11 +677,12 @@ class BlockExchange:
             if checked is None:
                 continue
             # A request for it may be in flight; its answer is then a harmless duplicate.
-            self.wants.pop(cid, None)
+            self._forget(cid)
+            if relayed and self.track_gossiped:
+                self.gossiped.add(cid)
             commands.append(self._accept(peer, cid, data, checked))
         return commands
 
-    def stored(self, cids: list[Cid]) -> None:
+    def stored(self, cids: tuple[Cid, ...] | list[Cid]) -> None:
         """The executor wrote these blocks; the engine need not remember them any more."""
-        for cid in cids:
-            self._stored.discard(cid)
+        self._stored.difference_update(cids)

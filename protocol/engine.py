@@ -1,11 +1,22 @@
-"""The sync engine: one object per node that speaks the whole protocol to every peer.
+"""The sync engine: one object per node that speaks the whole protocol to every peer,
+and decides everything about them.
 
 ``commands = engine.handle(event, now)``. On a new connection both sides send
-:class:`Hello`; once the versions and the alliance match the connection is ready, the
-dialling side starts a reconcile (and again every ``reconcile_interval``), and what
-the reconcile finds missing goes on the block exchange's want list. Announcements
-arrive as gossip and add to the want list too. Every peer is scored; below the
-thresholds its messages are ignored, then it is disconnected and banned.
+:class:`Hello`, which carries the hub's membership proof; once the versions, the
+alliance and membership check out the connection is ready, the dialling side starts a
+reconcile (and again every ``reconcile_interval``), and what the reconcile finds missing
+goes on the block exchange's want list. Announcements arrive as gossip: each gets a
+verdict (:class:`~craftnet.protocol.events.GossipVerdict`: relay it, ignore it, or
+reject it and charge the forwarder), adds to the want list, and is relayed within a
+budget. Every peer is scored; a graylisted peer is disconnected and refused until its
+score recovers, a banned one for the ban.
+
+All peer policy is here, driven by events and timers, with its numbers in
+:mod:`craftnet.protocol.policy`: validation and penalties, relay budget, holding
+announcements whose signer is not known as a member yet, graylist, bans, disconnects,
+redialling, pacing our announcements, announcing fetched records anew once whole,
+repairing records whose files are incomplete. The node's driver and simnet only move
+bytes and carry out the commands, so a simulated hub decides exactly as a real one.
 
 Each connection and each reconcile is a small state machine whose transitions are
 the data tables :data:`CONNECTION_TRANSITIONS` and :data:`RECONCILE_TRANSITIONS`;
@@ -16,17 +27,21 @@ from __future__ import annotations
 
 import contextlib
 import random
-from collections import OrderedDict
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from enum import Enum
-from typing import Final
+from typing import Final, assert_never
 
 from craftnet.archive.cid import Cid
 from craftnet.archive.errors import CidError
 from craftnet.identity.errors import IdentityError
 from craftnet.identity.keys import PrivateKey
-from craftnet.protocol.blocks import BlockConfig, BlockExchange, BlockSource
+from craftnet.identity.membership import MembershipError
+from craftnet.identity.verify import KeyVerifier, Verifier
+from craftnet.protocol.blocks import (
+    BlockConfig,
+    BlockExchange,
+    BlockSource,
+)
 from craftnet.protocol.errors import (
     FrameTooLarge,
     LocalProtocolError,
@@ -37,36 +52,45 @@ from craftnet.protocol.errors import (
 )
 from craftnet.protocol.events import (
     Ban,
+    BlocksStored,
     BlocksWanted,
     CancelTimer,
     Command,
+    ConnectionClosed,
     DataReceived,
     Dial,
+    DialFailed,
     Disconnect,
     Event,
     GossipReceived,
+    MembershipChanged,
     PeerConnected,
     PeerDisconnected,
+    PeerDiscovered,
     PeerId,
-    Publish,
     ReconcileFinished,
     RecordsAdded,
     Send,
     SetTimer,
+    Side,
     StoreBlocks,
+    StoredBlock,
+    StoreFailed,
     StreamEnded,
     TimerFired,
+    TimerId,
+    TimerKind,
 )
-from craftnet.protocol.framing import MAX_FRAME_SIZE, FrameDecoder, decode_frame, encode_frame
+from craftnet.protocol.framing import MAX_FRAME_SIZE, FrameDecoder, encode_frame
+from craftnet.protocol.gossip import Gossip, HeldAnnouncements, Reannounce
 from craftnet.protocol.items import TS_BYTES, ItemSource
+from craftnet.protocol.members import EVERYONE, Members
 from craftnet.protocol.messages import (
-    MAX_ANNOUNCE_ITEMS,
-    MAX_PUSHED_BLOCK,
-    MAX_PUSHED_TOTAL,
+    MAX_BYE_REASON,
     PROTOCOL_VERSION,
     SUPPORTED_VERSIONS,
-    Announce,
     Block,
+    Bye,
     DontHave,
     End,
     Have,
@@ -75,8 +99,9 @@ from craftnet.protocol.messages import (
     Recon,
     Want,
 )
+from craftnet.protocol.policy import DEFAULT_POLICY, OffenceKind, Policy, Thresholds, Traffic
 from craftnet.protocol.reconcile import ReconcileSession, ReconConfig
-from craftnet.protocol.scoring import PeerScores, Thresholds, Verdict
+from craftnet.protocol.scoring import PeerScores, Verdict
 
 
 class Conn(Enum):
@@ -96,40 +121,69 @@ class Rec(Enum):
     RESPONDING = "responding"
 
 
-CONNECTION_TRANSITIONS: Final[dict[tuple[Conn, str], Conn]] = {
-    (Conn.NEW, "connected / send hello"): Conn.HANDSHAKE,
-    (Conn.HANDSHAKE, "compatible hello from a member"): Conn.READY,
-    (Conn.HANDSHAKE, "refused hello"): Conn.CLOSED,
-    (Conn.HANDSHAKE, "message before hello"): Conn.CLOSED,
-    (Conn.HANDSHAKE, "hello timeout"): Conn.CLOSED,
-    (Conn.HANDSHAKE, "broken stream"): Conn.CLOSED,
-    (Conn.READY, "broken stream"): Conn.CLOSED,
-    (Conn.HANDSHAKE, "end of stream"): Conn.CLOSED,
-    (Conn.READY, "end of stream"): Conn.CLOSED,
-    (Conn.HANDSHAKE, "disconnected"): Conn.CLOSED,
-    (Conn.READY, "disconnected"): Conn.CLOSED,
-    (Conn.HANDSHAKE, "score below disconnect"): Conn.CLOSED,
-    (Conn.READY, "score below disconnect"): Conn.CLOSED,
+class ConnTrigger(Enum):
+    """What moves a connection (the labels of the state diagram)."""
+
+    CONNECTED = "connected / send hello"
+    HELLO_OK = "compatible hello from a member"
+    REFUSED = "refused hello / bye"
+    EARLY = "message before hello"
+    HELLO_TIMEOUT = "hello timeout"
+    BROKEN = "broken stream"
+    EOF = "end of stream"
+    DISCONNECTED = "disconnected"
+    BYE = "the peer refused us (bye)"
+    GRAYLISTED = "score below graylist / bye"
+    BANNED = "score below disconnect / bye"
+    NOT_MEMBER = "membership ended / bye"
+
+
+class RecTrigger(Enum):
+    """What moves a reconcile."""
+
+    START = "ready or interval / send fingerprints"
+    PEER_STARTED = "first frame from the peer"
+    YIELD = "the dialler started one too / yield"
+    DONE = "message needing no answer / want what we lack"
+    ABANDON = "bad frame or timeout / abandon"
+
+
+_LIVE: Final = (Conn.HANDSHAKE, Conn.READY)
+CONNECTION_TRANSITIONS: Final[dict[tuple[Conn, ConnTrigger], Conn]] = {
+    (Conn.NEW, ConnTrigger.CONNECTED): Conn.HANDSHAKE,
+    (Conn.HANDSHAKE, ConnTrigger.HELLO_OK): Conn.READY,
+    (Conn.HANDSHAKE, ConnTrigger.REFUSED): Conn.CLOSED,
+    (Conn.HANDSHAKE, ConnTrigger.EARLY): Conn.CLOSED,
+    (Conn.HANDSHAKE, ConnTrigger.HELLO_TIMEOUT): Conn.CLOSED,
+    **{(state, ConnTrigger.BROKEN): Conn.CLOSED for state in _LIVE},
+    **{(state, ConnTrigger.EOF): Conn.CLOSED for state in _LIVE},
+    **{(state, ConnTrigger.DISCONNECTED): Conn.CLOSED for state in _LIVE},
+    **{(state, ConnTrigger.BYE): Conn.CLOSED for state in _LIVE},
+    **{(state, ConnTrigger.GRAYLISTED): Conn.CLOSED for state in _LIVE},
+    **{(state, ConnTrigger.BANNED): Conn.CLOSED for state in _LIVE},
+    (Conn.READY, ConnTrigger.NOT_MEMBER): Conn.CLOSED,
 }
 
-RECONCILE_TRANSITIONS: Final[dict[tuple[Rec, str], Rec]] = {
-    (Rec.IDLE, "ready or interval / send fingerprints"): Rec.INITIATING,
-    (Rec.IDLE, "first frame from the peer"): Rec.RESPONDING,
-    (Rec.INITIATING, "the dialler started one too / yield"): Rec.RESPONDING,
-    (Rec.INITIATING, "message needing no answer / want what we lack"): Rec.IDLE,
-    (Rec.RESPONDING, "message needing no answer / want what we lack"): Rec.IDLE,
-    (Rec.INITIATING, "bad frame or timeout / abandon"): Rec.IDLE,
-    (Rec.RESPONDING, "bad frame or timeout / abandon"): Rec.IDLE,
+RECONCILE_TRANSITIONS: Final[dict[tuple[Rec, RecTrigger], Rec]] = {
+    (Rec.IDLE, RecTrigger.START): Rec.INITIATING,
+    (Rec.IDLE, RecTrigger.PEER_STARTED): Rec.RESPONDING,
+    (Rec.INITIATING, RecTrigger.YIELD): Rec.RESPONDING,
+    (Rec.INITIATING, RecTrigger.DONE): Rec.IDLE,
+    (Rec.RESPONDING, RecTrigger.DONE): Rec.IDLE,
+    (Rec.INITIATING, RecTrigger.ABANDON): Rec.IDLE,
+    (Rec.RESPONDING, RecTrigger.ABANDON): Rec.IDLE,
 }
 
 
-def mermaid(table: dict[tuple[Conn, str], Conn] | dict[tuple[Rec, str], Rec]) -> str:
+def mermaid(
+    table: dict[tuple[Conn, ConnTrigger], Conn] | dict[tuple[Rec, RecTrigger], Rec],
+) -> str:
     """A Mermaid state diagram of a transition table."""
     lines = ["stateDiagram-v2"]
     first = next(iter(table))[0]
     lines.append(f"    [*] --> {first.name}")
     for (src, trigger), dst in table.items():
-        lines.append(f"    {src.name} --> {dst.name}: {trigger}")
+        lines.append(f"    {src.name} --> {dst.name}: {trigger.value}")
     return "\n".join(lines)
 
 
@@ -145,12 +199,12 @@ class EngineConfig:
     recon: ReconConfig = field(default_factory=ReconConfig)
     blocks: BlockConfig = field(default_factory=BlockConfig)
     thresholds: Thresholds = field(default_factory=Thresholds)
+    policy: Policy = DEFAULT_POLICY
     seen_announcements: int = 10_000
     redial: bool = True
-    redial_min: float = 2.0
-    redial_max: float = 600.0
     # Carry announced blocks of up to MAX_PUSHED_BLOCK bytes inside the announcement.
     push_blocks: bool = True
+    reannounce: Reannounce = Reannounce.ALL
 
 
 @dataclass(slots=True)
@@ -175,31 +229,8 @@ def _key_cid(key: bytes) -> Cid | None:
         return None
 
 
-GOSSIP_MAX_FRAME: Final = 64 * 1024  # an announcement is one frame of at most this
-
-
-def check_announcement(
-    data: bytes, is_member: Callable[[str], bool]
-) -> tuple[Announce | None, str | None]:
-    """The gossip validator: ``(announcement, None)`` if ``data`` is one whole frame
-    holding an announcement signed by a member, else ``(None, offence)``."""
-    try:
-        message = decode_frame(data, max_frame_size=GOSSIP_MAX_FRAME)
-    except ProtocolError:
-        return None, "malformed_frame"
-    if not isinstance(message, Announce):
-        return None, "protocol_violation"
-    try:
-        message.verify()
-    except IdentityError:
-        return None, "invalid_signature"
-    if not is_member(message.did):
-        return None, "not_member"
-    return message, None
-
-
 class SyncEngine:
-    """Hello, reconcile, block exchange, announcements and scoring for every peer."""
+    """Hello, reconcile, block exchange, announcements and all peer policy for every peer."""
 
     def __init__(
         self,
@@ -210,23 +241,48 @@ class SyncEngine:
         blocks: BlockSource,
         config: EngineConfig,
         rng: random.Random,
-        is_member: Callable[[str], bool] | None = None,
+        members: Members = EVERYONE,
+        verifier: Verifier | None = None,
     ) -> None:
         self.key = key
         self.peer_id = peer_id
         self.items = items
         self.config = config
+        self.policy = config.policy
         self.rng = rng
-        self.is_member = is_member or (lambda did: True)
-        self.exchange = BlockExchange(blocks, rng, config.blocks)
-        self.scores = PeerScores(config.thresholds)
+        self.members = members
+        self.verifier: Verifier = verifier or KeyVerifier()
+        self.exchange = BlockExchange(
+            blocks, rng, config.blocks, verifier=self.verifier, policy=config.policy
+        )
+        self.scores = PeerScores(config.thresholds, rate_limits=dict(self.policy.rate_limits))
         self.peers: dict[PeerId, _Peer] = {}
-        self.finished: list[ReconcileFinished] = []
-        self._seen: OrderedDict[bytes, None] = OrderedDict()
+        self._keep: set[PeerId] = set()  # hubs we dialled or were told of: redial them
+        self._redial: dict[PeerId, float] = {}
         self._next_sid = 1
         self._now = 0.0
-        self._redial: dict[PeerId, float] = {}
         self._hello: Hello | None = None
+        self.gossip = Gossip(
+            key=key,
+            policy=self.policy,
+            exchange=self.exchange,
+            scores=self.scores,
+            members=members,
+            verifier=self.verifier,
+            penalize=self._penalize,
+            peer_did=self._ready_did,
+            reconcile=self._reconcile_if_idle,
+            seen_announcements=config.seen_announcements,
+            max_frame_size=config.max_frame_size,
+            push_blocks=config.push_blocks,
+            follow_links=config.blocks.follow_links,
+            reannounce=config.reannounce,
+        )
+
+    @property
+    def held(self) -> HeldAnnouncements:
+        """Announcements held until their signers are known as members."""
+        return self.gossip.held
 
     # ---------------------------------------------------------------- public
 
@@ -234,32 +290,47 @@ class SyncEngine:
         """Feed one event; return the commands to execute, in order."""
         out: list[Command] = []
         self._now = now
-        if isinstance(event, PeerConnected):
-            self._connected(event.peer, event.outbound, now, out)
-        elif isinstance(event, DataReceived):
-            self._data(event.peer, event.data, now, out)
-        elif isinstance(event, StreamEnded):
-            self._eof(event.peer, now, out)
-        elif isinstance(event, PeerDisconnected):
-            peer = self.peers.get(event.peer)
-            if peer is not None:
-                self._close(peer, "disconnected", out)
-        elif isinstance(event, TimerFired):
-            self._timer(event.timer, now, out)
-        elif isinstance(event, BlocksWanted):
-            self.exchange.want(event.cids)
-        elif isinstance(event, RecordsAdded):
-            self._announce(event, out)
-        elif isinstance(event, GossipReceived):
-            self._gossip(event.peer, event.data, now, out)
-        else:  # pragma: no cover - the union is closed
-            raise LocalProtocolError(f"unknown event {event!r}")
+        # Class patterns without captures: this runs for every event of every simulated
+        # hub, and positional captures cost a lookup of __match_args__ each.
+        match event:
+            case GossipReceived():
+                self.gossip.received(event.peer, event.data, now, out)
+            case BlocksStored():
+                self.exchange.stored(event.cids)
+                self.gossip.stored(event.cids, event.records, now, out)
+            case DataReceived():
+                self._data(event.peer, event.data, now, out)
+            case TimerFired():
+                self._timer(event.timer, now, out)
+            case PeerConnected():
+                self._connected(event.peer, event.outbound, now, out)
+            case StreamEnded():
+                self._eof(event.peer, now, out)
+            case PeerDisconnected():
+                known = self.peers.get(event.peer)
+                if known is not None:
+                    self._close(known, ConnTrigger.DISCONNECTED, out, side=Side.REMOTE)
+            case RecordsAdded():
+                self.gossip.announce(event.records, event.heads, now, out)
+            case BlocksWanted():
+                self.exchange.want(event.cids)
+            case StoreFailed():
+                self.exchange.stored(event.cids)  # not stored after all: wanted again
+                self.exchange.want(event.cids)
+            case PeerDiscovered():
+                peer = event.peer
+                self._keep.add(peer)
+                if peer not in self.peers and self.scores.verdict(peer, now) is Verdict.OK:
+                    out.append(Dial(peer))
+            case DialFailed():
+                if event.peer not in self.peers:
+                    self._schedule_redial(event.peer, None, now, out)
+            case MembershipChanged():
+                self._membership_changed(now, out)
+            case _:
+                assert_never(event)
         self._settle(now, out)
         return out
-
-    def blocks_stored(self, cids: list[Cid]) -> None:
-        """The driver committed a ``StoreBlocks``; the store now answers for these."""
-        self.exchange.stored(cids)
 
     def export_wants(self) -> bytes:
         """The want list, to persist (e.g. in the store's ``meta``) before shutting down."""
@@ -282,18 +353,29 @@ class SyncEngine:
         self._settle(now, out)
         return out
 
+    def pending_announcements(self) -> int:
+        """Records waiting to be announced: queued for our next turn, or fetched and
+        waiting for the rest of their DAG."""
+        return self.gossip.pending()
+
+    def banned_until(self, peer: PeerId, now: float) -> float | None:
+        """When the ban of ``peer`` ends, if it is banned at ``now``."""
+        return self.scores.banned_until(peer) if self.scores.is_banned(peer, now) else None
+
     # ----------------------------------------------------------- transitions
 
-    def _move(self, peer: _Peer, trigger: str) -> None:
+    def _move(self, peer: _Peer, trigger: ConnTrigger) -> None:
         target = CONNECTION_TRANSITIONS.get((peer.conn, trigger))
         if target is None:
-            raise LocalProtocolError(f"no transition from {peer.conn.name} on {trigger!r}")
+            raise LocalProtocolError(f"no transition from {peer.conn.name} on {trigger.value!r}")
         peer.conn = target
 
-    def _move_rec(self, peer: _Peer, trigger: str) -> None:
+    def _move_rec(self, peer: _Peer, trigger: RecTrigger) -> None:
         target = RECONCILE_TRANSITIONS.get((peer.rec, trigger))
         if target is None:
-            raise LocalProtocolError(f"no reconcile transition from {peer.rec.name} on {trigger!r}")
+            raise LocalProtocolError(
+                f"no reconcile transition from {peer.rec.name} on {trigger.value!r}"
+            )
         peer.rec = target
 
     # --------------------------------------------------------------- helpers
@@ -308,51 +390,104 @@ class SyncEngine:
             out.append(Send(peer.peer, data))
         return len(data)
 
-    def _penalize(self, peer_id: PeerId, offence: str, now: float, out: list[Command]) -> None:
+    def _ready_did(self, peer_id: PeerId) -> str | None:
+        """The did of ``peer_id`` if its handshake is done."""
+        peer = self.peers.get(peer_id)
+        return peer.did if peer is not None and peer.conn is Conn.READY else None
+
+    def _reconcile_if_idle(self, peer_id: PeerId, now: float, out: list[Command]) -> None:
+        peer = self.peers.get(peer_id)
+        if peer is not None and peer.conn is Conn.READY and peer.rec is Rec.IDLE:
+            self._start_reconcile(peer, now, out)
+
+    def _penalize(
+        self,
+        peer_id: PeerId,
+        offence: OffenceKind,
+        now: float,
+        out: list[Command],
+        traffic: Traffic | None = None,
+    ) -> None:
+        """Charge an offence (``traffic``: the kind of message a flood was of); below the
+        graylist line the peer is cut off, below the ban line banned, saying why."""
         verdict = self.scores.penalize(peer_id, offence, now)
+        if verdict is Verdict.OK:
+            return
+        peer = self.peers.get(peer_id)
+        what = f"{offence} ({traffic})" if traffic is not None else str(offence)
+        counts = self.scores.offence_counts(peer_id)
+        record = ", ".join(f"{kind} {n}" for kind, n in sorted(counts.items()))
         if verdict is Verdict.BAN:
             until = self.scores.banned_until(peer_id) or now
-            peer = self.peers.get(peer_id)
+            why = f"banned for {until - now:.0f} s: score below the ban line after {what}"
             if peer is not None:
-                self._close(
-                    peer,
-                    "score below disconnect",
-                    out,
-                    reason=f"score below threshold after {offence}",
-                )
-            out.append(Ban(peer_id, until, f"misbehaved ({offence})"))
+                self._close(peer, ConnTrigger.BANNED, out, side=Side.LOCAL, bye=why)
+            out.append(Ban(peer_id, until, f"misbehaved ({what}; offences: {record})"))
+        elif peer is not None:
+            score = self.scores.score(peer_id, now)
+            why = (
+                f"graylisted: score {score:.1f} below {self.scores.thresholds.graylist:g} "
+                f"after {what}; refused until it recovers (offences: {record})"
+            )
+            self._close(peer, ConnTrigger.GRAYLISTED, out, side=Side.LOCAL, bye=why)
+
+    def _refuse(
+        self, peer_id: PeerId, why: str, out: list[Command], *, punished: bool = False
+    ) -> None:
+        """Turn away a peer whose stream just opened, saying why."""
+        out.append(Send(peer_id, encode_frame(Bye(why[:MAX_BYE_REASON]))))
+        out.append(Disconnect(peer_id, why))
+        out.append(ConnectionClosed(peer_id, Side.LOCAL, why, None, punished))
 
     def _close(
         self,
         peer: _Peer,
-        trigger: str,
+        trigger: ConnTrigger,
         out: list[Command],
         *,
+        side: Side,
         reason: str | None = None,
+        bye: str | None = None,
     ) -> None:
         if peer.conn is Conn.CLOSED:
             return
         self._move(peer, trigger)
         if peer.rec is not Rec.IDLE:
-            self._move_rec(peer, "bad frame or timeout / abandon")
+            self._move_rec(peer, RecTrigger.ABANDON)
             peer.session = None
         self.peers.pop(peer.peer, None)
         out.extend(self.exchange.peer_gone(peer.peer))
-        out.append(CancelTimer(("recon", peer.peer)))
-        out.append(CancelTimer(("recon-timeout", peer.peer)))
-        out.append(CancelTimer(("hello", peer.peer)))
-        if trigger != "disconnected":
-            out.append(Disconnect(peer.peer, reason or trigger))
-        if (
-            peer.outbound
-            and self.config.redial
-            and trigger not in ("score below disconnect", "refused hello")
-        ):
-            # Reconnect to hubs we chose to dial, backing off while they stay away.
-            delay = self._redial.get(peer.peer, self.config.redial_min)
-            self._redial[peer.peer] = min(2 * delay, self.config.redial_max)
-            at = self._now + delay * (1 + self.rng.random() / 4)
-            out.append(SetTimer(("redial", peer.peer), at))
+        out.append(CancelTimer((TimerKind.RECONCILE, peer.peer)))
+        out.append(CancelTimer((TimerKind.RECONCILE_TIMEOUT, peer.peer)))
+        out.append(CancelTimer((TimerKind.HELLO, peer.peer)))
+        why = reason or bye or trigger.value
+        if bye is not None:
+            self._send(peer, [Bye(bye[:MAX_BYE_REASON])], out)
+        if trigger is not ConnTrigger.DISCONNECTED:
+            out.append(Disconnect(peer.peer, why))
+        punished = trigger in (ConnTrigger.GRAYLISTED, ConnTrigger.BANNED)
+        out.append(ConnectionClosed(peer.peer, side, why, peer.did, punished))
+        if peer.outbound:
+            self._keep.add(peer.peer)
+        self._schedule_redial(peer.peer, trigger, self._now, out)
+
+    def _schedule_redial(
+        self, peer_id: PeerId, trigger: ConnTrigger | None, now: float, out: list[Command]
+    ) -> None:
+        """Dial a hub we keep a connection to again: soon after an accident, after its
+        ban or graylisting, slowly after a refusal, backing off while it stays away."""
+        if not self.config.redial or peer_id not in self._keep:
+            return
+        policy = self.policy
+        if trigger is ConnTrigger.BANNED or trigger is ConnTrigger.GRAYLISTED:
+            at = self.scores.recovers_at(peer_id, now) + policy.redial_min
+        elif trigger in (ConnTrigger.REFUSED, ConnTrigger.BYE, ConnTrigger.NOT_MEMBER):
+            at = now + policy.redial_max * (1 + self.rng.random() / 4)
+        else:
+            delay = self._redial.get(peer_id, policy.redial_min)
+            self._redial[peer_id] = min(2 * delay, policy.redial_max)
+            at = now + delay * (1 + self.rng.random() / 4)
+        out.append(SetTimer((TimerKind.REDIAL, peer_id), at))
 
     def _settle(self, now: float, out: list[Command]) -> None:
         """Charge offences the exchange noted, then send what the want list allows."""
@@ -363,7 +498,7 @@ class SyncEngine:
         while self.exchange.offences:
             offences, self.exchange.offences = self.exchange.offences, []
             for peer_id, offence in offences:
-                self._penalize(peer_id, offence, now, out)
+                self._penalize(peer_id, OffenceKind(offence), now, out)
         usable = self.scores.ok_peers(
             [p.peer for p in self.peers.values() if p.conn is Conn.READY], now
         )
@@ -379,120 +514,170 @@ class SyncEngine:
     # ---------------------------------------------------------------- events
 
     def _connected(self, peer_id: PeerId, outbound: bool, now: float, out: list[Command]) -> None:
-        if self.scores.is_banned(peer_id, now):
-            out.append(Disconnect(peer_id, "banned"))
+        banned = self.banned_until(peer_id, now)
+        if banned is not None:
+            self._refuse(peer_id, f"banned for {banned - now:.0f} s more", out, punished=True)
+            return
+        if self.scores.verdict(peer_id, now) is Verdict.GRAYLIST:
+            wait = self.scores.recovers_at(peer_id, now) - now
+            why = f"graylisted: refused for {wait:.0f} s more"
+            self._refuse(peer_id, why, out, punished=True)
             return
         old = self.peers.get(peer_id)
         if old is not None:
-            self._close(old, "disconnected", out)
+            self._close(old, ConnTrigger.DISCONNECTED, out, side=Side.REMOTE, reason="replaced")
+        elif not outbound and len(self.peers) >= self.policy.max_peers:
+            self._refuse(peer_id, f"no room: already {len(self.peers)} peers", out)
+            return
+        if outbound:
+            self._keep.add(peer_id)
         peer = _Peer(peer_id, outbound, FrameDecoder(self.config.max_frame_size))
         self.peers[peer_id] = peer
-        self._move(peer, "connected / send hello")
+        self._move(peer, ConnTrigger.CONNECTED)
         if self._hello is None:
             # The same for every connection (Ed25519 signatures are deterministic).
             self._hello = Hello.create(
-                self.key, SUPPORTED_VERSIONS, self.config.alliance, self.peer_id
+                self.key,
+                SUPPORTED_VERSIONS,
+                self.config.alliance,
+                self.peer_id,
+                self.members.proof(),
             )
         self._send(peer, [self._hello], out)
-        out.append(SetTimer(("hello", peer_id), now + self.config.hello_timeout))
+        out.append(SetTimer((TimerKind.HELLO, peer_id), now + self.config.hello_timeout))
 
     def _data(self, peer_id: PeerId, data: bytes, now: float, out: list[Command]) -> None:
         peer = self.peers.get(peer_id)
         if peer is None:
             return
+        self.exchange.heard(peer_id, now)
         peer.decoder.receive_data(data)
         while peer.conn is not Conn.CLOSED:
             try:
                 message = peer.decoder.next_message()
             except FrameTooLarge:
-                self._penalize(peer_id, "oversized_frame", now, out)
-                self._close(peer, "broken stream", out, reason="oversized frame")
+                self._penalize(peer_id, OffenceKind.OVERSIZED_FRAME, now, out)
+                why = "oversized frame"
+                self._close(peer, ConnTrigger.BROKEN, out, side=Side.LOCAL, reason=why)
                 return
             except UnsupportedVersion as exc:
-                self._penalize(peer_id, "malformed_frame", now, out)
                 if peer.conn is Conn.HANDSHAKE:
-                    self._close(peer, "refused hello", out, reason=str(exc))
+                    # An older (or newer) hub is not hostile: tell it, charge nothing.
+                    self._close(peer, ConnTrigger.REFUSED, out, side=Side.LOCAL, bye=str(exc))
                     return
+                self._penalize(peer_id, OffenceKind.MALFORMED_FRAME, now, out)
                 continue
             except RemoteProtocolError:
+                self._penalize(peer_id, OffenceKind.MALFORMED_FRAME, now, out)
                 if peer.decoder.broken:
-                    self._penalize(peer_id, "malformed_frame", now, out)
-                    self._close(peer, "broken stream", out, reason="unreadable stream")
+                    self._close(
+                        peer, ConnTrigger.BROKEN, out, side=Side.LOCAL, reason="unreadable stream"
+                    )
                     return
-                self._penalize(peer_id, "malformed_frame", now, out)
                 continue
             if message is None:
+                return
+            if isinstance(message, Bye):
+                self._close(
+                    peer,
+                    ConnTrigger.BYE,
+                    out,
+                    side=Side.REMOTE,
+                    reason=f"{peer_id} refused us: {message.why}",
+                )
                 return
             if peer.conn is Conn.HANDSHAKE:
                 self._handshake(peer, message, now, out)
             elif self.scores.verdict(peer_id, now) is Verdict.OK:
                 self._message(peer, message, now, out)
-            elif not self.scores.allow(peer_id, "graylisted", now):
-                self._penalize(peer_id, "flood", now, out)
+            elif not self.scores.allow(peer_id, Traffic.GRAYLISTED, now):
+                self._penalize(peer_id, OffenceKind.FLOOD, now, out, Traffic.GRAYLISTED)
 
     def _handshake(self, peer: _Peer, message: Message, now: float, out: list[Command]) -> None:
         if not isinstance(message, Hello):
-            self._penalize(peer.peer, "protocol_violation", now, out)
-            self._close(peer, "message before hello", out)
+            self._penalize(peer.peer, OffenceKind.PROTOCOL_VIOLATION, now, out)
+            self._close(
+                peer, ConnTrigger.EARLY, out, side=Side.LOCAL, bye="a message before the hello"
+            )
             return
         if message.alliance != self.config.alliance or PROTOCOL_VERSION not in message.versions:
+            why = (
+                f"you are in alliance {message.alliance!r} speaking versions "
+                f"{list(message.versions)}; we are in {self.config.alliance!r} speaking "
+                f"{list(SUPPORTED_VERSIONS)}"
+            )
+            self._close(peer, ConnTrigger.REFUSED, out, side=Side.LOCAL, bye=why)
+            return
+        signed = Hello.signed_part(message.versions, message.alliance, message.did, peer.peer)
+        try:
+            self.verifier.verify(message.did, message.sig, signed)
+        except IdentityError as exc:
+            self._penalize(peer.peer, OffenceKind.INVALID_SIGNATURE, now, out)
             self._close(
-                peer,
-                "refused hello",
-                out,
-                reason=f"peer is in alliance {message.alliance!r} speaking "
-                f"versions {list(message.versions)}; we are in "
-                f"{self.config.alliance!r} speaking {list(SUPPORTED_VERSIONS)}",
+                peer, ConnTrigger.REFUSED, out, side=Side.LOCAL, bye=f"hello signature: {exc}"
             )
             return
         try:
-            message.verify(peer.peer)
-        except IdentityError as exc:
-            self._penalize(peer.peer, "invalid_signature", now, out)
-            self._close(peer, "refused hello", out, reason=f"hello signature: {exc}")
+            learned = self.members.admit(message.did, message.proof, self.verifier)
+        except MembershipError as exc:
+            # A proof we cannot use is no attack: say so, charge nothing.
+            why = f"your membership proof is unusable: {exc}"
+            self._close(peer, ConnTrigger.REFUSED, out, side=Side.LOCAL, bye=why)
             return
-        if not self.is_member(message.did):
-            # No penalty: a hub whose membership we have not heard of yet is not hostile.
-            self._close(
-                peer,
-                "refused hello",
-                out,
-                reason=f"{message.did} is not a member of {self.config.alliance!r}",
+        except IdentityError as exc:
+            self._penalize(peer.peer, OffenceKind.INVALID_SIGNATURE, now, out)
+            why = f"your membership proof does not verify: {exc}"
+            self._close(peer, ConnTrigger.REFUSED, out, side=Side.LOCAL, bye=why)
+            return
+        if learned is None:
+            # No penalty: a hub whose membership we cannot see yet is not hostile.
+            why = (
+                f"{message.did} is not a member of alliance {self.config.alliance!r} as far "
+                f"as we know ({len(message.proof)} proof records checked)"
             )
+            self._close(peer, ConnTrigger.REFUSED, out, side=Side.LOCAL, bye=why)
             return
         peer.did = message.did
-        self._move(peer, "compatible hello from a member")
+        self._move(peer, ConnTrigger.HELLO_OK)
         self._redial.pop(peer.peer, None)
-        out.append(CancelTimer(("hello", peer.peer)))
+        out.append(CancelTimer((TimerKind.HELLO, peer.peer)))
         self.exchange.peer_ready(peer.peer)
+        if learned:
+            # The proof taught us certificates (or successions): keep them, as records.
+            blocks = tuple(StoredBlock(r.cid, r.block, r.ts) for r in learned)
+            out.append(StoreBlocks(blocks, peer.peer))
+            self.gossip.release_held(now, out)
         if peer.outbound:
             self._start_reconcile(peer, now, out)
 
     def _message(self, peer: _Peer, message: Message, now: float, out: list[Command]) -> None:
         pid = peer.peer
         if isinstance(message, Want):
-            if not self.scores.allow(pid, "want", now):
-                self._penalize(pid, "flood", now, out)
+            if not self.scores.allow(pid, Traffic.WANT, now):
+                self._penalize(pid, OffenceKind.FLOOD, now, out, Traffic.WANT)
                 return
             self._send(peer, self.exchange.serve(message), out)
         elif isinstance(message, Have | DontHave | Block | End):
-            if not self.exchange.is_open(pid, message.req) and not self.scores.allow(
-                pid, "stale_answer", now
+            exchange = self.exchange
+            if (
+                not exchange.is_open(pid, message.req)
+                and not exchange.is_late(pid, message.req)
+                and not self.scores.allow(pid, Traffic.STALE_ANSWER, now)
             ):
-                self._penalize(pid, "flood", now, out)
+                self._penalize(pid, OffenceKind.FLOOD, now, out, Traffic.STALE_ANSWER)
                 return
-            commands = self.exchange.receive(pid, message, now)
+            commands = exchange.receive(pid, message, now)
             if any(isinstance(c, StoreBlocks) for c in commands):
                 self.scores.reward(pid, now)
             out.extend(commands)
         elif isinstance(message, Recon):
-            if not self.scores.allow(pid, "recon", now):
-                self._penalize(pid, "flood", now, out)
+            if not self.scores.allow(pid, Traffic.RECON, now):
+                self._penalize(pid, OffenceKind.FLOOD, now, out, Traffic.RECON)
                 return
             self._recon(peer, message, now, out)
         else:
             # A second hello, or an announcement on the sync stream (they go by gossip).
-            self._penalize(pid, "protocol_violation", now, out)
+            self._penalize(pid, OffenceKind.PROTOCOL_VIOLATION, now, out)
 
     def _eof(self, peer_id: PeerId, now: float, out: list[Command]) -> None:
         peer = self.peers.get(peer_id)
@@ -502,36 +687,59 @@ class SyncEngine:
         # cut message is dropped with the decoder, never acted upon.
         with contextlib.suppress(ProtocolError):
             peer.decoder.receive_eof()
-        self._close(peer, "end of stream", out)
+        self._close(peer, ConnTrigger.EOF, out, side=Side.REMOTE, reason="the peer hung up")
 
-    def _timer(self, timer: tuple[str, ...], now: float, out: list[Command]) -> None:
-        kind = timer[0]
-        if kind == "want":
-            out.extend(self.exchange.timer(timer, now))
-            return
-        if kind == "redial":
-            target = PeerId(timer[1])
-            if target not in self.peers and not self.scores.is_banned(target, now):
-                out.append(Dial(target))
-            return
-        peer = self.peers.get(PeerId(timer[1])) if len(timer) > 1 else None
+    def _timer(self, timer: TimerId, now: float, out: list[Command]) -> None:
+        kind = TimerKind(timer[0])
+        match kind:
+            case TimerKind.WANT:
+                out.extend(self.exchange.timer(timer, now))
+            case TimerKind.REDIAL:
+                target = PeerId(timer[1])
+                if target in self.peers or self.scores.is_banned(target, now):
+                    return
+                if self.scores.verdict(target, now) is Verdict.OK:
+                    out.append(Dial(target))
+                else:
+                    at = self.scores.recovers_at(target, now) + self.policy.redial_min
+                    out.append(SetTimer((TimerKind.REDIAL, target), at))
+            case TimerKind.ANNOUNCE | TimerKind.REANNOUNCE | TimerKind.REPAIR | TimerKind.HELD:
+                self.gossip.timer(kind, now, out)
+            case TimerKind.HELLO | TimerKind.RECONCILE | TimerKind.RECONCILE_TIMEOUT:
+                self._peer_timer(kind, PeerId(timer[1]), now, out)
+            case _:
+                assert_never(kind)
+
+    def _peer_timer(self, kind: TimerKind, peer_id: PeerId, now: float, out: list[Command]) -> None:
+        peer = self.peers.get(peer_id)
         if peer is None:
             return
-        if kind == "hello" and peer.conn is Conn.HANDSHAKE:
-            self._close(peer, "hello timeout", out)
-        elif kind == "recon" and peer.conn is Conn.READY and peer.rec is Rec.IDLE:
+        if kind is TimerKind.HELLO and peer.conn is Conn.HANDSHAKE:
+            self._close(peer, ConnTrigger.HELLO_TIMEOUT, out, side=Side.LOCAL)
+        elif kind is TimerKind.RECONCILE and peer.conn is Conn.READY and peer.rec is Rec.IDLE:
             self._start_reconcile(peer, now, out)
-        elif kind == "recon-timeout" and peer.rec is not Rec.IDLE:
-            self._move_rec(peer, "bad frame or timeout / abandon")
+        elif kind is TimerKind.RECONCILE_TIMEOUT and peer.rec is not Rec.IDLE:
+            self._move_rec(peer, RecTrigger.ABANDON)
             peer.session = None
-            self._penalize(peer.peer, "timeout", now, out)
-            if peer.outbound:
-                out.append(SetTimer(("recon", peer.peer), now + self.config.reconcile_interval))
+            self._penalize(peer.peer, OffenceKind.TIMEOUT, now, out)
+            if peer.outbound and peer.conn is Conn.READY:
+                at = now + self.config.reconcile_interval
+                out.append(SetTimer((TimerKind.RECONCILE, peer.peer), at))
+
+    def _membership_changed(self, now: float, out: list[Command]) -> None:
+        """Cut off peers that are no longer members; take held announcements that now are;
+        our own proof may have changed too."""
+        self._hello = None
+        for peer in list(self.peers.values()):
+            if peer.conn is Conn.READY and peer.did and not self.members.is_member(peer.did):
+                why = f"{peer.did} is no longer a member of alliance {self.config.alliance!r}"
+                self._close(peer, ConnTrigger.NOT_MEMBER, out, side=Side.LOCAL, bye=why)
+        self.gossip.release_held(now, out)
 
     # ------------------------------------------------------------- reconcile
 
     def _start_reconcile(self, peer: _Peer, now: float, out: list[Command]) -> None:
-        self._move_rec(peer, "ready or interval / send fingerprints")
+        self._move_rec(peer, RecTrigger.START)
         session = ReconcileSession(
             self.items, sid=self._next_sid, initiator=True, rng=self.rng, config=self.config.recon
         )
@@ -539,7 +747,8 @@ class SyncEngine:
         peer.session = session
         peer.session_bytes_in = 0
         peer.session_bytes_out = self._send(peer, list(session.start()), out)
-        out.append(SetTimer(("recon-timeout", peer.peer), now + self.config.reconcile_timeout))
+        at = now + self.config.reconcile_timeout
+        out.append(SetTimer((TimerKind.RECONCILE_TIMEOUT, peer.peer), at))
 
     def _recon(self, peer: _Peer, frame: Recon, now: float, out: list[Command]) -> None:
         opening = frame.initiator and frame.seq == 0
@@ -548,48 +757,50 @@ class SyncEngine:
                 # Both started at once; the dialler's session wins and the peer yields.
                 peer.ignored_sid = frame.sid
                 return
-            self._move_rec(peer, "the dialler started one too / yield")
+            self._move_rec(peer, RecTrigger.YIELD)
             peer.session = None
         elif peer.rec is Rec.INITIATING and frame.initiator and frame.sid == peer.ignored_sid:
             return
         if opening and peer.rec in (Rec.IDLE, Rec.RESPONDING) and peer.session is None:
             if peer.rec is Rec.IDLE:
-                self._move_rec(peer, "first frame from the peer")
+                self._move_rec(peer, RecTrigger.PEER_STARTED)
             peer.session = ReconcileSession(
                 self.items, sid=frame.sid, initiator=False, rng=self.rng, config=self.config.recon
             )
             peer.session_bytes_in = 0
             peer.session_bytes_out = 0
-            out.append(SetTimer(("recon-timeout", peer.peer), now + self.config.reconcile_timeout))
+            at = now + self.config.reconcile_timeout
+            out.append(SetTimer((TimerKind.RECONCILE_TIMEOUT, peer.peer), at))
         session = peer.session
         if session is None:
-            self._penalize(peer.peer, "protocol_violation", now, out)
+            self._penalize(peer.peer, OffenceKind.PROTOCOL_VIOLATION, now, out)
             return
         peer.session_bytes_in += peer.decoder.last_frame_size
         try:
             replies = session.receive(frame)
         except MalformedMessage:
-            self._abandon(peer, "malformed_frame", now, out)
+            self._abandon(peer, OffenceKind.MALFORMED_FRAME, now, out)
             return
         except RemoteProtocolError:
-            self._abandon(peer, "protocol_violation", now, out)
+            self._abandon(peer, OffenceKind.PROTOCOL_VIOLATION, now, out)
             return
         peer.session_bytes_out += self._send(peer, list(replies), out)
         if session.done:
             self._finish(peer, session, now, out)
 
-    def _abandon(self, peer: _Peer, offence: str, now: float, out: list[Command]) -> None:
-        self._move_rec(peer, "bad frame or timeout / abandon")
+    def _abandon(self, peer: _Peer, offence: OffenceKind, now: float, out: list[Command]) -> None:
+        self._move_rec(peer, RecTrigger.ABANDON)
         peer.session = None
-        out.append(CancelTimer(("recon-timeout", peer.peer)))
+        out.append(CancelTimer((TimerKind.RECONCILE_TIMEOUT, peer.peer)))
         if peer.outbound:
-            out.append(SetTimer(("recon", peer.peer), now + self.config.reconcile_interval))
+            at = now + self.config.reconcile_interval
+            out.append(SetTimer((TimerKind.RECONCILE, peer.peer), at))
         self._penalize(peer.peer, offence, now, out)
 
     def _finish(
         self, peer: _Peer, session: ReconcileSession, now: float, out: list[Command]
     ) -> None:
-        self._move_rec(peer, "message needing no answer / want what we lack")
+        self._move_rec(peer, RecTrigger.DONE)
         peer.session = None
         peer.reconciles += 1
         wanted: list[Cid] = []
@@ -602,93 +813,18 @@ class SyncEngine:
                 wanted.append(cid)
         self.exchange.want(sorted(wanted), peer.peer, promised=True)
         if junk:
-            self._penalize(peer.peer, "malformed_frame", now, out)
-        out.append(CancelTimer(("recon-timeout", peer.peer)))
-        done = ReconcileFinished(
-            peer.peer,
-            len(session.need),
-            len(session.their_need),
-            session.round_trips,
-            peer.session_bytes_out,
-            peer.session_bytes_in,
-        )
-        self.finished.append(done)
-        out.append(done)
-        if peer.outbound and peer.conn is Conn.READY:
-            out.append(SetTimer(("recon", peer.peer), now + self.config.reconcile_interval))
-
-    # --------------------------------------------------------- announcements
-
-    def _announce(self, event: RecordsAdded, out: list[Command]) -> None:
-        records = [cid for _, cid in event.records]
-        heads = list(event.heads)
-        ts = max((ts for ts, _ in event.records), default=0)
-        step = MAX_ANNOUNCE_ITEMS
-        # Records and heads share one announcement's item budget.
-        items = [("r", c) for c in records] + [("h", c) for c in heads]
-        for start in range(0, len(items), step):
-            part = items[start : start + step]
-            ann = Announce.create(
-                self.key,
-                ts,
-                tuple(c for k, c in part if k == "r"),
-                tuple(c for k, c in part if k == "h"),
-                self._inline_blocks([c for _, c in part]),
+            self._penalize(peer.peer, OffenceKind.MALFORMED_FRAME, now, out)
+        out.append(CancelTimer((TimerKind.RECONCILE_TIMEOUT, peer.peer)))
+        out.append(
+            ReconcileFinished(
+                peer.peer,
+                len(session.need),
+                len(session.their_need),
+                session.round_trips,
+                peer.session_bytes_out,
+                peer.session_bytes_in,
             )
-            out.append(Publish(encode_frame(ann)))
-
-    def _inline_blocks(self, cids: list[Cid]) -> tuple[bytes, ...]:
-        """The small announced blocks held here, to push along (within the limits)."""
-        if not self.config.push_blocks:
-            return ()
-        blocks: list[bytes] = []
-        total = 0
-        for cid in cids:
-            data = self.exchange.blocks.get_block(cid)
-            if data is None or len(data) > MAX_PUSHED_BLOCK:
-                continue
-            if total + len(data) > MAX_PUSHED_TOTAL:
-                break
-            if data not in blocks:
-                blocks.append(data)
-                total += len(data)
-        return tuple(blocks)
-
-    def _gossip(self, peer_id: PeerId, data: bytes, now: float, out: list[Command]) -> None:
-        peer = self.peers.get(peer_id)
-        if not self.scores.allow(peer_id, "announce", now):
-            self._penalize(peer_id, "flood", now, out)
-            return
-        if self.scores.verdict(peer_id, now) is not Verdict.OK:
-            return
-        try:
-            limit = min(self.config.max_frame_size, GOSSIP_MAX_FRAME)
-            message = decode_frame(data, max_frame_size=limit)
-        except ProtocolError:
-            self._penalize(peer_id, "malformed_frame", now, out)
-            return
-        if not isinstance(message, Announce):
-            self._penalize(peer_id, "protocol_violation", now, out)
-            return
-        seen_key = message.sig
-        if seen_key in self._seen:
-            return
-        try:
-            message.verify()
-        except IdentityError:
-            self._penalize(peer_id, "invalid_signature", now, out)
-            return
-        if not self.is_member(message.did):
-            self._penalize(peer_id, "not_member", now, out)
-            return
-        self._seen[seen_key] = None
-        if len(self._seen) > self.config.seen_announcements:
-            self._seen.popitem(last=False)
-        provider = peer_id if peer is not None and peer.conn is Conn.READY else None
-        announced = message.records + message.heads
-        if message.blocks:
-            stored = self.exchange.pushed(peer_id, announced, message.blocks)
-            if stored:
-                self.scores.reward(peer_id, now)
-                out.extend(stored)
-        self.exchange.want(list(announced), provider)
+        )
+        if peer.outbound and peer.conn is Conn.READY:
+            at = now + self.config.reconcile_interval
+            out.append(SetTimer((TimerKind.RECONCILE, peer.peer), at))

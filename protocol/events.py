@@ -9,6 +9,7 @@ only compare ``now`` values with each other, so the epoch does not matter.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from enum import Enum, StrEnum
 from typing import NewType
 
 from craftnet.archive.cid import Cid
@@ -16,8 +17,23 @@ from craftnet.archive.cid import Cid
 PeerId = NewType("PeerId", str)
 """A peer's transport identity (a libp2p peer id string); distinct from :class:`Cid`."""
 
+
+class TimerKind(StrEnum):
+    """What a timer is for; the first element of every :data:`TimerId`."""
+
+    HELLO = "hello"  # (HELLO, peer): the handshake must be done by then
+    RECONCILE = "recon"  # (RECONCILE, peer): reconcile with the peer again
+    RECONCILE_TIMEOUT = "recon-timeout"  # (RECONCILE_TIMEOUT, peer)
+    WANT = "want"  # (WANT, peer, request id): the request must have ended by then
+    REDIAL = "redial"  # (REDIAL, peer): dial the peer again
+    ANNOUNCE = "announce"  # (ANNOUNCE,): our next announcement may go out
+    REANNOUNCE = "reannounce"  # (REANNOUNCE,): announce fetched records that are whole
+    REPAIR = "repair"  # (REPAIR,): ask every peer for the missing blocks of our records
+    HELD = "held"  # (HELD,): let go of held announcements that are too old
+
+
 TimerId = tuple[str, ...]
-"""A timer's name, e.g. ``("want", "12D3Koo...", "7")``; unique per engine."""
+"""A timer's name, e.g. ``(TimerKind.WANT, "12D3Koo...", "7")``; unique per engine."""
 
 
 # --------------------------------------------------------------------------- events
@@ -83,6 +99,43 @@ class RecordsAdded:
     heads: tuple[Cid, ...] = ()
 
 
+@dataclass(frozen=True, slots=True)
+class BlocksStored:
+    """The driver committed a :class:`StoreBlocks`: the store now answers for ``cids``;
+    ``records`` are the ``(ts, CID)`` of the records among them that were new."""
+
+    cids: tuple[Cid, ...]
+    records: tuple[tuple[int, Cid], ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class StoreFailed:
+    """Writing these blocks failed; they are wanted again."""
+
+    cids: tuple[Cid, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class PeerDiscovered:
+    """A hub to stay connected to (a bootstrap address, mDNS): dial it, and redial it
+    whenever it is away."""
+
+    peer: PeerId
+
+
+@dataclass(frozen=True, slots=True)
+class DialFailed:
+    """A :class:`Dial` did not reach ``peer``."""
+
+    peer: PeerId
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class MembershipChanged:
+    """Who is a member may have changed (membership records arrived, time passed)."""
+
+
 Event = (
     PeerConnected
     | PeerDisconnected
@@ -92,6 +145,11 @@ Event = (
     | TimerFired
     | BlocksWanted
     | RecordsAdded
+    | BlocksStored
+    | StoreFailed
+    | PeerDiscovered
+    | DialFailed
+    | MembershipChanged
 )
 
 # ------------------------------------------------------------------------- commands
@@ -169,6 +227,45 @@ class Ban:
     reason: str = ""
 
 
+class Validation(Enum):
+    """The engine's verdict on one gossip message (as GossipSub validators answer)."""
+
+    ACCEPT = "accept"  # deliver and relay it
+    IGNORE = "ignore"  # drop it, no fault of the forwarder's (a repeat, held, over budget)
+    REJECT = "reject"  # drop it; the forwarder was charged for it
+
+
+@dataclass(frozen=True, slots=True)
+class GossipVerdict:
+    """What to do with the gossip message of the :class:`GossipReceived` just handled;
+    ``handle`` returns exactly one for each."""
+
+    peer: PeerId
+    validation: Validation
+    reason: str = ""
+    signer: str | None = None  # the announcement's did, when it is one
+
+
+class Side(Enum):
+    """Who ended a connection."""
+
+    LOCAL = "local"  # we refused or dropped the peer
+    REMOTE = "remote"  # the peer refused us or went away
+
+
+@dataclass(frozen=True, slots=True)
+class ConnectionClosed:
+    """A report: the connection to ``peer`` ended, ended by ``side``, and why (for logs
+    and the user: which side refused whom)."""
+
+    peer: PeerId
+    side: Side
+    reason: str
+    did: str | None = None
+    # Closed because of the peer's score (graylisted or banned), not a refusal or accident.
+    punished: bool = False
+
+
 @dataclass(frozen=True, slots=True)
 class ReconcileFinished:
     """A reconcile with ``peer`` ended: what we lacked and what the peer lacked."""
@@ -191,5 +288,7 @@ Command = (
     | StoreBlocks
     | Disconnect
     | Ban
+    | GossipVerdict
+    | ConnectionClosed
     | ReconcileFinished
 )

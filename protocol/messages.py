@@ -16,13 +16,15 @@ from dataclasses import dataclass
 from typing import Any, ClassVar, Final, TypeVar
 
 from craftnet.archive import codec
+from craftnet.archive.alliance import MAX_PROOF_RECORDS
 from craftnet.archive.cid import Cid
 from craftnet.identity.errors import IdentityError
 from craftnet.identity.keys import PrivateKey, parse_did
 from craftnet.protocol.errors import MalformedMessage, UnsupportedVersion
 
-PROTOCOL_VERSION: Final = 1
-SUPPORTED_VERSIONS: Final = (1,)
+# 2: the hello carries a membership proof; a refusal says why (bye).
+PROTOCOL_VERSION: Final = 2
+SUPPORTED_VERSIONS: Final = (2,)
 MAX_CIDS_PER_MESSAGE: Final = 1024
 MAX_BLOCKS_PER_WANT: Final = 32  # bounds one answer to 32 blocks of at most 2 MiB
 MAX_ANNOUNCE_ITEMS: Final = 256
@@ -30,6 +32,8 @@ MAX_ANNOUNCE_ITEMS: Final = 256
 MAX_PUSHED_BLOCK: Final = 4 * 1024
 MAX_PUSHED_TOTAL: Final = 16 * 1024
 MAX_ALLIANCE_LEN: Final = 128
+MAX_PROOF_BLOCK: Final = 8 * 1024  # a certificate or succession record is well under 1 KiB
+MAX_BYE_REASON: Final = 300
 MAX_RANGES: Final = 8192
 MAX_RANGE_DATA: Final = 64 * 1024
 MAX_GIFTS: Final = 16384
@@ -116,12 +120,15 @@ def signed_bytes_memo(memo: dict[int, tuple[Announce, bytes]]) -> Iterator[None]
 
 @dataclass(frozen=True, slots=True)
 class Hello:
-    """First message on every sync stream: versions, alliance, and who the hub is.
+    """First message on every sync stream: versions, alliance, who the hub is, and why
+    it is a member.
 
     ``sig`` is the hub key's signature binding its ``did`` to the transport identity
     ``peer`` (the libp2p peer id the receiver sees the stream come from), so a hello
-    cannot be replayed by another peer; the receiver checks it and asks the alliance
-    whether ``did`` is a member.
+    cannot be replayed by another peer; the receiver checks it. ``proof`` holds the
+    record blocks that make ``did`` a member (its certificates and their issuers' up to
+    a founder, key successions after a rotation; empty for a founder): each is signed
+    by its own author, so the hello's signature need not cover them.
     """
 
     KIND: ClassVar[str] = "hello"
@@ -129,6 +136,7 @@ class Hello:
     alliance: str
     did: str
     sig: bytes
+    proof: tuple[bytes, ...] = ()
 
     @staticmethod
     def signed_part(versions: tuple[int, ...], alliance: str, did: str, peer: str) -> bytes:
@@ -138,10 +146,17 @@ class Hello:
         )
 
     @classmethod
-    def create(cls, key: PrivateKey, versions: tuple[int, ...], alliance: str, peer: str) -> Hello:
+    def create(
+        cls,
+        key: PrivateKey,
+        versions: tuple[int, ...],
+        alliance: str,
+        peer: str,
+        proof: tuple[bytes, ...] = (),
+    ) -> Hello:
         """A hello from the hub holding ``key``, sent from transport identity ``peer``."""
         sig = key.sign(cls.signed_part(versions, alliance, key.did, peer))
-        return cls(tuple(versions), alliance, key.did, sig)
+        return cls(tuple(versions), alliance, key.did, sig, tuple(proof))
 
     def verify(self, peer: str) -> None:
         """Raise :class:`IdentityError` unless ``sig`` binds ``did`` to ``peer``."""
@@ -150,7 +165,13 @@ class Hello:
 
     def fields(self) -> dict[str, Any]:
         """The message's fields as DAG-CBOR values."""
-        return {"vs": list(self.versions), "al": self.alliance, "did": self.did, "sig": self.sig}
+        return {
+            "vs": list(self.versions),
+            "al": self.alliance,
+            "did": self.did,
+            "sig": self.sig,
+            "pf": list(self.proof),
+        }
 
     @classmethod
     def from_fields(cls, f: Mapping[str, Any]) -> Hello:
@@ -158,12 +179,41 @@ class Hello:
         versions = _list(f, "vs", 16)
         if not versions or not all(type(v) is int and 0 < v < 2**16 for v in versions):
             raise MalformedMessage("hello 'vs' must list 1..16 protocol versions (small integers)")
+        proof = _list(f, "pf", MAX_PROOF_RECORDS)
+        if not all(type(p) is bytes and 0 < len(p) <= MAX_PROOF_BLOCK for p in proof):
+            raise MalformedMessage(
+                f"hello 'pf' must list record blocks of 1..{MAX_PROOF_BLOCK} bytes"
+            )
         return cls(
             tuple(versions),
             _str(f, "al", MAX_ALLIANCE_LEN),
             _did(f, "did"),
             _bytes(f, "sig", 64, 64),
+            tuple(proof),
         )
+
+
+@dataclass(frozen=True, slots=True)
+class Bye:
+    """The last message before a hub closes a connection it refuses: why, in words.
+
+    Sent when a hello is refused (other alliance or version, not a member as far as the
+    sender knows, a bad signature), when the peer is banned or graylisted, when there is
+    no room for more peers, or when its membership ended; the receiver reports it as
+    the peer's refusal, so each side can say who refused whom and why.
+    """
+
+    KIND: ClassVar[str] = "bye"
+    why: str
+
+    def fields(self) -> dict[str, Any]:
+        """The message's fields as DAG-CBOR values."""
+        return {"why": self.why}
+
+    @classmethod
+    def from_fields(cls, f: Mapping[str, Any]) -> Bye:
+        """Check and build from decoded fields."""
+        return cls(_str(f, "why", MAX_BYE_REASON))
 
 
 @dataclass(frozen=True, slots=True)
@@ -485,12 +535,14 @@ class Recon:
         )
 
 
-Message = Hello | Announce | Want | Have | DontHave | Block | End | Recon
+Message = Hello | Bye | Announce | Want | Have | DontHave | Block | End | Recon
 MESSAGE_TYPES: Final[dict[str, Callable[[Mapping[str, Any]], Message]]] = {
-    cls.KIND: cls.from_fields for cls in (Hello, Announce, Want, Have, DontHave, Block, End, Recon)
+    cls.KIND: cls.from_fields
+    for cls in (Hello, Bye, Announce, Want, Have, DontHave, Block, End, Recon)
 }
 _FIELD_NAMES: Final[dict[str, frozenset[str]]] = {
-    "hello": frozenset({"vs", "al", "did", "sig"}),
+    "hello": frozenset({"vs", "al", "did", "sig", "pf"}),
+    "bye": frozenset({"why"}),
     "ann": frozenset({"did", "ts", "rs", "hs", "sig", "bs"}),
     "want": frozenset({"req", "cids", "ho"}),
     "have": frozenset({"req", "cids"}),

@@ -1,8 +1,9 @@
 """Peer scoring: offences cost score, good deliveries earn a little back, all decays.
 
-The weights are data (:data:`OFFENCES`, :data:`RATE_LIMITS`) so the documentation
-prints the same table the code uses. A peer's score starts at 0, falls by an
-offence's weight, rises by :data:`DELIVERY_REWARD` per verified block up to
+The weights are data (``OFFENCES``, ``RATE_LIMITS``, kept in
+:mod:`craftnet.protocol.policy` with every other policy number) so the documentation
+prints the same table the code uses. A peer's score starts at 0, falls by an offence's
+weight, rises by :data:`DELIVERY_REWARD` per verified block up to
 :data:`MAX_SCORE`, and decays towards 0 with a half-life, so old sins are forgiven.
 Below :attr:`Thresholds.graylist` the peer's messages are ignored; below
 :attr:`Thresholds.disconnect` it is disconnected and banned for ``ban_seconds``.
@@ -12,76 +13,39 @@ deliveries earn back.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from enum import Enum
-from typing import Final
 
 from craftnet.protocol.errors import LocalProtocolError
 from craftnet.protocol.events import PeerId
+from craftnet.protocol.policy import (
+    DELIVERY_REWARD,
+    MAX_SCORE,
+    OFFENCES,
+    RATE_LIMITS,
+    Offence,
+    OffenceKind,
+    RateLimit,
+    Thresholds,
+    Traffic,
+)
 
-
-@dataclass(frozen=True, slots=True)
-class Offence:
-    """One kind of misbehaviour and what it costs."""
-
-    weight: float
-    description: str
-
-
-OFFENCES: Final[dict[str, Offence]] = {
-    "malformed_frame": Offence(
-        20.0,
-        "a frame that is not a valid message (garbage, bad CBOR, wrong field types, unknown type)",
-    ),
-    "oversized_frame": Offence(30.0, "a frame declaring a length over the limit"),
-    "invalid_signature": Offence(25.0, "an announcement or record whose signature does not verify"),
-    "bad_block": Offence(30.0, "a block whose bytes do not hash to its CID"),
-    "protocol_violation": Offence(
-        10.0,
-        "a well-formed message at the wrong time (unknown request, "
-        "reconcile out of order, second hello)",
-    ),
-    "flood": Offence(2.0, "a message over the per-peer rate limit of its kind (dropped)"),
-    "broken_promise": Offence(4.0, "said it had a block (have, reconcile) then did not deliver it"),
-    "unsolicited_block": Offence(2.0, "a block nobody asked for"),
-    "timeout": Offence(1.0, "a request not answered in time (earned back by deliveries)"),
-    "not_member": Offence(50.0, "an announcement from a key that is not an alliance member"),
-}
-
-DELIVERY_REWARD: Final = 0.5
-MAX_SCORE: Final = 10.0
-
-
-@dataclass(frozen=True, slots=True)
-class RateLimit:
-    """A token bucket: ``rate`` messages per second, at most ``burst`` at once."""
-
-    rate: float
-    burst: float
-
-
-# Flood detectors, not throttles: an honest hub fetching at full speed over loopback
-# stays far below them. Answers to our own open requests are never limited (our
-# window bounds them); only answers to requests we do not know are.
-RATE_LIMITS: Final[dict[str, RateLimit]] = {
-    "announce": RateLimit(20.0, 100),
-    "want": RateLimit(2000.0, 4000),
-    "stale_answer": RateLimit(50.0, 200),
-    "recon": RateLimit(200.0, 1000),
-    # Everything a graylisted peer sends is dropped unread, but not for free.
-    "graylisted": RateLimit(10.0, 20),
-}
-
-
-@dataclass(frozen=True, slots=True)
-class Thresholds:
-    """Where a score starts to matter, and how fast it is forgiven."""
-
-    graylist: float = -20.0
-    disconnect: float = -50.0
-    ban_seconds: float = 3600.0
-    half_life: float = 600.0
+__all__ = [
+    "DELIVERY_REWARD",
+    "MAX_SCORE",
+    "OFFENCES",
+    "RATE_LIMITS",
+    "Offence",
+    "OffenceKind",
+    "PeerScores",
+    "RateLimit",
+    "Thresholds",
+    "Traffic",
+    "Verdict",
+    "offence_table",
+]
 
 
 class Verdict(Enum):
@@ -96,6 +60,7 @@ class Verdict(Enum):
 class _Bucket:
     tokens: float
     at: float
+    used: float = 0.0  # the largest share of the burst ever spent: how deep a burst went
 
 
 @dataclass(slots=True)
@@ -104,6 +69,7 @@ class _Peer:
     at: float = 0.0
     buckets: dict[str, _Bucket] = field(default_factory=dict)
     counts: dict[str, int] = field(default_factory=dict)
+    graylisted: list[float] = field(default_factory=list)  # when it fell below the line
 
 
 class PeerScores:
@@ -185,9 +151,17 @@ class PeerScores:
         if kind is None:
             raise LocalProtocolError(f"unknown offence {offence!r}")
         state = self._peer(peer, now)
+        was_ok = state.score >= self.thresholds.graylist
         state.score -= kind.weight * times
         state.counts[offence] = state.counts.get(offence, 0) + times
         verdict = self.verdict(peer, now)
+        if verdict is Verdict.GRAYLIST and was_ok:
+            # Graylisting cuts a peer off until its score recovers; one that falls below
+            # the line again soon after is not having a bad day: it is banned.
+            since = now - self.thresholds.ban_seconds
+            state.graylisted = [t for t in state.graylisted if t > since] + [now]
+            if len(state.graylisted) >= self.thresholds.repeat_ban:
+                verdict = Verdict.BAN
         if verdict is Verdict.BAN and peer not in self._banned:
             self._banned[peer] = now + self.thresholds.ban_seconds
         return verdict
@@ -210,8 +184,31 @@ class PeerScores:
         bucket.at = max(bucket.at, now)
         if bucket.tokens >= 1.0:
             bucket.tokens -= 1.0
+            used = (limit.burst - bucket.tokens) / limit.burst
+            if used > bucket.used:
+                bucket.used = used
             return True
+        bucket.used = 1.0
         return False
+
+    def deepest(self, peer: PeerId, kind: str) -> float:
+        """The largest share (0..1) of ``kind``'s burst allowance ``peer`` ever spent at
+        once: how close its traffic came to the limit (1.0: it was over)."""
+        state = self._peers.get(peer)
+        bucket = state.buckets.get(kind) if state is not None else None
+        return 0.0 if bucket is None else bucket.used
+
+    def recovers_at(self, peer: PeerId, now: float) -> float:
+        """When ``peer``'s score, decaying towards 0, is back at the graylist line (``now``
+        if it is there already; the end of its ban if it is banned)."""
+        until = self._banned.get(peer)
+        if until is not None and until > now:
+            return until
+        score = self.score(peer, now)
+        line = self.thresholds.graylist
+        if score >= line or line >= 0:
+            return now
+        return now + self.thresholds.half_life * math.log2(score / line) + 1e-6
 
     def banned_until(self, peer: PeerId) -> float | None:
         """When the ban of ``peer`` ends, if it is banned."""
@@ -243,8 +240,10 @@ def offence_table() -> str:
     t = Thresholds()
     lines += [
         "",
-        f"Graylist below {t.graylist:g}, disconnect and ban for {t.ban_seconds:g} s below "
-        f"{t.disconnect:g}; scores decay towards 0 with a half-life of {t.half_life:g} s; "
-        f"each verified block earns {DELIVERY_REWARD:g} up to {MAX_SCORE:g}.",
+        f"Below {t.graylist:g} a peer is graylisted: disconnected and refused until its score "
+        f"is back at the line; graylisted {t.repeat_ban} times within {t.ban_seconds:g} s, or "
+        f"below {t.disconnect:g}, it is banned for {t.ban_seconds:g} s. Scores decay towards "
+        f"0 with a half-life of {t.half_life:g} s; each verified block earns "
+        f"{DELIVERY_REWARD:g} up to {MAX_SCORE:g}.",
     ]
     return "\n".join(lines)

@@ -34,6 +34,7 @@ from craftnet.protocol.messages import (
     MAX_RANGES,
     SUPPORTED_VERSIONS,
 )
+from craftnet.protocol.policy import policy_table
 from craftnet.protocol.reconcile import (
     FINGERPRINT_SIZE,
     MAX_FRAMES_PER_MESSAGE,
@@ -89,6 +90,7 @@ def sections() -> dict[str, str]:
         "connection": "```mermaid\n" + mermaid(CONNECTION_TRANSITIONS) + "\n```",
         "reconcile": "```mermaid\n" + mermaid(RECONCILE_TRANSITIONS) + "\n```",
         "scoring": offence_table(),
+        "policy": policy_table(),
         "limits": limits_table(),
     }
 

@@ -31,6 +31,8 @@ class Adversary:
     targets: list[int]
     first_ban_s: float | None = None
     banned_by: set[int] = field(default_factory=set)
+    first_cut_s: float | None = None  # first cut off (graylisted or banned) by an honest hub
+    cut_off_by: set[int] = field(default_factory=set)
     scores: list[float] = field(default_factory=list)
 
 
@@ -75,6 +77,7 @@ class Metrics:
         self.adversaries: list[Adversary] = []
         self.adv_by_peer: dict[PeerId, Adversary] = {}
         self.honest_bans = 0
+        self.honest_cut_offs = 0
         self.events: list[tuple[str, float]] = []
         self.lines: list[dict[str, Any]] = []
         self.snapshots: list[tuple[float, array[int]]] = []
@@ -132,13 +135,26 @@ class Metrics:
             if adv.first_ban_s is None:
                 adv.first_ban_s = now
 
+    def punished(self, hub: SimHub, peer: PeerId, now: float) -> None:
+        """``hub`` cut ``peer`` off for its score (graylisted or banned)."""
+        if hub.index >= self.s.hubs:
+            return
+        adv = self.adv_by_peer.get(peer)
+        if adv is None:
+            self.honest_cut_offs += 1
+            return
+        adv.cut_off_by.add(hub.index)
+        if adv.first_cut_s is None:
+            adv.first_cut_s = now
+
     def online_changed(self, hub: SimHub, online: bool, now: float) -> None:
         """A hub went on or offline."""
         if hub.index < self.s.hubs:
             self.online += 1 if online else -1
 
     def event(self, kind: str, now: float) -> None:
-        """A partition opened or healed."""
+        """Something happened to the network: a partition opened or healed, a hub restarted,
+        paused, joined or rotated its key."""
         self.events.append((kind, now))
         if kind == "heal":
             self.heal_converged.append({"heal_s": _r(now), "converged_after_s": None})
@@ -289,6 +305,7 @@ class Metrics:
             "gossip_max_hops": hops,
             "partitions": self.heal_converged,
             "honest_hubs_banned_by_honest": self.honest_bans,
+            "honest_hubs_cut_off_by_honest": self.honest_cut_offs,
             "traffic": dict(sorted(sim.stats.items())),
             "events": sim.kernel.events,
             "disconnect_reasons": dict(sorted(sim.disconnect_reasons.items())),
@@ -319,6 +336,8 @@ class Metrics:
                     "honest_neighbours": len(a.hub.out),
                     "banned_by": len(a.banned_by),
                     "first_ban_s": None if a.first_ban_s is None else _r(a.first_ban_s),
+                    "cut_off_by": len(a.cut_off_by),
+                    "first_cut_s": None if a.first_cut_s is None else _r(a.first_cut_s),
                     "final_score": a.scores[-1] if a.scores else 0.0,
                 }
                 for a in self.adversaries

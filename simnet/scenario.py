@@ -142,6 +142,17 @@ class NetworkSpec:
         "online hubs (0: keep the topology)",
         lo=0,
     )
+    admission_queue: int = opt(
+        400,
+        "gossip messages a hub hands a neighbour at once when the neighbour is admitted "
+        "(its hello done), as py-libp2p does: up to 100 queued messages plus what its "
+        "message cache holds (339 in one second measured between real hubs under load); "
+        "0 sends nothing of the past",
+        lo=0,
+    )
+    admission_window_s: float = opt(
+        30.0, "how far back the messages handed over on admission go (py-libp2p: 30 s)", lo=0
+    )
 
 
 @dataclass(frozen=True)
@@ -164,7 +175,7 @@ class EngineSpec:
         "repeats (lower it to save memory in large runs)",
         lo=1,
     )
-    redial_max_s: float = opt(600.0, "longest back-off between redials of a lost peer", above=0)
+    redial_max_s: float = opt(60.0, "longest back-off between redials of a lost peer", above=0)
     push_blocks: bool = opt(
         True,
         "announcements carry small blocks (records) inline, so a hub stores a new record "
@@ -264,21 +275,84 @@ class PartitionSpec:
 
 
 @dataclass(frozen=True)
+class RestartSpec:
+    """A hub's process restarted: offline for a while, then back with a fresh engine
+    (scores, seen announcements and timers gone; store and saved want list kept)."""
+
+    hub: int = opt(0, "which hub (0-based)", lo=0)
+    at_s: float = opt(10.0, "when it stops", lo=0)
+    down_s: float = opt(10.0, "how long it stays down", above=0)
+
+
+@dataclass(frozen=True)
+class PauseSpec:
+    """A hub whose process is stopped (SIGSTOP, a starved CPU): it handles nothing, what
+    arrives waits, its timers fire late, and then it catches up all at once (SIGCONT)."""
+
+    hub: int = opt(0, "which hub (0-based)", lo=0)
+    at_s: float = opt(10.0, "when it stops", lo=0)
+    duration_s: float = opt(20.0, "how long it stays stopped", above=0)
+
+
+@dataclass(frozen=True)
+class JoinSpec:
+    """A hub that joins the alliance during the run, certified by a member."""
+
+    hub: int = opt(0, "which hub joins (0-based); it is offline until then", lo=0)
+    at_s: float = opt(10.0, "when it joins", lo=0)
+    issuer: int = opt(
+        0, "the member that certifies it (publishes its certificate then)", lo=0
+    )
+
+
+@dataclass(frozen=True)
+class RotationSpec:
+    """A hub that rotates its key (``craftnet id rotate``) while it is stopped."""
+
+    hub: int = opt(0, "which hub (0-based)", lo=0)
+    at_s: float = opt(10.0, "when it stops to rotate", lo=0)
+    down_s: float = opt(5.0, "how long it stays down", above=0)
+
+
+@dataclass(frozen=True)
+class AllianceSpec:
+    """Membership: who may sync, proven as real hubs prove it (certificates, successions)."""
+
+    enabled: bool = opt(
+        False,
+        "model membership: founders, certificates and key successions as signed records, "
+        "each hub judging others by what it holds (false: every hub is a member)",
+    )
+    founders: int = opt(1, "hubs 0..founders-1 found the alliance", lo=1)
+    proofs: bool = opt(
+        True,
+        "hellos carry membership proofs (protocol 2); false: a hub judges a peer by the "
+        "certificates it holds itself, as before",
+    )
+    joins: list[JoinSpec] = opt(list, "hubs joining during the run (`[[alliance.joins]]`)")
+    rotations: list[RotationSpec] = opt(list, "key rotations (`[[alliance.rotations]]`)")
+
+
+@dataclass(frozen=True)
 class AdversarySpec:
     """Misbehaving peers."""
 
     kind: str = opt(
         "drop",
         "`invalid` (announces and serves records with bad signatures), "
-        "`spam` (floods announcements and garbage frames), `drop` (completes "
+        "`spam` (floods announcements and garbage frames), `fake` (announces records it "
+        "does not hold, `rate_per_s` a second, and says so when asked), `fake_silent` (the "
+        "same, never answering), `drop` (completes "
         "the handshake, then answers nothing) or `eclipse` (drop, with every "
         "adversary linked to the same `targets` hubs)",
-        choices=("invalid", "spam", "drop", "eclipse"),
+        choices=("invalid", "spam", "fake", "fake_silent", "drop", "eclipse"),
     )
     count: int = opt(1, "how many peers of this kind", lo=1)
     degree: int = opt(4, "links each adversary opens to honest hubs", lo=1)
     targets: int = opt(1, "eclipse: how many honest hubs are surrounded", lo=1)
-    rate_per_s: float = opt(50.0, "spam/invalid: messages or records per second", above=0)
+    rate_per_s: float = opt(
+        50.0, "spam/fake/invalid: messages or records per second", above=0
+    )
     start_s: float = opt(5.0, "when the misbehaviour starts", lo=0)
 
 
@@ -318,6 +392,9 @@ class Scenario:
     workload: WorkloadSpec = opt(WorkloadSpec, "`[workload]`")
     churn: ChurnSpec = opt(ChurnSpec, "`[churn]`")
     partitions: list[PartitionSpec] = opt(list, "`[[partitions]]`")
+    restarts: list[RestartSpec] = opt(list, "`[[restarts]]`")
+    pauses: list[PauseSpec] = opt(list, "`[[pauses]]`")
+    alliance: AllianceSpec = opt(AllianceSpec, "`[alliance]`")
     adversaries: list[AdversarySpec] = opt(list, "`[[adversaries]]`")
 
     def region_names(self) -> list[str]:
@@ -421,6 +498,29 @@ def _cross_check(s: Scenario, c: Checker) -> None:
     for i, a in enumerate(s.adversaries):
         if a.kind == "eclipse" and a.targets > s.hubs:
             raise c.fail(("adversaries", i, "targets"), "more targets than hubs")
+    hubs: list[tuple[tuple[str | int, ...], int]] = [
+        *((("restarts", i, "hub"), r.hub) for i, r in enumerate(s.restarts)),
+        *((("pauses", i, "hub"), p.hub) for i, p in enumerate(s.pauses)),
+        *((("alliance", "joins", i, "hub"), j.hub) for i, j in enumerate(s.alliance.joins)),
+        *((("alliance", "joins", i, "issuer"), j.issuer) for i, j in enumerate(s.alliance.joins)),
+        *((("alliance", "rotations", i, "hub"), r.hub) for i, r in enumerate(s.alliance.rotations)),
+    ]
+    for where, hub in hubs:
+        if hub >= s.hubs:
+            raise c.fail(where, f"hub {hub} does not exist (hubs are 0..{s.hubs - 1})")
+    if s.alliance.founders > s.hubs:
+        raise c.fail(("alliance", "founders"), f"{s.alliance.founders} founders of {s.hubs} hubs")
+    joining = {j.hub for j in s.alliance.joins}
+    for i, j in enumerate(s.alliance.joins):
+        if j.hub < s.alliance.founders:
+            raise c.fail(("alliance", "joins", i, "hub"), f"hub {j.hub} is a founder")
+        if j.issuer == j.hub or (j.issuer in joining and j.issuer != j.hub):
+            issuer_join = next((k for k in s.alliance.joins if k.hub == j.issuer), None)
+            if issuer_join is None or issuer_join.at_s >= j.at_s:
+                raise c.fail(
+                    ("alliance", "joins", i, "issuer"),
+                    f"hub {j.issuer} is not a member yet when hub {j.hub} joins",
+                )
 
 
 def options_markdown() -> str:

@@ -18,26 +18,35 @@ import math
 import random
 import tempfile
 import time
+from collections import deque
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager, nullcontext
-from dataclasses import dataclass
+from contextlib import contextmanager
+from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, assert_never
 
+from craftnet.archive.alliance import certificate_of
 from craftnet.archive.cid import DAG_CBOR, RAW, Cid
+from craftnet.archive.errors import ArchiveError
 from craftnet.archive.records import Record
 from craftnet.identity.keys import PrivateKey
 from craftnet.protocol.blocks import BlockConfig
-from craftnet.protocol.engine import EngineConfig, SyncEngine, check_announcement
+from craftnet.protocol.engine import EngineConfig, SyncEngine
+from craftnet.protocol.errors import ProtocolError
 from craftnet.protocol.events import (
     Ban,
+    BlocksStored,
     CancelTimer,
     Command,
+    ConnectionClosed,
     DataReceived,
     Dial,
+    DialFailed,
     Disconnect,
     Event,
     GossipReceived,
+    GossipVerdict,
+    MembershipChanged,
     PeerConnected,
     PeerDisconnected,
     PeerId,
@@ -47,25 +56,36 @@ from craftnet.protocol.events import (
     Send,
     SetTimer,
     StoreBlocks,
+    StoredBlock,
     TimerFired,
     TimerId,
+    Validation,
 )
-from craftnet.protocol.framing import FrameCache, frame_cache
+from craftnet.protocol.framing import FrameCache, decode_frame, encode_frame, frame_cache
+from craftnet.protocol.gossip import Reannounce
+from craftnet.protocol.members import EVERYONE, Members
 from craftnet.protocol.messages import Announce
+from craftnet.protocol.policy import DEFAULT_POLICY, Policy
 from craftnet.protocol.scoring import Thresholds
 from craftnet.simnet import topology
+from craftnet.simnet.alliance import SimAlliance, SimMembers
 from craftnet.simnet.items import ItemTable
 from craftnet.simnet.kernel import Kernel
 from craftnet.simnet.metrics import Metrics
 from craftnet.simnet.scenario import Scenario
 from craftnet.simnet.stores import HubStore, open_store
-from craftnet.simnet.verify import VerdictCache, shared_verdicts
+from craftnet.simnet.verify import SharedVerifier, VerdictCache
 
 ALLIANCE = "Global Micro-manufacturing Alliance"
 BASE_TS = 1_760_000_000_000  # ms; record clocks are BASE_TS + simulated ms
 HONEST = "honest"
 TIMER_BUCKET_S = 2.0  # timers due later than this are parked by the second first
-REANNOUNCE_DELAY = 0.05  # as node/p2p/driver.py: gather a burst into one announcement
+# How each gossip model re-announces what a hub fetched (the engine decides which).
+REANNOUNCE_MODES = {
+    "reannounce": Reannounce.ALL,
+    "store_forward": Reannounce.UNANNOUNCED,
+    "relay": Reannounce.NONE,
+}
 
 
 class Conn:
@@ -86,6 +106,7 @@ class SimHub:
     """A simulated hub: the real engine plus what the network layer needs to know."""
 
     __slots__ = (
+        "backlog",
         "bans",
         "bw",
         "bytes_in",
@@ -97,12 +118,14 @@ class SimHub:
         "key",
         "kind",
         "loss",
+        "members",
         "msgs_out",
         "off",
         "out",
+        "paused",
         "peer",
         "pending",
-        "reannounce",
+        "recent",
         "region",
         "store",
         "timers",
@@ -130,7 +153,11 @@ class SimHub:
         self.msgs_out = 0
         self.hellos: set[int] = set()
         self.pending: dict[Cid, tuple[int, int]] = {}  # record -> (gossip id, hops)
-        self.reannounce: list[tuple[int, Cid]] = []
+        self.members: SimMembers | None = None
+        self.paused = False  # its process is stopped: what arrives waits in the backlog
+        self.backlog: list[tuple[Callable[[Any], None], Any]] = []
+        # The gossip it sent lately, (time, message id): handed to a newly admitted peer.
+        self.recent: deque[tuple[float, int]] = deque()
 
     @property
     def online(self) -> bool:
@@ -169,8 +196,13 @@ def _long_lived_heap() -> Iterator[None]:
         gc.unfreeze()
 
 
-def _key_for(index: int) -> PrivateKey:
-    return PrivateKey.from_seed((0x5EED << 200 | index).to_bytes(32, "big"))
+def _key_for(index: int, generation: int = 0) -> PrivateKey:
+    return PrivateKey.from_seed((0x5EED << 200 | generation << 64 | index).to_bytes(32, "big"))
+
+
+def hlc(at: float) -> int:
+    """The HLC time of simulated second ``at`` (record clocks start at BASE_TS)."""
+    return (BASE_TS + int(at * 1000)) << 16
 
 
 def sample_mean(rng: random.Random, dist: str, mean: float, shape: float) -> float:
@@ -189,13 +221,18 @@ def sample_mean(rng: random.Random, dist: str, mean: float, shape: float) -> flo
 class Simulation:
     """One run of one scenario with one seed."""
 
-    def __init__(self, scenario: Scenario, seed: int) -> None:
+    def __init__(self, scenario: Scenario, seed: int, policy: Policy | None = None) -> None:
         self.s = scenario
         self.seed = seed
+        # The engines' peer policy: the one real hubs run, unless a study asks for another.
+        self.policy = policy or DEFAULT_POLICY
         self.kernel = Kernel()
         self.rng = random.Random(f"craftnet-simnet/{seed}")
         self.net_rng = random.Random(self.rng.getrandbits(64))
         self.cache = VerdictCache()
+        # Shared signature verdicts are handed to every engine; real checks otherwise.
+        self.verifier = SharedVerifier(self.cache) if scenario.verify == "shared" else None
+        self._verdict: Validation | None = None
         self.frames = FrameCache()
         self.items_table = ItemTable()
         self.blocks_table: dict[Cid, tuple[Cid, bytes]] = {}
@@ -205,18 +242,19 @@ class Simulation:
         self.epoch = 0
         self._tmp: tempfile.TemporaryDirectory[str] | None = None
         self._tokens = 0
+        self._generation = 0
         self._parked: dict[int, list[tuple[float, SimHub, TimerId, int]]] = {}
         self._open_sides: dict[int, bytearray] = {}
         jitter = scenario.latency.jitter_ms
         self._jitter_rate = 1000.0 / jitter if jitter else 0.0
         self._dialled_cache: dict[int, list[int]] | None = None
+        self._admission = scenario.network.admission_queue if scenario.network.gossip else 0
         self.gossip_data: list[bytes] = []
         self.gossip_forwarded: list[bytearray] = []
-        self.gossip_records: list[tuple[Cid, ...]] = []
+        self.gossip_records: list[tuple[Cid, ...]] = []  # the CIDs each names
         self.partitions: list[bytearray] = []
         self.gossip_ids: dict[bytes, int] = {}
         self.gossip_seen: list[bytearray] = []
-        self.gossip_valid: list[bool] = []
         self.gossip_hops: list[int] = []
         self.region_names = scenario.region_names()
         self.honest = scenario.hubs
@@ -239,6 +277,8 @@ class Simulation:
             "engine_events": 0,
         }
         self.disconnect_reasons: dict[str, int] = {}
+        self.alliance: SimAlliance | None = None
+        self._config: EngineConfig
         with _long_lived_heap():
             self._build()
 
@@ -253,10 +293,11 @@ class Simulation:
             hello_timeout=e.hello_timeout_s,
             blocks=BlockConfig(timeout=e.block_timeout_s),
             thresholds=Thresholds(),
+            policy=replace(self.policy, redial_max=e.redial_max_s),
             seen_announcements=e.seen_announcements,
             redial=not rewiring,
-            redial_max=e.redial_max_s,
             push_blocks=e.push_blocks,
+            reannounce=REANNOUNCE_MODES[self.s.network.gossip_mode],
         )
 
     def _make_hub(self, index: int, peer: str, kind: str, config: EngineConfig) -> SimHub:
@@ -267,17 +308,25 @@ class Simulation:
                 self._tmp = tempfile.TemporaryDirectory(prefix="simnet-lmdb-")
             folder = Path(self._tmp.name) / peer
         hub.store = open_store(self.s.store, self.items_table, self.blocks_table, folder)
-        hub.engine = SyncEngine(
+        self._config = config
+        hub.engine = self._new_engine(hub)
+        self.hubs.append(hub)
+        self.by_peer[hub.peer] = hub
+        return hub
+
+    def _new_engine(self, hub: SimHub, generation: int = 0) -> SyncEngine:
+        """The hub's engine, as a process starting up (again) would make it."""
+        members: Members = hub.members if hub.members is not None else EVERYONE
+        return SyncEngine(
             key=hub.key,
             peer_id=hub.peer,
             items=hub.store.items,
             blocks=hub.store.source,
-            config=config,
-            rng=random.Random(f"{self.seed}/engine/{index}"),
+            config=self._config,
+            rng=random.Random(f"{self.seed}/engine/{hub.index}/{generation}"),
+            members=members,
+            verifier=self.verifier,
         )
-        self.hubs.append(hub)
-        self.by_peer[hub.peer] = hub
-        return hub
 
     def _build(self) -> None:
         s = self.s
@@ -307,9 +356,12 @@ class Simulation:
             self.kernel.at(p.start_s, self._partition_open, p)
             self.kernel.at(p.heal_s, self._partition_heal, p)
         self._schedule_churn()
+        self._schedule_faults()
+        if s.alliance.enabled:
+            self._build_alliance()
         self._schedule_workload()
         for spec in s.adversaries:
-            if spec.kind in ("spam", "invalid"):
+            if spec.kind in ("spam", "invalid", "fake", "fake_silent"):
                 for hub in self.hubs[s.hubs :]:
                     if hub.kind == spec.kind:
                         self.kernel.at(spec.start_s, self._adversary_tick, (hub, spec))
@@ -341,14 +393,13 @@ class Simulation:
         return sample_mean(self.net_rng, lat.dist, mean, lat.sigma) / 1000.0
 
     def _can_connect(self, a: SimHub, b: SimHub) -> bool:
-        now = self.kernel.now
+        # Bans are the engines' to enforce: a banned peer's connection is refused by
+        # its engine (with a bye), as a real hub refuses it.
         return (
             a.online
             and b.online
             and self._pair(a.index, b.index) not in self.conns
             and self.reachable(a.index, b.index)
-            and a.bans.get(b.peer, 0.0) <= now
-            and b.bans.get(a.peer, 0.0) <= now
         )
 
     def connect(self, dialer: SimHub, listener: SimHub) -> bool:
@@ -371,6 +422,25 @@ class Simulation:
         self.deliver(listener, PeerConnected(dialer.peer, outbound=False))
         if dialer.conns.get(listener.index) is conn:
             self.deliver(dialer, PeerConnected(listener.peer, outbound=True))
+        if self._admission and dialer.conns.get(listener.index) is conn:
+            # Once the hellos are through, each side is admitted to the other's gossip.
+            self.kernel.after(2 * conn.latency, self._admitted, arg)
+
+    def _admitted(self, arg: tuple[Conn, SimHub, SimHub]) -> None:
+        """py-libp2p hands a newly admitted peer what it queued for it, all at once: the
+        messages it sent lately that the peer has not seen (up to admission_queue)."""
+        conn, a, b = arg
+        if a.conns.get(b.index) is not conn:
+            return
+        since = self.kernel.now - self.s.network.admission_window_s
+        for src, dst in ((a, b), (b, a)):
+            for at, mid in list(src.recent):
+                if at < since or self.gossip_seen[mid][dst.index]:
+                    continue
+                size = len(self.gossip_data[mid])
+                arrive = self._transmit(src, conn, size)
+                self.kernel.at(arrive, self._gossip_arrive, (conn, dst, src.peer, mid, 1))
+                self.stats["gossip_messages"] += 1
 
     def close(self, a: SimHub, b: SimHub, tell_a: bool = True) -> None:
         """Drop the connection between ``a`` and ``b``; their engines hear of it."""
@@ -413,11 +483,17 @@ class Simulation:
 
     def deliver(self, hub: SimHub, event: Event) -> None:
         """Hand one event to a hub's engine and execute what it asks."""
+        if hub.paused:
+            hub.backlog.append((self._deliver_late, (hub, event)))
+            return
         self.stats["engine_events"] += 1
         commands = hub.engine.handle(event, self.kernel.now)
-        if hub.kind != HONEST and hub.kind in ("drop", "eclipse"):
+        if hub.kind != HONEST and hub.kind in ("drop", "eclipse", "fake_silent"):
             commands = self._black_hole(hub, commands)
         self.execute(hub, commands)
+
+    def _deliver_late(self, arg: tuple[SimHub, Event]) -> None:
+        self.deliver(*arg)
 
     def _black_hole(self, hub: SimHub, commands: list[Command]) -> list[Command]:
         """Drop-everything adversaries: the hello goes out, nothing else ever does."""
@@ -436,35 +512,48 @@ class Simulation:
     def execute(self, hub: SimHub, commands: list[Command]) -> None:
         """Do what an engine asked, as node/ does with libp2p and the store."""
         for cmd in commands:
-            kind = type(cmd)
-            if kind is Send:
-                self._send(hub, cmd)  # type: ignore[arg-type]
-            elif kind is SetTimer:
-                self._set_timer(hub, cmd)  # type: ignore[arg-type]
-            elif kind is CancelTimer:
-                hub.timers.pop(cmd.timer, None)  # type: ignore[union-attr]
-            elif kind is StoreBlocks:
-                self._store(hub, cmd)  # type: ignore[arg-type]
-            elif kind is Publish:
-                self.stats["publishes"] += 1
-                self._publish(hub, cmd.data)  # type: ignore[union-attr]
-            elif kind is Disconnect:
-                other = self.by_peer.get(cmd.peer)  # type: ignore[union-attr]
-                reason = cmd.reason.split(" (")[0].split(":")[0]  # type: ignore[union-attr]
-                self.disconnect_reasons[reason] = self.disconnect_reasons.get(reason, 0) + 1
-                if other is not None:
-                    self.close(hub, other, tell_a=False)
-            elif kind is Ban:
-                hub.bans[cmd.peer] = cmd.until  # type: ignore[union-attr]
-                self.stats["bans"] += 1
-                self.metrics.banned(hub, cmd.peer, self.kernel.now)  # type: ignore[union-attr]
-            elif kind is Dial:
-                other = self.by_peer.get(cmd.peer)  # type: ignore[union-attr]
-                if other is None or not self.connect(hub, other):
-                    self.stats["dials_failed"] += 1
-            elif kind is ReconcileFinished:
-                self.stats["reconciles"] += 1
-                self.stats["reconcile_bytes"] += cmd.bytes_sent  # type: ignore[union-attr]
+            # Most frequent first; no positional captures (see SyncEngine.handle).
+            match cmd:
+                case GossipVerdict():
+                    self._verdict = cmd.validation
+                case StoreBlocks():
+                    self._store(hub, cmd)
+                case SetTimer():
+                    self._set_timer(hub, cmd)
+                case CancelTimer():
+                    hub.timers.pop(cmd.timer, None)
+                case Send():
+                    self._send(hub, cmd)
+                case Publish():
+                    self.stats["publishes"] += 1
+                    self._publish(hub, cmd.data)
+                case Disconnect():
+                    other = self.by_peer.get(cmd.peer)
+                    kind = cmd.reason.split(" (")[0].split(":")[0]
+                    self.disconnect_reasons[kind] = self.disconnect_reasons.get(kind, 0) + 1
+                    if other is not None:
+                        self.close(hub, other, tell_a=False)
+                case ConnectionClosed():
+                    if cmd.punished:
+                        self.metrics.punished(hub, cmd.peer, self.kernel.now)
+                case Ban():
+                    hub.bans[cmd.peer] = cmd.until
+                    self.stats["bans"] += 1
+                    self.metrics.banned(hub, cmd.peer, self.kernel.now)
+                case Dial():
+                    other = self.by_peer.get(cmd.peer)
+                    if other is None or not self.connect(hub, other):
+                        self.stats["dials_failed"] += 1
+                        self.kernel.after(0.0, self._dial_failed, (hub, cmd.peer))
+                case ReconcileFinished():
+                    self.stats["reconciles"] += 1
+                    self.stats["reconcile_bytes"] += cmd.bytes_sent
+                case _:
+                    assert_never(cmd)
+
+    def _dial_failed(self, arg: tuple[SimHub, PeerId]) -> None:
+        hub, peer = arg
+        self.deliver(hub, DialFailed(peer, "unreachable"))
 
     def _set_timer(self, hub: SimHub, cmd: SetTimer) -> None:
         # A timer set again replaces the earlier one: only the newest token fires.
@@ -497,15 +586,34 @@ class Simulation:
         self.deliver(hub, TimerFired(timer))
 
     def _store(self, hub: SimHub, cmd: StoreBlocks) -> None:
-        hub.store.put([(b.cid, b.data, b.ts) for b in cmd.blocks])
-        for block in cmd.blocks:
-            if block.ts is not None:
-                self.stats["records_stored"] += 1
-                self.metrics.stored(hub, block.cid, self.kernel.now)
-        hub.engine.blocks_stored([b.cid for b in cmd.blocks])
-        for block in cmd.blocks:
-            if block.ts is not None:
-                self._stored_record(hub, block.cid, block.ts)
+        store = hub.store
+        new = [(b.ts, b.cid) for b in cmd.blocks if b.ts is not None and not store.has(b.cid)]
+        store.put([(b.cid, b.data, b.ts) for b in cmd.blocks])
+        if hub.members is not None and new:
+            self._learn(hub, [b for b in cmd.blocks if b.ts is not None])
+        for _, cid in new:
+            self.stats["records_stored"] += 1
+            self.metrics.stored(hub, cid, self.kernel.now)
+        self._stored(hub, tuple(b.cid for b in cmd.blocks), tuple(new))
+
+    def _stored(
+        self, hub: SimHub, cids: tuple[Cid, ...], records: tuple[tuple[int, Cid], ...]
+    ) -> None:
+        """The write is done (as the node's writer reports it): the engine hears of it,
+        and announcements waiting for these records are relayed."""
+        if hub.kind != HONEST:
+            self.deliver(hub, BlocksStored(cids, records))
+        else:
+            self.stats["engine_events"] += 1
+            commands = hub.engine.handle(BlocksStored(cids, records), self.kernel.now)
+            if commands:  # mostly none: this path runs once per stored block
+                self.execute(hub, commands)
+        if hub.pending:
+            for _, cid in records:
+                waiting = hub.pending.pop(cid, None)
+                if waiting is not None:
+                    mid, hops = waiting
+                    self._forward(hub, mid, self.gossip_data[mid], hops)
 
     # ------------------------------------------------------------------ links
 
@@ -559,11 +667,9 @@ class Simulation:
     def _publish(self, hub: SimHub, data: bytes) -> None:
         mid = self.gossip_ids.get(data)
         if mid is None:
-            mid = self.gossip_ids[data] = len(self.gossip_valid)
+            mid = self.gossip_ids[data] = len(self.gossip_data)
             self.gossip_seen.append(bytearray(len(self.hubs)))
-            records = _valid_announcement(data)
-            self.gossip_valid.append(records is not None)
-            self.gossip_records.append(records or ())
+            self.gossip_records.append(_announced(data))
             self.gossip_forwarded.append(bytearray(len(self.hubs)))
             self.gossip_hops.append(0)
             self.gossip_data.append(data)
@@ -574,6 +680,11 @@ class Simulation:
         if not self.s.network.gossip or self.gossip_forwarded[mid][hub.index]:
             return
         self.gossip_forwarded[mid][hub.index] = 1
+        if self._admission:
+            recent = hub.recent
+            recent.append((self.kernel.now, mid))
+            if len(recent) > self._admission:
+                recent.popleft()
         seen = self.gossip_seen[mid]
         conns = hub.conns
         targets = [i for i in conns if not seen[i]]
@@ -602,6 +713,9 @@ class Simulation:
 
     def _gossip_arrive(self, arg: tuple[Conn, SimHub, PeerId, int, int]) -> None:
         conn, dst, src, mid, hops = arg
+        if dst.paused:
+            dst.backlog.append((self._gossip_arrive, arg))
+            return
         index = dst.index
         if dst.conns.get(conn.a if conn.b == index else conn.b) is not conn:
             return
@@ -614,39 +728,21 @@ class Simulation:
             self.gossip_hops[mid] = hops
         data = self.gossip_data[mid]
         dst.bytes_in += len(data)
-        relays = self.gossip_valid[mid] and dst.kind == HONEST
-        store_forward = relays and self.s.network.gossip_mode == "store_forward"
-        lacking = False
-        if store_forward:
-            # Noted before the engine runs: blocks pushed inline are stored right away,
-            # and storing them is what relays the announcement.
-            for cid in self.gossip_records[mid]:
-                if not dst.store.has(cid):
-                    dst.pending[cid] = (mid, hops)
-                    lacking = True
+        self._verdict = None
         self.deliver(dst, GossipReceived(src, data))
-        if relays and not lacking:
-            self._forward(dst, mid, data, hops)
-
-    def _stored_record(self, hub: SimHub, cid: Cid, ts: int) -> None:
-        """Gossip duties once a hub holds a record: relay, or announce it anew."""
-        waiting = hub.pending.pop(cid, None)
-        if waiting is not None:
-            mid, hops = waiting
-            self._forward(hub, mid, self.gossip_data[mid], hops)
-        mode = self.s.network.gossip_mode
-        if hub.kind != HONEST or not self.s.network.gossip:
+        # As a GossipSub validator does: relay only what the engine accepted.
+        if self._verdict is not Validation.ACCEPT or dst.kind != HONEST:
             return
-        # A record that came without an announcement (by reconcile, e.g. across a healed
-        # partition) is announced anew, as node/p2p's driver announces what it stores.
-        if mode == "reannounce" or (mode == "store_forward" and waiting is None):
-            if not hub.reannounce:
-                self.kernel.after(REANNOUNCE_DELAY, self._reannounce, hub)
-            hub.reannounce.append((ts, cid))
-
-    def _reannounce(self, hub: SimHub) -> None:
-        batch, hub.reannounce = sorted(hub.reannounce), []
-        self.deliver(hub, RecordsAdded(tuple(batch)))
+        if self.s.network.gossip_mode == "store_forward":
+            # Relay once the records are held (those pushed inline are, already), so
+            # that whoever hears it from this hub can fetch them here.
+            has = dst.store.has
+            lacking = [cid for cid in self.gossip_records[mid] if not has(cid)]
+            if lacking:
+                for cid in lacking:
+                    dst.pending[cid] = (mid, hops)
+                return
+        self._forward(dst, mid, data, hops)
 
     # ---------------------------------------------------------------- workload
 
@@ -726,19 +822,20 @@ class Simulation:
         now = self.kernel.now
         if now > self.s.max_time_s:
             return
-        if spec.kind == "spam":
+        if spec.kind in ("spam", "fake", "fake_silent"):
             # Validly signed announcements of blocks nobody has, straight to the
             # neighbours (GossipSub's own scoring, not simulated, would stop them on the
-            # mesh), and a garbage frame on every sync stream.
+            # mesh); spam adds a garbage frame on every sync stream. A fake hub answers
+            # the wants they bring as its engine does (it has nothing); a silent one
+            # never answers.
             fake = tuple(Cid.of(self.net_rng.randbytes(16), RAW) for _ in range(4))
-            from craftnet.protocol.framing import encode_frame
-
             data = encode_frame(Announce.create(hub.key, 0, fake))
             for i, conn in list(hub.conns.items()):
                 other = self.hubs[i]
                 at = self._transmit(hub, conn, len(data))
                 self.kernel.at(at, self._spam_arrive, (conn, other, hub.peer, data))
-                self._send(hub, Send(other.peer, b"\x04\xff\xff\xff\xff"))
+                if spec.kind == "spam":
+                    self._send(hub, Send(other.peer, b"\x04\xff\xff\xff\xff"))
         elif spec.kind == "invalid":
             record = _make_record(hub.key, 10**6 + int(now * 1000), now, "forged", (), "technique")
             block = _forge(record)
@@ -753,6 +850,146 @@ class Simulation:
             return
         dst.bytes_in += len(data)
         self.deliver(dst, GossipReceived(src, data))
+
+    # ------------------------------------------------------ restarts and pauses
+
+    def _schedule_faults(self) -> None:
+        for restart in self.s.restarts:
+            hub = self.hubs[restart.hub]
+            self.kernel.at(restart.at_s, self._restart_down, hub)
+            self.kernel.at(restart.at_s + restart.down_s, self._restart_up, hub)
+        for pause in self.s.pauses:
+            hub = self.hubs[pause.hub]
+            self.kernel.at(pause.at_s, self._pause, hub)
+            self.kernel.at(pause.at_s + pause.duration_s, self._resume, hub)
+
+    def _restart_down(self, hub: SimHub) -> None:
+        self._go_offline(hub)
+        self.metrics.event("restart", self.kernel.now)
+
+    def _restart_up(self, hub: SimHub) -> None:
+        self._fresh_engine(hub)
+        self._go_online(hub)
+
+    def _fresh_engine(self, hub: SimHub) -> None:
+        """The hub's process starts again: a new engine (scores, seen announcements,
+        timers gone) on the same store, with the want list it saved when it stopped.
+        GossipSub's seen cache is gone too: messages it saw may reach it again."""
+        saved = hub.engine.export_wants()
+        hub.timers.clear()
+        hub.pending.clear()
+        hub.recent.clear()
+        self._generation += 1
+        hub.engine = self._new_engine(hub, self._generation)
+        hub.engine.import_wants(saved)
+        index = hub.index
+        for seen in self.gossip_seen:
+            seen[index] = 0
+        for forwarded in self.gossip_forwarded:
+            forwarded[index] = 0
+
+    def _pause(self, hub: SimHub) -> None:
+        hub.paused = True
+        self.metrics.event("pause", self.kernel.now)
+
+    def _resume(self, hub: SimHub) -> None:
+        """SIGCONT: everything that arrived meanwhile is handled at once, in order."""
+        hub.paused = False
+        backlog, hub.backlog = hub.backlog, []
+        for handler, arg in backlog:
+            handler(arg)
+
+    # ----------------------------------------------------------------- alliance
+
+    def _build_alliance(self) -> None:
+        """Founders, a certificate for every hub that is a member from the start, and the
+        joins and rotations the scenario schedules."""
+        spec = self.s.alliance
+        founders = [self.hubs[i].key for i in range(spec.founders)]
+        alliance = SimAlliance(founders, hlc(0.0) - 1)
+        self.alliance = alliance
+        joining = {j.hub for j in spec.joins}
+        initial: list[Record] = []
+        for hub in self.hubs:
+            if hub.index >= spec.founders and hub.index not in joining:
+                initial.append(alliance.certify(founders[0], hub.key.did, hlc(0.0)))
+        alliance.initial = [certificate_of(r) for r in initial]
+        for hub in self.hubs:
+            if hub.index not in joining:
+                # Members from the start hold the alliance's records, and sync them as
+                # any records (a joiner fetches the certificates it lacks by reconcile).
+                hub.store.put([(r.cid, r.block, r.ts) for r in [alliance.genesis_record, *initial]])
+            hub.members = SimMembers(
+                alliance,
+                hub.key.did,
+                self._hlc_now,
+                proofs=spec.proofs,
+                knows_members=hub.index not in joining,
+            )
+            hub.engine = self._new_engine(hub)
+        for join in spec.joins:
+            hub = self.hubs[join.hub]
+            hub.off += 1  # not in the alliance yet: nowhere to connect
+            self.kernel.at(join.at_s, self._join, (hub, self.hubs[join.issuer]))
+        for rotation in spec.rotations:
+            hub = self.hubs[rotation.hub]
+            self.kernel.at(rotation.at_s, self._go_offline, hub)
+            self.kernel.at(rotation.at_s + rotation.down_s, self._rotate, hub)
+
+    def _hlc_now(self) -> int:
+        return hlc(self.kernel.now)
+
+    def _join(self, arg: tuple[SimHub, SimHub]) -> None:
+        """``issuer`` admits ``hub`` (publishes its certificate); ``hub`` joins with the
+        token (genesis, certificate, the issuer's proof) and comes online."""
+        hub, issuer = arg
+        assert self.alliance is not None
+        cert = self.alliance.certify(issuer.key, hub.key.did, self._hlc_now())
+        self._keep_records(issuer, [cert])
+        self.deliver(issuer, RecordsAdded(((cert.ts, cert.cid),)))
+        # The token: the genesis, its certificate and the issuer's proof.
+        self._keep_records(hub, [self.alliance.genesis_record, *self.alliance.proofs[hub.key.did]])
+        self.metrics.event("join", self.kernel.now)
+        self._go_online(hub)
+
+    def _rotate(self, hub: SimHub) -> None:
+        """``craftnet id rotate`` while the hub was stopped: a new key, a succession
+        record signed by the old one, and the hub back with a fresh engine."""
+        assert self.alliance is not None and hub.members is not None
+        self._generation += 1
+        new = _key_for(hub.index, self._generation)
+        succession = self.alliance.rotate(hub.key, new, self._hlc_now())
+        hub.key = new
+        hub.members.did = new.did
+        self._keep_records(hub, [succession])
+        self._fresh_engine(hub)
+        self.deliver(hub, RecordsAdded(((succession.ts, succession.cid),)))
+        self.metrics.event("rotation", self.kernel.now)
+        self._go_online(hub)
+
+    def _keep_records(self, hub: SimHub, records: list[Record]) -> None:
+        """Records a hub writes itself (not fetched): stored, and learned if membership."""
+        hub.store.put([(r.cid, r.block, r.ts) for r in records])
+        if hub.members is not None:
+            for record in records:
+                hub.members.learn(record)
+
+    def _learn(self, hub: SimHub, blocks: list[StoredBlock]) -> None:
+        """A hub stored records: membership records change what it knows (the node's hub
+        re-reads membership when they arrive and tells its engine)."""
+        assert hub.members is not None
+        changed = False
+        for block in blocks:
+            try:
+                record = Record.from_block(block.data, block.cid)
+            except ArchiveError:
+                continue
+            changed = hub.members.learn(record) or changed
+        if changed:
+            self.kernel.after(0.0, self._membership_changed, hub)
+
+    def _membership_changed(self, hub: SimHub) -> None:
+        self.deliver(hub, MembershipChanged())
 
     # ---------------------------------------------------- partitions and churn
 
@@ -859,10 +1096,9 @@ class Simulation:
     ) -> RunResult:
         """Run to convergence or ``max_time_s``; returns the collected metrics."""
         started = time.perf_counter()
-        shared = shared_verdicts(self.cache) if self.s.verify == "shared" else nullcontext()
         step = self.s.sample_interval_s
         # Every hub decodes the same frames: decode each distinct body once (transparent).
-        with shared, frame_cache(self.frames), _long_lived_heap():
+        with frame_cache(self.frames), _long_lived_heap():
             t = 0.0
             while True:
                 t = min(t + step, self.s.max_time_s)
@@ -891,10 +1127,14 @@ class Simulation:
         self.kernel.run(until)
 
 
-def _valid_announcement(data: bytes) -> tuple[Cid, ...] | None:
-    """The gossip validator (every simulated hub is a member): the announced CIDs."""
-    message, _ = check_announcement(data, lambda did: True)
-    return None if message is None else message.records + message.heads
+def _announced(data: bytes) -> tuple[Cid, ...]:
+    """The CIDs an announcement names (none if it is not one); whether it is any good is
+    each engine's verdict."""
+    try:
+        message = decode_frame(data)
+    except ProtocolError:
+        return ()
+    return message.records + message.heads if isinstance(message, Announce) else ()
 
 
 def _make_record(

@@ -1,16 +1,22 @@
 """The driver: runs the sans-IO :class:`SyncEngine` over a network, a gossip topic and a store.
 
+It moves bytes and carries out commands; every decision about peers is the engine's.
 It feeds the engine events (a peer's sync stream opened, bytes read, the stream ended,
-a timer due, an announcement validated) and executes the commands it answers with:
+a timer due, a gossip message to validate, a dial that failed, blocks written) and
+executes the commands it answers with:
 
 * ``Send`` goes to the peer's writer task (one per stream, so a slow peer never stalls
-  the others); ``Publish`` to the paced gossip publisher;
+  the others); ``Publish`` to the gossip publisher (the engine paces them);
+* ``GossipVerdict`` is the answer the py-libp2p validator gives for the message the
+  engine was just handed: relayed only when the engine accepts it;
 * ``SetTimer``/``CancelTimer`` to one timer task on trio's clock;
 * ``StoreBlocks`` is collected and written, once per batch of events, in ONE store
   transaction together with the want list, so a crash (even SIGKILL) leaves a store
-  whose want list names exactly what is still missing;
-* ``Disconnect``/``Ban`` close the stream and hang up; ``Dial`` keeps a dialler task
-  that reconnects with exponential backoff.
+  whose want list names exactly what is still missing; the engine then hears
+  ``BlocksStored``;
+* ``Disconnect`` flushes what is queued for the peer (a ``bye`` saying why) and hangs
+  up; ``Dial`` makes one attempt (``DialFailed`` if it fails; the engine redials);
+* ``Ban`` and ``ConnectionClosed`` are logged at INFO with their reasons.
 
 Every record write keeps the store's reconcile index current (archive's ``put_record``)
 and appends to its change feed; records written by other code (the web API, the CLI
@@ -24,56 +30,61 @@ from __future__ import annotations
 import contextlib
 import logging
 import math
-import random
 import time
-from collections import deque
+from collections import OrderedDict, deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Final
+from typing import Any, Final, assert_never
 
 import trio
 
 from craftnet.archive import changes
-from craftnet.archive.blocks import find_block, has_block, put_block
-from craftnet.archive.cid import DAG_CBOR, Cid
+from craftnet.archive.blocks import put_block
+from craftnet.archive.cid import Cid
 from craftnet.archive.crdt.documents import Documents
 from craftnet.archive.crdt.ops import GENESIS_TYPE as DOC_GENESIS
 from craftnet.archive.crdt.ops import OP_TYPE as DOC_OP
 from craftnet.archive.errors import ArchiveError
-from craftnet.archive.gc import links_of
 from craftnet.archive.index import has_record, put_record
 from craftnet.archive.meta import get_meta, put_meta
 from craftnet.archive.recon_index import ReconIndex
 from craftnet.archive.records import Record
-from craftnet.archive.store import ReadTxn, Store, WriteTxn
+from craftnet.archive.store import Store, WriteTxn
 from craftnet.errors import CraftnetError
 from craftnet.node.p2p.net import ByteStream, Gossip, Network, NetworkError
-from craftnet.protocol.engine import SyncEngine, check_announcement
+from craftnet.protocol.engine import SyncEngine
 from craftnet.protocol.errors import ProtocolError
 from craftnet.protocol.events import (
     Ban,
-    BlocksWanted,
+    BlocksStored,
     CancelTimer,
     Command,
+    ConnectionClosed,
     DataReceived,
     Dial,
+    DialFailed,
     Disconnect,
     Event,
     GossipReceived,
+    GossipVerdict,
+    MembershipChanged,
     PeerConnected,
     PeerDisconnected,
+    PeerDiscovered,
     PeerId,
     Publish,
     ReconcileFinished,
     RecordsAdded,
     Send,
     SetTimer,
+    Side,
     StoreBlocks,
     StoredBlock,
+    StoreFailed,
     StreamEnded,
     TimerFired,
+    Validation,
 )
-from craftnet.protocol.scoring import Verdict
 
 log = logging.getLogger("craftnet.p2p")
 
@@ -82,21 +93,12 @@ READ_SIZE: Final = 1024 * 1024
 FLUSH_BYTES: Final = 16 * 1024 * 1024  # write at once when this much waits ...
 FLUSH_DELAY: Final = 0.02  # ... else within this many seconds (one fsync per batch)
 MAX_PENDING_BYTES: Final = 64 * 1024 * 1024  # reading waits while this much is unwritten
-PUBLISH_RATE: Final = 8.0  # per second; GossipSub drops what exceeds its spam limit
 PUBLISH_QUEUE: Final = 256
 WATCH_INTERVAL: Final = 0.05
-REANNOUNCE_DELAY: Final = 0.01
-REPAIR_INTERVAL: Final = 10.0
-# The engine counts more than 20 announcements a second from one peer as a flood, and a
-# relayed announcement counts as the relaying hub's: what we publish (PUBLISH_RATE) plus
-# what we relay (all forwarders together) stays below that.
-RELAY_RATE: Final = 10.0
-RELAY_BURST: Final = 40.0
-RELAY_PER_PEER: Final = 8.0
-SHUN_INTERVAL: Final = 0.5
+RELEASE_INTERVAL: Final = 10.0  # document operations ahead of our clock, looked at again
+CLOSED_KEPT: Final = 1024  # why connections ended, for the status: the latest ones
+FAREWELL: Final = 2.0  # seconds a refused peer's last frames (its bye) may take to go out
 DOCUMENT_TYPES: Final = frozenset({DOC_GENESIS, DOC_OP})
-DIAL_MIN: Final = 1.0
-DIAL_MAX: Final = 60.0
 
 
 @dataclass(eq=False)
@@ -107,10 +109,43 @@ class _Link:
     send: trio.MemorySendChannel[bytes]
     recv: trio.MemoryReceiveChannel[bytes]
     closed: trio.Event = field(default_factory=trio.Event)
+    flushed: trio.Event = field(default_factory=trio.Event)  # the writer emptied its queue
     ready: bool = False
     bytes_in: int = 0
     bytes_out: int = 0
     since: float = 0.0
+
+
+class GossipLog:
+    """What each peer sent on the gossip topic in the last minute, by the engine's verdict
+    and reason: logged with a punishment, so that it can be read why."""
+
+    WINDOW: Final = 60.0
+
+    def __init__(self) -> None:
+        self._by_peer: dict[PeerId, deque[tuple[float, str]]] = {}
+
+    def note(self, peer: PeerId, verdict: GossipVerdict, now: float, did: str | None) -> None:
+        """One verdict on a message from ``peer`` (whose hub's did is ``did``)."""
+        entries = self._by_peer.setdefault(peer, deque())
+        whose = "" if verdict.signer is None else (" own" if verdict.signer == did else " relayed")
+        entries.append((now, (verdict.reason or verdict.validation.value) + whose))
+        while entries and entries[0][0] < now - self.WINDOW:
+            entries.popleft()
+        if len(self._by_peer) > CLOSED_KEPT:
+            self._by_peer.pop(next(iter(self._by_peer)))
+
+    def describe(self, peer: PeerId, now: float) -> str:
+        """E.g. ``41 in 60 s, 30 in the last 1 s (accept 12, relay budget spent 29)``."""
+        entries = [(t, why) for t, why in self._by_peer.get(peer, ()) if t >= now - self.WINDOW]
+        if not entries:
+            return "none"
+        last = sum(1 for t, _ in entries if t >= now - 1.0)
+        kinds: dict[str, int] = {}
+        for _, why in entries:
+            kinds[why] = kinds.get(why, 0) + 1
+        detail = ", ".join(f"{why} {n}" for why, n in sorted(kinds.items()))
+        return f"{len(entries)} in {self.WINDOW:.0f} s, {last} in the last 1 s ({detail})"
 
 
 @dataclass
@@ -126,25 +161,6 @@ class SyncProgress:
     at: float
 
 
-class RelayBudget:
-    """Token buckets per forwarding peer: how many announcements a second we relay."""
-
-    def __init__(self, rate: float = RELAY_RATE, burst: float = RELAY_BURST) -> None:
-        self.rate = rate
-        self.burst = burst
-        self._buckets: dict[PeerId, tuple[float, float]] = {}
-
-    def allow(self, peer: PeerId, now: float) -> bool:
-        """Take one token from ``peer``'s bucket if there is one."""
-        tokens, at = self._buckets.get(peer, (self.burst, now))
-        tokens = min(self.burst, tokens + (now - at) * self.rate)
-        if tokens < 1:
-            self._buckets[peer] = (tokens, now)
-            return False
-        self._buckets[peer] = (tokens - 1, now)
-        return True
-
-
 class Driver:
     """Executes one engine's commands with a network, a gossip topic and a store."""
 
@@ -155,25 +171,21 @@ class Driver:
         store: Store,
         network: Network,
         gossip: Gossip,
-        is_member: Callable[[str], bool],
-        max_peers: int = 64,
         clock: Callable[[], float] = time.monotonic,
-        rng: random.Random | None = None,
     ) -> None:
         self.engine = engine
         self.store = store
         self.network = network
         self.gossip = gossip
-        self.is_member = is_member
-        self.max_peers = max_peers
         self.clock = clock
-        self.rng = rng or random.Random()
         # Used only in the writer (one batch at a time, under _write_lock).
         self.documents = Documents(store)
-        self.relay_budget = RelayBudget(RELAY_PER_PEER, RELAY_BURST)
-        self.relay_total = RelayBudget(RELAY_RATE, RELAY_BURST)
         self.links: dict[PeerId, _Link] = {}
+        # What the engine decided, kept for status pages and tests (not for deciding).
         self.banned: dict[PeerId, float] = {}
+        self.closed: OrderedDict[PeerId, ConnectionClosed] = OrderedDict()  # newest last
+        self.dial_failures: dict[PeerId, str] = {}
+        self._gossip_seen = GossipLog()
         self.reconciles: list[SyncProgress] = []
         self.stored_blocks = 0
         self.stored_records = 0
@@ -186,16 +198,14 @@ class Driver:
         self._flush_urgent = trio.Event()
         self._drained = trio.Event()
         self._write_lock = trio.Lock()
-        self._reannounce: dict[Cid, int] = {}
-        self._reannounce_wake = trio.Event()
         self._outbox: deque[bytes] = deque()
-        self._announce_pending: list[tuple[int, Cid]] = []
         self._publish_wake = trio.Event()
-        self._diallers: dict[PeerId, str | None] = {}
+        self._dialling: set[PeerId] = set()
         self._addrs: dict[PeerId, str] = {}
         self._nursery: trio.Nursery | None = None
         # Where this hub has read the store's change feed to, and the records it stored
-        # itself from peers (reannounced once complete, so the feed skips them).
+        # itself from peers (the engine announces those anew once whole, so the feed
+        # skips them).
         self._feed_cursor = 0
         self._own: set[Cid] = set()
 
@@ -215,9 +225,7 @@ class Driver:
                 nursery.start_soon(self._publisher)
                 nursery.start_soon(self._drain_gossip)
                 nursery.start_soon(self._watch_local)
-                nursery.start_soon(self._reannouncer)
-                nursery.start_soon(self._repair)
-                nursery.start_soon(self._shun_graylisted)
+                nursery.start_soon(self._release_documents)
                 task_status.started()
                 self.kick()
         finally:
@@ -231,23 +239,14 @@ class Driver:
         self.execute(self.engine.start_reconcile(PeerId(""), self.clock()))
 
     def dial(self, addr: str) -> None:
-        """Keep a connection to the peer at ``addr`` (reconnecting with backoff)."""
-        assert self._nursery is not None, "the driver is not running"
-        self._nursery.start_soon(self._dial_addr, addr)
-
-    async def _dial_addr(self, addr: str) -> None:
-        delay = DIAL_MIN
-        while True:
-            try:
-                peer = await self.network.connect(addr)
-            except NetworkError as exc:
-                log.info("cannot reach %s (%s); retrying in %.0fs", addr, exc, delay)
-                await trio.sleep(delay * (0.75 + self.rng.random() / 2))
-                delay = min(2 * delay, DIAL_MAX)
-                continue
-            self._addrs[peer] = addr
-            self._start_dialler(peer)
+        """Keep a connection to the hub at ``addr`` (the engine dials and redials it)."""
+        try:
+            peer = self.network.peer_of(addr)
+        except NetworkError as exc:
+            log.warning("not dialling %s: %s", addr, exc)
             return
+        self._addrs[peer] = addr
+        self.handle(PeerDiscovered(peer))
 
     async def connect_once(self, addr: str) -> PeerId:
         """Connect to ``addr`` and open the sync stream once (``craftnet sync``)."""
@@ -256,59 +255,51 @@ class Driver:
         await self._open(peer)
         return peer
 
-    def _start_dialler(self, peer: PeerId) -> None:
-        if peer in self._diallers or self._nursery is None:
+    async def _dial(self, peer: PeerId) -> None:
+        """One attempt to reach ``peer`` and open our sync stream; the engine hears if
+        it failed and decides when to try again."""
+        if peer in self._dialling or peer in self.links:
             return
-        self._diallers[peer] = self._addrs.get(peer)
-        self._nursery.start_soon(self._dialler, peer)
-
-    async def _dialler(self, peer: PeerId) -> None:
-        delay = DIAL_MIN
+        self._dialling.add(peer)
         try:
-            while True:
-                until = self.banned.get(peer, 0.0)
-                if until > self.clock():
-                    await trio.sleep(until - self.clock())
-                    continue
-                if not self._in_good_standing(peer):
-                    await trio.sleep(DIAL_MAX)
-                    continue
-                link = self.links.get(peer)
-                if link is not None:
-                    await link.closed.wait()
-                    # A link that never got through the handshake is no reason to hurry.
-                    delay = DIAL_MIN if link.ready else min(2 * delay, DIAL_MAX)
-                    await trio.sleep(delay * (0.75 + self.rng.random() / 2))
-                    continue
-                try:
-                    await self.network.reconnect(peer)
-                    await self._open(peer)
-                except NetworkError as exc:
-                    log.info("redial %s failed (%s); next try in %.0fs", peer, exc, delay)
-                    await trio.sleep(delay * (0.75 + self.rng.random() / 2))
-                    delay = min(2 * delay, DIAL_MAX)
+            addr = self._addrs.get(peer)
+            if addr is not None:
+                await self.network.connect(addr)
+            else:
+                await self.network.reconnect(peer)
+            await self._open(peer)
+        except NetworkError as exc:
+            if self.dial_failures.get(peer) != str(exc):
+                log.info("cannot reach %s: %s (the engine retries with backoff)", peer, exc)
+            self.dial_failures[peer] = str(exc)
+            self.handle(DialFailed(peer, str(exc)))
+        else:
+            self.dial_failures.pop(peer, None)
         finally:
-            self._diallers.pop(peer, None)
+            self._dialling.discard(peer)
 
     async def _open(self, peer: PeerId) -> None:
+        # Two hubs that dial each other at once each open a sync stream; both must keep
+        # the same one, or each sends its hello where the other does not read: the one
+        # of the hub with the lower peer id. A link whose handshake is done gives way to
+        # a newer stream from the peer (it restarted), and stands against a new one of ours.
         if peer in self.links:
             return
         stream = await self.network.open_stream(peer)
-        if peer in self.links:  # the peer's stream won the race meanwhile
-            await stream.close()
+        old = self.links.get(peer)
+        if old is not None and (old.outbound or old.ready or peer < self.network.peer_id):
+            await stream.close()  # the peer's stream won the race meanwhile
             return
         link = self._add_link(peer, stream, outbound=True)
         assert self._nursery is not None
         self._nursery.start_soon(self._reader, link)
 
     async def _inbound(self, peer: PeerId, stream: ByteStream) -> None:
-        now = self.clock()
-        if self.banned.get(peer, 0.0) > now or not self._in_good_standing(peer):
-            await stream.reset()
-            return
-        if peer not in self.links and len(self.links) >= self.max_peers:
-            log.info("refusing %s: already %d peers", peer, len(self.links))
-            await stream.reset()
+        # The engine decides whether to take it (banned, graylisted, full): it answers
+        # PeerConnected with its hello, or with a bye and a Disconnect.
+        old = self.links.get(peer)
+        if old is not None and old.outbound and not old.ready and self.network.peer_id < peer:
+            await stream.reset()  # both opened one at once: ours is the one both keep
             return
         link = self._add_link(peer, stream, outbound=False)
         await self._reader(link)
@@ -325,15 +316,26 @@ class Driver:
         self.handle(PeerConnected(peer, outbound))
         return link
 
-    def _drop(self, link: _Link) -> None:
-        """Forget a link and close its stream (its events no longer reach the engine)."""
+    def _drop(self, link: _Link, *, farewell: bool = False) -> None:
+        """Forget a link and close its stream (its events no longer reach the engine).
+
+        With ``farewell``, what is queued for the peer (its bye) is written first, for
+        at most :data:`FAREWELL` seconds.
+        """
         if self.links.get(link.peer) is link:
             del self.links[link.peer]
             self.gossip.forget(link.peer)  # admitted again after its next hello
         link.send.close()
         link.closed.set()
         if self._nursery is not None:
-            self._nursery.start_soon(link.stream.reset)
+            self._nursery.start_soon(self._close_stream, link, farewell)
+
+    async def _close_stream(self, link: _Link, farewell: bool) -> None:
+        if farewell:
+            with trio.move_on_after(FAREWELL):
+                await link.flushed.wait()
+            await link.stream.close()
+        await link.stream.reset()
 
     async def _reader(self, link: _Link) -> None:
         try:
@@ -365,81 +367,103 @@ class Driver:
             link.closed.set()
 
     async def _writer(self, link: _Link) -> None:
-        async for data in link.recv:
-            try:
-                await link.stream.write(data)
-            except NetworkError as exc:
-                if self.links.get(link.peer) is link:
-                    log.info("writing to %s failed: %s", link.peer, exc)
-                    self._drop(link)
-                    self.handle(PeerDisconnected(link.peer))
-                return
-            link.bytes_out += len(data)
+        try:
+            async for data in link.recv:
+                try:
+                    await link.stream.write(data)
+                except NetworkError as exc:
+                    if self.links.get(link.peer) is link:
+                        log.info("writing to %s failed: %s", link.peer, exc)
+                        self._drop(link)
+                        self.handle(PeerDisconnected(link.peer))
+                    return
+                link.bytes_out += len(data)
+        finally:
+            link.flushed.set()
 
     # ------------------------------------------------------------------ engine
 
-    def handle(self, event: Event) -> None:
-        """Feed one event to the engine and execute what it answers."""
+    def handle(self, event: Event) -> list[Command]:
+        """Feed one event to the engine, execute what it answers, and return that."""
         try:
             commands = self.engine.handle(event, self.clock())
         except ProtocolError:
             log.exception("the engine refused %s", type(event).__name__)
-            return
+            return []
         self.execute(commands)
+        return commands
 
     def execute(self, commands: list[Command]) -> None:
         """Execute engine commands (never awaits; slow work goes to tasks)."""
         urgent = False
         for command in commands:
-            if isinstance(command, Send):
-                link = self.links.get(command.peer)
-                if link is not None:
-                    with contextlib.suppress(trio.ClosedResourceError, trio.BrokenResourceError):
-                        link.send.send_nowait(command.data)
-            elif isinstance(command, SetTimer):
-                self._timers[command.timer] = command.at
-                self._timer_wake.set()
-            elif isinstance(command, CancelTimer):
-                self._timers.pop(command.timer, None)
-            elif isinstance(command, StoreBlocks):
-                self._pending.append(command)
-                self._pending_bytes += sum(len(b.data) for b in command.blocks)
-                # Records are small and someone may be waiting for them: no delay.
-                urgent = urgent or any(b.ts is not None for b in command.blocks)
-            elif isinstance(command, Publish):
-                if len(self._outbox) >= PUBLISH_QUEUE:
-                    self._outbox.popleft()
-                    log.warning("announcement queue full; dropped one (reconcile repairs)")
-                self._outbox.append(command.data)
-                self._publish_wake.set()
-            elif isinstance(command, Disconnect):
-                self._disconnect(command.peer, command.reason)
-            elif isinstance(command, Ban):
-                log.warning(
-                    "banning %s until +%.0fs: %s",
-                    command.peer,
-                    command.until - self.clock(),
-                    command.reason,
-                )
-                self.banned[command.peer] = command.until
-                self.gossip.ban(command.peer)
-                self._disconnect(command.peer, command.reason)
-            elif isinstance(command, Dial):
-                self._start_dialler(command.peer)
-            elif isinstance(command, ReconcileFinished):
-                progress = SyncProgress(
-                    command.peer,
-                    command.we_lacked,
-                    command.they_lacked,
-                    command.round_trips,
-                    command.bytes_sent,
-                    command.bytes_received,
-                    self.clock(),
-                )
-                self.reconciles.append(progress)
-                del self.reconciles[:-100]
-                for callback in self.on_reconcile:
-                    callback(progress)
+            match command:
+                case Send(peer, data):
+                    link = self.links.get(peer)
+                    if link is not None:
+                        with contextlib.suppress(
+                            trio.ClosedResourceError, trio.BrokenResourceError
+                        ):
+                            link.send.send_nowait(data)
+                case SetTimer(timer, at):
+                    self._timers[timer] = at
+                    self._timer_wake.set()
+                case CancelTimer(timer):
+                    self._timers.pop(timer, None)
+                case StoreBlocks(blocks):
+                    self._pending.append(command)
+                    self._pending_bytes += sum(len(b.data) for b in blocks)
+                    # Records are small and someone may be waiting for them: no delay.
+                    urgent = urgent or any(b.ts is not None for b in blocks)
+                case Publish(data):
+                    if len(self._outbox) >= PUBLISH_QUEUE:
+                        self._outbox.popleft()
+                        log.warning("announcement queue full; dropped one (reconcile repairs)")
+                    self._outbox.append(data)
+                    self._publish_wake.set()
+                case Disconnect(peer):
+                    self._disconnect(peer)
+                case Ban(peer, until, reason):
+                    log.info("banning %s for %.0f s: %s", peer, until - self.clock(), reason)
+                    self.banned[peer] = until
+                case ConnectionClosed(peer, side, reason, did, punished):
+                    self.closed.pop(peer, None)
+                    self.closed[peer] = command
+                    if len(self.closed) > CLOSED_KEPT:
+                        self.closed.popitem(last=False)
+                    who = f"{peer} ({did})" if did else peer
+                    if side is Side.REMOTE:
+                        log.info("the connection to %s ended: %s", who, reason)
+                    elif punished:
+                        log.info(
+                            "we closed the connection to %s: %s; its gossip lately: %s",
+                            who,
+                            reason,
+                            self._gossip_seen.describe(peer, self.clock()),
+                        )
+                    else:
+                        log.info("we closed the connection to %s: %s", who, reason)
+                case Dial(peer):
+                    if self._nursery is not None:
+                        self._nursery.start_soon(self._dial, peer)
+                case GossipVerdict():
+                    pass  # the validator that handed the message in reads it
+                case ReconcileFinished():
+                    progress = SyncProgress(
+                        command.peer,
+                        command.we_lacked,
+                        command.they_lacked,
+                        command.round_trips,
+                        command.bytes_sent,
+                        command.bytes_received,
+                        self.clock(),
+                    )
+                    self.reconciles.append(progress)
+                    del self.reconciles[:-100]
+                    for callback in self.on_reconcile:
+                        callback(progress)
+                case _:
+                    assert_never(command)
         if self._pending:
             if self._nursery is None:
                 self._flush_now()
@@ -469,13 +493,19 @@ class Driver:
                 self._drained.set()
                 self._drained = trio.Event()
 
-    def _disconnect(self, peer: PeerId, reason: str) -> None:
-        log.info("disconnecting %s: %s", peer, reason)
+    def _disconnect(self, peer: PeerId) -> None:
         link = self.links.get(peer)
         if link is not None:
-            self._drop(link)
+            self._drop(link, farewell=True)
         if self._nursery is not None:
-            self._nursery.start_soon(self.network.hang_up, peer)
+            self._nursery.start_soon(self._hang_up_after_farewell, peer, link)
+
+    async def _hang_up_after_farewell(self, peer: PeerId, link: _Link | None) -> None:
+        if link is not None:
+            with trio.move_on_after(FAREWELL):
+                await link.flushed.wait()
+        if peer not in self.links:  # not back meanwhile
+            await self.network.hang_up(peer)
 
     def _take_batch(self) -> tuple[list[StoredBlock], bytes]:
         batch, self._pending, self._pending_bytes = self._pending, [], 0
@@ -537,19 +567,11 @@ class Driver:
         self.stored_blocks += len(blocks)
         self.stored_records += len(new_records)
         self._own.update(cid for _, cid in new_records)
-        self.engine.blocks_stored([block.cid for block in blocks])
-        # Tell neighbours what we hold now: a hub two hops from the publisher asks us,
-        # not the publisher it is not connected to.
-        for ts, cid in new_records:
-            self._reannounce[cid] = ts
-        if self._reannounce:
-            self._reannounce_wake.set()
+        self.handle(BlocksStored(tuple(block.cid for block in blocks), tuple(new_records)))
 
     def _write_failed(self, blocks: list[StoredBlock]) -> None:
         log.exception("storing %d received blocks failed; asking for them again", len(blocks))
-        cids = [block.cid for block in blocks]
-        self.engine.blocks_stored(cids)  # forget them as stored, so they are wanted again
-        self.handle(BlocksWanted(tuple(cids)))
+        self.handle(StoreFailed(tuple(block.cid for block in blocks)))
 
     def _flush_now(self) -> None:
         """Write what is pending in this thread (before start and on the way out)."""
@@ -599,138 +621,49 @@ class Driver:
             with trio.move_on_after(max(0.0, nxt - self.clock())):
                 await self._timer_wake.wait()
 
-    def _announce(self, records: list[tuple[int, Cid]]) -> None:
-        """Announce these records at the publisher's next turn (coalesced)."""
-        self._announce_pending.extend(records)
-        self._publish_wake.set()
-
     async def _publisher(self) -> None:
-        # Paced: GossipSub drops silently over its spam limit and its 32-entry queues.
-        # Whatever gathers while we wait for our turn goes out as one announcement.
-        gap = 1.0 / PUBLISH_RATE
+        # The engine paces announcements; publishing awaits, so it happens here.
         while True:
-            if not self._announce_pending and not self._outbox:
+            if not self._outbox:
                 await self._publish_wake.wait()
                 self._publish_wake = trio.Event()
                 continue
-            if self._announce_pending:
-                records = sorted(set(self._announce_pending))
-                self._announce_pending = []
-                self.handle(RecordsAdded(tuple(records)))  # its Publish lands in the outbox
-            if self._outbox:
-                data = self._outbox.popleft()
-                try:
-                    await self.gossip.publish(data)
-                except NetworkError as exc:
-                    log.info("announcement not published (%s); reconcile repairs", exc)
-                await trio.sleep(gap)
+            data = self._outbox.popleft()
+            try:
+                await self.gossip.publish(data)
+            except NetworkError as exc:
+                log.info("announcement not published (%s); reconcile repairs", exc)
 
     async def _drain_gossip(self) -> None:
         # The validator already fed the engine; delivered copies only need emptying.
         while True:
             await self.gossip.next_message()
 
-    def _validate(self, forwarder: PeerId, data: bytes) -> bool:
-        """GossipSub validator: a whole announcement frame signed by a member."""
+    def _validate(self, forwarder: PeerId, data: bytes) -> Validation:
+        """GossipSub validator: deliver and relay only what the engine accepts."""
         if forwarder == self.network.peer_id:
-            return True  # our own announcement, on its way out (libp2p validates it too)
-        now = self.clock()
-        if self.banned.get(forwarder, 0.0) > now:
-            return False
-        graylisted = self.engine.scores.verdict(forwarder, now) is not Verdict.OK
-        floods = self.engine.scores.offence_counts(forwarder).get("flood", 0)
-        announce, offence = check_announcement(data, self.is_member)
-        # The engine scores the forwarder for bad ones and wants what good ones name.
-        self.handle(GossipReceived(forwarder, data))
-        flooding = self.engine.scores.offence_counts(forwarder).get("flood", 0) > floods
-        # The engine drops a graylisted peer's gossip unread; the validator read this one
-        # anyway, so it costs what it would have cost before the graylist.
-        if (
-            announce is None
-            and graylisted
-            and offence is not None
-            and self.engine.scores.penalize(forwarder, offence, now) is Verdict.BAN
-        ):
-            until = self.engine.scores.banned_until(forwarder) or now
-            self.execute([Ban(forwarder, until, f"misbehaved ({offence})")])
-            self.handle(PeerDisconnected(forwarder))
-        if announce is None or flooding or graylisted:
-            return False
-        if forwarder in self.engine.ready_peers():
-            self._fill_holes(forwarder, list(announce.records) + list(announce.heads))
-        # Relay (return True) only within a budget below the engine's flood limit: our
-        # neighbours count what we relay as ours, and must not blame us for a flooder.
-        return self.relay_budget.allow(forwarder, now) and self.relay_total.allow(PeerId(""), now)
+            return Validation.ACCEPT  # our own announcement on its way out (validated too)
+        for command in self.handle(GossipReceived(forwarder, data)):
+            if isinstance(command, GossipVerdict):
+                state = self.engine.peers.get(forwarder)
+                did = state.did if state is not None else None
+                self._gossip_seen.note(forwarder, command, self.clock(), did)
+                return command.validation
+        return Validation.REJECT  # the engine refused the event (a bug, logged)
 
-    def _fill_holes(self, provider: PeerId, cids: list[Cid]) -> None:
-        """Records we hold whose files we still lack: ``provider`` announced it holds all."""
-        missing: list[Cid] = []
-        with self.store.read() as txn:
-            for cid in cids:
-                if has_block(txn, cid):
-                    missing += _missing(txn, cid)
-        if missing:
-            self.engine.exchange.want(missing, provider)
-            self.kick()
-
-    async def _reannouncer(self) -> None:
+    async def _release_documents(self) -> None:
+        # Document operations that were ahead of our clock, once their time has come.
         while True:
-            await self._reannounce_wake.wait()
-            await trio.sleep(REANNOUNCE_DELAY)  # gather a burst into one announcement
-            self._reannounce_wake = trio.Event()
-            if not self._reannounce:
-                continue
-            # Only records whose whole DAG (files, chunks) is here: a neighbour that
-            # asks us for them then gets all of it, not a "don't have".
-            with self.store.read() as txn:
-                done = [(ts, cid) for cid, ts in self._reannounce.items() if _complete(txn, cid)]
-            for _, cid in done:
-                del self._reannounce[cid]
-            if done:
-                self._announce(done)
-
-    def _in_good_standing(self, peer: PeerId) -> bool:
-        return self.engine.scores.verdict(peer, self.clock()) is Verdict.OK
-
-    async def _shun_graylisted(self) -> None:
-        # The engine ignores a peer below the graylist threshold; we also hang up on it
-        # and decline its streams until its score has recovered (it decays back).
-        while True:
-            await trio.sleep(SHUN_INTERVAL)
-            for peer, link in list(self.links.items()):
-                if not self._in_good_standing(peer):
-                    log.warning(
-                        "disconnecting %s: score %.1f is below the graylist",
-                        peer,
-                        self.engine.scores.score(peer, self.clock()),
-                    )
-                    self._drop(link)
-                    self.handle(PeerDisconnected(peer))
-                    if self._nursery is not None:
-                        self._nursery.start_soon(self.network.hang_up, peer)
-
-    async def _repair(self) -> None:
-        # A record fetched from a hub that did not have its files yet, and nobody who
-        # has them announcing since: ask every ready hub again, now and then.
-        while True:
-            await trio.sleep(REPAIR_INTERVAL)
+            await trio.sleep(RELEASE_INTERVAL)
             async with self._write_lock:
-                # Operations that were ahead of our clock, once their time has come.
                 try:
                     await trio.to_thread.run_sync(self.documents.release)
                 except CraftnetError:
                     log.exception("releasing deferred document operations failed")
-            ready = self.engine.ready_peers()
-            if not self._reannounce or not ready:
-                continue
-            missing: list[Cid] = []
-            with self.store.read() as txn:
-                for cid in list(self._reannounce)[:1000]:
-                    missing += _missing(txn, cid, limit=10_000)
-            for peer in ready:
-                self.engine.exchange.want(missing, peer)
-            if missing:
-                self.kick()
+
+    def membership_changed(self) -> None:
+        """Membership records arrived (or time passed): the engine re-judges its peers."""
+        self.handle(MembershipChanged())
 
     def _open_feed(self) -> None:
         """Follow the store's change feed from its head: what is there now, peers get by
@@ -767,14 +700,16 @@ class Driver:
         self._own.difference_update(c.cid for c in batch.changes)
         self._feed_cursor = batch.cursor
         if fresh:
-            self._announce(fresh)
+            self.handle(RecordsAdded(tuple(sorted(fresh))))
 
     # ------------------------------------------------------------------ status
 
     def peers(self) -> list[dict[str, Any]]:
-        """Every peer with a sync stream: id, did, direction, state, score, bytes."""
+        """Every peer with a sync stream: id, did, direction, state, score, whether our
+        announcements reach it directly (GossipSub's mesh), bytes."""
         now = self.clock()
         out = []
+        mesh = self.gossip.mesh()
         for peer, link in sorted(self.links.items()):
             state = self.engine.peers.get(peer)
             out.append(
@@ -784,6 +719,7 @@ class Driver:
                     "direction": "out" if link.outbound else "in",
                     "state": state.conn.value if state is not None else "closed",
                     "score": round(self.engine.scores.score(peer, now), 2),
+                    "gossip": peer in mesh,
                     "bytes_in": link.bytes_in,
                     "bytes_out": link.bytes_out,
                     "connected_for": round(now - link.since, 1),
@@ -795,44 +731,12 @@ class Driver:
         """How many blocks are still wanted."""
         return len(self.engine.exchange.wants)
 
-    def cut_off_non_members(self) -> list[PeerId]:
-        """Disconnect ready peers whose hub is no longer a member (a revocation arrived)."""
-        cut: list[PeerId] = []
-        for peer, state in list(self.engine.peers.items()):
-            if state.did is not None and not self.is_member(state.did):
-                cut.append(peer)
-                link = self.links.get(peer)
-                if link is not None:
-                    self._drop(link)
-                self.handle(PeerDisconnected(peer))
-                if self._nursery is not None:
-                    self._nursery.start_soon(self.network.hang_up, peer)
-        return cut
-
-
-def _complete(txn: ReadTxn, cid: Cid) -> bool:
-    """Is every block reachable from ``cid`` stored?"""
-    return not _missing(txn, cid, first_only=True)
-
-
-def _missing(
-    txn: ReadTxn, cid: Cid, *, first_only: bool = False, limit: int = 100_000
-) -> list[Cid]:
-    """The blocks reachable from ``cid`` that are not stored (walking up to ``limit``)."""
-    stack = [cid]
-    seen: set[Cid] = set()
-    missing: list[Cid] = []
-    while stack and len(seen) <= limit:
-        current = stack.pop()
-        if current in seen:
-            continue
-        seen.add(current)
-        data = find_block(txn, current)
-        if data is None:
-            missing.append(current)
-            if first_only:
-                break
-            continue
-        if current.codec == DAG_CBOR:
-            stack.extend(links_of(data))
-    return missing
+    def refusal(self, peer: PeerId) -> str | None:
+        """Why the connection to ``peer`` ended, if it did, saying which side ended it."""
+        closed = self.closed.get(peer)
+        if closed is not None:
+            if closed.side is Side.LOCAL:
+                return f"we refused {peer}: {closed.reason}"
+            return closed.reason
+        failure = self.dial_failures.get(peer)
+        return None if failure is None else f"cannot reach {peer}: {failure}"

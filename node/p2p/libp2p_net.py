@@ -9,7 +9,13 @@ py-libp2p 0.8.1 (see docs/protocol.md, "Running over libp2p"):
   broke; both become ``b""`` / :class:`NetworkError` here, since exceptions escaping a
   stream handler are swallowed by libp2p without a word;
 * GossipSub runs with a one-second heartbeat, the spam limit raised to what the
-  protocol's own flood detectors allow, and its subscription queue drained at once.
+  protocol's own flood detectors allow, and its subscription queue drained at once;
+* the validator gives the engine's verdict; a message it does not accept is marked seen
+  all the same (py-libp2p marks only accepted ones, and would validate every further
+  copy of an ignored one and fetch it again through IHAVE/IWANT, each copy counting as
+  its forwarder's);
+* py-libp2p's auto-connector, which would redial every peer ever seen (exited
+  ``craftnet sync`` peers included), is stopped: the engine decides whom to dial.
 """
 
 from __future__ import annotations
@@ -36,7 +42,7 @@ from libp2p.security.noise.transport import Transport as NoiseTransport
 from libp2p.tools.anyio_service.context import background_trio_service
 
 from craftnet.node.p2p.net import GossipValidator, NetworkError, StreamHandler
-from craftnet.protocol.events import PeerId
+from craftnet.protocol.events import PeerId, Validation
 
 SYNC_PROTOCOL: Final = TProtocol("/craftnet/sync/1")
 GOSSIP_PROTOCOLS: Final = (TProtocol("/meshsub/1.1.0"), TProtocol("/meshsub/1.0.0"))
@@ -139,8 +145,7 @@ class Libp2pNetwork:
 
     def __init__(self, seed: bytes, topic: str, *, max_peers: int = 64) -> None:
         key_pair = create_new_key_pair(seed)
-        # Room for our peers and some that are still in their handshake; no auto-dialling
-        # of stale peerstore entries (the driver decides whom to dial).
+        # Room for our peers and some that are still in their handshake.
         limit = 2 * max_peers + 16
         noise = NoiseTransport(key_pair, noise_privkey=create_x25519_pair().private_key)
         self.host = new_host(
@@ -181,6 +186,14 @@ class Libp2pNetwork:
             background_trio_service(self.pubsub),
             background_trio_service(self.router),
         ):
+            # py-libp2p's auto-connector dials peerstore entries until it holds half of
+            # high_watermark connections: every exited `craftnet sync` peer, every 30 s
+            # (the redial noise in the logs, and dials to ports other processes reuse).
+            # The engine decides whom to dial: this one never dials, whenever the swarm
+            # starts it and whatever triggers it.
+            network: Any = self.host.get_network()  # the Swarm, which has one
+            network.auto_connector.maybe_connect = _no_dials
+            await network.auto_connector.stop()
             await self.pubsub.wait_until_ready()
             self.pubsub.set_topic_validator(self.topic, self._validate, False)
             self._subscription = await self.pubsub.subscribe(self.topic)
@@ -221,10 +234,18 @@ class Libp2pNetwork:
         if self._validator is None:
             return False
         try:
-            return self._validator(PeerId(forwarder.to_base58()), bytes(msg.data))
+            verdict = self._validator(PeerId(forwarder.to_base58()), bytes(msg.data))
         except Exception:  # a validator bug must not take gossip down; reject instead
             log.exception("gossip validator failed")
-            return False
+            verdict = Validation.REJECT
+        if verdict is Validation.ACCEPT:
+            return True
+        # py-libp2p 0.8.1 marks only accepted messages seen: every other copy of one we
+        # ignored (over the relay budget, held, a repeat) would be validated again from
+        # each peer and asked for again by GossipSub's IHAVE/IWANT on every heartbeat,
+        # each time counting as that peer's message. Seen is what it is.
+        self.pubsub._mark_msg_seen(msg)
+        return False
 
     async def _on_stream(self, stream: Any) -> None:
         handler = self._handler
@@ -252,15 +273,13 @@ class Libp2pNetwork:
         """Handle incoming sync streams."""
         self._handler = handler
 
+    def peer_of(self, addr: str) -> PeerId:
+        """The peer id ``addr`` names."""
+        return PeerId(_info(addr).peer_id.to_base58())
+
     async def connect(self, addr: str) -> PeerId:
         """Connect to ``addr`` (which names the peer id)."""
-        try:
-            info = info_from_p2p_addr(multiaddr.Multiaddr(addr))
-        except Exception as exc:
-            raise NetworkError(
-                f"{addr!r:.200} is not a peer address like /ip4/10.0.0.2/tcp/4001/p2p/12D3Koo...: "
-                f"{exc}"
-            ) from exc
+        info = _info(addr)
         await self._connect(info)
         return PeerId(info.peer_id.to_base58())
 
@@ -333,9 +352,20 @@ class Libp2pNetwork:
         if peer_id in self.pubsub.peers:
             self.pubsub.manager.run_task(self.pubsub._teardown_if_connected, peer_id)
 
-    def ban(self, peer: PeerId) -> None:
-        """Ignore ``peer``'s gossip from now on."""
-        try:
-            self.pubsub.add_to_blacklist(ID.from_base58(peer))
-        except Exception as exc:
-            log.debug("blacklisting %s: %s", peer, exc)
+    def mesh(self) -> set[PeerId]:
+        """The peers in GossipSub's mesh for our topic (built on its heartbeat)."""
+        return {PeerId(p.to_base58()) for p in self.router.mesh.get(self.topic, set())}
+
+
+async def _no_dials() -> None:
+    """The auto-connector's round, made to dial nobody."""
+
+
+def _info(addr: str) -> PeerInfo:
+    try:
+        return info_from_p2p_addr(multiaddr.Multiaddr(addr))
+    except Exception as exc:
+        raise NetworkError(
+            f"{addr!r:.200} is not a peer address like /ip4/10.0.0.2/tcp/4001/p2p/12D3Koo...: "
+            f"{exc}"
+        ) from exc

@@ -12,7 +12,7 @@ from collections.abc import Awaitable, Callable
 from typing import Protocol
 
 from craftnet.errors import CraftnetError
-from craftnet.protocol.events import PeerId
+from craftnet.protocol.events import PeerId, Validation
 
 
 class NetworkError(CraftnetError):
@@ -41,8 +41,10 @@ class ByteStream(Protocol):
 
 
 StreamHandler = Callable[[PeerId, ByteStream], Awaitable[None]]
-GossipValidator = Callable[[PeerId, bytes], bool]
-"""``(forwarding peer, data) -> accept?``; runs before a message is delivered or relayed."""
+GossipValidator = Callable[[PeerId, bytes], Validation]
+"""``(forwarding peer, data) -> verdict``; runs before a message is delivered or relayed:
+only an accepted one is; any other is dropped, and not validated again when more copies
+of it arrive."""
 
 
 class Network(Protocol):
@@ -59,6 +61,10 @@ class Network(Protocol):
 
     def set_stream_handler(self, handler: StreamHandler) -> None:
         """Call ``handler`` for every sync stream a peer opens to us."""
+        ...
+
+    def peer_of(self, addr: str) -> PeerId:
+        """The peer id a multiaddr names (``/p2p/<id>``); :class:`NetworkError` if none."""
         ...
 
     async def connect(self, addr: str) -> PeerId:
@@ -108,6 +114,6 @@ class Gossip(Protocol):
         """Send ``peer`` nothing more until it is admitted again."""
         ...
 
-    def ban(self, peer: PeerId) -> None:
-        """Drop everything from ``peer`` from now on."""
+    def mesh(self) -> set[PeerId]:
+        """The peers our messages go to directly (GossipSub's mesh for the topic)."""
         ...

@@ -22,7 +22,7 @@ import trio
 
 from craftnet.node.p2p.libp2p_net import Libp2pNetwork
 from craftnet.node.p2p.net import ByteStream
-from craftnet.protocol.events import PeerId
+from craftnet.protocol.events import PeerId, Validation
 from tests.node.p2p.helpers import (
     LOOPBACK,
     add_file,
@@ -55,8 +55,8 @@ async def raw_throughput(megabytes: int) -> float:
         received.set()
 
     b.set_stream_handler(sink)
-    a.set_validator(lambda p, d: True)
-    b.set_validator(lambda p, d: True)
+    a.set_validator(lambda p, d: Validation.ACCEPT)
+    b.set_validator(lambda p, d: Validation.ACCEPT)
     async with a.running(list(LOOPBACK)), b.running(list(LOOPBACK)):
         peer = await a.connect(b.listen_addrs()[0])
         stream = await a.open_stream(peer)

@@ -72,3 +72,20 @@ def test_peers_says_when_the_hub_is_not_running(tmp_path: Path) -> None:
                             capture_output=True, text=True)
     assert result.returncode != 0
     assert "craftnet serve" in result.stderr
+
+
+def test_sync_with_a_hub_that_is_not_there_says_so_in_one_line(tmp_path: Path) -> None:
+    home = tmp_path / "hub"
+    assert run(home, "init", "--no-passphrase")[0] == 0
+    assert run(home, "alliance", "create", "Neo-Vernacular builders")[0] == 0
+    peer = "12D3KooWDbXxjfgb5Vkp5i3v8jAXneTfHZpeJ3keACbFf6KbW97g"
+    nobody = f"/ip4/127.0.0.1/tcp/{free_port()}/p2p/{peer}"
+    result = subprocess.run(
+        [sys.executable, "-m", "craftnet", "--home", str(home), "sync", nobody],
+        capture_output=True, text=True, timeout=120,
+        env={**os.environ, "CRAFTNET_PASSPHRASE": ""},
+    )
+    assert result.returncode == 1
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr  # no libp2p dial noise, no ExceptionGroup
+    assert lines[0].startswith(f"error: cannot sync with {nobody}: cannot reach")

@@ -39,6 +39,7 @@ from craftnet.protocol.messages import (
     SUPPORTED_VERSIONS,
     Announce,
     Block,
+    Bye,
     DontHave,
     End,
     Have,
@@ -105,7 +106,8 @@ def frame_seeds(records: list[Record]) -> list[bytes]:
     cids = tuple(r.cid for r in records)
     small = records[0].block
     messages = [
-        Hello.create(ARTISAN, SUPPORTED_VERSIONS, ALLIANCE, "12D3KooWFuzzPeer"),
+        Hello.create(ARTISAN, SUPPORTED_VERSIONS, ALLIANCE, "12D3KooWFuzzPeer", (small,)),
+        Bye("no room: already 64 peers"),
         Announce.create(ARTISAN, 117_000_000_000_000_000, cids[:2], (), (small,)),
         Want(1, cids, False), Want(2, cids[:1], True), Have(3, cids), DontHave(4, cids[:2]),
         Block(5, records[0].cid, small), End(6),

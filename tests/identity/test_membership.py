@@ -15,9 +15,12 @@ from craftnet.identity.membership import (
     MembershipError,
     days_to_ts_span,
 )
+from craftnet.identity.succession import Revocation, Succession
 
 DAY = days_to_ts_span(1)
-FOUNDER, HUB_B, HUB_C, HUB_D = (PrivateKey.from_seed(bytes([i]) * 32).did for i in range(1, 5))
+FOUNDER, HUB_B, HUB_C, HUB_D, NEW_KEY = (
+    PrivateKey.from_seed(bytes([i]) * 32).did for i in range(1, 6)
+)
 ALLIANCE = "bafyrei-global-micro-manufacturing"
 
 
@@ -110,6 +113,55 @@ def test_facts_of_other_alliances_are_ignored() -> None:
         m.check_certificate(other)
 
 
+def test_a_rotated_key_inherits_the_old_keys_membership_and_the_old_key_loses_it() -> None:
+    m = alliance()
+    m.add([cert(HUB_B, FOUNDER, 0, days=30), Succession(HUB_B, NEW_KEY, 10 * DAY)])
+    assert not m.is_member(NEW_KEY, 10 * DAY - 1)  # not before the succession
+    assert m.is_member(NEW_KEY, 10 * DAY)
+    assert not m.is_member(HUB_B, 10 * DAY)  # the old key speaks for nobody now
+    assert m.is_member(HUB_B, 10 * DAY - 1)
+    assert m.expiry(NEW_KEY, 11 * DAY) == 30 * DAY  # as long as the old certificate
+    assert not m.is_member(NEW_KEY, 30 * DAY)
+    assert m.members(11 * DAY) == sorted([FOUNDER, NEW_KEY])
+    # The new key admits others as the old one could.
+    m.add([cert(HUB_C, NEW_KEY, 12 * DAY)])
+    assert m.is_member(HUB_C, 13 * DAY)
+
+
+def test_a_rotated_founder_stays_a_founding_member() -> None:
+    m = alliance()
+    m.add([Succession(FOUNDER, NEW_KEY, 5 * DAY)])
+    assert m.is_member(NEW_KEY, 400 * DAY) and m.expiry(NEW_KEY, 400 * DAY) is None
+    assert not m.is_member(FOUNDER, 6 * DAY)
+
+
+def test_revoking_either_key_ends_the_inherited_membership() -> None:
+    for revoked in (HUB_B, NEW_KEY):
+        m = alliance()
+        m.add([cert(HUB_B, FOUNDER, 0, days=30), Succession(HUB_B, NEW_KEY, 10 * DAY)])
+        m.add([MemberRevocation(ALLIANCE, revoked, FOUNDER, 20 * DAY, "stolen laptop")])
+        assert m.is_member(NEW_KEY, 20 * DAY - 1)
+        assert not m.is_member(NEW_KEY, 20 * DAY), revoked
+
+
+def test_a_succession_signed_by_a_compromised_key_hands_nothing_over() -> None:
+    m = alliance()
+    m.add([cert(HUB_B, FOUNDER, 0, days=30), Succession(HUB_B, NEW_KEY, 10 * DAY)])
+    # The hub says its old key was in a thief's hands from day 8: the succession on
+    # day 10 may be the thief's, so the new key inherits nothing.
+    m.add([Revocation(HUB_B, 12 * DAY, "key stolen", compromised_since=8 * DAY)])
+    assert not m.is_member(NEW_KEY, 11 * DAY)
+    assert not m.is_member(HUB_B, 9 * DAY)
+
+
+def test_copy_tries_facts_without_keeping_them() -> None:
+    m = alliance()
+    probe = m.copy()
+    probe.add([cert(HUB_B, FOUNDER, 0), Succession(HUB_B, NEW_KEY, DAY)])
+    assert probe.is_member(NEW_KEY, 2 * DAY)
+    assert not m.is_member(NEW_KEY, 2 * DAY) and not m.is_member(HUB_B, DAY)
+
+
 @pytest.mark.parametrize(
     ("build", "message"),
     [
@@ -131,9 +183,13 @@ def test_malformed_facts_are_refused_with_a_reason(build: object, message: str) 
         build()  # type: ignore[operator]
 
 
-HUBS = (FOUNDER, HUB_B, HUB_C, HUB_D)
+HUBS = (FOUNDER, HUB_B, HUB_C, HUB_D, NEW_KEY)
 facts = st.lists(
     st.one_of(
+        st.builds(
+            lambda o, n, t: Succession(HUBS[o], HUBS[n], t * DAY),
+            st.integers(0, 3), st.integers(4, 4), st.integers(0, 20),
+        ),
         st.builds(
             lambda m, i, t, d: Certificate(ALLIANCE, HUBS[m], HUBS[i], t * DAY, (t + d) * DAY),
             st.integers(1, 3), st.integers(0, 3), st.integers(0, 20), st.integers(1, 20),
@@ -149,7 +205,7 @@ facts = st.lists(
 
 @given(facts, st.randoms(use_true_random=False), st.integers(0, 40))
 def test_answers_do_not_depend_on_the_order_facts_arrived_in(
-    items: list[Certificate | MemberRevocation], rnd: object, day: int
+    items: list[Certificate | MemberRevocation | Succession], rnd: object, day: int
 ) -> None:
     first = alliance()
     first.add(items)

@@ -8,6 +8,7 @@ from pathlib import Path
 import trio
 
 from craftnet.archive import index
+from craftnet.archive.alliance import load_membership
 from craftnet.archive.cid import Cid
 from craftnet.archive.delta import plan_all, write_bundles
 from craftnet.archive.index import ingest_records
@@ -18,7 +19,6 @@ from craftnet.identity.errors import IdentityError
 from craftnet.identity.keys import PrivateKey
 from craftnet.identity.membership import Membership
 from craftnet.node.hub import Hub, hlc_now
-from craftnet.node.p2p.alliance import load_membership
 from craftnet.node.witness import WitnessService
 from tests.node.p2p.helpers import make_hubs, publish_technique, settings, wait_for
 

@@ -15,6 +15,7 @@ import heapq
 import random
 from collections import deque
 from dataclasses import dataclass, field, replace
+from typing import assert_never
 
 from craftnet.archive.cid import RAW, Cid
 from craftnet.archive.records import Record
@@ -23,13 +24,16 @@ from craftnet.protocol.blocks import DictBlocks
 from craftnet.protocol.engine import EngineConfig, SyncEngine
 from craftnet.protocol.events import (
     Ban,
+    BlocksStored,
     CancelTimer,
     Command,
+    ConnectionClosed,
     DataReceived,
     Dial,
     Disconnect,
     Event,
     GossipReceived,
+    GossipVerdict,
     PeerConnected,
     PeerDisconnected,
     PeerId,
@@ -44,6 +48,7 @@ from craftnet.protocol.events import (
 )
 from craftnet.protocol.framing import FrameDecoder, encode_frame
 from craftnet.protocol.items import SortedItems, item_key
+from craftnet.protocol.members import EVERYONE, Members
 from craftnet.protocol.messages import SUPPORTED_VERSIONS, Hello, Message
 
 ALLIANCE = "Global Micro-manufacturing Alliance"
@@ -66,12 +71,38 @@ def make_record(key: PrivateKey, n: int, links: tuple[Cid, ...] = ()) -> Record:
     return Record.create(key, "technique", body, links, ts=BASE_TS + (n << 16))
 
 
+class Roster:
+    """Membership as a plain set of dids (proofs are neither sent nor needed)."""
+
+    def __init__(self, dids: set[str]) -> None:
+        self.dids = dids
+
+    def is_member(self, did: str) -> bool:
+        """Is ``did`` in the set?"""
+        return did in self.dids
+
+    def proof(self) -> tuple[bytes, ...]:
+        """Nothing to prove."""
+        return ()
+
+    def admit(self, did: str, proof: tuple[bytes, ...], verifier: object) -> list[Record] | None:
+        """Members are admitted, learning nothing; others are not."""
+        return [] if did in self.dids else None
+
+
 class Hub:
     """One hub: an engine, its blocks and its reconcile items."""
 
-    def __init__(self, name: str, seed: int, config: EngineConfig | None = None) -> None:
+    def __init__(
+        self,
+        name: str,
+        seed: int,
+        config: EngineConfig | None = None,
+        members: Members = EVERYONE,
+        key: PrivateKey | None = None,
+    ) -> None:
         self.peer = PeerId(name)
-        self.key = make_key(seed)
+        self.key = key or make_key(seed)
         self.items = SortedItems()
         self.blocks = DictBlocks()
         self.engine = SyncEngine(
@@ -81,6 +112,7 @@ class Hub:
             blocks=self.blocks,
             config=config or EngineConfig(alliance=ALLIANCE),
             rng=random.Random(seed),
+            members=members,
         )
 
     def add_record(self, record: Record) -> None:
@@ -130,6 +162,9 @@ class Network:
         self.disconnects: list[tuple[PeerId, Disconnect]] = []
         self.finished: list[tuple[PeerId, ReconcileFinished]] = []
         self.dials: list[tuple[PeerId, Dial]] = []
+        self.verdicts: list[tuple[PeerId, GossipVerdict]] = []
+        self.execute_log: list[tuple[PeerId, Command]] = []
+        self.closed: list[tuple[PeerId, ConnectionClosed]] = []
         self.bytes_sent = 0
         self.cut_after: dict[frozenset[PeerId], int] = {}
         self.latency: dict[frozenset[PeerId], float] = {}
@@ -180,64 +215,78 @@ class Network:
         """Do what an engine asked, as node/ would."""
         hub = self.hubs[owner]
         for cmd in commands:
-            if isinstance(cmd, Send):
-                link = frozenset((owner, cmd.peer))
-                if link not in self.links:
-                    continue
-                if link in self.cut_after:
-                    room = self.cut_after[link]
-                    data = cmd.data[:room]
-                    self.cut_after[link] = room - len(data)
-                    if self.cut_after[link] <= 0:
-                        self.links.discard(link)
-                        del self.cut_after[link]
-                        self.queue.append((cmd.peer, DataReceived(owner, data)))
-                        for me, other in ((owner, cmd.peer), (cmd.peer, owner)):
-                            self.queue.append((me, PeerDisconnected(other)))
-                        continue
-                self.bytes_sent += len(cmd.data)
-                if cmd.peer in self.raw:
-                    self.raw[cmd.peer].inbox.setdefault(owner, bytearray()).extend(cmd.data)
-                else:
-                    delay = self.latency.get(link, 0.0)
-                    if delay:
-                        self._seq += 1
-                        heapq.heappush(
-                            self.in_flight,
-                            (self.now + delay, self._seq, cmd.peer, DataReceived(owner, cmd.data)),
-                        )
-                    else:
-                        self.queue.append((cmd.peer, DataReceived(owner, cmd.data)))
-            elif isinstance(cmd, SetTimer):
-                self.timers[(owner, cmd.timer)] = cmd.at
-            elif isinstance(cmd, CancelTimer):
-                self.timers.pop((owner, cmd.timer), None)
-            elif isinstance(cmd, StoreBlocks):
-                for block in cmd.blocks:
-                    hub.blocks.blocks[block.cid] = block.data
-                    if block.ts is not None:
-                        hub.items.add(item_key(block.ts, block.cid))
-                hub.engine.blocks_stored([b.cid for b in cmd.blocks])
-            elif isinstance(cmd, Publish):
-                for link in list(self.links):
-                    if owner in link:
-                        (other,) = link - {owner}
-                        if other in self.hubs:
-                            self.queue.append((other, GossipReceived(owner, cmd.data)))
-            elif isinstance(cmd, Disconnect):
-                self.disconnects.append((owner, cmd))
-                if self.connected(owner, cmd.peer):
-                    self.links.discard(frozenset((owner, cmd.peer)))
-                    if cmd.peer in self.hubs:
-                        self.queue.append((cmd.peer, PeerDisconnected(owner)))
-            elif isinstance(cmd, Ban):
-                self.bans.append((owner, cmd))
-            elif isinstance(cmd, ReconcileFinished):
-                self.finished.append((owner, cmd))
-            elif isinstance(cmd, Dial):
-                self.dials.append((owner, cmd))
-                if cmd.peer in self.hubs and not self.connected(owner, cmd.peer):
-                    self.connect(owner, cmd.peer)
+            self.execute_log.append((owner, cmd))
+            match cmd:
+                case Send():
+                    self._send(owner, cmd)
+                case SetTimer(timer, at):
+                    self.timers[(owner, timer)] = at
+                case CancelTimer(timer):
+                    self.timers.pop((owner, timer), None)
+                case StoreBlocks(blocks):
+                    records = []
+                    for block in blocks:
+                        if block.cid in hub.blocks.blocks:
+                            continue
+                        hub.blocks.blocks[block.cid] = block.data
+                        if block.ts is not None:
+                            hub.items.add(item_key(block.ts, block.cid))
+                            records.append((block.ts, block.cid))
+                    stored = BlocksStored(tuple(b.cid for b in blocks), tuple(records))
+                    self.queue.appendleft((owner, stored))
+                case Publish(data):
+                    for link in sorted(self.links, key=sorted):
+                        if owner in link:
+                            (other,) = link - {owner}
+                            if other in self.hubs:
+                                self.queue.append((other, GossipReceived(owner, data)))
+                case Disconnect(peer):
+                    self.disconnects.append((owner, cmd))
+                    if self.connected(owner, peer):
+                        self.links.discard(frozenset((owner, peer)))
+                        if peer in self.hubs:
+                            self.queue.append((peer, PeerDisconnected(owner)))
+                case Ban():
+                    self.bans.append((owner, cmd))
+                case ReconcileFinished():
+                    self.finished.append((owner, cmd))
+                case Dial(peer):
+                    self.dials.append((owner, cmd))
+                    if peer in self.hubs and not self.connected(owner, peer):
+                        self.connect(owner, peer)
+                case GossipVerdict():
+                    self.verdicts.append((owner, cmd))
+                case ConnectionClosed():
+                    self.closed.append((owner, cmd))
+                case _:
+                    assert_never(cmd)
+
+    def _send(self, owner: PeerId, cmd: Send) -> None:
+        link = frozenset((owner, cmd.peer))
+        if link not in self.links:
+            return
+        if link in self.cut_after:
+            room = self.cut_after[link]
+            data = cmd.data[:room]
+            self.cut_after[link] = room - len(data)
+            if self.cut_after[link] <= 0:
+                self.links.discard(link)
+                del self.cut_after[link]
+                self.queue.append((cmd.peer, DataReceived(owner, data)))
+                for me, other in ((owner, cmd.peer), (cmd.peer, owner)):
+                    self.queue.append((me, PeerDisconnected(other)))
+                return
+        self.bytes_sent += len(cmd.data)
+        if cmd.peer in self.raw:
+            self.raw[cmd.peer].inbox.setdefault(owner, bytearray()).extend(cmd.data)
+            return
+        delay = self.latency.get(link, 0.0)
+        if delay:
+            self._seq += 1
+            event = DataReceived(owner, cmd.data)
+            heapq.heappush(self.in_flight, (self.now + delay, self._seq, cmd.peer, event))
+        else:
+            self.queue.append((cmd.peer, DataReceived(owner, cmd.data)))
 
     def publish(self, hub: Hub, record: Record) -> None:
         """Store a record at ``hub`` and tell its engine, which announces it."""

@@ -10,6 +10,7 @@ from protocol_helpers import (
     ConnectionPair,
     Hub,
     Network,
+    Roster,
     hello_from,
     make_key,
     make_record,
@@ -27,17 +28,19 @@ from craftnet.protocol.engine import (
     Rec,
     mermaid,
 )
-from craftnet.protocol.events import BlocksWanted, PeerId
+from craftnet.protocol.events import BlocksWanted, PeerId, Side
 from craftnet.protocol.framing import encode_frame, encode_varint
 from craftnet.protocol.messages import (
     Announce,
     Block,
+    Bye,
     End,
     Hello,
     Want,
     to_wire,
 )
 from craftnet.protocol.reconcile import ReconConfig
+from craftnet.protocol.scoring import Verdict
 
 
 def _hubs_with_overlap(net: Network, shared: int, only_a: int, only_b: int) -> tuple[Hub, Hub]:
@@ -194,10 +197,7 @@ def test_wrong_alliance_is_disconnected() -> None:
 
 def test_a_non_member_cannot_sync() -> None:
     net = Network()
-    outsider_key = make_key(99)
-    member = Hub("hub-member", 1)
-    member.engine.is_member = lambda did: did != outsider_key.did
-    net.add(member)
+    member = net.add(Hub("hub-member", 1, members=Roster({make_key(1).did})))
     outsider = net.add(Hub("hub-outsider", 99))
     outsider.add_record(make_record(outsider.key, 1))
     net.connect(outsider.peer, member.peer)
@@ -205,7 +205,10 @@ def test_a_non_member_cannot_sync() -> None:
     assert not net.connected(outsider.peer, member.peer)
     assert not member.record_keys()
     assert any("not a member" in d.reason for _, d in net.disconnects)
-    assert not net.dials  # a refused hello is not redialled
+    # The outsider hears why, and does not redial at once.
+    (closed,) = [c for owner, c in net.closed if owner == outsider.peer]
+    assert closed.side is Side.REMOTE and "not a member" in closed.reason
+    assert not net.dials
 
 
 def test_a_replayed_hello_is_refused() -> None:
@@ -378,7 +381,7 @@ def test_a_dropped_connection_is_redialled_with_backoff() -> None:
     assert len(a.record_keys()) == 380
 
 
-def test_no_redial_after_a_ban() -> None:
+def test_a_graylisted_hub_is_cut_off_and_redialled_only_once_its_score_recovers() -> None:
     net = Network()
     a = net.add(Hub("hub-a", 1))
     mallory = net.add_raw("mallory")
@@ -386,8 +389,36 @@ def test_no_redial_after_a_ban() -> None:
     net.inject(mallory.peer, a.peer, hello_from(mallory.peer))
     net.inject(mallory.peer, a.peer, (encode_varint(3) + b"\xff\xff\xff") * 3)
     net.settle(0.1)
+    # Two bad frames: below the graylist line, so cut off at once (the third is not read).
     assert not net.connected(a.peer, mallory.peer)
+    assert a.engine.scores.offence_counts(mallory.peer) == {"malformed_frame": 2}
+    (bye,) = [m for m in mallory.messages_from(a.peer) if isinstance(m, Bye)]
+    assert "graylisted" in bye.why
+    # A score of -40 is back at the graylist line (-20) after one half-life, 600 s.
+    net.settle(590.0)
+    assert not net.dials
+    net.settle(20.0)
+    assert [d.peer for _, d in net.dials] == [mallory.peer]
+
+
+def test_a_hub_that_misbehaves_again_after_its_graylisting_is_banned_and_not_redialled() -> None:
+    net = Network()
+    a = net.add(Hub("hub-a", 1))
+    mallory = net.add_raw("mallory")
+    forged = encode_frame(Block(1, Cid.of(b"honest"), b"forged"))
+    for _ in range(3):
+        net.dials.clear()
+        net.connect(a.peer, mallory.peer)
+        net.inject(mallory.peer, a.peer, hello_from(mallory.peer))
+        net.inject(mallory.peer, a.peer, b"\x05\xff\xff\xff\xff\xff" + forged)
+        net.settle(0.1)
+        assert not net.connected(a.peer, mallory.peer)
+        if a.engine.scores.is_banned(mallory.peer, net.now):
+            break
+        net.settle(700.0)  # graylisted: redialled once the score is back at the line
+        assert [d.peer for _, d in net.dials] == [mallory.peer]
     assert a.engine.scores.is_banned(mallory.peer, net.now)
+    net.dials.clear()
     net.settle(3600.0)
     assert not net.dials
 
@@ -410,7 +441,7 @@ def test_an_honest_hub_on_a_very_slow_link_is_not_pushed_out() -> None:
     assert net.connected(rural.peer, city.peer)
 
 
-def test_a_flood_of_wants_gets_the_peer_banned() -> None:
+def test_a_flood_of_wants_gets_the_peer_cut_off() -> None:
     net = Network()
     a = net.add(Hub("hub-a", 1))
     mallory = net.add_raw("mallory")
@@ -419,20 +450,24 @@ def test_a_flood_of_wants_gets_the_peer_banned() -> None:
     flood = b"".join(encode_frame(Want(i + 1, (Cid.of(b"%d" % i),))) for i in range(4100))
     net.inject(mallory.peer, a.peer, flood)
     net.settle(0.1)
-    assert a.engine.scores.offence_counts(mallory.peer).get("flood", 0) >= 25
-    assert a.engine.scores.is_banned(mallory.peer, net.now)
+    assert a.engine.scores.offence_counts(mallory.peer).get("flood", 0) >= 10
+    assert a.engine.scores.verdict(mallory.peer, net.now) is not Verdict.OK
+    assert not net.connected(mallory.peer, a.peer)
 
 
-def test_an_unsupported_version_is_refused() -> None:
+def test_an_unsupported_version_is_refused_with_a_reason_and_no_penalty() -> None:
     net = Network()
     a = net.add(Hub("hub-a", 1))
-    mallory = net.add_raw("mallory")
-    net.connect(mallory.peer, a.peer)
-    body = codec.encode({**to_wire(Hello.create(make_key(5), (2,), ALLIANCE, "mallory")), "v": 2})
-    net.inject(mallory.peer, a.peer, encode_varint(len(body)) + body)
+    older = net.add_raw("older")
+    net.connect(older.peer, a.peer)
+    body = codec.encode({**to_wire(Hello.create(make_key(5), (1,), ALLIANCE, "older")), "v": 1})
+    net.inject(older.peer, a.peer, encode_varint(len(body)) + body)
     net.settle(0.1)
-    assert not net.connected(mallory.peer, a.peer)
+    assert not net.connected(older.peer, a.peer)
     assert any("not supported" in d.reason for _, d in net.disconnects)
+    (bye,) = [m for m in older.messages_from(a.peer) if isinstance(m, Bye)]
+    assert "upgrade" in bye.why
+    assert not a.engine.scores.offence_counts(older.peer)
 
 
 def test_message_before_hello_closes_the_connection() -> None:

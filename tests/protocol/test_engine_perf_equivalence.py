@@ -52,7 +52,7 @@ CID = Cid.of(b"Intergenerational Making Cooperative loom notes")
 KEY = make_key(11)
 
 EXAMPLES: list[Message] = [
-    Hello.create(KEY, (1,), ALLIANCE, "12D3KooWLoom"),
+    Hello.create(KEY, (2,), ALLIANCE, "12D3KooWLoom", (b"a proof record",)),
     Announce.create(KEY, 7, (CID,), (Cid.of(b"a head"),)),
     Want(3, (CID,), False),
     Want(4, (CID, CID), True),
@@ -109,8 +109,8 @@ def test_hostile_bodies_are_refused_every_time_with_a_cache() -> None:
     hostile = [
         good + b"\x00",  # trailing bytes
         b"\xa4" + good[1:],  # a map header counting one entry too many
-        codec.encode({"v": 1, "t": "end", "req": -1}),
-        codec.encode({"v": 2, "t": "end", "req": 1}),
+        codec.encode({"v": 2, "t": "end", "req": -1}),
+        codec.encode({"v": 1, "t": "end", "req": 1}),
         b"\xff",
     ]
     refusals = []

@@ -45,11 +45,13 @@ def test_adversaries_are_graylisted_and_honest_hubs_keep_every_record() -> None:
     s = result.metrics.summary()
     assert s["converged"] and s["records_everywhere"] == 30
     assert s["honest_hubs_banned_by_honest"] == 0
+    assert s["honest_hubs_cut_off_by_honest"] == 0
     for adv in result.metrics.adversaries:
         lowest = min(adv.scores)
         if adv.kind == "spam":
-            # Garbage frames: banned by every honest hub it reached.
-            assert len(adv.banned_by) == len(adv.hub.out)
+            # Garbage frames: cut off by every honest hub it reached, and refused since.
+            assert len(adv.cut_off_by) == len(adv.hub.out)
+            assert not adv.hub.conns
         elif adv.kind == "invalid":
             # Forged records cost more than the graylist allows.
             assert lowest < -20

@@ -7,7 +7,7 @@ import pytest
 from craftnet.identity.errors import BadSignature, IdentityError
 from craftnet.identity.keys import PrivateKey
 from craftnet.protocol.messages import Announce
-from craftnet.simnet.verify import VerdictCache, shared_verdicts
+from craftnet.simnet.verify import SharedVerifier, VerdictCache
 
 
 def test_verdicts_are_shared_and_failures_replayed() -> None:
@@ -15,21 +15,20 @@ def test_verdicts_are_shared_and_failures_replayed() -> None:
     good = Announce.create(key, 1, ())
     forged = Announce(good.did, 2, (), (), good.sig)
     cache = VerdictCache()
-    with shared_verdicts(cache):
-        for _ in range(3):
-            good.verify()
-            with pytest.raises(BadSignature, match="does not verify"):
-                forged.verify()
+    verifier = SharedVerifier(cache)
+    for _ in range(3):
+        verifier.verify(good.did, good.sig, good.signed_bytes())
+        with pytest.raises(BadSignature, match="does not verify"):
+            verifier.verify(forged.did, forged.sig, forged.signed_bytes())
     assert cache.verified == 2 and cache.shared == 4
-    # Outside the block every check is real again, and still strict.
+    # Nothing else is affected: the message's own check is real and strict.
     with pytest.raises(BadSignature):
         forged.verify()
     assert cache.verified == 2
 
 
 def test_bad_dids_fail_every_time() -> None:
-    bad = Announce("did:key:z6MkNotARealKey", 1, (), (), bytes(64))
-    with shared_verdicts(VerdictCache()):
-        for _ in range(2):
-            with pytest.raises(IdentityError):
-                bad.verify()
+    verifier = SharedVerifier(VerdictCache())
+    for _ in range(2):
+        with pytest.raises(IdentityError):
+            verifier.verify("did:key:z6MkNotARealKey", bytes(64), b"a message")

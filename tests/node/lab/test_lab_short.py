@@ -61,15 +61,6 @@ def test_the_report_reads_for_people_and_scripts(report: dict[str, Any]) -> None
     assert json.loads(json.dumps(report)) == report
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="issue 10: an invitation signed by a member that is not the founder is refused "
-    "at 'alliance join' (the token lacks the inviter's certificate); a new member refuses "
-    "members whose certificates it has not fetched yet and charges the founder for "
-    "relaying their announcements (not_member: graylist or ban); after 'craftnet id "
-    "rotate' every member refuses the new key, so the rotated hub neither syncs nor "
-    "converges",
-)
 def test_the_alliance_holds_together(report: dict[str, Any]) -> None:
     broken = {
         name: report["invariants"][name]["detail"]

@@ -11,6 +11,7 @@ from pathlib import Path
 import trio
 
 from craftnet.archive import codec
+from craftnet.archive.alliance import create_alliance, issue_certificate
 from craftnet.archive.cid import DAG_CBOR, RAW, Cid
 from craftnet.archive.gc import links_of
 from craftnet.archive.index import ingest_records, publish
@@ -18,9 +19,9 @@ from craftnet.archive.lmdb_store import LmdbStore
 from craftnet.archive.records import Record
 from craftnet.identity.keys import PrivateKey
 from craftnet.node.hub import Hub
-from craftnet.node.p2p.alliance import create_alliance, issue_certificate
 from craftnet.node.p2p.settings import NetworkSettings
 from craftnet.protocol.engine import EngineConfig
+from craftnet.protocol.policy import DEFAULT_POLICY, Policy
 
 LOOPBACK = ("/ip4/127.0.0.1/tcp/0",)
 
@@ -66,9 +67,12 @@ async def start_hub(
     bootstrap: tuple[str, ...] = (),
     *,
     reconcile_interval: float = 300.0,
+    policy: Policy = DEFAULT_POLICY,
 ) -> Hub:
     """Run a hub in ``nursery``; returns once it listens."""
-    config = EngineConfig(alliance=alliance, reconcile_interval=reconcile_interval)
+    config = EngineConfig(
+        alliance=alliance, reconcile_interval=reconcile_interval, policy=policy
+    )
     hub = Hub(
         setup.home, setup.store, setup.key, settings(alliance, bootstrap), engine_config=config
     )
@@ -84,6 +88,12 @@ async def wait_for(check: Callable[[], bool], timeout: float, what: str) -> floa
             await trio.sleep(0.02)
         return time.monotonic() - start
     raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+
+
+def meshed(*hubs: Hub) -> bool:
+    """Every hub has its ready peers in its GossipSub mesh: its announcements reach them
+    (the mesh is built on GossipSub's one-second heartbeat)."""
+    return all(set(h.engine.ready_peers()) <= h.network.mesh() for h in hubs)
 
 
 def has_record(store: LmdbStore, cid: Cid) -> bool:

@@ -6,7 +6,9 @@ converging meanwhile."""
 
 from __future__ import annotations
 
+import itertools
 import os
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -17,8 +19,17 @@ from craftnet.identity.keys import PrivateKey
 from craftnet.node.hub import Hub
 from craftnet.node.p2p.libp2p_net import Libp2pNetwork, topic_for
 from craftnet.node.p2p.net import ByteStream, NetworkError
+from craftnet.protocol.events import Side, Validation
 from craftnet.protocol.framing import FrameDecoder, encode_frame, encode_varint
-from craftnet.protocol.messages import SUPPORTED_VERSIONS, Announce, Block, End, Hello, Want
+from craftnet.protocol.messages import (
+    SUPPORTED_VERSIONS,
+    Announce,
+    Block,
+    DontHave,
+    End,
+    Hello,
+    Want,
+)
 from tests.node.p2p.helpers import (
     LOOPBACK,
     has_record,
@@ -36,8 +47,8 @@ class Hostile:
         self.key = key
         self.alliance = alliance
         self.net = Libp2pNetwork(os.urandom(32), topic_for(alliance))
-        self.net.set_validator(lambda peer, data: True)
-        self.answer_wants_with_garbage = False
+        self.net.set_validator(lambda peer, data: Validation.ACCEPT)
+        self.answer_wants = "never"  # or "garbage" blocks, or "deny" holding them
 
     async def session(self, target: Hub) -> ByteStream:
         """Connect, say a valid hello and start reading (answering wants if asked to)."""
@@ -61,15 +72,23 @@ class Hostile:
                 return
             decoder.receive_data(data)
             while (message := decoder.next_message()) is not None:
-                if isinstance(message, Want) and self.answer_wants_with_garbage:
+                if not isinstance(message, Want) or self.answer_wants == "never":
+                    continue
+                if self.answer_wants == "garbage":
                     out = b"".join(
                         encode_frame(Block(message.req, cid, b"not the block you want"))
                         for cid in message.cids
-                    ) + encode_frame(End(message.req))
-                    try:
-                        await stream.write(out)
-                    except NetworkError:
-                        return
+                    )
+                else:
+                    out = encode_frame(DontHave(message.req, message.cids))
+                try:
+                    await stream.write(out + encode_frame(End(message.req)))
+                except NetworkError:
+                    return
+
+    async def meshed_with(self, target: Hub) -> None:
+        """Wait until our gossip reaches ``target`` directly (GossipSub's heartbeat)."""
+        await wait_for(lambda: target.peer_id in self.net.mesh(), 10, "the gossip mesh")
 
     def announce(self, records: list[Cid], *, bad_signature: bool = False, ts: int = 1) -> bytes:
         ann = Announce.create(self.key, ts, tuple(records), ())
@@ -100,7 +119,7 @@ async def attack(kind: str, hostile: Hostile, target: Hub) -> None:
                     await trio.sleep(0.2)
                     continue
                 nursery.start_soon(hostile.read_loop, stream)
-                await trio.sleep(0.3)
+                await wait_for_or_timeout(lambda: hostile.net.peer_id in target.engine.peers, 5)
                 try:
                     if kind == "garbage":
                         for _ in range(5):
@@ -108,19 +127,23 @@ async def attack(kind: str, hostile: Hostile, target: Hub) -> None:
                     elif kind == "oversized":
                         await stream.write(encode_varint(64 * 1024 * 1024) + b"\0" * 1024)
                     elif kind == "bad_signature":
-                        await trio.sleep(1.2)  # the gossip mesh
+                        await hostile.meshed_with(target)
                         for i in range(5):
                             data = hostile.announce([fake_record(i)], bad_signature=True, ts=i)
                             await hostile.net.publish(data)
                             await trio.sleep(0.05)
                     elif kind == "flood":
-                        await trio.sleep(1.2)
-                        for i in range(600):
+                        # As fast as it can, announcing records it never serves, until
+                        # it is cut off: for going over the limit or for its promises.
+                        await hostile.meshed_with(target)
+                        for i in itertools.count():
+                            if banned():
+                                break
                             await hostile.net.publish(hostile.announce([fake_record(i)], ts=i))
-                            await trio.sleep(0.004)
+                            await trio.sleep(0.002)
                     elif kind == "bad_block":
-                        hostile.answer_wants_with_garbage = True
-                        await trio.sleep(1.2)
+                        hostile.answer_wants = "garbage"
+                        await hostile.meshed_with(target)
                         for i in range(4):
                             n = attempt * 10 + i
                             await hostile.net.publish(hostile.announce([fake_record(n)], ts=n))
@@ -131,9 +154,9 @@ async def attack(kind: str, hostile: Hostile, target: Hub) -> None:
             nursery.cancel_scope.cancel()
 
 
-async def wait_for_or_timeout(check: object, seconds: float) -> None:
+async def wait_for_or_timeout(check: Callable[[], bool], seconds: float) -> None:
     with trio.move_on_after(seconds):
-        while not check():  # type: ignore[operator]
+        while not check():
             await trio.sleep(0.05)
 
 
@@ -157,12 +180,12 @@ def test_a_hostile_member_is_banned_while_honest_hubs_converge(kind: str, tmp_pa
                 await attack(kind, hostile, a)
                 after = publish_technique(honest_a.store, honest_a.key, "Kintsugi repair")
                 peer = hostile.net.peer_id
-                if kind == "garbage":  # three bad frames in one write: straight to a ban
-                    assert peer in a.driver.banned, f"{kind}: not banned"
-                # Otherwise the peer may be cut off on the way down: below the graylist it
-                # is asked nothing more, hung up on, and refused until its score recovers
-                # (or banned, if its offences came fast enough to pass the threshold).
+                # Below the graylist line it is cut off at once, told why, and refused
+                # until its score recovers (banned if it does it again within the hour).
                 assert a.engine.scores.score(peer, a.driver.clock()) < -20
+                closed = a.driver.closed[peer]
+                assert closed.side is Side.LOCAL, closed
+                assert "graylisted" in closed.reason or "banned" in closed.reason, closed
                 assert peer not in a.engine.ready_peers()
                 assert peer not in a.driver.links
                 offences = a.engine.scores.offence_counts(hostile.net.peer_id)
@@ -178,3 +201,52 @@ def test_a_hostile_member_is_banned_while_honest_hubs_converge(kind: str, tmp_pa
     trio.run(main)
     for setup in setups:
         setup.store.close()
+
+
+@pytest.mark.parametrize("answers", ["deny", "never"])
+def test_a_member_announcing_records_it_never_serves_is_cut_off_within_60_s(
+    answers: str, tmp_path: Path
+) -> None:
+    # 10 announcements a second of records that do not exist, signed by a member (a
+    # stolen key): it says it does not hold them when asked ("deny"), or never answers
+    # while it goes on announcing ("never").
+    alliance, setups = make_hubs(tmp_path, 3)
+    honest_a, honest_b, thief = setups
+    took: list[float] = []
+
+    async def main() -> None:
+        async with trio.open_nursery() as nursery:
+            a = await start_hub(nursery, honest_a, alliance)
+            b = await start_hub(nursery, honest_b, alliance, (a.addrs[0],))
+            await wait_for(lambda: a.engine.ready_peers() == [b.peer_id], 10, "honest link")
+            hostile = Hostile(thief.key, alliance)
+            hostile.answer_wants = answers
+            async with hostile.net.running(list(LOOPBACK)), trio.open_nursery() as attack:
+                stream = await hostile.session(a)
+                attack.start_soon(hostile.read_loop, stream)
+                await hostile.meshed_with(a)
+                peer = hostile.net.peer_id
+
+                async def flood() -> None:
+                    for i in range(10_000):
+                        await hostile.net.publish(hostile.announce([fake_record(i)], ts=i))
+                        await trio.sleep(0.1)
+
+                attack.start_soon(flood)
+                start = trio.current_time()
+                during = publish_technique(honest_b.store, honest_b.key, "Sashiko mending")
+                await wait_for(lambda: peer in a.driver.closed, 60, "the flooder cut off")
+                took.append(trio.current_time() - start)
+                closed = a.driver.closed[peer]
+                assert closed.side is Side.LOCAL and closed.punished, closed
+                assert a.engine.scores.offence_counts(peer).get("broken_promise", 0) > 0
+                await wait_for(lambda: has_record(honest_a.store, during.cid), 10, "honest sync")
+                assert a.engine.ready_peers() == [b.peer_id]
+                assert not a.engine.scores.offence_counts(b.peer_id)
+                attack.cancel_scope.cancel()
+            nursery.cancel_scope.cancel()
+
+    trio.run(main)
+    for setup in setups:
+        setup.store.close()
+    print(f"\nflooder that answers {answers!r} cut off after {took[0]:.1f} s")

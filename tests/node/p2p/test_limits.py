@@ -6,21 +6,18 @@ from __future__ import annotations
 from dataclasses import replace
 from pathlib import Path
 
-import pytest
 import trio
 
 from craftnet.node.hub import Hub
-from craftnet.node.p2p import driver
 from craftnet.protocol.engine import EngineConfig
+from craftnet.protocol.policy import DEFAULT_POLICY
 from tests.node.p2p.helpers import make_hubs, settings, start_hub, wait_for
 
 
-def test_a_full_hub_refuses_more_peers_until_one_leaves(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    # Refused hubs back off up to a minute; cap it so the test need not wait that long.
-    monkeypatch.setattr(driver, "DIAL_MAX", 2.0)
+def test_a_full_hub_refuses_more_peers_until_one_leaves(tmp_path: Path) -> None:
     alliance, (small, first, second) = make_hubs(tmp_path, 3)
+    # A refused hub redials slowly (a minute); make that two seconds here.
+    patient = replace(DEFAULT_POLICY, redial_max=2.0)
 
     async def main() -> None:
         async with trio.open_nursery() as nursery:
@@ -31,8 +28,14 @@ def test_a_full_hub_refuses_more_peers_until_one_leaves(
             async with trio.open_nursery() as visit:
                 a = await start_hub(visit, first, alliance, (narrow.addrs[0],))
                 await wait_for(lambda: narrow.engine.ready_peers() == [a.peer_id], 10, "first")
-                b = await start_hub(nursery, second, alliance, (narrow.addrs[0],))
-                await trio.sleep(2)
+                b = await start_hub(nursery, second, alliance, (narrow.addrs[0],), policy=patient)
+                # The narrow hub says why it refuses, and the second hub can say so.
+                await wait_for(
+                    lambda: "no room" in (b.driver.refusal(narrow.peer_id) or ""), 10, "refusal"
+                )
+                assert (b.driver.refusal(narrow.peer_id) or "").startswith(
+                    f"{narrow.peer_id} refused us"
+                )
                 assert narrow.engine.ready_peers() == [a.peer_id]
                 assert b.engine.ready_peers() == []
                 # The first hub goes away. (A hub stopped inside this process keeps its

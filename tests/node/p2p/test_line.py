@@ -12,6 +12,7 @@ from tests.node.p2p.helpers import (
     add_file,
     has_record,
     make_hubs,
+    meshed,
     missing_blocks,
     publish_design,
     publish_technique,
@@ -20,9 +21,7 @@ from tests.node.p2p.helpers import (
 )
 
 
-def test_a_record_published_at_one_end_reaches_every_store_within_two_seconds(
-    tmp_path: Path,
-) -> None:
+def test_a_record_published_at_one_end_reaches_every_store(tmp_path: Path) -> None:
     alliance, setups = make_hubs(tmp_path, 5)
 
     async def main() -> None:
@@ -38,15 +37,15 @@ def test_a_record_published_at_one_end_reaches_every_store_within_two_seconds(
                 15,
                 "the line to connect",
             )
-            await trio.sleep(1.5)  # GossipSub builds its mesh on its 1 s heartbeat
+            await wait_for(lambda: meshed(*hubs), 15, "the gossip mesh")
 
+            # By gossip (the latency figures are tests/bench/test_bench_sync.py's).
             record = publish_technique(setups[0].store, setups[0].key, "Ikat resist dyeing")
-            took = await wait_for(
+            await wait_for(
                 lambda: all(has_record(s.store, record.cid) for s in setups),
-                2.0,
+                20,
                 "the record in every store",
             )
-            assert took < 2.0
 
             # A design brings its files along: the far end fetches every chunk.
             node = add_file(setups[4].store, bytes(range(256)) * 4096)  # 1 MiB

@@ -1,0 +1,33 @@
+"""Hubs that dial each other at the same moment (a restarted hub dials its bootstrap
+members while they redial it) agree on one sync stream and link at once."""
+
+from __future__ import annotations
+
+import itertools
+from pathlib import Path
+
+import trio
+
+from tests.node.p2p.helpers import make_hubs, start_hub, wait_for
+
+
+def test_hubs_dialling_each_other_at_once_link_within_5_s(tmp_path: Path) -> None:
+    alliance, setups = make_hubs(tmp_path, 5)
+
+    async def main() -> None:
+        async with trio.open_nursery() as nursery:
+            hubs = [await start_hub(nursery, setup, alliance) for setup in setups]
+            # Every pair dials each other in the same instant.
+            for a, b in itertools.combinations(hubs, 2):
+                a.driver.dial(b.addrs[0])
+                b.driver.dial(a.addrs[0])
+            await wait_for(
+                lambda: all(len(h.engine.ready_peers()) == len(hubs) - 1 for h in hubs),
+                5,
+                "every hub linked to every other",
+            )
+            nursery.cancel_scope.cancel()
+
+    trio.run(main)
+    for setup in setups:
+        setup.store.close()
