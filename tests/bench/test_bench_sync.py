@@ -47,7 +47,7 @@ from craftnet.cli.net import sync_engine_config
 from craftnet.node.hub import Hub
 from craftnet.node.p2p.libp2p_net import Libp2pNetwork
 from craftnet.node.p2p.net import ByteStream
-from craftnet.protocol.events import PeerId, Validation
+from craftnet.protocol.events import PeerId
 from tests.node.p2p.helpers import (
     LOOPBACK,
     HubSetup,
@@ -105,32 +105,7 @@ async def raw_seconds(total: int, piece: int = MIB) -> float:
 
 async def raw_throughput(megabytes: int) -> float:
     """MB/s through one libp2p stream between two hosts on loopback (Noise + yamux)."""
-    a = Libp2pNetwork(os.urandom(32), "/bench")
-    b = Libp2pNetwork(os.urandom(32), "/bench")
-    received = trio.Event()
-    got = 0
-
-    async def sink(peer: PeerId, stream: ByteStream) -> None:
-        nonlocal got
-        while data := await stream.read(MIB):
-            got += len(data)
-        received.set()
-
-    b.set_stream_handler(sink)
-    a.set_validator(lambda p, d: Validation.ACCEPT)
-    b.set_validator(lambda p, d: Validation.ACCEPT)
-    async with a.running(list(LOOPBACK)), b.running(list(LOOPBACK)):
-        peer = await a.connect(b.listen_addrs()[0])
-        stream = await a.open_stream(peer)
-        buf = os.urandom(MIB)
-        start = time.perf_counter()
-        for _ in range(megabytes):
-            await stream.write(buf)
-        await stream.close()
-        await received.wait()
-        took = time.perf_counter() - start
-    assert got == megabytes * MIB
-    return got / took / 1e6
+    return megabytes * MIB / await raw_seconds(megabytes * MIB) / 1e6
 
 
 def test_bulk_sync_against_a_raw_yamux_stream(tmp_path: Path) -> None:
