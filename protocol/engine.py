@@ -206,6 +206,9 @@ class EngineConfig:
     # Carry announced blocks of up to MAX_PUSHED_BLOCK bytes inside the announcement.
     push_blocks: bool = True
     reannounce: Reannounce = Reannounce.ALL
+    # Report PeerSynced (node records it for delta bundles). It keeps, per peer, the
+    # records still to travel after a reconcile: off where no one reads it (simnet).
+    report_synced: bool = False
 
 
 @dataclass(slots=True)
@@ -848,10 +851,11 @@ class SyncEngine:
         # Both hubs hold the union once the peer has asked us for what it lacked (what it
         # fetches elsewhere keeps it owed, until a later reconcile finds nothing) and what
         # we lacked is stored here: then our own records are a lower bound of its.
-        owed = {cid for key in session.their_need if (cid := _key_cid(key)) is not None}
-        peer.sync = _PendingSync(owed, set(wanted))
-        self._syncing.add(peer.peer)
-        self._check_synced(peer, out)
+        if self.config.report_synced:
+            owed = {cid for key in session.their_need if (cid := _key_cid(key)) is not None}
+            peer.sync = _PendingSync(owed, set(wanted))
+            self._syncing.add(peer.peer)
+            self._check_synced(peer, out)
 
     def _stored_for_sync(self, cids: tuple[Cid, ...], out: list[Command]) -> None:
         for pid in list(self._syncing):

@@ -74,9 +74,22 @@ def test_two_hubs_with_different_records_converge() -> None:
     assert a.engine.peers[b.peer].rec is Rec.IDLE
 
 
+def _reporting_hubs(net: Network, only_a: int) -> tuple[Hub, Hub]:
+    config = quick_config(report_synced=True)
+    a = net.add(Hub("hub-lisbon", 1, config))
+    b = net.add(Hub("hub-nairobi", 2, config))
+    for n in range(10):
+        record = make_record(a.key, n)
+        a.add_record(record)
+        b.add_record(record)
+    for n in range(only_a):
+        a.add_record(make_record(a.key, 1000 + n))
+    return a, b
+
+
 def test_a_peer_is_reported_synced_once_it_fetched_what_it_lacked_from_us() -> None:
     net = Network()
-    a, b = _hubs_with_overlap(net, shared=10, only_a=4, only_b=0)
+    a, b = _reporting_hubs(net, only_a=4)
 
     net.connect(a.peer, b.peer)
     net.settle()
@@ -97,7 +110,7 @@ def test_a_peer_is_reported_synced_once_it_fetched_what_it_lacked_from_us() -> N
 
 def test_a_peer_gone_before_fetching_what_it_lacked_is_not_reported_synced() -> None:
     net = Network()
-    a, b = _hubs_with_overlap(net, shared=10, only_a=3, only_b=0)
+    a, b = _reporting_hubs(net, only_a=3)
     net.connect(a.peer, b.peer)
     while not _owed(a, b):
         owner, event = net.queue.popleft()
@@ -107,6 +120,16 @@ def test_a_peer_gone_before_fetching_what_it_lacked_is_not_reported_synced() -> 
     net.disconnect(a.peer, b.peer)
     net.settle()
     assert [s.did for o, s in net.synced if o == a.peer] == []
+
+
+def test_no_peer_is_reported_synced_unless_asked() -> None:
+    net = Network()
+    a, b = _hubs_with_overlap(net, shared=10, only_a=4, only_b=2)  # the default config
+    net.connect(a.peer, b.peer)
+    net.settle()
+    assert a.record_keys() == b.record_keys()
+    assert net.synced == []
+    assert a.engine.peers[b.peer].sync is None
 
 
 def _owed(a: Hub, b: Hub) -> set[Cid]:
