@@ -50,6 +50,7 @@ from craftnet.protocol.events import (
     PeerConnected,
     PeerDisconnected,
     PeerId,
+    PeerSynced,
     Publish,
     ReconcileFinished,
     RecordsAdded,
@@ -548,6 +549,8 @@ class Simulation:
                 case ReconcileFinished():
                     self.stats["reconciles"] += 1
                     self.stats["reconcile_bytes"] += cmd.bytes_sent
+                case PeerSynced():
+                    pass  # a simulated hub keeps no delta-bundle knowledge of its peers
                 case _:
                     assert_never(cmd)
 
