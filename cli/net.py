@@ -162,13 +162,13 @@ def fetch_from(app: App, addr: str, timeout: float, idle: float) -> dict[str, An
                 nursery.cancel_scope.cancel()
                 return
             start = last_change = time.monotonic()
-            last_seen = (-1, -1)
+            last_seen = (-1, -1, -1)
             while True:
                 # Checks are cheap; each one the sync is done before adds to its time.
                 await trio.sleep(SYNC_CHECK)
                 now = time.monotonic()
                 done = [r for r in driver.reconciles if r.peer == peer]
-                seen = (driver.stored_blocks, driver.wanted())
+                seen = (driver.stored_blocks, driver.wanted(), driver.unwritten)
                 if seen != last_seen:
                     last_seen, last_change = seen, now
                 if show:
@@ -178,7 +178,8 @@ def fetch_from(app: App, addr: str, timeout: float, idle: float) -> dict[str, An
                         f"stored, {driver.wanted()} wanted   ",
                         err=True, nl=False,
                     )
-                if done and driver.wanted() == 0:
+                # Received is not yet stored: the report counts what is in the store.
+                if done and driver.wanted() == 0 and driver.unwritten == 0:
                     break
                 if now - start > timeout or now - last_change > idle:
                     result["incomplete"] = True

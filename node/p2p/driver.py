@@ -182,6 +182,11 @@ class Driver:
         return self.writer.stored_blocks
 
     @property
+    def unwritten(self) -> int:
+        """Blocks received from peers and not yet written."""
+        return self.writer.unwritten
+
+    @property
     def stored_records(self) -> int:
         """New records among them."""
         return self.writer.stored_records

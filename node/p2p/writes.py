@@ -67,6 +67,7 @@ class BlockWriter:
         self.running = False  # a flusher task writes; else writes happen at once
         self._pending: list[StoreBlocks] = []
         self._pending_bytes = 0
+        self._writing = 0  # blocks of the batch a worker thread is writing now
         self._flush_wake = trio.Event()
         self._flush_urgent = trio.Event()
         self._drained = trio.Event()
@@ -77,6 +78,11 @@ class BlockWriter:
         self._pending_bytes += sum(len(b.data) for b in command.blocks)
         # Records are small and someone may be waiting for them: no delay.
         return any(b.ts is not None for b in command.blocks)
+
+    @property
+    def unwritten(self) -> int:
+        """Blocks received but not yet in the store (queued or being written)."""
+        return sum(len(command.blocks) for command in self._pending) + self._writing
 
     def kick(self, urgent: bool) -> None:
         """Write what is queued: soon (at once if ``urgent`` or much waits)."""
@@ -106,6 +112,7 @@ class BlockWriter:
                 async with self.lock:
                     taken = self._pending
                     blocks, wants = self._take_batch()
+                    self._writing = len(blocks)
                     try:
                         new = await trio.to_thread.run_sync(self._write_batch, blocks, wants)
                     except CraftnetError:
@@ -119,6 +126,8 @@ class BlockWriter:
                         raise
                     else:
                         self._written(blocks, new)
+                    finally:
+                        self._writing = 0
                 self._drained.set()
                 self._drained = trio.Event()
 

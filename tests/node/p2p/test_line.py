@@ -55,7 +55,7 @@ def test_a_record_published_at_one_end_reaches_every_store(tmp_path: Path) -> No
                     all(has_record(s.store, design.cid) for s in setups)
                     and not any(missing_blocks(s.store) for s in setups)
                 ),
-                10,
+                30,  # a ceiling for a loaded machine; quiet, it takes about a second
                 "the design and its file everywhere",
             )
             nursery.cancel_scope.cancel()
