@@ -154,14 +154,18 @@ class Executor:
     def store(self, hub: SimHub, cmd: StoreBlocks) -> None:
         """Carry out a ``StoreBlocks``: write, count, and tell the engine it is done."""
         store = hub.store
-        new = [(b.ts, b.cid) for b in cmd.blocks if b.ts is not None and not store.has(b.cid)]
-        store.put([(b.cid, b.data, b.ts) for b in cmd.blocks])
-        if hub.members is not None and new:
-            self.sim.membership.learn(hub, [b for b in cmd.blocks if b.ts is not None])
-        for _, cid in new:
-            self.stats["records_stored"] += 1
-            self.sim.metrics.stored(hub, cid, self.kernel.now)
-        self._stored(hub, tuple(b.cid for b in cmd.blocks), tuple(new))
+        blocks = cmd.blocks
+        has = store.has
+        new = tuple((b.ts, b.cid) for b in blocks if b.ts is not None and not has(b.cid))
+        store.put([(b.cid, b.data, b.ts) for b in blocks])
+        if new:
+            if hub.members is not None:
+                self.sim.membership.learn(hub, [b for b in blocks if b.ts is not None])
+            self.stats["records_stored"] += len(new)
+            stored, now = self.sim.metrics.stored, self.kernel.now
+            for _, cid in new:
+                stored(hub, cid, now)
+        self._stored(hub, tuple(b.cid for b in blocks), new)
 
     def _stored(
         self, hub: SimHub, cids: tuple[Cid, ...], records: tuple[tuple[int, Cid], ...]

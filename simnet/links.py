@@ -11,6 +11,7 @@ is lost with it. Open partitions refuse connections across their cut.
 
 from __future__ import annotations
 
+from math import log as _log
 from typing import TYPE_CHECKING
 
 from craftnet.protocol.events import (
@@ -41,6 +42,7 @@ class Network:
         self.partitions: list[bytearray] = []  # per open cut: the side of every hub
         jitter = sim.s.latency.jitter_ms
         self._jitter_rate = 1000.0 / jitter if jitter else 0.0
+        self._random = sim.net_rng.random
         self._dialled_cache: dict[int, list[int]] | None = None
 
     def set_link_caps(self, hub: SimHub) -> None:
@@ -152,15 +154,21 @@ class Network:
 
     def transmit(self, src: SimHub, conn: Conn, size: int) -> float:
         """When ``size`` bytes sent now by ``src`` on ``conn`` arrive at the other end."""
+        # Runs for every copy of every message: locals, and the jitter drawn as
+        # random.expovariate draws it (the same float from the same state), without the call.
         now = self.kernel.now
-        start = src.uplink_free if src.uplink_free > now else now
-        done = start + (size / src.bw if src.bw else 0.0)
+        done = src.uplink_free
+        if done < now:
+            done = now
+        if src.bw:
+            done += size / src.bw
         src.uplink_free = done
         arrive = done + conn.latency
-        if self._jitter_rate:
-            arrive += self.net_rng.expovariate(self._jitter_rate)
+        rate = self._jitter_rate
+        if rate:
+            arrive += -_log(1.0 - self._random()) / rate
         if src.loss:
-            while self.net_rng.random() < src.loss:
+            while self._random() < src.loss:
                 self.stats["retransmits"] += 1
                 arrive += self.s.network.retransmit_s
         # A stream delivers in order: nothing overtakes what was sent before it.

@@ -51,7 +51,7 @@ from craftnet.simnet.membership import Membership
 from craftnet.simnet.mesh import Mesh
 from craftnet.simnet.metrics import Metrics
 from craftnet.simnet.scenario import Scenario
-from craftnet.simnet.stores import open_store
+from craftnet.simnet.stores import SharedBlock, open_store
 from craftnet.simnet.verify import SharedVerifier, VerdictCache
 from craftnet.simnet.workload import Workload
 
@@ -111,7 +111,7 @@ class Simulation:
         self.verifier = SharedVerifier(self.cache) if scenario.verify == "shared" else None
         self.frames = FrameCache()
         self.items_table = ItemTable()
-        self.blocks_table: dict[Cid, tuple[Cid, bytes]] = {}
+        self.blocks_table: dict[Cid, SharedBlock] = {}
         self.hubs: list[SimHub] = []
         self.by_peer: dict[PeerId, SimHub] = {}
         self.generation = 0  # engines and keys made since the start (restarts, rotations)
