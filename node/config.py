@@ -9,6 +9,9 @@ the archive store and the keystore)::
     require_token_for_reads = false   # true: reading needs the token as writing does
     max_upload_mb = 256
 
+    [bundles]
+    export_folders = ["/media"]  # where the web may write USB bundles (besides bundles/)
+
 A missing file or a missing key means the default. Unknown keys are refused, so a typo
 ("requre_token...") does not silently leave a hub open; every refusal names the file,
 the line and the key (:mod:`craftnet.tomlcheck`).
@@ -19,6 +22,7 @@ the line and the key (:mod:`craftnet.tomlcheck`).
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Final
@@ -54,6 +58,8 @@ class HubConfig:
     http_port: int = DEFAULT_PORT
     require_token_for_reads: bool = False
     max_upload_bytes: int = DEFAULT_MAX_UPLOAD_MB * 2**20
+    # Where the operator may have the web write USB bundles, besides bundles/ in the home.
+    export_folders: tuple[Path, ...] = ()
 
     @property
     def store_path(self) -> Path:
@@ -97,11 +103,31 @@ class HttpFile:
     )
 
 
+def _folders(value: tuple[str, ...]) -> str | None:
+    for folder in value:
+        if "\x00" in folder or not os.path.isabs(folder):
+            return f"{folder[:80]!r} is not an absolute folder such as /media"
+    return None
+
+
+@dataclass(frozen=True)
+class BundlesFile:
+    """The ``[bundles]`` table of config.toml."""
+
+    export_folders: tuple[str, ...] = opt(
+        (),
+        "folders the web UI may write USB bundles into, and any folder inside them (where "
+        "sticks are mounted, e.g. /media); bundles/ in the home folder always",
+        check=_folders,
+    )
+
+
 @dataclass(frozen=True)
 class ConfigFile:
     """config.toml as a whole."""
 
     http: HttpFile = opt(HttpFile, "`[http]`")
+    bundles: BundlesFile = opt(BundlesFile, "`[bundles]`")
 
 
 def load_config(home: Path) -> HubConfig:
@@ -111,13 +137,15 @@ def load_config(home: Path) -> HubConfig:
         text = tomlcheck.read_text(path, ConfigError, max_bytes=MAX_CONFIG_BYTES)
     except FileNotFoundError:
         return HubConfig(home=home)
-    http = tomlcheck.parse(text, str(path), ConfigFile, ConfigError)[0].http
+    parsed = tomlcheck.parse(text, str(path), ConfigFile, ConfigError)[0]
+    http = parsed.http
     return HubConfig(
         home=home,
         http_host=http.host,
         http_port=http.port,
         require_token_for_reads=http.require_token_for_reads,
         max_upload_bytes=http.max_upload_mb * 2**20,
+        export_folders=tuple(Path(f) for f in parsed.bundles.export_folders),
     )
 
 

@@ -45,6 +45,7 @@ _HTTP_CODES: Final = {
     413: "too-large",
     414: "uri-too-long",
     415: "unsupported-media-type",
+    429: "too-many-requests",
 }
 
 
@@ -58,6 +59,8 @@ def _error_response(
     headers = dict(headers or {})
     if error.status == 401:
         headers["WWW-Authenticate"] = 'Bearer realm="craftnet"'
+    if error.status == 429 and "retry_after" in error.extra:
+        headers["Retry-After"] = str(error.extra["retry_after"])
     if error.status == 416 and "size" in error.extra:
         headers["Content-Range"] = f"bytes */{error.extra['size']}"
     if _is_api(request):

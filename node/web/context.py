@@ -8,6 +8,7 @@ exists, :class:`NetworkingDisabled` says so plainly instead of inventing peers.
 
 from __future__ import annotations
 
+import threading
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -17,7 +18,10 @@ from craftnet.archive.store import Store
 from craftnet.identity.keystore import Keystore
 from craftnet.node.config import HubConfig
 from craftnet.node.web.auth import Gate
-from craftnet.node.web.policy import Policy, Replies
+from craftnet.node.web.bundles import HubSigner
+from craftnet.node.web.policy import Policy
+from craftnet.node.web.ratelimit import WalkInLimit
+from craftnet.node.web.replies import Replies
 from craftnet.node.web.search import SearchIndex
 
 
@@ -58,7 +62,11 @@ class NodeContext:
     demo: bool = False
     policy: Policy = field(default_factory=lambda: Policy(None))
     published: Replies = field(default_factory=Replies)
+    walk_ins: WalkInLimit = field(default_factory=WalkInLimit)
+    # One bundle is written at a time (they are big; two would fight for the disk).
+    exporting: threading.Lock = field(default_factory=threading.Lock, repr=False)
     _counts: tuple[int, dict[str, int]] | None = field(default=None, repr=False)
+    _signer: HubSigner | None = field(default=None, repr=False)
 
     @classmethod
     def open(
@@ -95,6 +103,13 @@ class NodeContext:
             if self._counts is None or self._counts[0] != total:
                 self._counts = (total, index.counts_by_type(txn))
         return dict(self._counts[1])
+
+    @property
+    def signer(self) -> HubSigner:
+        """The hub's own key, for the have-summaries its bundles carry."""
+        if self._signer is None:
+            self._signer = HubSigner(self.keystore, self.hub_did)
+        return self._signer
 
     def close(self) -> None:
         """Close the search index (the store belongs to whoever opened it)."""

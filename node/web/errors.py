@@ -18,6 +18,7 @@ from craftnet.archive.crdt.errors import (
     UnknownDocument,
 )
 from craftnet.archive.errors import (
+    BundleError,
     CidError,
     CodecError,
     IntegrityError,
@@ -72,6 +73,7 @@ _MAPPING: Final[tuple[tuple[type[Exception], int, str], ...]] = (
     (SchemaError, 422, "invalid-record"),
     (RecordError, 422, "invalid-record"),
     (CodecError, 400, "bad-encoding"),
+    (BundleError, 422, "bundle"),
     (KeystoreError, 422, "keystore"),
     (BadKey, 422, "bad-key"),
     (BadSignature, 422, "bad-signature"),

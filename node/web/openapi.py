@@ -12,7 +12,15 @@ from typing import Any, Final
 
 from craftnet.archive.index import SUFFIX_LEN
 from craftnet.archive.licences import KNOWN_LICENCES
+from craftnet.node.web import record_schemas
+from craftnet.node.web.bundles import (
+    BUNDLE_NAME_PATTERN,
+    FOLDER_PATTERN,
+    MAX_FOLDER,
+    SIZE_PATTERN,
+)
 from craftnet.node.web.http import CID_PATTERN, DID_PATTERN, FILE_NAME_PATTERN
+from craftnet.node.web.record_schemas import PUBLISHABLE
 
 VERSION: Final = "1.1.0"
 
@@ -83,6 +91,14 @@ def _or_empty(pattern: str) -> dict[str, Any]:
 
 
 _SECRET = {"type": "string", "minLength": 1, "maxLength": 1024}
+# A new passphrase: zxcvbn scores nothing under 8 characters "hard to guess" (10^8 guesses),
+# so the shortest one the hub can accept has 8; hard to guess is still checked (422).
+_NEW_SECRET = {
+    "type": "string",
+    "minLength": 8,
+    "maxLength": 1024,
+    "description": "hard to guess: zxcvbn score 3 of 4 (POST /api/v1/keys/strength rates one)",
+}
 _HANDLE = {"type": "string", "pattern": "^[a-z0-9][a-z0-9-]{0,39}$"}
 # Query parameters may be empty (the same as not given).
 _SLUG = {"type": "string", "pattern": "^(?:[a-z][a-z0-9]*(?:-[a-z0-9]+)*)?$", "maxLength": 64}
@@ -91,6 +107,22 @@ _CID = _p("cid", "a CIDv1 in base32 (b...) with a BLAKE3 hash, as this hub makes
 
 def _json(schema: dict[str, Any], doc: str = "OK") -> dict[str, Any]:
     return {"description": doc, "content": {"application/json": {"schema": schema}}}
+
+
+_TOO_MANY: Final = {
+    "429": {
+        **_json(
+            {"$ref": "#/components/schemas/Error"},
+            "a walk-in made too many keys just now (per address and hub-wide)",
+        ),
+        "headers": {
+            "Retry-After": {
+                "description": "seconds until a walk-in may try again",
+                "schema": {"type": "integer", "minimum": 1},
+            }
+        },
+    }
+}
 
 
 def _errors(*codes: int) -> dict[str, Any]:
@@ -105,6 +137,8 @@ def _errors(*codes: int) -> dict[str, Any]:
         415: "wrong media type",
         416: "bad range",
         422: "invalid content",
+        429: "too many requests (the Retry-After header says when to try again)",
+        507: "no space left where the file was to be written",
     }
     return {str(code): _json(_ERROR, names.get(code, "error")) for code in codes}
 
@@ -116,6 +150,8 @@ def _op(
     params: list[dict[str, Any]] | None = None,
     body: dict[str, Any] | None = None,
     write: bool = False,
+    operator: bool = False,
+    walk_in: bool = False,
     tag: str = "archive",
 ) -> dict[str, Any]:
     op: dict[str, Any] = {"summary": summary, "tags": [tag], "responses": responses}
@@ -123,8 +159,13 @@ def _op(
         op["parameters"] = params
     if body is not None:
         op["requestBody"] = {"required": True, "content": {"application/json": {"schema": body}}}
-    if write:
+    if write or operator:
         op["security"] = [{"bearer": []}, {"session": []}]
+    if walk_in:  # the operator's policy may open it to walk-in artisans: no credentials
+        op["security"] = [{"bearer": []}, {"session": []}, {}]
+        op["x-walk-in"] = True
+    if operator:
+        op["x-operator-only"] = True  # the token, or a session opened with it
     return op
 
 
@@ -220,12 +261,55 @@ _SCHEMAS: Final[dict[str, Any]] = {
         {"cid": _STR, "name": _NSTR, "size": _INT, "content_type": _STR},
         ["cid", "size", "content_type"],
     ),
-    "Signer": _obj(
+    "Signer": {
+        **_obj(
+            {
+                "artisan": {**_HANDLE, "description": "the artisan's handle on this hub"},
+                "passphrase": {**_SECRET, "description": "the passphrase of their key"},
+            },
+            description="who signs: both, or neither when an artisan's session is logged in "
+            "(with the operator's token alone, 401)",
+        ),
+        "dependentRequired": {"artisan": ["passphrase"], "passphrase": ["artisan"]},
+    },
+    **{
+        f"{rtype.title()}Body": record_schemas.body_schema(rtype)
+        for rtype in record_schemas.PUBLISHABLE
+    },
+    **{
+        f"Publish{rtype.title()}": _obj(
+            {"type": {"const": rtype}, "body": _ref(f"{rtype.title()}Body")}, ["type", "body"]
+        )
+        for rtype in record_schemas.PUBLISHABLE
+    },
+    "BundleHub": _obj(
         {
-            "artisan": {**_HANDLE, "description": "the artisan's handle on this hub"},
-            "passphrase": {**_SECRET, "description": "the passphrase of their key"},
+            "did": _STR,
+            "records": {**_INT, "description": "how many records it held, by its summary"},
+            "as_of": {**_STR, "description": "when it made that summary (UTC)"},
+            "via": {"enum": ["bundle", "have-file", "sync"]},
+            "recorded": _NSTR,
         },
-        description="who signs: omitted when an artisan's session is logged in",
+        ["did", "records", "as_of", "via"],
+    ),
+    "BundlePlan": _obj(
+        {
+            "for": _STR,
+            "known": {"type": "boolean", "description": "false: nothing known, all is sent"},
+            "hub": _ref("BundleHub"),
+            "records": _INT,
+            "blocks": _INT,
+            "bytes": {**_INT, "description": "the blocks' bytes, as CAR sections"},
+            "missing": {**_INT, "description": "linked blocks this hub does not hold"},
+            "difference": {"type": "object"},
+            "max_size": {"type": ["integer", "null"]},
+            "parts": _arr(_obj({"part": _INT, "blocks": _INT, "bytes": _INT}, ["part", "bytes"])),
+            "overhead_per_part": {
+                **_INT,
+                "description": "at most this many more bytes per file: header, this hub's summary",
+            },
+        },
+        ["for", "known", "records", "blocks", "bytes", "parts"],
     ),
 }
 
@@ -291,18 +375,27 @@ _PATHS: Final[dict[str, Any]] = {
                     "schema": {"type": "string", "pattern": "^[A-Za-z0-9_-]{8,128}$"},
                 }
             ],
-            body=_signed(
-                {
-                    "type": {"enum": ["technique", "design", "collection", "attestation"]},
-                    "body": {
-                        "type": "object",
-                        "description": "the record body; CIDs as strings; "
-                        "techniques and designs may carry 'tags'",
+            body={
+                "allOf": [
+                    _ref("Signer"),
+                    _obj(
+                        {
+                            "type": {"enum": list(PUBLISHABLE)},
+                            "body": {"type": "object"},
+                            "confirm_licence": {"type": ["boolean", "null"]},
+                        },
+                        ["type", "body"],
+                    ),
+                ],
+                "oneOf": [_ref(f"Publish{rtype.title()}") for rtype in PUBLISHABLE],
+                "discriminator": {
+                    "propertyName": "type",
+                    "mapping": {
+                        rtype: f"#/components/schemas/Publish{rtype.title()}"
+                        for rtype in PUBLISHABLE
                     },
-                    "confirm_licence": {"type": "boolean"},
                 },
-                ["type", "body"],
-            ),
+            },
             write=True,
         ),
     },
@@ -610,9 +703,10 @@ _PATHS: Final[dict[str, Any]] = {
             {
                 "201": _json(_obj({"handle": _STR, "did": _STR}, ["handle", "did"]), "created"),
                 **_errors(400, 401, 403, 409, 415, 422),
+                **_TOO_MANY,
             },
-            body=_obj({"handle": _HANDLE, "passphrase": _SECRET}, ["handle", "passphrase"]),
-            write=True,
+            body=_obj({"handle": _HANDLE, "passphrase": _NEW_SECRET}, ["handle", "passphrase"]),
+            walk_in=True,
             tag="keys",
         ),
     },
@@ -622,17 +716,18 @@ _PATHS: Final[dict[str, Any]] = {
             {
                 "201": _json(_obj({"handle": _STR, "did": _STR}, ["handle", "did"]), "imported"),
                 **_errors(400, 401, 403, 409, 415, 422),
+                **_TOO_MANY,
             },
             body=_obj(
                 {
                     "handle": _HANDLE,
-                    "passphrase": _SECRET,
-                    "key_file": _STR,
+                    "passphrase": _NEW_SECRET,
+                    "key_file": {**_STR, "maxLength": 16 * 1024},
                     "export_passphrase": _SECRET,
                 },
                 ["handle", "passphrase", "key_file", "export_passphrase"],
             ),
-            write=True,
+            walk_in=True,
             tag="keys",
         )
     },
@@ -645,7 +740,7 @@ _PATHS: Final[dict[str, Any]] = {
             },
             params=[_p("handle", "the artisan's handle", _HANDLE)],
             body=_obj(
-                {"passphrase": _SECRET, "export_passphrase": _SECRET},
+                {"passphrase": _SECRET, "export_passphrase": _NEW_SECRET},
                 ["passphrase", "export_passphrase"],
             ),
             write=True,
@@ -684,7 +779,7 @@ _PATHS: Final[dict[str, Any]] = {
             "Change what the operator allows (the operator only)",
             {"200": _json(_ref("Policy")), **_errors(400, 401, 403, 415, 422)},
             body=_obj({"walk_in_keys": {"type": "boolean"}}, ["walk_in_keys"]),
-            write=True,
+            operator=True,
             tag="meta",
         ),
     },
@@ -780,6 +875,148 @@ _PATHS: Final[dict[str, Any]] = {
             tag="meta",
         ),
     },
+    "/api/v1/bundles/hubs": {
+        "get": _op(
+            "Hubs whose holdings this one knows (for USB bundles), export folders, the hub key",
+            {
+                "200": _json(
+                    _obj(
+                        {
+                            "hub": _NSTR,
+                            "hubs": _arr(_ref("BundleHub")),
+                            "hub_key": {"enum": ["unlocked", "locked", "missing"]},
+                            "export_folders": _arr(_STR),
+                            "sticks": {
+                                **_arr(_STR),
+                                "description": "mounted file systems inside the export folders",
+                            },
+                        },
+                        ["hubs", "hub_key", "export_folders", "sticks"],
+                    )
+                ),
+                **_errors(401, 403),
+            },
+            operator=True,
+            tag="bundles",
+        )
+    },
+    "/api/v1/bundles/plan": {
+        "get": _op(
+            "What a bundle for a hub would hold and its size, before writing (split with max_size)",
+            {"200": _json(_ref("BundlePlan")), **_errors(400, 401, 403, 422)},
+            params=[
+                _q("for", "the did:key of the hub the bundle is for", _DID_STR, required=True),
+                _q(
+                    "max_size",
+                    "split into parts of at most this size: 4M..., 1G, 4G, 1T, or bytes",
+                    {"type": "string", "pattern": SIZE_PATTERN},
+                ),
+            ],
+            operator=True,
+            tag="bundles",
+        )
+    },
+    "/api/v1/bundles": {
+        "post": _op(
+            "Write the bundle for a hub (or its numbered parts) into the export folder",
+            {
+                "201": _json(
+                    {
+                        "allOf": [
+                            _ref("BundlePlan"),
+                            _obj(
+                                {
+                                    "files": _arr(
+                                        _obj({"file": _STR, "blocks": _INT, "bytes": _INT})
+                                    ),
+                                    "bytes_written": _INT,
+                                    "summary": {"type": "boolean"},
+                                },
+                                ["files", "bytes_written"],
+                            ),
+                        ]
+                    },
+                    "written",
+                ),
+                **_errors(400, 401, 403, 409, 413, 415, 422, 507),
+            },
+            body=_obj(
+                {
+                    "for": _DID_STR,
+                    "max_size": {"type": ["string", "null"], "pattern": SIZE_PATTERN},
+                    "name": {
+                        "type": ["string", "null"],
+                        "pattern": BUNDLE_NAME_PATTERN,
+                        "description": "the file name (default to-<hub>-<date>.car)",
+                    },
+                    "folder": {
+                        "type": ["string", "null"],
+                        "pattern": FOLDER_PATTERN,
+                        "maxLength": MAX_FOLDER,
+                        "description": "where to write: an export folder or a folder inside "
+                        "one (made if missing); default bundles/ in the hub's home",
+                    },
+                    "replace": {"type": ["boolean", "null"]},
+                    "hub_passphrase": {**_SECRET, "type": ["string", "null"]},
+                },
+                ["for"],
+            ),
+            operator=True,
+            tag="bundles",
+        )
+    },
+    "/api/v1/bundles/download": {
+        "get": _op(
+            "The bundle for a hub as one file to save (needs the hub key unlocked)",
+            {
+                "200": {
+                    "description": "a CARv1 bundle",
+                    "content": {"application/vnd.ipld.car": {"schema": {}}},
+                },
+                **_errors(400, 401, 403, 409, 422),
+            },
+            params=[_q("for", "the did:key of the hub the bundle is for", _DID_STR, required=True)],
+            operator=True,
+            tag="bundles",
+        )
+    },
+    "/api/v1/bundles/unlock": {
+        "post": _op(
+            "Unlock the hub's key for this run, so bundles carry its signed summary",
+            {
+                "200": _json(
+                    _obj({"hub_key": {"enum": ["unlocked", "locked", "missing"]}}, ["hub_key"])
+                ),
+                **_errors(400, 401, 403, 413, 415, 422),
+            },
+            body=_obj({"passphrase": _SECRET}, ["passphrase"]),
+            operator=True,
+            tag="bundles",
+        )
+    },
+    "/api/v1/bundles/have": {
+        "post": {
+            **_op(
+                "Take in another hub's have-file (craftnet have): what that hub holds",
+                {
+                    "200": _json(
+                        _obj({"kept": {"type": "boolean"}, "hub": _ref("BundleHub")}, ["hub"])
+                    ),
+                    **_errors(400, 401, 403, 413, 422),
+                },
+                operator=True,
+                tag="bundles",
+            ),
+            "requestBody": {
+                "required": True,
+                "content": {
+                    "application/octet-stream": {
+                        "schema": {"type": "string", "format": "binary"}
+                    }
+                },
+            },
+        }
+    },
 }
 
 
@@ -815,6 +1052,10 @@ def endpoint_table() -> str:
     for path, ops in _PATHS.items():
         for method, op in ops.items():
             needs = "token or session" if "security" in op else "—"
+            if op.get("x-operator-only"):
+                needs = "operator"
+            if op.get("x-walk-in"):
+                needs = "operator, or anyone when walk-ins may add keys"
             summary = op["summary"].replace("|", "\\|")
             lines.append(f"| `{method.upper()}` | `{path}` | {summary} | {needs} |")
     return "\n".join(lines) + "\n"

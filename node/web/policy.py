@@ -9,10 +9,9 @@ from __future__ import annotations
 
 import json
 import os
-from collections import OrderedDict
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Final
+from typing import Final
 
 from craftnet.errors import CraftnetError
 
@@ -58,20 +57,3 @@ class Policy:
         partial.write_text(json.dumps({"walk_in_keys": allowed}) + "\n", encoding="utf-8")
         os.replace(partial, self.path)
 
-
-class Replies:
-    """The answers to the last publishes that carried an idempotency key, by (signer, key)."""
-
-    def __init__(self, size: int = 1000) -> None:
-        self._size = size
-        self._answers: OrderedDict[tuple[str, str], Any] = OrderedDict()
-
-    def get(self, slot: tuple[str, str]) -> Any:
-        """The answer given for ``slot``, or None."""
-        return self._answers.get(slot)
-
-    def put(self, slot: tuple[str, str], answer: Any) -> None:
-        """Remember the answer for ``slot`` (the oldest are forgotten first)."""
-        self._answers[slot] = answer
-        while len(self._answers) > self._size:
-            self._answers.popitem(last=False)

@@ -20,11 +20,10 @@ from craftnet.archive.licences import check_derivative
 from craftnet.archive.records import Record
 from craftnet.archive.schemas import record_licence, record_title
 from craftnet.archive.store import Store
-from craftnet.identity.keystore import KeyInfo, Keystore
+from craftnet.identity.keystore import ARTISAN_PREFIX, KeyInfo, Keystore
 from craftnet.node.web.context import NodeContext
 from craftnet.node.web.errors import ApiError
 
-KEY_PREFIX: Final = "artisan."  # an artisan's key in the hub keystore: artisan.<handle>
 FILES_PATH: Final = "/api/v1/files/"
 TYPE_LABELS: Final = {
     "technique": "Technique",
@@ -67,14 +66,14 @@ _META_CACHE: Final = 4096
 def artisan_keys(keystore: Keystore) -> list[KeyInfo]:
     """The artisans' keys kept on this hub (not the hub's own key)."""
     try:
-        return [info for info in keystore.list() if info.name.startswith(KEY_PREFIX)]
+        return [info for info in keystore.list() if info.name.startswith(ARTISAN_PREFIX)]
     except ArchiveError:
         return []
 
 
 def handle_of(info: KeyInfo) -> str:
     """An artisan key's handle (its name without the prefix)."""
-    return info.name[len(KEY_PREFIX) :]
+    return info.name[len(ARTISAN_PREFIX) :]
 
 
 def handles(ctx: NodeContext) -> dict[str, str]:

@@ -28,8 +28,15 @@ A search costs about the same for a common word as for a rare one: FTS5 scores B
 every row a ranked query considers, so at most the newest RANK_WINDOW matches are scored
 (titles first when that many titles match), facets are counted over the best
 FACET_SAMPLE from a packed column on the entry, and only the returned page's rows and
-bodies are read. The writing connection is used by one thread at a time (the node's
-event loop); searches run on worker threads, each with its own read connection.
+bodies are read. A facet filter (``licence=``, ``tag=``, ...) is part of the FTS5 query
+itself: every entry's facet values are also indexed as one opaque token each (a BLAKE3
+hash of name and value, see :func:`facet_token`) in a column of their own, so FTS5
+intersects the word's and the facet's doclists. A filter written as SQL beside the MATCH
+(``rowid IN (SELECT ...)``) made SQLite hand every filtered rowid to FTS5, which then ran
+the whole query once per rowid: seconds for a licence shared by 25,000 records.
+
+The writing connection is used by one thread at a time (the node's event loop); searches
+run on worker threads, each with its own read connection.
 """
 
 from __future__ import annotations
@@ -48,6 +55,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Final
 
+import blake3
+
 from craftnet.archive.cid import Cid
 from craftnet.archive.crdt.documents import Documents
 from craftnet.archive.crdt.ops import GENESIS_TYPE, OP_TYPE
@@ -56,7 +65,7 @@ from craftnet.archive.index import count_records, get_record, record_times
 from craftnet.archive.records import Record
 from craftnet.archive.store import Store
 
-SCHEMA_VERSION: Final = 4
+SCHEMA_VERSION: Final = 5
 MAX_QUERY_WORDS: Final = 16
 FACET_SAMPLE: Final = 100  # facets are counted over the best-ranked matches
 # BM25 is computed for every row a ranked query considers (about 1 µs each), so a word
@@ -82,6 +91,11 @@ _UNSPACED: Final = (
 _UNSPACED_RUN: Final = re.compile(f"[{_UNSPACED}]+")
 _SPLIT_RUNS: Final = re.compile(f"[{_UNSPACED}]+|[^{_UNSPACED}]+")
 SUGGEST_CANDIDATES: Final = 20_000  # vocabulary terms compared when suggesting a spelling
+# Facet tokens: this prefix and 20 hex digits (80 bits of BLAKE3), in the ``facets`` column.
+FACET_TOKEN_PREFIX: Final = "0f"
+_FACET_TOKEN_BYTES: Final = 10
+# What people's words are matched against: every column but the facet tokens.
+_TEXT_COLUMNS: Final = "{title body tags materials cjk}"
 
 
 @dataclass(slots=True)
@@ -269,6 +283,13 @@ def snippet(body: str | None, words: list[str], width: int = 90) -> str:
     return ("… " if start else "") + text + (" …" if end < len(body) else "")
 
 
+def facet_token(name: str, value: str) -> str:
+    """The one FTS5 token that stands for ``name=value`` (value as matched: tags and
+    materials lower-cased). Hex digits only, so unicode61 keeps it whole."""
+    data = f"{name}\x1f{value}".encode("utf-8", "surrogatepass")
+    return FACET_TOKEN_PREFIX + blake3.blake3(data).hexdigest(length=_FACET_TOKEN_BYTES)
+
+
 def _pack_facets(facets: Iterable[tuple[str, str]]) -> str:
     """The facets a search counts (all but the author), as one string kept on the entry."""
     return _UNIT.join(
@@ -323,13 +344,14 @@ class SearchIndex:
             CREATE INDEX IF NOT EXISTS facets_entry ON facets(entry);
             CREATE TABLE IF NOT EXISTS seen(cid BLOB PRIMARY KEY) WITHOUT ROWID;
             CREATE VIRTUAL TABLE IF NOT EXISTS fts USING fts5(
-                title, body, tags, materials, cjk,
+                title, body, tags, materials, cjk, facets,
                 tokenize='unicode61 remove_diacritics 2');
             """
         )
-        # Titles weigh most, then tags and materials, then summaries and steps.
+        # Titles weigh most, then tags and materials, then summaries and steps; a facet
+        # token only filters, it never ranks.
         self.db.execute(
-            "INSERT INTO fts(fts, rank) VALUES('rank', 'bm25(10.0, 1.0, 4.0, 4.0, 2.0)')"
+            "INSERT INTO fts(fts, rank) VALUES('rank', 'bm25(10.0, 1.0, 4.0, 4.0, 2.0, 0.0)')"
         )
         self.db.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
 
@@ -392,9 +414,11 @@ class SearchIndex:
         tags = " ".join([*entry.tags, *([entry.kind] if entry.kind else [])])
         materials = " ".join(entry.materials)
         unspaced = bigrams("\n".join((entry.title, entry.text, tags, materials)))
+        tokens = " ".join(sorted(facet_token(name, value) for name, value, _ in facets))
         db.execute(
-            "INSERT INTO fts(rowid, title, body, tags, materials, cjk) VALUES (?,?,?,?,?,?)",
-            (rowid, entry.title, entry.text, tags, materials, unspaced),
+            "INSERT INTO fts(rowid, title, body, tags, materials, cjk, facets) "
+            "VALUES (?,?,?,?,?,?,?)",
+            (rowid, entry.title, entry.text, tags, materials, unspaced, tokens),
         )
         db.executemany(
             "INSERT OR IGNORE INTO facets(facet, value, entry, shown) VALUES (?,?,?,?)",
@@ -513,15 +537,29 @@ class SearchIndex:
                 self._readers.append(conn)
         return conn
 
+    @staticmethod
+    def _matched(name: str, value: str) -> str:
+        """A filter's value as the index matches it (tags and materials in any case)."""
+        return value.lower() if name in ("tag", "material") else value
+
     def _filters(self, filters: dict[str, str], column: str) -> tuple[str, list[Any]]:
+        """SQL for listing by facets (no words): ``column`` in each facet's entries."""
         clauses: list[str] = []
         params: list[Any] = []
         for name, value in sorted(filters.items()):
-            if name in ("tag", "material"):
-                value = value.lower()
             clauses.append(f"{column} IN (SELECT entry FROM facets WHERE facet=? AND value=?)")
-            params.extend([name, value])
+            params.extend([name, self._matched(name, value)])
         return " AND ".join(clauses), params
+
+    def _facet_match(self, filters: dict[str, str] | None) -> str:
+        """The facet filters as FTS5 terms to AND with the words (empty when none)."""
+        if not filters:
+            return ""
+        tokens = " ".join(
+            f'"{facet_token(name, self._matched(name, value))}"'
+            for name, value in sorted(filters.items())
+        )
+        return f" AND facets : ({tokens})"
 
     def search(
         self,
@@ -573,31 +611,31 @@ class SearchIndex:
         limit: int,
         offset: int,
     ) -> SearchResult:
-        where, params = self._filters(filters or {}, "rowid")
-        clause = " AND " + where if where else ""
+        narrow = self._facet_match(filters)
         want = max(FACET_SAMPLE, offset + limit)
         words = _WORD.findall(text)[:MAX_QUERY_WORDS]
-        title = f"title : ({query})"
+        title = f"title : ({query})" + narrow
+        anywhere = f"{_TEXT_COLUMNS} : ({query})" + narrow
         # Titles first: BM25 weighs a title match ten times a body match, so when many
         # titles match, those lead; ranking just them is cheaper.
-        title_edge, _ = self._edge(db, title, clause, params)
+        title_edge, _ = self._edge(db, title)
         edge, newest = None, 0
         if title_edge is None:
-            edge, newest = self._edge(db, query, clause, params)
+            edge, newest = self._edge(db, anywhere)
         if title_edge is None and edge is None:
             # Fewer matches than the window: all of them ranked by BM25 together.
-            ranked = self._ranked(db, query, clause, params, want, None)
+            ranked = self._ranked(db, anywhere, want, None)
             total = newest
         else:
-            ranked = self._ranked(db, title, clause, params, want, title_edge)
+            ranked = self._ranked(db, title, want, title_edge)
             if len(ranked) < want:
                 # Only when the titles do not fill the sample are the rest ranked.
                 if title_edge is not None:
-                    edge = self._edge(db, query, clause, params)[0]
+                    edge = self._edge(db, anywhere)[0]
                 seen = set(ranked)
-                rest = self._ranked(db, query, clause, params, want, edge)
+                rest = self._ranked(db, anywhere, want, edge)
                 ranked += [i for i in rest if i not in seen][: want - len(ranked)]
-            total = self._count(db, query, words, clause, params)
+            total = self._count(db, anywhere, [] if narrow else words)
         page_ids = ranked[offset : offset + limit]
         sample = ranked[:FACET_SAMPLE]
         hits = self._hits(db, words, page_ids)
@@ -628,12 +666,13 @@ class SearchIndex:
                     row[0]
                     for row in db.execute(
                         "SELECT term FROM fts_terms WHERE term >= ? AND term < ? "
-                        "AND length(term) BETWEEN ? AND ? LIMIT ?",
+                        "AND length(term) BETWEEN ? AND ? AND term NOT GLOB ? LIMIT ?",
                         (
                             first,
                             chr(ord(first) + 1),
                             len(lower) - 2,
                             len(lower) + 2,
+                            FACET_TOKEN_PREFIX + "*",
                             SUGGEST_CANDIDATES,
                         ),
                     )
@@ -647,9 +686,10 @@ class SearchIndex:
         query = fts_query(suggestion)
         if query is None:
             return None
-        where, params = self._filters(filters or {}, "rowid")
-        clause = " AND " + where if where else ""
-        found = self._count(db, query, _WORD.findall(suggestion), clause, params)
+        narrow = self._facet_match(filters)
+        found = self._count(
+            db, f"{_TEXT_COLUMNS} : ({query})" + narrow, [] if narrow else _WORD.findall(suggestion)
+        )
         return suggestion if found else None
 
     @staticmethod
@@ -660,18 +700,12 @@ class SearchIndex:
         ).fetchone()
         return row is not None
 
-    def _count(
-        self,
-        db: sqlite3.Connection,
-        query: str,
-        words: list[str],
-        clause: str,
-        params: list[Any],
-    ) -> int:
-        """How many entries match: from the term list when one plain word can only be one
-        indexed term (a common word; walking its matches costs more), else by counting."""
+    def _count(self, db: sqlite3.Connection, match: str, words: list[str]) -> int:
+        """How many entries ``match`` finds: from the term list when it is one plain word
+        (``words``; empty when facets narrow it) that can only be one indexed term (a common
+        word; walking its matches costs more), else by counting."""
         word = words[0].lower() if len(words) == 1 else ""
-        if not clause and word.isascii() and word.isalnum():
+        if word.isascii() and word.isalnum() and not word.startswith(FACET_TOKEN_PREFIX):
             # unicode61 lowercases ASCII and keeps letters and digits: the word is its term.
             after = word[:-1] + chr(ord(word[-1]) + 1)
             terms = db.execute(
@@ -679,31 +713,21 @@ class SearchIndex:
             ).fetchall()
             if len(terms) == 1:
                 return int(terms[0][0])
-        count_sql = "SELECT count(*) FROM fts WHERE fts MATCH ?" + clause
-        return int(db.execute(count_sql, [query, *params]).fetchone()[0])
+        return int(db.execute("SELECT count(*) FROM fts WHERE fts MATCH ?", [match]).fetchone()[0])
 
-    def _edge(
-        self, db: sqlite3.Connection, match: str, clause: str, params: list[Any]
-    ) -> tuple[int | None, int]:
+    def _edge(self, db: sqlite3.Connection, match: str) -> tuple[int | None, int]:
         """The rowid of the RANK_WINDOW-th newest match (None when there are fewer), and
         how many of the newest RANK_WINDOW there are."""
         # FTS5 walks a doclist backwards cheaply, and the edge bounds what BM25 scores.
         oldest, count = db.execute(
             "SELECT min(rowid), count(*) FROM (SELECT rowid FROM fts WHERE fts MATCH ?"
-            + clause
-            + " ORDER BY rowid DESC LIMIT ?)",
-            [match, *params, RANK_WINDOW],
+            " ORDER BY rowid DESC LIMIT ?)",
+            [match, RANK_WINDOW],
         ).fetchone()
         return (oldest if count == RANK_WINDOW else None), int(count)
 
     def _ranked(
-        self,
-        db: sqlite3.Connection,
-        match: str,
-        clause: str,
-        params: list[Any],
-        want: int,
-        edge: int | None,
+        self, db: sqlite3.Connection, match: str, want: int, edge: int | None
     ) -> list[int]:
         """The best ``want`` rowids for one MATCH: the matches from ``edge`` on (the newest
         RANK_WINDOW) ranked by BM25, then (for deep pages) the older ones among themselves."""
@@ -713,17 +737,12 @@ class SearchIndex:
         ranked_sql = "SELECT json_group_array(rowid) FROM (SELECT rowid FROM fts WHERE fts MATCH ?"
         order = " ORDER BY rank, rowid DESC LIMIT ?)"
         if edge is None:
-            return _ints(db.execute(ranked_sql + clause + order, [match, *params, want]))
-        ranked = _ints(
-            db.execute(
-                ranked_sql + clause + " AND rowid >= ?" + order, [match, *params, edge, want]
-            )
-        )
+            return _ints(db.execute(ranked_sql + order, [match, want]))
+        ranked = _ints(db.execute(ranked_sql + " AND rowid >= ?" + order, [match, edge, want]))
         if want > len(ranked):
             ranked += _ints(
                 db.execute(
-                    ranked_sql + clause + " AND rowid < ?" + order,
-                    [match, *params, edge, want - len(ranked)],
+                    ranked_sql + " AND rowid < ?" + order, [match, edge, want - len(ranked)]
                 )
             )
         return ranked

@@ -27,7 +27,7 @@ from craftnet.archive.licences import KNOWN_LICENCES, check_derivative
 from craftnet.archive.provenance import provenance
 from craftnet.archive.records import Record
 from craftnet.archive.schemas import KNOWN_PROCESSES, record_licence, record_title
-from craftnet.node.web import assets, queries
+from craftnet.node.web import assets, bundles, queries
 from craftnet.node.web.context import NodeContext
 from craftnet.node.web.errors import ApiError
 from craftnet.node.web.graph import render_svg, short_did
@@ -584,7 +584,7 @@ async def login_page(request: web.Request) -> web.Response:
         next_path=nxt,
         handle_pattern=HANDLE_PATTERN,
         walk_in=ctx.policy.walk_in_keys,
-        operator_first=nxt.startswith("/operator"),
+        operator_first=nxt.startswith(("/operator", "/bundles")),
     )
 
 
@@ -619,6 +619,74 @@ async def operator_page(request: web.Request) -> web.Response:
     )
 
 
+BUNDLE_SIZES: Final = (
+    ("", "one file (no split)"),
+    ("1G", "1 GB sticks"),
+    ("4G", "4 GB sticks (FAT32's largest file)"),
+    ("8G", "8 GB sticks"),
+    ("16G", "16 GB sticks"),
+    ("32G", "32 GB sticks"),
+    ("64G", "64 GB sticks"),
+)
+VIA_LABELS: Final = {"bundle": "last bundle", "have-file": "have-file", "sync": "last sync"}
+
+
+def _bundle_choice(request: web.Request, ctx: NodeContext) -> tuple[str | None, str | None]:
+    """The hub a bundle is for, from the form: one of the known hubs or another did."""
+    chosen = query_str(request, "for")
+    other = query_str(request, "other")
+    if chosen == "other":
+        chosen = other
+    if chosen is not None:
+        chosen = parse_did(chosen)
+        if chosen == ctx.hub_did:
+            raise ApiError(422, "bad-hub", "that is this hub itself; choose another hub")
+    return chosen, other
+
+
+async def bundles_page(request: web.Request) -> web.Response:
+    """The operator prepares a USB bundle for another hub: the size first, then writing."""
+    ctx = context(request)
+    if not _who(request).operator:
+        raise web.HTTPSeeOther(f"/login?{urlencode({'next': request.path_qs})}")
+    chosen, other = _bundle_choice(request, ctx)
+    max_size_text = query_str(request, "max_size", 40) or ""
+    plan = None
+    if chosen is not None:
+        try:
+            max_size = bundles.parse_size(max_size_text) if max_size_text else None
+        except ValueError as exc:
+            raise ApiError(400, "bad-query", str(exc)) from None
+        loop = asyncio.get_running_loop()
+        prepared = await loop.run_in_executor(
+            None, bundles.prepare, ctx.store, chosen, max_size
+        )
+        plan = prepared.as_dict()
+    # Mounted sticks first: the likely place; then the hub's own folder and the others.
+    folders = [{"path": path, "label": "Mounted stick"} for path in bundles.sticks(ctx.config)]
+    labels = ["This hub's bundles folder"] + ["Export folder"] * len(ctx.config.export_folders)
+    folders += [
+        {"path": str(path), "label": label}
+        for path, label in zip(bundles.export_folders(ctx.config), labels, strict=True)
+    ]
+    return render(
+        request,
+        "bundles.html",
+        "USB bundles",
+        hubs=bundles.known_hubs(ctx.store),
+        chosen=chosen,
+        other=other if other and other == chosen else None,
+        max_size=max_size_text,
+        sizes=BUNDLE_SIZES,
+        plan=plan,
+        folders=folders,
+        default_name=bundles.default_name(chosen) if chosen else "",
+        hub_key=ctx.signer.state(),
+        via_labels=VIA_LABELS,
+        human_size=bundles.human_size,
+    )
+
+
 def add_routes(app: web.Application) -> None:
     """Register the pages."""
     app.router.add_get("/", home)
@@ -628,6 +696,7 @@ def add_routes(app: web.Application) -> None:
     app.router.add_get("/login", login_page)
     app.router.add_get("/keys", keys_page)
     app.router.add_get("/operator", operator_page)
+    app.router.add_get("/bundles", bundles_page)
     app.router.add_get("/publish", publish_page)
     app.router.add_get("/publish/technique", publish_technique_page)
     app.router.add_get("/publish/design", publish_design_page)

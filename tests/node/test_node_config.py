@@ -42,6 +42,12 @@ def test_values_and_command_line_overrides(tmp_path: Path) -> None:
     assert config.with_http(host="127.0.0.1").http_host == "127.0.0.1"
 
 
+def test_export_folders_for_usb_bundles(tmp_path: Path) -> None:
+    assert load_config(tmp_path).export_folders == ()
+    (tmp_path / "config.toml").write_text('[bundles]\nexport_folders = ["/media", "/mnt/usb"]\n')
+    assert load_config(tmp_path).export_folders == (Path("/media"), Path("/mnt/usb"))
+
+
 @pytest.mark.parametrize(
     ("text", "words"),
     [
@@ -49,7 +55,7 @@ def test_values_and_command_line_overrides(tmp_path: Path) -> None:
             "[http]\nrequre_token_for_reads = true\n",
             "config.toml:2: http.requre_token_for_reads: unknown option 'requre_token_for_reads'",
         ),
-        ("[htp]\n", "config.toml:1: htp: unknown option 'htp'; known here: http"),
+        ("[htp]\n", "config.toml:1: htp: unknown option 'htp'; known here: bundles, http"),
         ('[http]\nport = "80"\n', "config.toml:2: http.port: must be an integer, got a string"),
         ("[http]\nport = 70000\n", "config.toml:2: http.port: 70000 is above the maximum 65535"),
         ("[http]\nport = -1\n", "http.port: -1 is below the minimum 0"),
@@ -58,6 +64,11 @@ def test_values_and_command_line_overrides(tmp_path: Path) -> None:
         ("[http]\nmax_upload_mb = 0\n", "config.toml:2: http.max_upload_mb: 0 is below"),
         ("http = 3\n", "config.toml:1: http: must be a table, got an integer"),
         ('[http]\nhost = ""\n', "config.toml:2: http.host: must be an address"),
+        (
+            '[bundles]\nexport_folders = ["media"]\n',
+            "config.toml:2: bundles.export_folders: 'media' is not an absolute folder",
+        ),
+        ("[bundles]\nexport_folders = \"/media\"\n", "bundles.export_folders: must be"),
         ("[http]\nport = 80\nport = 81\n", "not valid TOML"),
     ],
 )

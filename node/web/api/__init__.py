@@ -14,6 +14,7 @@ from aiohttp import web
 
 from craftnet.node.web.api import (
     artisans,
+    bundles,
     documents,
     files,
     keys,
@@ -33,6 +34,7 @@ ROUTES: Final[list[Route]] = [
     *keys.ROUTES,
     *files.ROUTES,
     *session.ROUTES,
+    *bundles.ROUTES,
 ]
 
 

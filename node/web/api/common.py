@@ -10,10 +10,10 @@ from typing import Any, Final
 from aiohttp import web
 
 from craftnet.identity.keys import PrivateKey
+from craftnet.identity.keystore import ARTISAN_PREFIX
 from craftnet.node.web.context import NodeContext
 from craftnet.node.web.errors import ApiError
 from craftnet.node.web.http import Caller, field
-from craftnet.node.web.queries import KEY_PREFIX
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 Route = tuple[str, str, Handler]
@@ -49,7 +49,7 @@ def check_handle(value: Any) -> str:
 
 async def load_key(ctx: NodeContext, handle: str, passphrase: str) -> PrivateKey:
     """An artisan's key decrypted with their passphrase (off the event loop: scrypt)."""
-    name = KEY_PREFIX + handle
+    name = ARTISAN_PREFIX + handle
     if not ctx.keystore.has(name):
         raise ApiError(
             404, "not-found", f"no artisan {handle!r} on this hub; create or import a key"
@@ -61,7 +61,17 @@ async def load_key(ctx: NodeContext, handle: str, passphrase: str) -> PrivateKey
 
 async def signing_key(ctx: NodeContext, who: Caller, data: dict[str, Any]) -> PrivateKey:
     """The key that signs this write: the logged-in artisan's, or the one ``artisan`` and
-    ``passphrase`` in the body name (scripts with the operator's token do that)."""
+    ``passphrase`` in the body name (scripts with the operator's token do that).
+
+    Naming neither without an artisan's session is a missing credential (401): the
+    operator's token says who may write, not whose key signs."""
+    if who.artisan is None and "artisan" not in data and "passphrase" not in data:
+        raise ApiError(
+            401,
+            "unauthorized",
+            "a record is signed by an artisan: log in as one, or name 'artisan' and "
+            "'passphrase'",
+        )
     if "artisan" in data or "passphrase" in data or who.artisan is None:
         handle = check_handle(field(data, "artisan", str, max_len=40))
         passphrase = field(data, "passphrase", str, max_len=MAX_PASSPHRASE)

@@ -14,7 +14,7 @@ from typing import Any, Final
 from aiohttp import web
 
 from craftnet.identity.keys import PrivateKey
-from craftnet.identity.keystore import check_name
+from craftnet.identity.keystore import ARTISAN_PREFIX, check_name
 from craftnet.node.web.api.common import (
     MAX_PASSPHRASE,
     Route,
@@ -33,7 +33,7 @@ from craftnet.node.web.http import (
     require_read,
     require_write,
 )
-from craftnet.node.web.queries import KEY_PREFIX, artisan_keys, handle_of
+from craftnet.node.web.queries import artisan_keys, handle_of
 from craftnet.node.web.strength import rate
 
 
@@ -57,8 +57,23 @@ def _may_add_keys(ctx: NodeContext, who: Caller) -> None:
     )
 
 
+def _rate_limited(request: web.Request, ctx: NodeContext, who: Caller) -> None:
+    """A walk-in takes a token before the hub runs scrypt for them (429 without one)."""
+    if who.operator:
+        return
+    wait = ctx.walk_ins.take(request.remote or "?")
+    if wait is not None:
+        raise ApiError(
+            429,
+            "too-many-requests",
+            f"too many new keys from here or on this hub just now; try again in {wait} s, "
+            "or ask the hub's operator",
+            retry_after=wait,
+        )
+
+
 def _free_name(ctx: NodeContext, handle: str) -> str:
-    name = check_name(KEY_PREFIX + handle)
+    name = check_name(ARTISAN_PREFIX + handle)
     if ctx.keystore.has(name):
         raise ApiError(409, "exists", f"the handle {handle!r} is taken on this hub")
     return name
@@ -106,13 +121,15 @@ async def _new_key(request: web.Request) -> _NewKey:
     data = await read_json(request)
     handle = check_handle(data.get("handle"))
     name = _free_name(ctx, handle)  # a taken handle is said before a weak passphrase
-    return _NewKey(ctx, who, data, handle, name, strong_passphrase(data, "passphrase", handle))
+    passphrase = strong_passphrase(data, "passphrase", handle)
+    return _NewKey(ctx, who, data, handle, name, passphrase)
 
 
 async def create_key(request: web.Request) -> web.Response:
     """Make an artisan's own key, kept here encrypted with their passphrase."""
     new = await _new_key(request)
     ctx, who, handle, name, passphrase = new.ctx, new.who, new.handle, new.name, new.passphrase
+    _rate_limited(request, ctx, who)
     loop = asyncio.get_running_loop()
     key = await loop.run_in_executor(None, ctx.keystore.create, name, passphrase)
     return _answer(ctx, who, handle, key, 201)
@@ -125,6 +142,7 @@ async def import_key(request: web.Request) -> web.Response:
     passphrase = new.passphrase
     key_file = field(data, "key_file", str, max_len=16 * 1024)
     export_passphrase = field(data, "export_passphrase", str, max_len=MAX_PASSPHRASE)
+    _rate_limited(request, ctx, who)
     loop = asyncio.get_running_loop()
     key = await loop.run_in_executor(
         None,
@@ -143,7 +161,7 @@ async def export_key(request: web.Request) -> web.Response:
     data = await read_json(request)
     passphrase = field(data, "passphrase", str, max_len=MAX_PASSPHRASE)
     export_passphrase = strong_passphrase(data, "export_passphrase", handle)
-    name = KEY_PREFIX + handle
+    name = ARTISAN_PREFIX + handle
     if not ctx.keystore.has(name):
         raise ApiError(404, "not-found", f"no artisan {handle!r} on this hub")
     loop = asyncio.get_running_loop()

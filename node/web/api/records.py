@@ -7,11 +7,14 @@ from typing import Any, Final
 
 from aiohttp import web
 
-from craftnet.archive import blocks, index
+from craftnet.archive import index
 from craftnet.archive.cid import Cid
 from craftnet.archive.errors import SchemaError
+from craftnet.archive.links import kind_of, link_problems
 from craftnet.archive.provenance import provenance
-from craftnet.archive.schemas import TYPE_NAME, build_from_mapping
+from craftnet.archive.records import Record
+from craftnet.archive.schemas import TYPE_NAME, build_from_mapping, schema_for, validate_body
+from craftnet.archive.store import WriteTxn
 from craftnet.node.web.api.common import PREFIX, Route, etag_match, json_response, signing_key
 from craftnet.node.web.errors import ApiError, bad_request
 from craftnet.node.web.http import (
@@ -28,11 +31,10 @@ from craftnet.node.web.http import (
 from craftnet.node.web.jsonable import record_json
 from craftnet.node.web.queries import get_record as fetch_record
 from craftnet.node.web.queries import licence_findings, linked_by
+from craftnet.node.web.record_schemas import MAX_TAGS, PUBLISHABLE, TAGGED, check_request_shape
 from craftnet.node.witness import witnessed_json
 
 TAG: Final = re.compile(r"[^\x00-\x1f\x7f]{1,40}")
-MAX_TAGS: Final = 32
-PUBLISHABLE: Final = ("technique", "design", "collection", "attestation")
 LIST_FILTERS: Final = ("tag", "material", "licence", "process")
 IDEMPOTENCY_HEADER: Final = "Idempotency-Key"
 IDEMPOTENCY_KEY: Final = re.compile(r"[A-Za-z0-9_-]{8,128}")
@@ -153,13 +155,25 @@ def _tags(value: Any) -> list[str]:
     return out
 
 
-def _check_files_here(ctx: Any, cids: list[Cid]) -> None:
+def _check_links(ctx: Any, rtype: str, body: dict[str, Any]) -> list[dict[str, Any]]:
+    """What the body links must be what its fields say (archive/links.py, as the CLI checks):
+    a target this hub must hold but does not is a conflict with what is here (409: upload
+    the file first); a target of the wrong kind is a wrong body (422). Returns warnings."""
     with ctx.store.read() as txn:
-        for cid in cids:
-            if not blocks.has_block(txn, cid):
-                raise ApiError(
-                    422, "missing-file", f"file {cid} is not on this hub; upload it first"
-                )
+        problems = link_problems(txn, rtype, body)
+        absent = {p.cid for p in problems if kind_of(txn, p.cid) is None}
+    for problem in problems:
+        if problem.severity != "error":
+            continue
+        if problem.cid not in absent:
+            raise ApiError(422, "wrong-link", problem.message)
+        code = "missing-file" if problem.field in ("files", "steps") else "missing-link"
+        raise ApiError(409, code, problem.message + "; upload or fetch it first")
+    return [
+        {"code": "link", "severity": p.severity, "message": p.message}
+        for p in problems
+        if p.field != "derived_from"  # the licence findings say that already
+    ]
 
 
 async def publish_record(request: web.Request) -> web.Response:
@@ -181,7 +195,8 @@ async def publish_record(request: web.Request) -> web.Response:
         raise ApiError(422, "invalid-record", f"type must be one of {', '.join(PUBLISHABLE)}")
     body = dict(field(data, "body", dict))
     confirm = field(data, "confirm_licence", bool, required=False) or False
-    tags = _tags(body.pop("tags")) if "tags" in body and rtype in ("technique", "design") else None
+    tags = _tags(body.pop("tags")) if "tags" in body and rtype in TAGGED else None
+    check_request_shape(rtype, body)
     try:
         built = build_from_mapping(rtype, body)
     except SchemaError as exc:
@@ -189,8 +204,7 @@ async def publish_record(request: web.Request) -> web.Response:
     final_body = dict(built.body)
     if tags:
         final_body["tags"] = tags
-    media = [c for step in built.body.get("steps", []) for c in step.get("media", [])]
-    _check_files_here(ctx, [*built.body.get("files", []), *media])
+    link_warnings = _check_links(ctx, rtype, built.body)
     findings: list[dict[str, Any]] = []
     parents = list(built.body.get("derived_from", []))
     if parents:
@@ -204,18 +218,36 @@ async def publish_record(request: web.Request) -> web.Response:
                 warnings=findings,
             )
     key = await signing_key(ctx, who, data)
-    # No await from here to the end: two requests with one key cannot both get past this.
+    validate_body(rtype, built_version(rtype), final_body, built.links, key.did)
+    record = Record.create(key, rtype, final_body, built.links, v=built_version(rtype))
+    warnings = findings + link_warnings
     slot = (key.did, idem) if idem is not None else None
-    earlier = ctx.published.get(slot) if slot is not None else None
+
+    def write(txn: WriteTxn) -> dict[str, Any] | None:
+        # The answer is kept in the record's own transaction: after a crash or a restart,
+        # a retry finds both or neither (node/web/replies.py).
+        earlier = ctx.published.get(txn, slot) if slot is not None else None
+        if earlier is None:
+            index.put_record(txn, record)
+            if slot is not None:
+                ctx.published.put(txn, slot, {"cid": str(record.cid), "warnings": warnings})
+        return earlier
+
+    earlier = ctx.store.transact(write)
     if earlier is not None:  # the same submit again: the first answer, no second record
-        return json_response(earlier, status=200, headers={"Idempotent-Replayed": "true"})
-    record = index.publish(ctx.store, key, rtype, final_body, built.links)
+        first = fetch_record(ctx, Cid.parse(earlier["cid"]))
+        replay = {"cid": earlier["cid"], "record": record_json(first)}
+        replay["warnings"] = earlier["warnings"]
+        return json_response(replay, status=200, headers={"Idempotent-Replayed": "true"})
     ctx.search.add([record])
-    answer = {"cid": str(record.cid), "record": record_json(record), "warnings": findings}
-    if slot is not None:
-        ctx.published.put(slot, answer)
+    answer = {"cid": str(record.cid), "record": record_json(record), "warnings": warnings}
     return json_response(answer, status=201, headers={"Location": f"{PREFIX}/records/{record.cid}"})
 
+
+def built_version(rtype: str) -> int:
+    """The schema version this hub writes records of ``rtype`` in."""
+    schema = schema_for(rtype)
+    return schema.version if schema is not None else 1
 
 ROUTES: Final[list[Route]] = [
     ("GET", "/records", list_records),

@@ -373,6 +373,55 @@ function wireLiveSearch() {
   });
 }
 
+// -- USB bundles for another hub (the operator's page) ------------------------------------
+
+function humanSize(size) {
+  if (size < 1000) return size + " bytes";
+  const units = ["kB", "MB", "GB", "TB"];
+  let value = size;
+  for (const unit of units) {
+    value /= 1000;
+    if (value < 1000 || unit === "TB") return value.toFixed(1) + " " + unit;
+  }
+  return size + " bytes";
+}
+
+function wireBundles() {
+  const write = document.getElementById("bundle-write");
+  if (write) {
+    write.addEventListener("submit", guard(async (form) => {
+      const f = form.elements;
+      const chosen = form.querySelector("input[name=folder]:checked");
+      const request = { for: form.dataset.for, name: f.name.value.trim(), replace: f.replace.checked };
+      if (chosen) request.folder = chosen.value;
+      if (form.dataset.maxSize) request.max_size = form.dataset.maxSize;
+      if (f.hub_passphrase) request.hub_passphrase = f.hub_passphrase.value;
+      say("ok", "Writing the bundle ...");
+      const done = await api("POST", "/bundles", request);
+      say("ok", "", "Wrote " + done.files.map((file) => "<code>" + escapeHtml(file.file) + "</code> (" +
+        escapeHtml(humanSize(file.bytes)) + ")").join(", ") + ". Take the stick to the other hub and run " +
+        "<code>craftnet import</code> there.");
+    }));
+  }
+  const have = document.getElementById("have-upload");
+  if (have) {
+    have.addEventListener("submit", guard(async (form) => {
+      const file = form.elements.have.files[0];
+      if (!file) { say("error", "Choose the have-file first.", undefined, "have-messages"); return; }
+      const response = await fetch(API + "/bundles/have", {
+        method: "POST", body: file, credentials: "same-origin",
+        headers: { "X-Requested-With": "craftnet", "Content-Type": "application/octet-stream" },
+      });
+      const data = await response.json().catch(() => null);
+      if (!response.ok) {
+        say("error", (data && data.error && data.error.message) || response.statusText, undefined, "have-messages");
+        return;
+      }
+      window.location.assign("/bundles?for=" + encodeURIComponent(data.hub.did));
+    }, "have-messages"));
+  }
+}
+
 // -- wiring -----------------------------------------------------------------------------
 
 document.addEventListener("DOMContentLoaded", () => {
@@ -445,4 +494,5 @@ document.addEventListener("DOMContentLoaded", () => {
     }));
   }
   wireLiveSearch();
+  wireBundles();
 });

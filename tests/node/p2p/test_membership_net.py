@@ -44,6 +44,10 @@ def test_a_non_member_can_neither_sync_nor_announce(tmp_path: Path) -> None:
             for hub in (a, b):
                 await wait_for(lambda hub=hub: x.peer_id in hub.driver.closed, 10, "refusal")
                 assert "not a member" in hub.driver.closed[x.peer_id].reason
+                # The refusal travels to the outsider after the member has closed its side.
+                await wait_for(
+                    lambda hub=hub: x.driver.refusal(hub.peer_id) is not None, 10, "the reason"
+                )
                 reason = x.driver.refusal(hub.peer_id) or ""
                 assert reason.startswith(f"{hub.peer_id} refused us") and "not a member" in reason
             assert not has_record(outsider.store, inside.cid)

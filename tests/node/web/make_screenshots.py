@@ -117,6 +117,44 @@ def phone_flow(phone: Page, hub: Hub, out: Path, tmp: Path) -> None:
     phone.screenshot(path=str(out / "phone-search.png"))
 
 
+def bundle_page(phone: Page, hub: Hub, out: Path) -> None:
+    """The operator prepares a USB bundle for a rural hub that has most of the archive."""
+    import io
+
+    from craftnet.archive import index
+    from craftnet.archive.bundle import export_car, import_car
+    from craftnet.archive.have import build_summary
+    from craftnet.archive.hlc import HybridClock
+    from craftnet.archive.memory_store import MemoryStore
+    from craftnet.archive.peer_state import PeerStates
+    from craftnet.identity.keys import PrivateKey
+    from craftnet.identity.keystore import ARTISAN_PREFIX
+
+    highlands = PrivateKey.from_seed(b"screenshot-highlands-weavers-hub")
+    far = MemoryStore()
+    car = io.BytesIO()
+    export_car(hub.ctx.store, car)
+    car.seek(0)
+    import_car(far, car)
+    with far.read() as txn:
+        summary = build_summary(txn, highlands, HybridClock().tick())
+    PeerStates(hub.ctx.store).record(summary, "have-file", HybridClock().tick())
+    key = hub.ctx.keystore.load(ARTISAN_PREFIX + "amaia", DEMO_PASSPHRASE)
+    for title in ("Backstrap loom heddle bar", "Indigo vat care", "Rustic Futurism stool"):
+        body = {"title": title, "steps": [{"text": "Begin.", "media": []}], "licence": "CC0-1.0"}
+        index.publish(hub.ctx.store, key, "technique", body)
+    phone.goto(f"{hub.url}login?next=/bundles")
+    phone.get_by_label("API token").fill(hub.token)
+    phone.get_by_role("button", name="Log in as operator").click()
+    phone.wait_for_url(hub.url + "bundles")
+    phone.get_by_label("Split into files of at most").select_option("4G")
+    phone.get_by_role("button", name="Check the size").click()
+    phone.get_by_role("heading", name="The bundle for").wait_for()
+    phone.get_by_role("button", name="Write the bundle").click()
+    phone.get_by_text("Take the stick to the other hub").wait_for()
+    phone.screenshot(path=str(out / "phone-bundles.png"), full_page=True)
+
+
 def main(out: Path) -> None:
     """Write the PNGs into ``out``."""
     out.mkdir(parents=True, exist_ok=True)
@@ -129,6 +167,7 @@ def main(out: Path) -> None:
                 licence_warning(browser.new_page(viewport={"width": 1100, "height": 800}), hub, out)
                 phone = browser.new_page(viewport={"width": 390, "height": 844})
                 phone_flow(phone, hub, out, Path(tmp))
+                bundle_page(browser.new_page(viewport={"width": 390, "height": 844}), hub, out)
                 browser.close()
         finally:
             hub._stop()

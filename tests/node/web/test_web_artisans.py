@@ -4,11 +4,14 @@ operator's policy on who may add keys, and one publication per submit."""
 from __future__ import annotations
 
 from http.cookies import SimpleCookie
+from pathlib import Path
 from typing import Any
 
+from craftnet.archive.lmdb_store import LmdbStore
 from craftnet.node.web.auth import ARTISAN_SESSION_SECONDS, Gate
+from craftnet.node.web.replies import Replies
 from craftnet.node.web.strength import rate
-from tests.node.web.web_hub import Hub, Reply, make_artisan
+from tests.node.web.web_hub import Hub, Reply, make_artisan, start_hub
 
 PASS = "clay and fire"
 CSRF = {"X-Requested-With": "craftnet"}
@@ -166,7 +169,7 @@ def test_step_photos_must_be_on_the_hub(hub: Hub) -> None:
         "/api/v1/records",
         {"type": "technique", "artisan": "amaia", "passphrase": PASS, "body": body},
     )
-    assert refused.status == 422 and refused.error_code == "missing-file"
+    assert refused.status == 409 and refused.error_code == "missing-file"
 
 
 def test_an_unknown_artisan_is_a_404_page_and_answer(hub: Hub) -> None:
@@ -174,3 +177,44 @@ def test_an_unknown_artisan_is_a_404_page_and_answer(hub: Hub) -> None:
     assert hub.get(f"/api/v1/artisans/{nobody}").status == 404
     page = hub.get(f"/artisans/{nobody}")
     assert page.status == 404 and b"<h1>404" in page.body
+
+
+def test_the_same_submit_after_a_restart_still_publishes_once(tmp_path: Path) -> None:
+    home = tmp_path / "hub"
+    first_run = start_hub(home)
+    try:
+        make_artisan(first_run)
+        body = {"type": "technique", "artisan": "amaia", "passphrase": PASS, "body": TECHNIQUE}
+        headers = {"Idempotency-Key": "form-restart-1"}
+        first = first_run.post("/api/v1/records", body, headers=headers)
+        assert first.status == 201
+        # The answer was kept with the record; a key used by another signer is another slot.
+        for n in range(3):
+            assert first_run.post("/api/v1/records", body,
+                                  headers={"Idempotency-Key": f"form-other-{n}"}).status == 201
+    finally:
+        first_run._stop()
+    second_run = start_hub(home)  # a restarted hub: the same store and keystore
+    try:
+        before = second_run.record_count()
+        again = second_run.post("/api/v1/records", body, headers=headers)
+        assert again.status == 200 and again.headers["idempotent-replayed"] == "true"
+        assert again.json()["cid"] == first.json()["cid"]
+        assert again.json()["record"] == first.json()["record"]
+        assert second_run.record_count() == before
+    finally:
+        second_run._stop()
+
+
+def test_only_the_last_answers_are_kept(tmp_path: Path) -> None:
+    replies = Replies(kept=3)
+    with LmdbStore(tmp_path / "store") as store:
+        for n in range(5):
+            store.transact(lambda txn, n=n: replies.put(txn, ("did:key:z6Mk", f"key-{n}"),
+                                                        {"cid": str(n), "warnings": []}))
+        with store.read() as txn:
+            kept = [replies.get(txn, ("did:key:z6Mk", f"key-{n}")) for n in range(5)]
+            assert kept[:2] == [None, None]
+            assert [k["cid"] for k in kept[2:] if k] == ["2", "3", "4"]
+            assert replies.get(txn, ("did:key:z6Mkother", "key-4")) is None
+            assert txn.count("meta") <= 3 * 2 + 1 + 2  # slots, ring, next (+ the store's own)

@@ -23,6 +23,7 @@ from tests.node.web.web_hub import Hub, Reply
 
 DOCS = Path(__file__).resolve().parents[3] / "docs" / "api.md"
 DEMO_PASS = "demo-passphrase"
+FAR_HUB = "did:key:z6MkhaXgBZDvotDkL5257faiztiGiC2QtKLGpbnnEGta2doK"  # a hub met by stick
 
 
 def documented() -> set[tuple[str, str]]:
@@ -259,6 +260,32 @@ EXAMPLES: list[tuple[str, str, Call]] = [
         ),
     ),
     ("DELETE", "/api/v1/session", lambda h: h.request("DELETE", "/api/v1/session")),
+    ("GET", "/api/v1/bundles/hubs", lambda h: h.get("/api/v1/bundles/hubs", auth=True)),
+    (
+        "GET",
+        "/api/v1/bundles/plan",
+        lambda h: h.get(f"/api/v1/bundles/plan?for={FAR_HUB}&max_size=4G", auth=True),
+    ),
+    ("POST", "/api/v1/bundles", lambda h: h.post("/api/v1/bundles", {"for": FAR_HUB})),
+    (
+        "GET",
+        "/api/v1/bundles/download",
+        lambda h: h.get(f"/api/v1/bundles/download?for={FAR_HUB}", auth=True),
+    ),
+    (
+        "POST",
+        "/api/v1/bundles/unlock",
+        lambda h: h.post("/api/v1/bundles/unlock", {"passphrase": "not needed"}),
+    ),
+    (
+        "POST",
+        "/api/v1/bundles/have",
+        lambda h: h.post(
+            "/api/v1/bundles/have",
+            raw=b"not a have-file",
+            headers={"Content-Type": "application/octet-stream"},
+        ),
+    ),
 ]
 
 

@@ -112,22 +112,29 @@ def start_hub(
     seed: bool = False,
     require_token_for_reads: bool = False,
     max_upload_bytes: int = 4 * 2**20,
+    hub_passphrase: str | None = None,
+    export_folders: tuple[Path, ...] = (),
 ) -> Hub:
-    """Open a store in ``home``, optionally seed the demo archive, serve it."""
+    """Open a store in ``home``, optionally seed the demo archive, serve it (the hub key is
+    stored unencrypted unless ``hub_passphrase`` is given)."""
     home.mkdir(parents=True, exist_ok=True)
     config = HubConfig(
         home=home,
         http_port=0,
         require_token_for_reads=require_token_for_reads,
         max_upload_bytes=max_upload_bytes,
+        export_folders=export_folders,
     )
     store = LmdbStore(config.store_path)
     keystore = Keystore.for_home(home, scrypt_n=FAST_SCRYPT)
-    hub_key = keystore.create("hub", None, allow_plaintext=True)
+    if keystore.has("hub"):  # the same home again: a restarted hub
+        hub_did = keystore.info("hub").did
+    else:
+        hub_did = keystore.create("hub", hub_passphrase, allow_plaintext=not hub_passphrase).did
     seeded = demo.seed(store, keystore) if seed else None
     token = auth.new_token(config.token_path)
     gate = auth.Gate(auth.load_token_hash(config.token_path))
-    ctx = NodeContext.open(config, store, keystore, gate, hub_did=hub_key.did, demo=seed)
+    ctx = NodeContext.open(config, store, keystore, gate, hub_did=hub_did, demo=seed)
     ready = threading.Event()
     found: dict[str, str] = {}
     loop = asyncio.new_event_loop()
