@@ -18,20 +18,18 @@ import random
 from typing import TYPE_CHECKING
 
 from craftnet.simnet.hub import SimHub, sample_mean
+from craftnet.simnet.part import Part
 
 if TYPE_CHECKING:
     from craftnet.simnet.scenario import PartitionSpec
     from craftnet.simnet.sim import Simulation
 
 
-class Faults:
+class Faults(Part):
     """Schedules and carries out a run's partitions, churn, restarts and pauses."""
 
     def __init__(self, sim: Simulation) -> None:
-        self.sim = sim
-        self.s = sim.s
-        self.kernel = sim.kernel
-        self.hubs = sim.hubs
+        super().__init__(sim)
         self._open_sides: dict[int, bytearray] = {}
         self.churn_rng = random.Random(0)  # replaced by a seeded one in schedule_churn
 

@@ -22,21 +22,17 @@ from craftnet.protocol.events import (
     Send,
 )
 from craftnet.simnet.hub import Conn, SimHub, sample_mean
+from craftnet.simnet.part import Part
 
 if TYPE_CHECKING:
     from craftnet.simnet.sim import Simulation
 
 
-class Network:
+class Network(Part):
     """Connections, links and partitions of one run."""
 
     def __init__(self, sim: Simulation) -> None:
-        self.sim = sim
-        self.s = sim.s
-        self.kernel = sim.kernel
-        self.hubs = sim.hubs
-        self.stats = sim.stats
-        self.net_rng = sim.net_rng
+        super().__init__(sim)
         self.conns: dict[int, Conn] = {}
         self.epoch = 0
         self.partitions: list[bytearray] = []  # per open cut: the side of every hub

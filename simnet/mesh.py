@@ -19,6 +19,7 @@ from craftnet.protocol.events import GossipReceived, PeerId, Validation
 from craftnet.protocol.framing import decode_frame
 from craftnet.protocol.messages import Announce
 from craftnet.simnet.hub import HONEST, Conn, SimHub
+from craftnet.simnet.part import Part
 
 if TYPE_CHECKING:
     from craftnet.simnet.sim import Simulation
@@ -34,16 +35,11 @@ def announced(data: bytes) -> tuple[Cid, ...]:
     return message.records + message.heads if isinstance(message, Announce) else ()
 
 
-class Mesh:
+class Mesh(Part):
     """The gossip tables of one run and the relaying between hubs."""
 
     def __init__(self, sim: Simulation) -> None:
-        self.sim = sim
-        self.s = sim.s
-        self.kernel = sim.kernel
-        self.hubs = sim.hubs
-        self.stats = sim.stats
-        self.net_rng = sim.net_rng
+        super().__init__(sim)
         net = sim.s.network
         self.admission = net.admission_queue if net.gossip else 0
         self.store_forward = net.gossip_mode == "store_forward"
