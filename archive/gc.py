@@ -26,7 +26,7 @@ from typing import Final
 from craftnet.archive import codec
 from craftnet.archive.cid import DAG_CBOR, Cid
 from craftnet.archive.errors import ArchiveError
-from craftnet.archive.files import STAGE_BY_CID, STAGE_BY_SESSION, STAGE_HEADER, clear_stage
+from craftnet.archive.staging import STAGE_BY_CID, STAGE_BY_SESSION, STAGE_HEADER, clear_stage
 from craftnet.archive.store import ReadTxn, Store, WriteTxn, prefix_end
 
 SWEEP_BATCH: Final = 1000

@@ -8,10 +8,10 @@ sends only what that summary says the hub lacks.
 After a network sync the node knows more than any summary it was sent: the peer now
 holds at least everything this hub held when the reconcile ended. :meth:`PeerStates.
 record_synced` stores *our own* summary at that moment as the peer's (marked ``via:
-"sync"``), which is exactly that lower bound. The node's driver (``node/p2p``) should
-call it when a reconcile with a peer ends with nothing left for the peer to fetch from
-us (the session's ``their_need`` empty, or every key in it served): then the next
-stick for that hub carries only what arrived here after the sync.
+"sync"``), which is exactly that lower bound. The node's driver (``node/p2p``) calls
+it when the sync engine reports ``PeerSynced``: a reconcile with the peer ended, the
+peer has asked us for every record it lacked, and what we lacked is stored here. Then
+the next stick for that hub carries only what arrived here after the sync.
 
 Knowledge may be wrong: the hub may have lost data since (a restored backup), or
 another hub's stick may have brought it more. Too optimistic a belief makes a bundle

@@ -98,7 +98,12 @@ class Hub:
             alliance=self.alliance, reconcile_interval=float(settings.reconcile_interval)
         )
         # network.toml's max_peers is the engine's: it refuses inbound peers beyond it.
-        config = replace(base, policy=replace(base.policy, max_peers=settings.max_peers))
+        # A hub records what each peer holds after a sync (PeerSynced), for delta bundles.
+        config = replace(
+            base,
+            policy=replace(base.policy, max_peers=settings.max_peers),
+            report_synced=True,
+        )
         self.engine = SyncEngine(
             key=key,
             peer_id=self.network.peer_id,

@@ -68,6 +68,7 @@ from craftnet.protocol.events import (
     PeerDisconnected,
     PeerDiscovered,
     PeerId,
+    PeerSynced,
     ReconcileFinished,
     RecordsAdded,
     Send,
@@ -205,6 +206,18 @@ class EngineConfig:
     # Carry announced blocks of up to MAX_PUSHED_BLOCK bytes inside the announcement.
     push_blocks: bool = True
     reannounce: Reannounce = Reannounce.ALL
+    # Report PeerSynced (node records it for delta bundles). It keeps, per peer, the
+    # records still to travel after a reconcile: off where no one reads it (simnet).
+    report_synced: bool = False
+
+
+@dataclass(slots=True)
+class _PendingSync:
+    """What must still travel before a peer holds every record we held when our latest
+    reconcile with it ended (then the engine reports :class:`PeerSynced`)."""
+
+    owed: set[Cid]  # records it lacked that it has not asked of us yet
+    awaited: set[Cid]  # records we lacked that are not stored here yet
 
 
 @dataclass(slots=True)
@@ -220,6 +233,7 @@ class _Peer:
     reconciles: int = 0
     did: str | None = None
     ignored_sid: int | None = None
+    sync: _PendingSync | None = None  # a finished reconcile whose blocks still travel
 
 
 def _key_cid(key: bytes) -> Cid | None:
@@ -259,6 +273,7 @@ class SyncEngine:
         self.peers: dict[PeerId, _Peer] = {}
         self._keep: set[PeerId] = set()  # hubs we dialled or were told of: redial them
         self._redial: dict[PeerId, float] = {}
+        self._syncing: set[PeerId] = set()  # peers whose ``sync`` is pending
         self._next_sid = 1
         self._now = 0.0
         self._hello: Hello | None = None
@@ -298,6 +313,8 @@ class SyncEngine:
             case BlocksStored():
                 self.exchange.stored(event.cids)
                 self.gossip.stored(event.cids, event.records, now, out)
+                if self._syncing:
+                    self._stored_for_sync(event.cids, out)
             case DataReceived():
                 self._data(event.peer, event.data, now, out)
             case TimerFired():
@@ -657,6 +674,9 @@ class SyncEngine:
                 self._penalize(pid, OffenceKind.FLOOD, now, out, Traffic.WANT)
                 return
             self._send(peer, self.exchange.serve(message), out)
+            if peer.sync is not None and not message.have_only:
+                peer.sync.owed.difference_update(message.cids)
+                self._check_synced(peer, out)
         elif isinstance(message, Have | DontHave | Block | End):
             exchange = self.exchange
             if (
@@ -828,3 +848,29 @@ class SyncEngine:
         if peer.outbound and peer.conn is Conn.READY:
             at = now + self.config.reconcile_interval
             out.append(SetTimer((TimerKind.RECONCILE, peer.peer), at))
+        # Both hubs hold the union once the peer has asked us for what it lacked (what it
+        # fetches elsewhere keeps it owed, until a later reconcile finds nothing) and what
+        # we lacked is stored here: then our own records are a lower bound of its.
+        if self.config.report_synced:
+            owed = {cid for key in session.their_need if (cid := _key_cid(key)) is not None}
+            peer.sync = _PendingSync(owed, set(wanted))
+            self._syncing.add(peer.peer)
+            self._check_synced(peer, out)
+
+    def _stored_for_sync(self, cids: tuple[Cid, ...], out: list[Command]) -> None:
+        for pid in list(self._syncing):
+            peer = self.peers.get(pid)
+            if peer is None or peer.sync is None:
+                self._syncing.discard(pid)
+                continue
+            peer.sync.awaited.difference_update(cids)
+            self._check_synced(peer, out)
+
+    def _check_synced(self, peer: _Peer, out: list[Command]) -> None:
+        sync = peer.sync
+        if sync is None or sync.owed or sync.awaited:
+            return
+        peer.sync = None
+        self._syncing.discard(peer.peer)
+        if peer.did is not None:
+            out.append(PeerSynced(peer.peer, peer.did))

@@ -279,6 +279,16 @@ class ReconcileFinished:
     notes: tuple[str, ...] = field(default=())
 
 
+@dataclass(frozen=True, slots=True)
+class PeerSynced:
+    """A report: the hub ``did`` at ``peer`` now holds at least every record we held when
+    our latest reconcile with it ended (it lacked none of them, or has fetched them all
+    from us). The node records that as what the hub holds, for delta bundles."""
+
+    peer: PeerId
+    did: str
+
+
 Command = (
     Send
     | Publish
@@ -291,4 +301,5 @@ Command = (
     | GossipVerdict
     | ConnectionClosed
     | ReconcileFinished
+    | PeerSynced
 )

@@ -25,6 +25,7 @@ from craftnet.protocol.events import (
     Event,
     GossipVerdict,
     PeerId,
+    PeerSynced,
     Publish,
     ReconcileFinished,
     Send,
@@ -110,6 +111,8 @@ class Executor:
                 case ReconcileFinished():
                     self.stats["reconciles"] += 1
                     self.stats["reconcile_bytes"] += cmd.bytes_sent
+                case PeerSynced():
+                    pass  # a simulated hub keeps no delta-bundle knowledge of its peers
                 case _:
                     assert_never(cmd)
 

@@ -2,7 +2,7 @@
 
 A block whose stored bytes no longer hash to its CID is removed, and in the same
 transaction its CID joins the want list that the hub keeps in its store (see
-``driver.WANTS_KEY``). Removed, the block is simply missing: the block exchange asks the
+``writes.WANTS_KEY``). Removed, the block is simply missing: the block exchange asks the
 connected members for it when the hub next starts (``craftnet serve``, ``craftnet sync``,
 ``craftnet verify --repair --from ADDR``), and a bundle that holds it stores it as new.
 The want list is merged through the block exchange's own export format, so the running
@@ -19,7 +19,7 @@ from craftnet.archive.blocks import find_block, has_block, remove_damaged
 from craftnet.archive.cid import Cid
 from craftnet.archive.meta import get_meta, put_meta
 from craftnet.archive.store import ReadTxn, Store, WriteTxn
-from craftnet.node.p2p.driver import WANTS_KEY
+from craftnet.node.p2p.writes import WANTS_KEY
 from craftnet.protocol.blocks import BlockExchange
 from craftnet.protocol.errors import ProtocolError
 

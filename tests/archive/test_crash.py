@@ -30,13 +30,13 @@ from craftnet.archive.verify import verify_store
 
 CHILD = r"""
 import io, os, random, sys
-from craftnet.archive import files
+from craftnet.archive import file_writer, files
 from craftnet.archive.index import put_record
 from craftnet.archive.lmdb_store import LmdbStore
 from craftnet.archive.records import Record
 from craftnet.identity.keys import PrivateKey
 
-files.BATCH_BYTES = 1 << 20  # many chunk transactions per file: more places to die
+file_writer.BATCH_BYTES = 1 << 20  # many chunk transactions per file: more places to die
 path, mode, seed = sys.argv[1], sys.argv[2], int(sys.argv[3])
 store = LmdbStore(path, map_size=1 << 20)  # tiny: the map grows while we are killed
 rng = random.Random(seed)

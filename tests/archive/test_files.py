@@ -10,7 +10,7 @@ from typing import Any
 import blake3
 import pytest
 
-from craftnet.archive import codec, files
+from craftnet.archive import codec, file_node
 from craftnet.archive.blocks import get_pin, put_block, put_raw
 from craftnet.archive.cid import DAG_CBOR, RAW, Cid
 from craftnet.archive.errors import ArchiveError, IntegrityError, NotFound
@@ -117,13 +117,13 @@ def test_progress_reports_growing_counts(store: Store, tmp_path: Path) -> None:
 
 
 def test_very_large_files_use_part_nodes(store: Store, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(files, "MAX_ENTRIES", 5)  # as if the file had millions of chunks
+    monkeypatch.setattr(file_node, "MAX_ENTRIES", 5)  # as if the file had millions of chunks
     data = design_bytes(4 * MiB, seed=9)
     info = add_file(store, io.BytesIO(data))
     assert info.has_parts
     assert all(ref.cid.codec == DAG_CBOR for ref in info.chunks)
     assert cat(store, info.cid) == data
-    monkeypatch.setattr(files, "MAX_ENTRIES", 2)
+    monkeypatch.setattr(file_node, "MAX_ENTRIES", 2)
     with pytest.raises(ArchiveError, match="too large"):
         add_file(store, io.BytesIO(design_bytes(6 * MiB)))
 

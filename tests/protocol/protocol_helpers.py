@@ -37,6 +37,7 @@ from craftnet.protocol.events import (
     PeerConnected,
     PeerDisconnected,
     PeerId,
+    PeerSynced,
     Publish,
     ReconcileFinished,
     RecordsAdded,
@@ -161,6 +162,7 @@ class Network:
         self.bans: list[tuple[PeerId, Ban]] = []
         self.disconnects: list[tuple[PeerId, Disconnect]] = []
         self.finished: list[tuple[PeerId, ReconcileFinished]] = []
+        self.synced: list[tuple[PeerId, PeerSynced]] = []
         self.dials: list[tuple[PeerId, Dial]] = []
         self.verdicts: list[tuple[PeerId, GossipVerdict]] = []
         self.execute_log: list[tuple[PeerId, Command]] = []
@@ -250,6 +252,8 @@ class Network:
                     self.bans.append((owner, cmd))
                 case ReconcileFinished():
                     self.finished.append((owner, cmd))
+                case PeerSynced():
+                    self.synced.append((owner, cmd))
                 case Dial(peer):
                     self.dials.append((owner, cmd))
                     if peer in self.hubs and not self.connected(owner, peer):

@@ -74,6 +74,69 @@ def test_two_hubs_with_different_records_converge() -> None:
     assert a.engine.peers[b.peer].rec is Rec.IDLE
 
 
+def _reporting_hubs(net: Network, only_a: int) -> tuple[Hub, Hub]:
+    config = quick_config(report_synced=True)
+    a = net.add(Hub("hub-lisbon", 1, config))
+    b = net.add(Hub("hub-nairobi", 2, config))
+    for n in range(10):
+        record = make_record(a.key, n)
+        a.add_record(record)
+        b.add_record(record)
+    for n in range(only_a):
+        a.add_record(make_record(a.key, 1000 + n))
+    return a, b
+
+
+def test_a_peer_is_reported_synced_once_it_fetched_what_it_lacked_from_us() -> None:
+    net = Network()
+    a, b = _reporting_hubs(net, only_a=4)
+
+    net.connect(a.peer, b.peer)
+    net.settle()
+
+    # b lacked 4 of a's records; a lacked nothing of b's. b reports a synced once it has
+    # stored those 4; a reports b once b has asked it for them, not before.
+    assert sorted((o, s.did) for o, s in net.synced) == sorted(
+        [(b.peer, a.key.did), (a.peer, b.key.did)]
+    )
+    log = [(o, type(c).__name__) for o, c in net.execute_log]
+    finished = log.index((a.peer, "ReconcileFinished"))
+    synced = log.index((a.peer, "PeerSynced"))
+    assert (a.peer, "Send") in log[finished:synced]  # the records it served in between
+    assert log.index((b.peer, "StoreBlocks")) < log.index((b.peer, "PeerSynced"))
+    assert a.record_keys() == b.record_keys()
+    assert a.engine.peers[b.peer].sync is None
+
+
+def test_a_peer_gone_before_fetching_what_it_lacked_is_not_reported_synced() -> None:
+    net = Network()
+    a, b = _reporting_hubs(net, only_a=3)
+    net.connect(a.peer, b.peer)
+    while not _owed(a, b):
+        owner, event = net.queue.popleft()
+        net.deliver(owner, event)
+    assert len(_owed(a, b)) == 3
+    net.queue.clear()  # the link breaks before b's wants reach a
+    net.disconnect(a.peer, b.peer)
+    net.settle()
+    assert [s.did for o, s in net.synced if o == a.peer] == []
+
+
+def test_no_peer_is_reported_synced_unless_asked() -> None:
+    net = Network()
+    a, b = _hubs_with_overlap(net, shared=10, only_a=4, only_b=2)  # the default config
+    net.connect(a.peer, b.peer)
+    net.settle()
+    assert a.record_keys() == b.record_keys()
+    assert net.synced == []
+    assert a.engine.peers[b.peer].sync is None
+
+
+def _owed(a: Hub, b: Hub) -> set[Cid]:
+    peer = a.engine.peers.get(b.peer)
+    return set() if peer is None or peer.sync is None else peer.sync.owed
+
+
 def test_a_connection_pair_swaps_what_each_lacks() -> None:
     pair = ConnectionPair()
     mine, theirs = make_record(pair.a.key, 1), make_record(pair.b.key, 2)

@@ -1,0 +1,44 @@
+"""Write batching: whatever moment a hub is stopped at, every block the engine accepted
+is in the store when the driver's run ends (``craftnet sync`` stops the hub the moment
+nothing is wanted, while the last batch may be on its way to the disk)."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import trio
+
+from craftnet.archive.blocks import has_block
+from craftnet.archive.cid import RAW, Cid
+from craftnet.node.hub import Hub
+from craftnet.protocol.events import StoreBlocks, StoredBlock
+from tests.node.p2p.helpers import make_hubs, settings
+
+
+def test_a_batch_is_written_however_a_stop_lands(tmp_path: Path) -> None:
+    alliance, (setup,) = make_hubs(tmp_path, 1)
+    hub = Hub(setup.home, setup.store, setup.key, settings(alliance))
+    writer = hub.driver.writer
+    # Stop after 0, 1, 2, ... scheduling steps: among them, between the flusher taking
+    # the batch and its worker thread starting (a cancelled thread call never starts).
+    for steps in range(16):
+        data = os.urandom(4096)
+        cid = Cid.of(data, RAW)
+
+        async def main(steps: int = steps, data: bytes = data, cid: Cid = cid) -> None:
+            async with trio.open_nursery() as nursery:
+                writer.running = True
+                nursery.start_soon(writer.flusher)
+                writer.add(StoreBlocks((StoredBlock(cid, data),)))
+                writer.kick(True)
+                for _ in range(steps):
+                    await trio.lowlevel.checkpoint()
+                nursery.cancel_scope.cancel()
+            writer.running = False
+            writer.flush_now()  # as the driver does on its way out
+
+        trio.run(main)
+        with setup.store.read() as txn:
+            assert has_block(txn, cid), f"the block was lost when stopped after {steps} steps"
+    setup.store.close()
