@@ -108,9 +108,7 @@ class SimMembers:
             return ()
         return tuple(r.block for r in self.alliance.proofs.get(self.did, []))
 
-    def admit(
-        self, did: str, proof: tuple[bytes, ...], verifier: Verifier
-    ) -> list[Record] | None:
+    def admit(self, did: str, proof: tuple[bytes, ...], verifier: Verifier) -> list[Record] | None:
         """As :meth:`craftnet.archive.alliance.AllianceView.admit`."""
         learned = admit(self.membership, did, proof, verifier, self.clock())
         return None if learned is None else [record for record, _ in learned]

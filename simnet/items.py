@@ -57,7 +57,10 @@ class SharedItems(SortedItems):
 
     def add(self, key: bytes) -> bool:
         """Insert ``key``; return False if it was already there."""
-        key, digest = self._table.intern(key)
+        return self.add_interned(*self._table.intern(key))
+
+    def add_interned(self, key: bytes, digest: int) -> bool:
+        """Insert ``key``, already interned in the table with its ``digest``."""
         if not self._chunks:
             self._chunks.append([key])
             self._hashes.append([digest])

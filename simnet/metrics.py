@@ -18,8 +18,9 @@ from craftnet.archive.cid import Cid
 from craftnet.protocol.events import PeerId
 
 if TYPE_CHECKING:
+    from craftnet.simnet.hub import SimHub
     from craftnet.simnet.scenario import AdversarySpec, Scenario
-    from craftnet.simnet.sim import SimHub, Simulation
+    from craftnet.simnet.sim import Simulation
 
 
 @dataclass
@@ -209,7 +210,7 @@ class Metrics:
             "gossip_messages": sim.stats["gossip_messages"],
             "bytes": sim.stats["send_bytes"],
             "reconciles": sim.stats["reconciles"],
-            "partitioned": bool(sim.partitions),
+            "partitioned": bool(sim.network.partitions),
         }
         if self.adversaries:
             advs = []
@@ -225,10 +226,10 @@ class Metrics:
         converged = (
             published == self.expected
             and missing_online == 0
-            and not sim.partitions
+            and not sim.network.partitions
             and t >= self._last_scheduled()
         )
-        if missing_online == 0 and not sim.partitions:
+        if missing_online == 0 and not sim.network.partitions:
             for heal in self.heal_converged:
                 if heal["converged_after_s"] is None and heal["heal_s"] is not None:
                     heal["converged_after_s"] = _r(t - heal["heal_s"])
@@ -275,7 +276,7 @@ class Metrics:
         full = [
             self.full_at[i] - self.published_at[i] for i in range(published) if self.full_at[i] >= 0
         ]
-        hops = max(sim.gossip_hops, default=0)
+        hops = max(sim.mesh.hops, default=0)
         out: dict[str, Any] = {
             "scenario": s.name,
             "seed": sim.seed,
@@ -308,7 +309,7 @@ class Metrics:
             "honest_hubs_cut_off_by_honest": self.honest_cut_offs,
             "traffic": dict(sorted(sim.stats.items())),
             "events": sim.kernel.events,
-            "disconnect_reasons": dict(sorted(sim.disconnect_reasons.items())),
+            "disconnect_reasons": dict(sorted(sim.executor.disconnect_reasons.items())),
             "bytes_out_per_hub": quantiles(h.bytes_out for h in honest),
             "bytes_in_per_hub": quantiles(h.bytes_in for h in honest),
         }

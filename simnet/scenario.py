@@ -300,9 +300,7 @@ class JoinSpec:
 
     hub: int = opt(0, "which hub joins (0-based); it is offline until then", lo=0)
     at_s: float = opt(10.0, "when it joins", lo=0)
-    issuer: int = opt(
-        0, "the member that certifies it (publishes its certificate then)", lo=0
-    )
+    issuer: int = opt(0, "the member that certifies it (publishes its certificate then)", lo=0)
 
 
 @dataclass(frozen=True)
@@ -350,9 +348,7 @@ class AdversarySpec:
     count: int = opt(1, "how many peers of this kind", lo=1)
     degree: int = opt(4, "links each adversary opens to honest hubs", lo=1)
     targets: int = opt(1, "eclipse: how many honest hubs are surrounded", lo=1)
-    rate_per_s: float = opt(
-        50.0, "spam/fake/invalid: messages or records per second", above=0
-    )
+    rate_per_s: float = opt(50.0, "spam/fake/invalid: messages or records per second", above=0)
     start_s: float = opt(5.0, "when the misbehaviour starts", lo=0)
 
 

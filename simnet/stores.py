@@ -58,23 +58,44 @@ class HubStore(Protocol):
         ...
 
 
+class SharedBlock:
+    """One block of a run as every hub holds it: its CID and bytes, and for a record its
+    reconcile item (sort key and hash) once made, so 10,000 hubs storing the record make
+    it once."""
+
+    __slots__ = ("cid", "data", "item", "ts")
+
+    def __init__(self, cid: Cid, data: bytes) -> None:
+        self.cid = cid
+        self.data = data
+        self.ts: int | None = None
+        self.item: tuple[bytes, int] | None = None
+
+
 class SharedStore:
     """Blocks in a dict and items in :class:`SharedItems`; bytes shared across hubs."""
 
-    def __init__(self, table: ItemTable, blocks: dict[Cid, tuple[Cid, bytes]]) -> None:
+    def __init__(self, table: ItemTable, blocks: dict[Cid, SharedBlock]) -> None:
         self.source = DictBlocks()
         self.items = SharedItems(table)
+        self._table = table
         self._shared = blocks
 
     def put(self, blocks: list[tuple[Cid, bytes, int | None]]) -> None:
         """Write blocks, keeping one copy of each block's bytes per run."""
+        shared_blocks = self._shared
+        held = self.source.blocks
         for cid, data, ts in blocks:
-            shared = self._shared.get(cid)
+            shared = shared_blocks.get(cid)
             if shared is None:
-                shared = self._shared[cid] = (cid, data)
-            self.source.blocks[shared[0]] = shared[1]
+                shared = shared_blocks[cid] = SharedBlock(cid, data)
+            held[shared.cid] = shared.data
             if ts is not None:
-                self.items.add(item_key(ts, shared[0]))
+                item = shared.item
+                if item is None or shared.ts != ts:
+                    item = shared.item = self._table.intern(item_key(ts, shared.cid))
+                    shared.ts = ts
+                self.items.add_interned(*item)
 
     def has(self, cid: Cid) -> bool:
         """Tell whether the block is stored."""
@@ -129,7 +150,7 @@ class ArchiveStore:
 
 
 def open_store(
-    kind: str, table: ItemTable, blocks: dict[Cid, tuple[Cid, bytes]], folder: Path | None
+    kind: str, table: ItemTable, blocks: dict[Cid, SharedBlock], folder: Path | None
 ) -> HubStore:
     """A hub's store of the scenario's ``store`` kind."""
     if kind == "shared":

@@ -79,9 +79,7 @@ def test_restarts_in_a_busy_alliance_punish_no_honest_hub() -> None:
     assert s["honest_hubs_cut_off_by_honest"] == 0
     # Headroom: the deepest any honest hub dug into a neighbour's announce allowance.
     deepest = max(
-        h.engine.scores.deepest(p, Traffic.ANNOUNCE)
-        for h in sim.hubs
-        for p in h.engine.peers
+        h.engine.scores.deepest(p, Traffic.ANNOUNCE) for h in sim.hubs for p in h.engine.peers
     )
     print(f"\ndeepest use of an announce allowance by an honest hub: {deepest:.0%}")
     assert deepest < 0.8
@@ -170,7 +168,7 @@ def _ready_within(text: str, proofs: bool, seconds: float) -> list[tuple[int, in
     for hub, at in sorted(events, key=lambda e: e[1]):
         sim.kernel.run(at + seconds)
         h = sim.hubs[hub]
-        neighbours = set(h.out) | set(sim._dialled_by.get(hub, []))
+        neighbours = set(h.out) | set(sim.network.dialled_by.get(hub, []))
         online = [n for n in neighbours if sim.hubs[n].online]  # not every one joined yet
         out.append((len(h.engine.ready_peers()), len(online)))
     return out

@@ -33,8 +33,9 @@ import trio
 
 from craftnet.protocol.events import Publish, Send, StoreBlocks
 from craftnet.protocol.framing import FrameDecoder
+from craftnet.simnet.hub import SimHub
 from craftnet.simnet.scenario import load
-from craftnet.simnet.sim import SimHub, Simulation
+from craftnet.simnet.sim import Simulation
 
 RECORDS = 5
 HUBS = 5
@@ -83,8 +84,8 @@ def simulate(tmp_path: Path, relay_delay: float) -> dict[str, object]:
     # Count from when the line is connected and quiet, as the real run does.
     sim.kernel.run(1.9)
     counts = {"sends": 0, "publishes": 0, "blocks": 0, "stored": 0}
-    send = sim._send
-    store = sim._store
+    send = sim.network.send
+    store = sim.executor.store
 
     def counting(hub: SimHub, cmd: Send) -> None:
         counts["sends"] += 1
@@ -95,8 +96,8 @@ def simulate(tmp_path: Path, relay_delay: float) -> dict[str, object]:
         counts["stored"] += sum(b.ts is not None for b in cmd.blocks)
         store(hub, cmd)
 
-    sim._send = counting  # type: ignore[method-assign]
-    sim._store = counting_stores  # type: ignore[method-assign]
+    sim.network.send = counting  # type: ignore[method-assign]
+    sim.executor.store = counting_stores  # type: ignore[method-assign]
     before = sim.stats["publishes"]
     result = sim.run()
     s = result.metrics.summary()

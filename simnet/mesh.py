@@ -1,0 +1,164 @@
+"""The gossip layer: what stands in for GossipSub between the simulated hubs.
+
+Each distinct gossip message gets an id and a row in the run's tables (its bytes, the
+CIDs it names, which hubs have seen and forwarded it, how far it went). A hub takes each
+message once (later copies are counted and dropped), hands it to its engine and relays
+it to at most ``mesh_degree`` neighbours that have not seen it, if the engine's verdict
+is ``ACCEPT`` (as the node's GossipSub validator does). In ``store_forward`` mode a hub
+relays once it holds the records the message names. A newly admitted peer is handed
+the messages sent lately that it has not seen, as py-libp2p does with its queue.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from craftnet.archive.cid import Cid
+from craftnet.protocol.errors import ProtocolError
+from craftnet.protocol.events import GossipReceived, PeerId, Validation
+from craftnet.protocol.framing import decode_frame
+from craftnet.protocol.messages import Announce
+from craftnet.simnet.hub import HONEST, Conn, SimHub
+from craftnet.simnet.part import Part
+
+if TYPE_CHECKING:
+    from craftnet.simnet.sim import Simulation
+
+
+def announced(data: bytes) -> tuple[Cid, ...]:
+    """The CIDs an announcement names (none if it is not one); whether it is any good is
+    each engine's verdict."""
+    try:
+        message = decode_frame(data)
+    except ProtocolError:
+        return ()
+    return message.records + message.heads if isinstance(message, Announce) else ()
+
+
+class Mesh(Part):
+    """The gossip tables of one run and the relaying between hubs."""
+
+    def __init__(self, sim: Simulation) -> None:
+        super().__init__(sim)
+        net = sim.s.network
+        self.admission = net.admission_queue if net.gossip else 0
+        self.store_forward = net.gossip_mode == "store_forward"
+        self.data: list[bytes] = []
+        self.forwarded: list[bytearray] = []
+        self.records: list[tuple[Cid, ...]] = []  # the CIDs each names
+        self.ids: dict[bytes, int] = {}
+        self.seen: list[bytearray] = []
+        self.hops: list[int] = []
+
+    def forget_hub(self, index: int) -> None:
+        """The hub restarted: GossipSub's seen cache is gone, messages may come again."""
+        for seen in self.seen:
+            seen[index] = 0
+        for forwarded in self.forwarded:
+            forwarded[index] = 0
+
+    def publish(self, hub: SimHub, data: bytes) -> None:
+        """Carry out a ``Publish``: the message enters the mesh at ``hub``."""
+        mid = self.ids.get(data)
+        if mid is None:
+            mid = self.ids[data] = len(self.data)
+            self.seen.append(bytearray(len(self.hubs)))
+            self.records.append(announced(data))
+            self.forwarded.append(bytearray(len(self.hubs)))
+            self.hops.append(0)
+            self.data.append(data)
+        self.seen[mid][hub.index] = 1
+        self.forward(hub, mid, data, 0)
+
+    def forward(self, hub: SimHub, mid: int, data: bytes, hops: int) -> None:
+        """Relay message ``mid`` from ``hub`` to neighbours that have not seen it."""
+        if not self.s.network.gossip or self.forwarded[mid][hub.index]:
+            return
+        self.forwarded[mid][hub.index] = 1
+        if self.admission:
+            recent = hub.recent
+            recent.append((self.kernel.now, mid))
+            if len(recent) > self.admission:
+                recent.popleft()
+        seen = self.seen[mid]
+        conns = hub.conns
+        targets = [i for i in conns if not seen[i]]
+        net = self.s.network
+        if len(targets) > net.mesh_degree:
+            targets.sort()
+            targets = self.net_rng.sample(targets, net.mesh_degree)
+        delay = net.relay_delay_s if hops else 0.0
+        size = len(data)
+        hubs = self.hubs
+        schedule = self.kernel.at
+        arrive = self.arrive
+        sent = 0
+        transmit = self.sim.network.transmit
+        peer = hub.peer
+        for i in targets:
+            conn = conns[i]
+            if hub.loss and self.net_rng.random() < hub.loss:
+                self.stats["gossip_lost"] += 1
+                continue
+            sent += 1
+            schedule(
+                transmit(hub, conn, size) + delay, arrive, (conn, hubs[i], peer, mid, hops + 1)
+            )
+        self.stats["gossip_messages"] += sent
+
+    def arrive(self, arg: tuple[Conn, SimHub, PeerId, int, int]) -> None:
+        """A copy of a gossip message reaches a hub."""
+        conn, dst, src, mid, hops = arg
+        if dst.paused:
+            dst.backlog.append((self.arrive, arg))
+            return
+        index = dst.index
+        if dst.conns.get(conn.a if conn.b == index else conn.b) is not conn:
+            return
+        seen = self.seen[mid]
+        if seen[index]:
+            self.stats["gossip_duplicates"] += 1
+            return
+        seen[index] = 1
+        if hops > self.hops[mid]:
+            self.hops[mid] = hops
+        data = self.data[mid]
+        dst.bytes_in += len(data)
+        executor = self.sim.executor
+        executor.verdict = None
+        if dst.kind != HONEST:
+            executor.deliver(dst, GossipReceived(src, data))
+            return
+        # Executor.deliver for an honest hub (not paused), inlined: this is the hot path.
+        self.stats["engine_events"] += 1
+        executor.execute(dst, dst.engine.handle(GossipReceived(src, data), self.kernel.now))
+        # As a GossipSub validator does: relay only what the engine accepted.
+        if executor.verdict is not Validation.ACCEPT:
+            return
+        if self.store_forward:
+            # Relay once the records are held (those pushed inline are, already), so
+            # that whoever hears it from this hub can fetch them here.
+            has = dst.store.has
+            lacking = [cid for cid in self.records[mid] if not has(cid)]
+            if lacking:
+                for cid in lacking:
+                    dst.pending[cid] = (mid, hops)
+                return
+        self.forward(dst, mid, data, hops)
+
+    def admitted(self, arg: tuple[Conn, SimHub, SimHub]) -> None:
+        """py-libp2p hands a newly admitted peer what it queued for it, all at once: the
+        messages it sent lately that the peer has not seen (up to admission_queue)."""
+        conn, a, b = arg
+        if a.conns.get(b.index) is not conn:
+            return
+        since = self.kernel.now - self.s.network.admission_window_s
+        transmit = self.sim.network.transmit
+        for src, dst in ((a, b), (b, a)):
+            for at, mid in list(src.recent):
+                if at < since or self.seen[mid][dst.index]:
+                    continue
+                size = len(self.data[mid])
+                when = transmit(src, conn, size)
+                self.kernel.at(when, self.arrive, (conn, dst, src.peer, mid, 1))
+                self.stats["gossip_messages"] += 1
