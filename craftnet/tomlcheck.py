@@ -51,13 +51,28 @@ def opt(
     above: float | None = None,
     choices: tuple[str, ...] | None = None,
     check: Check | None = None,
+    tag: str | None = None,
+    one_or_many: bool = False,
 ) -> Any:
     """An option: its default, its help text and the values it accepts.
 
     ``check`` sees a value of the right type and returns what is wrong with it, if
-    anything. A default that is ``list``, ``dict`` or a dataclass is a factory.
+    anything. A default that is ``list``, ``dict`` or a dataclass is a factory;
+    :data:`dataclasses.MISSING` makes the option required. An array of a union of
+    dataclasses needs ``tag``: the key whose value, a member's lower-cased class name,
+    says which one each table is (``do = "restart"``). ``one_or_many`` lets an array
+    option be written as its one item.
     """
-    meta = {"doc": doc, "lo": lo, "hi": hi, "above": above, "choices": choices, "check": check}
+    meta = {
+        "doc": doc,
+        "lo": lo,
+        "hi": hi,
+        "above": above,
+        "choices": choices,
+        "check": check,
+        "tag": tag,
+        "one_or_many": one_or_many,
+    }
     if default in (list, dict) or (isinstance(default, type) and dataclasses.is_dataclass(default)):
         return dataclasses.field(default_factory=default, metadata=meta)
     return dataclasses.field(default=default, metadata=meta)
@@ -165,11 +180,29 @@ class Checker:
             raise self.fail(
                 (*path, unknown[0]), f"unknown option {unknown[0]!r}; known here: {known}"
             )
+        for name, f in fields.items():
+            required = f.default is f.default_factory is dataclasses.MISSING
+            if required and name not in value:
+                raise self.fail(path, f"option {name!r} is required")
         args = {
             name: self._value(hints[name], fields[name], raw, (*path, name))
             for name, raw in value.items()
         }
         return cls(**args)
+
+    def tagged(self, members: list[type], tag: str, value: Any, path: KeyPath) -> Any:
+        """The member of a union of dataclasses that the table ``value`` names by ``tag``."""
+        names = {cls.__name__.lower(): cls for cls in members}
+        if not isinstance(value, dict):
+            raise self.fail(
+                path, f"must be a table with {tag!r} and its options, got {_kind(value)}"
+            )
+        kind = value.get(tag)
+        if not isinstance(kind, str) or kind not in names:
+            where = (*path, tag) if tag in value else path
+            raise self.fail(where, f"{tag!r} must be one of {', '.join(names)} (got {kind!r})")
+        options = {key: item for key, item in value.items() if key != tag}
+        return self.build(names[kind], options, path)
 
     def _value(self, hint: Any, f: dataclasses.Field[Any], raw: Any, path: KeyPath) -> Any:
         origin, args = typing.get_origin(hint), typing.get_args(hint)
@@ -181,11 +214,19 @@ class Checker:
             return self.build(typing.cast(type, hint), raw, path)
         if origin in (list, tuple):
             item = args[0]
-            table = dataclasses.is_dataclass(item)
+            union = _union_of_tables(item)
+            table = union or dataclasses.is_dataclass(item)
+            if f.metadata.get("one_or_many") and not isinstance(raw, list):
+                raw = [raw]
             if not isinstance(raw, list):
                 what = "an array of tables" if table else f"an array of {_plural(item)}"
                 raise self.fail(path, f"must be {what}, got {_kind(raw)}")
-            if table:
+            if union:
+                tag = f.metadata.get("tag")
+                if not tag:
+                    raise TypeError(f"{dotted(path)}: an array of a union needs opt(tag=...)")
+                items = [self.tagged(union, tag, one, (*path, i)) for i, one in enumerate(raw)]
+            elif table:
                 items = [self.build(item, one, (*path, i)) for i, one in enumerate(raw)]
             else:
                 items = [self._scalar(item, None, one, (*path, i)) for i, one in enumerate(raw)]
@@ -221,6 +262,14 @@ class Checker:
         if problem:
             raise self.fail(path, problem)
         return value
+
+
+def _union_of_tables(hint: Any) -> list[type] | None:
+    """The members of ``hint`` if it is a union of dataclasses (else None)."""
+    if typing.get_origin(hint) not in (typing.Union, types.UnionType):
+        return None
+    members = list(typing.get_args(hint))
+    return members if all(dataclasses.is_dataclass(m) for m in members) else None
 
 
 def _plural(hint: Any) -> str:
