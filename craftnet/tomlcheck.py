@@ -83,14 +83,17 @@ class _Where:
 
     _HEADER = re.compile(r"^\s*(\[\[?)\s*([^\]]+?)\s*\]\]?\s*(#.*)?$")
     _KEY = re.compile(r'^\s*("[^"]*"|[A-Za-z0-9_\-.]+(?:\s*\.\s*[A-Za-z0-9_\-"]+)*)\s*=')
-    _INLINE = re.compile(r'([A-Za-z0-9_\-]+|"[^"]*")\s*=')
 
     def __init__(self, text: str) -> None:
         self.lines: dict[KeyPath, int] = {}
         counts: dict[tuple[str, ...], int] = {}
         table: KeyPath = ()
-        for number, line in enumerate(text.splitlines(), 1):
+        rows = text.splitlines()
+        row = 0
+        while row < len(rows):
+            line = rows[row]
             header = self._HEADER.match(line)
+            key = None if header else self._KEY.match(line)
             if header:
                 name = tuple(self._split(header.group(2)))
                 if header.group(1) == "[[":
@@ -98,18 +101,13 @@ class _Where:
                     table = (*name, counts[name])
                 else:
                     table = self._index(name, counts)
-                self.lines.setdefault(table, number)
-                continue
-            key = self._KEY.match(line)
-            if not key:
-                continue
-            path = (*table, *self._split(key.group(1)))
-            self.lines.setdefault(path, number)
-            rest = line[key.end() :]
-            if "{" in rest:
-                # An inline table: its keys are on this line too.
-                for inner in self._INLINE.finditer(rest):
-                    self.lines.setdefault((*path, inner.group(1).strip('"')), number)
+                self.lines.setdefault(table, row + 1)
+            elif key:
+                path = (*table, *self._split(key.group(1)))
+                self.lines.setdefault(path, row + 1)
+                # The value may be an array or inline table over several lines.
+                row = _scan_value(rows, row, key.end(), path, self.lines)
+            row += 1
 
     @staticmethod
     def _split(dotted: str) -> list[str]:
@@ -130,6 +128,115 @@ class _Where:
             if found is not None:
                 return found
         return None
+
+
+_PART: Final = r"""(?:[A-Za-z0-9_\-]+|"[^"]*"|'[^']*')"""
+_INNER_KEY: Final = re.compile(rf"\s*({_PART}(?:\s*\.\s*{_PART})*)\s*=")
+
+
+class _Frame:
+    """An array or inline table being read: where it is, its item or its last key."""
+
+    def __init__(self, kind: str, path: KeyPath) -> None:
+        self.kind = kind  # "[" or "{"
+        self.path = path
+        self.index = 0
+        self.key: str | None = None
+
+
+def _scan_value(
+    lines: list[str], row: int, col: int, path: KeyPath, found: dict[KeyPath, int]
+) -> int:
+    """Records the lines of the arrays' items and inline tables' keys in the value that
+    starts at ``lines[row][col]`` (set at ``path``); returns the row where it ends."""
+    stack: list[_Frame] = []
+    while row < len(lines):
+        line = lines[row]
+        while col < len(line):
+            char = line[col]
+            top = stack[-1] if stack else None
+            if char in " \t\r":
+                col += 1
+                continue
+            if char == "#":
+                break
+            if top is not None and top.kind == "{" and top.key is None:
+                key = _INNER_KEY.match(line, col)
+                if key:
+                    top.key = key.group(1)
+                    parts = tuple(p.strip().strip("\"'") for p in top.key.split("."))
+                    found.setdefault((*top.path, *parts), row + 1)
+                    col = key.end()
+                    continue
+            if char in "]}":
+                if stack:
+                    stack.pop()
+                if not stack:
+                    return row
+                col += 1
+                continue
+            if char == ",":
+                if top is not None:
+                    if top.kind == "[":
+                        top.index += 1
+                    else:
+                        top.key = None
+                col += 1
+                continue
+            # The start of a value: where is it?
+            if top is None:
+                here = path
+            elif top.kind == "[":
+                here = (*top.path, top.index)
+                found.setdefault(here, row + 1)
+            else:
+                here = (
+                    *top.path,
+                    *(p.strip().strip("\"'") for p in (top.key or "").split(".")),
+                )
+            if char in "[{":
+                stack.append(_Frame(char, here))
+                col += 1
+                continue
+            if char in "\"'":
+                row, col = _skip_string(lines, row, col)
+                if not stack:
+                    return row
+                continue
+            # A bare scalar: up to the next delimiter.
+            while col < len(line) and line[col] not in ",]}# \t":
+                col += 1
+            if not stack:
+                return row
+        row += 1
+        col = 0
+    return row
+
+
+def _skip_string(lines: list[str], row: int, col: int) -> tuple[int, int]:
+    line = lines[row]
+    quote = line[col]
+    triple = line.startswith(quote * 3, col)
+    end = quote * 3 if triple else quote
+    col += len(end)
+    while row < len(lines):
+        line = lines[row]
+        while col < len(line):
+            if quote == '"' and line[col] == "\\":
+                col += 2
+                continue
+            if line.startswith(end, col):
+                col += len(end)
+                # A triple-quoted string may end with up to two more quotes.
+                while triple and col < len(line) and line[col] == quote:
+                    col += 1
+                return row, col
+            col += 1
+        if not triple:
+            return row, col
+        row += 1
+        col = 0
+    return row, col
 
 
 def find_line(text: str, path: KeyPath) -> int | None:
@@ -178,7 +285,8 @@ class Checker:
         if unknown:
             known = ", ".join(sorted(fields))
             raise self.fail(
-                (*path, unknown[0]), f"unknown option {unknown[0]!r}; known here: {known}"
+                (*path, unknown[0]),
+                f"unknown option {unknown[0]!r}; known here: {known}",
             )
         for name, f in fields.items():
             required = f.default is f.default_factory is dataclasses.MISSING
@@ -195,7 +303,8 @@ class Checker:
         names = {cls.__name__.lower(): cls for cls in members}
         if not isinstance(value, dict):
             raise self.fail(
-                path, f"must be a table with {tag!r} and its options, got {_kind(value)}"
+                path,
+                f"must be a table with {tag!r} and its options, got {_kind(value)}",
             )
         kind = value.get(tag)
         if not isinstance(kind, str) or kind not in names:
@@ -240,7 +349,8 @@ class Checker:
     def _scalar(self, hint: Any, f: dataclasses.Field[Any] | None, raw: Any, path: KeyPath) -> Any:
         if not (type(raw) is hint or (hint is float and type(raw) is int)):
             raise self.fail(
-                path, f"must be {_TYPE_NAMES.get(hint, hint)}, got {_kind(raw)} {raw!r:.40}"
+                path,
+                f"must be {_TYPE_NAMES.get(hint, hint)}, got {_kind(raw)} {raw!r:.40}",
             )
         value = float(raw) if hint is float else raw
         if hint is float and value != value:

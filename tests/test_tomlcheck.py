@@ -111,6 +111,32 @@ def test_the_checker_names_lines_for_checks_across_options() -> None:
     assert dotted(("a", 1, "b")) == "a[1].b"
 
 
+def test_lines_inside_values_written_over_several_lines() -> None:
+    text = (
+        "tags = [\n"
+        '  "raku",  # a comment, ] and { do not count\n'
+        '  "a ] in a string",\n'
+        "  7,\n"
+        "]\n"
+        'notes = """\n'
+        "stalls = not a key\n"
+        '"""\n'
+        "delays = { urban = { rural = 80,\n"
+        "  coast = 20 }, 'hill' = {} }\n"
+        "event = [{kind = 'demo'},\n"
+        "  {kind = 'talk', speakers = ['a',\n"
+        "    'b']}]\n"
+    )
+    assert find_line(text, ("tags", 2)) == 4
+    assert find_line(text, ("stalls",)) is None
+    assert find_line(text, ("delays", "urban", "coast")) == 10
+    assert find_line(text, ("delays", "hill")) == 10
+    assert find_line(text, ("event", 1, "speakers", 1)) == 13
+    assert find_line(text, ("event", 1, "kind")) == 12
+    with pytest.raises(FairError, match=r"fair.toml:4: tags\[2\]: must be a string"):
+        check(text.split("notes")[0])
+
+
 def test_files_missing_unreadable_huge_or_not_utf8(tmp_path: Path) -> None:
     path = tmp_path / "fair.toml"
     assert load(path, Fair, FairError) == Fair()

@@ -165,11 +165,11 @@ def test_the_long_scenario_does_what_make_lab_promises() -> None:
             "no hub 'nobody' yet",
         ),
         (
-            # Nested two deep over several lines: the line is that of the outer `steps =`.
+            # Nested two deep over several lines: the line of the step itself.
             HEAD
             + '[[step]]\ndo = "repeat"\ntimes = 2\nsteps = [\n  {do = "pause", steps = [\n'
             + '    {do = "publish", count = -3},\n  ]},\n]\n',
-            "s.toml:10: step[1].steps[0].steps[0].count",
+            "s.toml:12: step[1].steps[0].steps[0].count",
             "below the minimum 1",
         ),
     ],
