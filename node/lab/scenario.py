@@ -24,7 +24,7 @@ Every step is a frozen dataclass below; its fields are the step's options and it
 docstring says what it does (``docs/lab.md`` prints the same). Unknown steps or
 options, wrong types, values out of range and hubs named before they exist are
 refused with :class:`ScenarioError` naming the file, the line and the option
-(``long.toml:112: step[13].steps[0].hub: no hub 'quito' yet``). The checker is
+(``long.toml:79: step[12].steps[0].hub: no hub 'lima' yet``). The checker is
 :mod:`craftnet.tomlcheck`, shared with the hub's settings and simnet's scenarios.
 """
 
