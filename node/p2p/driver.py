@@ -155,7 +155,7 @@ class Driver:
             clock=clock,
         )
         self.timers = Timers(self.handle, clock)
-        self.outbox = Outbox(gossip)
+        self.outbox = Outbox(gossip, linked=lambda: bool(engine.ready_peers()))
         self.local = LocalChanges(store, self.writer, self.handle)
         self.synced = SyncedPeers(store, engine.key)
         # What the engine decided, kept for status pages and tests (not for deciding).

@@ -41,6 +41,11 @@ log = logging.getLogger("craftnet.p2p")
 PUBLISH_QUEUE: Final = 256
 WATCH_INTERVAL: Final = 0.05
 RELEASE_INTERVAL: Final = 10.0  # document operations ahead of our clock, looked at again
+# GossipSub sends only to its mesh, which its heartbeat builds a second or more after a
+# peer links: an announcement published into an empty mesh reaches the linked peers late
+# (by IHAVE) or only at the next reconcile, minutes away. Wait that long at most for it.
+MESH_WAIT: Final = 5.0
+MESH_POLL: Final = 0.05
 
 
 class Timers:
@@ -81,8 +86,10 @@ class Timers:
 class Outbox:
     """Announcements waiting to be published on the gossip topic."""
 
-    def __init__(self, gossip: Gossip) -> None:
+    def __init__(self, gossip: Gossip, linked: Callable[[], bool] = lambda: False) -> None:
         self.gossip = gossip
+        self.linked = linked  # whether any peer is past its hello
+        self._waited_in_vain = False
         self.queue: deque[bytes] = deque()
         self._wake = trio.Event()
 
@@ -102,11 +109,28 @@ class Outbox:
                 await self._wake.wait()
                 self._wake = trio.Event()
                 continue
+            await self._mesh_formed()
             data = self.queue.popleft()
             try:
                 await self.gossip.publish(data)
             except NetworkError as exc:
                 log.info("announcement not published (%s); reconcile repairs", exc)
+
+
+    async def _mesh_formed(self) -> None:
+        """Wait (bounded) while peers are linked but none is in the gossip mesh yet."""
+        if self.gossip.mesh():
+            self._waited_in_vain = False
+            return
+        if self._waited_in_vain:
+            # Linked peers that never join the mesh (not subscribed): do not hold every
+            # announcement for them; wait again once a mesh has been there.
+            return
+        with trio.move_on_after(MESH_WAIT):
+            while self.linked() and not self.gossip.mesh():
+                await trio.sleep(MESH_POLL)
+            return
+        self._waited_in_vain = True
 
 
 class LocalChanges:
