@@ -51,13 +51,28 @@ def opt(
     above: float | None = None,
     choices: tuple[str, ...] | None = None,
     check: Check | None = None,
+    tag: str | None = None,
+    one_or_many: bool = False,
 ) -> Any:
     """An option: its default, its help text and the values it accepts.
 
     ``check`` sees a value of the right type and returns what is wrong with it, if
-    anything. A default that is ``list``, ``dict`` or a dataclass is a factory.
+    anything. A default that is ``list``, ``dict`` or a dataclass is a factory;
+    :data:`dataclasses.MISSING` makes the option required. An array of a union of
+    dataclasses needs ``tag``: the key whose value, a member's lower-cased class name,
+    says which one each table is (``do = "restart"``). ``one_or_many`` lets an array
+    option be written as its one item.
     """
-    meta = {"doc": doc, "lo": lo, "hi": hi, "above": above, "choices": choices, "check": check}
+    meta = {
+        "doc": doc,
+        "lo": lo,
+        "hi": hi,
+        "above": above,
+        "choices": choices,
+        "check": check,
+        "tag": tag,
+        "one_or_many": one_or_many,
+    }
     if default in (list, dict) or (isinstance(default, type) and dataclasses.is_dataclass(default)):
         return dataclasses.field(default_factory=default, metadata=meta)
     return dataclasses.field(default=default, metadata=meta)
@@ -68,14 +83,17 @@ class _Where:
 
     _HEADER = re.compile(r"^\s*(\[\[?)\s*([^\]]+?)\s*\]\]?\s*(#.*)?$")
     _KEY = re.compile(r'^\s*("[^"]*"|[A-Za-z0-9_\-.]+(?:\s*\.\s*[A-Za-z0-9_\-"]+)*)\s*=')
-    _INLINE = re.compile(r'([A-Za-z0-9_\-]+|"[^"]*")\s*=')
 
     def __init__(self, text: str) -> None:
         self.lines: dict[KeyPath, int] = {}
         counts: dict[tuple[str, ...], int] = {}
         table: KeyPath = ()
-        for number, line in enumerate(text.splitlines(), 1):
+        rows = text.splitlines()
+        row = 0
+        while row < len(rows):
+            line = rows[row]
             header = self._HEADER.match(line)
+            key = None if header else self._KEY.match(line)
             if header:
                 name = tuple(self._split(header.group(2)))
                 if header.group(1) == "[[":
@@ -83,18 +101,13 @@ class _Where:
                     table = (*name, counts[name])
                 else:
                     table = self._index(name, counts)
-                self.lines.setdefault(table, number)
-                continue
-            key = self._KEY.match(line)
-            if not key:
-                continue
-            path = (*table, *self._split(key.group(1)))
-            self.lines.setdefault(path, number)
-            rest = line[key.end() :]
-            if "{" in rest:
-                # An inline table: its keys are on this line too.
-                for inner in self._INLINE.finditer(rest):
-                    self.lines.setdefault((*path, inner.group(1).strip('"')), number)
+                self.lines.setdefault(table, row + 1)
+            elif key:
+                path = (*table, *self._split(key.group(1)))
+                self.lines.setdefault(path, row + 1)
+                # The value may be an array or inline table over several lines.
+                row = _scan_value(rows, row, key.end(), path, self.lines)
+            row += 1
 
     @staticmethod
     def _split(dotted: str) -> list[str]:
@@ -115,6 +128,115 @@ class _Where:
             if found is not None:
                 return found
         return None
+
+
+_PART: Final = r"""(?:[A-Za-z0-9_\-]+|"[^"]*"|'[^']*')"""
+_INNER_KEY: Final = re.compile(rf"\s*({_PART}(?:\s*\.\s*{_PART})*)\s*=")
+
+
+class _Frame:
+    """An array or inline table being read: where it is, its item or its last key."""
+
+    def __init__(self, kind: str, path: KeyPath) -> None:
+        self.kind = kind  # "[" or "{"
+        self.path = path
+        self.index = 0
+        self.key: str | None = None
+
+
+def _scan_value(
+    lines: list[str], row: int, col: int, path: KeyPath, found: dict[KeyPath, int]
+) -> int:
+    """Records the lines of the arrays' items and inline tables' keys in the value that
+    starts at ``lines[row][col]`` (set at ``path``); returns the row where it ends."""
+    stack: list[_Frame] = []
+    while row < len(lines):
+        line = lines[row]
+        while col < len(line):
+            char = line[col]
+            top = stack[-1] if stack else None
+            if char in " \t\r":
+                col += 1
+                continue
+            if char == "#":
+                break
+            if top is not None and top.kind == "{" and top.key is None:
+                key = _INNER_KEY.match(line, col)
+                if key:
+                    top.key = key.group(1)
+                    parts = tuple(p.strip().strip("\"'") for p in top.key.split("."))
+                    found.setdefault((*top.path, *parts), row + 1)
+                    col = key.end()
+                    continue
+            if char in "]}":
+                if stack:
+                    stack.pop()
+                if not stack:
+                    return row
+                col += 1
+                continue
+            if char == ",":
+                if top is not None:
+                    if top.kind == "[":
+                        top.index += 1
+                    else:
+                        top.key = None
+                col += 1
+                continue
+            # The start of a value: where is it?
+            if top is None:
+                here = path
+            elif top.kind == "[":
+                here = (*top.path, top.index)
+                found.setdefault(here, row + 1)
+            else:
+                here = (
+                    *top.path,
+                    *(p.strip().strip("\"'") for p in (top.key or "").split(".")),
+                )
+            if char in "[{":
+                stack.append(_Frame(char, here))
+                col += 1
+                continue
+            if char in "\"'":
+                row, col = _skip_string(lines, row, col)
+                if not stack:
+                    return row
+                continue
+            # A bare scalar: up to the next delimiter.
+            while col < len(line) and line[col] not in ",]}# \t":
+                col += 1
+            if not stack:
+                return row
+        row += 1
+        col = 0
+    return row
+
+
+def _skip_string(lines: list[str], row: int, col: int) -> tuple[int, int]:
+    line = lines[row]
+    quote = line[col]
+    triple = line.startswith(quote * 3, col)
+    end = quote * 3 if triple else quote
+    col += len(end)
+    while row < len(lines):
+        line = lines[row]
+        while col < len(line):
+            if quote == '"' and line[col] == "\\":
+                col += 2
+                continue
+            if line.startswith(end, col):
+                col += len(end)
+                # A triple-quoted string may end with up to two more quotes.
+                while triple and col < len(line) and line[col] == quote:
+                    col += 1
+                return row, col
+            col += 1
+        if not triple:
+            return row, col
+        row += 1
+        col = 0
+    return row, col
 
 
 def find_line(text: str, path: KeyPath) -> int | None:
@@ -163,13 +285,33 @@ class Checker:
         if unknown:
             known = ", ".join(sorted(fields))
             raise self.fail(
-                (*path, unknown[0]), f"unknown option {unknown[0]!r}; known here: {known}"
+                (*path, unknown[0]),
+                f"unknown option {unknown[0]!r}; known here: {known}",
             )
+        for name, f in fields.items():
+            required = f.default is f.default_factory is dataclasses.MISSING
+            if required and name not in value:
+                raise self.fail(path, f"option {name!r} is required")
         args = {
             name: self._value(hints[name], fields[name], raw, (*path, name))
             for name, raw in value.items()
         }
         return cls(**args)
+
+    def tagged(self, members: list[type], tag: str, value: Any, path: KeyPath) -> Any:
+        """The member of a union of dataclasses that the table ``value`` names by ``tag``."""
+        names = {cls.__name__.lower(): cls for cls in members}
+        if not isinstance(value, dict):
+            raise self.fail(
+                path,
+                f"must be a table with {tag!r} and its options, got {_kind(value)}",
+            )
+        kind = value.get(tag)
+        if not isinstance(kind, str) or kind not in names:
+            where = (*path, tag) if tag in value else path
+            raise self.fail(where, f"{tag!r} must be one of {', '.join(names)} (got {kind!r})")
+        options = {key: item for key, item in value.items() if key != tag}
+        return self.build(names[kind], options, path)
 
     def _value(self, hint: Any, f: dataclasses.Field[Any], raw: Any, path: KeyPath) -> Any:
         origin, args = typing.get_origin(hint), typing.get_args(hint)
@@ -181,11 +323,19 @@ class Checker:
             return self.build(typing.cast(type, hint), raw, path)
         if origin in (list, tuple):
             item = args[0]
-            table = dataclasses.is_dataclass(item)
+            union = _union_of_tables(item)
+            table = union or dataclasses.is_dataclass(item)
+            if f.metadata.get("one_or_many") and not isinstance(raw, list):
+                raw = [raw]
             if not isinstance(raw, list):
                 what = "an array of tables" if table else f"an array of {_plural(item)}"
                 raise self.fail(path, f"must be {what}, got {_kind(raw)}")
-            if table:
+            if union:
+                tag = f.metadata.get("tag")
+                if not tag:
+                    raise TypeError(f"{dotted(path)}: an array of a union needs opt(tag=...)")
+                items = [self.tagged(union, tag, one, (*path, i)) for i, one in enumerate(raw)]
+            elif table:
                 items = [self.build(item, one, (*path, i)) for i, one in enumerate(raw)]
             else:
                 items = [self._scalar(item, None, one, (*path, i)) for i, one in enumerate(raw)]
@@ -199,7 +349,8 @@ class Checker:
     def _scalar(self, hint: Any, f: dataclasses.Field[Any] | None, raw: Any, path: KeyPath) -> Any:
         if not (type(raw) is hint or (hint is float and type(raw) is int)):
             raise self.fail(
-                path, f"must be {_TYPE_NAMES.get(hint, hint)}, got {_kind(raw)} {raw!r:.40}"
+                path,
+                f"must be {_TYPE_NAMES.get(hint, hint)}, got {_kind(raw)} {raw!r:.40}",
             )
         value = float(raw) if hint is float else raw
         if hint is float and value != value:
@@ -221,6 +372,14 @@ class Checker:
         if problem:
             raise self.fail(path, problem)
         return value
+
+
+def _union_of_tables(hint: Any) -> list[type] | None:
+    """The members of ``hint`` if it is a union of dataclasses (else None)."""
+    if typing.get_origin(hint) not in (typing.Union, types.UnionType):
+        return None
+    members = list(typing.get_args(hint))
+    return members if all(dataclasses.is_dataclass(m) for m in members) else None
 
 
 def _plural(hint: Any) -> str:

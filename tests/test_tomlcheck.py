@@ -111,6 +111,32 @@ def test_the_checker_names_lines_for_checks_across_options() -> None:
     assert dotted(("a", 1, "b")) == "a[1].b"
 
 
+def test_lines_inside_values_written_over_several_lines() -> None:
+    text = (
+        "tags = [\n"
+        '  "raku",  # a comment, ] and { do not count\n'
+        '  "a ] in a string",\n'
+        "  7,\n"
+        "]\n"
+        'notes = """\n'
+        "stalls = not a key\n"
+        '"""\n'
+        "delays = { urban = { rural = 80,\n"
+        "  coast = 20 }, 'hill' = {} }\n"
+        "event = [{kind = 'demo'},\n"
+        "  {kind = 'talk', speakers = ['a',\n"
+        "    'b']}]\n"
+    )
+    assert find_line(text, ("tags", 2)) == 4
+    assert find_line(text, ("stalls",)) is None
+    assert find_line(text, ("delays", "urban", "coast")) == 10
+    assert find_line(text, ("delays", "hill")) == 10
+    assert find_line(text, ("event", 1, "speakers", 1)) == 13
+    assert find_line(text, ("event", 1, "kind")) == 12
+    with pytest.raises(FairError, match=r"fair.toml:4: tags\[2\]: must be a string"):
+        check(text.split("notes")[0])
+
+
 def test_files_missing_unreadable_huge_or_not_utf8(tmp_path: Path) -> None:
     path = tmp_path / "fair.toml"
     assert load(path, Fair, FairError) == Fair()
@@ -126,6 +152,84 @@ def test_files_missing_unreadable_huge_or_not_utf8(tmp_path: Path) -> None:
     path.mkdir()
     with pytest.raises(FairError, match="cannot read"):
         load(path, Fair, FairError)
+
+
+@dataclass(frozen=True)
+class Demo:
+    """A demonstration at a Maker's Fair: its technique is required."""
+
+    technique: str = opt(dataclasses.MISSING, "what is shown")
+    minutes: int = opt(30, "how long", lo=1)
+
+
+@dataclass(frozen=True)
+class Talk:
+    """A talk by one or more Human Treasures."""
+
+    speakers: tuple[str, ...] = opt((), "who speaks", one_or_many=True)
+
+
+@dataclass(frozen=True)
+class Programme:
+    """Events dispatched on ``kind``; a demo may hold more events (a union of tables)."""
+
+    event: list[Demo | Talk] = opt(list, "`[[event]]` tables", tag="kind")
+
+
+def programme(text: str) -> Programme:
+    return parse(text, "fair.toml", Programme, FairError)[0]
+
+
+def test_a_tag_picks_the_table_of_a_union_and_required_options_are_asked_for() -> None:
+    got = programme(
+        '[[event]]\nkind = "demo"\ntechnique = "raku"\n'
+        '[[event]]\nkind = "talk"\nspeakers = "a weaver"\n'
+    )
+    assert got.event == [Demo("raku"), Talk(("a weaver",))]
+    inline = programme(
+        'event = [{kind = "talk", speakers = ["b", "c"]}, {kind = "demo", technique = "ikat"}]'
+    )
+    assert inline.event == [Talk(("b", "c")), Demo("ikat")]
+
+
+@pytest.mark.parametrize(
+    ("text", "words"),
+    [
+        (
+            '[[event]]\nkind = "dance"\n',
+            "fair.toml:2: event[0].kind: 'kind' must be one of demo, talk",
+        ),
+        ("[[event]]\nminutes = 3\n", "fair.toml:1: event[0]: 'kind' must be one of"),
+        ('[[event]]\nkind = "demo"\n', "fair.toml:1: event[0]: option 'technique' is required"),
+        (
+            '[[event]]\nkind = "demo"\ntechnique = "x"\nminutes = 0\n',
+            "fair.toml:4: event[0].minutes",
+        ),
+        (
+            '[[event]]\nkind = "talk"\nminutes = 5\n',
+            "fair.toml:3: event[0].minutes: unknown option",
+        ),
+        (
+            '[[event]]\nkind = "talk"\nspeakers = 5\n',
+            "fair.toml:3: event[0].speakers[0]: must be a string",
+        ),
+        ("event = [1]\n", "fair.toml:1: event[0]: must be a table with 'kind'"),
+        ('event = "demo"\n', "fair.toml:1: event: must be an array of tables, got a string"),
+    ],
+)
+def test_union_tables_are_refused_with_their_line(text: str, words: str) -> None:
+    with pytest.raises(FairError) as info:
+        programme(text)
+    assert words in str(info.value)
+
+
+def test_a_union_without_a_tag_is_a_programming_error() -> None:
+    @dataclass(frozen=True)
+    class Untagged:
+        event: list[Demo | Talk] = opt(list, "no tag")
+
+    with pytest.raises(TypeError, match="needs opt"):
+        parse('event = [{technique = "x"}]', "fair.toml", Untagged, FairError)
 
 
 def test_option_rows_list_every_option_once() -> None:

@@ -23,21 +23,25 @@
 Every step is a frozen dataclass below; its fields are the step's options and its
 docstring says what it does (``docs/lab.md`` prints the same). Unknown steps or
 options, wrong types, values out of range and hubs named before they exist are
-refused with :class:`ScenarioError` naming the step (``step 4 > 2 (publish)``).
+refused with :class:`ScenarioError` naming the file, the line and the option
+(``long.toml:79: step[12].steps[0].hub: no hub 'lima' yet``). The checker is
+:mod:`craftnet.tomlcheck`, shared with the hub's settings and simnet's scenarios.
 """
 
+# opt() returns dataclasses.field(...); ruff cannot see that through the helper.
+# ruff: noqa: RUF009
 from __future__ import annotations
 
 import dataclasses
 import re
-import tomllib
-import types
 import typing
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Final, Union
 
+from craftnet import tomlcheck
 from craftnet.node.lab.errors import ScenarioError
+from craftnet.tomlcheck import Checker, KeyPath, opt
 
 ANY: Final = "any"  # a hub picked at random among the running honest hubs
 NAME: Final = re.compile(r"[a-z][a-z0-9-]{0,30}")
@@ -45,43 +49,79 @@ PUBLISH_VIA: Final = ("cli", "http", "bundle")
 BOOTSTRAP: Final = ("all", "via")
 MAX_COUNT: Final = 100_000
 MAX_SECONDS: Final = 24 * 3600.0
+MAX_TEXT: Final = 2000
+REQUIRED: Final[Any] = dataclasses.MISSING
+
+
+def _short(text: str) -> str | None:
+    return f"is longer than {MAX_TEXT} characters" if len(text) > MAX_TEXT else None
+
+
+def _some(hubs: tuple[str, ...]) -> str | None:
+    return "must name a hub or a list of hubs" if not hubs else None
+
+
+# The kinds of option a step has; step options are documented by the step's docstring.
+def _text(default: Any, doc: str = "") -> Any:
+    return opt(default, doc, check=_short)
+
+
+def _hub(default: Any = ANY) -> Any:
+    return _text(default)
+
+
+def _hubs() -> Any:
+    return opt(REQUIRED, "", one_or_many=True, check=_some)
+
+
+def _seconds(default: Any, doc: str = "", *, above: float | None = None) -> Any:
+    lo = None if above is not None else 0
+    return opt(default, doc, lo=lo, above=above, hi=MAX_SECONDS)
+
+
+def _number(default: Any, doc: str = "", *, lo: int = 0) -> Any:
+    return opt(default, doc, lo=lo, hi=MAX_COUNT)
+
+
+def _steps() -> Any:
+    return opt((), "", tag="do")
 
 
 @dataclass(frozen=True)
 class Settings:
     """The ``[lab]`` table: what the run is called and what it holds the hubs to."""
 
-    name: str
-    description: str = ""
-    seed: int = 1
-    connect_within: float = 5.0
-    converge_within: float = 30.0
-    flood_cut_within: float = 60.0
-    background_publish: float = 0.0
-    sync_timeout: float = 60.0
-
-
-SETTINGS_HELP: Final = {
-    "name": "what the run is called (in the report)",
-    "description": "a sentence for people",
-    "seed": "seeds every random choice of the run (which hub `any` is, record contents); "
-    "a background publisher makes the order of choices depend on timing",
-    "connect_within": "seconds within which a (re)started hub must have a ready link to "
-    "every running member",
-    "converge_within": "seconds after the last event within which every running hub must "
-    "hold the same records",
-    "flood_cut_within": "seconds within which every honest hub must hang up on a flooder",
-    "background_publish": "seconds between background CLI publishes at a random hub, "
-    "through the whole run except while a convergence is timed; 0: none",
-    "sync_timeout": "`--timeout` of each `craftnet sync` after a rotation",
-}
+    name: str = _text(REQUIRED, "what the run is called (in the report)")
+    description: str = _text("", "a sentence for people")
+    seed: int = _number(
+        1,
+        "seeds every random choice of the run (which hub `any` is, record contents); "
+        "a background publisher makes the order of choices depend on timing",
+    )
+    connect_within: float = _seconds(
+        5.0,
+        "seconds within which a (re)started hub must have a ready link to every running member",
+    )
+    converge_within: float = _seconds(
+        30.0,
+        "seconds after the last event within which every running hub must hold the same records",
+    )
+    flood_cut_within: float = _seconds(
+        60.0, "seconds within which every honest hub must hang up on a flooder"
+    )
+    background_publish: float = _seconds(
+        0.0,
+        "seconds between background CLI publishes at a random hub, "
+        "through the whole run except while a convergence is timed; 0: none",
+    )
+    sync_timeout: float = _seconds(60.0, "`--timeout` of each `craftnet sync` after a rotation")
 
 
 @dataclass(frozen=True)
 class Found:
     """Create the first hub (``craftnet init``, ``alliance create``) and start it."""
 
-    hub: str
+    hub: str = _hub(REQUIRED)
 
 
 @dataclass(frozen=True)
@@ -90,23 +130,23 @@ class Join:
     then ``serve`` with every member's address (``bootstrap = "all"``) or only ``via``'s;
     measures how long until it has a ready link to every running member."""
 
-    hub: str
-    via: str = ANY
-    bootstrap: str = "all"
+    hub: str = _hub(REQUIRED)
+    via: str = _hub()
+    bootstrap: str = opt("all", "", choices=BOOTSTRAP)
 
 
 @dataclass(frozen=True)
 class Start:
     """Start stopped hubs."""
 
-    hubs: tuple[str, ...]
+    hubs: tuple[str, ...] = _hubs()
 
 
 @dataclass(frozen=True)
 class Stop:
     """Stop hubs cleanly (SIGTERM)."""
 
-    hubs: tuple[str, ...]
+    hubs: tuple[str, ...] = _hubs()
 
 
 @dataclass(frozen=True)
@@ -115,10 +155,10 @@ class Restart:
     published elsewhere (``backlog_via``: one bundle, or one by one over HTTP or the CLI,
     each announced live), start it again."""
 
-    hub: str = ANY
-    down: float = 0.0
-    backlog: int = 0
-    backlog_via: str = "bundle"
+    hub: str = _hub()
+    down: float = _seconds(0.0)
+    backlog: int = _number(0)
+    backlog_via: str = opt("bundle", "", choices=PUBLISH_VIA)
 
 
 @dataclass(frozen=True)
@@ -127,18 +167,18 @@ class Kill:
     ``backlog`` records elsewhere, start it, and kill it once it has stored some of them
     but not all (the report says whether the kill came mid-sync)."""
 
-    hub: str = ANY
-    during_sync: bool = False
-    backlog: int = 300
+    hub: str = _hub()
+    during_sync: bool = opt(False, "")
+    backlog: int = _number(300)
 
 
 @dataclass(frozen=True)
 class Pause:
     """SIGSTOP a hub for ``seconds`` (a starved CPU), running ``steps`` meanwhile; SIGCONT."""
 
-    hub: str = ANY
-    seconds: float = 20.0
-    steps: tuple[Step, ...] = ()
+    hub: str = _hub()
+    seconds: float = _seconds(20.0)
+    steps: tuple[Step, ...] = _steps()
 
 
 @dataclass(frozen=True)
@@ -146,7 +186,7 @@ class Rotate:
     """Stop a hub, ``craftnet id rotate``, start it; then check it has a ready link to
     every member and that ``craftnet sync`` with each member succeeds."""
 
-    hub: str = ANY
+    hub: str = _hub()
 
 
 @dataclass(frozen=True)
@@ -154,9 +194,9 @@ class Partition:
     """Stop ``hubs``, run ``steps`` (publishes on both sides: a stopped hub publishes
     offline through the CLI), wait until ``seconds`` have passed, start them again."""
 
-    hubs: tuple[str, ...]
-    seconds: float = 0.0
-    steps: tuple[Step, ...] = ()
+    hubs: tuple[str, ...] = _hubs()
+    seconds: float = _seconds(0.0)
+    steps: tuple[Step, ...] = _steps()
 
 
 @dataclass(frozen=True)
@@ -165,9 +205,9 @@ class Publish:
     process each), ``http`` (``POST /api/v1/records`` as an artisan) or ``bundle``
     (signed by a lab artisan, ``craftnet import``ed at once)."""
 
-    hub: str = ANY
-    count: int = 1
-    via: str = "cli"
+    hub: str = _hub()
+    count: int = _number(1, lo=1)
+    via: str = opt("cli", "", choices=PUBLISH_VIA)
 
 
 @dataclass(frozen=True)
@@ -176,11 +216,11 @@ class Flood:
     (records it never serves) at ``rate`` per second for ``seconds``, while ``steps`` run;
     the report says when each honest hub hung up on it."""
 
-    hub: str
-    via: str = ANY
-    rate: float = 10.0
-    seconds: float = 60.0
-    steps: tuple[Step, ...] = ()
+    hub: str = _hub(REQUIRED)
+    via: str = _hub()
+    rate: float = _seconds(10.0, above=0)
+    seconds: float = _seconds(60.0)
+    steps: tuple[Step, ...] = _steps()
 
 
 @dataclass(frozen=True)
@@ -190,30 +230,30 @@ class Converge:
     lab's ``converge_within``; ``patience`` keeps watching that much longer to measure a
     late convergence."""
 
-    within: float | None = None
-    patience: float = 0.0
+    within: float | None = _seconds(None)
+    patience: float = _seconds(0.0)
 
 
 @dataclass(frozen=True)
 class Connect:
     """Check that every running honest hub has a ready link to every other one."""
 
-    within: float | None = None
+    within: float | None = _seconds(None)
 
 
 @dataclass(frozen=True)
 class Idle:
     """Let the alliance run for ``seconds`` with nothing done to it."""
 
-    seconds: float
+    seconds: float = _seconds(REQUIRED)
 
 
 @dataclass(frozen=True)
 class Repeat:
     """Run ``steps`` ``times`` times."""
 
-    times: int
-    steps: tuple[Step, ...]
+    times: int = _number(REQUIRED, lo=1)
+    steps: tuple[Step, ...] = opt(REQUIRED, "", tag="do")
 
 
 Step = Union[  # noqa: UP007 -- a runtime value: the parser walks its members
@@ -234,15 +274,17 @@ Step = Union[  # noqa: UP007 -- a runtime value: the parser walks its members
     Repeat,
 ]
 STEPS: Final[dict[str, type[Any]]] = {cls.__name__.lower(): cls for cls in typing.get_args(Step)}
-# Options that name hubs, and the values some options must take.
+# Options that name hubs.
 _HUB_FIELDS: Final = ("hub", "via", "hubs")  # via: the inviter (join, flood)
-_CHOICES: Final[dict[tuple[str, str], tuple[str, ...]]] = {
-    ("publish", "via"): PUBLISH_VIA,
-    ("join", "bootstrap"): BOOTSTRAP,
-    ("restart", "backlog_via"): PUBLISH_VIA,
-}
-_POSITIVE: Final = {"count", "times", "rate"}
 _NEW_HUB: Final = {"found", "join", "flood"}
+
+
+@dataclass(frozen=True)
+class _File:
+    """A scenario file as written: ``[lab]`` and its ``[[step]]`` tables."""
+
+    lab: Settings = opt(REQUIRED, "a [lab] table with at least a name")
+    step: tuple[Step, ...] = opt((), "the steps, in order", tag="do")
 
 
 @dataclass(frozen=True)
@@ -274,136 +316,52 @@ def _count(steps: tuple[Step, ...], kind: type[Any]) -> int:
 def load(path: Path) -> Scenario:
     """Read and check a scenario file."""
     try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as exc:
+        text = tomlcheck.read_text(path, ScenarioError)
+    except FileNotFoundError as exc:
         raise ScenarioError(f"cannot read {path}: {exc.strerror or exc}") from exc
-    except UnicodeDecodeError as exc:
-        raise ScenarioError(f"{path} is not UTF-8 text: {exc}") from exc
     return parse(text, str(path))
 
 
 def parse(text: str, source: str = "<scenario>") -> Scenario:
-    """Check a scenario's TOML text."""
-    try:
-        data = tomllib.loads(text)
-    except tomllib.TOMLDecodeError as exc:
-        raise ScenarioError(f"{source}: not valid TOML: {exc}") from exc
-    unknown = set(data) - {"lab", "step"}
-    if unknown:
-        raise ScenarioError(f"{source}: unknown table {sorted(unknown)[0]!r} (use [lab], [[step]])")
-    lab = data.get("lab")
-    if not isinstance(lab, dict):
-        raise ScenarioError(f"{source}: a [lab] table with at least a name is needed")
-    settings = _build(Settings, lab, f"{source}: [lab]")
-    raw_steps = data.get("step")
-    if not isinstance(raw_steps, list) or not raw_steps:
-        raise ScenarioError(f"{source}: no [[step]] tables")
-    steps = _steps(raw_steps, f"{source}: step")
+    """Check a scenario's TOML text; a mistake names the file, the line and the option."""
+    file, checker = tomlcheck.parse(text, source, _File, ScenarioError)
+    if not file.step:
+        raise checker.fail(("step",), "no [[step]] tables")
     hubs: list[str] = []
-    _check_hubs(steps, hubs, f"{source}: step", top=True)
-    return Scenario(settings, steps, source, tuple(hubs))
+    _check_hubs(checker, file.step, ("step",), hubs, top=True)
+    return Scenario(file.lab, file.step, source, tuple(hubs))
 
 
-def _steps(raw: Any, where: str) -> tuple[Step, ...]:
-    if not isinstance(raw, list):
-        raise ScenarioError(f"{where}: 'steps' must be a list of steps")
-    built = []
-    for number, item in enumerate(raw, 1):
-        here = f"{where} {number}"
-        if not isinstance(item, dict):
-            raise ScenarioError(f"{here}: a step is a table with 'do' and its options")
-        kind = item.get("do")
-        if not isinstance(kind, str) or kind not in STEPS:
-            raise ScenarioError(f"{here}: 'do' must be one of {', '.join(STEPS)} (got {kind!r})")
-        options = {k: v for k, v in item.items() if k != "do"}
-        built.append(_build(STEPS[kind], options, f"{here} ({kind})"))
-    return tuple(built)
-
-
-def _build(cls: type[Any], options: dict[str, Any], where: str) -> Any:
-    hints = typing.get_type_hints(cls, globals())
-    fields = {f.name: f for f in dataclasses.fields(cls)}
-    unknown = set(options) - set(fields)
-    if unknown:
-        raise ScenarioError(
-            f"{where}: unknown option {sorted(unknown)[0]!r} (known: {', '.join(fields)})"
-        )
-    values: dict[str, Any] = {}
-    kind = cls.__name__.lower()
-    for name, spec in fields.items():
-        if name not in options:
-            if spec.default is dataclasses.MISSING and spec.default_factory is dataclasses.MISSING:
-                raise ScenarioError(f"{where}: option {name!r} is required")
-            continue
-        value = _value(hints[name], options[name], f"{where}: {name!r}")
-        if name in _POSITIVE and value <= 0:
-            raise ScenarioError(f"{where}: {name!r} must be above 0")
-        choices = _CHOICES.get((kind, name))
-        if choices is not None and value not in choices:
-            raise ScenarioError(f"{where}: {name!r} must be one of {', '.join(choices)}")
-        values[name] = value
-    return cls(**values)
-
-
-def _value(hint: Any, value: Any, where: str) -> Any:
-    origin = typing.get_origin(hint)
-    args = typing.get_args(hint)
-    if origin in (Union, types.UnionType) and type(None) in args:
-        return None if value is None else _value(args[0], value, where)
-    if hint is bool:
-        if not isinstance(value, bool):
-            raise ScenarioError(f"{where} must be true or false")
-        return value
-    if hint is int:
-        if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= MAX_COUNT:
-            raise ScenarioError(f"{where} must be a whole number 0..{MAX_COUNT}")
-        return value
-    if hint is float:
-        if isinstance(value, bool) or not isinstance(value, int | float):
-            raise ScenarioError(f"{where} must be a number of seconds")
-        if not 0 <= value <= MAX_SECONDS:
-            raise ScenarioError(f"{where} must be 0..{MAX_SECONDS:.0f}")
-        return float(value)
-    if hint is str:
-        if not isinstance(value, str) or len(value) > 2000:
-            raise ScenarioError(f"{where} must be a string")
-        return value
-    if origin is tuple and args and args[0] is str:
-        items = [value] if isinstance(value, str) else value
-        if not isinstance(items, list) or not items or not all(isinstance(v, str) for v in items):
-            raise ScenarioError(f"{where} must be a hub name or a list of hub names")
-        return tuple(items)
-    if origin is tuple:
-        return _steps(value, where.rsplit(":", 1)[0] + " >")
-    raise ScenarioError(f"{where}: unsupported option type {hint}")  # pragma: no cover
-
-
-def _check_hubs(steps: tuple[Step, ...], hubs: list[str], where: str, *, top: bool) -> None:
+def _check_hubs(
+    checker: Checker, steps: tuple[Step, ...], where: KeyPath, hubs: list[str], *, top: bool
+) -> None:
     """Hub names are well formed and created (found/join/flood) before they are used."""
-    for number, step in enumerate(steps, 1):
+    for index, step in enumerate(steps):
         kind = type(step).__name__.lower()
-        here = f"{where} {number} ({kind})"
-        if top and number == 1 and not isinstance(step, Found):
-            raise ScenarioError(f"{here}: the first step must be 'found'")
-        if isinstance(step, Found) and (not top or number != 1):
-            raise ScenarioError(f"{here}: 'found' comes once, as the first step")
+        here = (*where, index)
+        if top and index == 0 and not isinstance(step, Found):
+            raise checker.fail((*here, "do"), "the first step must be 'found'")
+        if isinstance(step, Found) and (not top or index != 0):
+            raise checker.fail((*here, "do"), "'found' comes once, as the first step")
         for name in _HUB_FIELDS:
             value = getattr(step, name, None)
             if value is None or (name == "via" and kind not in _NEW_HUB):
                 continue
             names = value if isinstance(value, tuple) else (value,)
             for hub in names:
-                new = name == "hub" and kind in _NEW_HUB
-                if new:
+                if name == "hub" and kind in _NEW_HUB:
                     if not NAME.fullmatch(hub) or hub == ANY:
-                        raise ScenarioError(
-                            f"{here}: hub name {hub!r} must be lower-case letters, digits "
-                            "and dashes, starting with a letter (and not 'any')"
+                        raise checker.fail(
+                            (*here, name),
+                            f"hub name {hub!r} must be lower-case letters, digits "
+                            "and dashes, starting with a letter (and not 'any')",
                         )
                     if hub in hubs:
-                        raise ScenarioError(f"{here}: hub {hub!r} exists already")
+                        raise checker.fail((*here, name), f"hub {hub!r} exists already")
                 elif hub != ANY and hub not in hubs:
-                    raise ScenarioError(f"{here}: no hub {hub!r} yet (found or join it first)")
+                    raise checker.fail(
+                        (*here, name), f"no hub {hub!r} yet (found or join it first)"
+                    )
         if isinstance(step, Found | Join | Flood):
             hubs.append(step.hub)
         nested = getattr(step, "steps", ())
@@ -411,8 +369,10 @@ def _check_hubs(steps: tuple[Step, ...], hubs: list[str], where: str, *, top: bo
             if isinstance(step, Repeat) and any(
                 isinstance(s, Found | Join | Flood) for s in _walk(nested)
             ):
-                raise ScenarioError(f"{here}: a repeat cannot create hubs (names are unique)")
-            _check_hubs(nested, hubs, f"{here} >", top=False)
+                raise checker.fail(
+                    (*here, "steps"), "a repeat cannot create hubs (names are unique)"
+                )
+            _check_hubs(checker, nested, (*here, "steps"), hubs, top=False)
 
 
 def _walk(steps: tuple[Step, ...]) -> list[Step]:
@@ -436,7 +396,7 @@ def steps_markdown() -> str:
     lines = ["| `[lab]` option | default | meaning |", "|---|---|---|"]
     for spec in dataclasses.fields(Settings):
         default = "required" if spec.default is dataclasses.MISSING else _toml(spec.default)
-        lines.append(f"| `{spec.name}` | {default} | {SETTINGS_HELP[spec.name]} |")
+        lines.append(f"| `{spec.name}` | {default} | {spec.metadata['doc']} |")
     lines += ["", "| `do =` | options (default) | what it does |", "|---|---|---|"]
     for name, cls in STEPS.items():
         options = []
