@@ -64,8 +64,12 @@ def test_a_sync_records_what_each_hub_holds_and_the_next_stick_carries_only_news
                 and synced_with(highlands, lisbon.key.did),
                 60, "each hub to record what the other holds",
             )
-            assert highlands.key.did in a.driver.synced.recorded
-            assert lisbon.key.did in b.driver.synced.recorded
+            # The driver notes it once the worker thread's write is done: wait, not look.
+            await wait_for(
+                lambda: highlands.key.did in a.driver.synced.recorded
+                and lisbon.key.did in b.driver.synced.recorded,
+                10, "the drivers to note the syncs",
+            )
             nursery.cancel_scope.cancel()
 
     trio.run(main)
