@@ -361,6 +361,24 @@ class SyncEngine:
         """Peers whose handshake is done."""
         return [p.peer for p in self.peers.values() if p.conn is Conn.READY]
 
+    def peer_did(self, peer_id: PeerId) -> str | None:
+        """The did ``peer_id`` proved in its hello, while it is connected."""
+        peer = self.peers.get(peer_id)
+        return None if peer is None else peer.did
+
+    def connection_state(self, peer_id: PeerId) -> str:
+        """Where the connection with ``peer_id`` stands (``closed`` when there is none)."""
+        peer = self.peers.get(peer_id)
+        return Conn.CLOSED.value if peer is None else peer.conn.value
+
+    def score(self, peer_id: PeerId, now: float) -> float:
+        """The peer's score at ``now`` (graylisting and bans follow from it)."""
+        return self.scores.score(peer_id, now)
+
+    def wanted(self) -> int:
+        """How many blocks are still wanted from peers."""
+        return len(self.exchange.wants)
+
     def start_reconcile(self, peer_id: PeerId, now: float) -> list[Command]:
         """Reconcile with ``peer_id`` now (e.g. ``craftnet sync``), if it is idle."""
         out: list[Command] = []

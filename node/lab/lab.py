@@ -711,7 +711,7 @@ class Lab:
             "lost_publishes": lost[:20],
             "hubs": {
                 name: {
-                    "records": None if s is None else len(s),
+                    "held": None if s is None else len(s),
                     "digest": None if s is None else digest(s),
                     "missing": None if s is None else len(expected - s),
                     "extra": None if s is None else len(s - expected),

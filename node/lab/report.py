@@ -316,7 +316,7 @@ def render(report: dict[str, Any]) -> str:
         reached = held.get("reached_s")
         errors = log.get("errors", 0) + log.get("tracebacks", 0)
         lines.append(
-            f"  {name:<12} {hub['state']:<8} {_s(held.get('records')):>8} "
+            f"  {name:<12} {hub['state']:<8} {_s(held.get('held')):>8} "
             f"{_s(held.get('missing')):>8} {(held.get('digest') or '-')[:12]:<12} "
             f"{_s(reached):>8} {log.get('ban_honest', 0):>5} {log.get('graylist_honest', 0):>5} "
             f"{log.get('refused_honest', 0):>8} {errors:>6}"

@@ -333,8 +333,7 @@ class Driver:
             return Validation.ACCEPT  # our own announcement on its way out (validated too)
         for command in self.handle(GossipReceived(forwarder, data)):
             if isinstance(command, GossipVerdict):
-                state = self.engine.peers.get(forwarder)
-                did = state.did if state is not None else None
+                did = self.engine.peer_did(forwarder)
                 self._gossip_seen.note(forwarder, command, self.clock(), did)
                 return command.validation
         return Validation.REJECT  # the engine refused the event (a bug, logged)
@@ -352,14 +351,13 @@ class Driver:
         out = []
         mesh = self.gossip.mesh()
         for peer, link in sorted(self.links.items()):
-            state = self.engine.peers.get(peer)
             out.append(
                 {
                     "peer": peer,
-                    "did": state.did if state is not None else None,
+                    "did": self.engine.peer_did(peer),
                     "direction": "out" if link.outbound else "in",
-                    "state": state.conn.value if state is not None else "closed",
-                    "score": round(self.engine.scores.score(peer, now), 2),
+                    "state": self.engine.connection_state(peer),
+                    "score": round(self.engine.score(peer, now), 2),
                     "gossip": peer in mesh,
                     "bytes_in": link.bytes_in,
                     "bytes_out": link.bytes_out,
@@ -370,7 +368,7 @@ class Driver:
 
     def wanted(self) -> int:
         """How many blocks are still wanted."""
-        return len(self.engine.exchange.wants)
+        return self.engine.wanted()
 
     def refusal(self, peer: PeerId) -> str | None:
         """Why the connection to ``peer`` ended, if it did, saying which side ended it."""
