@@ -15,7 +15,11 @@ py-libp2p 0.8.1 (see docs/protocol.md, "Running over libp2p"):
   copy of an ignored one and fetch it again through IHAVE/IWANT, each copy counting as
   its forwarder's);
 * py-libp2p's auto-connector, which would redial every peer ever seen (exited
-  ``craftnet sync`` peers included), is stopped: the engine decides whom to dial.
+  ``craftnet sync`` peers included), is stopped: the engine decides whom to dial;
+* its happy-eyeballs head start is set to zero: the swarm waits that long (250 ms)
+  after starting each dial for that dial to *fail*, so every successful dial took a
+  quarter of a second more than its handshake. A hub listens on TCP alone, one address
+  per peer is dialled, and the head start bought nothing.
 """
 
 from __future__ import annotations
@@ -32,6 +36,7 @@ from libp2p import create_yamux_muxer_option, new_host
 from libp2p.crypto.ed25519 import create_new_key_pair
 from libp2p.crypto.x25519 import create_new_key_pair as create_x25519_pair
 from libp2p.custom_types import TProtocol
+from libp2p.network import swarm as libp2p_swarm
 from libp2p.network.config import ConnectionConfig
 from libp2p.peer.id import ID
 from libp2p.peer.peerinfo import PeerInfo, info_from_p2p_addr
@@ -48,6 +53,11 @@ SYNC_PROTOCOL: Final = TProtocol("/craftnet/sync/1")
 GOSSIP_PROTOCOLS: Final = (TProtocol("/meshsub/1.1.0"), TProtocol("/meshsub/1.0.0"))
 GOSSIP_QUEUE: Final = 1024
 log = logging.getLogger("craftnet.p2p")
+
+# py-libp2p 0.8.1 starts the next address's dial after this delay *or* when a dial fails,
+# never when one succeeds: with it, every dial waited 250 ms after its handshake was done.
+# tests/node/p2p/test_libp2p_net.py checks that the name still exists.
+libp2p_swarm._HAPPY_EYEBALLS_DELAY = 0.0
 
 
 def route_libp2p_logs(level: int = logging.WARNING) -> None:

@@ -31,3 +31,14 @@ def test_hubs_dialling_each_other_at_once_link_within_5_s(tmp_path: Path) -> Non
     trio.run(main)
     for setup in setups:
         setup.store.close()
+
+
+def test_a_dial_does_not_wait_for_the_happy_eyeballs_head_start() -> None:
+    # py-libp2p waits this long after each dial unless the dial fails (a success does not
+    # end the wait); craftnet sets it to zero. If an upgrade renames it, every dial gets
+    # 250 ms slower without a word: this test says so first.
+    from libp2p.network import swarm
+
+    import craftnet.node.p2p.libp2p_net  # noqa: F401  (sets it)
+
+    assert swarm._HAPPY_EYEBALLS_DELAY == 0
