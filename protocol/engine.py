@@ -353,6 +353,12 @@ class SyncEngine:
         """The want list, to persist (e.g. in the store's ``meta``) before shutting down."""
         return self.exchange.export_wants()
 
+    @property
+    def wants_added(self) -> int:
+        """How many blocks were ever put on the want list: while this stays put, a want
+        list saved earlier still holds every block wanted now (and some fetched since)."""
+        return self.exchange.wants_added
+
     def import_wants(self, data: bytes) -> int:
         """Restore a want list saved by :meth:`export_wants`; returns how many were new."""
         return self.exchange.import_wants(data)

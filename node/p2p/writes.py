@@ -2,10 +2,13 @@
 
 Every :class:`~craftnet.protocol.events.StoreBlocks` the engine emits is collected and
 written, once per batch, in ONE store transaction together with the want list, so a
-crash (even SIGKILL) leaves a store whose want list names exactly what is still
-missing; the engine then hears ``BlocksStored`` (or ``StoreFailed``). Writes run in a
+crash (even SIGKILL) leaves a store whose want list names everything still missing;
+the engine then hears ``BlocksStored`` (or ``StoreFailed``). Writes run in a
 worker thread, one batch at a time and in order: an fsync costs milliseconds, and the
-trio thread must keep reading and answering meanwhile. While more than
+trio thread must keep reading and answering meanwhile. A batch that added nothing to
+the want list leaves the saved one as it was, for up to :data:`WANTS_REFRESH_S`: it still
+names every block wanted (and some stored since, which a restart skips); re-encoding a
+list of thousands with every batch made a long catch-up quadratic. While more than
 :data:`MAX_PENDING_BYTES` wait to be written, reading from peers waits (:meth:`room`).
 
 Document records (CRDT genesis and operations) are ingested through
@@ -16,6 +19,7 @@ released by :meth:`BlockWriter.release_documents` when their time has come.
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable
 from typing import Final
 
@@ -42,6 +46,7 @@ WANTS_KEY: Final = b"p2p.wants"
 FLUSH_BYTES: Final = 16 * 1024 * 1024  # write at once when this much waits ...
 FLUSH_DELAY: Final = 0.02  # ... else within this many seconds (one fsync per batch)
 MAX_PENDING_BYTES: Final = 64 * 1024 * 1024  # reading waits while this much is unwritten
+WANTS_REFRESH_S: Final = 5.0  # the saved want list is rewritten at least this often
 DOCUMENT_TYPES: Final = frozenset({DOC_GENESIS, DOC_OP})
 
 
@@ -71,6 +76,8 @@ class BlockWriter:
         self._flush_wake = trio.Event()
         self._flush_urgent = trio.Event()
         self._drained = trio.Event()
+        # engine.wants_added and the time when the saved want list was last written.
+        self._wants_saved: tuple[int, float] | None = None
 
     def add(self, command: StoreBlocks) -> bool:
         """Queue the blocks of ``command``; True when they are worth writing at once."""
@@ -111,7 +118,7 @@ class BlockWriter:
             while self._pending:
                 async with self.lock:
                     taken = self._pending
-                    blocks, wants = self._take_batch()
+                    blocks, wants, mark = self._take_batch()
                     self._writing = len(blocks)
                     try:
                         new = await trio.to_thread.run_sync(self._write_batch, blocks, wants)
@@ -125,18 +132,29 @@ class BlockWriter:
                         self._pending_bytes += sum(len(b.data) for b in blocks)
                         raise
                     else:
-                        self._written(blocks, new)
+                        self._written(blocks, new, mark)
                     finally:
                         self._writing = 0
                 self._drained.set()
                 self._drained = trio.Event()
 
-    def _take_batch(self) -> tuple[list[StoredBlock], bytes]:
+    def _take_batch(
+        self,
+    ) -> tuple[list[StoredBlock], bytes | None, tuple[int, float] | None]:
+        """The queued blocks, the want list to save with them (None: the saved one still
+        names every wanted block), and what to note once that list is written."""
         batch, self._pending, self._pending_bytes = self._pending, [], 0
+        blocks = [block for command in batch for block in command.blocks]
+        added, now = self.engine.wants_added, time.monotonic()
+        saved = self._wants_saved
+        if saved is not None and saved[0] == added and now - saved[1] < WANTS_REFRESH_S:
+            return blocks, None, None
         # The want list as it is now: without the blocks of this batch, with their links.
-        return [block for command in batch for block in command.blocks], self.engine.export_wants()
+        return blocks, self.engine.export_wants(), (added, now)
 
-    def _write_batch(self, blocks: list[StoredBlock], wants: bytes) -> list[tuple[int, Cid]]:
+    def _write_batch(
+        self, blocks: list[StoredBlock], wants: bytes | None
+    ) -> list[tuple[int, Cid]]:
         """Write blocks, index entries and the want list in ONE transaction (any thread).
 
         Document records (CRDT genesis and operations) then go through
@@ -166,7 +184,8 @@ class BlockWriter:
                         new_records.append((record.ts, record.cid))
                 else:
                     put_block(txn, block.cid, block.data, verified=True)
-            put_meta(txn, WANTS_KEY, wants)
+            if wants is not None:
+                put_meta(txn, WANTS_KEY, wants)
 
         self.store.transact(write)
         if documents:
@@ -187,7 +206,14 @@ class BlockWriter:
                 if record.cid not in refused and has_record(txn, record.cid)
             ]
 
-    def _written(self, blocks: list[StoredBlock], new_records: list[tuple[int, Cid]]) -> None:
+    def _written(
+        self,
+        blocks: list[StoredBlock],
+        new_records: list[tuple[int, Cid]],
+        wants_saved: tuple[int, float] | None,
+    ) -> None:
+        if wants_saved is not None:
+            self._wants_saved = wants_saved
         self.stored_blocks += len(blocks)
         self.stored_records += len(new_records)
         self.own.update(cid for _, cid in new_records)
@@ -200,13 +226,13 @@ class BlockWriter:
     def flush_now(self) -> None:
         """Write what is pending in this thread (before start and on the way out)."""
         while self._pending:
-            blocks, wants = self._take_batch()
+            blocks, wants, mark = self._take_batch()
             try:
                 new = self._write_batch(blocks, wants)
             except CraftnetError:
                 self._write_failed(blocks)
                 return
-            self._written(blocks, new)
+            self._written(blocks, new, mark)
 
     async def release_documents(self) -> None:
         """Ingest document operations that were ahead of our clock, now due."""
@@ -233,8 +259,11 @@ class BlockWriter:
 
     def save_wants(self) -> None:
         """Persist the want list now (also done with every block written)."""
+        mark = (self.engine.wants_added, time.monotonic())
         wants = self.engine.export_wants()
         try:
             self.store.transact(lambda txn: put_meta(txn, WANTS_KEY, wants))
         except ArchiveError:
             log.exception("could not save the want list")
+        else:
+            self._wants_saved = mark

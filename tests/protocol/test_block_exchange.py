@@ -5,9 +5,12 @@ from __future__ import annotations
 import random
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 from protocol_helpers import make_key, make_record
 
-from craftnet.archive.cid import RAW, Cid
+from craftnet.archive import codec
+from craftnet.archive.cid import DAG_CBOR, RAW, Cid
 from craftnet.protocol.blocks import BlockConfig, BlockExchange, DictBlocks
 from craftnet.protocol.errors import MalformedMessage
 from craftnet.protocol.events import PeerId, SetTimer, StoreBlocks
@@ -159,6 +162,42 @@ def test_want_list_survives_export_and_import() -> None:
     for corrupt in (b"", saved[:-1], b"\xa0", saved.replace(b"\x01", b"\x02", 1)):
         with pytest.raises(MalformedMessage, match="want list"):
             _exchange().import_wants(corrupt)
+
+
+def test_a_saved_want_list_refuses_what_is_not_whole_cids() -> None:
+    packed = b"".join(c.bytes for c in CIDS)
+    for value in (
+        {"v": 2, "cids": packed[:-1]},  # cut inside the last CID
+        {"v": 2, "cids": b"\x07" * 36},  # 36 bytes that are no CID
+        {"v": 2, "cids": [c.bytes for c in CIDS]},  # a list where bytes belong
+        {"v": 3, "cids": packed},  # a version from the future
+        {"v": 1, "cids": ["not a link"]},
+        {"cids": packed},
+    ):
+        with pytest.raises(MalformedMessage, match="want list"):
+            _exchange().import_wants(codec.encode(value))
+
+
+def test_a_version_1_want_list_saved_before_the_upgrade_is_restored() -> None:
+    saved = codec.encode({"v": 1, "cids": sorted(CIDS)})
+    fresh = _exchange()
+    assert fresh.import_wants(saved) == len(CIDS)
+    assert set(fresh.wants) == set(CIDS)
+
+
+@given(st.sets(st.tuples(st.sampled_from([RAW, DAG_CBOR]), st.binary(min_size=32, max_size=32)),
+               max_size=50))
+def test_any_want_list_round_trips(wanted: set[tuple[int, bytes]]) -> None:
+    ex = _exchange()
+    cids = [Cid(kind, digest) for kind, digest in wanted]
+    ex.want(cids)
+    fresh = _exchange()
+    assert fresh.import_wants(ex.export_wants()) == len(cids)
+    assert set(fresh.wants) == set(cids)
+    # The same list saves to the same bytes, whatever order it was wanted in.
+    again = _exchange()
+    again.want(list(reversed(cids)))
+    assert again.export_wants() == ex.export_wants()
 
 
 def test_a_peer_that_comes_back_is_asked_again() -> None:

@@ -5,14 +5,18 @@ nothing is wanted, while the last batch may be on its way to the disk)."""
 from __future__ import annotations
 
 import os
+import random
 from pathlib import Path
 
 import trio
 
 from craftnet.archive.blocks import has_block
 from craftnet.archive.cid import RAW, Cid
+from craftnet.archive.meta import get_meta
 from craftnet.node.hub import Hub
-from craftnet.protocol.events import StoreBlocks, StoredBlock
+from craftnet.node.p2p.writes import WANTS_KEY
+from craftnet.protocol.blocks import BlockExchange, DictBlocks
+from craftnet.protocol.events import BlocksWanted, StoreBlocks, StoredBlock
 from tests.node.p2p.helpers import make_hubs, settings
 
 
@@ -41,4 +45,38 @@ def test_a_batch_is_written_however_a_stop_lands(tmp_path: Path) -> None:
         trio.run(main)
         with setup.store.read() as txn:
             assert has_block(txn, cid), f"the block was lost when stopped after {steps} steps"
+    setup.store.close()
+
+
+def test_the_saved_want_list_names_every_wanted_block_after_each_batch(tmp_path: Path) -> None:
+    alliance, (setup,) = make_hubs(tmp_path, 1)
+    hub = Hub(setup.home, setup.store, setup.key, settings(alliance))
+    writer, engine = hub.driver.writer, hub.driver.engine
+    chunks = [f"Neo-Vernacular loom card {i}".encode() for i in range(8)]
+    cids = [Cid.of(c, RAW) for c in chunks]
+
+    def saved() -> bytes:
+        with setup.store.read() as txn:
+            return get_meta(txn, WANTS_KEY) or b""
+
+    def write(i: int) -> None:
+        writer.add(StoreBlocks((StoredBlock(cids[i], chunks[i]),)))
+        writer.flush_now()
+
+    def restored() -> set[Cid]:
+        fresh = BlockExchange(DictBlocks(), random.Random(0))
+        fresh.import_wants(saved())
+        return set(fresh.wants)
+
+    hub.driver.handle(BlocksWanted(tuple(cids[4:7])))
+    write(0)
+    first = saved()
+    assert restored() >= set(cids[4:7])
+    write(1)  # nothing new was wanted: the list on disk still names it all
+    assert saved() == first
+    hub.driver.handle(BlocksWanted((cids[7],)))
+    write(2)  # a new want: saved with this batch
+    assert restored() >= set(cids[4:8])
+    writer.save_wants()  # as on the way out: exactly what is wanted now
+    assert restored() == set(engine.exchange.wants)
     setup.store.close()
