@@ -13,6 +13,8 @@ Run with ``make bench`` (or ``pytest -s tests/bench/test_bench_sync.py``).
   until nothing is wanted, stop with its last blocks written). Compared with a raw
   py-libp2p stream carrying the same bytes, both measured in this run, alternating,
   median of ``CRAFTNET_BENCH_SYNC_RUNS`` (3). ``CRAFTNET_BENCH_SYNC_FILES_MB`` scales it.
+* **Catch-up**: a hub back after weeks offline syncs 10,000 records
+  (``CRAFTNET_BENCH_CATCH_UP``), against importing the same record blocks in this run.
 * **QUIC**: py-libp2p 0.8.1's QUIC transport (aioquic) against TCP + Noise + yamux: one
   raw stream each, the same 20 MiB, alternating, median of 3 (why ``--listen`` offers
   no ``/udp/PORT/quic-v1``).
@@ -218,6 +220,61 @@ def test_craftnet_sync_of_records_and_files_against_a_raw_stream(tmp_path: Path)
         f"blocks, verified, in LMDB): median {sync_s:.2f} s {[round(s, 2) for s in syncs]}; "
         f"raw libp2p stream of the same bytes (Noise+yamux): median {raw_s:.2f} s "
         f"{[round(s, 2) for s in raws]}; ratio {raw_s / sync_s:.2f} (target >= 0.7); "
+        f"load {os.getloadavg()[0]:.1f}"
+    )
+    for setup in (source, target):
+        setup.store.close()
+
+
+CATCH_UP = int(os.environ.get("CRAFTNET_BENCH_CATCH_UP", "10000"))
+
+
+def test_catch_up_of_many_records_against_an_import(tmp_path: Path) -> None:
+    """A hub that was offline for weeks: ``craftnet sync`` of CATCH_UP (10,000) records
+    against importing the same record blocks from a bundle-like list (parse, check,
+    store: what ``craftnet import`` does), both into a fresh store, alternating."""
+    alliance, (source, target) = make_hubs(tmp_path, 2)
+    before = alliance_blocks(target)
+    drafts = [
+        ("technique", {"title": f"Rustic Futurism glaze #{i}",
+                       "steps": [{"text": "fire at cone 6", "media": []}],
+                       "licence": "CC-BY-4.0"}, ())
+        for i in range(CATCH_UP)
+    ]
+    records = publish_many(source.store, source.key, drafts)
+    blocks = [(r.cid, r.block) for r in records]
+    syncs: list[float] = []
+    imports: list[float] = []
+
+    def fresh(name: str) -> HubSetup:
+        home = tmp_path / name
+        home.mkdir()
+        store = LmdbStore(home / "store")
+        ingest_records(store, before, strict=True)
+        return HubSetup(name, home, store, target.key)
+
+    async def main() -> None:
+        async with trio.open_nursery() as nursery:
+            a = await start_hub(nursery, source, alliance)
+            for run in range(RUNS):
+                setup = fresh(f"import-{run}")
+                start = time.perf_counter()
+                ingest_records(setup.store, blocks, strict=True)
+                imports.append(time.perf_counter() - start)
+                setup.store.close()
+                setup = fresh(f"sync-{run}")
+                syncs.append(await craftnet_sync_seconds(a, setup, alliance))
+                assert all(has_record(setup.store, r.cid) for r in records)
+                setup.store.close()
+            nursery.cancel_scope.cancel()
+
+    trio.run(main)
+    sync_s, import_s = statistics.median(syncs), statistics.median(imports)
+    print(
+        f"\ncatch-up of {CATCH_UP:,} records: craftnet sync median {sync_s:.2f} s "
+        f"({CATCH_UP / sync_s:,.0f} records/s) {[round(s, 2) for s in syncs]}; import of the "
+        f"same blocks median {import_s:.2f} s ({CATCH_UP / import_s:,.0f}/s) "
+        f"{[round(s, 2) for s in imports]}; ratio {import_s / sync_s:.2f}; "
         f"load {os.getloadavg()[0]:.1f}"
     )
     for setup in (source, target):
