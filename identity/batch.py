@@ -140,6 +140,17 @@ def start_verify_many(
     return collect
 
 
+def pool_ready(*, start: bool) -> bool:
+    """Whether the worker processes run, have answered, and the machine has a core to
+    spare for them; with ``start``, they are started in the background if they do not
+    run yet (so a caller that checks many small batches can switch once they are up)."""
+    count = workers()
+    running = _running_pool(count, start=start) if count > 0 else None
+    if running is None or not running.ready.is_set():
+        return False
+    return _workers_override is not None or _idle_core(count)
+
+
 def _idle_core(count: int) -> bool:
     """Whether the machine seems to have a core to spare beyond this process's own.
 

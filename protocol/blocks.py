@@ -33,7 +33,7 @@ from craftnet.archive.cid import CID_BYTES_LEN, DAG_CBOR, Cid
 from craftnet.archive.errors import CidError, CodecError, RecordError
 from craftnet.archive.records import Record
 from craftnet.identity.errors import IdentityError
-from craftnet.identity.verify import KeyVerifier, Verifier
+from craftnet.identity.verify import BatchVerifier, KeyVerifier, Verifier
 from craftnet.protocol.errors import LocalProtocolError, MalformedMessage
 from craftnet.protocol.events import (
     CancelTimer,
@@ -214,6 +214,9 @@ class BlockExchange:
         self.rng = rng
         self.config = config or BlockConfig()
         self.verifier: Verifier = verifier or KeyVerifier()
+        self._batch_verifier = self.verifier if isinstance(self.verifier, BatchVerifier) else None
+        # Blocks parsed ahead by prepare(), for _check (only within one prepare/settle).
+        self._prepared: dict[Cid, ParsedBlock] = {}
         self.policy = policy
         self.wants: dict[Cid, _Wanted] = {}
         # Counts every block ever put on the want list: a saved list is a superset of
@@ -638,6 +641,35 @@ class BlockExchange:
             self.gossiped.add(msg.cid)
         return [self._accept(peer, msg.cid, msg.data, checked)]
 
+    def prepare(self, answers: list[Block]) -> None:
+        """Parse the wanted records among the ``answers`` one read brought and check their
+        signatures together (on every core, once a catch-up makes that pay), before the
+        answers are taken one by one; :meth:`settle_prepared` ends it."""
+        verifier = self._batch_verifier
+        if verifier is None:
+            return
+        signed: list[tuple[str, bytes, bytes]] = []
+        for msg in answers:
+            cid = msg.cid
+            # Only what _block would check: wanted, DAG-CBOR, bytes that match the CID.
+            if cid.codec != DAG_CBOR or cid not in self.wants or cid in self._prepared:
+                continue
+            if not cid.verify(msg.data):
+                continue
+            parsed = self._prepared[cid] = _parse_block(cid, msg.data)
+            record = parsed[1]
+            if parsed[0] and record is not None:
+                signed.append((record.author, record.sig, record.signed_bytes()))
+        if signed:
+            verifier.prime(signed)
+
+    def settle_prepared(self) -> None:
+        """Forget what :meth:`prepare` parsed and checked that no answer used."""
+        if self._prepared:
+            self._prepared.clear()
+            if self._batch_verifier is not None:
+                self._batch_verifier.forget_primed()
+
     def _check(self, peer: PeerId, cid: Cid, data: bytes) -> tuple[int | None, list[Cid]] | None:
         """``(record ts or None, links to follow)`` of a block whose bytes match ``cid``.
 
@@ -647,7 +679,9 @@ class BlockExchange:
         ts: int | None = None
         links: list[Cid] = []
         if cid.codec == DAG_CBOR:
-            canonical, record, found = _parse_block(cid, data)
+            # data matches cid here, as it did for prepare(): the same bytes.
+            prepared = self._prepared.pop(cid, None)
+            canonical, record, found = prepared or _parse_block(cid, data)
             if not canonical:
                 self.offences.append((peer, OffenceKind.BAD_BLOCK))
                 return None

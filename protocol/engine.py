@@ -234,6 +234,32 @@ class _Peer:
     did: str | None = None
     ignored_sid: int | None = None
     sync: _PendingSync | None = None  # a finished reconcile whose blocks still travel
+    frame_size: int = 0  # bytes on the wire of the frame being handled
+
+
+@dataclass(frozen=True, slots=True)
+class _Frame:
+    """One frame of a read: its message, or why it could not be read."""
+
+    message: Message | RemoteProtocolError
+    size: int
+    broken: bool = False  # the stream cannot be read past it
+
+
+def _decode_frames(decoder: FrameDecoder) -> list[_Frame]:
+    """Every whole frame ``decoder`` holds, up to one that leaves the stream unreadable."""
+    frames: list[_Frame] = []
+    while True:
+        try:
+            message = decoder.next_message()
+        except RemoteProtocolError as exc:
+            frames.append(_Frame(exc, decoder.last_frame_size, decoder.broken))
+            if decoder.broken or isinstance(exc, FrameTooLarge):
+                return frames
+            continue
+        if message is None:
+            return frames
+        frames.append(_Frame(message, decoder.last_frame_size))
 
 
 def _key_cid(key: bytes) -> Cid | None:
@@ -593,46 +619,56 @@ class SyncEngine:
             return
         self.exchange.heard(peer_id, now)
         peer.decoder.receive_data(data)
-        while peer.conn is not Conn.CLOSED:
-            try:
-                message = peer.decoder.next_message()
-            except FrameTooLarge:
-                self._penalize(peer_id, OffenceKind.OVERSIZED_FRAME, now, out)
-                why = "oversized frame"
-                self._close(peer, ConnTrigger.BROKEN, out, side=Side.LOCAL, reason=why)
-                return
-            except UnsupportedVersion as exc:
-                if peer.conn is Conn.HANDSHAKE:
-                    # An older (or newer) hub is not hostile: tell it, charge nothing.
-                    self._close(peer, ConnTrigger.REFUSED, out, side=Side.LOCAL, bye=str(exc))
+        # Every whole frame of this read is decoded first, so that the records among the
+        # blocks can have their signatures checked together; they are then handled one
+        # by one, in order, exactly as they came.
+        frames = _decode_frames(peer.decoder)
+        if peer.conn is not Conn.HANDSHAKE:
+            answers = [frame.message for frame in frames if isinstance(frame.message, Block)]
+            if len(answers) > 1:
+                self.exchange.prepare(answers)
+        try:
+            for frame in frames:
+                if peer.conn is Conn.CLOSED:
                     return
-                self._penalize(peer_id, OffenceKind.MALFORMED_FRAME, now, out)
-                continue
-            except RemoteProtocolError:
-                self._penalize(peer_id, OffenceKind.MALFORMED_FRAME, now, out)
-                if peer.decoder.broken:
-                    self._close(
-                        peer, ConnTrigger.BROKEN, out, side=Side.LOCAL, reason="unreadable stream"
-                    )
-                    return
-                continue
-            if message is None:
-                return
-            if isinstance(message, Bye):
-                self._close(
-                    peer,
-                    ConnTrigger.BYE,
-                    out,
-                    side=Side.REMOTE,
-                    reason=f"{peer_id} refused us: {message.why}",
-                )
-                return
+                self._frame(peer, frame, now, out)
+        finally:
+            self.exchange.settle_prepared()
+
+    def _frame(self, peer: _Peer, frame: _Frame, now: float, out: list[Command]) -> None:
+        peer_id = peer.peer
+        message = frame.message
+        peer.frame_size = frame.size
+        if isinstance(message, FrameTooLarge):
+            self._penalize(peer_id, OffenceKind.OVERSIZED_FRAME, now, out)
+            why = "oversized frame"
+            self._close(peer, ConnTrigger.BROKEN, out, side=Side.LOCAL, reason=why)
+        elif isinstance(message, UnsupportedVersion):
             if peer.conn is Conn.HANDSHAKE:
-                self._handshake(peer, message, now, out)
-            elif self.scores.verdict(peer_id, now) is Verdict.OK:
-                self._message(peer, message, now, out)
-            elif not self.scores.allow(peer_id, Traffic.GRAYLISTED, now):
-                self._penalize(peer_id, OffenceKind.FLOOD, now, out, Traffic.GRAYLISTED)
+                # An older (or newer) hub is not hostile: tell it, charge nothing.
+                self._close(peer, ConnTrigger.REFUSED, out, side=Side.LOCAL, bye=str(message))
+                return
+            self._penalize(peer_id, OffenceKind.MALFORMED_FRAME, now, out)
+        elif isinstance(message, RemoteProtocolError):
+            self._penalize(peer_id, OffenceKind.MALFORMED_FRAME, now, out)
+            if frame.broken:
+                self._close(
+                    peer, ConnTrigger.BROKEN, out, side=Side.LOCAL, reason="unreadable stream"
+                )
+        elif isinstance(message, Bye):
+            self._close(
+                peer,
+                ConnTrigger.BYE,
+                out,
+                side=Side.REMOTE,
+                reason=f"{peer_id} refused us: {message.why}",
+            )
+        elif peer.conn is Conn.HANDSHAKE:
+            self._handshake(peer, message, now, out)
+        elif self.scores.verdict(peer_id, now) is Verdict.OK:
+            self._message(peer, message, now, out)
+        elif not self.scores.allow(peer_id, Traffic.GRAYLISTED, now):
+            self._penalize(peer_id, OffenceKind.FLOOD, now, out, Traffic.GRAYLISTED)
 
     def _handshake(self, peer: _Peer, message: Message, now: float, out: list[Command]) -> None:
         if not isinstance(message, Hello):
@@ -819,7 +855,7 @@ class SyncEngine:
         if session is None:
             self._penalize(peer.peer, OffenceKind.PROTOCOL_VIOLATION, now, out)
             return
-        peer.session_bytes_in += peer.decoder.last_frame_size
+        peer.session_bytes_in += peer.frame_size
         try:
             replies = session.receive(frame)
         except MalformedMessage:

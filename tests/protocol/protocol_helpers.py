@@ -20,6 +20,7 @@ from typing import assert_never
 from craftnet.archive.cid import RAW, Cid
 from craftnet.archive.records import Record
 from craftnet.identity.keys import PrivateKey
+from craftnet.identity.verify import Verifier
 from craftnet.protocol.blocks import DictBlocks
 from craftnet.protocol.engine import EngineConfig, SyncEngine
 from craftnet.protocol.events import (
@@ -101,6 +102,7 @@ class Hub:
         config: EngineConfig | None = None,
         members: Members = EVERYONE,
         key: PrivateKey | None = None,
+        verifier: Verifier | None = None,
     ) -> None:
         self.peer = PeerId(name)
         self.key = key or make_key(seed)
@@ -114,6 +116,7 @@ class Hub:
             config=config or EngineConfig(alliance=ALLIANCE),
             rng=random.Random(seed),
             members=members,
+            verifier=verifier,
         )
 
     def add_record(self, record: Record) -> None:

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import itertools
 import random
+from collections.abc import Iterator
 
+import pytest
 from protocol_helpers import (
     ALLIANCE,
     ConnectionPair,
@@ -19,6 +21,8 @@ from protocol_helpers import (
 
 from craftnet.archive import codec
 from craftnet.archive.cid import DAG_CBOR, Cid
+from craftnet.identity import batch
+from craftnet.identity.verify import KeyVerifier
 from craftnet.protocol.blocks import BlockConfig
 from craftnet.protocol.engine import (
     CONNECTION_TRANSITIONS,
@@ -377,6 +381,52 @@ def test_record_with_a_bad_signature_is_refused() -> None:
     net.settle(0.1)
     assert cid not in a.blocks.blocks
     assert a.engine.scores.offence_counts(mallory.peer).get("invalid_signature") == 1
+
+
+@pytest.fixture(params=[0, 2], ids=["one-process", "two-workers"])
+def workers(request: pytest.FixtureRequest) -> Iterator[int]:
+    batch.set_workers(request.param)
+    try:
+        if request.param:  # up and answering before the read arrives
+            key = make_key(5)
+            batch.verify_many([(key.public, key.sign(b"warm"), b"warm")], pool=True)
+        yield request.param
+    finally:
+        batch.set_workers(None)
+
+
+def test_a_read_of_many_records_is_checked_together_and_a_forgery_still_refused(
+    workers: int,
+) -> None:
+    net = Network()
+    # prime_start=0: the workers take a read's signatures from the first one.
+    a = net.add(Hub("hub-a", 1, verifier=KeyVerifier(prime_start=0)))
+    mallory = net.add_raw("mallory")
+    net.connect(a.peer, mallory.peer)
+    net.inject(mallory.peer, a.peer, hello_from(mallory.peer))
+    records = [make_record(make_key(9), n) for n in range(40)]
+    blocks = {r.cid: r.block for r in records}
+    tampered = dict(codec.decode(records[17].block))
+    tampered["sig"] = bytes(63) + b"\x01"
+    forged = codec.encode(tampered)
+    forged_cid = Cid.of(forged, DAG_CBOR)
+    del blocks[records[17].cid]
+    blocks[forged_cid] = forged
+    net.queue.append((a.peer, BlocksWanted(tuple(blocks))))
+    net.settle(0.1)
+    wants = [m for m in mallory.messages_from(a.peer) if isinstance(m, Want)]
+    assert sum(len(w.cids) for w in wants) == 40
+    # Every answer in one read, as a fast peer's arrive.
+    answers = [
+        encode_frame(message)
+        for want in wants
+        for message in (*(Block(want.req, cid, blocks[cid]) for cid in want.cids), End(want.req))
+    ]
+    net.inject(mallory.peer, a.peer, b"".join(answers))
+    net.settle(0.1)
+    assert forged_cid not in a.blocks.blocks
+    assert all(r.cid in a.blocks.blocks for i, r in enumerate(records) if i != 17)
+    assert a.engine.scores.offence_counts(mallory.peer) == {"invalid_signature": 1}
 
 
 def test_a_cut_reconcile_is_never_taken_as_complete() -> None:
