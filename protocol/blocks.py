@@ -665,10 +665,9 @@ class BlockExchange:
 
     def settle_prepared(self) -> None:
         """Forget what :meth:`prepare` parsed and checked that no answer used."""
-        if self._prepared:
-            self._prepared.clear()
-            if self._batch_verifier is not None:
-                self._batch_verifier.forget_primed()
+        self._prepared.clear()
+        if self._batch_verifier is not None:
+            self._batch_verifier.forget_primed()
 
     def _check(self, peer: PeerId, cid: Cid, data: bytes) -> tuple[int | None, list[Cid]] | None:
         """``(record ts or None, links to follow)`` of a block whose bytes match ``cid``.

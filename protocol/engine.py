@@ -623,9 +623,10 @@ class SyncEngine:
         # blocks can have their signatures checked together; they are then handled one
         # by one, in order, exactly as they came.
         frames = _decode_frames(peer.decoder)
-        if peer.conn is not Conn.HANDSHAKE:
+        if len(frames) > 1 and peer.conn is not Conn.HANDSHAKE:
+            # Only for a peer whose answers will be taken (not one graylisted meanwhile).
             answers = [frame.message for frame in frames if isinstance(frame.message, Block)]
-            if len(answers) > 1:
+            if len(answers) > 1 and self.scores.verdict(peer_id, now) is Verdict.OK:
                 self.exchange.prepare(answers)
         try:
             for frame in frames:
