@@ -15,11 +15,7 @@ py-libp2p 0.8.1 (see docs/protocol.md, "Running over libp2p"):
   copy of an ignored one and fetch it again through IHAVE/IWANT, each copy counting as
   its forwarder's);
 * py-libp2p's auto-connector, which would redial every peer ever seen (exited
-  ``craftnet sync`` peers included), is stopped: the engine decides whom to dial;
-* the swarm's "happy eyeballs" head start is zero: py-libp2p waits 250 ms after
-  starting each address's dial unless it failed, the last one included, so every dial
-  of a hub (which listens on TCP alone: one address is dialled) took 250 ms longer
-  than its handshake (6 ms on loopback).
+  ``craftnet sync`` peers included), is stopped: the engine decides whom to dial.
 """
 
 from __future__ import annotations
@@ -36,7 +32,6 @@ from libp2p import create_yamux_muxer_option, new_host
 from libp2p.crypto.ed25519 import create_new_key_pair
 from libp2p.crypto.x25519 import create_new_key_pair as create_x25519_pair
 from libp2p.custom_types import TProtocol
-from libp2p.network import swarm as libp2p_swarm
 from libp2p.network.config import ConnectionConfig
 from libp2p.peer.id import ID
 from libp2p.peer.peerinfo import PeerInfo, info_from_p2p_addr
@@ -53,12 +48,6 @@ SYNC_PROTOCOL: Final = TProtocol("/craftnet/sync/1")
 GOSSIP_PROTOCOLS: Final = (TProtocol("/meshsub/1.1.0"), TProtocol("/meshsub/1.0.0"))
 GOSSIP_QUEUE: Final = 1024
 log = logging.getLogger("craftnet.p2p")
-
-# Dial_peer waits this long after starting each address's dial, even after the last one
-# and even when it succeeded at once (see the module docstring). Our hosts offer TCP
-# only, so a dial tries one address and the head start buys nothing: a success returns
-# when its handshake is done, a failure as soon as it fails.
-libp2p_swarm._HAPPY_EYEBALLS_DELAY = 0.0
 
 
 def route_libp2p_logs(level: int = logging.WARNING) -> None:
