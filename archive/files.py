@@ -26,7 +26,15 @@ from craftnet.archive.file_node import (
     parse_file_node,
     parse_file_part,
 )
-from craftnet.archive.file_reader import batches_by_size, file_info, iter_chunk_refs, iter_file
+from craftnet.archive.file_reader import (
+    batches_by_size,
+    file_info,
+    iter_chunk_refs,
+    iter_chunks,
+    iter_file,
+    iter_file_views,
+    write_file,
+)
 from craftnet.archive.file_writer import Progress, add_file, add_path
 from craftnet.archive.staging import (
     SESSION_LEN,
@@ -59,8 +67,11 @@ __all__ = [
     "clear_stage",
     "file_info",
     "iter_chunk_refs",
+    "iter_chunks",
     "iter_file",
+    "iter_file_views",
     "parse_file_node",
     "parse_file_part",
     "stage_blocks",
+    "write_file",
 ]

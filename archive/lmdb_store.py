@@ -28,12 +28,12 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import Final, TypeVar
+from typing import Final, TypeVar, cast
 
 import lmdb
 
 from craftnet.archive.errors import StoreError
-from craftnet.archive.store import DATABASES, ReadTxn, WriteTxn, check_key
+from craftnet.archive.store import DATABASES, ReadTxn, ViewTxn, WriteTxn, check_key
 
 T = TypeVar("T")
 
@@ -170,6 +170,8 @@ class _Resized(Exception):
 class _LmdbRead:
     """A read snapshot; valid only inside its ``with`` block or transaction function."""
 
+    _copies = False
+
     def __init__(self, txn: lmdb.Transaction[bytes], dbs: dict[str, lmdb._Database]) -> None:
         self._txn = txn
         self._dbs = dbs
@@ -208,12 +210,22 @@ class _LmdbRead:
     ) -> Iterator[tuple[bytes, bytes]]:
         if stop is not None and stop <= start:
             return
+        if self._copies:
+            for key, value in self._scan_views(handle, start, stop, reverse):
+                yield bytes(key), bytes(value)
+            return
+        yield from self._scan_views(handle, start, stop, reverse)
+
+    def _scan_views(
+        self, handle: lmdb._Database, start: bytes, stop: bytes | None, reverse: bool
+    ) -> Iterator[tuple[bytes, bytes]]:
+        own = bytes if self._copies else None  # buffers compare only as bytes
         try:
             with self._txn.cursor(handle) as cursor:
                 if not reverse:
                     found = cursor.set_range(start) if start else cursor.first()
                     while found:
-                        key = cursor.key()
+                        key = cursor.key() if own is None else own(cursor.key())
                         if stop is not None and key >= stop:
                             return
                         yield key, cursor.value()
@@ -224,7 +236,7 @@ class _LmdbRead:
                     else:
                         found = cursor.prev() if cursor.set_range(stop) else cursor.last()
                     while found:
-                        key = cursor.key()
+                        key = cursor.key() if own is None else own(cursor.key())
                         if key < start:
                             return
                         yield key, cursor.value()
@@ -239,6 +251,25 @@ class _LmdbRead:
     def count(self, db: str) -> int:
         """The number of entries in ``db``."""
         return int(self._txn.stat(self._db(db))["entries"])
+
+
+class _LmdbViews(_LmdbRead):
+    """A read snapshot opened with py-lmdb's ``buffers``: values point into the map."""
+
+    _copies = True  # iterate() and get() hand out bytes all the same
+
+    def get(self, db: str, key: bytes) -> bytes | None:
+        """Return a copy of the value under ``key`` or ``None``."""
+        value = self._txn.get(check_key(key), db=self._db(db))
+        return None if value is None else bytes(value)
+
+    def get_view(self, db: str, key: bytes) -> memoryview | None:
+        """The value under ``key`` as a read-only view into the map (no copy), or ``None``.
+
+        Valid only while this transaction is open: LMDB may reuse the pages afterwards.
+        """
+        return cast("memoryview | None", self._txn.get(check_key(key), db=self._db(db)))
+
 
 
 class _LmdbWrite(_LmdbRead):
@@ -383,10 +414,32 @@ class LmdbStore:
     @contextmanager
     def read(self) -> Iterator[ReadTxn]:
         """Open a read snapshot: ``with store.read() as txn: ...``."""
+        with self._reading(False) as txn:
+            yield txn
+
+    @contextmanager
+    def read_views(self) -> Iterator[ViewTxn]:
+        """Open a read snapshot whose ``get_view`` hands out values without a copy.
+
+        For reading big values (file chunks) straight from the map; every view dies
+        with the ``with`` block.
+        """
+        with self._reading(True) as txn:
+            assert isinstance(txn, _LmdbViews)
+            yield txn
+
+    @contextmanager
+    def _reading(self, buffers: bool) -> Iterator[_LmdbRead]:
         while True:
             self._gate.enter()
             try:
-                txn = self._live().begin(write=False)
+                env = self._live()
+                # A buffers transaction hands out views; _LmdbViews types them so.
+                txn = (
+                    cast("lmdb.Transaction[bytes]", env.begin(write=False, buffers=True))
+                    if buffers
+                    else env.begin(write=False)
+                )
             except lmdb.MapResizedError:
                 self._gate.leave()
                 self._grow(adopt=True)
@@ -397,7 +450,7 @@ class LmdbStore:
                     raise StoreError(f"cannot start a read transaction: {exc}") from exc
                 raise
             break
-        view = _LmdbRead(txn, self._dbs)
+        view = _LmdbViews(txn, self._dbs) if buffers else _LmdbRead(txn, self._dbs)
         try:
             yield view
         finally:

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager
-from typing import Final, Protocol, TypeVar
+from typing import Final, Protocol, TypeVar, runtime_checkable
 
 from craftnet.archive.errors import StoreError
 
@@ -101,6 +101,27 @@ class WriteTxn(ReadTxn, Protocol):
 
     def delete(self, db: str, key: bytes) -> bool:
         """Remove ``key``; return whether it was there."""
+        ...
+
+
+class ViewTxn(ReadTxn, Protocol):
+    """A read snapshot that can also hand out values without copying them."""
+
+    def get_view(self, db: str, key: bytes) -> memoryview | None:
+        """The value under ``key`` as a read-only view into the store's memory, or ``None``.
+
+        The view is valid only while the transaction is open: read or copy it before the
+        ``with`` block ends (afterwards its memory may hold other data).
+        """
+        ...
+
+
+@runtime_checkable
+class ViewStore(Protocol):
+    """A store whose read snapshots can hand out values without copying them."""
+
+    def read_views(self) -> AbstractContextManager[ViewTxn]:
+        """Open a read snapshot whose :meth:`ViewTxn.get_view` needs no copy."""
         ...
 
 

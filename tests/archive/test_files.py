@@ -10,7 +10,7 @@ from typing import Any
 import blake3
 import pytest
 
-from craftnet.archive import codec, file_node
+from craftnet.archive import codec, file_node, file_reader
 from craftnet.archive.blocks import get_pin, put_block, put_raw
 from craftnet.archive.cid import DAG_CBOR, RAW, Cid
 from craftnet.archive.errors import ArchiveError, IntegrityError, NotFound
@@ -21,9 +21,14 @@ from craftnet.archive.files import (
     add_file,
     add_path,
     file_info,
+    iter_chunk_refs,
+    iter_chunks,
     iter_file,
+    iter_file_views,
     parse_file_node,
+    write_file,
 )
+from craftnet.archive.lmdb_store import LmdbStore
 from craftnet.archive.store import Store
 
 MiB = 1024 * 1024
@@ -308,3 +313,63 @@ def test_stopping_early_releases_everything(store: Store) -> None:
     next(reader)
     reader.close()
     store.transact(lambda txn: txn.put("meta", b"still", b"writable"))
+
+
+def test_views_and_write_file_give_the_file(store: Store, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(file_node, "MAX_ENTRIES", 12)  # part nodes too
+    data = design_bytes(19 * MiB + 777, seed=12)  # several batches of chunks
+    info = add_file(store, io.BytesIO(data))
+    assert info.has_parts
+    pieces = [bytes(view) for view in iter_file_views(store, info.cid)]  # copied at once
+    assert b"".join(pieces) == data
+    assert [len(piece) for piece in pieces] == [ref.size for ref in iter_chunk_refs(store, info)]
+    out = io.BytesIO()
+    assert write_file(store, info.cid, out) == len(data)
+    assert out.getvalue() == data
+    refs = list(iter_chunk_refs(store, info))
+    assert b"".join(iter_chunks(store, refs[3:9])) == b"".join(pieces[3:9])
+
+
+def test_write_file_stops_before_a_damaged_chunk(tmp_path: Path) -> None:
+    """A real LMDB store whose chunk bytes are overwritten in place (same size, other
+    bytes): nothing of that chunk, or after it, reaches the sink."""
+    store = LmdbStore(tmp_path / "store")
+    try:
+        data = design_bytes(24 * MiB, seed=5)
+        info = add_file(store, io.BytesIO(data))
+        refs = list(iter_chunk_refs(store, info))
+        victim_at = len(refs) * 2 // 3  # in a later batch, after good ones were written
+        victim = refs[victim_at]
+        store.transact(
+            lambda txn: txn.put("blocks", victim.cid.bytes, design_bytes(victim.size, seed=99))
+        )
+        out = io.BytesIO()
+        with pytest.raises(IntegrityError, match=f"{victim.cid} does not match"):
+            write_file(store, info.cid, out)
+        before = sum(ref.size for ref in refs[:victim_at])
+        assert len(out.getvalue()) <= before
+        assert out.getvalue() == data[: len(out.getvalue())]
+        with pytest.raises(IntegrityError, match=f"{victim.cid} does not match"):
+            b"".join(iter_file(store, info.cid))
+        # Nothing is left open: the store can still write and grow.
+        store.transact(lambda txn: txn.put("meta", b"after", b"damage"))
+    finally:
+        store.close()
+
+
+def test_views_hold_few_snapshots(tmp_path: Path) -> None:
+    """A long file read through views keeps a bounded number of read snapshots open."""
+    store = LmdbStore(tmp_path / "store")
+    try:
+        info = add_file(store, io.BytesIO(design_bytes(64 * MiB, seed=4)))  # 16 batches
+        reader = iter_file_views(store, info.cid)
+        for _ in reader:
+            pass
+        readers = store._live().info()["num_readers"]  # reader slots ever in use
+        assert readers <= file_reader._AHEAD + 3 < 16, readers
+        reader = iter_file_views(store, info.cid)
+        next(reader)
+        reader.close()
+        store.transact(lambda txn: txn.put("meta", b"still", b"writable"))
+    finally:
+        store.close()

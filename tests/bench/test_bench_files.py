@@ -6,7 +6,9 @@
 - peak memory of the add outside the LMDB map: anonymous RSS (``RssAnon``, sampled),
   which leaves out the file-backed pages of data.mdb and of the source;
 - cat: ``iter_file`` (every chunk verified against its CID) vs. reading the plain
-  file in 1 MiB pieces.
+  file in 1 MiB pieces; beside it ``iter_file_views`` (the same checks, no copies);
+- cat to a sink: ``write_file`` (what ``craftnet cat`` runs) into a pipe that another
+  process drains vs. the plain file read in 1 MiB pieces into the same kind of pipe.
 
 Each baseline runs right before its subject, RUNS (3) times, and the ratios are
 medians of the per-run ratios: on a shared machine both sides of a ratio then meet the
@@ -25,11 +27,12 @@ import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import BinaryIO
 
 import blake3
 
 from craftnet.archive.cid import Cid
-from craftnet.archive.files import add_file, add_path, iter_file
+from craftnet.archive.files import add_file, add_path, iter_file, iter_file_views, write_file
 from craftnet.archive.lmdb_store import LmdbStore
 
 FILE_MB = int(os.environ.get("CRAFTNET_BENCH_FILE_MB", "512"))
@@ -91,9 +94,12 @@ class _Pipe:
         return self._raw.readinto(buf)  # type: ignore[attr-defined, no-any-return]
 
 
-def timed(action: Callable[[], None]) -> float:
-    start = time.perf_counter()
+def timed(action: Callable[[], None], cpu: list[float] | None = None) -> float:
+    """Wall seconds of ``action``; its CPU seconds (this process, all threads) go to ``cpu``."""
+    start, start_cpu = time.perf_counter(), time.process_time()
     action()
+    if cpu is not None:
+        cpu.append(time.process_time() - start_cpu)
     return time.perf_counter() - start
 
 
@@ -174,18 +180,49 @@ def test_bench_add_and_cat_a_big_file(tmp_path: Path) -> None:
             for _ in iter_file(store, cid, verify=False):
                 pass
 
+        def cat_views() -> None:
+            for _ in iter_file_views(store, cid):
+                pass
+
+        def to_pipe(fill: Callable[[BinaryIO], None]) -> Callable[[], None]:
+            """``fill`` writes into a pipe that a `cat > /dev/null` process drains."""
+
+            def run() -> None:
+                with subprocess.Popen(
+                    ["cat"], stdin=subprocess.PIPE, stdout=subprocess.DEVNULL
+                ) as drain:
+                    assert drain.stdin is not None
+                    fill(drain.stdin)
+                    drain.stdin.close()
+                    drain.wait()
+
+            return run
+
+        def plain_to(sink: BinaryIO) -> None:
+            with open(source, "rb", buffering=0) as f:
+                while piece := f.read(MiB):
+                    sink.write(piece)
+
+        def cat_to(sink: BinaryIO) -> None:
+            write_file(store, cid, sink)
+
         def hash_all_cores() -> None:
             # The least a verified read must add to a plain one: every byte hashed, on
             # every core, straight from the page cache (no copy).
             with open(source, "rb") as f, mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) as m:
                 blake3.blake3(m, max_threads=blake3.blake3.AUTO).digest()
 
-        t_read, t_cat, t_cat_raw, t_hash_mt = [], [], [], []
+        t_read, t_cat, t_cat_raw, t_hash_mt, t_views = [], [], [], [], []
+        t_pipe_plain, t_pipe_cat = [], []
+        cpu_read, cpu_cat, cpu_views = [], [], []
         for _ in range(RUNS):
-            t_read.append(timed(plain_read))
-            t_cat.append(timed(cat))
+            t_read.append(timed(plain_read, cpu_read))
+            t_cat.append(timed(cat, cpu_cat))
+            t_views.append(timed(cat_views, cpu_views))
             t_cat_raw.append(timed(cat_unverified))
             t_hash_mt.append(timed(hash_all_cores))
+            t_pipe_plain.append(timed(to_pipe(plain_to)))
+            t_pipe_cat.append(timed(to_pipe(cat_to)))
     finally:
         store.close()
 
@@ -217,4 +254,13 @@ def test_bench_add_and_cat_a_big_file(tmp_path: Path) -> None:
           "(hashing alone, on every core)")
     print(f"  cat (unverified)   {rate(t_cat_raw)}")
     print(f"    ratio vs plain read    {ratio(t_read, t_cat_raw):5.2f}")
+    print(f"  cat (views, verified) {rate(t_views)}")
+    print(f"    ratio vs plain read    {ratio(t_read, t_views):5.2f}")
+    print("  CPU seconds (all threads), medians: plain read "
+          f"{statistics.median(cpu_read):.3f}, cat (verified) {statistics.median(cpu_cat):.3f}, "
+          f"cat (views) {statistics.median(cpu_views):.3f}")
+    print(f"  plain read -> pipe {rate(t_pipe_plain)}")
+    print(f"  write_file -> pipe {rate(t_pipe_cat)}")
+    print(f"    ratio (what `craftnet cat` does vs a plain copy into a pipe) "
+          f"{ratio(t_pipe_plain, t_pipe_cat):5.2f}")
     assert len(set(added)) == 1  # every run stored the same file node

@@ -17,9 +17,8 @@ from typing import Any, BinaryIO, Final, cast
 
 from aiohttp import web
 
-from craftnet.archive import blocks, files
+from craftnet.archive import files
 from craftnet.archive.cid import Cid
-from craftnet.archive.errors import IntegrityError
 from craftnet.archive.store import Store
 from craftnet.node.web.api.common import Route
 from craftnet.node.web.errors import ApiError, bad_request
@@ -59,25 +58,33 @@ def check_file_name(name: str | None) -> str:
 
 def iter_range(store: Store, cid: Cid, start: int, end: int) -> Iterator[bytes]:
     """The bytes ``start..end`` (inclusive) of a file, chunk by chunk, each chunk checked
-    against its CID; chunks before ``start`` are skipped without being read."""
+    against its CID (on helper threads, a few chunks ahead); chunks before ``start`` are
+    skipped without being read."""
     info = files.file_info(store, cid)
     if start == 0 and end >= info.size - 1:
-        yield from files.iter_file(store, cid)
+        yield from files.iter_chunks(store, files.iter_chunk_refs(store, info))
         return
-    position = 0
-    for ref in files.iter_chunk_refs(store, info):
-        chunk_end = position + ref.size
-        if chunk_end > start:
-            with store.read() as txn:
-                data = blocks.get_block(txn, ref.cid)  # NotFound names the chunk
-            if len(data) != ref.size or not ref.cid.verify(data):
-                raise IntegrityError(f"chunk {ref.cid} of file {cid} is damaged")
-            lo = max(0, start - position)
-            hi = min(ref.size, end + 1 - position)
-            yield data[lo:hi]
-        position = chunk_end
-        if position > end:
-            return
+    first_at: list[int] = []  # where the first chunk of the range starts in the file
+
+    def overlapping() -> Iterator[files.ChunkRef]:
+        position = 0
+        for ref in files.iter_chunk_refs(store, info):
+            if position > end:
+                return
+            if position + ref.size > start:
+                if not first_at:
+                    first_at.append(position)
+                yield ref
+            position += ref.size
+
+    position = -1
+    for data in files.iter_chunks(store, overlapping()):
+        if position < 0:
+            position = first_at[0]
+        lo = max(0, start - position)
+        hi = min(len(data), end + 1 - position)
+        yield data[lo:hi]
+        position += len(data)
 
 
 # -- handlers ---------------------------------------------------------------------------
