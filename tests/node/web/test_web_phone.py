@@ -203,7 +203,10 @@ def test_home_and_search_show_pictures_on_cards(phone: Any, demo_hub: Hub) -> No
         assert thumbs.count() >= 3, path
         for i in range(thumbs.count()):
             thumbs.nth(i).scroll_into_view_if_needed()
-            assert thumbs.nth(i).evaluate("img => img.complete && img.naturalWidth > 0"), path
+            # Lazy pictures start loading when scrolled to: wait until this one has.
+            phone.wait_for_function(
+                "img => img.complete && img.naturalWidth > 0", arg=thumbs.nth(i).element_handle()
+            )
 
 
 def test_search_answers_as_you_type_and_suggests_a_spelling(phone: Any, demo_hub: Hub) -> None:
