@@ -92,6 +92,9 @@ class FrameCache:
         self.misses = 0
         # What the block exchange made of a block's bytes, by CID (see blocks.py).
         self.parsed: OrderedDict[Cid, ParsedBlock] = OrderedDict()
+        # The CID of a pushed block's bytes, by the bytes (the same bytes object reaches
+        # every hub inside the same cached announcement): BLAKE3 once per block.
+        self.block_cids: OrderedDict[bytes, Cid] = OrderedDict()
         # Signed bytes of the announcement objects handed out (see messages.py).
         self.signed: dict[int, tuple[Announce, bytes]] = {}
 
@@ -101,6 +104,17 @@ class FrameCache:
         if found is not None:
             self.parsed.move_to_end(cid)
         return found
+
+    def cid_of(self, data: bytes, codec: int) -> Cid:
+        """The CID of ``data`` under ``codec`` (BLAKE3 done once per distinct block)."""
+        cid = self.block_cids.get(data)
+        if cid is None or cid.codec != codec:
+            cid = Cid.of(data, codec)
+            if len(data) <= self.max_body:
+                self.block_cids[data] = cid
+                if len(self.block_cids) > self.max_entries:
+                    self.block_cids.popitem(last=False)
+        return cid
 
     def put_parsed(self, cid: Cid, size: int, parsed: ParsedBlock) -> None:
         """Remember how the block named ``cid`` (``size`` bytes, verified) parsed."""
