@@ -721,8 +721,9 @@ class BlockExchange:
         ``relayed``: we relay the announcement (so these need no announcing again).
         """
         commands: list[Command] = []
+        cache = current_frame_cache()
         for data in blocks:
-            cid = Cid.of(data, DAG_CBOR)
+            cid = Cid.of(data, DAG_CBOR) if cache is None else cache.cid_of(data, DAG_CBOR)
             if cid not in announced:
                 self.offences.append((peer, OffenceKind.BAD_BLOCK))
                 continue

@@ -92,6 +92,12 @@ class FrameCache:
         self.misses = 0
         # What the block exchange made of a block's bytes, by CID (see blocks.py).
         self.parsed: OrderedDict[Cid, ParsedBlock] = OrderedDict()
+        # The CID of a pushed block's bytes, by the bytes (the same bytes object reaches
+        # every hub inside the same cached announcement): BLAKE3 once per block.
+        self.block_cids: OrderedDict[bytes, Cid] = OrderedDict()
+        # Whole gossip frames (the same bytes object reaches every hub) with their body
+        # length: a hit skips the header, the body's copy and the hash of that copy.
+        self.frames: OrderedDict[bytes, tuple[Message, int]] = OrderedDict()
         # Signed bytes of the announcement objects handed out (see messages.py).
         self.signed: dict[int, tuple[Announce, bytes]] = {}
 
@@ -101,6 +107,17 @@ class FrameCache:
         if found is not None:
             self.parsed.move_to_end(cid)
         return found
+
+    def cid_of(self, data: bytes, codec: int) -> Cid:
+        """The CID of ``data`` under ``codec`` (BLAKE3 done once per distinct block)."""
+        cid = self.block_cids.get(data)
+        if cid is None or cid.codec != codec:
+            cid = Cid.of(data, codec)
+            if len(data) <= self.max_body:
+                self.block_cids[data] = cid
+                if len(self.block_cids) > self.max_entries:
+                    self.block_cids.popitem(last=False)
+        return cid
 
     def put_parsed(self, cid: Cid, size: int, parsed: ParsedBlock) -> None:
         """Remember how the block named ``cid`` (``size`` bytes, verified) parsed."""
@@ -239,6 +256,13 @@ def decode_frame(data: bytes, *, max_frame_size: int = MAX_FRAME_SIZE) -> Messag
     Raises what a :class:`FrameDecoder` raises for the same bytes, :class:`TruncatedFrame`
     when they hold less than one frame and :class:`FrameError` when they hold more.
     """
+    cache = _current.get()
+    if cache is not None:
+        hit = cache.frames.get(data)
+        # The same bytes decoded once already: the same message, unless this decoder's
+        # limit is lower than the body (then the slow path raises as it should).
+        if hit is not None and hit[1] <= max_frame_size:
+            return hit[0]
     header = _frame_header(data, max_frame_size)
     if header is None:
         raise TruncatedFrame("a gossip message is exactly one whole frame; this one is cut")
@@ -247,7 +271,13 @@ def decode_frame(data: bytes, *, max_frame_size: int = MAX_FRAME_SIZE) -> Messag
         raise TruncatedFrame("a gossip message is exactly one whole frame; this one is cut")
     if len(data) > start + length:
         raise FrameError("a gossip message is exactly one whole frame; this one has more")
-    return decode_body(data[start:], max_frame_size=max_frame_size)
+    message = decode_body(data[start:], max_frame_size=max_frame_size)
+    if cache is not None and type(data) is bytes and length <= cache.max_body:
+        frames = cache.frames
+        frames[data] = (message, length)
+        if len(frames) > cache.max_entries:
+            frames.popitem(last=False)
+    return message
 
 
 class FrameDecoder:

@@ -108,9 +108,14 @@ class PeerScores:
 
     def verdict(self, peer: PeerId, now: float) -> Verdict:
         """What the peer's current score calls for."""
-        if self.is_banned(peer, now):
+        # Runs for every gossip message: the ban looked up first (rarely any), the
+        # score read as :meth:`_peer` decays it, without its call when nothing is due.
+        if peer in self._banned and self.is_banned(peer, now):
             return Verdict.BAN
-        score = self.score(peer, now)
+        state = self._peers.get(peer)
+        if state is None or now > state.at:
+            state = self._peer(peer, now)
+        score = state.score
         if score < self.thresholds.disconnect:
             return Verdict.BAN
         if score < self.thresholds.graylist:
@@ -176,15 +181,23 @@ class PeerScores:
         limit = self.rate_limits.get(kind)
         if limit is None:
             return True
-        state = self._peer(peer, now)
+        state = self._peers.get(peer)
+        if state is None or now > state.at:
+            state = self._peer(peer, now)
         bucket = state.buckets.get(kind)
+        burst = limit.burst
         if bucket is None:
-            bucket = state.buckets[kind] = _Bucket(limit.burst, now)
-        bucket.tokens = min(limit.burst, bucket.tokens + (now - bucket.at) * limit.rate)
-        bucket.at = max(bucket.at, now)
-        if bucket.tokens >= 1.0:
-            bucket.tokens -= 1.0
-            used = (limit.burst - bucket.tokens) / limit.burst
+            bucket = state.buckets[kind] = _Bucket(burst, now)
+        # min() and max() spelled out: this runs for every message of every peer.
+        tokens = bucket.tokens + (now - bucket.at) * limit.rate
+        if tokens > burst:
+            tokens = burst
+        if now > bucket.at:
+            bucket.at = now
+        bucket.tokens = tokens
+        if tokens >= 1.0:
+            bucket.tokens = tokens = tokens - 1.0
+            used = (burst - tokens) / burst
             if used > bucket.used:
                 bucket.used = used
             return True

@@ -159,8 +159,18 @@ class Executor:
         store = hub.store
         blocks = cmd.blocks
         has = store.has
-        new = tuple((b.ts, b.cid) for b in blocks if b.ts is not None and not has(b.cid))
-        store.put([(b.cid, b.data, b.ts) for b in blocks])
+        new: tuple[tuple[int, Cid], ...]
+        if len(blocks) == 1:
+            # A block pushed inside an announcement: one per delivered record per hub.
+            block = blocks[0]
+            cid, ts = block.cid, block.ts
+            new = ((ts, cid),) if ts is not None and not has(cid) else ()
+            store.put([(cid, block.data, ts)])
+            cids: tuple[Cid, ...] = (cid,)
+        else:
+            new = tuple((b.ts, b.cid) for b in blocks if b.ts is not None and not has(b.cid))
+            store.put([(b.cid, b.data, b.ts) for b in blocks])
+            cids = tuple(b.cid for b in blocks)
         if new:
             if hub.members is not None:
                 self.sim.membership.learn(hub, [b for b in blocks if b.ts is not None])
@@ -168,7 +178,7 @@ class Executor:
             stored, now = self.sim.metrics.stored, self.kernel.now
             for _, cid in new:
                 stored(hub, cid, now)
-        self._stored(hub, tuple(b.cid for b in blocks), new)
+        self._stored(hub, cids, new)
 
     def _stored(
         self, hub: SimHub, cids: tuple[Cid, ...], records: tuple[tuple[int, Cid], ...]
