@@ -9,6 +9,7 @@ the session cookie lives) when opened directly.
 from __future__ import annotations
 
 import asyncio
+import itertools
 import re
 import tempfile
 from collections import OrderedDict
@@ -64,23 +65,23 @@ def iter_range(store: Store, cid: Cid, start: int, end: int) -> Iterator[bytes]:
     if start == 0 and end >= info.size - 1:
         yield from files.iter_chunks(store, files.iter_chunk_refs(store, info))
         return
-    first_at: list[int] = []  # where the first chunk of the range starts in the file
+    refs = iter(files.iter_chunk_refs(store, info))
+    position = 0  # where the first chunk of the range starts in the file
+    for first in refs:
+        if position + first.size > start:
+            break
+        position += first.size
+    else:
+        return
 
-    def overlapping() -> Iterator[files.ChunkRef]:
-        position = 0
-        for ref in files.iter_chunk_refs(store, info):
-            if position > end:
+    def overlapping(at: int) -> Iterator[files.ChunkRef]:
+        for ref in itertools.chain((first,), refs):
+            if at > end:
                 return
-            if position + ref.size > start:
-                if not first_at:
-                    first_at.append(position)
-                yield ref
-            position += ref.size
+            yield ref
+            at += ref.size
 
-    position = -1
-    for data in files.iter_chunks(store, overlapping()):
-        if position < 0:
-            position = first_at[0]
+    for data in files.iter_chunks(store, overlapping(position)):
         lo = max(0, start - position)
         hi = min(len(data), end + 1 - position)
         yield data[lo:hi]
