@@ -87,8 +87,10 @@ from craftnet.protocol.gossip import Gossip, HeldAnnouncements, Reannounce
 from craftnet.protocol.items import TS_BYTES, ItemSource
 from craftnet.protocol.members import EVERYONE, Members
 from craftnet.protocol.messages import (
+    HELLO_VERSIONS,
     MAX_BYE_REASON,
     PROTOCOL_VERSION,
+    RECON_CODED_VERSION,
     SUPPORTED_VERSIONS,
     Block,
     Bye,
@@ -235,6 +237,7 @@ class _Peer:
     ignored_sid: int | None = None
     sync: _PendingSync | None = None  # a finished reconcile whose blocks still travel
     frame_size: int = 0  # bytes on the wire of the frame being handled
+    coded: bool = False  # its hello listed RECON_CODED_VERSION: it reads coded ranges
 
 
 @dataclass(frozen=True, slots=True)
@@ -603,9 +606,11 @@ class SyncEngine:
         self._move(peer, ConnTrigger.CONNECTED)
         if self._hello is None:
             # The same for every connection (Ed25519 signatures are deterministic).
+            # Offer coded reconcile ranges only if we use them too (see messages.py).
+            versions = HELLO_VERSIONS if self.config.recon.coded else SUPPORTED_VERSIONS
             self._hello = Hello.create(
                 self.key,
-                SUPPORTED_VERSIONS,
+                versions,
                 self.config.alliance,
                 self.peer_id,
                 self.members.proof(),
@@ -716,6 +721,7 @@ class SyncEngine:
             self._close(peer, ConnTrigger.REFUSED, out, side=Side.LOCAL, bye=why)
             return
         peer.did = message.did
+        peer.coded = RECON_CODED_VERSION in message.versions
         self._move(peer, ConnTrigger.HELLO_OK)
         self._redial.pop(peer.peer, None)
         out.append(CancelTimer((TimerKind.HELLO, peer.peer)))
@@ -822,7 +828,12 @@ class SyncEngine:
     def _start_reconcile(self, peer: _Peer, now: float, out: list[Command]) -> None:
         self._move_rec(peer, RecTrigger.START)
         session = ReconcileSession(
-            self.items, sid=self._next_sid, initiator=True, rng=self.rng, config=self.config.recon
+            self.items,
+            sid=self._next_sid,
+            initiator=True,
+            rng=self.rng,
+            config=self.config.recon,
+            coded=peer.coded,
         )
         self._next_sid += 1
         peer.session = session
@@ -846,7 +857,12 @@ class SyncEngine:
             if peer.rec is Rec.IDLE:
                 self._move_rec(peer, RecTrigger.PEER_STARTED)
             peer.session = ReconcileSession(
-                self.items, sid=frame.sid, initiator=False, rng=self.rng, config=self.config.recon
+                self.items,
+                sid=frame.sid,
+                initiator=False,
+                rng=self.rng,
+                config=self.config.recon,
+                coded=peer.coded,
             )
             peer.session_bytes_in = 0
             peer.session_bytes_out = 0

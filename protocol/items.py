@@ -172,4 +172,14 @@ class SortedItems:
         if not self._chunks:
             return []
         self._refresh()
-        return [self._at(r) for r in range(self._rank(lo), self._rank(hi))]
+        a, b = self._rank(lo), self._rank(hi)
+        out: list[bytes] = []
+        i = max(bisect.bisect_right(self._starts, a) - 1, 0)
+        # Whole slices of chunks, not one bisect per key: coded ranges read hundreds.
+        while a < b and i < len(self._chunks):
+            first = self._starts[i]
+            take = self._chunks[i][a - first : b - first]
+            out += take
+            a += len(take)
+            i += 1
+        return out

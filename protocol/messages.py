@@ -25,6 +25,11 @@ from craftnet.protocol.errors import MalformedMessage, UnsupportedVersion
 # 2: the hello carries a membership proof; a refusal says why (bye).
 PROTOCOL_VERSION: Final = 2
 SUPPORTED_VERSIONS: Final = (2,)
+# 3 in a hello's versions: "version 2, and I understand coded reconcile ranges". Frames
+# still carry v = 2, so a hub that speaks only 2 reads every frame a hub announcing 3
+# sends it (coded ranges go only to hubs that announced 3).
+RECON_CODED_VERSION: Final = 3
+HELLO_VERSIONS: Final = (*SUPPORTED_VERSIONS, RECON_CODED_VERSION)
 MAX_CIDS_PER_MESSAGE: Final = 1024
 MAX_BLOCKS_PER_WANT: Final = 32  # bounds one answer to 32 blocks of at most 2 MiB
 MAX_ANNOUNCE_ITEMS: Final = 256
@@ -451,11 +456,19 @@ RANGE_SKIP: Final = 0
 RANGE_FINGERPRINT: Final = 1
 RANGE_IDLIST: Final = 2
 RANGE_RESULT: Final = 3
+# Coded ranges (rateless IBLT symbols), sent only to a hub whose hello lists
+# RECON_CODED_VERSION; a hub without them refuses the modes as unknown.
+RANGE_CODED: Final = 4
+RANGE_MORE: Final = 5
+RANGE_DECODED: Final = 6
 RANGE_MODES: Final = {
     RANGE_SKIP: "skip",
     RANGE_FINGERPRINT: "fingerprint",
     RANGE_IDLIST: "idlist",
     RANGE_RESULT: "result",
+    RANGE_CODED: "coded",
+    RANGE_MORE: "more",
+    RANGE_DECODED: "decoded",
 }
 
 

@@ -28,6 +28,7 @@ frame marked ``last`` arrives, so a cut-off message is never taken as complete.
 
 from __future__ import annotations
 
+import math
 import random
 from dataclasses import dataclass, field
 from typing import Final
@@ -35,16 +36,32 @@ from typing import Final
 import blake3
 
 from craftnet.archive.recon_index import separator
-from craftnet.protocol.errors import LocalProtocolError, MalformedMessage, RemoteProtocolError
-from craftnet.protocol.framing import encode_varint
+from craftnet.protocol.coded import (
+    CHECK_SIZE,
+    Symbols,
+    adjusted_summary,
+    encode_symbols,
+    item_check,
+    peel,
+)
+from craftnet.protocol.errors import (
+    FrameError,
+    LocalProtocolError,
+    MalformedMessage,
+    RemoteProtocolError,
+)
+from craftnet.protocol.framing import decode_varint, encode_varint
 from craftnet.protocol.items import TS_BYTES, ItemSource
 from craftnet.protocol.messages import (
     MAX_GIFTS,
     MAX_ITEM_KEY,
     MAX_RANGE_DATA,
     MAX_RANGES,
+    RANGE_CODED,
+    RANGE_DECODED,
     RANGE_FINGERPRINT,
     RANGE_IDLIST,
+    RANGE_MORE,
     RANGE_RESULT,
     RANGE_SKIP,
     Recon,
@@ -52,12 +69,18 @@ from craftnet.protocol.messages import (
 )
 
 FINGERPRINT_SIZE: Final = 12
+# A coded range carries 4 bytes of the sender's fingerprint to confirm a peeled
+# result: with the symbols' 4-byte checks, a wrong result passes both about 2**-64.
+CODED_FINGERPRINT_SIZE: Final = 4
 SHORT_ID_SIZE: Final = 4
 SALT_SIZE: Final = 16
 MAX_FRAMES_PER_MESSAGE: Final = 4096
 MAX_PENDING_RANGES: Final = 1 << 18
 MAX_SESSION_GIFTS: Final = 1 << 22
 FRAME_BUDGET: Final = 1 << 20  # bytes of ranges and gifts we put in one frame
+MAX_SESSION_MESSAGES: Final = 256  # an honest reconcile takes a few dozen at most
+MAX_SESSION_SYMBOLS: Final = 1 << 16  # coded symbols received in one reconcile
+MAX_CODED_SYMBOLS: Final = 512  # coded symbols of one range, whatever the config says
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,10 +94,23 @@ class ReconConfig:
     ranges_per_frame: int = 4096
     deep_buckets: int = 16
     deep_below: int = 0
+    # Coded ranges (with a peer that announced them): a mismatching range of at most
+    # ``coded_max_items`` of our items is answered with coded symbols instead of
+    # bucket fingerprints, when the message suggests few differences per range; a
+    # range whose symbols do not decode by ``coded_max_symbols`` is split as before.
+    # "Few" is at most ``coded_max_estimate`` per mismatching range on average: symbols
+    # cost a salted hash and a walk per item, more CPU than fingerprints as the
+    # differences grow, for fewer bytes.
+    coded: bool = True
+    coded_max_items: int = 2048
+    coded_max_symbols: int = 128
+    coded_max_estimate: float = 2.0
 
     def __post_init__(self) -> None:
         if not (2 <= self.buckets <= 1024 and 2 <= self.deep_buckets <= 1024):
             raise LocalProtocolError("buckets must be 2..1024")
+        if not (1 <= self.coded_max_symbols <= MAX_CODED_SYMBOLS and self.coded_max_items >= 1):
+            raise LocalProtocolError(f"coded_max_symbols must be 1..{MAX_CODED_SYMBOLS}")
         if not 1 <= self.leaf_size <= MAX_RANGE_DATA // SHORT_ID_SIZE:
             raise LocalProtocolError(f"leaf_size must be 1..{MAX_RANGE_DATA // SHORT_ID_SIZE}")
         if not 1 <= self.ranges_per_frame <= MAX_RANGES:
@@ -104,10 +140,37 @@ class _Outgoing:
             self.ranges[-1] = rng
         else:
             self.ranges.append(rng)
-        if rng.mode in (RANGE_FINGERPRINT, RANGE_IDLIST) or (
+        if rng.mode in (RANGE_FINGERPRINT, RANGE_IDLIST, RANGE_CODED, RANGE_MORE) or (
             rng.mode == RANGE_RESULT and any(rng.data)
         ):
             self.needs_reply = True
+
+
+@dataclass(slots=True)
+class _CodedOut:
+    """A range we sent coded symbols of: our keys there and how many symbols went."""
+
+    keys: list[bytes]
+    sent: int
+    header: bytes  # short fingerprint and count, repeated with every batch
+    checks: list[int] = field(default_factory=list)  # each key's check, once encoded
+
+
+@dataclass(slots=True)
+class _CodedIn:
+    """A range the peer sent coded symbols of, while we ask for more."""
+
+    header: bytes
+    count: int
+    width: int
+    symbols: Symbols
+    ours: Symbols  # our own symbols of the range so far, extended as theirs come
+
+
+def _coded_batch(estimate: float, config: ReconConfig) -> int:
+    """How many symbols to send first for a range expected to differ by ``estimate``
+    items: enough to decode it most of the time (about 1.5 d, at least d + 1)."""
+    return max(1, min(config.coded_max_symbols, round(1.5 * (estimate - 1)) + 1))
 
 
 class ReconcileSession:
@@ -126,6 +189,7 @@ class ReconcileSession:
         initiator: bool,
         rng: random.Random,
         config: ReconConfig | None = None,
+        coded: bool = False,
     ) -> None:
         self.source = source
         self.sid = sid
@@ -143,6 +207,11 @@ class ReconcileSession:
         self._pending: list[ReconRange] = []
         self._pending_frames = 0
         self._sent_idlists: dict[tuple[bytes, bytes | None], list[bytes]] = {}
+        # Coded ranges only with a peer that announced them (see Hello.versions).
+        self.coded = coded and self.config.coded
+        self._sent_coded: dict[tuple[bytes, bytes | None], _CodedOut] = {}
+        self._coded_in: dict[tuple[bytes, bytes | None], _CodedIn] = {}
+        self._symbols_in = 0
 
     @property
     def round_trips(self) -> int:
@@ -193,6 +262,8 @@ class ReconcileSession:
             return []
         ranges, self._pending, self._pending_frames = self._pending, [], 0
         self.messages_received += 1
+        if self.messages_received > MAX_SESSION_MESSAGES:
+            raise RemoteProtocolError(f"over {MAX_SESSION_MESSAGES} messages in one reconcile")
         return self._answer(ranges)
 
     # ----------------------------------------------------------------- internals
@@ -202,7 +273,11 @@ class ReconcileSession:
             raise MalformedMessage("a reconcile message covers the key space with ranges")
         out = _Outgoing()
         sent, self._sent_idlists = self._sent_idlists, {}
+        sent_coded, self._sent_coded = self._sent_coded, {}
+        coded_in, self._coded_in = self._coded_in, {}
         needs_reply = False
+        checked: dict[int, tuple[int, int, bool]] = {}
+        estimate = self._estimate(ranges, checked) if self.coded else math.inf
         lo = b""
         for i, rng in enumerate(ranges):
             upper = rng.upper
@@ -216,14 +291,31 @@ class ReconcileSession:
                 needs_reply = True
                 if len(rng.data) != FINGERPRINT_SIZE:
                     raise MalformedMessage(f"a fingerprint is {FINGERPRINT_SIZE} bytes")
-                count, total = self.source.summary(lo, upper)
-                if fingerprint(self.salt, count, total) == rng.data:
-                    out.add(ReconRange(upper, RANGE_SKIP))
+                if i in checked:
+                    count, total, same = checked[i]
                 else:
+                    count, total = self.source.summary(lo, upper)
+                    same = fingerprint(self.salt, count, total) == rng.data
+                if same:
+                    out.add(ReconRange(upper, RANGE_SKIP))
+                elif not (
+                    self.config.leaf_size < count <= self.config.coded_max_items
+                    and estimate <= self.config.coded_max_estimate
+                    and self._send_coded(lo, upper, count, total, estimate, out)
+                ):
                     self._describe(lo, upper, out, count)
             elif rng.mode == RANGE_IDLIST:
                 needs_reply = True
                 out.add(ReconRange(upper, RANGE_RESULT, self._compare(lo, upper, rng.data, out)))
+            elif rng.mode == RANGE_CODED:
+                needs_reply = True
+                self._decode(lo, upper, rng.data, coded_in.pop((lo, upper), None), out)
+            elif rng.mode == RANGE_MORE:
+                needs_reply = True
+                self._more(lo, upper, rng.data, sent_coded.pop((lo, upper), None), out)
+            elif rng.mode == RANGE_DECODED:
+                self._decoded(rng.data, sent_coded.pop((lo, upper), None))
+                out.add(ReconRange(upper, RANGE_SKIP))
             else:
                 mine = sent.pop((lo, upper), None)
                 if mine is None:
@@ -247,6 +339,199 @@ class ReconcileSession:
             self.done = True
             return []
         return self._emit(out)
+
+    # ------------------------------------------------------------- coded ranges
+
+    def _estimate(
+        self, ranges: list[ReconRange], checked: dict[int, tuple[int, int, bool]]
+    ) -> float:
+        """Expected differences in one mismatching range of this message, from the share
+        of its fingerprints that mismatch (differences spread at random over ranges of
+        equal count: a share f mismatching means lambda = -ln(1 - f) per range). Fills
+        ``checked`` with each fingerprint range's count, sum and whether it matches."""
+        fingerprints = mismatched = 0
+        lo = b""
+        for i, rng in enumerate(ranges):
+            if rng.mode == RANGE_FINGERPRINT:
+                fingerprints += 1
+                count, total = self.source.summary(lo, rng.upper)
+                same = fingerprint(self.salt, count, total) == rng.data
+                checked[i] = (count, total, same)
+                mismatched += not same
+            lo = rng.upper if rng.upper is not None else lo
+        if not mismatched or mismatched >= fingerprints:
+            # All mismatch: the differences may be many per range; split as before.
+            return math.inf
+        lam = -math.log1p(-mismatched / fingerprints)
+        return lam / -math.expm1(-lam)
+
+    def _send_coded(
+        self,
+        lo: bytes,
+        upper: bytes | None,
+        count: int,
+        total: int,
+        estimate: float,
+        out: _Outgoing,
+    ) -> bool:
+        """Describe our items in [lo, upper) by coded symbols; False if their keys are
+        not all of one width (then the range is split as before)."""
+        keys = self.source.keys(lo, upper)
+        width = len(keys[0])
+        if any(len(k) != width for k in keys):
+            return False
+        header = fingerprint(self.salt, count, total)[:CODED_FINGERPRINT_SIZE]
+        header += encode_varint(count)
+        batch = _coded_batch(estimate, self.config)
+        self._sent_coded[(lo, upper)] = _CodedOut(keys, 0, header)
+        out.add(ReconRange(upper, RANGE_CODED, self._coded_data(lo, upper, batch)))
+        return True
+
+    def _coded_data(self, lo: bytes, upper: bytes | None, batch: int) -> bytes:
+        entry = self._sent_coded[(lo, upper)]
+        width = len(entry.keys[0])
+        checks = None if entry.checks else entry.checks
+        symbols = encode_symbols(self._salt_key, entry.keys, entry.sent, batch, checks)
+        data = entry.header + encode_varint(entry.sent) + bytes([width]) + symbols.encode(width)
+        entry.sent += batch
+        return data
+
+    def _more(
+        self, lo: bytes, upper: bytes | None, data: bytes, entry: _CodedOut | None, out: _Outgoing
+    ) -> None:
+        """The peer could not decode our symbols of a range: send as many again."""
+        if entry is None:
+            raise RemoteProtocolError("reconcile 'more' for a range we sent no symbols of")
+        try:
+            parsed = decode_varint(data) if data else None
+        except FrameError:
+            parsed = None
+        if parsed is None or parsed[1] != len(data):
+            raise MalformedMessage("a reconcile 'more' is one varint: how many symbols")
+        batch = parsed[0]
+        if not 1 <= batch <= MAX_CODED_SYMBOLS - entry.sent:
+            raise RemoteProtocolError(f"reconcile 'more' past {MAX_CODED_SYMBOLS} symbols")
+        self._sent_coded[(lo, upper)] = entry
+        out.add(ReconRange(upper, RANGE_CODED, self._coded_data(lo, upper, batch)))
+
+    def _decoded(self, data: bytes, entry: _CodedOut | None) -> None:
+        """The peer decoded our symbols: ``data`` names (by check) our keys it lacks."""
+        if entry is None:
+            raise RemoteProtocolError("reconcile 'decoded' for a range we sent no symbols of")
+        if len(data) % CHECK_SIZE:
+            raise MalformedMessage(f"a reconcile 'decoded' is {CHECK_SIZE}-byte checks")
+        if not data:
+            return
+        wanted = {data[i : i + CHECK_SIZE] for i in range(0, len(data), CHECK_SIZE)}
+        if len(wanted) * CHECK_SIZE != len(data):
+            raise RemoteProtocolError("a reconcile 'decoded' names a key twice")
+        found = 0
+        for key, check in zip(entry.keys, entry.checks, strict=True):
+            if check.to_bytes(CHECK_SIZE, "little") in wanted:
+                self.their_need.add(key)
+                found += 1
+        if found != len(wanted):
+            raise RemoteProtocolError("a reconcile 'decoded' names keys we do not hold")
+
+    def _decode(
+        self,
+        lo: bytes,
+        upper: bytes | None,
+        data: bytes,
+        prior: _CodedIn | None,
+        out: _Outgoing,
+    ) -> None:
+        """Take the peer's coded symbols of [lo, upper); peel them against ours."""
+        if not self.coded:
+            raise RemoteProtocolError("coded reconcile range from a peer that did not offer them")
+        if len(data) < CODED_FINGERPRINT_SIZE + 3:
+            raise MalformedMessage("a coded range is cut short")
+        try:
+            parsed = decode_varint(data, CODED_FINGERPRINT_SIZE)
+            if parsed is None:
+                raise MalformedMessage("a coded range is cut short")
+            their_count, pos = parsed
+            header = data[:pos]
+            parsed = decode_varint(data, pos)
+            if parsed is None or parsed[1] >= len(data):
+                raise MalformedMessage("a coded range is cut short")
+            start, pos = parsed
+        except FrameError as exc:
+            raise MalformedMessage(f"a coded range has a bad varint: {exc}") from None
+        width = data[pos]
+        if not TS_BYTES < width <= MAX_ITEM_KEY:
+            raise MalformedMessage(f"coded keys are {TS_BYTES + 1}..{MAX_ITEM_KEY} bytes wide")
+        batch = Symbols.decode(start, data[pos + 1 :], width)
+        if batch is None:
+            raise MalformedMessage("a coded range holds a whole number of symbols")
+        if start:
+            if prior is None or prior.symbols.start + len(prior.symbols.counts) != start:
+                raise RemoteProtocolError("coded symbols that continue nothing we asked for")
+            if prior.header != header or prior.width != width:
+                raise RemoteProtocolError("coded symbols of a range changed their header")
+            prior.symbols.counts += batch.counts
+            prior.symbols.values += batch.values
+            prior.symbols.checks += batch.checks
+            theirs = prior.symbols
+        else:
+            theirs = batch
+        size = len(theirs.counts)
+        self._symbols_in += len(batch.counts)
+        if size > MAX_CODED_SYMBOLS or self._symbols_in > MAX_SESSION_SYMBOLS:
+            raise RemoteProtocolError("too many coded symbols in one reconcile")
+        count, total = self.source.summary(lo, upper)
+        if count > 4 * self.config.coded_max_items:
+            # Too many of ours to code here (the peer holds far fewer): split instead.
+            self._describe(lo, upper, out, count)
+            return
+        keys = self.source.keys(lo, upper)
+        if any(len(k) != width for k in keys):
+            self._describe(lo, upper, out, count)
+            return
+        if prior is not None and start:
+            ours = prior.ours
+            new = encode_symbols(self._salt_key, keys, start, len(batch.counts))
+            ours.counts += new.counts
+            ours.values += new.values
+            ours.checks += new.checks
+        else:
+            ours = encode_symbols(self._salt_key, keys, 0, size)
+        # A difference of d items needs about 1.4 d symbols, and d >= |count difference|.
+        if abs(count - their_count) <= size:
+            peeled = peel(
+                theirs,
+                ours,
+                width=width,
+                salt_key=self._salt_key,
+                lo=lo,
+                upper=upper,
+                mine=set(keys),
+            )
+            if (
+                peeled is not None
+                and header[:CODED_FINGERPRINT_SIZE]
+                == fingerprint(self.salt, *adjusted_summary(count, total, peeled))[
+                    :CODED_FINGERPRINT_SIZE
+                ]
+            ):
+                self.need.update(peeled.theirs)
+                self.their_need.update(peeled.ours)
+                out.gifts.extend(peeled.ours)
+                names = b"".join(
+                    item_check(self._salt_key, k)[0].to_bytes(CHECK_SIZE, "little")
+                    for k in peeled.theirs
+                )
+                out.add(ReconRange(upper, RANGE_DECODED, names))
+                return
+        # Ask for as many again, at least 3 (two differences rarely peel from 2 symbols)
+        # and enough for the count difference (a lower bound of the differences).
+        more = max(size, 3, math.ceil(1.6 * abs(count - their_count)) + 1 - size)
+        limit = min(self.config.coded_max_symbols, MAX_CODED_SYMBOLS)
+        if size + more <= limit and 3 * abs(count - their_count) <= 2 * limit:
+            self._coded_in[(lo, upper)] = _CodedIn(header, their_count, width, theirs, ours)
+            out.add(ReconRange(upper, RANGE_MORE, encode_varint(more)))
+        else:
+            self._describe(lo, upper, out, count)
 
     def _describe(self, lo: bytes, upper: bytes | None, out: _Outgoing, count: int = -1) -> None:
         """Describe our items in [lo, upper): an idlist if few, else bucket fingerprints."""
@@ -341,16 +626,22 @@ class ReconcileSession:
 
 
 def reconcile_locally(
-    a: ItemSource, b: ItemSource, rng: random.Random, config: ReconConfig | None = None
+    a: ItemSource,
+    b: ItemSource,
+    rng: random.Random,
+    config: ReconConfig | None = None,
+    *,
+    coded: bool = False,
 ) -> tuple[ReconcileSession, ReconcileSession, int, int]:
     """Run a whole reconcile between two sources in memory (tests, benchmarks, simnet).
 
+    ``coded``: both sides announced coded ranges (as two current hubs do).
     Returns both sessions, the number of messages and the encoded bytes on the wire.
     """
     from craftnet.protocol.framing import encode_frame
 
-    left = ReconcileSession(a, sid=1, initiator=True, rng=rng, config=config)
-    right = ReconcileSession(b, sid=1, initiator=False, rng=rng, config=config)
+    left = ReconcileSession(a, sid=1, initiator=True, rng=rng, config=config, coded=coded)
+    right = ReconcileSession(b, sid=1, initiator=False, rng=rng, config=config, coded=coded)
     frames = left.start()
     sender, receiver = left, right
     messages = 0
