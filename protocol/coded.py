@@ -96,6 +96,17 @@ def encode_symbols(
         # Symbol 0 holds every item: count it without the walk (most coded ranges
         # differ by one item, and one symbol decodes that).
         counts[0] = len(keys)
+    if end == 1:
+        value = check = 0
+        for key in keys:
+            digest = blake(key, key=salt_key).digest(16)
+            item = from_bytes(digest[:8], "little")
+            value ^= from_bytes(key, "big")
+            check ^= item
+            if key_checks is not None:
+                key_checks.append(item)
+        values[0], checks[0] = value, check
+        return Symbols(start, counts, values, checks)
     for key in keys:
         digest = blake(key, key=salt_key).digest(16)
         check = from_bytes(digest[:8], "little")

@@ -378,7 +378,7 @@ class ReconcileSession:
         not all of one width (then the range is split as before)."""
         keys = self.source.keys(lo, upper)
         width = len(keys[0])
-        if any(len(k) != width for k in keys):
+        if set(map(len, keys)) != {width}:
             return False
         header = fingerprint(self.salt, count, total)[:CODED_FINGERPRINT_SIZE]
         header += encode_varint(count)
@@ -422,12 +422,15 @@ class ReconcileSession:
             raise MalformedMessage(f"a reconcile 'decoded' is {CHECK_SIZE}-byte checks")
         if not data:
             return
-        wanted = {data[i : i + CHECK_SIZE] for i in range(0, len(data), CHECK_SIZE)}
+        wanted = {
+            int.from_bytes(data[i : i + CHECK_SIZE], "little")
+            for i in range(0, len(data), CHECK_SIZE)
+        }
         if len(wanted) * CHECK_SIZE != len(data):
             raise RemoteProtocolError("a reconcile 'decoded' names a key twice")
         found = 0
         for key, check in zip(entry.keys, entry.checks, strict=True):
-            if check.to_bytes(CHECK_SIZE, "little") in wanted:
+            if check in wanted:
                 self.their_need.add(key)
                 found += 1
         if found != len(wanted):
@@ -485,7 +488,7 @@ class ReconcileSession:
             self._describe(lo, upper, out, count)
             return
         keys = self.source.keys(lo, upper)
-        if any(len(k) != width for k in keys):
+        if keys and set(map(len, keys)) != {width}:
             self._describe(lo, upper, out, count)
             return
         if prior is not None and start:

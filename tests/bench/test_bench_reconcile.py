@@ -22,8 +22,9 @@ from craftnet.archive.cid import DAG_CBOR, Cid
 from craftnet.archive.lmdb_store import LmdbStore
 from craftnet.archive.recon_index import ITEMS_DB, ReconIndex, StoreItems
 from craftnet.archive.store import WriteTxn
-from craftnet.protocol.items import SortedItems, item_key, split_key
-from craftnet.protocol.reconcile import reconcile_locally
+from craftnet.protocol.framing import encode_frame
+from craftnet.protocol.items import ItemSource, SortedItems, item_key, split_key
+from craftnet.protocol.reconcile import ReconcileSession, reconcile_locally
 
 THREE_YEARS_MS = 3 * 365 * 24 * 3600 * 1000
 START_MS = 1_700_000_000_000
@@ -56,6 +57,49 @@ def _whole_list(a: list[bytes], b: list[bytes]) -> tuple[int, int]:
     return len(sent) + len(reply), 1
 
 
+def _coded(a: ItemSource, b: ItemSource, coded: bool = True) -> tuple[int, int, float, float]:
+    """A reconcile (coded ranges if ``coded``) with each side's CPU time counted apart:
+    messages, bytes on the wire, CPU seconds of A (initiator) and of B."""
+    left = ReconcileSession(a, sid=1, initiator=True, rng=random.Random(1), coded=coded)
+    right = ReconcileSession(b, sid=1, initiator=False, rng=random.Random(1), coded=coded)
+    cpu = [0.0, 0.0]
+    start = time.process_time()
+    frames = left.start()
+    cpu[0] += time.process_time() - start
+    messages = wire = 0
+    turn = 1
+    while frames:
+        messages += 1
+        wire += sum(len(encode_frame(f)) for f in frames)
+        side = (left, right)[turn % 2]
+        start = time.process_time()
+        frames = [reply for f in frames for reply in side.receive(f)]
+        cpu[turn % 2] += time.process_time() - start
+        turn += 1
+    assert left.done and right.done
+    return messages, wire, cpu[0], cpu[1]
+
+
+def _coded_row(label: str, a: ItemSource, b: ItemSource) -> tuple[int, int]:
+    """Print the coded reconcile beside the plain one, measured back to back (CPU ms
+    of each side, median of 3); returns the coded messages and bytes."""
+    rows = {}
+    for coded in (False, True):
+        runs = [_coded(a, b, coded) for _ in range(3)]
+        messages, wire = runs[0][0], runs[0][1]
+        cpu_a = statistics.median(r[2] for r in runs) * 1000
+        cpu_b = statistics.median(r[3] for r in runs) * 1000
+        rows[coded] = (messages, wire, cpu_a, cpu_b)
+    (pm, pw, pa, pb), (cm, cw, ca, cb) = rows[False], rows[True]
+    print(
+        f"  coded ranges, {label}: {cm} messages = {cm / 2:g} round trips, {cw:,} bytes, "
+        f"CPU A {ca:.0f} ms + B {cb:.0f} ms"
+        f"\n    same run without: {pm} messages, {pw:,} bytes, CPU A {pa:.0f} ms + B {pb:.0f} ms"
+        f" (coded/plain: bytes {cw / pw:.2f}, CPU {(ca + cb) / (pa + pb):.2f})"
+    )
+    return cm, cw
+
+
 def _run(n: int, only_a: int, only_b: int, runs: int = 3) -> dict[str, float]:
     rng = random.Random(n)
     shared = _keys(rng, n - max(only_a, only_b))
@@ -66,6 +110,9 @@ def _run(n: int, only_a: int, only_b: int, runs: int = 3) -> dict[str, float]:
     build = time.perf_counter() - build
     left, right, messages, wire = reconcile_locally(a, b, random.Random(1))
     assert left.need == set(extra_b) and right.need == set(extra_a)
+    left, right, _, _ = reconcile_locally(a, b, random.Random(1), coded=True)
+    assert left.need == set(extra_b) and right.need == set(extra_a)
+    assert left.their_need == set(extra_a) and right.their_need == set(extra_b)
     recon_time = _median(lambda: reconcile_locally(a, b, random.Random(1)), runs)
     base_bytes, base_trips = _whole_list(keys_a, keys_b)
     base_time = _median(lambda: _whole_list(keys_a, keys_b), runs)
@@ -79,7 +126,14 @@ def _run(n: int, only_a: int, only_b: int, runs: int = 3) -> dict[str, float]:
         f"({base_bytes / wire:.0f}x fewer); time ratio = {recon_time / base_time:.3f}"
         f"\n  (building both in-memory indexes took {build:.2f} s)"
     )
-    return {"trips": trips, "bytes": wire, "baseline": base_bytes}
+    coded_messages, coded_wire = _coded_row(f"n={n:,} d={only_a + only_b}", a, b)
+    return {
+        "trips": trips,
+        "bytes": wire,
+        "baseline": base_bytes,
+        "coded_trips": (coded_messages + 1) // 2,
+        "coded_bytes": coded_wire,
+    }
 
 
 def test_bench_100k_records_differing_by_100() -> None:
@@ -87,12 +141,27 @@ def test_bench_100k_records_differing_by_100() -> None:
     assert result["trips"] <= 5
     assert result["bytes"] <= 100_000
     assert result["baseline"] > 3_000_000
+    # Issue 14's stretch: at most 20 KB with coded ranges.
+    assert result["coded_bytes"] <= 20_000
+    assert result["coded_trips"] <= 5
 
 
 def test_bench_1m_records_differing_by_1() -> None:
     result = _run(1_000_000, 1, 0, runs=1)
     assert result["trips"] <= 5
     assert result["bytes"] <= 5_000
+    assert result["coded_bytes"] <= 5_000
+
+
+def test_bench_100k_against_90k_coded_ranges_fall_back() -> None:
+    """A large difference (a tenth of the set): coded ranges must not make it worse."""
+    rng = random.Random(90)
+    keys = _keys(rng, 100_000)
+    a, b = SortedItems(keys), SortedItems(keys[:90_000])
+    left, right, _, _ = reconcile_locally(a, b, random.Random(1), coded=True)
+    assert right.need == set(keys[90_000:]) and left.their_need == set(keys[90_000:])
+    print("\nreconcile 100,000 against 90,000 of them (d = 10,000):")
+    _coded_row("100k vs 90k", a, b)
 
 
 def test_bench_100k_on_lmdb_with_the_incremental_index(tmp_path: Path) -> None:
@@ -132,6 +201,9 @@ def test_bench_100k_on_lmdb_with_the_incremental_index(tmp_path: Path) -> None:
             f"(ratio {disk_time / mem_time:.1f}); full index rebuild {rebuild:.2f} s, "
             f"incremental add {per_add * 1e6:.0f} us per record"
         )
+        left, right, _, _ = reconcile_locally(on_disk, memory_b, random.Random(1), coded=True)
+        assert left.need == set(extra_b) and right.need == set(extra_a)
+        _coded_row("A on LMDB", on_disk, memory_b)
     finally:
         store.close()
 
