@@ -14,10 +14,18 @@ the previous range's upper bound, the first starts at the empty key) and says on
   with the session's random salt (so nobody can craft colliding ids in advance);
   the receiver answers ``result``: a bitfield over that list marking the ids it lacks,
   and puts its own items that the sender lacks, as full keys, in the message's gifts;
-- ``result``: the answer to our idlist; every marked item goes into our next gifts.
+- ``result``: the answer to our idlist; every marked item goes into our next gifts;
+- ``coded`` (only with a peer whose hello offered it): rateless IBLT symbols of the
+  sender's items in the range (:mod:`craftnet.protocol.coded`), sent instead of bucket
+  fingerprints when a mismatching range is of moderate size and the message suggests
+  few differences per range. The receiver peels them against its own symbols; if it
+  gets a consistent result it wants what it lacks, gifts what the sender lacks and
+  answers ``decoded`` (the checks of the sender's keys it lacks, so the sender knows
+  what it owes); otherwise it answers ``more`` (send the next symbols) or, past its
+  limits, splits the range as for a mismatching fingerprint.
 
-A message needs an answer while it holds a fingerprint, an idlist or a result with a
-marked bit; the side that receives a message needing none is done, and so is the side
+A message needs an answer while it holds a fingerprint, an idlist, coded symbols, a
+``more`` or a result with a marked bit; the side that receives a message needing none is done, and so is the side
 that sends one. At the end both sides know exactly which items they lack and which the
 other lacks. Bounds are the shortest prefix that separates two neighbouring keys, so
 a bound costs a few bytes. The buckets and leaf size are each side's own choice.
@@ -169,7 +177,8 @@ class _CodedIn:
 
 def _coded_batch(estimate: float, config: ReconConfig) -> int:
     """How many symbols to send first for a range expected to differ by ``estimate``
-    items: enough to decode it most of the time (about 1.5 d, at least d + 1)."""
+    items: one for a single difference (symbol 0 holds every item, so it decodes one),
+    then about 1.5 more per further difference; a range that needs more asks."""
     return max(1, min(config.coded_max_symbols, round(1.5 * (estimate - 1)) + 1))
 
 

@@ -15,6 +15,7 @@ from pathlib import Path
 
 from craftnet.archive.codec import MAX_BLOCK_SIZE
 from craftnet.protocol.blocks import BlockConfig
+from craftnet.protocol.coded import CHECK_SIZE, SYMBOL_CHECK_SIZE
 from craftnet.protocol.engine import (
     CONNECTION_TRANSITIONS,
     RECONCILE_TRANSITIONS,
@@ -23,6 +24,7 @@ from craftnet.protocol.engine import (
 )
 from craftnet.protocol.framing import MAX_FRAME_SIZE
 from craftnet.protocol.messages import (
+    HELLO_VERSIONS,
     MAX_ANNOUNCE_ITEMS,
     MAX_BLOCKS_PER_WANT,
     MAX_CIDS_PER_MESSAGE,
@@ -36,8 +38,12 @@ from craftnet.protocol.messages import (
 )
 from craftnet.protocol.policy import policy_table
 from craftnet.protocol.reconcile import (
+    CODED_FINGERPRINT_SIZE,
     FINGERPRINT_SIZE,
+    MAX_CODED_SYMBOLS,
     MAX_FRAMES_PER_MESSAGE,
+    MAX_SESSION_MESSAGES,
+    MAX_SESSION_SYMBOLS,
     SALT_SIZE,
     SHORT_ID_SIZE,
     ReconConfig,
@@ -52,6 +58,7 @@ def limits_table() -> str:
     blocks = BlockConfig()
     rows = [
         ("protocol versions spoken", f"{list(SUPPORTED_VERSIONS)}"),
+        ("versions a hello offers", f"{list(HELLO_VERSIONS)} (3: coded reconcile ranges)"),
         ("maximum frame body", f"{MAX_FRAME_SIZE:,} bytes (configurable)"),
         ("maximum block", f"{MAX_BLOCK_SIZE:,} bytes"),
         ("CIDs per have-only want / have / dont-have", f"{MAX_CIDS_PER_MESSAGE}"),
@@ -71,6 +78,19 @@ def limits_table() -> str:
             f"{FINGERPRINT_SIZE} / {SHORT_ID_SIZE} / {SALT_SIZE} bytes",
         ),
         ("reconcile buckets / leaf size (local)", f"{recon.buckets} / {recon.leaf_size}"),
+        ("messages per reconcile", f"{MAX_SESSION_MESSAGES}"),
+        (
+            "coded symbols per range / per reconcile received",
+            f"{MAX_CODED_SYMBOLS} / {MAX_SESSION_SYMBOLS:,}",
+        ),
+        (
+            "coded symbol / range fingerprint / decoded name",
+            f"1 + key width + {SYMBOL_CHECK_SIZE} / {CODED_FINGERPRINT_SIZE} / {CHECK_SIZE} bytes",
+        ),
+        (
+            "coded ranges (local): items / symbols / expected differences per range",
+            f"{recon.coded_max_items} / {recon.coded_max_symbols} / {recon.coded_max_estimate:g}",
+        ),
         ("blocks in flight per peer / per want", f"{blocks.window} / {blocks.batch}"),
         ("want timeout", f"{blocks.timeout:g} s + {blocks.per_block_timeout:g} s per block"),
         ("hello timeout", f"{engine.hello_timeout:g} s"),
