@@ -28,7 +28,8 @@ A message needs an answer while it holds a fingerprint, an idlist, coded symbols
 ``more`` or a result with a marked bit; the side that receives a message needing none
 is done, and so is the side that sends one. At the end both sides know exactly which
 items they lack and which the other lacks. Bounds are the shortest prefix that
-separates two neighbouring keys, so a bound costs a few bytes. The buckets and leaf size are each side's own choice.
+separates two neighbouring keys, so a bound costs a few bytes. The buckets and leaf
+size are each side's own choice.
 
 A logical message may span several ``Recon`` frames; it is acted upon only when the
 frame marked ``last`` arrives, so a cut-off message is never taken as complete.
