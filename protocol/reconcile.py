@@ -222,6 +222,8 @@ class ReconcileSession:
         self._sent_coded: dict[tuple[bytes, bytes | None], _CodedOut] = {}
         self._coded_in: dict[tuple[bytes, bytes | None], _CodedIn] = {}
         self._symbols_in = 0
+        self._work = 0.0
+        self._work_budget = -1.0
 
     @property
     def round_trips(self) -> int:
@@ -393,6 +395,8 @@ class ReconcileSession:
         header = fingerprint(self.salt, count, total)[:CODED_FINGERPRINT_SIZE]
         header += encode_varint(count)
         batch = _coded_batch(estimate, self.config)
+        if not self._spend(len(keys), batch):
+            return False
         self._sent_coded[(lo, upper)] = _CodedOut(keys, 0, header)
         out.add(ReconRange(upper, RANGE_CODED, self._coded_data(lo, upper, batch)))
         return True
@@ -405,6 +409,19 @@ class ReconcileSession:
         data = entry.header + encode_varint(entry.sent) + bytes([width]) + symbols.encode(width)
         entry.sent += batch
         return data
+
+    def _spend(self, keys: int, end: int) -> bool:
+        """Account for coding ``keys`` keys up to symbol ``end`` (a salted hash and a
+        walk of about 2 ln(1 + end/2) steps each); False once the session's budget,
+        eight such walks over our whole set plus 8,192 keys, would be exceeded. An
+        honest reconcile codes each key of a few ranges a few times at most."""
+        if self._work_budget < 0:
+            self._work_budget = 8.0 * (self.source.summary(b"", None)[0] + 8192)
+        cost = keys * (1.0 + 2.0 * math.log1p(end / 2))
+        if self._work + cost > self._work_budget:
+            return False
+        self._work += cost
+        return True
 
     def _more(
         self, lo: bytes, upper: bytes | None, data: bytes, entry: _CodedOut | None, out: _Outgoing
@@ -421,6 +438,8 @@ class ReconcileSession:
         batch = parsed[0]
         if not 1 <= batch <= MAX_CODED_SYMBOLS - entry.sent:
             raise RemoteProtocolError(f"reconcile 'more' past {MAX_CODED_SYMBOLS} symbols")
+        if not self._spend(len(entry.keys), entry.sent + batch):
+            raise RemoteProtocolError("reconcile 'more' asks for too much coding work")
         self._sent_coded[(lo, upper)] = entry
         out.add(ReconRange(upper, RANGE_CODED, self._coded_data(lo, upper, batch)))
 
@@ -498,7 +517,13 @@ class ReconcileSession:
             self._describe(lo, upper, out, count)
             return
         keys = self.source.keys(lo, upper)
-        if keys and set(map(len, keys)) != {width}:
+        if (
+            (keys and set(map(len, keys)) != {width})
+            or size > max(self.config.coded_max_symbols, 3)
+            or not self._spend(len(keys), size)
+        ):
+            # Keys of another width, more symbols than we would ever ask for (a peer
+            # with other settings), or our budget spent: split the range instead.
             self._describe(lo, upper, out, count)
             return
         if prior is not None and start:

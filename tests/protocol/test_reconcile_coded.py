@@ -368,3 +368,27 @@ def test_hubs_use_coded_ranges_only_when_both_offered_them(coded_a: bool, coded_
     used = _coded_ranges(sent_a) + _coded_ranges(sent_b)
     assert bool(used) is (coded_a and coded_b)
     assert not any(owner for owner, _ban in net.bans)
+
+
+def test_coding_work_per_session_is_bounded() -> None:
+    # A peer that keeps sending symbols that never decode gets "more" until our
+    # budget (about eight walks over our set) is spent, then the range is split.
+    mine = [item_key(1_000 + i, Cid.of(i.to_bytes(4, "big"), DAG_CBOR)) for i in range(3_000)]
+    session = ReconcileSession(
+        SortedItems(mine),
+        sid=3,
+        initiator=False,
+        rng=random.Random(0),
+        config=ReconConfig(coded_max_items=4_000),
+        coded=True,
+    )
+    junk = [item_key(2_000_000 + i, Cid.of(bytes([i]), DAG_CBOR)) for i in range(200)]
+    data = _coded_data(mine[:2_000] + junk, count=32, n=3_000)
+    answers = []
+    for seq in range(8):
+        frame = Recon(3, True, seq, SALT if seq == 0 else b"", _coded(data).ranges, (), True)
+        (reply,) = session.receive(frame)
+        answers.append(reply.ranges[-1].mode)
+    assert answers[0] == RANGE_MORE
+    assert answers[-1] == RANGE_FINGERPRINT
+    assert not session.need
