@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import random
 
 import pytest
@@ -392,3 +393,33 @@ def test_coding_work_per_session_is_bounded() -> None:
     assert answers[0] == RANGE_MORE
     assert answers[-1] == RANGE_FINGERPRINT
     assert not session.need
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.lists(
+        st.tuples(
+            st.sampled_from([RANGE_CODED, RANGE_MORE, RANGE_DECODED, RANGE_FINGERPRINT]),
+            st.one_of(
+                st.binary(max_size=300),
+                st.builds(
+                    lambda n, start, count: _coded_data(POOL[: n % 40], start, count),
+                    st.integers(1, 40),
+                    st.integers(0, 3),
+                    st.integers(1, 6),
+                ),
+            ),
+        ),
+        min_size=1,
+        max_size=4,
+    )
+)
+def test_random_coded_input_only_ever_raises_remote_errors(
+    ranges: list[tuple[int, bytes]],
+) -> None:
+    session = _session(POOL[:30])
+    bounds = [POOL[i * 10] for i in range(1, len(ranges))] + [None]
+    frame = _open(tuple(ReconRange(b, m, d) for b, (m, d) in zip(bounds, ranges, strict=True)))
+    with contextlib.suppress(RemoteProtocolError):
+        session.receive(frame)
+    assert session.need <= set(POOL)
