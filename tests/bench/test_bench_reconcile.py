@@ -4,7 +4,9 @@ Run with ``make bench`` (or ``pytest -s tests/bench/test_bench_reconcile.py``). 
 synthetic (timestamp spread over three years of hybrid-clock time, CID of random bytes):
 the reconcile only ever sees keys, so signing 100,000 records would measure signing.
 Prints round trips and bytes on the wire (whole frames, as encoded), the same for the
-baseline of sending the whole CID list in the same run, and median wall times.
+baseline of sending the whole CID list in the same run, and median wall times. Each case
+then runs again with coded ranges (what two current hubs use) beside the plain protocol,
+back to back, printing bytes, round trips and each side's CPU time.
 """
 
 from __future__ import annotations
@@ -210,8 +212,10 @@ def test_bench_100k_on_lmdb_with_the_incremental_index(tmp_path: Path) -> None:
 
 # -- an offline evaluation: a rateless IBLT instead of the range fingerprints ---------
 #
-# Not a protocol: what a rateless coded last round (Yang et al., "Practical Rateless
-# Set Reconciliation", SIGCOMM 2024) would cost on the same 100k items, d = 100. A sends
+# Not the protocol's coded ranges (those code small ranges after the fingerprints have
+# narrowed the difference down, see docs/protocol.md): what a rateless coded last round
+# (Yang et al., "Practical Rateless Set Reconciliation", SIGCOMM 2024) over the whole
+# set would cost on the same 100k items, d = 100. A sends
 # coded symbols of its whole set in order; B subtracts its own symbols and peels; B then
 # knows both differences and sends A the keys A lacks.
 
