@@ -413,8 +413,8 @@ class ReconcileSession:
     def _spend(self, keys: int, end: int) -> bool:
         """Account for coding ``keys`` keys up to symbol ``end`` (a salted hash and a
         walk of about 2 ln(1 + end/2) steps each); False once the session's budget,
-        8 units per key of our set plus 65,536, would be exceeded: one symbol of our
-        whole set eight times, or 128 of it once. An honest reconcile codes the keys
+        8 units per key of our set plus 65,536, would be exceeded: roughly one symbol
+        of our whole set eight times, or 128 of it once. An honest reconcile codes the keys
         of some ranges a few times with a few symbols (100,000 items differing by
         100: about 33,000 keys, under 2 units each)."""
         if self._work_budget < 0:
@@ -441,7 +441,10 @@ class ReconcileSession:
         if not 1 <= batch <= MAX_CODED_SYMBOLS - entry.sent:
             raise RemoteProtocolError(f"reconcile 'more' past {MAX_CODED_SYMBOLS} symbols")
         if not self._spend(len(entry.keys), entry.sent + batch):
-            raise RemoteProtocolError("reconcile 'more' asks for too much coding work")
+            # Our coding budget is spent: split the range instead (the peer takes the
+            # fingerprints as for any range; a peer that asks on gets no symbols).
+            self._describe(lo, upper, out)
+            return
         self._sent_coded[(lo, upper)] = entry
         out.add(ReconRange(upper, RANGE_CODED, self._coded_data(lo, upper, batch)))
 

@@ -18,6 +18,7 @@ from craftnet.protocol.messages import (
     RANGE_CODED,
     RANGE_DECODED,
     RANGE_FINGERPRINT,
+    RANGE_IDLIST,
     RANGE_MORE,
     RANGE_SKIP,
     RECON_CODED_VERSION,
@@ -423,3 +424,12 @@ def test_random_coded_input_only_ever_raises_remote_errors(
     with contextlib.suppress(RemoteProtocolError):
         session.receive(frame)
     assert session.need <= set(POOL)
+
+
+def test_more_past_our_coding_budget_is_answered_by_splitting() -> None:
+    left, sent = _coding_initiator()
+    left._work_budget = left._work  # spent: as after a long hostile session
+    (reply,) = left.receive(_answer_all(left, sent, RANGE_MORE, encode_varint(4)))
+    modes = {r.mode for r in reply.ranges}
+    assert RANGE_CODED not in modes
+    assert modes & {RANGE_FINGERPRINT, RANGE_IDLIST}
