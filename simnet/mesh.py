@@ -35,6 +35,25 @@ def announced(data: bytes) -> tuple[Cid, ...]:
     return message.records + message.heads if isinstance(message, Announce) else ()
 
 
+class _Copy:
+    """A copy of a gossip message on its way to a hub, and the later copies of the same
+    message to the same hub, which arrive after it (``(when, conn, sender, hops)``).
+
+    Once this copy is taken or counted as a duplicate, the hub has seen the message and
+    the later ones are duplicates: they are counted then, without an event each (two of
+    three copies in a flood are duplicates). If this copy's connection closed before it
+    arrived, the later copies become events of their own. A hub whose engine restarts
+    forgets what it saw, but it went offline first, which closed every connection the
+    later copies were on.
+    """
+
+    __slots__ = ("later", "when")
+
+    def __init__(self, when: float) -> None:
+        self.when = when
+        self.later: list[tuple[float, Conn, PeerId, int]] = []
+
+
 class Mesh(Part):
     """The gossip tables of one run and the relaying between hubs."""
 
@@ -49,6 +68,9 @@ class Mesh(Part):
         self.ids: dict[bytes, int] = {}
         self.seen: list[bytearray] = []
         self.hops: list[int] = []
+        # The earliest copy of each message on its way to each hub, keyed by
+        # mid << 32 | hub index, while it travels.
+        self._flight: dict[int, _Copy] = {}
 
     def forget_hub(self, index: int) -> None:
         """The hub restarted: GossipSub's seen cache is gone, messages may come again."""
@@ -95,26 +117,43 @@ class Mesh(Part):
         sent = 0
         transmit = self.sim.network.transmit
         peer = hub.peer
+        flight = self._flight
+        row = mid << 32
         for i in targets:
             conn = conns[i]
             if hub.loss and self.net_rng.random() < hub.loss:
                 self.stats["gossip_lost"] += 1
                 continue
             sent += 1
-            schedule(
-                transmit(hub, conn, size) + delay, arrive, (conn, hubs[i], peer, mid, hops + 1)
-            )
+            # The copy takes its uplink time and its place in the stream's order either way.
+            when = transmit(hub, conn, size) + delay
+            first = flight.get(row + i)
+            if first is not None and first.when <= when:
+                # An earlier copy reaches this hub first: this one is a duplicate unless
+                # that copy is dropped (see _Copy), so it needs no event of its own.
+                first.later.append((when, conn, peer, hops + 1))
+                continue
+            copy = flight[row + i] = _Copy(when)
+            schedule(when, arrive, (conn, hubs[i], peer, mid, hops + 1, copy))
         self.stats["gossip_messages"] += sent
 
-    def arrive(self, arg: tuple[Conn, SimHub, PeerId, int, int]) -> None:
+    def arrive(self, arg: tuple[Conn, SimHub, PeerId, int, int, _Copy | None]) -> None:
         """A copy of a gossip message reaches a hub."""
-        conn, dst, src, mid, hops = arg
+        conn, dst, src, mid, hops, copy = arg
         if dst.paused:
             dst.backlog.append((self.arrive, arg))
             return
         index = dst.index
         if dst.conns.get(conn.a if conn.b == index else conn.b) is not conn:
+            if copy is not None:
+                self._dropped(copy, dst, mid)
             return
+        if copy is not None:
+            key = mid << 32 | index
+            if self._flight.get(key) is copy:
+                del self._flight[key]
+            if copy.later:
+                self.stats["gossip_duplicates"] += len(copy.later)
         seen = self.seen[mid]
         if seen[index]:
             self.stats["gossip_duplicates"] += 1
@@ -146,6 +185,16 @@ class Mesh(Part):
                 return
         self.forward(dst, mid, data, hops)
 
+    def _dropped(self, copy: _Copy, dst: SimHub, mid: int) -> None:
+        """The copy's connection closed before it arrived: the copies that were to follow
+        it are no longer certain duplicates, so each travels as an event of its own."""
+        key = mid << 32 | dst.index
+        if self._flight.get(key) is copy:
+            del self._flight[key]
+        for when, conn, src, hops in copy.later:
+            self.kernel.at(when, self.arrive, (conn, dst, src, mid, hops, None))
+        copy.later.clear()
+
     def admitted(self, arg: tuple[Conn, SimHub, SimHub]) -> None:
         """py-libp2p hands a newly admitted peer what it queued for it, all at once: the
         messages it sent lately that the peer has not seen (up to admission_queue)."""
@@ -160,5 +209,5 @@ class Mesh(Part):
                     continue
                 size = len(self.data[mid])
                 when = transmit(src, conn, size)
-                self.kernel.at(when, self.arrive, (conn, dst, src.peer, mid, 1))
+                self.kernel.at(when, self.arrive, (conn, dst, src.peer, mid, 1, None))
                 self.stats["gossip_messages"] += 1
