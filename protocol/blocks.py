@@ -158,11 +158,15 @@ def _parse_block(cid: Cid, data: bytes) -> ParsedBlock:
     except CodecError:
         parsed = (False, None, ())
     else:
+        links = tuple(codec.iter_links(value))
         try:
-            record: Record | None = Record.from_block(data, cid)
+            # The value decoded here, taken over, and the CID the caller checked:
+            # Record.from_block would hash the bytes twice more and decode them again
+            # (a record over MAX_RECORD_SIZE is refused by from_decoded too).
+            record: Record | None = Record.from_decoded(value, data, cid=cid)
         except RecordError:
             record = None
-        parsed = (True, record, tuple(codec.iter_links(value)))
+        parsed = (True, record, links)
     if cache is not None:
         cache.put_parsed(cid, len(data), parsed)
     return parsed
@@ -216,7 +220,8 @@ class BlockExchange:
         self.verifier: Verifier = verifier or KeyVerifier()
         self._batch_verifier = self.verifier if isinstance(self.verifier, BatchVerifier) else None
         # Blocks parsed ahead by prepare(), for _check (only within one prepare/settle).
-        self._prepared: dict[Cid, ParsedBlock] = {}
+        # What prepare() made of a block: the bytes it hashed against the CID, the parse.
+        self._prepared: dict[Cid, tuple[bytes, ParsedBlock]] = {}
         self.policy = policy
         self.wants: dict[Cid, _Wanted] = {}
         # Counts every block ever put on the want list: a saved list is a superset of
@@ -623,7 +628,10 @@ class BlockExchange:
             if req is None and not late and not self.have(msg.cid):
                 self.offences.append((peer, OffenceKind.UNSOLICITED_BLOCK))
             return []
-        if not msg.cid.verify(msg.data):
+        prepared = self._prepared.get(msg.cid)
+        # prepare() hashed these very bytes against the CID already (a record: hashed
+        # once, not twice); other bytes under the same CID are hashed here.
+        if (prepared is None or prepared[0] is not msg.data) and not msg.cid.verify(msg.data):
             self.offences.append((peer, OffenceKind.BAD_BLOCK))
             entry.providers.discard(peer)
             entry.promised.discard(peer)
@@ -656,7 +664,8 @@ class BlockExchange:
                 continue
             if not cid.verify(msg.data):
                 continue
-            parsed = self._prepared[cid] = _parse_block(cid, msg.data)
+            parsed = _parse_block(cid, msg.data)
+            self._prepared[cid] = (msg.data, parsed)
             record = parsed[1]
             if parsed[0] and record is not None:
                 signed.append((record.author, record.sig, record.signed_bytes()))
@@ -680,7 +689,7 @@ class BlockExchange:
         if cid.codec == DAG_CBOR:
             # data matches cid here, as it did for prepare(): the same bytes.
             prepared = self._prepared.pop(cid, None)
-            canonical, record, found = prepared or _parse_block(cid, data)
+            canonical, record, found = _parse_block(cid, data) if prepared is None else prepared[1]
             if not canonical:
                 self.offences.append((peer, OffenceKind.BAD_BLOCK))
                 return None
