@@ -627,6 +627,8 @@ class SyncEngine:
             return
         self.exchange.heard(peer_id, now)
         peer.decoder.receive_data(data)
+        if peer.decoder.waiting:
+            return  # a slice of a frame still incomplete (most reads of a big block)
         # Every whole frame of this read is decoded first, so that the records among the
         # blocks can have their signatures checked together; they are then handled one
         # by one, in order, exactly as they came.

@@ -425,6 +425,9 @@ class FrameDecoder:
         self._broken: FrameError | None = None
         self.bytes_received = 0
         self.last_frame_size = 0
+        # Bytes the buffer must hold for the frame begun in it to be whole (0: not known
+        # yet): a block arrives in dozens of reads, and each need not parse its header.
+        self._need = 0
 
     def receive_data(self, data: bytes) -> None:
         """Append a slice of the stream."""
@@ -451,10 +454,18 @@ class FrameDecoder:
         """Bytes received but not yet part of a returned message."""
         return len(self._buffer)
 
+    @property
+    def waiting(self) -> bool:
+        """True while the frame begun in the buffer is known to be incomplete (so
+        :meth:`next_message` would return None)."""
+        return len(self._buffer) < self._need and self._broken is None
+
     def next_message(self) -> Message | None:
         """Return the next whole message, or None until more bytes arrive."""
         if self._broken is not None:
             raise self._broken
+        if len(self._buffer) < self._need:
+            return None
         try:
             header = _frame_header(self._buffer, self.max_frame_size)
         except FrameError as exc:
@@ -466,7 +477,9 @@ class FrameDecoder:
         buffer = self._buffer
         end = start + length
         if len(buffer) < end:
+            self._need = end
             return None
+        self._need = 0
         self.last_frame_size = end
         if _current.get() is None:
             block = _block_body(buffer, start, end)

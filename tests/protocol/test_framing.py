@@ -402,3 +402,20 @@ def test_a_block_over_the_block_limit_is_refused_by_the_message_checks() -> None
     body = _body(to_wire(Block(1, Cid.of(data), data)))
     assert _streamed(body) == _strict(body)
     assert _strict(body)[0] is MalformedMessage  # type: ignore[index]
+
+
+def test_a_decoder_knows_when_the_frame_it_holds_is_incomplete() -> None:
+    data = bytes(100_000)
+    frame = encode_frame(Block(4, Cid.of(data), data)) + encode_frame(End(4))
+    decoder = FrameDecoder()
+    assert not decoder.waiting  # nothing known yet
+    decoder.receive_data(frame[:1])
+    assert decoder.next_message() is None and not decoder.waiting  # the length is cut
+    decoder.receive_data(frame[1:50_000])
+    assert decoder.next_message() is None and decoder.waiting
+    decoder.receive_data(frame[50_000:-1])
+    assert not decoder.waiting
+    assert decoder.next_message() == Block(4, Cid.of(data), data)
+    assert decoder.next_message() is None and decoder.waiting  # End is one byte short
+    decoder.receive_data(frame[-1:])
+    assert decoder.next_message() == End(4) and not decoder.waiting and not decoder.buffered
