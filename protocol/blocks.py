@@ -25,8 +25,9 @@ from __future__ import annotations
 
 import random
 from collections import deque
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Final, Protocol
+from typing import Final, Protocol, runtime_checkable
 
 from craftnet.archive import codec
 from craftnet.archive.cid import CID_BYTES_LEN, DAG_CBOR, Cid
@@ -74,6 +75,20 @@ class BlockSource(Protocol):
 
     def get_block(self, cid: Cid) -> bytes | None:
         """The block's bytes, or None."""
+        ...
+
+
+@runtime_checkable
+class ManyBlockSource(BlockSource, Protocol):
+    """A :class:`BlockSource` that also reads many blocks at once (the store: one read
+    transaction for a whole want, not one per block)."""
+
+    def has_blocks(self, cids: Sequence[Cid]) -> list[bool]:
+        """For each CID, whether the block is stored."""
+        ...
+
+    def get_blocks(self, cids: Sequence[Cid]) -> list[bytes | None]:
+        """For each CID, the block's bytes or None."""
         ...
 
 
@@ -215,6 +230,7 @@ class BlockExchange:
         policy: Policy = DEFAULT_POLICY,
     ) -> None:
         self.blocks = blocks
+        self._many = blocks if isinstance(blocks, ManyBlockSource) else None
         self.rng = rng
         self.config = config or BlockConfig()
         self.verifier: Verifier = verifier or KeyVerifier()
@@ -265,8 +281,18 @@ class BlockExchange:
         many of ``cids`` were refused for that.
         """
         refused = 0
+        stored = self._stored
+        many = self._many
+        held: set[Cid] | None = None
+        if many is not None and len(cids) > 1:
+            # One read of the store for the lot (a reconcile hands over thousands).
+            fresh = [cid for cid in cids if cid not in stored]
+            held = {cid for cid, has in zip(fresh, many.has_blocks(fresh), strict=True) if has}
         for cid in cids:
-            if self.have(cid):
+            if held is not None:
+                if cid in stored or cid in held:
+                    continue
+            elif self.have(cid):
                 continue
             entry = self.wants.get(cid)
             if (
@@ -554,8 +580,13 @@ class BlockExchange:
         out: list[Message] = []
         have: list[Cid] = []
         missing: list[Cid] = []
-        for cid in want.cids:
-            data = self.blocks.get_block(cid)
+        many = self._many
+        found = (
+            many.get_blocks(want.cids)
+            if many is not None
+            else [self.blocks.get_block(cid) for cid in want.cids]
+        )
+        for cid, data in zip(want.cids, found, strict=True):
             if data is None:
                 missing.append(cid)
             elif want.have_only:
