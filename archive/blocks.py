@@ -12,7 +12,7 @@ Code outside archive/ reads and writes blocks only through these functions (and
 from __future__ import annotations
 
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Final, Literal
 
@@ -115,8 +115,8 @@ def has_block(txn: ReadTxn, cid: Cid) -> bool:
 class StoreBlockSource:
     """A store's blocks as the sync engine reads them (``protocol.blocks.BlockSource``).
 
-    Each call reads its own snapshot: the engine asks one block at a time, between
-    writes that other threads and processes make.
+    Each call reads its own snapshot: the engine asks between writes that other
+    threads and processes make (one block at a time, or all of a want at once).
     """
 
     def __init__(self, store: Store) -> None:
@@ -131,6 +131,17 @@ class StoreBlockSource:
         """The block's bytes, or None."""
         with self.store.read() as txn:
             return find_block(txn, cid)
+
+    def has_blocks(self, cids: Sequence[Cid]) -> list[bool]:
+        """For each CID, whether the block is stored (one snapshot for all: a read
+        transaction costs several times what a lookup in it costs)."""
+        with self.store.read() as txn:
+            return [has_block(txn, cid) for cid in cids]
+
+    def get_blocks(self, cids: Sequence[Cid]) -> list[bytes | None]:
+        """For each CID, the block's bytes or None (one snapshot for all)."""
+        with self.store.read() as txn:
+            return [find_block(txn, cid) for cid in cids]
 
 
 @dataclass(frozen=True, slots=True)

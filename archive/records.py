@@ -85,7 +85,9 @@ class Record:
         return cls._from_parts(unsigned, sig, block)
 
     @classmethod
-    def _from_parts(cls, unsigned: dict[str, Any], sig: bytes, block: bytes) -> Record:
+    def _from_parts(
+        cls, unsigned: dict[str, Any], sig: bytes, block: bytes, cid: Cid | None = None
+    ) -> Record:
         return cls(
             type=unsigned["type"],
             v=unsigned["v"],
@@ -95,7 +97,7 @@ class Record:
             ts=unsigned["ts"],
             sig=sig,
             block=block,
-            cid=Cid.of(block, DAG_CBOR),
+            cid=Cid.of(block, DAG_CBOR) if cid is None else cid,
         )
 
     @classmethod
@@ -112,11 +114,13 @@ class Record:
         return cls.from_decoded(value, block)
 
     @classmethod
-    def from_decoded(cls, value: Any, block: bytes) -> Record:
+    def from_decoded(cls, value: Any, block: bytes, *, cid: Cid | None = None) -> Record:
         """Parse a record from ``value``, which :func:`codec.decode` made of ``block``.
 
         For callers that decoded the block already (to see what kind of block it is);
-        checks the envelope but not the signature, and takes ``value`` over.
+        checks the envelope but not the signature, and takes ``value`` over. ``cid``:
+        the block's DAG-CBOR CID, which the caller has checked against ``block`` (else
+        it is computed here).
         """
         if len(block) > MAX_RECORD_SIZE:
             raise RecordError(f"record block is {len(block)} bytes; the limit is {MAX_RECORD_SIZE}")
@@ -126,7 +130,9 @@ class Record:
         if not isinstance(sig, bytes):
             raise RecordError("record has no signature (field 'sig' must be bytes)")
         _check_envelope(value)
-        return cls._from_parts(value, sig, bytes(block))
+        if cid is not None and cid.codec != DAG_CBOR:
+            raise RecordError(f"a record is DAG-CBOR; {cid} names another codec")
+        return cls._from_parts(value, sig, bytes(block), cid)
 
     def unsigned(self) -> dict[str, Any]:
         """The envelope without ``sig``: the value the signature covers."""

@@ -25,8 +25,9 @@ from __future__ import annotations
 
 import random
 from collections import deque
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Final, Protocol
+from typing import Final, Protocol, runtime_checkable
 
 from craftnet.archive import codec
 from craftnet.archive.cid import CID_BYTES_LEN, DAG_CBOR, Cid
@@ -74,6 +75,20 @@ class BlockSource(Protocol):
 
     def get_block(self, cid: Cid) -> bytes | None:
         """The block's bytes, or None."""
+        ...
+
+
+@runtime_checkable
+class ManyBlockSource(BlockSource, Protocol):
+    """A :class:`BlockSource` that also reads many blocks at once (the store: one read
+    transaction for a whole want, not one per block)."""
+
+    def has_blocks(self, cids: Sequence[Cid]) -> list[bool]:
+        """For each CID, whether the block is stored."""
+        ...
+
+    def get_blocks(self, cids: Sequence[Cid]) -> list[bytes | None]:
+        """For each CID, the block's bytes or None."""
         ...
 
 
@@ -158,11 +173,15 @@ def _parse_block(cid: Cid, data: bytes) -> ParsedBlock:
     except CodecError:
         parsed = (False, None, ())
     else:
+        links = tuple(codec.iter_links(value))
         try:
-            record: Record | None = Record.from_block(data, cid)
+            # The value decoded here, taken over, and the CID the caller checked:
+            # Record.from_block would hash the bytes twice more and decode them again
+            # (a record over MAX_RECORD_SIZE is refused by from_decoded too).
+            record: Record | None = Record.from_decoded(value, data, cid=cid)
         except RecordError:
             record = None
-        parsed = (True, record, tuple(codec.iter_links(value)))
+        parsed = (True, record, links)
     if cache is not None:
         cache.put_parsed(cid, len(data), parsed)
     return parsed
@@ -211,12 +230,14 @@ class BlockExchange:
         policy: Policy = DEFAULT_POLICY,
     ) -> None:
         self.blocks = blocks
+        self._many = blocks if isinstance(blocks, ManyBlockSource) else None
         self.rng = rng
         self.config = config or BlockConfig()
         self.verifier: Verifier = verifier or KeyVerifier()
         self._batch_verifier = self.verifier if isinstance(self.verifier, BatchVerifier) else None
         # Blocks parsed ahead by prepare(), for _check (only within one prepare/settle).
-        self._prepared: dict[Cid, ParsedBlock] = {}
+        # What prepare() made of a block: the bytes it hashed against the CID, the parse.
+        self._prepared: dict[Cid, tuple[bytes, ParsedBlock]] = {}
         self.policy = policy
         self.wants: dict[Cid, _Wanted] = {}
         # Counts every block ever put on the want list: a saved list is a superset of
@@ -260,8 +281,18 @@ class BlockExchange:
         many of ``cids`` were refused for that.
         """
         refused = 0
+        stored = self._stored
+        many = self._many
+        held: set[Cid] | None = None
+        if many is not None and len(cids) > 1:
+            # One read of the store for the lot (a reconcile hands over thousands).
+            fresh = [cid for cid in cids if cid not in stored]
+            held = {cid for cid, has in zip(fresh, many.has_blocks(fresh), strict=True) if has}
         for cid in cids:
-            if self.have(cid):
+            if held is not None:
+                if cid in stored or cid in held:
+                    continue
+            elif self.have(cid):
                 continue
             entry = self.wants.get(cid)
             if (
@@ -549,8 +580,13 @@ class BlockExchange:
         out: list[Message] = []
         have: list[Cid] = []
         missing: list[Cid] = []
-        for cid in want.cids:
-            data = self.blocks.get_block(cid)
+        many = self._many
+        found = (
+            many.get_blocks(want.cids)
+            if many is not None
+            else [self.blocks.get_block(cid) for cid in want.cids]
+        )
+        for cid, data in zip(want.cids, found, strict=True):
             if data is None:
                 missing.append(cid)
             elif want.have_only:
@@ -623,7 +659,10 @@ class BlockExchange:
             if req is None and not late and not self.have(msg.cid):
                 self.offences.append((peer, OffenceKind.UNSOLICITED_BLOCK))
             return []
-        if not msg.cid.verify(msg.data):
+        prepared = self._prepared.get(msg.cid)
+        # prepare() hashed these very bytes against the CID already (a record: hashed
+        # once, not twice); other bytes under the same CID are hashed here.
+        if (prepared is None or prepared[0] is not msg.data) and not msg.cid.verify(msg.data):
             self.offences.append((peer, OffenceKind.BAD_BLOCK))
             entry.providers.discard(peer)
             entry.promised.discard(peer)
@@ -656,7 +695,8 @@ class BlockExchange:
                 continue
             if not cid.verify(msg.data):
                 continue
-            parsed = self._prepared[cid] = _parse_block(cid, msg.data)
+            parsed = _parse_block(cid, msg.data)
+            self._prepared[cid] = (msg.data, parsed)
             record = parsed[1]
             if parsed[0] and record is not None:
                 signed.append((record.author, record.sig, record.signed_bytes()))
@@ -680,7 +720,7 @@ class BlockExchange:
         if cid.codec == DAG_CBOR:
             # data matches cid here, as it did for prepare(): the same bytes.
             prepared = self._prepared.pop(cid, None)
-            canonical, record, found = prepared or _parse_block(cid, data)
+            canonical, record, found = _parse_block(cid, data) if prepared is None else prepared[1]
             if not canonical:
                 self.offences.append((peer, OffenceKind.BAD_BLOCK))
                 return None

@@ -82,7 +82,12 @@ from craftnet.protocol.events import (
     TimerId,
     TimerKind,
 )
-from craftnet.protocol.framing import MAX_FRAME_SIZE, FrameDecoder, encode_frame
+from craftnet.protocol.framing import (
+    MAX_FRAME_SIZE,
+    FrameDecoder,
+    encode_frame,
+    encode_frame_parts,
+)
 from craftnet.protocol.gossip import Gossip, HeldAnnouncements, Reannounce
 from craftnet.protocol.items import TS_BYTES, ItemSource
 from craftnet.protocol.members import EVERYONE, Members
@@ -452,10 +457,13 @@ class SyncEngine:
 
     def _send(self, peer: _Peer, messages: list[Message], out: list[Command]) -> int:
         limit = self.config.max_frame_size
-        if len(messages) == 1:
+        if len(messages) == 1 and type(messages[0]) is not Block:
             data = encode_frame(messages[0], max_frame_size=limit)
         else:
-            data = b"".join([encode_frame(m, max_frame_size=limit) for m in messages])
+            # A block's data is joined into the answer as it is (one copy).
+            data = b"".join(
+                [part for m in messages for part in encode_frame_parts(m, max_frame_size=limit)]
+            )
         if data:
             out.append(Send(peer.peer, data))
         return len(data)
@@ -624,6 +632,8 @@ class SyncEngine:
             return
         self.exchange.heard(peer_id, now)
         peer.decoder.receive_data(data)
+        if peer.decoder.waiting:
+            return  # a slice of a frame still incomplete (most reads of a big block)
         # Every whole frame of this read is decoded first, so that the records among the
         # blocks can have their signatures checked together; they are then handled one
         # by one, in order, exactly as they came.

@@ -67,6 +67,10 @@ def test_find_block_and_the_engine_s_block_source(store: Store) -> None:
     source = StoreBlockSource(store)
     assert source.has_block(cid) and source.get_block(cid) == LOOM_NOTES
     assert not source.has_block(absent) and source.get_block(absent) is None
+    # Many at once (one snapshot for a whole want), in the order asked, repeats too.
+    assert source.has_blocks([absent, cid, cid]) == [False, True, True]
+    assert source.get_blocks([cid, absent]) == [LOOM_NOTES, None]
+    assert source.has_blocks([]) == [] and source.get_blocks([]) == []
 
 
 def test_oversized_blocks_are_refused(store: Store) -> None:

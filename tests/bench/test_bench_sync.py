@@ -74,18 +74,27 @@ FILE_MB = 64
 CHUNK = MIB
 
 
-async def raw_seconds(total: int, piece: int = MIB) -> float:
+async def raw_seconds(total: int, piece: int = MIB, *, distinct: bytes | None = None) -> float:
     """Seconds to carry ``total`` bytes through one libp2p stream between two hosts on
-    loopback (Noise + yamux), in writes of ``piece`` bytes."""
+    loopback (Noise + yamux), in writes of ``piece`` bytes.
+
+    The baseline writes one ``piece`` of random bytes again and again, and the reader
+    drops what it reads. With ``distinct`` (``total`` bytes), the writer sends those
+    bytes, each once, and the reader keeps them: as a sync does, whose blocks are all
+    different and are kept until written (an added comparison; the baseline stays).
+    """
     a = Libp2pNetwork(os.urandom(32), "/bench")
     b = Libp2pNetwork(os.urandom(32), "/bench")
     received = trio.Event()
     got = 0
+    kept: list[bytes] = []
 
     async def sink(peer: PeerId, stream: ByteStream) -> None:
         nonlocal got
         while data := await stream.read(MIB):
             got += len(data)
+            if distinct is not None:
+                kept.append(data)
         received.set()
 
     b.set_stream_handler(sink)
@@ -96,7 +105,11 @@ async def raw_seconds(total: int, piece: int = MIB) -> float:
         start = time.perf_counter()
         left = total
         while left > 0:
-            await stream.write(buf[: min(left, piece)])
+            if distinct is None:
+                await stream.write(buf[: min(left, piece)])
+            else:
+                done = total - left
+                await stream.write(distinct[done : done + min(left, piece)])
             left -= piece
         await stream.close()
         await received.wait()
@@ -202,6 +215,11 @@ def test_craftnet_sync_of_records_and_files_against_a_raw_stream(tmp_path: Path)
     # check ahead, so in the later runs) are not counted.
     sync_cpu: list[float] = []
     raw_cpu: list[float] = []
+    # An added comparison, not the issue's baseline: the same stream carrying distinct
+    # bytes, each once, which the reader keeps (as a sync's blocks are), in the same runs.
+    blob = os.urandom(total)
+    distinct: list[float] = []
+    distinct_cpu: list[float] = []
 
     async def main() -> None:
         async with trio.open_nursery() as nursery:
@@ -210,6 +228,9 @@ def test_craftnet_sync_of_records_and_files_against_a_raw_stream(tmp_path: Path)
                 cpu = time.process_time()
                 raws.append(await raw_seconds(total))
                 raw_cpu.append(time.process_time() - cpu)
+                cpu = time.process_time()
+                distinct.append(await raw_seconds(total, distinct=blob))
+                distinct_cpu.append(time.process_time() - cpu)
                 home = tmp_path / f"target-{run}"
                 home.mkdir()
                 store = LmdbStore(home / "store")
@@ -237,6 +258,13 @@ def test_craftnet_sync_of_records_and_files_against_a_raw_stream(tmp_path: Path)
         f"CPU seconds of the process, same runs: craftnet sync median {cpu_sync:.2f} "
         f"{[round(s, 2) for s in sync_cpu]}, raw stream median {cpu_raw:.2f} "
         f"{[round(s, 2) for s in raw_cpu]}; ratio {cpu_raw / cpu_sync:.2f}"
+    )
+    distinct_s, distinct_c = statistics.median(distinct), statistics.median(distinct_cpu)
+    print(
+        f"added comparison: the raw stream carrying {total / 1e6:.1f} MB of distinct bytes "
+        f"that the reader keeps: median {distinct_s:.2f} s {[round(s, 2) for s in distinct]} "
+        f"(ratio {distinct_s / sync_s:.2f}), CPU median {distinct_c:.2f} "
+        f"{[round(s, 2) for s in distinct_cpu]} (ratio {distinct_c / cpu_sync:.2f})"
     )
     for setup in (source, target):
         setup.store.close()

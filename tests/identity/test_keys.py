@@ -436,3 +436,56 @@ def test_a_400000_character_did_is_refused_undecoded_with_a_short_message(
 def test_every_did_key_is_56_characters() -> None:
     assert {len(PrivateKey.generate().did) for _ in range(200)} == {DID_KEY_LEN}
     assert len(_did_of(b"\xed\x01" + bytes(32))) == len(_did_of(b"\xed\x01" + b"\xff" * 32))
+
+
+# --- libsodium first, OpenSSL for the verdict -----------------------------------------
+# PublicKey.verify asks libsodium first and OpenSSL only when libsodium refuses. That is
+# the old behaviour only if libsodium accepts nothing OpenSSL (after the strict checks)
+# refuses: checked here on every vector and on signatures damaged at random.
+
+
+def _openssl_only(key: PublicKey, signature: bytes, message: bytes) -> str | None:
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(keys, "crypto_sign_open", _refuse)
+        return _verdict(key, signature, message)
+
+
+def _refuse(signed: bytes, raw: bytes) -> bytes:
+    from nacl.exceptions import BadSignatureError
+
+    raise BadSignatureError("libsodium left out")
+
+
+def _verdict(key: PublicKey, signature: bytes, message: bytes) -> str | None:
+    try:
+        key.verify(signature, message)
+    except BadSignature as exc:
+        return str(exc)
+    return None
+
+
+def test_every_vector_gets_the_same_verdict_with_and_without_libsodium() -> None:
+    cases = [
+        (c["pub_key"], c["signature"], c["message"])
+        for c in SPECCHECK
+        if c["rejected_at"] != "public_key"
+    ]
+    cases += [(p.values[0], p.values[1]["sig"], p.values[1]["msg"]) for p in WYCHEPROOF]
+    for public, signature, message in cases:
+        key = PublicKey(bytes.fromhex(public))
+        sig, msg = bytes.fromhex(signature), bytes.fromhex(message)
+        assert _verdict(key, sig, msg) == _openssl_only(key, sig, msg), (public, signature)
+
+
+@given(st.binary(min_size=32, max_size=32), st.binary(max_size=64), st.integers(0, 63),
+       st.integers(1, 255))
+def test_a_damaged_signature_gets_the_same_verdict_with_and_without_libsodium(
+    seed: bytes, message: bytes, at: int, flip: int
+) -> None:
+    key = PrivateKey.from_seed(seed)
+    signature = key.sign(message)
+    assert _verdict(key.public, signature, message) is None
+    damaged = signature[:at] + bytes([signature[at] ^ flip]) + signature[at + 1 :]
+    verdict = _verdict(key.public, damaged, message)
+    assert verdict is not None and verdict == _openssl_only(key.public, damaged, message)
+    assert _verdict(key.public, signature, message + b"!") is not None

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import random
+from collections.abc import Sequence
 
 import pytest
 from hypothesis import given
@@ -230,3 +231,41 @@ def test_a_want_stored_by_another_path_is_dropped() -> None:
     ((_, want),) = _wants(ex.pump(0.0, {P1}))
     assert want.cids == (CIDS[1],)
     assert CIDS[0] not in ex.wants
+
+
+class _ManyBlocks(DictBlocks):
+    """A source that reads many blocks at once (as the store's does), counting calls."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.single = 0
+
+    def has_block(self, cid: Cid) -> bool:
+        self.single += 1
+        return super().has_block(cid)
+
+    def get_block(self, cid: Cid) -> bytes | None:
+        self.single += 1
+        return super().get_block(cid)
+
+    def has_blocks(self, cids: Sequence[Cid]) -> list[bool]:
+        return [cid in self.blocks for cid in cids]
+
+    def get_blocks(self, cids: Sequence[Cid]) -> list[bytes | None]:
+        return [self.blocks.get(cid) for cid in cids]
+
+
+def test_a_source_that_reads_many_at_once_serves_and_wants_as_one_at_a_time() -> None:
+    plain, many = DictBlocks(), _ManyBlocks()
+    for source in (plain, many):
+        source.blocks[CIDS[0]] = CHUNKS[0]
+        source.blocks[CIDS[2]] = CHUNKS[2]
+    one, batched = BlockExchange(plain, random.Random(0)), BlockExchange(many, random.Random(0))
+    asked = Want(7, (CIDS[1], CIDS[0], CIDS[2], CIDS[1]))
+    assert batched.serve(asked) == one.serve(asked)
+    for ex in (one, batched):
+        ex.peer_ready(P1)
+        ex.want([*CIDS, CIDS[1]], P1)
+    assert set(batched.wants) == set(one.wants) == set(CIDS) - {CIDS[0], CIDS[2]}
+    assert _wants(batched.pump(0.0, {P1})) == _wants(one.pump(0.0, {P1}))
+    assert many.single <= len(CIDS)  # what pump re-checks, one by one as before

@@ -26,6 +26,7 @@ from craftnet.protocol.framing import (
     decode_frame,
     decode_varint,
     encode_frame,
+    encode_frame_parts,
     encode_varint,
 )
 from craftnet.protocol.messages import (
@@ -298,3 +299,123 @@ def test_announcement_signature_covers_every_field() -> None:
     Announce(
         *[getattr(announce, f) for f in ("did", "ts", "records", "heads", "sig")], (b"x",)
     ).verify()
+
+
+# ---------------------------------------------------------------- block frames' short path
+# Block frames are written as a head plus the data itself and read without the CBOR
+# codec (framing.py). Both must give exactly what the codec gives, and any body that is
+# not exactly the canonical encoding of a valid block must meet the strict decoder.
+
+BLOCK_SIZES = [0, 1, 23, 24, 255, 256, 65_535, 65_536, 1024 * 1024, codec.MAX_BLOCK_SIZE]
+REQS = [0, 1, 23, 24, 255, 256, 65_535, 65_536, 2**32 - 1, 2**32, 2**63 - 1]
+
+
+def _strict(body: bytes) -> Message | tuple[type[Exception], str]:
+    """What the strict decoder (codec and message checks) makes of ``body``."""
+    try:
+        return decode_body(body)
+    except RemoteProtocolError as exc:
+        return type(exc), str(exc)
+
+
+def _streamed(body: bytes) -> Message | tuple[type[Exception], str]:
+    """What a stream decoder makes of the frame holding ``body``."""
+    decoder = FrameDecoder()
+    decoder.receive_data(encode_varint(len(body)) + body)
+    try:
+        message = decoder.next_message()
+    except RemoteProtocolError as exc:
+        return type(exc), str(exc)
+    assert message is not None and not decoder.buffered
+    return message
+
+
+@pytest.mark.parametrize("size", BLOCK_SIZES)
+def test_block_frames_in_parts_are_the_codecs_bytes(size: int) -> None:
+    data = bytes(range(256)) * (size // 256) + bytes(size % 256)
+    for req in REQS:
+        block = Block(req, Cid.of(data), data)
+        parts = encode_frame_parts(block)
+        assert parts[-1] is data  # handed on as it is, not copied
+        frame = b"".join(parts)
+        assert frame == encode_frame(block)
+        decoder = FrameDecoder()
+        decoder.receive_data(frame)
+        assert decoder.next_message() == block
+        assert decoder.last_frame_size == len(frame) and not decoder.buffered
+
+
+def test_other_messages_are_one_part() -> None:
+    for message in EXAMPLES:
+        if not isinstance(message, Block):
+            assert encode_frame_parts(message) == (encode_frame(message),)
+
+
+def test_a_too_large_block_is_a_local_error_in_parts_too() -> None:
+    data = bytes(5000)
+    with pytest.raises(LocalProtocolError, match="frame limit is 4096"):
+        encode_frame_parts(Block(1, Cid.of(data), data), max_frame_size=4096)
+
+
+def _block_body(req: int = 300, data: bytes = b"Adopt-a-Workshop lathe manual") -> bytes:
+    return _body(to_wire(Block(req, Cid.of(data), data)))
+
+
+def test_every_byte_of_a_block_head_changed_reads_as_the_strict_decoder_reads_it() -> None:
+    body = _block_body()
+    head = len(body) - len(b"Adopt-a-Workshop lathe manual")
+    for at in range(head + 1):
+        for value in {0x00, 0x17, 0x18, 0x19, 0x1B, 0x20, 0x40, 0x58, 0x5F, 0x60, 0xA5, 0xD8,
+                      0xFF, body[at] ^ 0x01, body[at] ^ 0x80} if at < len(body) else {0}:
+            changed = body[:at] + bytes([value]) + body[at + 1 :]
+            assert _streamed(changed) == _strict(changed), (at, value)
+
+
+@given(st.integers(0, 120), st.binary(min_size=1, max_size=4), st.integers(0, 3))
+def test_block_bodies_cut_grown_or_spliced_read_as_the_strict_decoder_reads_them(
+    at: int, insert: bytes, drop: int
+) -> None:
+    body = _block_body()
+    at = min(at, len(body))
+    changed = body[:at] + insert + body[at + drop :]
+    assert _streamed(changed) == _strict(changed)
+
+
+def test_non_minimal_heads_in_a_block_are_refused() -> None:
+    data = b"lathe manual"  # under 24 bytes: its length is in the head's first byte
+    body = _block_body(req=5, data=data)
+    tail = b"\x64data" + bytes([0x40 + len(data)]) + data
+    prefix = body[: len(body) - len(tail) - 1]  # up to the req value (one byte: 5)
+    assert body == prefix + b"\x05" + tail
+    for req in (b"\x18\x05", b"\x19\x00\x05", b"\x1a\x00\x00\x00\x05"):
+        bad = prefix + req + tail
+        assert isinstance(_streamed(bad), tuple) and _streamed(bad) == _strict(bad)
+    bad = prefix + b"\x05\x64data\x58" + bytes([len(data)]) + data  # a 2-byte length < 24
+    assert isinstance(_streamed(bad), tuple) and _streamed(bad) == _strict(bad)
+    negative = prefix + b"\x20" + tail  # req -1
+    assert _streamed(negative) == _strict(negative)
+    assert isinstance(_strict(negative), tuple)
+
+
+def test_a_block_over_the_block_limit_is_refused_by_the_message_checks() -> None:
+    data = bytes(codec.MAX_BLOCK_SIZE + 1)
+    body = _body(to_wire(Block(1, Cid.of(data), data)))
+    assert _streamed(body) == _strict(body)
+    assert _strict(body)[0] is MalformedMessage  # type: ignore[index]
+
+
+def test_a_decoder_knows_when_the_frame_it_holds_is_incomplete() -> None:
+    data = bytes(100_000)
+    frame = encode_frame(Block(4, Cid.of(data), data)) + encode_frame(End(4))
+    decoder = FrameDecoder()
+    assert not decoder.waiting  # nothing known yet
+    decoder.receive_data(frame[:1])
+    assert decoder.next_message() is None and not decoder.waiting  # the length is cut
+    decoder.receive_data(frame[1:50_000])
+    assert decoder.next_message() is None and decoder.waiting
+    decoder.receive_data(frame[50_000:-1])
+    assert not decoder.waiting
+    assert decoder.next_message() == Block(4, Cid.of(data), data)
+    assert decoder.next_message() is None and decoder.waiting  # End is one byte short
+    decoder.receive_data(frame[-1:])
+    assert decoder.next_message() == End(4) and not decoder.waiting and not decoder.buffered
