@@ -184,6 +184,9 @@ def test_members_that_never_heard_of_each_other_connect_at_first_contact(
                 "the rotated key",
             )
             assert n.is_member(new_key.did) and not n.is_member(quito.key.did)
+            # Gossip carries the record only once each hub has the other in its mesh (the
+            # next reconcile is minutes away); a busy machine can take a while to graft.
+            await wait_for(lambda: meshed(n, r), 10, "the gossip mesh")
             record = publish_technique(quito.store, new_key, "Bamboo joinery after rotation")
             await wait_for(lambda: has_record(nairobi.store, record.cid), 10, "its records")
             nursery.cancel_scope.cancel()
