@@ -3,15 +3,18 @@ out, and a member whose membership is revoked is cut off while the revocation sp
 
 from __future__ import annotations
 
+import logging
 import os
 from pathlib import Path
 
+import pytest
 import trio
 
 from craftnet.archive.alliance import accept_token, create_alliance, invite, revoke_member
 from craftnet.archive.index import publish
 from craftnet.archive.lmdb_store import LmdbStore
 from craftnet.identity.keys import PrivateKey
+from craftnet.node.hub import Hub
 from craftnet.node.p2p.libp2p_net import Libp2pNetwork, topic_for
 from craftnet.protocol.events import Validation
 from tests.node.p2p.helpers import (
@@ -139,7 +142,7 @@ def test_a_connected_stranger_is_sent_no_gossip_at_all(tmp_path: Path) -> None:
 
 
 def test_members_that_never_heard_of_each_other_connect_at_first_contact(
-    tmp_path: Path,
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     # The founder invites Oaxaca and Nairobi; Oaxaca invites Quito. Quito (joined via a
     # member that is not the founder) and Nairobi hold the genesis and their own
@@ -151,6 +154,7 @@ def test_members_that_never_heard_of_each_other_connect_at_first_contact(
         for name in ("founder", "oaxaca", "nairobi", "quito")
     ]
     founder, oaxaca, nairobi, quito = setups
+    caplog.set_level(logging.INFO, logger="craftnet")  # shown if the record never arrives
     genesis = create_alliance(founder.store, founder.key, "Global Micro-manufacturing Alliance")
     alliance = str(genesis.cid)
     for inviter, guest in ((founder, oaxaca), (founder, nairobi), (oaxaca, quito)):
@@ -188,9 +192,23 @@ def test_members_that_never_heard_of_each_other_connect_at_first_contact(
             # next reconcile is minutes away); a busy machine can take a while to graft.
             await wait_for(lambda: meshed(n, r), 10, "the gossip mesh")
             record = publish_technique(quito.store, new_key, "Bamboo joinery after rotation")
-            await wait_for(lambda: has_record(nairobi.store, record.cid), 10, "its records")
+            try:
+                await wait_for(lambda: has_record(nairobi.store, record.cid), 10, "its records")
+            except AssertionError as exc:
+                raise AssertionError(f"{exc}; {_gossip_state(r, n)}") from exc
             nursery.cancel_scope.cancel()
 
     trio.run(main)
     for setup in setups:
         setup.store.close()
+
+
+def _gossip_state(sender: Hub, receiver: Hub) -> str:
+    """What each side of a gossip hop holds, for a failure message."""
+    return (
+        f"sender ready {sender.engine.ready_peers()} mesh {sender.network.mesh()} "
+        f"outbox {len(sender.driver.outbox.queue)} feed cursor {sender.driver.local.cursor}; "
+        f"receiver ready {receiver.engine.ready_peers()} mesh {receiver.network.mesh()} "
+        f"score of sender {receiver.engine.score(sender.peer_id, receiver.driver.clock())} "
+        f"held {len(receiver.engine.held)} wanted {receiver.engine.wanted()}"
+    )
