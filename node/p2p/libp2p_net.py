@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any, Final
@@ -93,6 +94,13 @@ class _Pubsub(Pubsub):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.admitted: set[ID] = set()
+        # A message's id is its sender's peer id and seqno, and upstream starts the seqno
+        # at the clock's whole seconds, adding one a message. A hub keeps its peer id when
+        # it restarts, so one back within the second (or within n seconds after n
+        # announcements) reused the seqnos of what it had just sent, and peers dropped
+        # its first announcements as already seen (for the seen cache's two minutes; the
+        # next reconcile was minutes away). Nanoseconds stay ahead of any restart.
+        self.counter = time.time_ns()
 
     async def _handle_new_peer(self, peer_id: ID) -> None:
         if peer_id not in self.admitted:

@@ -42,3 +42,19 @@ def test_a_dial_does_not_wait_for_the_happy_eyeballs_head_start() -> None:
     import craftnet.node.p2p.libp2p_net  # noqa: F401  (sets it)
 
     assert swarm._HAPPY_EYEBALLS_DELAY == 0
+
+
+def test_gossip_seqnos_run_on_across_a_restart() -> None:
+    # A hub keeps its peer id when it restarts, and GossipSub names a message by its
+    # sender's peer id and seqno: peers drop a message whose name they saw in the last two
+    # minutes. py-libp2p's Pubsub numbers messages from ``counter`` (upstream: whole
+    # seconds); an instance with the same key, made at once after the first sent a
+    # thousand messages, must number past them.
+    from craftnet.node.p2p.libp2p_net import Libp2pNetwork
+
+    seed = bytes(32)
+    first = Libp2pNetwork(seed, "/craftnet/announce/1/test").pubsub
+    sent = [int.from_bytes(first._next_seqno(), "big") for _ in range(1000)]
+    again = Libp2pNetwork(seed, "/craftnet/announce/1/test").pubsub
+    assert again.host.get_id() == first.host.get_id()
+    assert int.from_bytes(again._next_seqno(), "big") > max(sent)
