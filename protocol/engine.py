@@ -835,16 +835,20 @@ class SyncEngine:
 
     # ------------------------------------------------------------- reconcile
 
-    def _start_reconcile(self, peer: _Peer, now: float, out: list[Command]) -> None:
-        self._move_rec(peer, RecTrigger.START)
-        session = ReconcileSession(
+    def _session(self, peer: _Peer, sid: int, *, initiator: bool) -> ReconcileSession:
+        """A reconcile session with ``peer``, coded ranges if its hello offered them."""
+        return ReconcileSession(
             self.items,
-            sid=self._next_sid,
-            initiator=True,
+            sid=sid,
+            initiator=initiator,
             rng=self.rng,
             config=self.config.recon,
             coded=peer.coded,
         )
+
+    def _start_reconcile(self, peer: _Peer, now: float, out: list[Command]) -> None:
+        self._move_rec(peer, RecTrigger.START)
+        session = self._session(peer, self._next_sid, initiator=True)
         self._next_sid += 1
         peer.session = session
         peer.session_bytes_in = 0
@@ -866,14 +870,7 @@ class SyncEngine:
         if opening and peer.rec in (Rec.IDLE, Rec.RESPONDING) and peer.session is None:
             if peer.rec is Rec.IDLE:
                 self._move_rec(peer, RecTrigger.PEER_STARTED)
-            peer.session = ReconcileSession(
-                self.items,
-                sid=frame.sid,
-                initiator=False,
-                rng=self.rng,
-                config=self.config.recon,
-                coded=peer.coded,
-            )
+            peer.session = self._session(peer, frame.sid, initiator=False)
             peer.session_bytes_in = 0
             peer.session_bytes_out = 0
             at = now + self.config.reconcile_timeout
