@@ -63,6 +63,12 @@ class Symbols:
             out += (check & _SYMBOL_CHECK_MASK).to_bytes(SYMBOL_CHECK_SIZE, "little")
         return bytes(out)
 
+    def extend(self, more: Symbols) -> None:
+        """Append the symbols that follow these (``more.start`` is where these end)."""
+        self.counts += more.counts
+        self.values += more.values
+        self.checks += more.checks
+
     @classmethod
     def decode(cls, start: int, data: bytes, width: int) -> Symbols | None:
         """Parse symbols encoded by :meth:`encode`; None if ``data`` is not whole symbols."""

@@ -404,8 +404,9 @@ class ReconcileSession:
     def _coded_data(self, lo: bytes, upper: bytes | None, batch: int) -> bytes:
         entry = self._sent_coded[(lo, upper)]
         width = len(entry.keys[0])
-        checks = None if entry.checks else entry.checks
-        symbols = encode_symbols(self._salt_key, entry.keys, entry.sent, batch, checks)
+        # Each key's check is kept the first time the keys are coded ('decoded' names them).
+        keep = entry.checks if not entry.checks else None
+        symbols = encode_symbols(self._salt_key, entry.keys, entry.sent, batch, keep)
         data = entry.header + encode_varint(entry.sent) + bytes([width]) + symbols.encode(width)
         entry.sent += batch
         return data
@@ -506,9 +507,7 @@ class ReconcileSession:
                 raise RemoteProtocolError("coded symbols that continue nothing we asked for")
             if prior.header != header or prior.width != width:
                 raise RemoteProtocolError("coded symbols of a range changed their header")
-            prior.symbols.counts += batch.counts
-            prior.symbols.values += batch.values
-            prior.symbols.checks += batch.checks
+            prior.symbols.extend(batch)
             theirs = prior.symbols
         else:
             theirs = batch
@@ -533,10 +532,7 @@ class ReconcileSession:
             return
         if prior is not None and start:
             ours = prior.ours
-            new = encode_symbols(self._salt_key, keys, start, len(batch.counts))
-            ours.counts += new.counts
-            ours.values += new.values
-            ours.checks += new.checks
+            ours.extend(encode_symbols(self._salt_key, keys, start, len(batch.counts)))
         else:
             ours = encode_symbols(self._salt_key, keys, 0, size)
         # A difference of d items needs about 1.4 d symbols, and d >= |count difference|.
