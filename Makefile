@@ -9,7 +9,7 @@ STAMP_FUZZ := $(VENV)/.installed-fuzz
 ASSETS := node/web/assets
 ASSETS_STAMP := $(ASSETS)/node_modules/.package-lock.json
 
-.PHONY: run test bench lab lint clean browser assets fuzz
+.PHONY: run test bench lab lint clean browser assets fuzz compiler
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -26,7 +26,7 @@ $(STAMP_TEST): pyproject.toml | $(BIN)/python
 run: $(STAMP_RUN) assets
 	$(BIN)/craftnet serve --demo
 
-test: $(STAMP_TEST) browser assets
+test: $(STAMP_TEST) browser assets compiler
 	$(BIN)/python -m pytest -q
 
 # The browser libraries the hub serves itself (three.js; axe-core for the tests), from the
@@ -40,6 +40,12 @@ $(ASSETS_STAMP): $(ASSETS)/package.json $(ASSETS)/package-lock.json
 # The web UI's browser tests drive Debian's chromium (never `playwright install`).
 browser:
 	@test -x /usr/bin/chromium || (apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y chromium)
+
+# simnet's compiled mode (mypyc) needs a C compiler; its tests build it once per version.
+compiler:
+	@command -v cc >/dev/null || (apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y gcc)
+	@$(PYTHON) -c "import os, sysconfig; assert os.path.exists(os.path.join(sysconfig.get_paths()['include'], 'Python.h'))" 2>/dev/null \
+		|| (apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y python3-dev)
 
 $(STAMP_FUZZ): pyproject.toml $(STAMP_TEST)
 	$(BIN)/python -m pip install --quiet -e '.[test,fuzz]'
@@ -58,7 +64,7 @@ fuzz: $(STAMP_FUZZ)
 	done
 	$(BIN)/python tests/fuzz/run.py --summary
 
-bench: $(STAMP_TEST)
+bench: $(STAMP_TEST) compiler
 	$(BIN)/python -m pytest -q -s tests/bench -p no:cacheprovider
 
 # The long lab run (docs/lab.md): 10 real hubs, >= 100 restarts; tens of minutes.

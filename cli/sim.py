@@ -7,6 +7,9 @@ of ``craftnet`` starts as fast as before.
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -38,8 +41,18 @@ def sim() -> None:
 )
 @click.option("--no-plots", is_flag=True, help="Skip the PNG plots.")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
-def run_command(scenario: Path, seed: int, out: Path, no_plots: bool, quiet: bool) -> None:
+@click.option(
+    "--compiled",
+    is_flag=True,
+    help="Run the same sources compiled with mypyc (about half the CPU; needs mypy and a C "
+    "compiler; the first run of each version builds for about a minute).",
+)
+def run_command(
+    scenario: Path, seed: int, out: Path, no_plots: bool, quiet: bool, compiled: bool
+) -> None:
     """Run a scenario once with one seed and write its outputs to `--out`."""
+    if compiled:
+        _run_compiled()
     from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
     from craftnet.simnet.report import write_outputs
@@ -66,6 +79,19 @@ def run_command(scenario: Path, seed: int, out: Path, no_plots: bool, quiet: boo
     text = write_outputs(result, out, plots=not no_plots)
     click.echo(text, nl=False)
     click.echo(f"  outputs in {out} ({time.perf_counter() - started:.1f} s wall in all)")
+
+
+def _run_compiled() -> None:
+    """Run this very command again in a Python that loads the compiled build, and exit
+    with its status (in that child, check that the build was loaded and go on)."""
+    from craftnet.simnet import compiled
+
+    if os.environ.get(compiled.CHILD_ENV):
+        compiled.check_child()
+        return
+    build = compiled.ensure_build(lambda line: click.echo(line, err=True))
+    argv, env = compiled.child_command(build, ["-m", "craftnet", *sys.argv[1:]])
+    raise SystemExit(subprocess.run(argv, env=env).returncode)
 
 
 @sim.command("sweep")

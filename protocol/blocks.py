@@ -27,7 +27,7 @@ import random
 from collections import deque
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Final, Protocol, runtime_checkable
+from typing import Final, Protocol, cast
 
 from craftnet.archive import codec
 from craftnet.archive.cid import CID_BYTES_LEN, DAG_CBOR, Cid
@@ -78,10 +78,23 @@ class BlockSource(Protocol):
         ...
 
 
-@runtime_checkable
-class ManyBlockSource(BlockSource, Protocol):
+class ManyBlockSource(Protocol):
     """A :class:`BlockSource` that also reads many blocks at once (the store: one read
-    transaction for a whole want, not one per block)."""
+    transaction for a whole want, not one per block).
+
+    It repeats BlockSource's methods instead of deriving from it, and is recognised by
+    its ``get_blocks`` rather than by a runtime-checkable isinstance: mypyc (simnet's
+    compiled mode) supports neither a protocol deriving from a protocol nor
+    ``runtime_checkable``.
+    """
+
+    def has_block(self, cid: Cid) -> bool:
+        """Tell whether the block is stored."""
+        ...
+
+    def get_block(self, cid: Cid) -> bytes | None:
+        """The block's bytes, or None."""
+        ...
 
     def has_blocks(self, cids: Sequence[Cid]) -> list[bool]:
         """For each CID, whether the block is stored."""
@@ -230,7 +243,7 @@ class BlockExchange:
         policy: Policy = DEFAULT_POLICY,
     ) -> None:
         self.blocks = blocks
-        self._many = blocks if isinstance(blocks, ManyBlockSource) else None
+        self._many = cast(ManyBlockSource, blocks) if hasattr(blocks, "get_blocks") else None
         self.rng = rng
         self.config = config or BlockConfig()
         self.verifier: Verifier = verifier or KeyVerifier()

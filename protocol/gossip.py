@@ -22,7 +22,7 @@ from collections import OrderedDict, deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from enum import Enum
-from typing import Final
+from typing import Final, cast
 
 from craftnet.archive.cid import Cid
 from craftnet.identity.errors import IdentityError
@@ -435,7 +435,9 @@ class Gossip:
 
     def received(self, peer_id: PeerId, data: bytes, now: float, out: list[Command]) -> None:
         """One gossip message from ``peer_id``: act on it, and say what to do with it."""
-        self._signer = None
+        # Typed by cast: mypy would keep the attribute narrowed to None across _judge, and
+        # mypyc (simnet's compiled mode) would then refuse the did _judge sets.
+        self._signer = cast("str | None", None)
         validation, reason = self._judge(peer_id, data, now, out)
         out.append(GossipVerdict(peer_id, validation, reason, self._signer))
 

@@ -123,7 +123,7 @@ class Thresholds:
     repeat_ban: int = 2
 
 
-def _setting(default: float, doc: str) -> Any:
+def _setting(default: int | float, doc: str) -> Any:
     """A policy number and what it is for (docs/protocol.md prints the table)."""
     return field(default=default, metadata={"doc": doc})
 

@@ -11,15 +11,20 @@ from __future__ import annotations
 
 import gc
 import heapq
+import json
 import os
 import random
 import resource
 import statistics
+import subprocess
+import sys
 import time
+from pathlib import Path
 from typing import Any
 
 import psutil
 
+from craftnet.simnet import compiled
 from craftnet.simnet.kernel import Kernel
 from craftnet.simnet.scenario import parse
 from craftnet.simnet.sim import Simulation
@@ -110,14 +115,65 @@ def _peak_rss() -> int:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
 
 
+def _child(args: list[str], compiled_build: Path | None) -> subprocess.CompletedProcess[str]:
+    """This file run as a script in a fresh Python: with the compiled build, or without."""
+    if compiled_build is not None:
+        argv, env = compiled.child_command(compiled_build, [__file__, *args])
+    else:
+        argv, env = [sys.executable, "-P", __file__, *args], dict(os.environ)
+    done = subprocess.run(argv, env=env, capture_output=True, text=True)
+    assert done.returncode == 0, done.stdout + done.stderr
+    return done
+
+
 def test_scale_of_a_large_run() -> None:
     """Issue 6's scale target, measured whole: build, connect, publish, converge.
 
-    Run in a fresh process (``pytest -s tests/bench/test_bench_simnet.py -k scale``) so the
-    peak RSS is this run's.
+    Runs in a child process, so that the peak RSS is this run's, and in simnet's compiled
+    mode (``craftnet sim run --compiled``) unless ``SIMNET_BENCH_COMPILED=0``.
     """
-    hubs = int(os.environ.get("SIMNET_BENCH_HUBS", "10000"))
-    records = int(os.environ.get("SIMNET_BENCH_RECORDS", "1000"))
+    hubs = os.environ.get("SIMNET_BENCH_HUBS", "10000")
+    records = os.environ.get("SIMNET_BENCH_RECORDS", "1000")
+    mode = os.environ.get("SIMNET_BENCH_COMPILED", "1") != "0"
+    build = compiled.ensure_build(print) if mode else None
+    print(f"\n{'compiled' if mode else 'interpreted'} (SIMNET_BENCH_COMPILED={int(mode)})")
+    print(_child(["scale", hubs, records], build).stdout, end="")
+
+
+def test_compiled_against_interpreted() -> None:
+    """CPU of the same run, compiled and interpreted, alternating (3 each, medians)."""
+    hubs = os.environ.get("SIMNET_BENCH_CMP_HUBS", "1000")
+    records = os.environ.get("SIMNET_BENCH_CMP_RECORDS", "100")
+    build = compiled.ensure_build(print)
+    cpu: dict[str, list[float]] = {"interpreted": [], "compiled": []}
+    outputs = set()
+    for _ in range(3):
+        for mode, where in (("interpreted", None), ("compiled", build)):
+            line = _child(["cpu", hubs, records], where).stdout.strip().splitlines()[-1]
+            result = json.loads(line)
+            cpu[mode].append(result.pop("cpu"))
+            outputs.add(json.dumps(result, sort_keys=True))
+    i, c = statistics.median(cpu["interpreted"]), statistics.median(cpu["compiled"])
+    print(
+        f"\n{hubs} hubs x {records} records, CPU of the run: interpreted {i:.2f} s, compiled "
+        f"{c:.2f} s (medians of 3, alternating): compiled/interpreted {c / i:.2f}; "
+        f"load {os.getloadavg()[0]:.1f}"
+    )
+    assert len(outputs) == 1, outputs  # the same summary and event counts either way
+
+
+def _cpu_of_a_run(hubs: int, records: int) -> dict[str, Any]:
+    """The CPU seconds of one run, with what it computed (to compare the two modes)."""
+    scenario = parse(SCALE.format(hubs=hubs, records=records, window=0.6 * records), "cmp")
+    sim = Simulation(scenario, 1)
+    cpu = time.process_time()
+    result = sim.run()
+    cpu = time.process_time() - cpu
+    return {"cpu": cpu, "events": sim.kernel.events, "summary": result.metrics.summary()}
+
+
+def _measure_scale(hubs: int, records: int) -> None:
+    """Build, run and report one scale run (in the child process)."""
     window = 600.0 * records / 1000
     scenario = parse(SCALE.format(hubs=hubs, records=records, window=window), "scale")
     before = _rss()
@@ -190,3 +246,14 @@ def test_retained_memory_per_hub_and_per_held_record() -> None:
         f"+ {per_record_hub:.0f} B per record held per hub; scaled to 10,000 hubs x 1,000 "
         f"records: {est / 2**30:.2f} GiB (estimate)"
     )
+
+
+if __name__ == "__main__":
+    # A child of the tests above: `scale HUBS RECORDS` or `cpu HUBS RECORDS`.
+    compiled.check_child()
+    what, n_hubs, n_records = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
+    if what == "scale":
+        print(f"engine: {'compiled' if compiled.is_compiled() else 'interpreted'}")
+        _measure_scale(n_hubs, n_records)
+    else:
+        print(json.dumps(_cpu_of_a_run(n_hubs, n_records), default=str))
