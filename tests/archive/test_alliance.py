@@ -9,8 +9,8 @@ import pytest
 
 from craftnet.archive import codec
 from craftnet.archive.alliance import (
-    TOKEN_PREFIX,
     MAX_ORGANISATION_CHARS,
+    TOKEN_PREFIX,
     AllianceView,
     accept_token,
     check_organisation,
