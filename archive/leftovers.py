@@ -31,7 +31,7 @@ import fcntl
 import os
 import re
 import stat
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -58,6 +58,7 @@ SET_ID_SIZE: Final = 16
 # An age this far ahead of our clock is not trusted (clocks of one machine drift less).
 FUTURE_SLACK_MS: Final = DAY_MS
 _JOB_NAME: Final = re.compile(r"[0-9a-f]{32}")
+UNREADABLE: Final = -1
 
 
 @dataclass(slots=True)
@@ -74,7 +75,9 @@ class HeldSet:
     unaged: int = 0  # blocks held before ages were kept (or with an untrusted age)
     unreadable: int = 0  # values that are no held block at all
     referenced: int = 0  # held blocks a stored record links
-    keys: list[bytes] = field(default_factory=list, repr=False)
+    # Per entry: its key, its size, and what its age says (an age, None: no trusted age,
+    # UNREADABLE: no held block at all), so that expiry need not read the values again.
+    entries: list[tuple[bytes, int, int | None]] = field(default_factory=list, repr=False)
     kept: set[bytes] = field(default_factory=set, repr=False)  # keys of referenced blocks
 
     def as_dict(self) -> dict[str, Any]:
@@ -240,22 +243,37 @@ def _set_state(txn: ReadTxn, set_id: bytes) -> tuple[int | None, tuple[int, ...]
     return parts, seen_parts, wall_ms(at)
 
 
-def _held_sets(txn: ReadTxn, now_ms: int) -> list[HeldSet]:
-    """Every held entry grouped by set, with the sets' state; sets with state only too."""
+def _held_entries(
+    txn: ReadTxn, only: Iterable[bytes] | None
+) -> Iterator[tuple[bytes, bytes]]:
+    if only is None:
+        yield from txn.iterate(HELD_DB)
+        return
+    for set_id in sorted(only):
+        yield from txn.iterate(HELD_DB, set_id, prefix_end(set_id))
+
+
+def _held_sets(txn: ReadTxn, now_ms: int, only: Iterable[bytes] | None = None) -> list[HeldSet]:
+    """Every held entry grouped by set, with the sets' state; sets with state only too
+    (or only the sets ``only`` names)."""
     sets: dict[bytes, HeldSet] = {}
-    for key, value in txn.iterate(HELD_DB):
+    wanted = None if only is None else set(only)
+    for key, value in _held_entries(txn, wanted):
         set_id = key[:SET_ID_SIZE]
+        if wanted is not None and set_id not in wanted:
+            continue  # a key shorter than a set id, under another one's prefix
         held = sets.get(set_id)
         if held is None:
             held = sets[set_id] = HeldSet(set_id)
-        held.keys.append(key)
         held.blocks += 1
         held.size += len(value)
         try:
-            age = _trusted(held_age(value), now_ms)
+            trusted = age = _trusted(held_age(value), now_ms)
         except BundleError:
             held.unreadable += 1
+            held.entries.append((key, len(value), UNREADABLE))
             continue
+        held.entries.append((key, len(value), trusted))
         if age is None:
             held.unaged += 1
             age = now_ms  # judged as held now (and stamped so by expire)
@@ -266,7 +284,7 @@ def _held_sets(txn: ReadTxn, now_ms: int) -> list[HeldSet]:
             held.referenced += 1
             held.kept.add(key)
     for set_id, _ in txn.iterate(SETS_DB):
-        if set_id not in sets:
+        if set_id not in sets and (wanted is None or set_id in wanted):
             sets[set_id] = HeldSet(set_id)
     for set_id, held in sets.items():
         held.parts, held.seen, at = _set_state(txn, set_id)
@@ -277,37 +295,40 @@ def _held_sets(txn: ReadTxn, now_ms: int) -> list[HeldSet]:
 
 
 def _expire_held(txn: WriteTxn, now_ms: int, max_age_ms: int, report: ExpireReport,
-                 dry_run: bool) -> None:
-    for held in _held_sets(txn, now_ms):
+                 dry_run: bool, only: Iterable[bytes] | None = None) -> set[bytes]:
+    """Remove (or count) what has expired; return the sets that had anything to write."""
+    touched: set[bytes] = set()
+    for held in _held_sets(txn, now_ms, only):
         abandoned = held.last_ms is None or now_ms - held.last_ms >= max_age_ms
-        for key in held.keys:
-            value = txn.get(HELD_DB, key)
-            if value is None:
-                continue
-            try:
-                age = held_age(value)
-            except BundleError:
+        for key, size, age in held.entries:
+            if age == UNREADABLE:
                 report.unreadable += 1  # no block at all: it could only ever fail an import
+                touched.add(held.set_id)
                 if not dry_run:
                     txn.delete(HELD_DB, key)
                 continue
             if abandoned and key not in held.kept:
                 report.removed_blocks += 1
-                report.removed_bytes += len(value)
+                report.removed_bytes += size
+                touched.add(held.set_id)
                 if not dry_run:
                     txn.delete(HELD_DB, key)
                 continue
             if abandoned:
                 report.kept_referenced += 1
-            if _trusted(age, now_ms) is None:
+            if age is None:
                 report.stamped += 1  # the migration: an age from now on
-                if not dry_run:
+                touched.add(held.set_id)
+                value = None if dry_run else txn.get(HELD_DB, key)
+                if value is not None:
                     body = value[HELD_HEAD - 1 :] if value[:1] == AGED else value
                     txn.put(HELD_DB, key, AGED + now_ms.to_bytes(8, "big") + body)
         if abandoned and not held.kept and txn.get(SETS_DB, held.set_id) is not None:
             report.removed_sets += 1
+            touched.add(held.set_id)
             if not dry_run:
                 txn.delete(SETS_DB, held.set_id)
+    return touched
 
 
 # ---------------------------------------------------------------------- job folders
@@ -428,17 +449,21 @@ def expire(store: Store, home: Path, *, now_ms: int, max_age_ms: int,
     if max_age_ms < 0:
         raise ArchiveError(f"an age cannot be negative, got {max_age_ms} ms")
 
+    # First a read snapshot finds the sets with anything to do; only those are read
+    # again, and changed, in a write transaction (none at all on most rounds), so an
+    # hourly round over a big held table never holds the store's write lock for long.
+    report = ExpireReport(max_age_ms, dry_run)
+    with store.read() as snapshot:
+        touched = _expire_held(_ReadOnly(snapshot), now_ms, max_age_ms, report, True)
+
     def held(txn: WriteTxn) -> ExpireReport:
         # The store may run this again (a map that must grow): count afresh each time.
-        report = ExpireReport(max_age_ms, dry_run)
-        _expire_held(txn, now_ms, max_age_ms, report, dry_run)
-        return report
+        # The sets are judged again here: a part may have arrived since the snapshot.
+        again = ExpireReport(max_age_ms, dry_run)
+        _expire_held(txn, now_ms, max_age_ms, again, False, touched)
+        return again
 
-    if dry_run:
-        report = ExpireReport(max_age_ms, dry_run)
-        with store.read() as txn:
-            _expire_held(_ReadOnly(txn), now_ms, max_age_ms, report, dry_run)
-    else:
+    if touched and not dry_run:
         report = store.transact(held)
     _expire_jobs(home, now_ms, max_age_ms, report, dry_run)
     return report

@@ -34,7 +34,7 @@ from craftnet.archive.receive import (
     job_name,
     receive_bundle,
 )
-from craftnet.archive.store import Store
+from craftnet.archive.store import Store, WriteTxn
 from craftnet.archive.verify import verify_store
 from tests.archive.test_delta import ARTISAN, LICENCE, clock, design, record_keys
 
@@ -400,4 +400,31 @@ def test_an_import_after_its_folder_expired_starts_afresh(
     assert expire(highlands, home, now_ms=now, max_age_ms=days_ms(30)).removed_jobs == 1
     report = receive_bundle(highlands, Pipe(raw), home, now=at(T0))
     assert report.resumed_at == 0
+    assert record_keys(highlands) == record_keys(lisbon)
+
+
+def test_a_part_that_arrives_during_a_round_saves_its_set(
+    two: tuple[LmdbStore, LmdbStore], tmp_path: Path
+) -> None:
+    from craftnet.archive.leftovers import ExpireReport, _expire_held, _ReadOnly
+
+    lisbon, highlands = two
+    parts = parts_of_a_big_design(lisbon, tmp_path / "stick.car")
+    home = tmp_path / "h"
+    receive(highlands, parts[0], home, T0)
+    now = T0 + 50 * DAY_MS
+    with highlands.read() as snapshot:  # the round's first, read-only pass
+        touched = _expire_held(_ReadOnly(snapshot), now, days_ms(30),
+                               ExpireReport(days_ms(30), True), True)
+    assert len(touched) == 1
+    receive(highlands, parts[1], home, now)  # meanwhile the next stick arrives
+
+    def write_pass(txn: WriteTxn) -> ExpireReport:
+        report = ExpireReport(days_ms(30), False)
+        _expire_held(txn, now, days_ms(30), report, False, touched)
+        return report
+
+    assert highlands.transact(write_pass).removed_blocks == 0
+    for part in parts[2:]:
+        receive(highlands, part, home, now)
     assert record_keys(highlands) == record_keys(lisbon)
