@@ -275,6 +275,9 @@ def import_cmd(app: App, bundle: Path) -> None:
 
     store = app.store()
     piped = str(bundle) == "-"
+    if piped and sys.stdin.isatty():
+        raise click.UsageError("'craftnet import -' reads a bundle from stdin, which is a "
+                               "terminal here: pipe one in ('... | craftnet import -')")
     size = None if piped else bundle.stat().st_size
     source: contextlib.AbstractContextManager[IO[bytes]] = (
         contextlib.nullcontext(sys.stdin.buffer) if piped else bundle.open("rb")

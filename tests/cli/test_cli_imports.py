@@ -116,3 +116,20 @@ def test_hostile_arguments_fail_in_one_line(tmp_path: Path, args: list[str], con
     if config is not None:
         (hub / "config.toml").write_text(config)
     assert message in one_line_error(run(hub, *args), status)
+
+
+def test_import_dash_from_a_terminal_says_to_pipe_a_bundle(tmp_path: Path) -> None:
+    import pty
+
+    hub = tmp_path / "hub"
+    ok(hub, "init", "--no-passphrase")
+    leader, follower = pty.openpty()
+    try:
+        env = {k: v for k, v in os.environ.items() if not k.startswith("CRAFTNET_")}
+        env["CRAFTNET_HOME"] = str(hub)
+        result = subprocess.run([str(CRAFTNET), "import", "-"], env=env, stdin=follower,
+                                capture_output=True, timeout=60)
+    finally:
+        os.close(leader)
+        os.close(follower)
+    assert "pipe one in" in one_line_error(result, 2)
