@@ -453,15 +453,17 @@ def _continue(stream: IO[bytes], reader: CarReader, job: _Job) -> None:
     else:
         reader.position, reader.next_index = job.position, job.index
         return
-    for section in reader:
+    sections = iter(reader)
+    while reader.position < job.position:
+        section = next(sections, None)
+        if section is None:
+            break
         if section.cid.bytes not in job.items:
             raise BundleError(
                 f"{section.where()}: this is not the bundle whose interrupted import is "
                 "kept (that one had no such block here); import that one again, or drop it "
                 "with 'craftnet imports prune --older-than 0'"
             )
-        if reader.position >= job.position:
-            break
     if reader.position < job.position:
         raise BundleTruncated(
             f"the bundle ends at byte {reader.position}, before byte {job.position} where its "

@@ -342,6 +342,22 @@ def test_a_piped_bundle_cut_short_continues_when_piped_again(
     assert survey(highlands, home, T0).jobs == []
 
 
+def test_a_pipe_cut_inside_its_first_block_starts_again_cleanly(
+    two: tuple[LmdbStore, LmdbStore], tmp_path: Path
+) -> None:
+    from craftnet.archive.car import CarReader
+
+    lisbon, highlands = two
+    raw = a_bundle(lisbon, tmp_path / "all.car")
+    header_end = CarReader(io.BytesIO(raw)).header_end
+    home = tmp_path / "h"
+    with pytest.raises(BundleTruncated, match="the 0 bytes checked before it are kept"):
+        receive_bundle(highlands, Pipe(raw, header_end + 3), home, now=at(T0))
+    report = receive_bundle(highlands, Pipe(raw), home, now=at(T0))
+    assert report.resumed_at == header_end
+    assert record_keys(highlands) == record_keys(lisbon)
+
+
 def test_a_piped_bundle_that_ends_between_blocks_is_kept_too(
     two: tuple[LmdbStore, LmdbStore], tmp_path: Path
 ) -> None:
