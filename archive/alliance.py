@@ -18,6 +18,7 @@ import base64
 import binascii
 import contextlib
 import time
+import unicodedata
 from collections.abc import Callable
 from typing import Any, Final
 
@@ -53,6 +54,10 @@ REVOKE_TYPE: Final = "membership-revocation"
 SUCCESSION_TYPE: Final = "key-succession"
 MAX_PROOF_RECORDS: Final = 16  # certificates and successions in one hello
 CERTS_PER_KEY: Final = 2  # the newest unexpired certificates of each key in a proof
+MAX_ORGANISATION_CHARS: Final = 200  # the certificate schema's limit for a line
+# Control, format (bidirectional overrides, zero-width), separator, surrogate, private-use
+# and unassigned characters: they could make one organisation look like another.
+_REFUSED_CATEGORIES: Final = frozenset({"Cc", "Cf", "Cs", "Co", "Cn", "Zl", "Zp"})
 
 
 def hlc_now() -> int:
@@ -128,6 +133,59 @@ def load_membership(store: Store, alliance: str) -> Membership:
     return membership
 
 
+def check_organisation(value: object) -> str:
+    """``value`` as a certificate's organisation (surrounding spaces dropped); raises
+    :class:`MembershipError` saying what is wrong: not text, empty, longer than
+    :data:`MAX_ORGANISATION_CHARS`, no letter or digit, or a character that could pass
+    one organisation off as another (controls, bidirectional overrides, zero-width,
+    line separators, private-use or unassigned code points)."""
+    if not isinstance(value, str):
+        raise MembershipError(f"an organisation is text, got {type(value).__name__}")
+    text = value.strip()
+    if not text:
+        raise MembershipError("an organisation needs a name, e.g. 'Lisbon Makers Co-op'")
+    if len(text) > MAX_ORGANISATION_CHARS:
+        raise MembershipError(
+            f"an organisation is at most {MAX_ORGANISATION_CHARS} characters, got {len(text)}"
+        )
+    for char in text:
+        category = unicodedata.category(char)
+        if category in _REFUSED_CATEGORIES:
+            raise MembershipError(
+                f"an organisation may not hold U+{ord(char):04X} "
+                f"({unicodedata.name(char, category)}): only printable characters"
+            )
+    if not any(char.isalnum() for char in text):
+        raise MembershipError("an organisation's name needs at least one letter or digit")
+    return text
+
+
+def member_labels(store: Store, alliance: str) -> dict[str, dict[str, str]]:
+    """``{did: {"name": ..., "organisation": ...}}`` from each hub's newest certificate
+    in ``alliance`` (only the fields it states; a value another hub wrote that
+    :func:`check_organisation` would refuse is left out)."""
+    newest: dict[str, Record] = {}
+    with store.read() as txn:
+        for record in records_of_type(txn, CERT_TYPE):
+            body = record.body
+            if str(body.get("alliance")) != alliance or not isinstance(body.get("member"), str):
+                continue
+            member = body["member"]
+            if member not in newest or record.ts > newest[member].ts:
+                newest[member] = record
+    labels: dict[str, dict[str, str]] = {}
+    for member, record in newest.items():
+        label: dict[str, str] = {}
+        for field_name in ("name", "organisation"):
+            try:
+                label[field_name] = check_organisation(record.body.get(field_name))
+            except MembershipError:
+                continue
+        if label:
+            labels[member] = label
+    return labels
+
+
 def is_membership_record(rtype: str) -> bool:
     """Does a record of this type change who is a member?"""
     return rtype in (CERT_TYPE, REVOKE_TYPE, GENESIS_TYPE, SUCCESSION_TYPE, "revocation")
@@ -163,9 +221,16 @@ def issue_certificate(
     *,
     days: int = DEFAULT_CERT_DAYS,
     name: str | None = None,
+    organisation: str | None = None,
     clock: HybridClock | None = None,
 ) -> Record:
-    """Admit ``member`` for ``days``; ``key``'s hub must be a member itself."""
+    """Admit ``member`` for ``days``; ``key``'s hub must be a member itself.
+
+    ``organisation`` (checked by :func:`check_organisation`) names who runs the hub:
+    witnesses are counted by it (docs/witness.md), and member lists show it.
+    """
+    if organisation is not None:
+        organisation = check_organisation(organisation)
     membership = load_membership(store, alliance)
     clock = clock or HybridClock()
     issued = clock.tick()
@@ -178,6 +243,8 @@ def issue_certificate(
     }
     if name:
         body["name"] = name
+    if organisation is not None:
+        body["organisation"] = organisation
     return publish(store, key, CERT_TYPE, body, links=[Cid.parse(alliance)], ts=issued)
 
 
@@ -294,10 +361,12 @@ def invite(
     *,
     days: int = DEFAULT_CERT_DAYS,
     name: str | None = None,
+    organisation: str | None = None,
 ) -> tuple[Record, str]:
     """Admit ``member`` (see :func:`issue_certificate`); returns the certificate and the
     token carrying it, the genesis and this hub's own membership proof."""
-    cert = issue_certificate(store, key, alliance, member, days=days, name=name)
+    cert = issue_certificate(store, key, alliance, member, days=days, name=name,
+                             organisation=organisation)
     membership = load_membership(store, alliance)
     with store.read() as txn:
         genesis = get_record(txn, Cid.parse(alliance))

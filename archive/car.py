@@ -23,7 +23,7 @@ from typing import IO, Final
 
 from craftnet.archive import codec, varint
 from craftnet.archive.cid import CID_BYTES_LEN, Cid
-from craftnet.archive.errors import BundleError, CidError, CodecError
+from craftnet.archive.errors import BundleError, BundleTruncated, CidError, CodecError
 
 CAR_VERSION: Final = 1
 MAX_HEADER_SIZE: Final = 16 * 1024 * 1024
@@ -58,7 +58,7 @@ def _read_varint(stream: IO[bytes]) -> tuple[int, int] | None:
         if not got:
             if i == 0:
                 return None
-            raise BundleError("stream ends inside a length varint (file truncated?)")
+            raise BundleTruncated("stream ends inside a length varint (file truncated?)")
         byte = got[0]
         value |= (byte & 0x7F) << (7 * i)
         if not byte & 0x80:
@@ -75,7 +75,7 @@ def _read_exact(stream: IO[bytes], size: int) -> bytes:
     while left:
         got = stream.read(min(left, _READ_CHUNK))
         if not got:
-            raise BundleError(
+            raise BundleTruncated(
                 f"stream ends {left} bytes before the end of a {size}-byte section "
                 "(file truncated?)"
             )
@@ -195,7 +195,7 @@ class CarReader:
             try:
                 got = _read_varint(self._stream)
             except BundleError as exc:
-                raise BundleError(f"{where}: {exc}") from exc
+                raise type(exc)(f"{where}: {exc}") from exc
             if got is None:
                 return
             size, used = got
@@ -210,7 +210,7 @@ class CarReader:
                 raw = _read_exact(self._stream, size)
                 cid = parse_cid_prefix(raw)
             except BundleError as exc:
-                raise BundleError(f"{where}: {exc}") from exc
+                raise type(exc)(f"{where}: {exc}") from exc
             self.position = offset + used + size
             data = raw[len(cid.bytes):]
             section = Section(index, offset, cid, data)

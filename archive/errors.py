@@ -35,6 +35,11 @@ class BundleError(ArchiveError):
     """A CAR bundle is malformed or holds a bad block; nothing was imported."""
 
 
+class BundleTruncated(BundleError):
+    """A bundle's stream ended before the bundle did (a cut-short copy, a pipe whose sender
+    stopped): what came before may be good, and an import may keep it to continue."""
+
+
 class StoreError(ArchiveError):
     """The store could not be opened or written."""
 

@@ -14,6 +14,12 @@ finds the folder, cuts spill and journal back to the last checkpoint and reads o
 there. The store is not touched until the whole bundle has passed, as before; a kill
 during the commit is resumed by committing again (every step of it is idempotent).
 The folder is removed when the import ends, successfully or with a refused bundle.
+A bundle whose stream ends early (a copy cut short, a pipe whose sender stopped:
+:class:`~craftnet.archive.errors.BundleTruncated`) keeps its folder, checkpointed at the
+last whole block, so that importing it again continues. A stream that cannot seek (a
+pipe) continues too: what was checked before is read again and compared block by block
+with the journal, not checked again. A folder nobody comes back to is removed by
+:mod:`craftnet.archive.leftovers` once it is old.
 
 **Manifests.** A bundle whose first root is a manifest
 (:mod:`craftnet.archive.delta`) is a delta bundle or a part. The manifest is never
@@ -26,18 +32,20 @@ the sender's records this hub still lacks, computed from that summary.
 in another part, or chunks whose file node is. Nothing broken becomes visible: blocks
 that cannot be complete yet are *held* in the store's ``bundle_held`` database (not in
 ``blocks``, so neither readers nor garbage collection see them), with any record that
-links them. Each part that arrives commits whatever became complete. When the last
-part is in, nothing is held any more; if something still is (the sender lacked a
-chunk), the report says so and it stays held.
+links them, and the time each was first held (:func:`encode_held`). Each part that
+arrives commits whatever became complete. When the last part is in, nothing is held any
+more; if something still is (the sender lacked a chunk), the report says so and it
+stays held until :mod:`craftnet.archive.leftovers` finds it abandoned.
 """
 
 from __future__ import annotations
 
 import fcntl
 import os
+import stat
 import struct
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager, suppress
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any, Final
@@ -57,8 +65,9 @@ from craftnet.archive.bundle import (
 from craftnet.archive.car import CarReader
 from craftnet.archive.cid import CID_BYTES_LEN, DAG_CBOR, Cid
 from craftnet.archive.delta import Manifest, looks_like_manifest, read_manifest
-from craftnet.archive.errors import ArchiveError, BundleError
+from craftnet.archive.errors import ArchiveError, BundleError, BundleTruncated
 from craftnet.archive.have import HaveSummary, ItemSet, difference, read_summary
+from craftnet.archive.hlc import wall_ms
 from craftnet.archive.peer_state import PeerStates
 from craftnet.archive.store import Store, WriteTxn, prefix_end
 from craftnet.archive.witness import PROOF_TYPE, index_proof_blocks, is_proof_block
@@ -71,6 +80,12 @@ SETS_DB: Final = "bundle_sets"
 _KINDS: Final[dict[str, bytes]] = {"record": b"r", "document": b"d", "block": b"b"}
 _KIND_OF: Final[dict[bytes, BlockKind]] = {b"r": "record", b"d": "document", b"b": "block"}
 _ENTRY: Final = struct.Struct(">QIcHH")  # offset, length, kind, needs, links
+# A held value: AGED, the wall-clock ms it was first held (8 bytes), the kind, the block.
+# Values written before held blocks had an age start with the kind letter instead.
+AGED: Final = b"\x01"
+_HELD_MS: Final = struct.Struct(">Q")
+HELD_HEAD: Final = 1 + _HELD_MS.size + 1
+JOB_FILES: Final = ("state", "spill", "journal", "state.partial", "lock")  # "lock" last
 
 Progress = Callable[[str, int], None]
 
@@ -218,26 +233,59 @@ def job_name(roots: tuple[Cid, ...]) -> str:
     return blake3.blake3(b"".join(root.bytes for root in roots)).hexdigest()[:32]
 
 
+def _still_there(handle: IO[bytes], path: Path) -> bool:
+    """Whether ``path`` still names the file ``handle`` has open (an expiry may have
+    removed it between our open and our lock)."""
+    try:
+        return os.stat(path).st_ino == os.fstat(handle.fileno()).st_ino
+    except FileNotFoundError:
+        return False
+
+
 @contextmanager
 def _open_job(home: Path, roots: tuple[Cid, ...]) -> Iterator[_Job]:
     folder = home / JOBS_DIR / job_name(roots)
-    folder.mkdir(parents=True, exist_ok=True)
-    with (folder / "lock").open("a+b") as lock:
-        try:
-            fcntl.flock(lock.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            raise BundleError("this bundle is being imported by another process") from None
-        with (folder / "spill").open("a+b") as spill, (folder / "journal").open("a+b") as journal:
-            job = _Job(folder, spill, journal)
-            job.restore()
-            yield job
+    for _ in range(3):
+        folder.mkdir(parents=True, exist_ok=True)
+        with (folder / "lock").open("a+b") as lock:
+            try:
+                fcntl.flock(lock.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                raise BundleError("this bundle is being imported by another process") from None
+            if not _still_there(lock, folder / "lock"):
+                continue  # the folder was expired meanwhile: make it afresh
+            with (
+                (folder / "spill").open("a+b") as spill,
+                (folder / "journal").open("a+b") as journal,
+            ):
+                job = _Job(folder, spill, journal)
+                job.restore()
+                yield job
+                return
+    raise BundleError(f"could not lock the import's job folder {folder}")
 
 
 def _remove_job(job: _Job) -> None:
-    for name in ("state", "spill", "journal", "state.partial", "lock"):
-        (job.folder / name).unlink(missing_ok=True)
-    with suppress(OSError):  # something else was put there: leave it
-        job.folder.rmdir()
+    remove_job_files(job.folder)
+
+
+def remove_job_files(folder: Path) -> bool:
+    """Remove what an import keeps in ``folder`` (its lock last), then the folder if that
+    emptied it; return whether the folder is gone. Other files are left where they are."""
+    for name in JOB_FILES:
+        path = folder / name
+        try:
+            if stat.S_ISREG(path.lstat().st_mode):  # a link or folder there is not ours
+                path.unlink()
+        except FileNotFoundError:
+            continue
+    try:
+        folder.rmdir()
+    except FileNotFoundError:
+        return True
+    except OSError:  # something else was put there: leave it
+        return False
+    return True
 
 
 def pending_jobs(home: Path) -> list[Path]:
@@ -269,6 +317,14 @@ def receive_bundle(
     with _open_job(home, reader.roots) as job:
         try:
             report = _receive(store, stream, reader, job, now, on_progress, checkpoint_bytes)
+        except BundleTruncated as exc:
+            # What was checked before the stream ended is good: keep it to continue from.
+            job.checkpoint()
+            kept = job.position - reader.header_end if job.position else 0
+            raise BundleTruncated(
+                f"{exc}; the {kept} bytes checked before it are kept: import the whole "
+                "bundle again to continue from there"
+            ) from exc
         except BundleError:
             _remove_job(job)
             raise
@@ -288,14 +344,8 @@ def _receive(
     manifest_cid = reader.roots[0]
     manifest: Manifest | None = None
     if job.position:
-        try:
-            stream.seek(job.position)
-        except (OSError, ValueError):
-            raise BundleError(
-                "this bundle's import was interrupted; to resume it, import it from a file "
-                "(not a pipe)"
-            ) from None
-        reader.position, reader.next_index = job.position, job.index
+        if not job.checked:  # once checked, the spill holds it all: the stream is not read
+            _continue(stream, reader, job)
     else:
         job.position = reader.header_end
     if not job.checked:
@@ -324,7 +374,22 @@ def _receive(
             manifest = read_manifest(data)
             del job.items[manifest_cid.bytes]
     roots = reader.roots[1:] if manifest is not None else reader.roots
-    require_roots(roots, job.items)
+    try:
+        require_roots(roots, job.items)
+        if manifest is not None and manifest.pins:
+            # The exporter writes a pinned file in the part whose manifest pins it.
+            absent = [pin for pin in manifest.pins if pin.bytes not in job.items]
+            if absent:
+                raise BundleError(
+                    f"the bundle manifest pins {absent[0]}, which the bundle does not contain"
+                )
+        if manifest is None or manifest.parts == 1:
+            _check_complete(store, job.items)
+    except BundleError as exc:
+        # A stream that ends exactly between two blocks looks whole; what it lacks says
+        # it was cut short. Keep what was checked, to read on from there next time.
+        job.checked = False
+        raise BundleTruncated(str(exc)) from exc
     sender = None
     if manifest is not None and manifest.have is not None:
         try:
@@ -334,7 +399,6 @@ def _receive(
     pins = list(roots) + list(manifest.pins if manifest is not None else ())
     proofs = _take_proofs(job)
     if manifest is None or manifest.parts == 1:
-        _check_complete(store, job.items)
         new_blocks, new_records, repaired, cids = commit_staged(
             store, job.spill, {k: v.staged for k, v in job.items.items()}, pins
         )
@@ -373,6 +437,45 @@ def _receive(
         parts_seen=seen,
         record_cids=cids,
     )
+
+
+def _continue(stream: IO[bytes], reader: CarReader, job: _Job) -> None:
+    """Go on from where an interrupted import of this bundle stopped.
+
+    A file is sought to that point. A pipe cannot seek: its blocks up to there are read
+    again (each still hashed against its CID by the reader) and must be the blocks the
+    journal staged; nothing else is checked again.
+    """
+    try:
+        stream.seek(job.position)
+    except (OSError, ValueError):
+        pass
+    else:
+        reader.position, reader.next_index = job.position, job.index
+        return
+    sections = iter(reader)
+    while reader.position < job.position:
+        section = next(sections, None)
+        if section is None:
+            break
+        if section.cid.bytes not in job.items:
+            raise BundleError(
+                f"{section.where()}: this is not the bundle whose interrupted import is "
+                "kept (that one had no such block here); import that one again, or drop it "
+                "with 'craftnet imports prune --older-than 0'"
+            )
+    if reader.position < job.position:
+        raise BundleTruncated(
+            f"the bundle ends at byte {reader.position}, before byte {job.position} where its "
+            "interrupted import had got to"
+        )
+    if reader.position != job.position:
+        raise BundleError(
+            f"this is not the bundle whose interrupted import is kept (its blocks do not end "
+            f"at byte {job.position}); import that one again, or drop it with "
+            "'craftnet imports prune --older-than 0'"
+        )
+    reader.next_index = job.index
 
 
 def _take_proofs(job: _Job) -> list[bytes]:
@@ -424,6 +527,41 @@ def _check_complete(store: Store, items: dict[bytes, _Item]) -> None:
 # ---------------------------------------------------------------------- parts
 
 
+@dataclass(frozen=True, slots=True)
+class Held:
+    """One ``bundle_held`` value, read."""
+
+    kind: BlockKind
+    data: bytes
+    held_ms: int | None  # wall-clock ms when first held; None: held before ages were kept
+
+
+def encode_held(kind: BlockKind, data: bytes, held_ms: int) -> bytes:
+    """The ``bundle_held`` value of a block first held at ``held_ms`` (wall-clock ms)."""
+    return AGED + _HELD_MS.pack(held_ms) + _KINDS[kind] + data
+
+
+def held_age(value: bytes) -> int | None:
+    """When a held value was first held (wall-clock ms); ``None`` for a value from before
+    ages were kept. Raises :class:`BundleError` for a value that is neither."""
+    if value[:1] == AGED:
+        if len(value) < HELD_HEAD or value[HELD_HEAD - 1 : HELD_HEAD] not in _KIND_OF:
+            raise BundleError("a held block's value is unreadable")
+        held_ms: int = _HELD_MS.unpack_from(value, 1)[0]
+        return held_ms
+    if value[:1] not in _KIND_OF:
+        raise BundleError("a held block's value is unreadable")
+    return None
+
+
+def decode_held(value: bytes) -> Held:
+    """Read a ``bundle_held`` value (either form); :class:`BundleError` if unreadable."""
+    held_ms = held_age(value)
+    if held_ms is None:
+        return Held(_KIND_OF[value[:1]], value[1:], None)
+    return Held(_KIND_OF[value[HELD_HEAD - 1 : HELD_HEAD]], value[HELD_HEAD:], held_ms)
+
+
 def _held_prefix(set_id: bytes) -> bytes:
     return set_id
 
@@ -433,11 +571,15 @@ def _commit_part(
 ) -> tuple[int, int, int, tuple[Cid, ...], int, tuple[int, ...]]:
     """Commit what is complete of this part and of what earlier parts left held."""
     prefix = _held_prefix(manifest.set_id)
+    now_ms = wall_ms(now)
+    first_held: dict[bytes, int] = {}  # when blocks held before were first held
     with store.read() as txn:
         for key, value in txn.iterate(HELD_DB, prefix, prefix_end(prefix)):
             cid = Cid.from_bytes(key[len(prefix) :])
             if cid.bytes not in job.items:
-                _stage_held(job, cid, value)
+                held = _stage_held(job, cid, value)
+                if held.held_ms is not None:
+                    first_held[cid.bytes] = held.held_ms
         raw_set = txn.get(SETS_DB, manifest.set_id)
         in_store = {key for key in _all_refs(job.items) if txn.has("blocks", key)}
     seen = set(codec.decode(raw_set)["seen"]) if raw_set else set()
@@ -458,7 +600,8 @@ def _commit_part(
         for key in commit:
             txn.delete(HELD_DB, prefix + key)
         for key, kind, data in hold_data:
-            txn.put(HELD_DB, prefix + key, _KINDS[kind] + data)
+            # A block held again keeps its first time (one from before ages: from now).
+            txn.put(HELD_DB, prefix + key, encode_held(kind, data, first_held.get(key, now_ms)))
         if last and not hold_data:
             txn.delete(SETS_DB, manifest.set_id)
         else:
@@ -469,11 +612,12 @@ def _commit_part(
     return new_blocks, new_records, repaired, cids, len(hold), tuple(sorted(seen))
 
 
-def _stage_held(job: _Job, cid: Cid, value: bytes) -> None:
-    kind = _KIND_OF.get(value[:1])
-    if kind is None:
-        raise BundleError(f"a held block of this bundle set ({cid}) is unreadable")
-    data = value[1:]
+def _stage_held(job: _Job, cid: Cid, value: bytes) -> Held:
+    try:
+        held = decode_held(value)
+    except BundleError:
+        raise BundleError(f"a held block of this bundle set ({cid}) is unreadable") from None
+    kind, data = held.kind, held.data
     if not cid.verify(data):
         raise BundleError(f"a held block of this bundle set ({cid}) is damaged")
     links: tuple[bytes, ...] = ()
@@ -484,6 +628,7 @@ def _stage_held(job: _Job, cid: Cid, value: bytes) -> None:
         if isinstance(value_, dict) and value_.get("type") in ("file", "file-part"):
             needs = links
     job.add(cid, data, kind, needs, links)
+    return held
 
 
 def _all_refs(items: dict[bytes, _Item]) -> set[bytes]:

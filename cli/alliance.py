@@ -13,6 +13,7 @@ import click
 from rich.console import Console
 
 from craftnet.cli.context import App, pass_app
+from craftnet.cli.render import safe
 from craftnet.errors import CraftnetError
 
 
@@ -40,6 +41,19 @@ def _remember(app: App, alliance: str) -> None:
             "alliance (edit network.toml to leave it)"
         )
     save_settings(app.home, replace(settings, alliance=alliance))
+
+
+def _organisation(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
+    """Check ``--organisation`` before anything is signed (a bad one is a usage error)."""
+    if value is None:
+        return None
+    from craftnet.archive.alliance import check_organisation
+    from craftnet.identity.membership import MembershipError
+
+    try:
+        return check_organisation(value)
+    except MembershipError as exc:
+        raise click.BadParameter(str(exc), ctx, param) from None
 
 
 @click.group()
@@ -86,8 +100,11 @@ def create(app: App, name: str, founders: tuple[str, ...], max_cert_days: int,
               "alliance's limit).")
 @click.option("--name", default=None, metavar="TEXT",
               help="The invited hub's name, e.g. 'Oaxaca makerspace'.")
+@click.option("--organisation", default=None, metavar="NAME", callback=_organisation,
+              help="Who runs the invited hub, e.g. 'Lisbon Makers Co-op' (1-200 printable "
+              "characters). Witnesses are counted by organisation; member lists show it.")
 @pass_app
-def invite(app: App, did: str, days: int, name: str | None) -> None:
+def invite(app: App, did: str, days: int, name: str | None, organisation: str | None) -> None:
     """Admit the hub DID (its `craftnet id`): print a token for `craftnet alliance join`.
 
     The token carries a membership certificate signed by this hub, and this hub's own
@@ -96,10 +113,13 @@ def invite(app: App, did: str, days: int, name: str | None) -> None:
     from craftnet.archive.alliance import invite as make_invitation
 
     cert, token = make_invitation(
-        app.store(), app.hub_key(), _alliance_id(app), did, days=days, name=name
+        app.store(), app.hub_key(), _alliance_id(app), did, days=days, name=name,
+        organisation=organisation,
     )
-    app.emit({"token": token, "member": did, "certificate": str(cert.cid)},
-             lambda out: click.echo(token))
+    data = {"token": token, "member": did, "certificate": str(cert.cid)}
+    if organisation is not None:
+        data["organisation"] = organisation
+    app.emit(data, lambda out: click.echo(token))
 
 
 @alliance.command()
@@ -145,13 +165,15 @@ def revoke(app: App, did: str, reason: str) -> None:
 @alliance.command()
 @pass_app
 def show(app: App) -> None:
-    """The alliance's name, id, founders and current members (and until when the
-    others' certificates run)."""
-    from craftnet.archive.alliance import hlc_now, load_membership
+    """The alliance's name, id, founders and current members (their name and
+    organisation, as their newest certificate states, and until when the others'
+    certificates run)."""
+    from craftnet.archive.alliance import hlc_now, load_membership, member_labels
     from craftnet.archive.hlc import wall_ms
 
     alliance_id = _alliance_id(app)
     membership = load_membership(app.store(), alliance_id)
+    labels = member_labels(app.store(), alliance_id)
     now = hlc_now()
     members: list[dict[str, Any]] = []
     for did in membership.members(now):
@@ -160,20 +182,23 @@ def show(app: App) -> None:
             "did": did,
             "founder": did in membership.genesis.founders,
             "expires_ms": None if expiry is None else wall_ms(expiry),
+            "name": labels.get(did, {}).get("name"),
+            "organisation": labels.get(did, {}).get("organisation"),
         })
     data = {"alliance": alliance_id, "name": membership.genesis.name, "members": members}
 
     def human(out: Console) -> None:
         import datetime
 
-        out.print(f"{membership.genesis.name}  ({alliance_id})")
+        out.print(f"{safe(membership.genesis.name)}  ({alliance_id})", markup=False)
         for m in members:
             if m["founder"]:
                 label = "founder"
             else:
                 when = datetime.datetime.fromtimestamp(m["expires_ms"] / 1000, datetime.UTC)
                 label = f"until {when:%Y-%m-%d}"
-            out.print(f"  {m['did']}  {label}")
+            about = "  ".join(safe(m[k]) for k in ("organisation", "name") if m[k])
+            out.print(f"  {m['did']}  {label}" + (f"  {about}" if about else ""), markup=False)
 
     app.emit(data, human)
 

@@ -5,9 +5,11 @@ from __future__ import annotations
 import contextlib
 import os
 import re
+import sys
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import IO, Any, ClassVar
 
 import click
 from rich.console import Console
@@ -250,36 +252,54 @@ def have_cmd(app: App, out: Path) -> None:
 
 @click.command(name="import")
 @click.argument(
-    "bundle", metavar="IN.car", type=click.Path(exists=True, dir_okay=False, path_type=Path)
+    "bundle", metavar="IN.car",
+    type=click.Path(exists=True, dir_okay=False, allow_dash=True, path_type=Path),
 )
 @pass_app
 def import_cmd(app: App, bundle: Path) -> None:
     """Check a CAR bundle completely, then add it; if anything is wrong, add nothing.
+    `-` reads the bundle from stdin.
 
     Every block is checked against its CID, every record's signature and schema, every
     file node. If anything is wrong, the error names the block (its index in the file,
     its CID, its byte offset). Importing a bundle twice adds nothing the second time,
     with one exception: a block this hub holds damaged (found by `craftnet verify` as
     `bad-block`) is replaced by the bundle's verified copy and counted as `repaired`.
-    An interrupted import continues where it stopped when run again; the parts of a
-    split bundle import in any order.
+    An interrupted import continues where it stopped when run again, from a file or
+    piped on stdin (a pipe's bundle is read again up to there, not checked again); a
+    bundle that ends early keeps what was checked for the next run. The parts of a
+    split bundle import in any order. `craftnet imports` lists and removes unfinished
+    imports.
     """
     from craftnet.archive.receive import receive_bundle
 
     store = app.store()
-    size = bundle.stat().st_size
-    with bundle.open("rb") as stream, progress_bar(app, "checking", size) as update:
+    piped = str(bundle) == "-"
+    if piped and sys.stdin.isatty():
+        raise click.UsageError("'craftnet import -' reads a bundle from stdin, which is a "
+                               "terminal here: pipe one in ('... | craftnet import -')")
+    size = None if piped else bundle.stat().st_size
+    source: contextlib.AbstractContextManager[IO[bytes]] = (
+        contextlib.nullcontext(sys.stdin.buffer) if piped else bundle.open("rb")
+    )
+    with source as stream, progress_bar(app, "checking", size) as update:
         report = receive_bundle(
             store, stream, app.home, now=_hlc_now(),
             on_progress=None if update is None else _check_only(update),
         )
-    data = {"file": str(bundle), **report.as_dict()}
+    data = {"file": "-" if piped else str(bundle), **report.as_dict()}
 
     def human(console: Console) -> None:
-        if report.resumed_at:
+        if report.resumed_at and piped:
+            console.print(
+                f"continued an interrupted import: {human_size(report.resumed_at)} were "
+                "already there (read again from the pipe, not checked again)"
+            )
+        elif report.resumed_at:
             console.print(f"resumed an interrupted import at {human_size(report.resumed_at)}")
         console.print(
-            f"imported {bundle}: {report.new_records} new of {report.records} records, "
+            f"imported {'stdin' if piped else bundle}: {report.new_records} new of "
+            f"{report.records} records, "
             f"{report.new_blocks} new of {report.blocks} blocks"
             + (f", {report.repaired} damaged blocks repaired" if report.repaired else "")
         )
@@ -314,4 +334,138 @@ def _check_only(update: Callable[[int], None]) -> Callable[[str, int], None]:
     return progress
 
 
-COMMANDS = [export_cmd, import_cmd, have_cmd]
+# ---------------------------------------------------------------------- unfinished imports
+
+
+class AgeParam(click.ParamType[int, Any]):
+    """An age: ``30d``, ``12h``, ``90m``, ``45s``, or a plain number of days; in ms."""
+
+    name = "age"
+    _UNITS: ClassVar[dict[str, int]] = {"d": 86_400_000, "h": 3_600_000, "m": 60_000,
+                                         "s": 1_000, "": 86_400_000}
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> int:
+        """Parse ``value``; anything else (a negative age too) is a usage error."""
+        if isinstance(value, int) and not isinstance(value, bool):
+            return value
+        match = re.fullmatch(r"\s*(\d{1,7})\s*([dhms]?)\s*", str(value).lower())
+        if match is None:
+            self.fail(f"{str(value)[:40]!r} is not an age like 30d, 12h, 90m or 0", param, ctx)
+        return int(match.group(1)) * self._UNITS[match.group(2)]
+
+
+def _ago(now_ms: int, ms: int | None) -> str:
+    if ms is None:
+        return "?"
+    days = (now_ms - ms) / 86_400_000
+    return f"{days:.1f} days" if days < 10 else f"{days:.0f} days"
+
+
+@click.group(name="imports")
+def imports() -> None:
+    """Unfinished imports: held parts of split bundles, interrupted imports' job folders.
+
+    Both are kept so that an import can be finished later (the missing parts arrive,
+    the same bundle is imported again). `craftnet serve` removes those idle for
+    `[bundles] keep_unfinished_days` (config.toml, default 30); these commands list
+    them and remove them by hand.
+    """
+
+
+@imports.command(name="list")
+@pass_app
+def imports_list(app: App) -> None:
+    """How much unfinished import work this hub keeps: held blocks (count, bytes, oldest,
+    by bundle set) and job folders (count, bytes, idle longest, running or not)."""
+    from craftnet.archive.leftovers import survey
+
+    now = time.time_ns() // 1_000_000
+    found = survey(app.store(), app.home, now)
+    data = {"now_ms": now, **found.as_dict()}
+
+    def human(out: Console) -> None:
+        out.print(
+            f"held blocks of split bundles: {found.held_blocks}, "
+            f"{human_size(found.held_bytes)}, in {len(found.sets)} bundle set(s)"
+            + (f"; oldest held {_ago(now, found.oldest_held_ms)} ago" if found.sets else "")
+        )
+        for held in found.sets:
+            seen = ", ".join(map(str, held.seen)) or "none"
+            parts = f"parts {seen} of {held.parts} in" if held.parts else "no part state"
+            extra = "".join([
+                f", {held.unaged} without an age yet" if held.unaged else "",
+                f", {held.unreadable} unreadable" if held.unreadable else "",
+                f", {held.referenced} linked by stored records" if held.referenced else "",
+            ])
+            out.print(
+                f"  set {held.set_id.hex()[:16]}  {parts}  {held.blocks} block(s)  "
+                f"{human_size(held.size)}  idle {_ago(now, held.last_ms)}{extra}"
+            )
+        out.print(
+            f"job folders of interrupted imports: {len(found.jobs)}, "
+            f"{human_size(found.job_bytes)}"
+            + (f"; idle longest {_ago(now, found.oldest_job_ms)}" if found.jobs else "")
+        )
+        for job in found.jobs:
+            state = "running now" if job.running else (
+                "can continue" if job.resumable else "nothing to continue from")
+            foreign = f"; also holds {len(job.foreign)} other file(s)" if job.foreign else ""
+            out.print(f"  {job.path.parent.name}/{job.path.name}  {human_size(job.size)}  "
+                      f"idle {_ago(now, job.last_ms)}  {state}{foreign}")
+        if found.other:
+            out.print(f"  {len(found.other)} other entr(y/ies) in imports/ (not imports; "
+                      "left alone)")
+
+    app.emit(data, human)
+
+
+@imports.command(name="prune")
+@click.option("--older-than", "older_than", type=AgeParam(), default=None, metavar="AGE",
+              help="Remove what was idle at least this long: 30d, 12h, 90m, 0 for everything "
+              "not running (default: config.toml [bundles] keep_unfinished_days).")
+@click.option("--dry-run", is_flag=True, help="Say what would be removed, remove nothing.")
+@pass_app
+def imports_prune(app: App, older_than: int | None, dry_run: bool) -> None:
+    """Remove held bundle sets and job folders idle for --older-than or longer.
+
+    A held block that a stored record links is kept, and so is the job of an import
+    running now and any file in a job folder that craftnet did not put there; stored
+    blocks are never touched, so `craftnet verify` finds the store as before. Held
+    blocks from before ages were kept are given the time now.
+    """
+    from craftnet.archive.leftovers import expire
+    from craftnet.node.config import load_config
+
+    if older_than is None:
+        days = load_config(app.home).keep_unfinished_days
+        if days == 0:
+            raise click.UsageError("config.toml keeps unfinished imports ([bundles] "
+                                   "keep_unfinished_days = 0): give --older-than")
+        older_than = days * 86_400_000
+    report = expire(app.store(), app.home, now_ms=time.time_ns() // 1_000_000,
+                    max_age_ms=older_than, dry_run=dry_run)
+
+    def human(out: Console) -> None:
+        verb = "would remove" if dry_run else "removed"
+        out.print(
+            f"{verb} {report.removed_blocks} held block(s) ({human_size(report.removed_bytes)}) "
+            f"of {report.removed_sets} bundle set(s) and {report.removed_jobs} job folder(s) "
+            f"({human_size(report.removed_job_bytes)})"
+        )
+        if report.unreadable:
+            out.print(f"{verb} {report.unreadable} unreadable held value(s)")
+        if report.kept_referenced:
+            out.print(f"kept {report.kept_referenced} old held block(s) that stored records link")
+        if report.running_jobs:
+            out.print(f"kept {report.running_jobs} job folder(s) of imports running now")
+        if report.kept_foreign:
+            out.print(f"left {report.kept_foreign} job folder(s) holding files craftnet did "
+                      "not make (its own files there are removed)")
+        if report.stamped:
+            out.print(f"{'would give' if dry_run else 'gave'} {report.stamped} held block(s) "
+                      "without an age the time now")
+
+    app.emit(report.as_dict(), human)
+
+
+COMMANDS = [export_cmd, import_cmd, have_cmd, imports]

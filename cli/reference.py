@@ -35,7 +35,7 @@ SECTIONS: Final = (
     (
         "Bundles (sneakernet)",
         "See [bundles.md](bundles.md) for the format and the checks.",
-        ("export", "import"),
+        ("export", "import", "imports"),
     ),
     (
         "Documents (entries many hubs edit)",

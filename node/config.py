@@ -11,6 +11,7 @@ the archive store and the keystore)::
 
     [bundles]
     export_folders = ["/media"]  # where the web may write USB bundles (besides bundles/)
+    keep_unfinished_days = 30    # unfinished imports idle this long are removed; 0: never
 
 A missing file or a missing key means the default. Unknown keys are refused, so a typo
 ("requre_token...") does not silently leave a hub open; every refusal names the file,
@@ -37,6 +38,7 @@ CONFIG_FILE: Final = "config.toml"
 DEFAULT_HOST: Final = "127.0.0.1"
 DEFAULT_PORT: Final = 8470
 DEFAULT_MAX_UPLOAD_MB: Final = 256
+DEFAULT_KEEP_UNFINISHED_DAYS: Final = 30
 MAX_CONFIG_BYTES: Final = 64 * 1024
 
 
@@ -60,6 +62,9 @@ class HubConfig:
     max_upload_bytes: int = DEFAULT_MAX_UPLOAD_MB * 2**20
     # Where the operator may have the web write USB bundles, besides bundles/ in the home.
     export_folders: tuple[Path, ...] = ()
+    # Held parts of split bundles and interrupted imports idle this long are removed while
+    # the hub serves (node.housekeeping); 0 keeps them until removed by hand.
+    keep_unfinished_days: int = DEFAULT_KEEP_UNFINISHED_DAYS
 
     @property
     def store_path(self) -> Path:
@@ -120,6 +125,14 @@ class BundlesFile:
         "sticks are mounted, e.g. /media); bundles/ in the home folder always",
         check=_folders,
     )
+    keep_unfinished_days: int = opt(
+        DEFAULT_KEEP_UNFINISHED_DAYS,
+        "days after which unfinished imports are removed while the hub serves: held parts "
+        "of split bundles no part of which arrived since, and interrupted imports' job "
+        "folders (imports/) untouched since; 0 keeps them until 'craftnet imports prune'",
+        lo=0,
+        hi=36500,
+    )
 
 
 @dataclass(frozen=True)
@@ -146,6 +159,7 @@ def load_config(home: Path) -> HubConfig:
         require_token_for_reads=http.require_token_for_reads,
         max_upload_bytes=http.max_upload_mb * 2**20,
         export_folders=tuple(Path(f) for f in parsed.bundles.export_folders),
+        keep_unfinished_days=parsed.bundles.keep_unfinished_days,
     )
 
 

@@ -35,6 +35,7 @@ from craftnet.archive.alliance import (
     SUCCESSION_TYPE,
     AllianceView,
     hlc_now,
+    member_labels,
 )
 from craftnet.archive.blocks import StoreBlockSource
 from craftnet.archive.index import count_records
@@ -88,6 +89,8 @@ class Hub:
         self.alliance: str = settings.alliance
         self.view = AllianceView(store, self.alliance, key.did)
         self._marker = _membership_marker(store)
+        # Members' names and organisations from their certificates, for the peers list.
+        self._labels = member_labels(store, self.alliance)
         # transport_key: a one-off peer identity (craftnet sync next to a running serve).
         self.network = Libp2pNetwork(
             transport_key or transport_seed(home),
@@ -192,6 +195,7 @@ class Hub:
             if marker != self._marker:
                 self._marker = marker
                 self.view.reload()
+                self._labels = member_labels(self.store, self.alliance)
                 log.info(
                     "alliance membership changed: %d members",
                     len(self.membership.members(hlc_now())),
@@ -212,6 +216,9 @@ class Hub:
     def status(self) -> dict[str, Any]:
         """The peers/sync status the web app shows (``PeersProvider``)."""
         peers = self.driver.peers()
+        for peer in peers:
+            # Who runs the peer's hub, as its certificate says (not present: not stated).
+            peer.update(self._labels.get(str(peer["did"]), {}))
         last = self.driver.reconciles[-1] if self.driver.reconciles else None
         return {
             "enabled": True,

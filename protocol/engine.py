@@ -218,6 +218,17 @@ class EngineConfig:
     report_synced: bool = False
 
 
+@dataclass(frozen=True, slots=True)
+class PeerStanding:
+    """How an engine judges a peer at one time (:meth:`SyncEngine.standing`)."""
+
+    banned: bool
+    offences: int  # offences it committed, of every kind (0: never penalised)
+    # Its score, read only when it is neither banned nor unpenalised (then None):
+    # reading a score decays it to the time given, so what is not needed is not read.
+    score: float | None
+
+
 @dataclass(slots=True)
 class _PendingSync:
     """What must still travel before a peer holds every record we held when our latest
@@ -414,6 +425,21 @@ class SyncEngine:
     def score(self, peer_id: PeerId, now: float) -> float:
         """The peer's score at ``now`` (graylisting and bans follow from it)."""
         return self.scores.score(peer_id, now)
+
+    def standing(self, peer_id: PeerId, now: float) -> PeerStanding:
+        """Whether ``peer_id`` is banned at ``now``, how many offences it committed and,
+        if it is not banned and has offended, its score (for metrics and status pages;
+        judge peers with the thresholds in ``config.thresholds``).
+
+        An observer's read: it lifts a ban that has run out and decays the score to
+        ``now``, exactly as the engine's own checks at that time would, and changes
+        nothing else.
+        """
+        banned = self.scores.is_banned(peer_id, now)
+        offences = sum(self.scores.offence_counts(peer_id).values())
+        if banned or not offences:
+            return PeerStanding(banned, offences, None)
+        return PeerStanding(False, offences, self.scores.score(peer_id, now))
 
     def wanted(self) -> int:
         """How many blocks are still wanted from peers."""

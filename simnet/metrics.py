@@ -166,20 +166,21 @@ class Metrics:
         """Mean score the honest hubs it dialled give it; how many graylist and ban it."""
         total, n, gray, banned = 0.0, 0, 0, 0
         for i in adv.hub.out:
-            scores = self.sim.hubs[i].engine.scores
-            if scores.is_banned(adv.hub.peer, now):
+            engine = self.sim.hubs[i].engine
+            limits = engine.config.thresholds
+            standing = engine.standing(adv.hub.peer, now)
+            if standing.banned:
                 banned += 1
-                total += scores.thresholds.disconnect
+                total += limits.disconnect
                 n += 1
                 continue
-            if not scores.offence_counts(adv.hub.peer):
+            if standing.score is None:  # never penalised: counted as 0, its score unread
                 total += 0.0
                 n += 1
                 continue
-            score = scores.score(adv.hub.peer, now)
-            total += score
+            total += standing.score
             n += 1
-            if score < scores.thresholds.graylist:
+            if standing.score < limits.graylist:
                 gray += 1
         return (total / n if n else 0.0), gray, banned
 

@@ -18,6 +18,7 @@ import jinja2
 from aiohttp import web
 
 from craftnet.errors import CraftnetError
+from craftnet.node import housekeeping
 from craftnet.node.web import api, assets, ui
 from craftnet.node.web.api.common import Handler
 from craftnet.node.web.context import NodeContext
@@ -129,6 +130,35 @@ async def _keep_index(app: web.Application) -> AsyncIterator[None]:
         await task
 
 
+async def _housekeeping(app: web.Application) -> AsyncIterator[None]:
+    """Expire unfinished bundle work at start and every hour (node.housekeeping), in a
+    worker thread: a round over a big held table must not stall requests."""
+    ctx = app[CTX]
+    current: asyncio.Future[object] | None = None
+
+    def round_() -> object:
+        try:
+            return housekeeping.tidy(ctx.config, ctx.store)
+        except Exception:  # keep serving; the next round tries again
+            log.exception("housekeeping (unfinished imports) failed")
+            return None
+
+    async def loop() -> None:
+        nonlocal current
+        while True:
+            current = asyncio.ensure_future(asyncio.to_thread(round_))
+            await asyncio.shield(current)
+            await asyncio.sleep(housekeeping.INTERVAL)
+
+    task = asyncio.create_task(loop())
+    yield
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
+    if current is not None:
+        await current  # a round under way ends before the store is closed
+
+
 def create_app(ctx: NodeContext) -> web.Application:
     """The web application of one hub (call ``ctx.search.catch_up()`` before serving)."""
     app = web.Application(middlewares=[guard], client_max_size=MAX_JSON_BYTES)
@@ -151,4 +181,5 @@ def create_app(ctx: NodeContext) -> web.Application:
     ui.add_routes(app)
     assets.add_routes(app)
     app.cleanup_ctx.append(_keep_index)
+    app.cleanup_ctx.append(_housekeeping)
     return app

@@ -9,18 +9,22 @@ import pytest
 
 from craftnet.archive import codec
 from craftnet.archive.alliance import (
+    MAX_ORGANISATION_CHARS,
     TOKEN_PREFIX,
     AllianceView,
     accept_token,
+    check_organisation,
     create_alliance,
     hlc_now,
     invite,
     issue_certificate,
     load_membership,
     make_token,
+    member_labels,
     read_token,
     revoke_member,
 )
+from craftnet.archive.cid import Cid
 from craftnet.archive.index import publish
 from craftnet.archive.lmdb_store import LmdbStore
 from craftnet.identity.errors import IdentityError
@@ -186,3 +190,71 @@ def test_a_forged_or_foreign_proof_is_refused_with_a_reason(stores: list[LmdbSto
         view.admit(PrivateKey.generate().did, (b"\xa0",), KeyVerifier())
     with pytest.raises(MembershipError, match="at most"):
         view.admit(PrivateKey.generate().did, (cert.block,) * 17, KeyVerifier())
+
+
+# ---------------------------------------------------------------------- organisations
+
+
+def test_an_invitation_carries_the_organisation_to_the_joining_hub(
+    stores: list[LmdbStore],
+) -> None:
+    founder, newcomer = PrivateKey.generate(), PrivateKey.generate()
+    alliance = str(create_alliance(stores[0], founder, "Global Micro-manufacturing Alliance").cid)
+    cert, token = invite(stores[0], founder, alliance, newcomer.did, days=30,
+                         name="Oaxaca hub", organisation="  Lisbon Makers Co-op ")
+    assert cert.body["organisation"] == "Lisbon Makers Co-op"  # surrounding spaces dropped
+    accept_token(stores[1], token, newcomer.did)
+    for store in stores:
+        assert member_labels(store, alliance) == {
+            newcomer.did: {"name": "Oaxaca hub", "organisation": "Lisbon Makers Co-op"}
+        }
+    # A newer certificate (a renewal) says who runs the hub now.
+    invite(stores[0], founder, alliance, newcomer.did, days=60, organisation="Highland Weavers")
+    assert member_labels(stores[0], alliance)[newcomer.did] == {"organisation": "Highland Weavers"}
+    plain = PrivateKey.generate()
+    issue_certificate(stores[0], founder, alliance, plain.did, days=30)
+    assert plain.did not in member_labels(stores[0], alliance)
+
+
+@pytest.mark.parametrize(
+    ("value", "words"),
+    [
+        ("", "needs a name"),
+        ("   \t ", "needs a name"),
+        ("x" * (MAX_ORGANISATION_CHARS + 1), "at most 200 characters"),
+        ("Lisbon\nMakers", "U+000A"),
+        ("\x1b[31mRed Co-op", "U+001B"),
+        ("Evil\u202eCorp", "U+202E"),  # a right-to-left override
+        ("Zero\u200bWidth", "U+200B"),
+        ("Line\u2028Sep", "U+2028"),
+        ("Private\ue000Use", "U+E000"),
+        ("Unassigned\U000e0080", "U+E0080"),
+        ("Lone\ud800Surrogate", "U+D800"),
+        ("-- !!", "at least one letter or digit"),
+        (42, "is text, got int"),
+        (None, "is text, got NoneType"),
+    ],
+)
+def test_hostile_organisations_are_refused_saying_why(value: object, words: str) -> None:
+    with pytest.raises(MembershipError, match=words.replace("+", "\\+").replace("[", "\\[")):
+        check_organisation(value)
+
+
+def test_organisations_in_any_script_are_taken() -> None:
+    for name in ("Cooperativa Tecelã do Alto", "東京ファブラボ", "Ателье «Ремесло»", "x" * 200):
+        assert check_organisation(name) == name
+
+
+def test_a_hostile_organisation_another_hub_signed_is_not_shown(stores: list[LmdbStore]) -> None:
+    founder, member = PrivateKey.generate(), PrivateKey.generate()
+    alliance = str(create_alliance(stores[0], founder, "Global Micro-manufacturing Alliance").cid)
+    with pytest.raises(MembershipError, match="U\\+202E"):
+        issue_certificate(stores[0], founder, alliance, member.did, organisation="A\u202eB")
+    # Written by another implementation, past our checks: the record is valid, the label
+    # is left out of member lists (witness counts still group by the raw value).
+    publish(stores[0], founder, "membership",
+            {"alliance": Cid.parse(alliance), "member": member.did,
+             "expires": hlc_now() + (30 * 86_400_000 << 16), "organisation": "A\u202eB"},
+            links=[Cid.parse(alliance)])
+    assert load_membership(stores[0], alliance).is_member(member.did, hlc_now())
+    assert member_labels(stores[0], alliance) == {}

@@ -57,6 +57,60 @@ def test_found_invite_join_show_and_revoke(tmp_path: Path) -> None:
     assert newcomer_did not in [m["did"] for m in json.loads(out)["members"]]
 
 
+def test_invite_with_an_organisation_shows_it_in_the_member_list(tmp_path: Path) -> None:
+    founder, newcomer = tmp_path / "lisbon", tmp_path / "oaxaca"
+    init(founder)
+    newcomer_did = init(newcomer)
+    code, _, err = run(founder, "alliance", "create", "Global Micro-manufacturing Alliance")
+    assert code == 0, err
+    code, out, err = run(founder, "--json", "alliance", "invite", newcomer_did,
+                         "--name", "Oaxaca makerspace", "--organisation", "Lisbon Makers Co-op")
+    assert code == 0, err
+    invited = json.loads(out)
+    assert invited["organisation"] == "Lisbon Makers Co-op"
+    code, _, err = run(newcomer, "alliance", "join", invited["token"])
+    assert code == 0, err
+    for home in (founder, newcomer):
+        code, out, err = run(home, "--json", "alliance", "show")
+        assert code == 0, err
+        member = next(m for m in json.loads(out)["members"] if m["did"] == newcomer_did)
+        assert member["organisation"] == "Lisbon Makers Co-op"
+        assert member["name"] == "Oaxaca makerspace"
+        code, out, err = run(home, "alliance", "show")
+        line = next(ln for ln in out.splitlines() if newcomer_did in ln)
+        assert line.endswith("Lisbon Makers Co-op  Oaxaca makerspace")
+
+
+@pytest.mark.parametrize(
+    ("value", "words"),
+    [
+        ("", "needs a name"),
+        ("x" * 201, "at most 200 characters"),
+        ("Evil\u202eCorp", "U+202E"),
+        ("Two\nLines", "U+000A"),
+        ("\x1b]0;pwned\x07", "U+001B"),
+        ("***", "at least one letter or digit"),
+    ],
+)
+def test_hostile_organisations_are_usage_errors_in_one_line(
+    tmp_path: Path, value: str, words: str
+) -> None:
+    home = tmp_path / "hub"
+    init(home)
+    code, _, err = run(home, "alliance", "create", "Global Micro-manufacturing Alliance")
+    assert code == 0, err
+    result = subprocess.run(
+        [sys.executable, "-m", "craftnet", "--home", str(home), "alliance", "invite",
+         "did:key:z6MkpTHR8VNsBxYAAWHut2Geadd9jSwuBV8xRoAnwWsdvktH", "--organisation", value],
+        capture_output=True, text=True,
+    )
+    assert result.returncode == 2, result.stderr
+    assert result.stderr.startswith("error: ") and result.stderr.count("\n") == 1
+    assert "--organisation" in result.stderr and words in result.stderr
+    code, out, _ = run(home, "--json", "ls")
+    assert json.loads(out) == [] or all(r["type"] != "membership" for r in json.loads(out))
+
+
 def test_mistakes_get_one_line_answers(tmp_path: Path) -> None:
     home = tmp_path / "hub"
     init(home)

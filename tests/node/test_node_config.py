@@ -42,6 +42,14 @@ def test_values_and_command_line_overrides(tmp_path: Path) -> None:
     assert config.with_http(host="127.0.0.1").http_host == "127.0.0.1"
 
 
+def test_unfinished_imports_are_kept_30_days_unless_configured(tmp_path: Path) -> None:
+    assert load_config(tmp_path).keep_unfinished_days == 30
+    (tmp_path / "config.toml").write_text("[bundles]\nkeep_unfinished_days = 0\n")
+    assert load_config(tmp_path).keep_unfinished_days == 0  # never, by hand only
+    (tmp_path / "config.toml").write_text("[bundles]\nkeep_unfinished_days = 7\n")
+    assert load_config(tmp_path).keep_unfinished_days == 7
+
+
 def test_export_folders_for_usb_bundles(tmp_path: Path) -> None:
     assert load_config(tmp_path).export_folders == ()
     (tmp_path / "config.toml").write_text('[bundles]\nexport_folders = ["/media", "/mnt/usb"]\n')
@@ -70,6 +78,14 @@ def test_export_folders_for_usb_bundles(tmp_path: Path) -> None:
         ),
         ("[bundles]\nexport_folders = \"/media\"\n", "bundles.export_folders: must be"),
         ("[http]\nport = 80\nport = 81\n", "not valid TOML"),
+        (
+            '[bundles]\nkeep_unfinished_days = "thirty"\n',
+            "config.toml:2: bundles.keep_unfinished_days: must be an integer, got a string",
+        ),
+        ("[bundles]\nkeep_unfinished_days = -1\n", "keep_unfinished_days: -1 is below the"),
+        ("[bundles]\nkeep_unfinished_days = 1.5\n", "keep_unfinished_days: must be an integer"),
+        ("[bundles]\nkeep_unfinished_days = true\n", "keep_unfinished_days: must be an integer"),
+        ("[bundles]\nkeep_unfinished_days = 99999\n", "99999 is above the maximum 36500"),
     ],
 )
 def test_bad_files_are_refused_naming_line_and_key(tmp_path: Path, text: str, words: str) -> None:

@@ -314,6 +314,11 @@ def test_hostile_peer_is_scored_down_and_banned_while_honest_sync_proceeds() -> 
     assert not net.connected(mallory.peer, a.peer)
     assert [ban for owner, ban in net.bans if ban.peer == mallory.peer]
     assert a.engine.scores.is_banned(mallory.peer, net.now)
+    standing = a.engine.standing(mallory.peer, net.now)
+    assert standing.banned and standing.score is None
+    assert standing.offences == sum(a.engine.scores.offence_counts(mallory.peer).values()) > 0
+    honest = a.engine.standing(b.peer, net.now)
+    assert not honest.banned and honest.offences == 0 and honest.score is None
     assert a.record_keys() == b.record_keys()
     assert len(a.record_keys()) == 40
 
@@ -333,6 +338,9 @@ def test_oversized_frame_cuts_the_connection_before_buffering() -> None:
     net.settle(0.1)
     assert not net.connected(mallory.peer, a.peer)
     assert a.engine.scores.offence_counts(mallory.peer) == {"oversized_frame": 1}
+    standing = a.engine.standing(mallory.peer, net.now)
+    assert not standing.banned and standing.offences == 1
+    assert standing.score is not None and standing.score < 0
 
 
 def test_bad_blocks_are_never_stored_and_the_block_is_fetched_elsewhere() -> None:
