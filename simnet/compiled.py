@@ -18,6 +18,7 @@ import os
 import shutil
 import subprocess
 import sys
+import sysconfig
 import tempfile
 from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
@@ -141,6 +142,7 @@ def _build(dest: Path, progress: Callable[[str], None]) -> None:
             "the compiled mode needs mypyc, which comes with mypy: "
             "pip install 'craftnet[test]' (or pip install mypy)"
         ) from exc
+    _check_compiler()
     _copy_package(dest)
     progress(f"compiling {len(MODULES)} modules with mypyc (about a minute, once per version)")
     command = [sys.executable, "-m", "mypyc", *(f"craftnet/{m}" for m in MODULES)]
@@ -160,6 +162,24 @@ def _build(dest: Path, progress: Callable[[str], None]) -> None:
     missing = [m for m in MODULES if not list((dest / "craftnet").glob(m[:-3] + ".*" + _SUFFIX))]
     if missing:
         raise CompileError(f"mypyc ran but built no extension for {', '.join(missing)}")
+
+
+def _check_compiler() -> None:
+    """Fail at once, not after mypyc's minute of analysis, when there is no C compiler
+    or no Python headers."""
+    configured = os.environ.get("CC") or sysconfig.get_config_var("CC") or "cc"
+    compiler = configured.split()[0]
+    if shutil.which(compiler) is None:
+        raise CompileError(
+            f"the compiled mode needs a C compiler and found none ({compiler!r} is not "
+            "installed): apt-get install gcc, or set CC"
+        )
+    headers = Path(sysconfig.get_paths()["include"]) / "Python.h"
+    if not headers.exists():
+        raise CompileError(
+            f"the compiled mode needs Python's C headers ({headers} is missing): "
+            "apt-get install python3-dev"
+        )
 
 
 def ensure_build(progress: Callable[[str], None] = lambda _: None) -> Path:
