@@ -66,6 +66,11 @@ from craftnet.protocol.policy import DEFAULT_POLICY, OffenceKind, Policy
 WANTLIST_VERSION: Final = 2
 
 
+# What _check made of a block: its record (checked, signature included) or None, and
+# the links to follow.
+_Checked = tuple[Record | None, list[Cid]]
+
+
 class BlockSource(Protocol):
     """Read access to the local blocks (the store, or a dict in simulations)."""
 
@@ -722,13 +727,13 @@ class BlockExchange:
         if self._batch_verifier is not None:
             self._batch_verifier.forget_primed()
 
-    def _check(self, peer: PeerId, cid: Cid, data: bytes) -> tuple[int | None, list[Cid]] | None:
-        """``(record ts or None, links to follow)`` of a block whose bytes match ``cid``.
+    def _check(self, peer: PeerId, cid: Cid, data: bytes) -> _Checked | None:
+        """``(the record or None, links to follow)`` of a block whose bytes match ``cid``.
 
         None when the block is not canonical DAG-CBOR or holds a badly signed record;
         the offence is noted against ``peer``.
         """
-        ts: int | None = None
+        checked: Record | None = None
         links: list[Cid] = []
         if cid.codec == DAG_CBOR:
             # data matches cid here, as it did for prepare(): the same bytes.
@@ -743,20 +748,19 @@ class BlockExchange:
                 except IdentityError:
                     self.offences.append((peer, OffenceKind.INVALID_SIGNATURE))
                     return None
-                ts = record.ts
+                checked = record
             if self.config.follow_links:
                 links = list(found)
-        return ts, links
+        return checked, links
 
-    def _accept(
-        self, peer: PeerId, cid: Cid, data: bytes, checked: tuple[int | None, list[Cid]]
-    ) -> StoreBlocks:
-        ts, links = checked
+    def _accept(self, peer: PeerId, cid: Cid, data: bytes, checked: _Checked) -> StoreBlocks:
+        record, links = checked
         self._stored.add(cid)
         self.received += 1
         if links:
             self.want(links, peer)
-        return StoreBlocks((StoredBlock(cid, data, ts),), peer)
+        ts = None if record is None else record.ts
+        return StoreBlocks((StoredBlock(cid, data, ts, record),), peer)
 
     def pushed(
         self,

@@ -764,7 +764,7 @@ class SyncEngine:
         self.exchange.peer_ready(peer.peer)
         if learned:
             # The proof taught us certificates (or successions): keep them, as records.
-            blocks = tuple(StoredBlock(r.cid, r.block, r.ts) for r in learned)
+            blocks = tuple(StoredBlock(r.cid, r.block, r.ts, r) for r in learned)
             out.append(StoreBlocks(blocks, peer.peer))
             self.gossip.release_held(now, out)
         if peer.outbound:

@@ -10,9 +10,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from enum import Enum, StrEnum
-from typing import NewType
+from typing import TYPE_CHECKING, NewType
 
 from craftnet.archive.cid import Cid
+
+if TYPE_CHECKING:
+    from craftnet.archive.records import Record
 
 PeerId = NewType("PeerId", str)
 """A peer's transport identity (a libp2p peer id string); distinct from :class:`Cid`."""
@@ -195,11 +198,17 @@ class Dial:
 
 @dataclass(frozen=True, slots=True)
 class StoredBlock:
-    """One verified block; ``ts`` is set when the block is a record (a reconcile item)."""
+    """One verified block; ``ts`` is set when the block is a record (a reconcile item).
+
+    ``record``: that record as the engine parsed it from ``data`` (when it did), so the
+    writer need not decode the block again in its thread, where the work holds the GIL
+    the engine's thread needs.
+    """
 
     cid: Cid
     data: bytes
     ts: int | None = None
+    record: Record | None = field(default=None, compare=False, repr=False)
 
 
 @dataclass(frozen=True, slots=True)

@@ -170,11 +170,15 @@ class BlockWriter:
             documents.clear()
             for block in blocks:
                 if block.ts is not None:
-                    try:
-                        record = Record.from_block(block.data, block.cid)
-                    except ArchiveError:
-                        put_block(txn, block.cid, block.data, verified=True)
-                        continue
+                    # The engine parsed (and checked) the record from these very bytes;
+                    # decoding it again here would hold the GIL its thread needs.
+                    record = block.record
+                    if record is None or record.cid != block.cid:
+                        try:
+                            record = Record.from_block(block.data, block.cid)
+                        except ArchiveError:
+                            put_block(txn, block.cid, block.data, verified=True)
+                            continue
                     if record.type in DOCUMENT_TYPES:
                         if not has_record(txn, record.cid):
                             documents.append(record)

@@ -8,13 +8,16 @@ medians of several runs, each measured in the same run as its baseline:
 - parsing a did:key into a checked ``PublicKey`` (base58, point checks, on-curve test)
   for keys met for the first time and for keys met again (the on-curve test is cached);
 - opening a key file at the default scrypt cost (the passphrase's price at hub start),
-  against the test cost of 2**10.
+  against the test cost of 2**10;
+- where the signature workers start to pay, and signature checks on threads of this
+  process (libsodium releases the GIL) against one thread, and beside a busy thread.
 """
 
 from __future__ import annotations
 
 import os
 import statistics
+import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -133,3 +136,61 @@ def test_signature_pool_crossover() -> None:
     print(f"  crossover: {crossover} signatures (POOL_MIN = {batch.POOL_MIN}), "
           f"load {os.getloadavg()[0]:.1f}")
     batch.shutdown()
+
+
+def test_signature_checks_on_threads() -> None:
+    """Whether signature checks could run on threads of this process (an idea measured
+    and not taken; docs/identity.md "Checking many signatures").
+
+    libsodium's check (PyNaCl's cffi binding) runs with the GIL released, so two threads
+    checking at once finish sooner than one when a core is idle. But each check takes the
+    GIL back to return, and while another thread runs Python without pause (parsing an
+    import, handling a sync's frames) that waits for the interpreter's switch interval
+    (5 ms): the third row is a thread checking while this one runs Python.
+    """
+    signer = PrivateKey.from_seed(bytes(range(2, 34)))
+    messages = [b"technique %d: " % i + b"kiln log " * 120 for i in range(N_SIGNATURES)]
+    signatures = [signer.sign(m) for m in messages]
+    public = signer.public
+
+    def check(lo: int, hi: int) -> None:
+        for i in range(lo, hi):
+            public.verify(signatures[i], messages[i])
+
+    def on_threads(count: int) -> None:
+        step = -(-N_SIGNATURES // count)
+        threads = [
+            threading.Thread(target=check, args=(lo, min(N_SIGNATURES, lo + step)))
+            for lo in range(0, N_SIGNATURES, step)
+        ]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+
+    t_one, t_two = _medians(lambda: on_threads(1), lambda: on_threads(2))
+    busy: list[float] = []
+    for _ in range(3):
+        done = threading.Event()
+        took: list[float] = []
+
+        def beside(done: threading.Event = done, took: list[float] = took) -> None:
+            start = time.perf_counter()
+            check(0, N_SIGNATURES // 4)
+            took.append(time.perf_counter() - start)
+            done.set()
+
+        thread = threading.Thread(target=beside)
+        thread.start()
+        spins = 0
+        while not done.is_set():
+            spins += sum(range(100))  # Python work that never waits
+        thread.join()
+        busy.append(took[0] / (N_SIGNATURES // 4))
+    print(
+        f"\nsignatures on threads (x{N_SIGNATURES}): one thread "
+        f"{t_one * 1e6 / N_SIGNATURES:.1f} us/sig, two threads "
+        f"{t_two * 1e6 / N_SIGNATURES:.1f} us/sig (speed-up {t_one / t_two:.2f}); "
+        f"a thread checking while another runs Python "
+        f"{statistics.median(busy) * 1e6:.1f} us/sig; load {os.getloadavg()[0]:.1f}"
+    )

@@ -8,11 +8,14 @@ import os
 import random
 from pathlib import Path
 
+import pytest
 import trio
 
 from craftnet.archive.blocks import has_block
 from craftnet.archive.cid import RAW, Cid
+from craftnet.archive.index import has_record
 from craftnet.archive.meta import get_meta
+from craftnet.archive.records import Record
 from craftnet.node.hub import Hub
 from craftnet.node.p2p.writes import WANTS_KEY
 from craftnet.protocol.blocks import BlockExchange, DictBlocks
@@ -80,3 +83,36 @@ def test_the_saved_want_list_names_every_wanted_block_after_each_batch(tmp_path:
     writer.save_wants()  # as on the way out: exactly what is wanted now
     assert restored() == set(engine.exchange.wants)
     setup.store.close()
+
+
+def test_a_record_the_engine_parsed_is_stored_without_decoding_it_again(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    alliance, (setup, other) = make_hubs(tmp_path, 2)
+    hub = Hub(setup.home, setup.store, setup.key, settings(alliance))
+    writer = hub.driver.writer
+    record = Record.create(other.key, "technique", {
+        "title": "Rustic Futurism raku", "steps": [{"text": "fire", "media": []}],
+        "licence": "CC-BY-4.0",
+    })
+    stray = Record.create(other.key, "technique", {
+        "title": "Rustic Futurism pit firing", "steps": [{"text": "dig", "media": []}],
+        "licence": "CC-BY-4.0",
+    })
+    decoded: list[Cid] = []
+    original = Record.from_block.__func__  # type: ignore[attr-defined]
+
+    def counting(cls: type[Record], block: bytes, cid: Cid | None = None) -> Record:
+        decoded.append(cid or Cid.of(block))
+        return original(cls, block, cid)  # type: ignore[no-any-return]
+
+    monkeypatch.setattr(Record, "from_block", classmethod(counting))
+    writer.add(StoreBlocks((StoredBlock(record.cid, record.block, record.ts, record),)))
+    # A record object that is not the one of these bytes is not trusted: decoded again.
+    writer.add(StoreBlocks((StoredBlock(stray.cid, stray.block, stray.ts, record),)))
+    writer.flush_now()
+    assert decoded == [stray.cid]
+    with setup.store.read() as txn:
+        assert has_record(txn, record.cid) and has_record(txn, stray.cid)
+    for s in (setup, other):
+        s.store.close()
