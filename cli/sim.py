@@ -44,7 +44,7 @@ def sim() -> None:
 @click.option(
     "--compiled",
     is_flag=True,
-    help="Run the same sources compiled with mypyc (about half the CPU; needs mypy and a C "
+    help="Run the same sources compiled with mypyc (a quarter to a third less CPU in large runs; needs mypy and a C "
     "compiler; the first run of each version builds for about a minute).",
 )
 def run_command(
