@@ -46,7 +46,7 @@ from craftnet.protocol.events import (
     TimerId,
     TimerKind,
 )
-from craftnet.protocol.framing import ParsedBlock, current_frame_cache
+from craftnet.protocol.framing import FrameCache, ParsedBlock, current_frame_cache
 from craftnet.protocol.messages import (
     MAX_BLOCKS_PER_WANT,
     MAX_CIDS_PER_MESSAGE,
@@ -163,7 +163,11 @@ def _parse_block(cid: Cid, data: bytes) -> ParsedBlock:
     Thousands of simulated hubs receive the same block; with a frame cache in use the
     parse (a pure function of the bytes, which the verified CID fixes) is done once.
     """
-    cache = current_frame_cache()
+    return _parse_block_in(cid, data, current_frame_cache())
+
+
+def _parse_block_in(cid: Cid, data: bytes, cache: FrameCache | None) -> ParsedBlock:
+    """:func:`_parse_block` with the frame cache (or None) the caller looked up already."""
     if cache is not None:
         parsed = cache.get_parsed(cid)
         if parsed is not None:
@@ -667,7 +671,7 @@ class BlockExchange:
             entry.providers.discard(peer)
             entry.promised.discard(peer)
             return []
-        checked = self._check(peer, msg.cid, msg.data)
+        checked = self._check(peer, msg.cid, msg.data, current_frame_cache())
         if checked is None:
             entry.providers.discard(peer)
             return []
@@ -709,8 +713,11 @@ class BlockExchange:
         if self._batch_verifier is not None:
             self._batch_verifier.forget_primed()
 
-    def _check(self, peer: PeerId, cid: Cid, data: bytes) -> tuple[int | None, list[Cid]] | None:
-        """``(record ts or None, links to follow)`` of a block whose bytes match ``cid``.
+    def _check(
+        self, peer: PeerId, cid: Cid, data: bytes, cache: FrameCache | None
+    ) -> tuple[int | None, list[Cid]] | None:
+        """``(record ts or None, links to follow)`` of a block whose bytes match ``cid``
+        (``cache``: the frame cache in use, or None).
 
         None when the block is not canonical DAG-CBOR or holds a badly signed record;
         the offence is noted against ``peer``.
@@ -720,13 +727,16 @@ class BlockExchange:
         if cid.codec == DAG_CBOR:
             # data matches cid here, as it did for prepare(): the same bytes.
             prepared = self._prepared.pop(cid, None)
-            canonical, record, found = _parse_block(cid, data) if prepared is None else prepared[1]
+            canonical, record, found = (
+                _parse_block_in(cid, data, cache) if prepared is None else prepared[1]
+            )
             if not canonical:
                 self.offences.append((peer, OffenceKind.BAD_BLOCK))
                 return None
             if record is not None:
+                signed = record.signed_bytes() if cache is None else cache.signed_of(record)
                 try:
-                    self.verifier.verify(record.author, record.sig, record.signed_bytes())
+                    self.verifier.verify(record.author, record.sig, signed)
                 except IdentityError:
                     self.offences.append((peer, OffenceKind.INVALID_SIGNATURE))
                     return None
@@ -762,14 +772,19 @@ class BlockExchange:
         """
         commands: list[Command] = []
         cache = current_frame_cache()
+        stored = self._stored
+        source = self.blocks
         for data in blocks:
-            cid = Cid.of(data, DAG_CBOR) if cache is None else cache.cid_of(data, DAG_CBOR)
+            if cache is None:
+                cid = Cid.of(data, DAG_CBOR)
+            else:
+                cid = cache.cid_of(data, DAG_CBOR, announced)
             if cid not in announced:
                 self.offences.append((peer, OffenceKind.BAD_BLOCK))
                 continue
-            if self.have(cid):
+            if cid in stored or source.has_block(cid):  # self.have(cid), once per hub
                 continue
-            checked = self._check(peer, cid, data)
+            checked = self._check(peer, cid, data, cache)
             if checked is None:
                 continue
             # A request for it may be in flight; its answer is then a harmless duplicate.
