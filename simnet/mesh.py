@@ -11,6 +11,7 @@ the messages sent lately that it has not seen, as py-libp2p does with its queue.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from math import log as _log
 from typing import TYPE_CHECKING
 
@@ -105,11 +106,17 @@ class Mesh(Part):
                 recent.popleft()
         seen = self.seen[mid]
         conns = hub.conns
-        targets = [i for i in conns if not seen[i]]
         net = self.s.network
-        if len(targets) > net.mesh_degree:
-            targets.sort()
-            targets = self.net_rng.sample(targets, net.mesh_degree)
+        targets: Iterable[int]
+        if len(conns) <= net.mesh_degree:
+            # No sampling possible: the neighbours that have not seen it, in the same
+            # order, checked in the loop below without a list made first.
+            targets = conns
+        else:
+            targets = [i for i in conns if not seen[i]]
+            if len(targets) > net.mesh_degree:
+                targets.sort()
+                targets = self.net_rng.sample(targets, net.mesh_degree)
         delay = net.relay_delay_s if hops else 0.0
         size = len(data)
         hubs = self.hubs
@@ -132,6 +139,8 @@ class Mesh(Part):
             done = now
         per_copy = size / hub.bw if hub.bw else 0.0
         for i in targets:
+            if seen[i]:
+                continue
             conn = conns[i]
             if loss and rng() < loss:
                 self.stats["gossip_lost"] += 1
