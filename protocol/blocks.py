@@ -726,7 +726,7 @@ class BlockExchange:
         links: list[Cid] = []
         if cid.codec == DAG_CBOR:
             # data matches cid here, as it did for prepare(): the same bytes.
-            prepared = self._prepared.pop(cid, None)
+            prepared = self._prepared.pop(cid, None) if self._prepared else None
             canonical, record, found = (
                 _parse_block_in(cid, data, cache) if prepared is None else prepared[1]
             )
@@ -788,7 +788,9 @@ class BlockExchange:
             if checked is None:
                 continue
             # A request for it may be in flight; its answer is then a harmless duplicate.
-            self._forget(cid)
+            # (self._forget(cid), without its call when it was not wanted: mostly not.)
+            if cid in self.wants:
+                self._forget(cid)
             if relayed and self.track_gossiped:
                 self.gossiped.add(cid)
             commands.append(self._accept(peer, cid, data, checked))

@@ -173,8 +173,12 @@ class PeerScores:
 
     def reward(self, peer: PeerId, now: float, amount: float = DELIVERY_REWARD) -> None:
         """Credit a good deed (a verified block), up to :data:`MAX_SCORE`."""
-        state = self._peer(peer, now)
-        state.score = min(MAX_SCORE, state.score + amount)
+        state = self._peers.get(peer)
+        if state is None or now > state.at:
+            state = self._peer(peer, now)
+        # Once per delivered block: min() spelled out.
+        score = state.score + amount
+        state.score = score if score < MAX_SCORE else MAX_SCORE
 
     def allow(self, peer: PeerId, kind: str, now: float) -> bool:
         """Take a token for one message of ``kind``; False when the peer is flooding."""
@@ -214,11 +218,16 @@ class PeerScores:
         """
         if peer in self._banned and self.is_banned(peer, now):
             return Verdict.BAN
-        state = self._peers.get(peer)
-        if state is None or now > state.at:
-            state = self._peer(peer, now)
-        score = state.score
         thresholds = self.thresholds
+        # _peer(peer, now) without its call and its second look-up.
+        state = self._peers.get(peer)
+        if state is None:
+            state = self._peers[peer] = _Peer(at=now)
+        elif now > state.at:
+            if state.score:
+                state.score *= 0.5 ** ((now - state.at) / thresholds.half_life)
+            state.at = now
+        score = state.score
         if score < thresholds.disconnect:
             return Verdict.BAN
         if score < thresholds.graylist:
