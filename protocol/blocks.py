@@ -788,8 +788,8 @@ class BlockExchange:
             if checked is None:
                 continue
             # A request for it may be in flight; its answer is then a harmless duplicate.
-            # (self._forget(cid), without its call when it was not wanted: mostly not.)
-            if cid in self.wants:
+            # (Without the call when nothing is wanted at all: mostly so.)
+            if self.wants:
                 self._forget(cid)
             if relayed and self.track_gossiped:
                 self.gossiped.add(cid)
