@@ -782,7 +782,8 @@ class BlockExchange:
             if cid not in announced:
                 self.offences.append((peer, OffenceKind.BAD_BLOCK))
                 continue
-            if cid in stored or source.has_block(cid):  # self.have(cid), once per hub
+            # self.have(cid); the set is mostly empty here, and asking it still hashes.
+            if (stored and cid in stored) or source.has_block(cid):
                 continue
             checked = self._check(peer, cid, data, cache)
             if checked is None:
