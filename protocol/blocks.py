@@ -46,7 +46,7 @@ from craftnet.protocol.events import (
     TimerId,
     TimerKind,
 )
-from craftnet.protocol.framing import ParsedBlock, current_frame_cache
+from craftnet.protocol.framing import FrameCache, ParsedBlock, current_frame_cache
 from craftnet.protocol.messages import (
     MAX_BLOCKS_PER_WANT,
     MAX_CIDS_PER_MESSAGE,
@@ -181,7 +181,11 @@ def _parse_block(cid: Cid, data: bytes) -> ParsedBlock:
     Thousands of simulated hubs receive the same block; with a frame cache in use the
     parse (a pure function of the bytes, which the verified CID fixes) is done once.
     """
-    cache = current_frame_cache()
+    return _parse_block_in(cid, data, current_frame_cache())
+
+
+def _parse_block_in(cid: Cid, data: bytes, cache: FrameCache | None) -> ParsedBlock:
+    """:func:`_parse_block` with the frame cache (or None) the caller looked up already."""
     if cache is not None:
         parsed = cache.get_parsed(cid)
         if parsed is not None:
@@ -685,7 +689,7 @@ class BlockExchange:
             entry.providers.discard(peer)
             entry.promised.discard(peer)
             return []
-        checked = self._check(peer, msg.cid, msg.data)
+        checked = self._check(peer, msg.cid, msg.data, current_frame_cache())
         if checked is None:
             entry.providers.discard(peer)
             return []
@@ -727,8 +731,11 @@ class BlockExchange:
         if self._batch_verifier is not None:
             self._batch_verifier.forget_primed()
 
-    def _check(self, peer: PeerId, cid: Cid, data: bytes) -> _Checked | None:
-        """``(the record or None, links to follow)`` of a block whose bytes match ``cid``.
+    def _check(
+        self, peer: PeerId, cid: Cid, data: bytes, cache: FrameCache | None
+    ) -> _Checked | None:
+        """``(the record or None, links to follow)`` of a block whose bytes match ``cid``
+        (``cache``: the frame cache in use, or None).
 
         None when the block is not canonical DAG-CBOR or holds a badly signed record;
         the offence is noted against ``peer``.
@@ -737,14 +744,17 @@ class BlockExchange:
         links: list[Cid] = []
         if cid.codec == DAG_CBOR:
             # data matches cid here, as it did for prepare(): the same bytes.
-            prepared = self._prepared.pop(cid, None)
-            canonical, record, found = _parse_block(cid, data) if prepared is None else prepared[1]
+            prepared = self._prepared.pop(cid, None) if self._prepared else None
+            canonical, record, found = (
+                _parse_block_in(cid, data, cache) if prepared is None else prepared[1]
+            )
             if not canonical:
                 self.offences.append((peer, OffenceKind.BAD_BLOCK))
                 return None
             if record is not None:
+                signed = record.signed_bytes() if cache is None else cache.signed_of(record)
                 try:
-                    self.verifier.verify(record.author, record.sig, record.signed_bytes())
+                    self.verifier.verify(record.author, record.sig, signed)
                 except IdentityError:
                     self.offences.append((peer, OffenceKind.INVALID_SIGNATURE))
                     return None
@@ -779,18 +789,26 @@ class BlockExchange:
         """
         commands: list[Command] = []
         cache = current_frame_cache()
+        stored = self._stored
+        source = self.blocks
         for data in blocks:
-            cid = Cid.of(data, DAG_CBOR) if cache is None else cache.cid_of(data, DAG_CBOR)
+            if cache is None:
+                cid = Cid.of(data, DAG_CBOR)
+            else:
+                cid = cache.cid_of(data, DAG_CBOR, announced)
             if cid not in announced:
                 self.offences.append((peer, OffenceKind.BAD_BLOCK))
                 continue
-            if self.have(cid):
+            # self.have(cid); the set is mostly empty here, and asking it still hashes.
+            if (stored and cid in stored) or source.has_block(cid):
                 continue
-            checked = self._check(peer, cid, data)
+            checked = self._check(peer, cid, data, cache)
             if checked is None:
                 continue
             # A request for it may be in flight; its answer is then a harmless duplicate.
-            self._forget(cid)
+            # (Without the call when nothing is wanted at all: mostly so.)
+            if self.wants:
+                self._forget(cid)
             if relayed and self.track_gossiped:
                 self.gossiped.add(cid)
             commands.append(self._accept(peer, cid, data, checked))

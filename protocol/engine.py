@@ -391,7 +391,10 @@ class SyncEngine:
                 self._membership_changed(now, out)
             case _:
                 assert_never(event)
-        self._settle(now, out)
+        exchange = self.exchange
+        # _settle's own first test, without its call: most events leave nothing to do.
+        if exchange.offences or exchange.has_work():
+            self._settle(now, out)
         return out
 
     def export_wants(self) -> bytes:

@@ -109,6 +109,22 @@ class FrameCache:
         self.frames: OrderedDict[bytes, tuple[Message, int]] = OrderedDict()
         # Signed bytes of the announcement objects handed out (see messages.py).
         self.signed: dict[int, tuple[Announce, bytes]] = {}
+        # Signed bytes of the records in ``parsed``, by the record object (kept with it,
+        # so an id is never reused meanwhile): the same bytes object for every hub
+        # checking the record, spliced once.
+        self.record_signed: dict[int, tuple[Record, bytes]] = {}
+
+    def signed_of(self, record: Record) -> bytes:
+        """``record.signed_bytes()``, made once per record object."""
+        found = self.record_signed.get(id(record))
+        if found is not None and found[0] is record:
+            return found[1]
+        data = record.signed_bytes()
+        memo = self.record_signed
+        memo[id(record)] = (record, data)
+        if len(memo) > self.max_entries:
+            del memo[next(iter(memo))]
+        return data
 
     def get_parsed(self, cid: Cid) -> ParsedBlock | None:
         """How the block named ``cid`` parsed, if a decoder here parsed it already."""
@@ -117,11 +133,20 @@ class FrameCache:
             self.parsed.move_to_end(cid)
         return found
 
-    def cid_of(self, data: bytes, codec: int) -> Cid:
-        """The CID of ``data`` under ``codec`` (BLAKE3 done once per distinct block)."""
+    def cid_of(self, data: bytes, codec: int, like: tuple[Cid, ...] = ()) -> Cid:
+        """The CID of ``data`` under ``codec`` (BLAKE3 done once per distinct block).
+
+        ``like``: CIDs (an announcement's) to hand out instead when one is equal, so that
+        every later lookup of this CID in the sets and dicts of thousands of hubs finds
+        the very object it was keyed by, without a call to ``Cid.__eq__``.
+        """
         cid = self.block_cids.get(data)
         if cid is None or cid.codec != codec:
             cid = Cid.of(data, codec)
+            for known in like:
+                if known == cid:
+                    cid = known
+                    break
             if len(data) <= self.max_body:
                 self.block_cids[data] = cid
                 if len(self.block_cids) > self.max_entries:

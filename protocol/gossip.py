@@ -446,17 +446,21 @@ class Gossip:
     ) -> tuple[Validation, str]:
         """The verdict on one gossip message from ``peer_id``, acting on it if it is good."""
         scores = self.scores
-        standing = scores.verdict(peer_id, now)
-        if standing is Verdict.BAN:
-            return Validation.REJECT, "the forwarder is banned"
-        if standing is Verdict.GRAYLIST:
-            if not scores.allow(peer_id, Traffic.GRAYLISTED, now):
-                self._penalize(peer_id, OffenceKind.FLOOD, now, out, Traffic.GRAYLISTED)
-            return Validation.REJECT, "the forwarder is graylisted"
-        if not scores.allow(peer_id, Traffic.ANNOUNCE, now):
+        # The forwarder's standing and, if it is OK, a token of its announcement rate.
+        standing = scores.take(peer_id, Traffic.ANNOUNCE, now)
+        if standing is not Verdict.OK:
+            if standing is Verdict.BAN:
+                return Validation.REJECT, "the forwarder is banned"
+            if standing is Verdict.GRAYLIST:
+                if not scores.allow(peer_id, Traffic.GRAYLISTED, now):
+                    self._penalize(peer_id, OffenceKind.FLOOD, now, out, Traffic.GRAYLISTED)
+                return Validation.REJECT, "the forwarder is graylisted"
             self._penalize(peer_id, OffenceKind.FLOOD, now, out, Traffic.ANNOUNCE)
             return Validation.REJECT, "over the forwarder's announcement rate"
-        self.exchange.heard_gossip(peer_id, now)
+        # exchange.heard_gossip(peer_id, now), inlined: it runs for every gossip message.
+        heard = self.exchange.peers.get(peer_id)
+        if heard is not None:
+            heard.gossip_at = now
         try:
             message = decode_frame(data, max_frame_size=self._limit)
         except ProtocolError:
@@ -503,19 +507,24 @@ class Gossip:
         did = self._peer_did(forwarder)
         ready = did is not None
         announced = message.records + message.heads
+        covered = False
         if message.blocks:
             stored = self.exchange.pushed(forwarder, announced, message.blocks, relayed=relayed)
             if stored:
                 self.scores.reward(forwarder, now)
                 out.extend(stored)
-        # Its own announcement is a hub's promise that it holds what it names.
-        self.exchange.want(
-            announced,
-            forwarder if ready else None,
-            announced=True,
-            claimed=did == message.did,
-            relayed=relayed,
-        )
+                # One block stored for each CID named (each stored block is a distinct
+                # announced CID): want() would find every one held and do nothing.
+                covered = len(stored) == len(announced)
+        if not covered:
+            # Its own announcement is a hub's promise that it holds what it names.
+            self.exchange.want(
+                announced,
+                forwarder if ready else None,
+                announced=True,
+                claimed=did == message.did,
+                relayed=relayed,
+            )
         if ready and self._fresh:
             holes: list[Cid] = []
             blocks = self.exchange.blocks

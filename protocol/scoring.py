@@ -173,8 +173,12 @@ class PeerScores:
 
     def reward(self, peer: PeerId, now: float, amount: float = DELIVERY_REWARD) -> None:
         """Credit a good deed (a verified block), up to :data:`MAX_SCORE`."""
-        state = self._peer(peer, now)
-        state.score = min(MAX_SCORE, state.score + amount)
+        state = self._peers.get(peer)
+        if state is None or now > state.at:
+            state = self._peer(peer, now)
+        # Once per delivered block: min() spelled out.
+        score = state.score + amount
+        state.score = score if score < MAX_SCORE else MAX_SCORE
 
     def allow(self, peer: PeerId, kind: str, now: float) -> bool:
         """Take a token for one message of ``kind``; False when the peer is flooding."""
@@ -203,6 +207,53 @@ class PeerScores:
             return True
         bucket.used = 1.0
         return False
+
+    def take(self, peer: PeerId, kind: str, now: float) -> Verdict | None:
+        """:meth:`verdict`, and for a peer that is OK a token of ``kind`` (:meth:`allow`):
+        the verdict, or None for an OK peer over its rate for ``kind``.
+
+        Exactly ``verdict(peer, now)`` followed, when it is OK, by ``allow(peer, kind,
+        now)``, with the same side effects, in one call: the engine asks it for every
+        gossip message of every peer (the peer's state is looked up and decayed once).
+        """
+        if peer in self._banned and self.is_banned(peer, now):
+            return Verdict.BAN
+        thresholds = self.thresholds
+        # _peer(peer, now) without its call and its second look-up.
+        state = self._peers.get(peer)
+        if state is None:
+            state = self._peers[peer] = _Peer(at=now)
+        elif now > state.at:
+            if state.score:
+                state.score *= 0.5 ** ((now - state.at) / thresholds.half_life)
+            state.at = now
+        score = state.score
+        if score < thresholds.disconnect:
+            return Verdict.BAN
+        if score < thresholds.graylist:
+            return Verdict.GRAYLIST
+        limit = self.rate_limits.get(kind)
+        if limit is None:
+            return Verdict.OK
+        # As allow() does (state is at ``now`` already).
+        bucket = state.buckets.get(kind)
+        burst = limit.burst
+        if bucket is None:
+            bucket = state.buckets[kind] = _Bucket(burst, now)
+        tokens = bucket.tokens + (now - bucket.at) * limit.rate
+        if tokens > burst:
+            tokens = burst
+        if now > bucket.at:
+            bucket.at = now
+        bucket.tokens = tokens
+        if tokens >= 1.0:
+            bucket.tokens = tokens = tokens - 1.0
+            used = (burst - tokens) / burst
+            if used > bucket.used:
+                bucket.used = used
+            return Verdict.OK
+        bucket.used = 1.0
+        return None
 
     def deepest(self, peer: PeerId, kind: str) -> float:
         """The largest share (0..1) of ``kind``'s burst allowance ``peer`` ever spent at

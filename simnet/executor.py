@@ -171,30 +171,28 @@ class Executor:
             new = tuple((b.ts, b.cid) for b in blocks if b.ts is not None and not has(b.cid))
             store.put([(b.cid, b.data, b.ts) for b in blocks])
             cids = tuple(b.cid for b in blocks)
+        now = self.kernel.now
         if new:
             if hub.members is not None:
                 self.sim.membership.learn(hub, [b for b in blocks if b.ts is not None])
             self.stats["records_stored"] += len(new)
-            stored, now = self.sim.metrics.stored, self.kernel.now
+            stored = self.sim.metrics.stored
             for _, cid in new:
                 stored(hub, cid, now)
-        self._stored(hub, cids, new)
-
-    def _stored(
-        self, hub: SimHub, cids: tuple[Cid, ...], records: tuple[tuple[int, Cid], ...]
-    ) -> None:
-        """The write is done (as the node's writer reports it): the engine hears of it,
-        and announcements waiting for these records are relayed."""
+        # The write is done (as the node's writer reports it): the engine hears of it,
+        # and announcements waiting for these records are relayed. This runs once per
+        # delivered record per hub: deliver() inlined for an honest hub (never paused
+        # here: a paused hub handles nothing).
         if hub.kind != HONEST:
-            self.deliver(hub, BlocksStored(cids, records))
+            self.deliver(hub, BlocksStored(cids, new))
         else:
             self.stats["engine_events"] += 1
-            commands = hub.engine.handle(BlocksStored(cids, records), self.kernel.now)
-            if commands:  # mostly none: this path runs once per stored block
+            commands = hub.engine.handle(BlocksStored(cids, new), now)
+            if commands:  # mostly none
                 self.execute(hub, commands)
         if hub.pending:
             mesh = self.sim.mesh
-            for _, cid in records:
+            for _, cid in new:
                 waiting = hub.pending.pop(cid, None)
                 if waiting is not None:
                     mid, hops = waiting

@@ -11,6 +11,8 @@ the messages sent lately that it has not seen, as py-libp2p does with its queue.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+from math import log as _log
 from typing import TYPE_CHECKING, cast
 
 from craftnet.archive.cid import Cid
@@ -104,29 +106,66 @@ class Mesh(Part):
                 recent.popleft()
         seen = self.seen[mid]
         conns = hub.conns
-        targets = [i for i in conns if not seen[i]]
         net = self.s.network
-        if len(targets) > net.mesh_degree:
-            targets.sort()
-            targets = self.net_rng.sample(targets, net.mesh_degree)
+        targets: Iterable[int]
+        if len(conns) <= net.mesh_degree:
+            # No sampling possible: the neighbours that have not seen it, in the same
+            # order, checked in the loop below without a list made first.
+            targets = conns
+        else:
+            targets = [i for i in conns if not seen[i]]
+            if len(targets) > net.mesh_degree:
+                targets.sort()
+                targets = self.net_rng.sample(targets, net.mesh_degree)
         delay = net.relay_delay_s if hops else 0.0
         size = len(data)
         hubs = self.hubs
         schedule = self.kernel.at
         arrive = self.arrive
         sent = 0
-        transmit = self.sim.network.transmit
         peer = hub.peer
         flight = self._flight
         row = mid << 32
+        # Network.transmit for each copy, inlined with what is the same for every copy
+        # read once (the same float operations in the same order, the same draws).
+        network = self.sim.network
+        rng = network._random
+        jitter = network._jitter_rate
+        loss = hub.loss
+        src = hub.index
+        done = hub.uplink_free
+        now = self.kernel.now
+        if done < now:
+            done = now
+        per_copy = size / hub.bw if hub.bw else 0.0
         for i in targets:
+            if seen[i]:
+                continue
             conn = conns[i]
-            if hub.loss and self.net_rng.random() < hub.loss:
+            if loss and rng() < loss:
                 self.stats["gossip_lost"] += 1
                 continue
             sent += 1
             # The copy takes its uplink time and its place in the stream's order either way.
-            when = transmit(hub, conn, size) + delay
+            if per_copy:
+                done += per_copy
+            when = done + conn.latency
+            if jitter:
+                when += -_log(1.0 - rng()) / jitter
+            if loss:
+                while rng() < loss:
+                    self.stats["retransmits"] += 1
+                    when += net.retransmit_s
+            # A stream delivers in order: nothing overtakes what was sent before it.
+            if conn.a == src:
+                if when < conn.last_ab:
+                    when = conn.last_ab
+                conn.last_ab = when
+            else:
+                if when < conn.last_ba:
+                    when = conn.last_ba
+                conn.last_ba = when
+            when += delay
             first = flight.get(row + i)
             if first is not None and first.when <= when:
                 # An earlier copy reaches this hub first: this one is a duplicate unless
@@ -135,7 +174,11 @@ class Mesh(Part):
                 continue
             copy = flight[row + i] = _Copy(when)
             schedule(when, arrive, (conn, hubs[i], peer, mid, hops + 1, copy))
-        self.stats["gossip_messages"] += sent
+        if sent:
+            hub.uplink_free = done
+            hub.bytes_out += size * sent
+            hub.msgs_out += sent
+            self.stats["gossip_messages"] += sent
 
     def arrive(self, arg: tuple[Conn, SimHub, PeerId, int, int, _Copy | None]) -> None:
         """A copy of a gossip message reaches a hub."""
@@ -180,10 +223,12 @@ class Mesh(Part):
             # Relay once the records are held (those pushed inline are, already), so
             # that whoever hears it from this hub can fetch them here.
             has = dst.store.has
-            lacking = [cid for cid in self.records[mid] if not has(cid)]
-            if lacking:
-                for cid in lacking:
+            lacking = False
+            for cid in self.records[mid]:
+                if not has(cid):
                     dst.pending[cid] = (mid, hops)
+                    lacking = True
+            if lacking:
                 return
         self.forward(dst, mid, data, hops)
 

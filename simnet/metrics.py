@@ -116,9 +116,11 @@ class Metrics:
         if idx is None or hub.index >= self.s.hubs:
             return
         self.held[hub.index] += 1
-        self.holders[idx] += 1
+        holders = self.holders
+        holders[idx] += 1
         self.latencies.append(now - self.published_at[idx])
-        self._maybe_full(idx, now)
+        if holders[idx] == self.s.hubs:  # _maybe_full, inlined: once per delivery
+            self.full_at[idx] = now
 
     def _maybe_full(self, idx: int, now: float) -> None:
         if self.holders[idx] == self.s.hubs:

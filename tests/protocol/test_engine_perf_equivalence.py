@@ -46,7 +46,7 @@ from craftnet.protocol.messages import (
     ReconRange,
     Want,
 )
-from craftnet.protocol.scoring import OFFENCES, PeerScores, Verdict
+from craftnet.protocol.scoring import OFFENCES, PeerScores, RateLimit, Traffic, Verdict
 
 CID = Cid.of(b"Intergenerational Making Cooperative loom notes")
 KEY = make_key(11)
@@ -235,6 +235,47 @@ def test_ok_peers_is_the_verdict_of_each_peer_with_the_same_side_effects(
         # Bit for bit: the same scores, decayed at the same moments.
         assert {p: (s.score, s.at) for p, s in fast._peers.items()} == {
             p: (s.score, s.at) for p, s in slow._peers.items()
+        }
+        assert fast._banned == slow._banned
+
+
+@given(
+    st.lists(
+        st.tuples(
+            st.sampled_from(["penalize", "reward", "take", "later"]),
+            st.integers(min_value=0, max_value=2),
+            st.sampled_from(sorted(OFFENCES)),
+            st.floats(min_value=0.0, max_value=30.0),
+        ),
+        max_size=80,
+    )
+)
+def test_take_is_the_verdict_then_a_token_with_the_same_side_effects(
+    steps: list[tuple[str, int, str, float]],
+) -> None:
+    # A small bucket, so that some takes find it empty.
+    limits = {Traffic.ANNOUNCE: RateLimit(0.5, 3.0)}
+    fast, slow = PeerScores(rate_limits=limits), PeerScores(rate_limits=limits)
+    peers = [PeerId(f"hub-{i}") for i in range(3)]
+    now = 0.0
+    for action, who, offence, dt in steps:
+        peer = peers[who]
+        if action == "penalize":
+            assert fast.penalize(peer, offence, now) is slow.penalize(peer, offence, now)
+        elif action == "reward":
+            fast.reward(peer, now)
+            slow.reward(peer, now)
+        elif action == "later":
+            now += dt
+        else:
+            verdict = slow.verdict(peer, now)
+            if verdict is Verdict.OK and not slow.allow(peer, Traffic.ANNOUNCE, now):
+                assert fast.take(peer, Traffic.ANNOUNCE, now) is None
+            else:
+                assert fast.take(peer, Traffic.ANNOUNCE, now) is verdict
+        # Bit for bit: the same scores and buckets, decayed at the same moments.
+        assert {p: (s.score, s.at, s.buckets) for p, s in fast._peers.items()} == {
+            p: (s.score, s.at, s.buckets) for p, s in slow._peers.items()
         }
         assert fast._banned == slow._banned
 
