@@ -44,8 +44,9 @@ def sim() -> None:
 @click.option(
     "--compiled",
     is_flag=True,
-    help="Run the same sources compiled with mypyc (a quarter to a third less CPU in large runs; needs mypy and a C "
-    "compiler; the first run of each version builds for about a minute).",
+    help="Run the same sources compiled with mypyc (a quarter to a third less CPU in large "
+    "runs; needs mypy and a C compiler; the first run of each version builds for about a "
+    "minute).",
 )
 def run_command(
     scenario: Path, seed: int, out: Path, no_plots: bool, quiet: bool, compiled: bool
