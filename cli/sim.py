@@ -133,6 +133,12 @@ def _run_compiled() -> None:
     metavar="DIR",
     help="Folder for sweep.jsonl, table.md and sweep.png.",
 )
+@click.option(
+    "--compiled",
+    is_flag=True,
+    help="Run every point on the sources compiled with mypyc, as `sim run --compiled` does "
+    "(local workers only).",
+)
 def sweep_command(
     scenario: Path,
     seeds: str,
@@ -142,6 +148,7 @@ def sweep_command(
     scheduler: str | None,
     metric: str,
     out: Path,
+    compiled: bool,
 ) -> None:
     """Run a scenario over several seeds (and values of one parameter) in parallel, and
     compare them."""
@@ -156,6 +163,13 @@ def sweep_command(
         seed_list = [int(s) for s in seeds.split(",") if s.strip()]
     if metric not in sweeping.ROW_METRICS:
         raise click.UsageError(f"--metric must be one of {', '.join(sweeping.ROW_METRICS)}")
+    if compiled and scheduler:
+        raise click.UsageError(
+            "--compiled runs the sweep on this machine's workers; a Dask cluster's workers "
+            "run what they have installed: drop --scheduler or --compiled"
+        )
+    if compiled:
+        _run_compiled()
 
     def done(n: int, total: int) -> None:
         click.echo(f"  {n}/{total} runs done", err=True)

@@ -16,6 +16,7 @@ from multiprocessing import get_context
 from pathlib import Path
 from typing import Any
 
+from craftnet.simnet import compiled
 from craftnet.simnet.scenario import parse
 from craftnet.simnet.sim import run
 
@@ -40,6 +41,8 @@ ROW_METRICS = (
 
 def run_task(text: str, source: str, overrides: dict[str, Any], seed: int) -> dict[str, Any]:
     """Run one point of a sweep; returns its row."""
+    # A worker of `sim sweep --compiled` must run the compiled build, not the sources.
+    compiled.check_child()
     scenario = parse(text, source, overrides)
     result = run(scenario, seed)
     s = result.metrics.summary()

@@ -6,6 +6,7 @@ and kept in the user's cache folder, so a second test run reuses it.
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import subprocess
@@ -81,6 +82,41 @@ def test_a_compiled_run_writes_exactly_what_the_interpreted_run_writes(tmp_path:
         interpreted, compiled_ = (_without_wall_time(out / name) for out in outs.values())
         assert interpreted, name
         assert compiled_ == interpreted, name
+
+
+@pytest.mark.slow
+def test_a_compiled_sweep_writes_the_rows_of_the_interpreted_sweep(tmp_path: Path) -> None:
+    # Two spawned worker processes: each must load the build (a worker that ran the
+    # sources under --compiled would fail its run, see sweep.run_task).
+    scenario = tmp_path / "twin.toml"
+    scenario.write_text(SCENARIO, encoding="utf-8")
+    rows = {}
+    for mode in ("interpreted", "compiled"):
+        out = tmp_path / mode
+        extra = ["--compiled"] if mode == "compiled" else []
+        done = _craftnet(
+            "sim", "sweep", str(scenario), "--seeds", "1..2", "--workers", "2",
+            "--out", str(out), *extra,
+        )
+        assert done.returncode == 0, done.stdout + done.stderr
+        lines = (out / "sweep.jsonl").read_text().splitlines()
+        rows[mode] = [json.loads(line) for line in lines]
+        for row in rows[mode]:
+            del row["wall_s"]
+    assert len(rows["interpreted"]) == 2
+    assert rows["compiled"] == rows["interpreted"]
+
+
+def test_a_compiled_sweep_on_a_dask_cluster_is_a_usage_error(tmp_path: Path) -> None:
+    scenario = tmp_path / "small.toml"
+    scenario.write_text('name = "s"\nhubs = 4\nmax_time_s = 10\n', encoding="utf-8")
+    done = _craftnet(
+        "sim", "sweep", str(scenario), "--compiled", "--scheduler", "tcp://127.0.0.1:1",
+        "--out", str(tmp_path / "o"),
+    )
+    assert done.returncode == 2
+    assert "--compiled runs the sweep on this machine's workers" in done.stderr
+    assert not (tmp_path / "o").exists()
 
 
 def _without_wall_time(path: Path) -> str:
