@@ -49,6 +49,11 @@ class Link:
     recv: trio.MemoryReceiveChannel[bytes]
     closed: trio.Event = field(default_factory=trio.Event)
     flushed: trio.Event = field(default_factory=trio.Event)  # the writer emptied its queue
+    # Our reader is done: the peer ended its side, the stream broke, or we stopped.
+    ended: trio.Event = field(default_factory=trio.Event)
+    # Dropped with a bye: the reader reads on until the peer ends its side (it read the
+    # bye), so that our reset cannot overtake the bye in a peer slow to read it.
+    farewell: bool = False
     ready: bool = False
     bytes_in: int = 0
     bytes_out: int = 0
@@ -164,6 +169,8 @@ class Links:
         With ``farewell``, what is queued for the peer (its bye) is written first, for
         at most :data:`FAREWELL` seconds.
         """
+        if farewell:
+            link.farewell = True
         if self.by_peer.get(link.peer) is link:
             del self.by_peer[link.peer]
             self.gossip.forget(link.peer)  # admitted again after its next hello
@@ -176,7 +183,11 @@ class Links:
         if farewell:
             with trio.move_on_after(FAREWELL):
                 await link.flushed.wait()
-            await link.stream.close()
+                await link.stream.close()
+                # A reset now would discard the bye in a peer that has not read it yet
+                # (a refused hub saw only "disconnected" on its first attempt, every
+                # time): wait for the peer to end its side first.
+                await link.ended.wait()
         await link.stream.reset()
 
     def disconnect(self, peer: PeerId) -> None:
@@ -191,6 +202,7 @@ class Links:
         if link is not None:
             with trio.move_on_after(FAREWELL):
                 await link.flushed.wait()
+                await link.ended.wait()
         if peer not in self.by_peer:  # not back meanwhile
             await self.network.hang_up(peer)
 
@@ -209,6 +221,8 @@ class Links:
                         self.handle(PeerDisconnected(link.peer))
                     return
                 if self.by_peer.get(link.peer) is not link:
+                    if data and link.farewell:
+                        await self._drain(link)
                     return
                 if not data:
                     self._drop(link)
@@ -221,8 +235,22 @@ class Links:
                     # Its hello proved membership: from now on it hears our gossip.
                     if self.nursery is not None:
                         self.nursery.start_soon(self.gossip.admit, link.peer)
+            if link.farewell:
+                await self._drain(link)
         finally:
             link.closed.set()
+            link.ended.set()
+
+    @staticmethod
+    async def _drain(link: Link) -> None:
+        """After our bye: drop what the peer still sends until it ends its side, for at
+        most :data:`FAREWELL` seconds."""
+        with trio.move_on_after(FAREWELL):
+            try:
+                while await link.stream.read(READ_SIZE):
+                    pass
+            except NetworkError:
+                pass
 
     async def _writer(self, link: Link) -> None:
         try:
