@@ -166,8 +166,9 @@ class Links:
     def _drop(self, link: Link, *, farewell: bool = False) -> None:
         """Forget a link and close its stream (its events no longer reach the engine).
 
-        With ``farewell``, what is queued for the peer (its bye) is written first, for
-        at most :data:`FAREWELL` seconds.
+        With ``farewell``, what is queued for the peer (its bye) is written first, and
+        the stream is reset and the peer hung up on only once it ended its side (it read
+        the bye), for at most :data:`FAREWELL` seconds in all.
         """
         if farewell:
             link.farewell = True
