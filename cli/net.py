@@ -22,6 +22,7 @@ from rich.console import Console
 
 from craftnet.cli.context import App, pass_app
 from craftnet.errors import CraftnetError
+from craftnet.startup import freeze_start_up
 
 
 @click.command()
@@ -205,6 +206,8 @@ def fetch_from(app: App, addr: str, timeout: float, idle: float) -> dict[str, An
             })
             nursery.cancel_scope.cancel()
 
+    # The imports are done: a sync need not walk what they left on each full collection.
+    freeze_start_up(collect=False)
     trio.run(main)
     if failure:
         raise CraftnetError(f"cannot sync with {addr}: {failure[0]}")

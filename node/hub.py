@@ -49,6 +49,7 @@ from craftnet.node.p2p.settings import NetworkSettings, SettingsError, transport
 from craftnet.node.witness import DEFAULT_INTERVAL, WitnessService
 from craftnet.protocol.engine import EngineConfig, SyncEngine
 from craftnet.protocol.events import PeerId
+from craftnet.startup import freeze_start_up
 
 log = logging.getLogger("craftnet.hub")
 MEMBERSHIP_CHECK: Final = 1.0
@@ -351,6 +352,8 @@ def main(argv: list[str] | None = None) -> int:
         def ready(h: Hub) -> None:
             print("listening " + " ".join(h.addrs), flush=True)
 
+        # A hub runs for days: its start-up objects need no more GC walks (see there).
+        freeze_start_up(collect=True)
         trio.run(run_until_signalled, hub, ready)
     return 0
 
