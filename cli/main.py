@@ -257,4 +257,7 @@ def _classified(call: Callable[[], object], debug: bool) -> object:
 
 def main() -> None:
     """Console-script entry point."""
+    from craftnet.startup import own_process
+
+    own_process()  # this process is the command: it may freeze its start-up objects
     cli.main(prog_name="craftnet")

@@ -6,6 +6,19 @@ import gc
 import logging
 
 _log = logging.getLogger("craftnet.startup")
+_whole_process = False
+
+
+def own_process() -> None:
+    """Say that this process is one craftnet command or hub, run to its end.
+
+    The entry points (``craftnet``, ``python -m craftnet.node.hub``) call it; only then
+    does :func:`freeze_start_up` freeze. A command run inside another program (a test's
+    ``CliRunner``, a script) leaves that program's objects to its own collector: frozen,
+    the cycles among them would never be freed.
+    """
+    global _whole_process
+    _whole_process = True
 
 
 def freeze_start_up(*, collect: bool) -> int:
@@ -18,8 +31,11 @@ def freeze_start_up(*, collect: bool) -> int:
     one. Frozen, they are never walked again; refcounting frees them as before, only a
     reference cycle among them would now outlive the process. ``collect`` first frees
     the cycles start-up left behind, for a process that runs for days (one full
-    collection, once); a one-shot command skips it.
+    collection, once); a one-shot command skips it. Does nothing (returns 0) unless
+    :func:`own_process` was called.
     """
+    if not _whole_process:
+        return 0
     if collect:
         gc.collect()
     gc.freeze()

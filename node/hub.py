@@ -49,7 +49,7 @@ from craftnet.node.p2p.settings import NetworkSettings, SettingsError, transport
 from craftnet.node.witness import DEFAULT_INTERVAL, WitnessService
 from craftnet.protocol.engine import EngineConfig, SyncEngine
 from craftnet.protocol.events import PeerId
-from craftnet.startup import freeze_start_up
+from craftnet.startup import freeze_start_up, own_process
 
 log = logging.getLogger("craftnet.hub")
 MEMBERSHIP_CHECK: Final = 1.0
@@ -374,4 +374,5 @@ class NotInAlliance:
 
 
 if __name__ == "__main__":
+    own_process()  # the hub is this process: it may freeze its start-up objects
     sys.exit(main())
