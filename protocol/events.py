@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from enum import Enum, StrEnum
-from typing import TYPE_CHECKING, NewType
+from typing import TYPE_CHECKING, ClassVar, Final, NewType
 
 from craftnet.archive.cid import Cid
 
@@ -19,6 +19,37 @@ if TYPE_CHECKING:
 
 PeerId = NewType("PeerId", str)
 """A peer's transport identity (a libp2p peer id string); distinct from :class:`Cid`."""
+
+
+class _Value:
+    """Base of the few events made once per delivered record: plain slotted classes.
+
+    A frozen dataclass sets each field through ``object.__setattr__`` (about 1 us an
+    object interpreted; compiled, mypyc leaves that generated ``__init__`` as Python),
+    and a hub makes five of these per record it receives. Their fields are ``Final``,
+    so mypy --strict refuses any write, and compiled ones refuse it at run time too.
+    Equality, hashing and repr follow the fields named in ``__match_args__``, as a
+    dataclass's do.
+    """
+
+    __slots__ = ()
+    __match_args__: ClassVar[tuple[str, ...]] = ()
+
+    def _fields(self) -> tuple[object, ...]:
+        return tuple(getattr(self, name) for name in self.__match_args__)
+
+    def __eq__(self, other: object) -> bool:
+        if type(other) is not type(self):
+            return NotImplemented
+        assert isinstance(other, _Value)
+        return self._fields() == other._fields()
+
+    def __hash__(self) -> int:
+        return hash((type(self).__name__, self._fields()))
+
+    def __repr__(self) -> str:
+        inner = ", ".join(f"{n}={getattr(self, n)!r}" for n in self.__match_args__)
+        return f"{type(self).__name__}({inner})"
 
 
 class TimerKind(StrEnum):
@@ -72,12 +103,15 @@ class StreamEnded:
     peer: PeerId
 
 
-@dataclass(frozen=True, slots=True)
-class GossipReceived:
+class GossipReceived(_Value):
     """One gossip message (one frame) arrived from ``peer`` on the alliance topic."""
 
-    peer: PeerId
-    data: bytes
+    __slots__ = ("data", "peer")
+    __match_args__ = ("peer", "data")
+
+    def __init__(self, peer: PeerId, data: bytes) -> None:
+        self.peer: Final = peer
+        self.data: Final = data
 
 
 @dataclass(frozen=True, slots=True)
@@ -102,13 +136,18 @@ class RecordsAdded:
     heads: tuple[Cid, ...] = ()
 
 
-@dataclass(frozen=True, slots=True)
-class BlocksStored:
+class BlocksStored(_Value):
     """The driver committed a :class:`StoreBlocks`: the store now answers for ``cids``;
     ``records`` are the ``(ts, CID)`` of the records among them that were new."""
 
-    cids: tuple[Cid, ...]
-    records: tuple[tuple[int, Cid], ...] = ()
+    __slots__ = ("cids", "records")
+    __match_args__ = ("cids", "records")
+
+    def __init__(
+        self, cids: tuple[Cid, ...], records: tuple[tuple[int, Cid], ...] = ()
+    ) -> None:
+        self.cids: Final = cids
+        self.records: Final = records
 
 
 @dataclass(frozen=True, slots=True)
@@ -196,27 +235,35 @@ class Dial:
     peer: PeerId
 
 
-@dataclass(frozen=True, slots=True)
-class StoredBlock:
+class StoredBlock(_Value):
     """One verified block; ``ts`` is set when the block is a record (a reconcile item).
 
     ``record``: that record as the engine parsed it from ``data`` (when it did), so the
     writer need not decode the block again in its thread, where the work holds the GIL
-    the engine's thread needs.
+    the engine's thread needs. It takes no part in equality.
     """
 
-    cid: Cid
-    data: bytes
-    ts: int | None = None
-    record: Record | None = field(default=None, compare=False, repr=False)
+    __slots__ = ("cid", "data", "record", "ts")
+    __match_args__ = ("cid", "data", "ts")
+
+    def __init__(
+        self, cid: Cid, data: bytes, ts: int | None = None, record: Record | None = None
+    ) -> None:
+        self.cid: Final = cid
+        self.data: Final = data
+        self.ts: Final = ts
+        self.record: Final = record
 
 
-@dataclass(frozen=True, slots=True)
-class StoreBlocks:
+class StoreBlocks(_Value):
     """Write these verified blocks, and add the records among them to the reconcile index."""
 
-    blocks: tuple[StoredBlock, ...]
-    source: PeerId | None = None
+    __slots__ = ("blocks", "source")
+    __match_args__ = ("blocks", "source")
+
+    def __init__(self, blocks: tuple[StoredBlock, ...], source: PeerId | None = None) -> None:
+        self.blocks: Final = blocks
+        self.source: Final = source
 
 
 @dataclass(frozen=True, slots=True)
@@ -244,15 +291,20 @@ class Validation(Enum):
     REJECT = "reject"  # drop it; the forwarder was charged for it
 
 
-@dataclass(frozen=True, slots=True)
-class GossipVerdict:
+class GossipVerdict(_Value):
     """What to do with the gossip message of the :class:`GossipReceived` just handled;
     ``handle`` returns exactly one for each."""
 
-    peer: PeerId
-    validation: Validation
-    reason: str = ""
-    signer: str | None = None  # the announcement's did, when it is one
+    __slots__ = ("peer", "reason", "signer", "validation")
+    __match_args__ = ("peer", "validation", "reason", "signer")
+
+    def __init__(
+        self, peer: PeerId, validation: Validation, reason: str = "", signer: str | None = None
+    ) -> None:
+        self.peer: Final = peer
+        self.validation: Final = validation
+        self.reason: Final = reason
+        self.signer: Final = signer  # the announcement's did, when it is one
 
 
 class Side(Enum):
