@@ -68,10 +68,6 @@ class QueryError(ArchiveError):
 # -- writing --------------------------------------------------------------------------
 
 
-def _suffix(record: Record) -> bytes:
-    return _TS.pack(record.ts) + record.cid.bytes
-
-
 def put_record(txn: WriteTxn, record: Record) -> bool:
     """Store ``record`` and its index entries in ``txn``; return False if it was already there.
 
@@ -83,44 +79,79 @@ def put_record(txn: WriteTxn, record: Record) -> bool:
 
 def put_many(txn: WriteTxn, records: Iterable[Record]) -> list[bool]:
     """:func:`put_record` for each of ``records`` (read one at a time), in order; the
-    reconcile index and the change feed are brought up to date once, at the end."""
+    reconcile index and the change feed are brought up to date once, at the end.
+
+    The entries of the new records are gathered per database and written with one
+    :meth:`~craftnet.archive.store.WriteTxn.put_all` each (a call per entry cost as much
+    as LMDB's own work); a record met twice in ``records`` is new only the first time.
+    """
     added: list[bytes] = []
     new: list[bool] = []
+    entries = _Entries()
+    taken: set[bytes] = set()
     for record in records:
-        suffix = _put_entries(txn, record)
+        key = record.cid.bytes
+        if key in taken:
+            new.append(False)
+            continue
+        suffix = _put_entries(txn, record, entries)
         new.append(suffix is not None)
         if suffix is not None:
+            taken.add(key)
             added.append(suffix)
+    entries.write(txn)
     if added:  # a batch of duplicates costs no read of the feed
         RECON_INDEX.add_many(txn, added)
         changes.append(txn, added)
     return new
 
 
-def _put_entries(txn: WriteTxn, record: Record) -> bytes | None:
-    """Write the record and its index entries; its ``ts8 + CID`` if new, else None."""
+class _Entries:
+    """The index entries of a batch of new records, per database, written at the end."""
+
+    __slots__ = ("blocks", "links_rev", "rec_author", "rec_time", "rec_type", "records")
+
+    def __init__(self) -> None:
+        self.blocks: list[tuple[bytes, bytes]] = []
+        self.records: list[tuple[bytes, bytes]] = []
+        self.rec_type: list[tuple[bytes, bytes]] = []
+        self.rec_author: list[tuple[bytes, bytes]] = []
+        self.rec_time: list[tuple[bytes, bytes]] = []
+        self.links_rev: list[tuple[bytes, bytes]] = []
+
+    def write(self, txn: WriteTxn) -> None:
+        # Blocks first, so that a store that fills up fails before any index entry.
+        for db in ("blocks", "records", "rec_type", "rec_author", "rec_time", "links_rev"):
+            items = getattr(self, db)
+            if items:
+                txn.put_all(db, items)
+
+
+def _put_entries(txn: WriteTxn, record: Record, entries: _Entries) -> bytes | None:
+    """Gather the record's entries into ``entries`` (the rare key facts and attestation
+    subjects are written at once); its ``ts8 + CID`` if new, else None."""
     key = record.cid.bytes
     if txn.has("records", key):
         if not txn.has("blocks", key):
             # Its damaged copy was removed (`craftnet verify --repair`): this restores it.
             txn.put("blocks", key, record.block)
         return None
-    check_type_name(record.type)
-    suffix = _suffix(record)
-    txn.put("blocks", key, record.block)
+    rtype, author = record.type, record.author
+    check_type_name(rtype)
+    suffix = _TS.pack(record.ts) + key
+    entries.blocks.append((key, record.block))
     # The summary's keys in DAG-CBOR order and its values checked by the record's
     # envelope: the plain encoder gives the canonical bytes without a copy or a sort.
-    txn.put(
-        "records",
-        key,
-        codec.encode_checked({"ts": record.ts, "type": record.type, "author": record.author}),
+    entries.records.append(
+        (key, codec.encode_checked({"ts": record.ts, "type": rtype, "author": author}))
     )
-    txn.put("rec_type", record.type.encode() + _SEP + suffix, b"")
-    txn.put("rec_author", record.author.encode() + _SEP + suffix, b"")
-    txn.put("rec_time", suffix, b"")
-    for link in set(record.links):
-        txn.put("links_rev", link.bytes + key, b"")
-    if record.type == "attestation":
+    entries.rec_type.append((rtype.encode() + _SEP + suffix, b""))
+    entries.rec_author.append((author.encode() + _SEP + suffix, b""))
+    entries.rec_time.append((suffix, b""))
+    links = record.links
+    if links:
+        entries.links_rev.extend((link.bytes + key, b"") for link in set(links))
+    if rtype == "attestation":
         subject = record.body.get("subject")
         if is_did_text(subject):
             txn.put("att_subject", subject.encode() + _SEP + suffix, b"")
