@@ -31,6 +31,7 @@ from __future__ import annotations
 import struct
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
+from types import MappingProxyType
 from typing import Any, Final
 
 from craftnet.archive import changes, codec
@@ -250,6 +251,32 @@ def ingest_records(
     return report
 
 
+# The types whose body the write reads (attestation subjects, key facts).
+_BODY_READ: Final = frozenset({"attestation", "key-succession", "revocation"})
+_NO_BODY: Final[Mapping[str, Any]] = MappingProxyType({})
+
+
+def _without_body(record: Record) -> Record:
+    """``record`` with its body dropped, for a record checked and waiting to be written.
+
+    A decoded technique is some twenty dicts and lists; held until the batch's write,
+    they outlive the collector's youngest generation and every later full collection
+    walks them (and the rest of the process's objects): 40-70 µs a record in the
+    bench, a third of a one-core import. Dropped here, they are freed at once.
+    """
+    return Record(
+        type=record.type,
+        v=record.v,
+        author=record.author,
+        body=_NO_BODY,
+        links=record.links,
+        ts=record.ts,
+        sig=record.sig,
+        block=record.block,
+        cid=record.cid,
+    )
+
+
 @dataclass(slots=True)
 class _Prepared:
     """A parsed batch whose signatures are being checked."""
@@ -278,6 +305,8 @@ def _prepare_batch(
                 raise
             report.rejected.append(Rejected(index, cid, str(exc)))
             continue
+        if record.type not in _BODY_READ:
+            record = _without_body(record)
         parsed.append((index, record, known))
     with store.read() as txn:
         present = {record.cid for _, record, _ in parsed if txn.has("records", record.cid.bytes)}
