@@ -59,10 +59,8 @@ def append(txn: WriteTxn, item_keys: Sequence[bytes]) -> int:
                 f"a change is ts(8) + a {CID_BYTES_LEN}-byte CID, got {len(item_key)} bytes"
             )
     head = latest(txn)
-    seq = head
-    for item_key in item_keys:
-        seq += 1
-        txn.put(FEED_DB, _SEQ.pack(seq), item_key)
+    seq = head + len(item_keys)
+    txn.put_all(FEED_DB, [(_SEQ.pack(head + n), key) for n, key in enumerate(item_keys, 1)])
     # Drop what fell out of the window (read FEED_KEEP at call time: tests lower it).
     keep = FEED_KEEP
     for old in range(max(1, head + 1 - keep), seq + 1 - keep):

@@ -133,7 +133,7 @@ def _check_decoded(value: Any, depth: int) -> None:
         # DAG-CBOR order: shorter keys first, then bytewise. The decoded dict keeps the
         # input's order, so checking it here lets the re-encoding skip sorting.
         keys = tuple(value)
-        if _key_order(keys) != keys:
+        if (_ORDER_CACHE.get(keys) or _key_order(keys)) != keys:
             raise CodecError("not canonical DAG-CBOR: map keys out of order or repeated")
         items: Any = value.values()
     elif kind is list:
@@ -142,12 +142,17 @@ def _check_decoded(value: Any, depth: int) -> None:
         _check_leaf(kind, value)
         return
     depth += 1
+    if depth > MAX_DEPTH and items:
+        raise CodecError(f"value nests deeper than {MAX_DEPTH} levels")
     for item in items:
-        # Strings, bytes and links are most of a block: checked here without a call.
-        if type(item) not in _LEAVES:
-            _check_decoded(item, depth)
-        elif depth > MAX_DEPTH:
-            raise CodecError(f"value nests deeper than {MAX_DEPTH} levels")
+        # Strings, bytes, links and small integers are most of a block: checked here
+        # without a call.
+        kind = type(item)
+        if kind in _LEAVES:
+            continue
+        if kind is int and _INT_MIN <= item <= _INT_MAX:
+            continue
+        _check_decoded(item, depth)
 
 
 def _check_leaf(kind: type, value: Any) -> None:

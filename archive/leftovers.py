@@ -31,7 +31,7 @@ import fcntl
 import os
 import re
 import stat
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -489,6 +489,9 @@ class _ReadOnly:
         return self._txn.count(db)
 
     def put(self, db: str, key: bytes, value: bytes | bytearray | memoryview) -> None:
+        raise AssertionError("a dry run writes nothing")
+
+    def put_all(self, db: str, items: Sequence[tuple[bytes, bytes]]) -> None:
         raise AssertionError("a dry run writes nothing")
 
     def delete(self, db: str, key: bytes) -> bool:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import bisect
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import TypeVar
 
@@ -90,6 +90,10 @@ class _MemoryWrite(_MemoryRead):
         table = self._tables[db]
         self.undo.append((db, key, table.values.get(key, _DELETED)))
         table.put(key, value)
+
+    def put_all(self, db: str, items: Sequence[tuple[bytes, bytes]]) -> None:
+        for key, value in items:
+            self.put(db, key, value)
 
     def delete(self, db: str, key: bytes) -> bool:
         _check(db)

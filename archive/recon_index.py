@@ -77,6 +77,23 @@ def _first(it: Iterator[tuple[bytes, bytes]]) -> tuple[bytes, bytes] | None:
     return next(it, None)
 
 
+class _Open:
+    """A chunk being added to: its first key, the next chunk's (None: it is the last),
+    its count and its sum so far."""
+
+    __slots__ = ("after", "count", "start", "total")
+
+    def __init__(self, start: bytes, after: bytes | None, count: int, total: int) -> None:
+        self.start = start
+        self.after = after
+        self.count = count
+        self.total = total
+
+    def holds(self, key: bytes) -> bool:
+        """Whether ``key`` falls in this chunk."""
+        return self.start <= key and (self.after is None or key < self.after)
+
+
 class ReconIndex:
     """Chunked range sums over ``rec_time``; reads take a transaction, writes too."""
 
@@ -92,14 +109,38 @@ class ReconIndex:
         self.add_many(txn, (key,))
 
     def add_many(self, txn: WriteTxn, keys: Sequence[bytes]) -> None:
-        """Account for ``keys``, just put into ``rec_time`` in this same transaction."""
+        """Account for ``keys``, all just put into ``rec_time`` in this same transaction.
+
+        Each key is added to its chunk's count and sum; the chunk a key lands in is kept
+        in memory while the keys that follow land in it too (an import's keys mostly come
+        in time order, so most land in the newest chunk) and written when the run ends.
+        Chunks grown past twice the chunk size are split only after every key is
+        accounted for: a split reads the chunk's keys from ``rec_time``, which holds the
+        whole batch already, so splitting midway would have counted keys of the batch
+        not yet accounted for in the sums.
+        """
+        touched: set[bytes] = set()
+        current: _Open | None = None
         for key in keys:
-            self._account(txn, key)
+            if current is None or not current.holds(key):
+                if current is not None:
+                    txn.put(CHUNKS_DB, current.start, _pack(current.count, current.total))
+                current = self._open(txn, key)
+                touched.add(current.start)
+            current.count += 1
+            current.total = (current.total + item_hash(key)) % MODULUS
+        if current is not None:
+            txn.put(CHUNKS_DB, current.start, _pack(current.count, current.total))
+        for start in sorted(touched):
+            raw = txn.get(CHUNKS_DB, start)  # gone if a key below it took its place
+            if raw is not None and _unpack(raw)[0] > 2 * self.chunk:
+                self._split(txn, start)
         if keys:
             self._bump(txn, len(keys))  # one count update for the lot
 
-    def _account(self, txn: WriteTxn, key: bytes) -> None:
-        weight = item_hash(key)
+    def _open(self, txn: WriteTxn, key: bytes) -> _Open:
+        """The chunk ``key`` falls in, as stored (the first chunk is moved down to start
+        at ``key`` if ``key`` lies below every chunk)."""
         found = _first(txn.iterate(CHUNKS_DB, b"", key + b"\x00", reverse=True))
         if found is None:
             # Below every chunk: the first chunk now starts at ``key``.
@@ -108,22 +149,26 @@ class ReconIndex:
             if first is not None:
                 txn.delete(CHUNKS_DB, first[0])
             start = key
+            following = _first(txn.iterate(CHUNKS_DB))
         else:
             start = found[0]
             count, total = _unpack(found[1])
-        count, total = count + 1, (total + weight) % MODULUS
-        if count > 2 * self.chunk:
-            keys = [k for k, _ in itertools.islice(txn.iterate(ITEMS_DB, start), count)]
-            head = keys[: self.chunk]
-            head_total = sum(map(item_hash, head)) % MODULUS
-            txn.put(CHUNKS_DB, start, _pack(len(head), head_total))
-            txn.put(
-                CHUNKS_DB,
-                keys[self.chunk],
-                _pack(count - len(head), (total - head_total) % MODULUS),
-            )
-        else:
-            txn.put(CHUNKS_DB, start, _pack(count, total))
+            following = _first(txn.iterate(CHUNKS_DB, key + b"\x00"))
+        return _Open(start, following[0] if following is not None else None, count, total)
+
+    def _split(self, txn: WriteTxn, start: bytes) -> None:
+        """Cut the chunk at ``start`` into chunks of ``chunk`` keys (the last takes the
+        rest, fewer than ``chunk`` more), each summed again from its keys."""
+        following = _first(txn.iterate(CHUNKS_DB, start + b"\x00"))
+        stop = following[0] if following is not None else None
+        keys = [k for k, _ in txn.iterate(ITEMS_DB, start, stop)]
+        size = self.chunk
+        pieces = max(1, len(keys) // size)
+        for n in range(pieces):
+            part = keys[n * size : (n + 1) * size if n < pieces - 1 else len(keys)]
+            if part:
+                first = start if n == 0 else part[0]
+                txn.put(CHUNKS_DB, first, _pack(len(part), sum(map(item_hash, part)) % MODULUS))
 
     def _bump(self, txn: WriteTxn, by: int) -> None:
         raw = txn.get(META_DB, META_COUNT_KEY)

@@ -23,6 +23,7 @@ from craftnet.identity.errors import IdentityError
 from craftnet.identity.keys import SIGNATURE_SIZE, PrivateKey, PublicKey, parse_did
 
 ENVELOPE_KEYS: Final = frozenset({"type", "v", "author", "body", "links", "ts", "sig"})
+_UNSIGNED_KEYS: Final = ENVELOPE_KEYS - {"sig"}
 MAX_RECORD_SIZE: Final = 256 * 1024
 MAX_TYPE_LEN: Final = 64
 MAX_LINKS: Final = 4096
@@ -222,8 +223,8 @@ def author_key(did: str) -> PublicKey:
 
 def _check_envelope(value: dict[str, Any]) -> None:
     keys = set(value)
-    if keys != ENVELOPE_KEYS - {"sig"}:
-        missing = sorted(ENVELOPE_KEYS - {"sig"} - keys)
+    if keys != _UNSIGNED_KEYS:
+        missing = sorted(_UNSIGNED_KEYS - keys)
         extra = sorted(keys - ENVELOPE_KEYS)
         raise RecordError(f"bad record envelope: missing {missing}, unexpected {extra}")
     rtype = value["type"]

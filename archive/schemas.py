@@ -360,6 +360,10 @@ SCHEMAS: Final[dict[str, Schema]] = {
         ),
     )
 }
+# The schemas' own names, checked as any type name is (check_type_name takes them at once).
+_KNOWN_NAMES: Final = frozenset(
+    name for name in SCHEMAS if len(name) <= MAX_TYPE_NAME and TYPE_NAME.fullmatch(name)
+)
 KNOWN_TYPES: Final = frozenset(SCHEMAS)
 
 
@@ -370,6 +374,8 @@ def schema_for(rtype: str) -> Schema | None:
 
 def check_type_name(rtype: object) -> str:
     """Return ``rtype`` if it is a valid record type name (a lower-case slug)."""
+    if type(rtype) is str and rtype in _KNOWN_NAMES:
+        return rtype  # the names of this hub's schemas: checked once, when defined
     if not isinstance(rtype, str) or len(rtype) > MAX_TYPE_NAME or not TYPE_NAME.fullmatch(rtype):
         raise SchemaError(
             f"record type {rtype!r:.80} is not a lower-case slug like 'design' or 'key-succession'"
@@ -406,6 +412,11 @@ def _check_string(
         raise _fail(
             rtype, spec.name + where, f"is {len(value)} characters; the limit is {spec.max_len}"
         )
+    # A printable string holds no control character at all (tab and line breaks
+    # included), so it keeps both rules; only the others (multi-line text) pay for the
+    # scan. ``isspace`` is ``not strip()`` without the copy.
+    if value.isprintable() and value and not value.isspace():
+        return value
     # One scan for every character a line may not hold; which rule broke is told after.
     single_line = spec.kind in _SINGLE_LINE_KINDS
     if (_ANY_CONTROL if single_line else _CONTROL).search(value) is not None or not value.strip():

@@ -12,7 +12,7 @@ and :class:`~craftnet.archive.memory_store.MemoryStore`, for simulations of many
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import AbstractContextManager
 from typing import Final, Protocol, TypeVar, runtime_checkable
 
@@ -97,6 +97,12 @@ class WriteTxn(ReadTxn, Protocol):
 
     def put(self, db: str, key: bytes, value: bytes | bytearray | memoryview) -> None:
         """Set ``key`` to ``value`` (any bytes-like value; the store keeps a copy)."""
+        ...
+
+    def put_all(self, db: str, items: Sequence[tuple[bytes, bytes]]) -> None:
+        """:meth:`put` of every ``(key, value)`` in ``items``, in order (a later value
+        for the same key wins): one call for a batch, so that a large write does not pay
+        a method call per entry."""
         ...
 
     def delete(self, db: str, key: bytes) -> bool:

@@ -12,12 +12,13 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from craftnet.archive import codec
+from craftnet.archive import changes, codec
 from craftnet.archive.cid import DAG_CBOR, Cid
 from craftnet.archive.errors import NotFound, RecordError, SchemaError
 from craftnet.archive.hlc import HybridClock, pack
 from craftnet.archive.index import (
     MAX_LIMIT,
+    RECON_INDEX,
     QueryError,
     attestations_about,
     count_records,
@@ -29,6 +30,7 @@ from craftnet.archive.index import (
     linking_records,
     list_records,
     publish,
+    put_many,
     put_record,
     put_records,
     record_times,
@@ -124,6 +126,20 @@ def test_storing_twice_changes_nothing(archive: tuple[Store, list[Record]]) -> N
     report = ingest_records(store, [r.block for r in records])
     assert report.added == [] and len(report.duplicates) == len(records)
     assert snapshot(store) == before
+
+
+def test_a_record_twice_in_one_batch_is_stored_once(store: Store) -> None:
+    record = technique(POTTER, "Raku glaze firing", T0)
+    other = technique(WEAVER, "Backstrap loom", T0 + 1)
+    assert store.transact(lambda txn: put_many(txn, [record, other, record])) == [
+        True,
+        True,
+        False,
+    ]
+    with store.read() as txn:
+        assert count_records(txn) == 2
+        assert RECON_INDEX.problems(txn) == []
+        assert changes.latest(txn) == 2
 
 
 def test_a_failed_transaction_leaves_no_index_behind(store: Store) -> None:

@@ -49,6 +49,25 @@ def test_overwrite_and_delete(store: Store) -> None:
         assert not txn.has("pins", b"k")
 
 
+def test_put_all_writes_a_batch_in_order(store: Store) -> None:
+    items = [(b"k2", b"two"), (b"k1", b"one"), (b"k2", b"again"), (b"k3", bytearray(b"3"))]
+    store.transact(lambda txn: txn.put_all("pins", items))  # type: ignore[arg-type]
+    with store.read() as txn:
+        assert list(txn.iterate("pins")) == [(b"k1", b"one"), (b"k2", b"again"), (b"k3", b"3")]
+    store.transact(lambda txn: txn.put_all("pins", []))
+    bads: list[Any] = [("k", b"v"), (b"", b"v"), (b"k" * (MAX_KEY_SIZE + 1), b"v"), (b"k", 1)]
+    for bad in bads:
+
+        def write(txn: WriteTxn, bad: Any = bad) -> None:
+            txn.put_all("pins", [(b"ok", b"v"), bad])
+
+        with pytest.raises(StoreError):
+            store.transact(write)
+    with store.read() as txn:
+        assert not txn.has("pins", b"ok")  # the failed batch left nothing
+        assert txn.count("pins") == 3
+
+
 def test_empty_value_is_kept(store: Store) -> None:
     store.transact(lambda txn: txn.put("rec_time", b"\x00\x01", b""))
     with store.read() as txn:

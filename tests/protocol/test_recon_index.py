@@ -138,3 +138,35 @@ def test_reconcile_between_a_store_and_a_memory_hub(store: Store) -> None:
 def test_chunk_size_must_be_sensible() -> None:
     with pytest.raises(Exception, match="at least 2"):
         ReconIndex(chunk=1)
+
+
+@settings(max_examples=25, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(order=st.permutations(POOL), size=st.integers(0, 300), cut=st.integers(0, 300))
+def test_add_many_after_the_puts_keeps_every_chunk_right(
+    store: Store, order: list[bytes], size: int, cut: int
+) -> None:
+    """As ``put_many`` uses it: a batch's keys are all put first, then accounted for at
+    once, in any order (a split midway once counted keys of the batch not yet
+    accounted for)."""
+    store.transact(lambda txn: [txn.delete(ITEMS_DB, k) for k, _ in list(txn.iterate(ITEMS_DB))])
+    index = ReconIndex(chunk=4)
+    store.transact(index.rebuild)
+    keys = order[:size]
+    earlier, batch = keys[: min(cut, size)], keys[min(cut, size) :]
+    _fill(store, earlier, index)
+
+    def write(txn: WriteTxn) -> None:
+        for key in batch:
+            txn.put(ITEMS_DB, key, b"")
+        index.add_many(txn, batch)
+
+    store.transact(write)
+    memory = SortedItems(keys)
+    items = StoreItems(store, index)
+    for lo in BOUNDS:
+        for hi in (None, *BOUNDS[::3]):
+            assert items.summary(lo, hi) == memory.summary(lo, hi)
+    with store.read() as txn:
+        assert index.problems(txn) == []
+        sizes = [int.from_bytes(v[:4], "big") for _, v in txn.iterate(CHUNKS_DB)]
+    assert all(0 < n <= 2 * index.chunk for n in sizes)
