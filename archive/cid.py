@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import base64
 import builtins
+from collections.abc import Callable
 from typing import Final
 
 import blake3
@@ -44,8 +45,8 @@ _PREFIXES: Final = {
 }
 _VALID_PREFIXES: Final = frozenset(_PREFIXES.values())
 CID_BYTES_LEN: Final = 4 + DIGEST_SIZE
-_new_object: Final = object.__new__
-_set_attribute: Final = object.__setattr__
+# The codec argument that tells Cid.__init__ its digest is a checked binary form.
+_CHECKED: Final = -1
 # "b" and the unpadded base32 of the 36 bytes: every CID craftnet accepts is this long,
 # so anything else is refused before it is decoded.
 CID_TEXT_LEN: Final = 1 + (CID_BYTES_LEN * 8 + 4) // 5
@@ -61,14 +62,21 @@ class Cid:
     _hash: int
 
     def __init__(self, codec: int, digest: bytes) -> None:
-        prefix = _PREFIXES.get(codec)
-        if prefix is None:
-            raise CidError(f"unsupported CID codec 0x{codec:x}; expected dag-cbor or raw")
-        if len(digest) != DIGEST_SIZE:
-            raise CidError(f"a BLAKE3-256 digest is 32 bytes, got {len(digest)}")
-        raw = prefix + bytes(digest)
-        object.__setattr__(self, "_bytes", raw)
-        object.__setattr__(self, "_hash", hash(raw))
+        if codec == _CHECKED:
+            # The private path of from_bytes and from_link (most CIDs are made there):
+            # ``digest`` is a whole binary form they have checked. Every CID is made
+            # through __init__: compiled with mypyc (simnet's compiled mode), a class
+            # cannot be made without it, so object.__new__ is not an option.
+            raw = digest
+        else:
+            prefix = _PREFIXES.get(codec)
+            if prefix is None:
+                raise CidError(f"unsupported CID codec 0x{codec:x}; expected dag-cbor or raw")
+            if len(digest) != DIGEST_SIZE:
+                raise CidError(f"a BLAKE3-256 digest is 32 bytes, got {len(digest)}")
+            raw = prefix + bytes(digest)
+        _set_bytes(self, raw)
+        _set_hash(self, hash(raw))
 
     def __setattr__(self, name: str, value: object) -> None:
         raise AttributeError("Cid is immutable")
@@ -84,11 +92,7 @@ class Cid:
         raw = bytes(raw)
         if len(raw) != CID_BYTES_LEN or raw[:4] not in _VALID_PREFIXES:
             raise CidError(why_unsupported(raw))
-        # Every link in every decoded block comes through here: skip __init__'s re-checks.
-        cid = object.__new__(cls)
-        object.__setattr__(cid, "_bytes", raw)
-        object.__setattr__(cid, "_hash", hash(raw))
-        return cid
+        return cls(_CHECKED, raw)
 
     @classmethod
     def from_link(cls, raw: builtins.bytes) -> Cid | None:
@@ -99,11 +103,7 @@ class Cid:
         """
         if len(raw) != CID_BYTES_LEN + 1 or raw[1:5] not in _VALID_PREFIXES:
             return None
-        cid = _new_object(cls)
-        raw = raw[1:]
-        _set_attribute(cid, "_bytes", raw)
-        _set_attribute(cid, "_hash", hash(raw))
-        return cid
+        return cls(_CHECKED, raw[1:])
 
     @classmethod
     def parse(cls, text: str) -> Cid:
@@ -167,6 +167,13 @@ class Cid:
 
     def __reduce__(self) -> tuple[object, tuple[builtins.bytes]]:
         return (Cid.from_bytes, (self._bytes,))
+
+
+# The slots' own setters, past the __setattr__ that keeps a CID immutable: one call each,
+# as cheap interpreted as object.__new__ and object.__setattr__ were before (and
+# working the same on mypyc's compiled class, whose attributes are such descriptors too).
+_set_bytes: Final[Callable[[Cid, bytes], None]] = vars(Cid)["_bytes"].__set__
+_set_hash: Final[Callable[[Cid, int], None]] = vars(Cid)["_hash"].__set__
 
 
 def why_unsupported(raw: bytes) -> str:

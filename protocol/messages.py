@@ -13,7 +13,7 @@ from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass
-from typing import Any, ClassVar, Final, TypeVar
+from typing import Any, Final, TypeVar
 
 from craftnet.archive import codec
 from craftnet.archive.alliance import MAX_PROOF_RECORDS
@@ -136,7 +136,12 @@ class Hello:
     by its own author, so the hello's signature need not cover them.
     """
 
-    KIND: ClassVar[str] = "hello"
+    # KIND is a property in every message, not a ClassVar: compiled with mypyc (simnet's
+    # compiled mode), a dataclass's class attributes are handed to dataclass() as fields.
+    @property
+    def KIND(self) -> str:
+        """The message's type tag on the wire (``t``)."""
+        return "hello"
     versions: tuple[int, ...]
     alliance: str
     did: str
@@ -208,7 +213,10 @@ class Bye:
     the peer's refusal, so each side can say who refused whom and why.
     """
 
-    KIND: ClassVar[str] = "bye"
+    @property
+    def KIND(self) -> str:
+        """The message's type tag on the wire (``t``)."""
+        return "bye"
     why: str
 
     def fields(self) -> dict[str, Any]:
@@ -232,7 +240,10 @@ class Announce:
     what vouches for it (and a forwarder that alters one is caught by that hash).
     """
 
-    KIND: ClassVar[str] = "ann"
+    @property
+    def KIND(self) -> str:
+        """The message's type tag on the wire (``t``)."""
+        return "ann"
     did: str
     ts: int
     records: tuple[Cid, ...]
@@ -358,7 +369,10 @@ class Want:
     messages with the same ``req``, then exactly one :class:`End`.
     """
 
-    KIND: ClassVar[str] = "want"
+    @property
+    def KIND(self) -> str:
+        """The message's type tag on the wire (``t``)."""
+        return "want"
     req: int
     cids: tuple[Cid, ...]
     have_only: bool = False
@@ -383,7 +397,10 @@ class Want:
 class Have:
     """Answer to a want: the peer holds these blocks."""
 
-    KIND: ClassVar[str] = "have"
+    @property
+    def KIND(self) -> str:
+        """The message's type tag on the wire (``t``)."""
+        return "have"
     req: int
     cids: tuple[Cid, ...]
 
@@ -401,7 +418,10 @@ class Have:
 class DontHave:
     """Answer to a want: the peer does not hold these blocks."""
 
-    KIND: ClassVar[str] = "dont"
+    @property
+    def KIND(self) -> str:
+        """The message's type tag on the wire (``t``)."""
+        return "dont"
     req: int
     cids: tuple[Cid, ...]
 
@@ -419,7 +439,10 @@ class DontHave:
 class Block:
     """One block answering a want; the receiver checks ``data`` against ``cid``."""
 
-    KIND: ClassVar[str] = "block"
+    @property
+    def KIND(self) -> str:
+        """The message's type tag on the wire (``t``)."""
+        return "block"
     req: int
     cid: Cid
     data: bytes
@@ -439,7 +462,10 @@ class Block:
 class End:
     """The explicit end of the answer to want ``req``: nothing more will come for it."""
 
-    KIND: ClassVar[str] = "end"
+    @property
+    def KIND(self) -> str:
+        """The message's type tag on the wire (``t``)."""
+        return "end"
     req: int
 
     def fields(self) -> dict[str, Any]:
@@ -509,7 +535,10 @@ class Recon:
     ``gifts`` are item keys (8-byte big-endian timestamp + id) the receiver lacks.
     """
 
-    KIND: ClassVar[str] = "recon"
+    @property
+    def KIND(self) -> str:
+        """The message's type tag on the wire (``t``)."""
+        return "recon"
     sid: int
     initiator: bool
     seq: int
@@ -550,8 +579,15 @@ class Recon:
 
 Message = Hello | Bye | Announce | Want | Have | DontHave | Block | End | Recon
 MESSAGE_TYPES: Final[dict[str, Callable[[Mapping[str, Any]], Message]]] = {
-    cls.KIND: cls.from_fields
-    for cls in (Hello, Bye, Announce, Want, Have, DontHave, Block, End, Recon)
+    "hello": Hello.from_fields,
+    "bye": Bye.from_fields,
+    "ann": Announce.from_fields,
+    "want": Want.from_fields,
+    "have": Have.from_fields,
+    "dont": DontHave.from_fields,
+    "block": Block.from_fields,
+    "end": End.from_fields,
+    "recon": Recon.from_fields,
 }
 _FIELD_NAMES: Final[dict[str, frozenset[str]]] = {
     "hello": frozenset({"vs", "al", "did", "sig", "pf"}),

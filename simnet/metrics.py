@@ -9,7 +9,6 @@ from __future__ import annotations
 import json
 import math
 from array import array
-from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -23,18 +22,23 @@ if TYPE_CHECKING:
     from craftnet.simnet.sim import Simulation
 
 
-@dataclass
 class Adversary:
     """One misbehaving peer and how the honest hubs it touched judge it."""
 
-    hub: SimHub
-    kind: str
-    targets: list[int]
-    first_ban_s: float | None = None
-    banned_by: set[int] = field(default_factory=set)
-    first_cut_s: float | None = None  # first cut off (graylisted or banned) by an honest hub
-    cut_off_by: set[int] = field(default_factory=set)
-    scores: list[float] = field(default_factory=list)
+    # A plain class, not a dataclass: compiled with mypyc (simnet's compiled mode), a
+    # dataclass's field annotations are evaluated when the module is imported, and
+    # SimHub (imported for type checking only) then read as a null type object: the
+    # interpreter crashed on a run that imported this module before simnet/hub.py.
+    def __init__(self, hub: SimHub, kind: str, targets: list[int]) -> None:
+        self.hub = hub
+        self.kind = kind
+        self.targets = targets
+        self.first_ban_s: float | None = None
+        self.banned_by: set[int] = set()
+        # first cut off (graylisted or banned) by an honest hub
+        self.first_cut_s: float | None = None
+        self.cut_off_by: set[int] = set()
+        self.scores: list[float] = []
 
 
 def quantiles(values: Any, qs: tuple[float, ...] = (0.5, 0.9, 0.99)) -> dict[str, float]:

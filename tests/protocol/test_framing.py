@@ -30,10 +30,12 @@ from craftnet.protocol.framing import (
     encode_varint,
 )
 from craftnet.protocol.messages import (
+    MESSAGE_TYPES,
     RANGE_FINGERPRINT,
     RANGE_SKIP,
     Announce,
     Block,
+    Bye,
     DontHave,
     End,
     Have,
@@ -42,6 +44,7 @@ from craftnet.protocol.messages import (
     Recon,
     ReconRange,
     Want,
+    from_wire,
     to_wire,
 )
 
@@ -85,6 +88,15 @@ def test_every_message_round_trips(message: Message) -> None:
     assert decoder.next_message() == message
     assert decoder.next_message() is None
     decoder.receive_eof()
+
+
+def test_each_type_tag_builds_the_message_of_that_kind() -> None:
+    # KIND is a property of each message and MESSAGE_TYPES a table of its own (both for
+    # mypyc, see messages.py): they must name the same tags.
+    examples = [*EXAMPLES, Bye("not a member")]
+    assert {m.KIND for m in examples} == set(MESSAGE_TYPES)
+    for message in examples:
+        assert type(from_wire(to_wire(message))) is type(message)
 
 
 @given(st.lists(st.integers(min_value=0, max_value=len(_stream())), max_size=30))

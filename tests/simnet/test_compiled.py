@@ -149,6 +149,53 @@ def test_each_compiled_module_imports_first_in_a_fresh_process() -> None:
         assert done.returncode == 0, (name, done.returncode, done.stderr[-2000:])
 
 
+# What archive/cid.py, protocol/messages.py and simnet/metrics.py were changed for, to
+# compile (see simnet/compiled.py): made both ways, the same CIDs, messages and errors.
+PROBE = """
+import pickle
+from craftnet.archive.cid import Cid
+from craftnet.archive.errors import CidError
+from craftnet.protocol import messages as m
+from craftnet.simnet import compiled, metrics
+compiled.check_child()
+out = []
+cid = Cid.of(b"lathe manual")
+made = [cid, Cid.from_bytes(cid.bytes), Cid.from_link(b"\\0" + cid.bytes), Cid.parse(str(cid)),
+        pickle.loads(pickle.dumps(cid)), Cid(cid.codec, cid.digest)]
+out.append([str(c) for c in made] + [len({*made}), hash(cid) == hash(made[1])])
+out.append(Cid.from_link(b"\\0" + cid.bytes[:-1]))
+for bad in (cid.bytes[:-1], b"\\x12\\x20" + bytes(32), b"\\x01\\x70" + cid.bytes[2:]):
+    try:
+        Cid.from_bytes(bad)
+    except CidError as exc:
+        out.append(str(exc))
+try:
+    cid._bytes = b""
+except AttributeError as exc:
+    out.append(str(exc))
+for msg in (m.End(3), m.Bye("no"), m.Want(1, (cid,), True), m.Block(1, cid, b"x")):
+    out.append([msg.KIND, m.to_wire(msg), m.from_wire(m.to_wire(msg)) == msg])
+out.append(sorted(m.MESSAGE_TYPES))
+out.append(metrics.quantiles([3.0, 1.0, 2.0]))
+print(repr(out))
+"""
+
+
+def test_cids_messages_and_metrics_behave_the_same_compiled() -> None:
+    build = compiled.ensure_build()
+    runs = {}
+    for mode, where in (("interpreted", None), ("compiled", build)):
+        if where is None:
+            argv, env = [sys.executable, "-P", "-c", PROBE], dict(os.environ)
+        else:
+            argv, env = compiled.child_command(where, ["-c", PROBE])
+        done = subprocess.run(argv, env=env, capture_output=True, text=True, timeout=120)
+        assert done.returncode == 0, (mode, done.stderr[-2000:])
+        runs[mode] = done.stdout
+    assert "Cid is immutable" in runs["compiled"]
+    assert runs["compiled"] == runs["interpreted"]
+
+
 def test_a_child_that_did_not_load_the_build_says_so() -> None:
     with pytest.raises(compiled.CompileError, match="was not loaded"):
         compiled.check_child({compiled.CHILD_ENV: "1"})
