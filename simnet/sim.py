@@ -84,9 +84,9 @@ def _long_lived_heap() -> Iterator[None]:
     exists, and collecting the young generation less often, leaves only new garbage to
     scan. Refcounting still frees almost everything at once; cycles are found at the end.
     The young generation is collected every million net allocations: at 10,000 hubs x
-    100 records (compiled, load 1) that took the collector's time from 3.1-3.2 s to
-    1.6 s of the run's 53-64 s (the young passes freed the same 51 objects either way), as
-    more of the in-flight copies and events die before a pass walks them.
+    100 records (compiled, load 1) that took the collector's time from 3.2-3.4 s to
+    1.5-1.7 s of the run's 53-64 s (the same objects freed either way), as more of the
+    in-flight copies and events die before a pass walks them.
     """
     before = gc.get_threshold()
     gc.collect()
