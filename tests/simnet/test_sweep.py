@@ -24,7 +24,7 @@ window_s = 10
 def test_sweep_on_a_dask_local_cluster_matches_a_local_run(tmp_path: Path) -> None:
     distributed = pytest.importorskip("distributed")
     with distributed.LocalCluster(
-        n_workers=1, threads_per_worker=2, processes=False, dashboard_address=None
+        n_workers=1, threads_per_worker=2, processes=False, dashboard_address=":0"
     ) as cluster:
         rows = sweep.sweep(
             TEXT,
