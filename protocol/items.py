@@ -77,6 +77,10 @@ class SortedItems:
         self._starts: list[int] = []
         self._presum: list[int] = []
         self._len = len(ordered)
+        # The prefix sum at the end of the last range summed (see summary()); its rank
+        # is -1 when the items changed since.
+        self._memo_rank = -1
+        self._memo_sum = 0
 
     def __len__(self) -> int:
         return self._len
@@ -131,6 +135,7 @@ class SortedItems:
         starts.append(count)
         presum.append(total)
         self._starts, self._presum = starts, presum
+        self._memo_rank = -1
         self._dirty = False
 
     def _rank(self, key: bytes | None) -> int:
@@ -146,7 +151,13 @@ class SortedItems:
         i = bisect.bisect_right(self._starts, rank) - 1
         if i >= len(self._chunks):
             return self._presum[-1]
-        return self._presum[i] + sum(self._hashes[i][: rank - self._starts[i]])
+        hashes = self._hashes[i]
+        within = rank - self._starts[i]
+        # Each addition makes a new 256-bit int: add the shorter side of the chunk (the
+        # whole chunk's sum is the next prefix), at most half a chunk instead of all of it.
+        if 2 * within <= len(hashes):
+            return self._presum[i] + sum(hashes[:within])
+        return self._presum[i + 1] - sum(hashes[within:])
 
     def summary(self, lo: bytes, hi: bytes | None) -> tuple[int, int]:
         """``(count, sum mod 2**256)`` of the items with ``lo <= key < hi``."""
@@ -156,7 +167,13 @@ class SortedItems:
         a, b = self._rank(lo), self._rank(hi)
         if b <= a:
             return 0, 0
-        return b - a, (self._prefix_sum(b) - self._prefix_sum(a)) % MODULUS
+        # Ranges are asked for in order (a message's fingerprints, the parts of a split):
+        # each starts where the one before ended, whose prefix sum is kept.
+        low = self._memo_sum if a == self._memo_rank else self._prefix_sum(a)
+        high = self._prefix_sum(b)
+        self._memo_rank = b
+        self._memo_sum = high
+        return b - a, (high - low) % MODULUS
 
     def _at(self, rank: int) -> bytes:
         i = bisect.bisect_right(self._starts, rank) - 1

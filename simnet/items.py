@@ -53,6 +53,7 @@ class SharedItems(SortedItems):
         starts.append(count)
         presum.append(total)
         self._starts, self._presum = starts, presum
+        self._memo_rank = -1
         self._dirty = False
 
     def add(self, key: bytes) -> bool:
