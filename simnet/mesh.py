@@ -70,9 +70,10 @@ class Mesh(Part):
         self.ids: dict[bytes, int] = {}
         self.seen: list[bytearray] = []
         self.hops: list[int] = []
-        # The earliest copy of each message on its way to each hub, keyed by
-        # mid << 32 | hub index, while it travels.
-        self._flight: dict[int, _Copy] = {}
+        # The earliest copy of each message on its way to each hub, by message id and
+        # hub index, while it travels: a list per message (8 bytes a hub), where a dict
+        # keyed by both made and freed an int object for every copy sent.
+        self._flight: list[list[_Copy | None]] = []
 
     def forget_hub(self, index: int) -> None:
         """The hub restarted: GossipSub's seen cache is gone, messages may come again."""
@@ -90,6 +91,7 @@ class Mesh(Part):
             self.records.append(announced(data))
             self.forwarded.append(bytearray(len(self.hubs)))
             self.hops.append(0)
+            self._flight.append([None] * len(self.hubs))
             self.data.append(data)
         self.seen[mid][hub.index] = 1
         self.forward(hub, mid, data, 0)
@@ -124,8 +126,7 @@ class Mesh(Part):
         arrive = self.arrive
         sent = 0
         peer = hub.peer
-        flight = self._flight
-        row = mid << 32
+        flight = self._flight[mid]
         # Network.transmit for each copy, inlined with what is the same for every copy
         # read once (the same float operations in the same order, the same draws).
         network = self.sim.network
@@ -143,7 +144,7 @@ class Mesh(Part):
                 continue
             conn = conns[i]
             if loss and rng() < loss:
-                self.stats["gossip_lost"] += 1
+                self.stats.gossip_lost += 1
                 continue
             sent += 1
             # The copy takes its uplink time and its place in the stream's order either way.
@@ -154,7 +155,7 @@ class Mesh(Part):
                 when += -_log(1.0 - rng()) / jitter
             if loss:
                 while rng() < loss:
-                    self.stats["retransmits"] += 1
+                    self.stats.retransmits += 1
                     when += net.retransmit_s
             # A stream delivers in order: nothing overtakes what was sent before it.
             if conn.a == src:
@@ -166,19 +167,19 @@ class Mesh(Part):
                     when = conn.last_ba
                 conn.last_ba = when
             when += delay
-            first = flight.get(row + i)
+            first = flight[i]
             if first is not None and first.when <= when:
                 # An earlier copy reaches this hub first: this one is a duplicate unless
                 # that copy is dropped (see _Copy), so it needs no event of its own.
                 first.later.append((when, conn, peer, hops + 1))
                 continue
-            copy = flight[row + i] = _Copy(when)
+            copy = flight[i] = _Copy(when)
             schedule(when, arrive, (conn, hubs[i], peer, mid, hops + 1, copy))
         if sent:
             hub.uplink_free = done
             hub.bytes_out += size * sent
             hub.msgs_out += sent
-            self.stats["gossip_messages"] += sent
+            self.stats.gossip_messages += sent
 
     def arrive(self, arg: tuple[Conn, SimHub, PeerId, int, int, _Copy | None]) -> None:
         """A copy of a gossip message reaches a hub."""
@@ -192,14 +193,14 @@ class Mesh(Part):
                 self._dropped(copy, dst, mid)
             return
         if copy is not None:
-            key = mid << 32 | index
-            if self._flight.get(key) is copy:
-                del self._flight[key]
+            flight = self._flight[mid]
+            if flight[index] is copy:
+                flight[index] = None
             if copy.later:
-                self.stats["gossip_duplicates"] += len(copy.later)
+                self.stats.gossip_duplicates += len(copy.later)
         seen = self.seen[mid]
         if seen[index]:
-            self.stats["gossip_duplicates"] += 1
+            self.stats.gossip_duplicates += 1
             return
         seen[index] = 1
         if hops > self.hops[mid]:
@@ -214,7 +215,7 @@ class Mesh(Part):
             executor.deliver(dst, GossipReceived(src, data))
             return
         # Executor.deliver for an honest hub (not paused), inlined: this is the hot path.
-        self.stats["engine_events"] += 1
+        self.stats.engine_events += 1
         executor.execute(dst, dst.engine.handle(GossipReceived(src, data), self.kernel.now))
         # As a GossipSub validator does: relay only what the engine accepted.
         if executor.verdict is not Validation.ACCEPT:
@@ -235,9 +236,9 @@ class Mesh(Part):
     def _dropped(self, copy: _Copy, dst: SimHub, mid: int) -> None:
         """The copy's connection closed before it arrived: the copies that were to follow
         it are no longer certain duplicates, so each travels as an event of its own."""
-        key = mid << 32 | dst.index
-        if self._flight.get(key) is copy:
-            del self._flight[key]
+        flight = self._flight[mid]
+        if flight[dst.index] is copy:
+            flight[dst.index] = None
         for when, conn, src, hops in copy.later:
             self.kernel.at(when, self.arrive, (conn, dst, src, mid, hops, None))
         copy.later.clear()
@@ -257,4 +258,4 @@ class Mesh(Part):
                 size = len(self.data[mid])
                 when = transmit(src, conn, size)
                 self.kernel.at(when, self.arrive, (conn, dst, src.peer, mid, 1, None))
-                self.stats["gossip_messages"] += 1
+                self.stats.gossip_messages += 1

@@ -54,9 +54,10 @@ def test_every_copy_is_taken_once_or_counted_as_a_duplicate() -> None:
 def _second_copy_in_flight(sim: Simulation) -> tuple[int, int, object]:
     """Run until some hub has a copy on its way with a later copy queued behind it."""
     while sim.kernel.now < 30:
-        for key, copy in sim.mesh._flight.items():
-            if copy.later:
-                return key >> 32, key & 0xFFFFFFFF, copy
+        for mid, copies in enumerate(sim.mesh._flight):
+            for index, copy in enumerate(copies):
+                if copy is not None and copy.later:
+                    return mid, index, copy
         sim.kernel.run(sim.kernel.now + 0.001)
     raise AssertionError("no message reached a hub twice")
 
