@@ -53,6 +53,7 @@ MODULES: Final = (
     "protocol/policy.py",
     "protocol/reconcile.py",
     "protocol/scoring.py",
+    "simnet/counters.py",
     "simnet/executor.py",
     "simnet/hub.py",
     "simnet/items.py",

@@ -62,7 +62,7 @@ class Executor:
         if hub.paused:
             hub.backlog.append((self._deliver_late, (hub, event)))
             return
-        self.stats["engine_events"] += 1
+        self.stats.engine_events += 1
         commands = hub.engine.handle(event, self.kernel.now)
         if hub.kind != HONEST and hub.kind in BLACK_HOLES:
             commands = black_hole(hub, commands, self.sim.by_peer)
@@ -88,7 +88,7 @@ class Executor:
                 case Send():
                     sim.network.send(hub, cmd)
                 case Publish():
-                    self.stats["publishes"] += 1
+                    self.stats.publishes += 1
                     sim.mesh.publish(hub, cmd.data)
                 case Disconnect():
                     other = sim.by_peer.get(cmd.peer)
@@ -101,16 +101,16 @@ class Executor:
                         sim.metrics.punished(hub, cmd.peer, self.kernel.now)
                 case Ban():
                     hub.bans[cmd.peer] = cmd.until
-                    self.stats["bans"] += 1
+                    self.stats.bans += 1
                     sim.metrics.banned(hub, cmd.peer, self.kernel.now)
                 case Dial():
                     other = sim.by_peer.get(cmd.peer)
                     if other is None or not sim.network.connect(hub, other):
-                        self.stats["dials_failed"] += 1
+                        self.stats.dials_failed += 1
                         self.kernel.after(0.0, self._dial_failed, (hub, cmd.peer))
                 case ReconcileFinished():
-                    self.stats["reconciles"] += 1
-                    self.stats["reconcile_bytes"] += cmd.bytes_sent
+                    self.stats.reconciles += 1
+                    self.stats.reconcile_bytes += cmd.bytes_sent
                 case PeerSynced():
                     pass  # a simulated hub keeps no delta-bundle knowledge of its peers
                 case _:
@@ -175,7 +175,7 @@ class Executor:
         if new:
             if hub.members is not None:
                 self.sim.membership.learn(hub, [b for b in blocks if b.ts is not None])
-            self.stats["records_stored"] += len(new)
+            self.stats.records_stored += len(new)
             stored = self.sim.metrics.stored
             for _, cid in new:
                 stored(hub, cid, now)
@@ -186,7 +186,7 @@ class Executor:
         if hub.kind != HONEST:
             self.deliver(hub, BlocksStored(cids, new))
         else:
-            self.stats["engine_events"] += 1
+            self.stats.engine_events += 1
             commands = hub.engine.handle(BlocksStored(cids, new), now)
             if commands:  # mostly none
                 self.execute(hub, commands)

@@ -85,7 +85,7 @@ class Network(Part):
         self.conns[self._pair(dialer.index, listener.index)] = conn
         dialer.conns[listener.index] = conn
         listener.conns[dialer.index] = conn
-        self.stats["connects"] += 1
+        self.stats.connects += 1
         self.kernel.after(2 * conn.latency, self._opened, (conn, dialer, listener))
         return True
 
@@ -111,7 +111,7 @@ class Network(Part):
         del b.conns[a.index]
         a.hellos.discard(b.index)
         b.hellos.discard(a.index)
-        self.stats["disconnects"] += 1
+        self.stats.disconnects += 1
         deliver = self.sim.executor.deliver
         if tell_a:
             deliver(a, PeerDisconnected(b.peer))
@@ -165,7 +165,7 @@ class Network(Part):
             arrive += -_log(1.0 - self._random()) / rate
         if src.loss:
             while self._random() < src.loss:
-                self.stats["retransmits"] += 1
+                self.stats.retransmits += 1
                 arrive += self.s.network.retransmit_s
         # A stream delivers in order: nothing overtakes what was sent before it.
         if conn.a == src.index:
@@ -188,8 +188,8 @@ class Network(Part):
         conn = hub.conns.get(other.index)
         if conn is None:
             return
-        self.stats["sends"] += 1
-        self.stats["send_bytes"] += len(cmd.data)
+        self.stats.sends += 1
+        self.stats.send_bytes += len(cmd.data)
         at = self.transmit(hub, conn, len(cmd.data))
         self.kernel.at(at, self._arrive, (conn, other, hub.peer, cmd.data))
 

@@ -41,6 +41,7 @@ from craftnet.protocol.policy import DEFAULT_POLICY, Policy
 from craftnet.protocol.scoring import Thresholds
 from craftnet.simnet import topology
 from craftnet.simnet.adversaries import Adversaries
+from craftnet.simnet.counters import Counters
 from craftnet.simnet.executor import Executor
 from craftnet.simnet.faults import Faults
 from craftnet.simnet.hub import HONEST, SimHub, key_for
@@ -122,23 +123,7 @@ class Simulation:
         self._tmp: tempfile.TemporaryDirectory[str] | None = None
         self.region_names = scenario.region_names()
         self.honest = scenario.hubs
-        self.stats: dict[str, int] = {
-            "sends": 0,
-            "publishes": 0,
-            "send_bytes": 0,
-            "gossip_messages": 0,
-            "gossip_duplicates": 0,
-            "gossip_lost": 0,
-            "retransmits": 0,
-            "connects": 0,
-            "disconnects": 0,
-            "dials_failed": 0,
-            "reconciles": 0,
-            "reconcile_bytes": 0,
-            "bans": 0,
-            "records_stored": 0,
-            "engine_events": 0,
-        }
+        self.stats = Counters()
         self.network = Network(self)
         self.mesh = Mesh(self)
         self.executor = Executor(self)
