@@ -267,7 +267,10 @@ class Gossip:
         self.held = HeldAnnouncements(policy.held_max, policy.held_per_signer, policy.held_seconds)
         self._relay = TokenBucket(policy.relay_rate, policy.relay_burst)
         self._announcer = Announcer(policy.publish_interval)
-        self._seen: OrderedDict[bytes, None] = OrderedDict()
+        # Signatures of the announcements taken lately, oldest first (a dict keeps
+        # insertion order; the oldest goes first, as from an OrderedDict, without its
+        # linked list and the node it allocates and frees for every announcement).
+        self._seen: dict[bytes, None] = {}
         self._fresh: dict[Cid, _Fresh] = {}
         self._recheck: set[Cid] = set()
         self._waiting_on: dict[Cid, set[Cid]] = {}
@@ -485,7 +488,7 @@ class Gossip:
             return Validation.IGNORE, "held: the signer is not known as a member yet"
         seen[message.sig] = None
         if len(seen) > self.seen_announcements:
-            seen.popitem(last=False)
+            del seen[next(iter(seen))]
         relayed = self._relay.take(now)
         self._take(message, peer_id, now, out, relayed=relayed)
         if relayed:
