@@ -637,3 +637,28 @@ def test_a_ring_of_hubs_converges_through_announcements_and_reconciles() -> None
     assert len(keys) == 8 * 15 + 1
     assert all(h.record_keys() == keys for h in hubs)
     assert all(not h.engine.exchange.wants for h in hubs)
+
+
+def test_an_announcement_is_a_repeat_only_while_it_is_among_the_last_taken() -> None:
+    """The engine skips announcements it took lately (``seen_announcements`` of them),
+    and forgets the oldest first."""
+    net = Network()
+    a = net.add(Hub("hub-a", 1, config=quick_config(seen_announcements=2)))
+    relay = net.add_raw("relay")
+    net.connect(relay.peer, a.peer)
+    net.inject(relay.peer, a.peer, hello_from(relay.peer))
+    net.settle(0.1)
+    key = make_key(666)
+    first, second, third = (Announce.create(key, n, (Cid.of(b"%d" % n),)) for n in (1, 2, 3))
+
+    def verdicts(*announcements: Announce) -> list[str]:
+        before = len(net.verdicts)
+        for announcement in announcements:
+            net.inject(relay.peer, a.peer, encode_frame(announcement), gossip=True)
+        net.settle(0.1)
+        return [v.reason for _, v in net.verdicts[before:]]
+
+    assert verdicts(first, second, first) == ["", "", "seen before"]
+    # A third one pushes the oldest out: the first is news again, the second is not.
+    assert verdicts(third, second, first) == ["", "seen before", ""]
+    assert verdicts(third) == ["seen before"]
