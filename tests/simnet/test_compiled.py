@@ -242,3 +242,29 @@ def test_a_failed_build_is_one_line_naming_its_log(
     assert f"the whole output is in {log}" in message
     assert log.read_text()
     assert [p.name for p in (tmp_path / "builds").iterdir()] == [log.name]
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="glibc's tunable")
+def test_a_compiled_child_allocates_with_malloc_on_huge_pages(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A large run is bound by memory: its child uses glibc's malloc, on huge pages."""
+    assert compiled.large_heap_env({}) == {
+        "PYTHONMALLOC": "malloc",
+        "GLIBC_TUNABLES": "glibc.malloc.hugetlb=1",
+    }
+    kept = compiled.large_heap_env({"GLIBC_TUNABLES": "glibc.malloc.arena_max=2"})
+    assert kept["GLIBC_TUNABLES"] == "glibc.malloc.arena_max=2:glibc.malloc.hugetlb=1"
+    # What the user chose stays as it is.
+    assert compiled.large_heap_env({"PYTHONMALLOC": "pymalloc"}) == {}
+    assert compiled.large_heap_env({"GLIBC_TUNABLES": "glibc.malloc.hugetlb=0"}) == {
+        "PYTHONMALLOC": "malloc",
+        "GLIBC_TUNABLES": "glibc.malloc.hugetlb=0",
+    }
+    monkeypatch.delenv("PYTHONMALLOC", raising=False)
+    monkeypatch.delenv("GLIBC_TUNABLES", raising=False)
+    show = "import os; print(os.environ['PYTHONMALLOC'], os.environ['GLIBC_TUNABLES'])"
+    argv, env = compiled.child_command(tmp_path, ["-c", show])
+    done = subprocess.run(argv, env=env, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split() == ["malloc", "glibc.malloc.hugetlb=1"]
