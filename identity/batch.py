@@ -12,7 +12,10 @@ the pool starts only when the first batch that big arrives.
 
 The workers are plain child processes (``python -m craftnet.identity.batch``) fed
 through pipes: never forked from a process that runs threads (the node's event
-loops, LMDB's helpers), and never importing the caller's main script again.
+loops, LMDB's helpers), and never importing the caller's main script again. Each task
+names a module-level function and its list of items (pickled by reference), so a
+caller above this package can run a larger check there too: :func:`start_map` (record
+imports parse, check and verify their blocks there, see ``archive.index``).
 :func:`shutdown` stops them, and so does interpreter exit; a worker whose parent dies
 sees its pipe close and exits.
 """
@@ -20,6 +23,7 @@ sees its pipe close and exits.
 from __future__ import annotations
 
 import atexit
+import collections
 import contextlib
 import functools
 import os
@@ -30,8 +34,8 @@ import subprocess
 import sys
 import threading
 from collections.abc import Callable, Sequence
-from concurrent.futures import Future, ThreadPoolExecutor
-from typing import IO, Any, Final
+from concurrent.futures import Future
+from typing import IO, Any, Final, TypeVar
 
 from craftnet.identity.errors import IdentityError
 from craftnet.identity.keys import PublicKey
@@ -50,6 +54,11 @@ TASK_SIZE: Final = 256
 
 Item = tuple[PublicKey, bytes, bytes]  # key, signature, message
 RawItem = tuple[bytes, bytes, bytes]  # the key's 32 bytes, signature, message
+T = TypeVar("T")
+R = TypeVar("R")
+# A task's function: a list of items in, one answer per item out, in order. It must be a
+# module-level function of an importable module (a worker imports it by name).
+PartFn = Callable[[list[T]], list[R]]
 
 _lock = threading.Lock()
 _pool: _Pool | None = None
@@ -114,28 +123,68 @@ def start_verify_many(
     """:func:`verify_many` begun now and collected by calling the result: a batch that
     goes to the workers is checked there while the caller does other work (parses the
     next batch); one checked in this process is checked when collected."""
+    running = _pool_for(len(items), pool)
+    if running is None:
+        return lambda: [_check(key, signature, message) for key, signature, message in items]
+    return _submit_parts(
+        running, _check_raw_batch, [(key.raw, sig, msg) for key, sig, msg in items], TASK_SIZE
+    )
+
+
+def start_map(
+    fn: PartFn[T, R],
+    items: Sequence[T],
+    *,
+    pool: bool | None = None,
+    task_size: int = TASK_SIZE,
+) -> Callable[[], list[R]]:
+    """``fn`` over ``items`` in parts of at most ``task_size``, begun now; the result,
+    called, gives ``fn``'s answers for all of them in order.
+
+    The parts go to the worker processes on the same terms as :func:`start_verify_many`
+    (``pool`` forces the choice likewise); otherwise ``fn`` runs in this process, all of
+    it when the result is called. ``fn`` is a module-level function (the workers import
+    it by name) that answers each item of its list, in order; a part whose worker died
+    is run here.
+    """
+    running = _pool_for(len(items), pool)
+    if running is None:
+        return lambda: fn(list(items))
+    return _submit_parts(running, fn, items, task_size)
+
+
+def _pool_for(count_items: int, pool: bool | None) -> _Pool | None:
+    """The running pool that takes ``count_items`` items, or None to do them here."""
     count = workers()
-    use_pool = count > 0 and bool(items) and (len(items) >= POOL_MIN if pool is None else pool)
+    use_pool = count > 0 and count_items > 0 and (count_items >= POOL_MIN if pool is None else pool)
     if pool is None and use_pool and _workers_override is None and not _idle_core(count):
         use_pool = False
     running = (
-        _running_pool(count, start=len(items) >= POOL_START or pool is True) if use_pool else None
+        _running_pool(count, start=count_items >= POOL_START or pool is True) if use_pool else None
     )
     if running is not None and pool is True:
         running.wait_ready()
     if running is None or not running.ready.is_set():
-        return lambda: [_check(key, signature, message) for key, signature, message in items]
-    size = max(1, min(TASK_SIZE, -(-len(items) // count)))
+        return None
+    return running
+
+
+def _submit_parts(
+    running: _Pool, fn: PartFn[T, R], items: Sequence[T], task_size: int
+) -> Callable[[], list[R]]:
+    """Send ``items`` to the workers in parts (spread over every worker for a small
+    batch); the result collects the answers in order."""
+    size = max(1, min(task_size, -(-len(items) // len(running.workers))))
     tasks = [
-        running.submit([(key.raw, sig, msg) for key, sig, msg in items[start : start + size]])
+        running.submit(fn, list(items[start : start + size]))
         for start in range(0, len(items), size)
     ]
 
-    def collect() -> list[str | None]:
-        verdicts: list[str | None] = []
+    def collect() -> list[R]:
+        answers: list[R] = []
         for task in tasks:
-            verdicts.extend(task.result())
-        return verdicts
+            answers.extend(task.result())
+        return answers
 
     return collect
 
@@ -175,21 +224,23 @@ def _running_pool(count: int, *, start: bool) -> _Pool | None:
 
 
 class _Pool:
-    """Worker processes (``python -m craftnet.identity.batch``), one thread driving each.
+    """Worker processes (``python -m craftnet.identity.batch``), two threads serving each.
 
     Plain child processes on pipes rather than :mod:`multiprocessing`: its start methods
     either fork a process that runs threads or import the caller's main script again.
-    A worker that dies is replaced, and its task is checked here instead.
+    A task goes to the worker with the fewest in hand, and is written to its pipe at
+    once (by the worker's sender thread), so a worker finds its next task waiting when
+    it answers one: with one task at a time, each answer cost the worker a round trip
+    of idling (the parent's threads wait for a core and the GIL on a busy machine). A
+    worker that dies is replaced, and the tasks it held are run here instead.
     """
 
     def __init__(self, count: int) -> None:
-        self._idle: queue.SimpleQueue[_Worker] = queue.SimpleQueue()
+        self._lock = threading.Lock()
         self._all = [_Worker() for _ in range(count)]
-        for worker in self._all:
-            self._idle.put(worker)
-        self._threads = ThreadPoolExecutor(count, thread_name_prefix="craftnet-verify")
+        self.workers = tuple(self._all)  # as started (a replacement is not listed)
         self.ready = threading.Event()  # set once every worker has answered once
-        warm = [self._threads.submit(self._run, []) for _ in self._all]
+        warm = [self.submit(_check_raw_batch, []) for _ in range(count)]
         threading.Thread(target=self._warm, args=(warm,), daemon=True).start()
 
     def _warm(self, answers: list[Future[list[str | None]]]) -> None:
@@ -200,30 +251,37 @@ class _Pool:
     def wait_ready(self) -> None:
         self.ready.wait()
 
-    def submit(self, part: list[RawItem]) -> Future[list[str | None]]:
-        return self._threads.submit(self._run, part)
-
-    def _run(self, part: list[RawItem]) -> list[str | None]:
-        worker = self._idle.get()
-        try:
-            return worker.ask(part)
-        except (OSError, EOFError, pickle.UnpicklingError, ValueError):
-            worker.close()
-            worker = _Worker()
-            return _check_raw_batch(part)
-        finally:
-            self._idle.put(worker)
+    def submit(self, fn: PartFn[T, R], part: list[T]) -> Future[list[R]]:
+        """Hand ``fn(part)`` to the worker with the fewest tasks in hand."""
+        with self._lock:
+            while True:
+                place = min(range(len(self._all)), key=lambda i: self._all[i].in_hand)
+                worker = self._all[place]
+                future = worker.submit(fn, part)
+                if future is not None:
+                    return future
+                worker.close()  # it died: a new one takes its place
+                self._all[place] = _Worker()
 
     def close(self) -> None:
-        self._threads.shutdown(wait=True)
-        for worker in self._all:
+        """Stop every worker once it has answered what it was given."""
+        with self._lock:
+            workers = list(self._all)
+        for worker in workers:
             worker.close()
-        while not self._idle.empty():
-            self._idle.get().close()
+
+
+_Task = tuple["Future[Any]", Callable[[list[Any]], list[Any]], list[Any]]
 
 
 class _Worker:
-    """One child process answering length-prefixed pickled batches on its stdin."""
+    """One child process answering length-prefixed pickled tasks on its stdin, in
+    order: a task is ``(function, items)`` and its answer the function's list for them.
+
+    A sender thread writes the tasks (a write blocks while the child is busy) and a
+    reader thread hands each answer to its task's future; when the child dies, the
+    reader runs the tasks it held in this process instead.
+    """
 
     def __init__(self) -> None:
         # The parent's import path, so the worker finds this craftnet however the
@@ -236,25 +294,89 @@ class _Worker:
             close_fds=True,
             env={**os.environ, "PYTHONPATH": path},
         )
+        self._lock = threading.Lock()
+        self._held: collections.deque[_Task] = collections.deque()  # sent or to send
+        self._outbox: queue.SimpleQueue[_Task | None] = queue.SimpleQueue()
+        self._dead = False
+        self._sender = threading.Thread(target=self._send_tasks, daemon=True)
+        self._reader = threading.Thread(target=self._read_answers, daemon=True)
+        self._sender.start()
+        self._reader.start()
 
-    def ask(self, part: list[RawItem]) -> list[str | None]:
-        stdin, stdout = self.proc.stdin, self.proc.stdout
-        assert stdin is not None and stdout is not None
-        _send(stdin, part)
-        answer = _receive(stdout)
-        if not isinstance(answer, list) or len(answer) != len(part):
-            raise ValueError("a signature worker answered out of turn")
-        return answer
+    @property
+    def in_hand(self) -> int:
+        """How many tasks it has been given and not answered."""
+        return len(self._held)
+
+    def submit(self, fn: PartFn[T, R], part: list[T]) -> Future[list[R]] | None:
+        """Queue ``fn(part)``; None if the child has died (the caller replaces it)."""
+        future: Future[list[R]] = Future()
+        with self._lock:
+            if self._dead:
+                return None
+            task: _Task = (future, fn, part)
+            self._held.append(task)
+        self._outbox.put(task)
+        return future
+
+    def _send_tasks(self) -> None:
+        stdin = self.proc.stdin
+        assert stdin is not None
+        while True:
+            task = self._outbox.get()
+            if task is None:
+                break
+            try:
+                _send(stdin, (task[1], task[2]))
+            except (OSError, ValueError, pickle.PicklingError):
+                break  # the child is gone: the reader sees its pipe close
+        with contextlib.suppress(OSError):
+            stdin.close()
+
+    def _read_answers(self) -> None:
+        stdout = self.proc.stdout
+        assert stdout is not None
+        while True:
+            try:
+                answer = _receive(stdout)
+            except (OSError, EOFError, pickle.UnpicklingError, ValueError):
+                break
+            with self._lock:
+                task = self._held.popleft() if self._held else None
+            if task is None:
+                break  # an answer nobody asked for: treat the child as broken
+            future, _, part = task
+            if not isinstance(answer, list) or len(answer) != len(part):
+                self._run_here(task)
+                break
+            future.set_result(answer)
+        with self._lock:
+            self._dead = True
+            orphans = list(self._held)
+            self._held.clear()
+        for task in orphans:
+            self._run_here(task)
+
+    @staticmethod
+    def _run_here(task: _Task) -> None:
+        future, fn, part = task
+        if future.done():
+            return
+        try:
+            future.set_result(fn(part))
+        except BaseException as exc:  # the caller meets it when it collects the answer
+            future.set_exception(exc)
 
     def close(self) -> None:
-        if self.proc.stdin is not None:
-            with contextlib.suppress(OSError):
-                self.proc.stdin.close()
+        """Stop the child once it has answered what it was given."""
+        self._outbox.put(None)
+        self._sender.join()
         try:
-            self.proc.wait(timeout=5)
+            self.proc.wait(timeout=5 + 5 * self.in_hand)
         except subprocess.TimeoutExpired:
             self.proc.kill()
             self.proc.wait()
+        self._reader.join()
         if self.proc.stdout is not None:
             self.proc.stdout.close()
 
@@ -307,13 +429,13 @@ def _check_raw_batch(items: list[RawItem]) -> list[str | None]:
 
 
 def _serve(stdin: IO[bytes], stdout: IO[bytes]) -> None:
-    """A worker's loop: batches in, verdicts out, until the parent closes the pipe."""
+    """A worker's loop: tasks in, answers out, until the parent closes the pipe."""
     while True:
         try:
-            items = _receive(stdin)
+            fn, items = _receive(stdin)
         except EOFError:
             return
-        _send(stdout, _check_raw_batch(items))
+        _send(stdout, fn(items))
 
 
 if __name__ == "__main__":
