@@ -23,7 +23,6 @@ sees its pipe close and exits.
 from __future__ import annotations
 
 import atexit
-import collections
 import contextlib
 import functools
 import os
@@ -34,7 +33,7 @@ import subprocess
 import sys
 import threading
 from collections.abc import Callable, Sequence
-from concurrent.futures import Future
+from concurrent.futures import Future, ThreadPoolExecutor
 from typing import IO, Any, Final, TypeVar
 
 from craftnet.identity.errors import IdentityError
@@ -174,7 +173,7 @@ def _submit_parts(
 ) -> Callable[[], list[R]]:
     """Send ``items`` to the workers in parts (spread over every worker for a small
     batch); the result collects the answers in order."""
-    size = max(1, min(task_size, -(-len(items) // len(running.workers))))
+    size = max(1, min(task_size, -(-len(items) // running.workers)))
     tasks = [
         running.submit(fn, list(items[start : start + size]))
         for start in range(0, len(items), size)
@@ -224,23 +223,22 @@ def _running_pool(count: int, *, start: bool) -> _Pool | None:
 
 
 class _Pool:
-    """Worker processes (``python -m craftnet.identity.batch``), two threads serving each.
+    """Worker processes (``python -m craftnet.identity.batch``), one thread driving each.
 
     Plain child processes on pipes rather than :mod:`multiprocessing`: its start methods
     either fork a process that runs threads or import the caller's main script again.
-    A task goes to the worker with the fewest in hand, and is written to its pipe at
-    once (by the worker's sender thread), so a worker finds its next task waiting when
-    it answers one: with one task at a time, each answer cost the worker a round trip
-    of idling (the parent's threads wait for a core and the GIL on a busy machine). A
-    worker that dies is replaced, and the tasks it held are run here instead.
+    A worker that dies is replaced, and its task is run here instead.
     """
 
     def __init__(self, count: int) -> None:
-        self._lock = threading.Lock()
+        self._idle: queue.SimpleQueue[_Worker] = queue.SimpleQueue()
         self._all = [_Worker() for _ in range(count)]
-        self.workers = tuple(self._all)  # as started (a replacement is not listed)
+        self.workers = count
+        for worker in self._all:
+            self._idle.put(worker)
+        self._threads = ThreadPoolExecutor(count, thread_name_prefix="craftnet-verify")
         self.ready = threading.Event()  # set once every worker has answered once
-        warm = [self.submit(_check_raw_batch, []) for _ in range(count)]
+        warm = [self._threads.submit(self._run, _check_raw_batch, []) for _ in self._all]
         threading.Thread(target=self._warm, args=(warm,), daemon=True).start()
 
     def _warm(self, answers: list[Future[list[str | None]]]) -> None:
@@ -252,36 +250,31 @@ class _Pool:
         self.ready.wait()
 
     def submit(self, fn: PartFn[T, R], part: list[T]) -> Future[list[R]]:
-        """Hand ``fn(part)`` to the worker with the fewest tasks in hand."""
-        with self._lock:
-            while True:
-                place = min(range(len(self._all)), key=lambda i: self._all[i].in_hand)
-                worker = self._all[place]
-                future = worker.submit(fn, part)
-                if future is not None:
-                    return future
-                worker.close()  # it died: a new one takes its place
-                self._all[place] = _Worker()
+        return self._threads.submit(self._run, fn, part)
+
+    def _run(self, fn: PartFn[T, R], part: list[T]) -> list[R]:
+        worker = self._idle.get()
+        try:
+            answer: list[R] = worker.ask(fn, part)
+            return answer
+        except (OSError, EOFError, pickle.UnpicklingError, ValueError):
+            worker.close()
+            worker = _Worker()
+            return fn(part)
+        finally:
+            self._idle.put(worker)
 
     def close(self) -> None:
-        """Stop every worker once it has answered what it was given."""
-        with self._lock:
-            workers = list(self._all)
-        for worker in workers:
+        self._threads.shutdown(wait=True)
+        for worker in self._all:
             worker.close()
-
-
-_Task = tuple["Future[Any]", Callable[[list[Any]], list[Any]], list[Any]]
+        while not self._idle.empty():
+            self._idle.get().close()
 
 
 class _Worker:
-    """One child process answering length-prefixed pickled tasks on its stdin, in
-    order: a task is ``(function, items)`` and its answer the function's list for them.
-
-    A sender thread writes the tasks (a write blocks while the child is busy) and a
-    reader thread hands each answer to its task's future; when the child dies, the
-    reader runs the tasks it held in this process instead.
-    """
+    """One child process answering length-prefixed pickled tasks on its stdin: a task
+    is ``(function, items)`` and its answer the function's list for them."""
 
     def __init__(self) -> None:
         # The parent's import path, so the worker finds this craftnet however the
@@ -294,89 +287,25 @@ class _Worker:
             close_fds=True,
             env={**os.environ, "PYTHONPATH": path},
         )
-        self._lock = threading.Lock()
-        self._held: collections.deque[_Task] = collections.deque()  # sent or to send
-        self._outbox: queue.SimpleQueue[_Task | None] = queue.SimpleQueue()
-        self._dead = False
-        self._sender = threading.Thread(target=self._send_tasks, daemon=True)
-        self._reader = threading.Thread(target=self._read_answers, daemon=True)
-        self._sender.start()
-        self._reader.start()
 
-    @property
-    def in_hand(self) -> int:
-        """How many tasks it has been given and not answered."""
-        return len(self._held)
-
-    def submit(self, fn: PartFn[T, R], part: list[T]) -> Future[list[R]] | None:
-        """Queue ``fn(part)``; None if the child has died (the caller replaces it)."""
-        future: Future[list[R]] = Future()
-        with self._lock:
-            if self._dead:
-                return None
-            task: _Task = (future, fn, part)
-            self._held.append(task)
-        self._outbox.put(task)
-        return future
-
-    def _send_tasks(self) -> None:
-        stdin = self.proc.stdin
-        assert stdin is not None
-        while True:
-            task = self._outbox.get()
-            if task is None:
-                break
-            try:
-                _send(stdin, (task[1], task[2]))
-            except (OSError, ValueError, pickle.PicklingError):
-                break  # the child is gone: the reader sees its pipe close
-        with contextlib.suppress(OSError):
-            stdin.close()
-
-    def _read_answers(self) -> None:
-        stdout = self.proc.stdout
-        assert stdout is not None
-        while True:
-            try:
-                answer = _receive(stdout)
-            except (OSError, EOFError, pickle.UnpicklingError, ValueError):
-                break
-            with self._lock:
-                task = self._held.popleft() if self._held else None
-            if task is None:
-                break  # an answer nobody asked for: treat the child as broken
-            future, _, part = task
-            if not isinstance(answer, list) or len(answer) != len(part):
-                self._run_here(task)
-                break
-            future.set_result(answer)
-        with self._lock:
-            self._dead = True
-            orphans = list(self._held)
-            self._held.clear()
-        for task in orphans:
-            self._run_here(task)
-
-    @staticmethod
-    def _run_here(task: _Task) -> None:
-        future, fn, part = task
-        if future.done():
-            return
-        try:
-            future.set_result(fn(part))
-        except BaseException as exc:  # the caller meets it when it collects the answer
-            future.set_exception(exc)
+    def ask(self, fn: PartFn[T, R], part: list[T]) -> list[R]:
+        stdin, stdout = self.proc.stdin, self.proc.stdout
+        assert stdin is not None and stdout is not None
+        _send(stdin, (fn, part))
+        answer = _receive(stdout)
+        if not isinstance(answer, list) or len(answer) != len(part):
+            raise ValueError("a signature worker answered out of turn")
+        return answer
 
     def close(self) -> None:
-        """Stop the child once it has answered what it was given."""
-        self._outbox.put(None)
-        self._sender.join()
+        if self.proc.stdin is not None:
+            with contextlib.suppress(OSError):
+                self.proc.stdin.close()
         try:
-            self.proc.wait(timeout=5 + 5 * self.in_hand)
+            self.proc.wait(timeout=5)
         except subprocess.TimeoutExpired:
             self.proc.kill()
             self.proc.wait()
-        self._reader.join()
         if self.proc.stdout is not None:
             self.proc.stdout.close()
 
