@@ -31,7 +31,6 @@ from __future__ import annotations
 import struct
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from types import MappingProxyType
 from typing import Any, Final
 
 from craftnet.archive import changes, codec
@@ -97,8 +96,8 @@ def put_many(txn: WriteTxn, records: Iterable[Record]) -> list[bool]:
 
 # What the write needs of a record: its binary CID, block, type, author, ts, its links'
 # binary CIDs and its body (read only for attestations and key facts; an import passes
-# an empty one for other types).
-_Row = tuple[bytes, bytes, str, str, int, Iterable[bytes], Mapping[str, Any]]
+# None for other types).
+_Row = tuple[bytes, bytes, str, str, int, Iterable[bytes], Mapping[str, Any] | None]
 
 
 def _put_rows(txn: WriteTxn, rows: Iterable[_Row]) -> list[bool]:
@@ -165,6 +164,8 @@ def _put_entries(txn: WriteTxn, row: _Row, entries: _Entries) -> bytes | None:
     entries.rec_time.append((suffix, b""))
     if links:
         entries.links_rev.extend((link + key, b"") for link in set(links))
+    if body is None:
+        return suffix  # not a type whose body the write reads
     if rtype == "attestation":
         subject = body.get("subject")
         if is_did_text(subject):
@@ -257,16 +258,19 @@ def ingest_records(
     return report
 
 
-_NO_BODY: Final[Mapping[str, Any]] = MappingProxyType({})
-
-
 @dataclass(slots=True)
 class _Prepared:
-    """A batch whose blocks are being checked (see :mod:`craftnet.archive.record_check`)."""
+    """A batch whose blocks are being checked (see :mod:`craftnet.archive.record_check`).
 
-    # Per block: its place in the input, the CID it came with (None: a bare block), the
-    # CID it is stored under if it parses (None: too big to be a record) and its bytes.
-    blocks: list[tuple[int, Cid | None, Cid | None, bytes]]
+    Per block it keeps plain tuples of bytes and ints, and the CIDs in lists of their
+    own: a tuple holding a CID stays tracked by the collector, and a batch's tuples live
+    long enough to be moved to its oldest generation, where every one of them brings the
+    next full collection (a walk over all the process's objects) closer.
+    """
+
+    blocks: list[tuple[int, bytes]]  # its place in the input, its bytes
+    given: list[Cid | None]  # the CID it came with (None: a bare block)
+    cids: list[Cid | None]  # the CID it is stored under if it parses (None: too big)
     present: list[bool]  # the store holds it already (checked before its signature)
     # Where each block's signature verdict is: its own answer, or the answer of an
     # earlier block of the batch with the same bytes (checked once).
@@ -284,49 +288,58 @@ def _prepare_batch(
     here when the batch is finished. A block's CID is hashed here to look it up before
     its signature is checked; the check hashes it again to name the record it parses.
     """
-    blocks: list[tuple[int, Cid | None, Cid | None, bytes]] = []
+    blocks: list[tuple[int, bytes]] = []
+    given: list[Cid | None] = []
+    cids: list[Cid | None] = []
     for index, item in batch:
         if isinstance(item, tuple):
             sent, block = item
-            blocks.append((index, sent, sent, block))  # the check refuses a wrong CID
+            given.append(sent)
+            cids.append(sent)  # the check refuses a block that does not match it
         else:
-            hashed = Cid.of(item, DAG_CBOR) if len(item) <= MAX_RECORD_SIZE else None
-            blocks.append((index, None, hashed, item))
+            block = item
+            given.append(None)
+            cids.append(Cid.of(block, DAG_CBOR) if len(block) <= MAX_RECORD_SIZE else None)
+        blocks.append((index, block))
     with store.read() as txn:
-        present = [key is not None and txn.has("records", key.bytes) for _, _, key, _ in blocks]
+        present = [cid is not None and txn.has("records", cid.bytes) for cid in cids]
     tasks: list[Task] = []
     verdict_of: list[int] = []
-    first: dict[Cid, int] = {}
-    for place, (_, given, hashed, block) in enumerate(blocks):
+    first: dict[bytes, int] = {}
+    for place, (_, block) in enumerate(blocks):
+        cid = cids[place]
         check = verify and not present[place]
         where = place
-        if check and hashed is not None:
-            earlier = first.setdefault(hashed, place)
-            if earlier != place and blocks[earlier][3] == block:
+        if check and cid is not None:
+            earlier = first.setdefault(cid.bytes, place)
+            if earlier != place and blocks[earlier][1] == block:
                 check, where = False, earlier  # the same bytes: the same verdict
-        tasks.append((block, given, check))
+        tasks.append((block, given[place], check))
         verdict_of.append(where)
-    return _Prepared(blocks, present, verdict_of, start_map(check_blocks, tasks))
+    return _Prepared(blocks, given, cids, present, verdict_of, start_map(check_blocks, tasks))
 
 
 def _finish_batch(store: Store, prepared: _Prepared, strict: bool, report: IngestReport) -> None:
     answers = prepared.answers()
-    blocks = prepared.blocks
+    blocks, cids = prepared.blocks, prepared.cids
     # Blocks that do not parse or break their schema first: a strict import raises the
     # first of them before any signature verdict (as when parsing came first).
-    for (index, given, key, _), answer in zip(blocks, answers, strict=True):
+    for place, answer in enumerate(answers):
         if len(answer) == 3:
             if strict:
                 raise refusal(answer)
-            report.rejected.append(Rejected(index, key if answer[2] else given, answer[1]))
+            named = cids[place] if answer[2] else prepared.given[place]
+            report.rejected.append(Rejected(blocks[place][0], named, answer[1]))
     rows: list[_Row] = []
-    kept: list[tuple[Cid, bool]] = []
-    seen: set[Cid] = set()
-    for place, ((index, _, cid, block), answer) in enumerate(zip(blocks, answers, strict=True)):
+    kept: list[tuple[int, bool]] = []  # the place of each row's block, its type known
+    seen: set[bytes] = set()
+    for place, answer in enumerate(answers):
         if len(answer) == 3:
             continue
+        cid = cids[place]
         assert cid is not None  # a block too big to hash was refused
-        if prepared.present[place] or cid in seen:
+        key = cid.bytes
+        if prepared.present[place] or key in seen:
             report.duplicates.append(cid)
             continue
         rtype, author, ts, links, known, body, problem = answer
@@ -336,14 +349,16 @@ def _finish_batch(store: Store, prepared: _Prepared, strict: bool, report: Inges
         if problem is not None:
             if strict:
                 raise RecordError(problem)
-            report.rejected.append(Rejected(index, cid, problem))
+            report.rejected.append(Rejected(blocks[place][0], cid, problem))
             continue
-        seen.add(cid)
-        rows.append((cid.bytes, block, rtype, author, ts, links, body or _NO_BODY))
-        kept.append((cid, known))
+        seen.add(key)
+        rows.append((key, blocks[place][1], rtype, author, ts, links, body))
+        kept.append((place, known))
 
     written = store.transact(lambda txn: _put_rows(txn, rows))
-    for (cid, known), new in zip(kept, written, strict=True):
+    for (place, known), new in zip(kept, written, strict=True):
+        cid = cids[place]
+        assert cid is not None
         if new:
             report.added.append(cid)
             report.opaque += not known
