@@ -300,6 +300,8 @@ def _prepare_batch(
             block = item
             given.append(None)
             cids.append(Cid.of(block, DAG_CBOR) if len(block) <= MAX_RECORD_SIZE else None)
+        if type(block) is not bytes:
+            block = bytes(block)  # a caller's bytearray is copied, as Record.from_block does
         blocks.append((index, block))
     with store.read() as txn:
         present = [cid is not None and txn.has("records", cid.bytes) for cid in cids]
