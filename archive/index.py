@@ -31,25 +31,24 @@ from __future__ import annotations
 import struct
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from types import MappingProxyType
 from typing import Any, Final
 
 from craftnet.archive import changes, codec
-from craftnet.archive.cid import CID_BYTES_LEN, Cid
+from craftnet.archive.cid import CID_BYTES_LEN, DAG_CBOR, Cid
 from craftnet.archive.errors import (
     ArchiveError,
-    CodecError,
     IntegrityError,
     NotFound,
     RecordError,
-    SchemaError,
 )
 from craftnet.archive.hlc import HybridClock
-from craftnet.archive.key_facts import is_did_text, put_key_facts
+from craftnet.archive.key_facts import is_did_text, put_facts
 from craftnet.archive.recon_index import ReconIndex
-from craftnet.archive.records import Record, start_verify_records
-from craftnet.archive.schemas import check_type_name, schema_for, validate_body, validate_record
+from craftnet.archive.record_check import Answer, Task, check_blocks, refusal
+from craftnet.archive.records import MAX_RECORD_SIZE, Record
+from craftnet.archive.schemas import check_type_name, schema_for, validate_body
 from craftnet.archive.store import ReadTxn, Store, WriteTxn, prefix_end
+from craftnet.identity.batch import start_map
 from craftnet.identity.keys import PrivateKey
 
 _TS: Final = struct.Struct(">Q")
@@ -86,16 +85,33 @@ def put_many(txn: WriteTxn, records: Iterable[Record]) -> list[bool]:
     :meth:`~craftnet.archive.store.WriteTxn.put_all` each (a call per entry cost as much
     as LMDB's own work); a record met twice in ``records`` is new only the first time.
     """
+    return _put_rows(
+        txn,
+        (
+            (r.cid.bytes, r.block, r.type, r.author, r.ts, [link.bytes for link in r.links], r.body)
+            for r in records
+        ),
+    )
+
+
+# What the write needs of a record: its binary CID, block, type, author, ts, its links'
+# binary CIDs and its body (read only for attestations and key facts; an import passes
+# None for other types).
+_Row = tuple[bytes, bytes, str, str, int, Iterable[bytes], Mapping[str, Any] | None]
+
+
+def _put_rows(txn: WriteTxn, rows: Iterable[_Row]) -> list[bool]:
+    """:func:`put_many` of records given as rows."""
     added: list[bytes] = []
     new: list[bool] = []
     entries = _Entries()
     taken: set[bytes] = set()
-    for record in records:
-        key = record.cid.bytes
+    for row in rows:
+        key = row[0]
         if key in taken:
             new.append(False)
             continue
-        suffix = _put_entries(txn, record, entries)
+        suffix = _put_entries(txn, row, entries)
         new.append(suffix is not None)
         if suffix is not None:
             taken.add(key)
@@ -128,36 +144,34 @@ class _Entries:
                 txn.put_all(db, items)
 
 
-def _put_entries(txn: WriteTxn, record: Record, entries: _Entries) -> bytes | None:
+def _put_entries(txn: WriteTxn, row: _Row, entries: _Entries) -> bytes | None:
     """Gather the record's entries into ``entries`` (the rare key facts and attestation
     subjects are written at once); its ``ts8 + CID`` if new, else None."""
-    key = record.cid.bytes
+    key, block, rtype, author, ts, links, body = row
     if txn.has("records", key):
         if not txn.has("blocks", key):
             # Its damaged copy was removed (`craftnet verify --repair`): this restores it.
-            txn.put("blocks", key, record.block)
+            txn.put("blocks", key, block)
         return None
-    rtype, author = record.type, record.author
     check_type_name(rtype)
-    suffix = _TS.pack(record.ts) + key
-    entries.blocks.append((key, record.block))
+    suffix = _TS.pack(ts) + key
+    entries.blocks.append((key, block))
     # The summary's keys in DAG-CBOR order and its values checked by the record's
     # envelope: the plain encoder gives the canonical bytes without a copy or a sort.
-    entries.records.append(
-        (key, codec.encode_checked({"ts": record.ts, "type": rtype, "author": author}))
-    )
+    entries.records.append((key, codec.encode_checked({"ts": ts, "type": rtype, "author": author})))
     entries.rec_type.append((rtype.encode() + _SEP + suffix, b""))
     entries.rec_author.append((author.encode() + _SEP + suffix, b""))
     entries.rec_time.append((suffix, b""))
-    links = record.links
     if links:
-        entries.links_rev.extend((link.bytes + key, b"") for link in set(links))
+        entries.links_rev.extend((link + key, b"") for link in set(links))
+    if body is None:
+        return suffix  # not a type whose body the write reads
     if rtype == "attestation":
-        subject = record.body.get("subject")
+        subject = body.get("subject")
         if is_did_text(subject):
             txn.put("att_subject", subject.encode() + _SEP + suffix, b"")
     else:
-        put_key_facts(txn, record, suffix)
+        put_facts(txn, rtype, author, body, suffix)
     return suffix
 
 
@@ -194,13 +208,6 @@ class IngestReport:
 BlockInput = bytes | tuple[Cid, bytes]
 
 
-def _parse(item: BlockInput) -> Record:
-    if isinstance(item, tuple):
-        cid, block = item
-        return Record.from_block(block, cid)
-    return Record.from_block(item)
-
-
 def ingest_records(
     store: Store,
     blocks: Iterable[BlockInput],
@@ -220,14 +227,14 @@ def ingest_records(
     if batch_size is not None and batch_size < 1:
         raise QueryError("batch_size must be at least 1")
     report = IngestReport()
-    # Two batches in flight: while the worker processes check one batch's signatures,
-    # this thread parses the next; then the first is written.
+    # Two batches in flight: while the worker processes parse and check one batch, this
+    # thread writes the one before; then the next is read and handed over.
     pending: _Prepared | None = None
 
     def take(batch: list[tuple[int, BlockInput]]) -> None:
         nonlocal pending
         try:
-            prepared = _prepare_batch(store, batch, verify, strict, report)
+            prepared = _prepare_batch(store, batch, verify)
         except BaseException:
             earlier, pending = pending, None
             if earlier is not None:  # an earlier batch comes first, written or failing
@@ -251,104 +258,114 @@ def ingest_records(
     return report
 
 
-# The types whose body the write reads (attestation subjects, key facts).
-_BODY_READ: Final = frozenset({"attestation", "key-succession", "revocation"})
-_NO_BODY: Final[Mapping[str, Any]] = MappingProxyType({})
-
-
-def _without_body(record: Record) -> Record:
-    """``record`` with its body dropped, for a record checked and waiting to be written.
-
-    A decoded technique is some twenty dicts and lists; held until the batch's write,
-    they outlive the collector's youngest generation and every later full collection
-    walks them (and the rest of the process's objects): 40-70 µs a record in the
-    bench, a third of a one-core import. Dropped here, they are freed at once.
-    """
-    return Record(
-        type=record.type,
-        v=record.v,
-        author=record.author,
-        body=_NO_BODY,
-        links=record.links,
-        ts=record.ts,
-        sig=record.sig,
-        block=record.block,
-        cid=record.cid,
-    )
-
-
 @dataclass(slots=True)
 class _Prepared:
-    """A parsed batch whose signatures are being checked."""
+    """A batch whose blocks are being checked (see :mod:`craftnet.archive.record_check`).
 
-    parsed: list[tuple[int, Record, bool]]
-    present: set[Cid]
-    errors: Callable[[], dict[Cid, RecordError | None]]
+    Per block it keeps plain tuples of bytes and ints, and the CIDs in lists of their
+    own: a tuple holding a CID stays tracked by the collector, and a batch's tuples live
+    long enough to be moved to its oldest generation, where every one of them brings the
+    next full collection (a walk over all the process's objects) closer.
+    """
+
+    blocks: list[tuple[int, bytes]]  # its place in the input, its bytes
+    given: list[Cid | None]  # the CID it came with (None: a bare block)
+    cids: list[Cid | None]  # the CID it is stored under if it parses (None: too big)
+    present: list[bool]  # the store holds it already (checked before its signature)
+    # Where each block's signature verdict is: its own answer, or the answer of an
+    # earlier block of the batch with the same bytes (checked once).
+    verdict_of: list[int]
+    answers: Callable[[], list[Answer]]
 
 
 def _prepare_batch(
-    store: Store,
-    batch: Sequence[tuple[int, BlockInput]],
-    verify: bool,
-    strict: bool,
-    report: IngestReport,
+    store: Store, batch: Sequence[tuple[int, BlockInput]], verify: bool
 ) -> _Prepared:
-    parsed: list[tuple[int, Record, bool]] = []
+    """Hash the batch's blocks, see which the store holds, and start their checks.
+
+    The checks run on the worker processes when a core is idle for them (parsing,
+    schemas and signatures: the importing thread only hashes, looks up and writes), else
+    here when the batch is finished. A block's CID is hashed here to look it up before
+    its signature is checked; the check hashes it again to name the record it parses.
+    """
+    blocks: list[tuple[int, bytes]] = []
+    given: list[Cid | None] = []
+    cids: list[Cid | None] = []
     for index, item in batch:
-        cid = item[0] if isinstance(item, tuple) else None
-        try:
-            record = _parse(item)
-            cid = record.cid
-            known = validate_record(record)
-        except (RecordError, SchemaError, CodecError) as exc:
-            if strict:
-                raise
-            report.rejected.append(Rejected(index, cid, str(exc)))
-            continue
-        if record.type not in _BODY_READ:
-            record = _without_body(record)
-        parsed.append((index, record, known))
+        if isinstance(item, tuple):
+            sent, block = item
+            given.append(sent)
+            cids.append(sent)  # the check refuses a block that does not match it
+        else:
+            block = item
+            given.append(None)
+            cids.append(Cid.of(block, DAG_CBOR) if len(block) <= MAX_RECORD_SIZE else None)
+        if type(block) is not bytes:
+            block = bytes(block)  # a caller's bytearray is copied, as Record.from_block does
+        blocks.append((index, block))
     with store.read() as txn:
-        present = {record.cid for _, record, _ in parsed if txn.has("records", record.cid.bytes)}
-    # Every signature is checked before the write transaction opens (on all cores when
-    # the batch is big enough), so the writer is not held up by the checks.
-    if not verify:
-        return _Prepared(parsed, present, dict)
-    fresh = list({r.cid: r for _, r, _ in parsed if r.cid not in present}.values())
-    collect = start_verify_records(fresh)
-    return _Prepared(
-        parsed, present, lambda: dict(zip([r.cid for r in fresh], collect(), strict=True))
-    )
+        present = [cid is not None and txn.has("records", cid.bytes) for cid in cids]
+    tasks: list[Task] = []
+    verdict_of: list[int] = []
+    first: dict[bytes, int] = {}
+    for place, (_, block) in enumerate(blocks):
+        cid = cids[place]
+        check = verify and not present[place]
+        where = place
+        if check and cid is not None:
+            earlier = first.setdefault(cid.bytes, place)
+            if earlier != place and blocks[earlier][1] == block:
+                check, where = False, earlier  # the same bytes: the same verdict
+        tasks.append((block, given[place], check))
+        verdict_of.append(where)
+    return _Prepared(blocks, given, cids, present, verdict_of, start_map(check_blocks, tasks))
 
 
 def _finish_batch(store: Store, prepared: _Prepared, strict: bool, report: IngestReport) -> None:
-    errors = prepared.errors()
-    present = prepared.present
-    checked: list[tuple[Record, bool]] = []
-    seen: set[Cid] = set()
-    for index, record, known in prepared.parsed:
-        if record.cid in present or record.cid in seen:
-            report.duplicates.append(record.cid)
-            continue
-        error = errors.get(record.cid)
-        if error is not None:
+    answers = prepared.answers()
+    blocks, cids = prepared.blocks, prepared.cids
+    # Blocks that do not parse or break their schema first: a strict import raises the
+    # first of them before any signature verdict (as when parsing came first).
+    for place, answer in enumerate(answers):
+        if len(answer) == 3:
             if strict:
-                raise error
-            report.rejected.append(Rejected(index, record.cid, str(error)))
+                raise refusal(answer)
+            named = cids[place] if answer[2] else prepared.given[place]
+            report.rejected.append(Rejected(blocks[place][0], named, answer[1]))
+    rows: list[_Row] = []
+    kept: list[tuple[int, bool]] = []  # the place of each row's block, its type known
+    seen: set[bytes] = set()
+    for place, answer in enumerate(answers):
+        if len(answer) == 3:
             continue
-        seen.add(record.cid)
-        checked.append((record, known))
+        cid = cids[place]
+        assert cid is not None  # a block too big to hash was refused
+        key = cid.bytes
+        if prepared.present[place] or key in seen:
+            report.duplicates.append(cid)
+            continue
+        rtype, author, ts, links, known, body, problem = answer
+        other = answers[prepared.verdict_of[place]]
+        if len(other) == 7:  # the same bytes, parsed: always so for another block
+            problem = other[6]
+        if problem is not None:
+            if strict:
+                raise RecordError(problem)
+            report.rejected.append(Rejected(blocks[place][0], cid, problem))
+            continue
+        seen.add(key)
+        rows.append((key, blocks[place][1], rtype, author, ts, links, body))
+        kept.append((place, known))
 
-    def write(txn: WriteTxn) -> list[bool]:
-        return put_many(txn, (record for record, _ in checked))
-
-    written = store.transact(write)
-    for (record, known), new in zip(checked, written, strict=True):
+    written = store.transact(lambda txn: _put_rows(txn, rows))
+    for (place, known), new in zip(kept, written, strict=True):
+        cid = cids[place]
+        assert cid is not None
         if new:
-            report.added.append(record.cid)
+            report.added.append(cid)
             report.opaque += not known
         else:  # another writer (or an earlier batch of this input) stored it
-            report.duplicates.append(record.cid)
+            report.duplicates.append(cid)
 
 
 def publish(

@@ -18,6 +18,7 @@ signed from then on) when it is.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Final, Literal, TypeGuard
 
@@ -55,23 +56,28 @@ def is_did_text(value: object) -> TypeGuard[str]:
 
 def put_key_facts(txn: WriteTxn, record: Record, suffix: bytes) -> None:
     """Write the facts a key-succession or revocation record states (others: nothing)."""
-    body = record.body
-    if record.type == "key-succession":
+    put_facts(txn, record.type, record.author, record.body, suffix)
+
+
+def put_facts(
+    txn: WriteTxn, rtype: str, author: str, body: Mapping[str, Any], suffix: bytes
+) -> None:
+    """:func:`put_key_facts` from a record's type, author and body (an import writes
+    records it checked elsewhere without making a :class:`Record` of each)."""
+    if rtype == "key-succession":
         new = body.get("new")
         if not is_did_text(new):
             return  # not a valid body; ingest_records refuses such records before this
         fact: dict[str, Any] = {"new": new}
         if isinstance(body.get("reason"), str):
             fact["reason"] = body["reason"]
-        txn.put("keys", SUCCESSION + record.author.encode() + _SEP + suffix, codec.encode(fact))
-        txn.put(
-            "keys", PREDECESSOR + new.encode() + _SEP + suffix, codec.encode({"old": record.author})
-        )
-    elif record.type == "revocation":
+        txn.put("keys", SUCCESSION + author.encode() + _SEP + suffix, codec.encode(fact))
+        txn.put("keys", PREDECESSOR + new.encode() + _SEP + suffix, codec.encode({"old": author}))
+    elif rtype == "revocation":
         did, since, reason = body.get("did"), body.get("since"), body.get("reason")
         if not is_did_text(did) or type(since) is not int or not isinstance(reason, str):
             return  # not a valid body; ingest_records refuses such records before this
-        value = {"by": record.author, "since": since, "reason": reason}
+        value = {"by": author, "since": since, "reason": reason}
         txn.put("keys", REVOCATION + did.encode() + _SEP + suffix, codec.encode(value))
 
 

@@ -12,7 +12,10 @@ the pool starts only when the first batch that big arrives.
 
 The workers are plain child processes (``python -m craftnet.identity.batch``) fed
 through pipes: never forked from a process that runs threads (the node's event
-loops, LMDB's helpers), and never importing the caller's main script again.
+loops, LMDB's helpers), and never importing the caller's main script again. Each task
+names a module-level function and its list of items (pickled by reference), so a
+caller above this package can run a larger check there too: :func:`start_map` (record
+imports parse, check and verify their blocks there, see ``archive.index``).
 :func:`shutdown` stops them, and so does interpreter exit; a worker whose parent dies
 sees its pipe close and exits.
 """
@@ -31,7 +34,7 @@ import sys
 import threading
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
-from typing import IO, Any, Final
+from typing import IO, Any, Final, TypeVar
 
 from craftnet.identity.errors import IdentityError
 from craftnet.identity.keys import PublicKey
@@ -50,6 +53,11 @@ TASK_SIZE: Final = 256
 
 Item = tuple[PublicKey, bytes, bytes]  # key, signature, message
 RawItem = tuple[bytes, bytes, bytes]  # the key's 32 bytes, signature, message
+T = TypeVar("T")
+R = TypeVar("R")
+# A task's function: a list of items in, one answer per item out, in order. It must be a
+# module-level function of an importable module (a worker imports it by name).
+PartFn = Callable[[list[T]], list[R]]
 
 _lock = threading.Lock()
 _pool: _Pool | None = None
@@ -114,28 +122,68 @@ def start_verify_many(
     """:func:`verify_many` begun now and collected by calling the result: a batch that
     goes to the workers is checked there while the caller does other work (parses the
     next batch); one checked in this process is checked when collected."""
+    running = _pool_for(len(items), pool)
+    if running is None:
+        return lambda: [_check(key, signature, message) for key, signature, message in items]
+    return _submit_parts(
+        running, _check_raw_batch, [(key.raw, sig, msg) for key, sig, msg in items], TASK_SIZE
+    )
+
+
+def start_map(
+    fn: PartFn[T, R],
+    items: Sequence[T],
+    *,
+    pool: bool | None = None,
+    task_size: int = TASK_SIZE,
+) -> Callable[[], list[R]]:
+    """``fn`` over ``items`` in parts of at most ``task_size``, begun now; the result,
+    called, gives ``fn``'s answers for all of them in order.
+
+    The parts go to the worker processes on the same terms as :func:`start_verify_many`
+    (``pool`` forces the choice likewise); otherwise ``fn`` runs in this process, all of
+    it when the result is called. ``fn`` is a module-level function (the workers import
+    it by name) that answers each item of its list, in order; a part whose worker died
+    is run here.
+    """
+    running = _pool_for(len(items), pool)
+    if running is None:
+        return lambda: fn(list(items))
+    return _submit_parts(running, fn, items, task_size)
+
+
+def _pool_for(count_items: int, pool: bool | None) -> _Pool | None:
+    """The running pool that takes ``count_items`` items, or None to do them here."""
     count = workers()
-    use_pool = count > 0 and bool(items) and (len(items) >= POOL_MIN if pool is None else pool)
+    use_pool = count > 0 and count_items > 0 and (count_items >= POOL_MIN if pool is None else pool)
     if pool is None and use_pool and _workers_override is None and not _idle_core(count):
         use_pool = False
     running = (
-        _running_pool(count, start=len(items) >= POOL_START or pool is True) if use_pool else None
+        _running_pool(count, start=count_items >= POOL_START or pool is True) if use_pool else None
     )
     if running is not None and pool is True:
         running.wait_ready()
     if running is None or not running.ready.is_set():
-        return lambda: [_check(key, signature, message) for key, signature, message in items]
-    size = max(1, min(TASK_SIZE, -(-len(items) // count)))
+        return None
+    return running
+
+
+def _submit_parts(
+    running: _Pool, fn: PartFn[T, R], items: Sequence[T], task_size: int
+) -> Callable[[], list[R]]:
+    """Send ``items`` to the workers in parts (spread over every worker for a small
+    batch); the result collects the answers in order."""
+    size = max(1, min(task_size, -(-len(items) // running.workers)))
     tasks = [
-        running.submit([(key.raw, sig, msg) for key, sig, msg in items[start : start + size]])
+        running.submit(fn, list(items[start : start + size]))
         for start in range(0, len(items), size)
     ]
 
-    def collect() -> list[str | None]:
-        verdicts: list[str | None] = []
+    def collect() -> list[R]:
+        answers: list[R] = []
         for task in tasks:
-            verdicts.extend(task.result())
-        return verdicts
+            answers.extend(task.result())
+        return answers
 
     return collect
 
@@ -179,17 +227,18 @@ class _Pool:
 
     Plain child processes on pipes rather than :mod:`multiprocessing`: its start methods
     either fork a process that runs threads or import the caller's main script again.
-    A worker that dies is replaced, and its task is checked here instead.
+    A worker that dies is replaced, and its task is run here instead.
     """
 
     def __init__(self, count: int) -> None:
         self._idle: queue.SimpleQueue[_Worker] = queue.SimpleQueue()
         self._all = [_Worker() for _ in range(count)]
+        self.workers = count
         for worker in self._all:
             self._idle.put(worker)
         self._threads = ThreadPoolExecutor(count, thread_name_prefix="craftnet-verify")
         self.ready = threading.Event()  # set once every worker has answered once
-        warm = [self._threads.submit(self._run, []) for _ in self._all]
+        warm = [self._threads.submit(self._run, _check_raw_batch, []) for _ in self._all]
         threading.Thread(target=self._warm, args=(warm,), daemon=True).start()
 
     def _warm(self, answers: list[Future[list[str | None]]]) -> None:
@@ -200,17 +249,18 @@ class _Pool:
     def wait_ready(self) -> None:
         self.ready.wait()
 
-    def submit(self, part: list[RawItem]) -> Future[list[str | None]]:
-        return self._threads.submit(self._run, part)
+    def submit(self, fn: PartFn[T, R], part: list[T]) -> Future[list[R]]:
+        return self._threads.submit(self._run, fn, part)
 
-    def _run(self, part: list[RawItem]) -> list[str | None]:
+    def _run(self, fn: PartFn[T, R], part: list[T]) -> list[R]:
         worker = self._idle.get()
         try:
-            return worker.ask(part)
+            answer: list[R] = worker.ask(fn, part)
+            return answer
         except (OSError, EOFError, pickle.UnpicklingError, ValueError):
             worker.close()
             worker = _Worker()
-            return _check_raw_batch(part)
+            return fn(part)
         finally:
             self._idle.put(worker)
 
@@ -223,7 +273,8 @@ class _Pool:
 
 
 class _Worker:
-    """One child process answering length-prefixed pickled batches on its stdin."""
+    """One child process answering length-prefixed pickled tasks on its stdin: a task
+    is ``(function, items)`` and its answer the function's list for them."""
 
     def __init__(self) -> None:
         # The parent's import path, so the worker finds this craftnet however the
@@ -237,10 +288,10 @@ class _Worker:
             env={**os.environ, "PYTHONPATH": path},
         )
 
-    def ask(self, part: list[RawItem]) -> list[str | None]:
+    def ask(self, fn: PartFn[T, R], part: list[T]) -> list[R]:
         stdin, stdout = self.proc.stdin, self.proc.stdout
         assert stdin is not None and stdout is not None
-        _send(stdin, part)
+        _send(stdin, (fn, part))
         answer = _receive(stdout)
         if not isinstance(answer, list) or len(answer) != len(part):
             raise ValueError("a signature worker answered out of turn")
@@ -307,13 +358,13 @@ def _check_raw_batch(items: list[RawItem]) -> list[str | None]:
 
 
 def _serve(stdin: IO[bytes], stdout: IO[bytes]) -> None:
-    """A worker's loop: batches in, verdicts out, until the parent closes the pipe."""
+    """A worker's loop: tasks in, answers out, until the parent closes the pipe."""
     while True:
         try:
-            items = _receive(stdin)
+            fn, items = _receive(stdin)
         except EOFError:
             return
-        _send(stdout, _check_raw_batch(items))
+        _send(stdout, fn(items))
 
 
 if __name__ == "__main__":
