@@ -118,8 +118,33 @@ class _Pubsub(Pubsub):
         self._forget_all_subscriptions(peer_id)
 
 
+def _write_size() -> int:
+    """The largest write py-libp2p sends as one yamux frame in one Noise message.
+
+    yamux cuts a write into DATA frames of at most ``MAX_MESSAGE_SIZE - HEADER_SIZE``
+    (65,524) bytes, and Noise cuts each frame it is handed (12-byte header included)
+    into messages of at most ``MAX_PLAINTEXT_LENGTH`` (65,519) bytes: so a full frame
+    went out as a 65,519-byte message and a 17-byte one, each encrypted, length-prefixed,
+    sent and on the other side received, decrypted and buffered on its own. A write of
+    at most 65,507 bytes is one frame in one message: a third fewer Noise messages for a
+    bulk transfer (tests/node/p2p/test_connect.py counts them, so an upgrade that
+    changes either limit fails there).
+    """
+    from libp2p.security.noise import io as noise_io
+    from libp2p.stream_muxer.yamux import yamux
+
+    frame: int = min(yamux.MAX_MESSAGE_SIZE, noise_io.MAX_PLAINTEXT_LENGTH)
+    header: int = yamux.HEADER_SIZE
+    return frame - header
+
+
+WRITE_SIZE: Final = _write_size()
+
+
 class Libp2pStream:
     """A libp2p stream as a :class:`~craftnet.node.p2p.net.ByteStream`."""
+
+    write_size: int = WRITE_SIZE
 
     def __init__(self, stream: Any) -> None:
         self._stream = stream
@@ -136,8 +161,9 @@ class Libp2pStream:
             raise NetworkError(f"stream broke: {type(exc).__name__}: {exc}") from exc
         return data
 
-    async def write(self, data: bytes) -> None:
-        """Write all of ``data``."""
+    async def write(self, data: bytes | memoryview) -> None:
+        """Write all of ``data`` (py-libp2p's yamux slices it and copies each slice once
+        into its frame, so a view costs no copy more)."""
         try:
             await self._stream.write(data)
         except Exception as exc:

@@ -22,13 +22,19 @@ class NetworkError(CraftnetError):
 class ByteStream(Protocol):
     """One bidirectional stream to a peer (our sync protocol runs on one per peer)."""
 
+    #: The most bytes one :meth:`write` carries as a single unit of the transport (for
+    #: py-libp2p: one yamux frame in one Noise message). Writers that have more to send
+    #: write it in pieces of at most this size; :meth:`write` itself takes any size.
+    write_size: int
+
     async def read(self, max_bytes: int) -> bytes:
         """Up to ``max_bytes``; ``b""`` at the end of the stream. Raises
         :class:`NetworkError` if it broke (reset, connection lost)."""
         ...
 
-    async def write(self, data: bytes) -> None:
-        """Write all of ``data``; raises :class:`NetworkError` if the stream broke."""
+    async def write(self, data: bytes | memoryview) -> None:
+        """Write all of ``data`` (bytes, or a view of them); raises :class:`NetworkError`
+        if the stream broke."""
         ...
 
     async def close(self) -> None:

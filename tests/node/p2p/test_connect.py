@@ -58,3 +58,77 @@ def test_gossip_seqnos_run_on_across_a_restart() -> None:
     again = Libp2pNetwork(seed, "/craftnet/announce/1/test").pubsub
     assert again.host.get_id() == first.host.get_id()
     assert int.from_bytes(again._next_seqno(), "big") > max(sent)
+
+
+def test_a_write_of_write_size_bytes_is_one_noise_message() -> None:
+    # The sync writer cuts big sends into pieces of Libp2pStream.write_size, derived from
+    # py-libp2p's yamux frame limit and Noise's message limit: a full yamux frame (65,536
+    # bytes with its header) went out as two Noise messages (65,519 + 17 bytes), each
+    # encrypted, sent, received and decrypted on its own. If an upgrade changes either
+    # limit (or the layering), this fails instead of the bench quietly slowing down.
+    import os
+    import struct
+
+    from craftnet.node.p2p.libp2p_net import WRITE_SIZE, Libp2pNetwork
+    from craftnet.node.p2p.net import ByteStream
+    from craftnet.protocol.events import PeerId
+    from tests.node.p2p.helpers import LOOPBACK
+
+    mib = 1024 * 1024
+    a = Libp2pNetwork(os.urandom(32), "/test")
+    b = Libp2pNetwork(os.urandom(32), "/test")
+    got = bytearray()
+
+    async def sink(peer: PeerId, stream: ByteStream) -> None:
+        while data := await stream.read(mib):
+            got.extend(data)
+
+    b.set_stream_handler(sink)
+    counts: list[int] = []
+
+    async def main() -> None:
+        async with a.running(list(LOOPBACK)), b.running(list(LOOPBACK)):
+            peer = await a.connect(b.listen_addrs()[0])
+            stream = await a.open_stream(peer)
+            assert stream.write_size == WRITE_SIZE == 65507
+            yamux_stream = stream._stream.muxed_stream
+            noise = yamux_stream.conn.secured_conn.conn
+            encrypt = noise.encrypt
+            left = [0]  # bytes of our stream's current DATA frame still to be encrypted
+            ours = [0]  # Noise messages that carried them
+
+            def counted(plain: bytes) -> bytes:
+                # Noise encrypts each message it sends once: count those of our frames.
+                if left[0] <= 0 and len(plain) >= 12:
+                    _, kind, _, sid, length = struct.unpack("!BBHII", plain[:12])
+                    if kind == 0 and sid == yamux_stream.stream_id:
+                        left[0] = 12 + length
+                if left[0] > 0:
+                    ours[0] += 1
+                    left[0] -= len(plain)
+                return bytes(encrypt(plain))
+
+            noise.encrypt = counted
+            payload = os.urandom(mib)
+            cases = (
+                [payload[:WRITE_SIZE]],
+                [payload[: WRITE_SIZE + 1]],
+                [payload],
+                [payload[i : i + WRITE_SIZE] for i in range(0, mib, WRITE_SIZE)],
+            )
+            for pieces in cases:
+                got.clear()
+                ours[0] = 0
+                whole = b"".join(pieces)
+                for piece in pieces:
+                    await stream.write(memoryview(piece))
+                with trio.fail_after(10):
+                    while len(got) < len(whole):
+                        await trio.sleep(0.01)
+                assert bytes(got) == whole
+                counts.append(ours[0])
+
+    trio.run(main)
+    # One message for write_size bytes, two for one byte more; 1 MiB in one write: 16
+    # full frames of two messages each and a short one; in write_size pieces: 17.
+    assert counts == [1, 2, 33, 17]
