@@ -211,6 +211,7 @@ class Links:
 
     async def _reader(self, link: Link) -> None:
         try:
+            await link.stream.open_window()  # bulk transfers: few window updates
             while self.by_peer.get(link.peer) is link:
                 await self.room()
                 try:

@@ -41,6 +41,12 @@ class ByteStream(Protocol):
         """Close our side cleanly (the peer reads the end of the stream)."""
         ...
 
+    async def open_window(self) -> None:
+        """Let the peer send far ahead on this stream, and tell it what we read in large
+        steps rather than after every read (a stream that carries bulk transfers; the
+        transport's flow control still stops the peer when we stop reading)."""
+        ...
+
     async def reset(self) -> None:
         """Abort the stream at once."""
         ...

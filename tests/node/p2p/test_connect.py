@@ -132,3 +132,67 @@ def test_a_write_of_write_size_bytes_is_one_noise_message() -> None:
     # One message for write_size bytes, two for one byte more; 1 MiB in one write: 16
     # full frames of two messages each and a short one; in write_size pieces: 17.
     assert counts == [1, 2, 33, 17]
+
+
+def test_an_open_window_credits_the_peer_once_a_megabyte() -> None:
+    # Libp2pStream.open_window (every sync stream's reader calls it) replaces py-libp2p's
+    # window update after every read (about one per 64 KiB frame) with one per MiB read,
+    # after opening the window to 16 MiB. It relies on YamuxStream's
+    # _auto_tune_and_send_window_update, recv_window, target_recv_window, window_lock and
+    # send_window_update: if an upgrade renames one, this fails (the count, or an error).
+    import os
+
+    from libp2p.stream_muxer.yamux import yamux
+
+    from craftnet.node.p2p.libp2p_net import CREDIT_STEP, WINDOW, Libp2pNetwork
+    from craftnet.node.p2p.net import ByteStream
+    from craftnet.protocol.events import PeerId
+    from tests.node.p2p.helpers import LOOPBACK
+
+    assert callable(yamux.YamuxStream._auto_tune_and_send_window_update)
+    assert WINDOW == yamux.MAX_WINDOW_SIZE
+    mib = 1024 * 1024
+    total = 24 * mib  # more than the window: the credits must keep the sender going
+    a = Libp2pNetwork(os.urandom(32), "/test")
+    b = Libp2pNetwork(os.urandom(32), "/test")
+    got = bytearray()
+    updates: list[int] = []
+    done = trio.Event()
+
+    async def sink(peer: PeerId, stream: ByteStream) -> None:
+        await stream.open_window()
+        muxed = stream._stream.muxed_stream  # type: ignore[attr-defined]
+        assert muxed.target_recv_window == WINDOW
+        conn = muxed.conn
+        ours = muxed.stream_id
+        write_frame = conn._write_frame
+
+        async def counted(data: bytes) -> None:
+            sid = int.from_bytes(data[4:8], "big")
+            if data[1] == yamux.TYPE_WINDOW_UPDATE and not data[2:4].strip(b"\0") and sid == ours:
+                updates.append(int.from_bytes(data[8:12], "big"))
+            await write_frame(data)
+
+        conn._write_frame = counted
+        while data := await stream.read(mib):
+            got.extend(data)
+            if len(got) >= total:
+                done.set()
+
+    b.set_stream_handler(sink)
+    payload = os.urandom(total)
+
+    async def main() -> None:
+        async with a.running(list(LOOPBACK)), b.running(list(LOOPBACK)):
+            peer = await a.connect(b.listen_addrs()[0])
+            stream = await a.open_stream(peer)
+            for start in range(0, total, mib):
+                await stream.write(payload[start : start + mib])
+            with trio.fail_after(20):
+                await done.wait()
+
+    trio.run(main)
+    assert bytes(got) == payload
+    # One update a MiB read (py-libp2p alone: one per read, about 380 here).
+    assert 1 <= len(updates) <= total // CREDIT_STEP
+    assert all(n >= CREDIT_STEP for n in updates)
