@@ -144,6 +144,12 @@ WRITE_SIZE: Final = _write_size()
 # we read before telling the peer (a yamux window update). See Libp2pStream.open_window.
 WINDOW: Final = 16 * 1024 * 1024
 CREDIT_STEP: Final = 1024 * 1024
+# The most a read waits to have buffered (Libp2pStream.read's at_least): a quarter of
+# the window, so that the peer always has room to send it.
+WAIT_MAX: Final = WINDOW // 4
+# ... and for at most this long: a peer that trickles a big frame is still heard (the
+# engine counts a peer silent on its stream by when it last read from it).
+WAIT_S: Final = 0.5
 
 
 class Libp2pStream:
@@ -153,11 +159,16 @@ class Libp2pStream:
 
     def __init__(self, stream: Any) -> None:
         self._stream = stream
+        self._wide: Any = None  # the YamuxStream once open_window widened it
 
-    async def read(self, max_bytes: int) -> bytes:
-        """Up to ``max_bytes``; ``b""`` at the end."""
+    async def read(self, max_bytes: int, at_least: int = 0) -> bytes:
+        """Up to ``max_bytes``; ``b""`` at the end. With ``at_least`` on a stream whose
+        window :meth:`open_window` widened, waits until that many bytes (at most
+        :data:`WAIT_MAX`) are buffered, or the stream ends, before reading."""
         from libp2p.network.stream.exceptions import StreamEOF
 
+        if at_least > 1 and self._wide is not None:
+            await self._buffered(min(at_least, max_bytes, WAIT_MAX))
         try:
             data: bytes = await self._stream.read(max_bytes)
         except StreamEOF:
@@ -165,6 +176,42 @@ class Libp2pStream:
         except Exception as exc:  # libp2p raises many unrelated types for a broken stream
             raise NetworkError(f"stream broke: {type(exc).__name__}: {exc}") from exc
         return data
+
+    async def _buffered(self, wanted: int) -> None:
+        """Wait until yamux buffers ``wanted`` bytes of this stream, or it ends.
+
+        py-libp2p's yamux wakes a reader after every frame (64 KiB): a 1 MiB block took 16
+        reads, each through NetStream's and yamux's locks and handed to the engine on its
+        own. Waiting here (as yamux's own read waits: on the stream's event, replaced once
+        it fired) lets the block come in one read. Safe from flow control: the window is
+        16 MiB (open_window) and we wait for at most WAIT_MAX of it; a stream that ends,
+        is reset or loses its connection wakes the event, and the read that follows says so.
+        After WAIT_S the read goes ahead with what there is (a slow peer is still heard).
+        """
+        muxed = self._wide
+        conn = muxed.conn
+        sid = muxed.stream_id
+        with trio.move_on_after(WAIT_S):
+            await self._wait_for(muxed, conn, sid, wanted)
+
+    @staticmethod
+    async def _wait_for(muxed: Any, conn: Any, sid: int, wanted: int) -> None:
+        while True:
+            buffer = conn.stream_buffers.get(sid)
+            if (
+                buffer is None
+                or len(buffer) >= wanted
+                or muxed.recv_closed
+                or muxed.reset_received
+                or conn.event_shutting_down.is_set()
+            ):
+                return
+            event = conn.stream_events.get(sid)
+            if event is None:
+                return
+            await event.wait()
+            if conn.stream_events.get(sid) is event:
+                conn.stream_events[sid] = trio.Event()
 
     async def write(self, data: bytes | memoryview) -> None:
         """Write all of ``data`` (py-libp2p's yamux slices it and copies each slice once
@@ -223,14 +270,15 @@ class Libp2pStream:
         muxed._auto_tune_and_send_window_update = credit  # type: ignore[method-assign]
         async with muxed.window_lock:
             grow = WINDOW - muxed.target_recv_window
-            if grow <= 0:
-                return
             muxed.target_recv_window = WINDOW
-            muxed.recv_window += grow
-        try:
-            await muxed.send_window_update(grow)
-        except Exception as exc:  # the stream broke: the next read says so
-            log.debug("widening a stream's window: %s", exc)
+            muxed.recv_window += max(grow, 0)
+        if grow > 0:
+            try:
+                await muxed.send_window_update(grow)
+            except Exception as exc:  # the stream broke: the next read says so
+                log.debug("widening a stream's window: %s", exc)
+                return
+        self._wide = muxed
 
 
 class Libp2pNetwork:

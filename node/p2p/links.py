@@ -72,15 +72,19 @@ class Links:
         is_ready: Callable[[PeerId], bool],
         room: Callable[[], Awaitable[None]],
         clock: Callable[[], float] = time.monotonic,
+        missing: Callable[[PeerId], int] = lambda peer: 0,
     ) -> None:
         """``handle`` feeds the engine; ``is_ready`` says whether a peer's handshake is
-        done; ``room`` returns once the store keeps up (reading waits on it)."""
+        done; ``room`` returns once the store keeps up (reading waits on it);
+        ``missing`` says how many bytes of a frame begun the engine still waits for from
+        a peer (a read may wait for them rather than hand over each slice)."""
         self.network = network
         self.gossip = gossip
         self.handle = handle
         self.is_ready = is_ready
         self.room = room
         self.clock = clock
+        self.missing = missing
         self.by_peer: dict[PeerId, Link] = {}
         self.dial_failures: dict[PeerId, str] = {}
         self.addrs: dict[PeerId, str] = {}
@@ -215,7 +219,7 @@ class Links:
             while self.by_peer.get(link.peer) is link:
                 await self.room()
                 try:
-                    data = await link.stream.read(READ_SIZE)
+                    data = await link.stream.read(READ_SIZE, self.missing(link.peer))
                 except NetworkError as exc:
                     if self.by_peer.get(link.peer) is link:
                         log.info("stream from %s broke: %s", link.peer, exc)

@@ -27,9 +27,14 @@ class ByteStream(Protocol):
     #: write it in pieces of at most this size; :meth:`write` itself takes any size.
     write_size: int
 
-    async def read(self, max_bytes: int) -> bytes:
+    async def read(self, max_bytes: int, at_least: int = 0) -> bytes:
         """Up to ``max_bytes``; ``b""`` at the end of the stream. Raises
-        :class:`NetworkError` if it broke (reset, connection lost)."""
+        :class:`NetworkError` if it broke (reset, connection lost).
+
+        ``at_least``: the caller knows that many bytes are on their way (the rest of a
+        frame begun); the stream may wait until it holds them (or ends) rather than
+        return each slice as it comes. A hint only: ``read`` may return less.
+        """
         ...
 
     async def write(self, data: bytes | memoryview) -> None:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import itertools
 from pathlib import Path
 
+import pytest
 import trio
 
 from tests.node.p2p.helpers import make_hubs, start_hub, wait_for
@@ -196,3 +197,58 @@ def test_an_open_window_credits_the_peer_once_a_megabyte() -> None:
     # One update a MiB read (py-libp2p alone: one per read, about 380 here).
     assert 1 <= len(updates) <= total // CREDIT_STEP
     assert all(n >= CREDIT_STEP for n in updates)
+
+
+def test_a_read_waits_for_the_rest_of_a_frame_on_a_widened_stream(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # The links pass the engine's "bytes still missing from the frame begun" to read():
+    # on a stream open_window widened, the read waits until yamux holds that much (a
+    # 1 MiB block in one read rather than sixteen), and returns at once when the stream
+    # ends. It waits on yamux's per-stream buffer and event (checked here).
+    import os
+
+    from craftnet.node.p2p import libp2p_net
+    from craftnet.node.p2p.libp2p_net import WRITE_SIZE, Libp2pNetwork
+    from craftnet.node.p2p.net import ByteStream
+    from craftnet.protocol.events import PeerId
+    from tests.node.p2p.helpers import LOOPBACK
+
+    monkeypatch.setattr(libp2p_net, "WAIT_S", 60.0)  # the test waits on data, not clocks
+    mib = 1024 * 1024
+    a = Libp2pNetwork(os.urandom(32), "/test")
+    b = Libp2pNetwork(os.urandom(32), "/test")
+    reads: list[int] = []
+    turn = [trio.Event() for _ in range(3)]
+
+    async def sink(peer: PeerId, stream: ByteStream) -> None:
+        reads.append(len(await stream.read(mib, mib)))  # not widened: no waiting
+        await stream.open_window()
+        turn[0].set()
+        reads.append(len(await stream.read(mib, mib - reads[0])))
+        turn[1].set()
+        reads.append(len(await stream.read(mib, mib)))  # the tail, then the end
+        reads.append(len(await stream.read(mib, mib)))
+        turn[2].set()
+
+    b.set_stream_handler(sink)
+    payload = os.urandom(mib + 1000)
+
+    async def main() -> None:
+        async with a.running(list(LOOPBACK)), b.running(list(LOOPBACK)):
+            peer = await a.connect(b.listen_addrs()[0])
+            stream = await a.open_stream(peer)
+            with trio.fail_after(20):
+                await stream.write(payload[:1000])
+                await turn[0].wait()
+                for start in range(1000, mib, WRITE_SIZE):
+                    await stream.write(payload[start : min(start + WRITE_SIZE, mib)])
+                await turn[1].wait()
+                await stream.write(payload[mib:])
+                await stream.close()
+                await turn[2].wait()
+
+    trio.run(main)
+    # 1,000 bytes as they came; the other 1,047,576 in one read (sixteen frames); the
+    # tail of 1,000 although a MiB was hinted, since the stream ended; then the end.
+    assert reads == [1000, mib - 1000, 1000, 0]
