@@ -81,6 +81,9 @@ def test_a_write_of_write_size_bytes_is_one_noise_message() -> None:
     got = bytearray()
 
     async def sink(peer: PeerId, stream: ByteStream) -> None:
+        # A window far above what the test sends: yamux never cuts a frame short
+        # for want of room, whatever the order in which the tasks run.
+        await stream.open_window()
         while data := await stream.read(mib):
             got.extend(data)
 
@@ -93,6 +96,9 @@ def test_a_write_of_write_size_bytes_is_one_noise_message() -> None:
             stream = await a.open_stream(peer)
             assert stream.write_size == WRITE_SIZE == 65507
             yamux_stream = stream._stream.muxed_stream
+            with trio.fail_after(10):
+                while yamux_stream.send_window < 8 * mib:  # the sink's window is open
+                    await trio.sleep(0.01)
             noise = yamux_stream.conn.secured_conn.conn
             encrypt = noise.encrypt
             left = [0]  # bytes of our stream's current DATA frame still to be encrypted
