@@ -448,6 +448,12 @@ class SyncEngine:
         """How many blocks are still wanted from peers."""
         return len(self.exchange.wants)
 
+    def frame_missing(self, peer_id: PeerId) -> int:
+        """Bytes still to come from ``peer_id`` before the frame it began is whole (0 when
+        not known): a reader may wait for that much rather than hand over each slice."""
+        peer = self.peers.get(peer_id)
+        return 0 if peer is None else peer.decoder.missing
+
     def start_reconcile(self, peer_id: PeerId, now: float) -> list[Command]:
         """Reconcile with ``peer_id`` now (e.g. ``craftnet sync``), if it is idle."""
         out: list[Command] = []

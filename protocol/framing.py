@@ -480,6 +480,14 @@ class FrameDecoder:
         return len(self._buffer)
 
     @property
+    def missing(self) -> int:
+        """Bytes still to come for the frame begun in the buffer to be whole (0 when
+        that is not known yet, or nothing is begun)."""
+        if self._broken is not None:
+            return 0
+        return max(0, self._need - len(self._buffer))
+
+    @property
     def waiting(self) -> bool:
         """True while the frame begun in the buffer is known to be incomplete (so
         :meth:`next_message` would return None)."""

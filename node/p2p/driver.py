@@ -153,6 +153,7 @@ class Driver:
             is_ready=lambda peer: peer in engine.ready_peers(),
             room=self.writer.room,
             clock=clock,
+            missing=engine.frame_missing,
         )
         self.timers = Timers(self.handle, clock)
         self.outbox = Outbox(gossip, linked=lambda: bool(engine.ready_peers()))

@@ -19,7 +19,13 @@ py-libp2p 0.8.1 (see docs/protocol.md, "Running over libp2p"):
 * its happy-eyeballs head start is set to zero: the swarm waits that long (250 ms)
   after starting each dial for that dial to *fail*, so every successful dial took a
   quarter of a second more than its handshake. A hub listens on TCP alone, one address
-  per peer is dialled, and the head start bought nothing.
+  per peer is dialled, and the head start bought nothing;
+* a sync stream is written in pieces of one yamux frame in one Noise message
+  (:data:`WRITE_SIZE`), opens its yamux window to 16 MiB and credits the peer once per
+  MiB read (:meth:`Libp2pStream.open_window`), and a read may wait for the rest of a
+  frame begun (``at_least``): a third of the Noise messages, a fourteenth of the window
+  updates and under half the reads of py-libp2p's defaults for a bulk transfer. A
+  plain stream (the bench's raw baseline) is left as py-libp2p makes it.
 """
 
 from __future__ import annotations
@@ -118,16 +124,57 @@ class _Pubsub(Pubsub):
         self._forget_all_subscriptions(peer_id)
 
 
+def _write_size() -> int:
+    """The largest write py-libp2p sends as one yamux frame in one Noise message.
+
+    yamux cuts a write into DATA frames of at most ``MAX_MESSAGE_SIZE - HEADER_SIZE``
+    (65,524) bytes, and Noise cuts each frame it is handed (12-byte header included)
+    into messages of at most ``MAX_PLAINTEXT_LENGTH`` (65,519) bytes: so a full frame
+    went out as a 65,519-byte message and a 17-byte one, each encrypted, length-prefixed,
+    sent and on the other side received, decrypted and buffered on its own. A write of
+    at most 65,507 bytes is one frame in one message: a third fewer Noise messages for a
+    bulk transfer (tests/node/p2p/test_connect.py counts them, so an upgrade that
+    changes either limit fails there).
+    """
+    from libp2p.security.noise import io as noise_io
+    from libp2p.stream_muxer.yamux import yamux
+
+    frame: int = min(yamux.MAX_MESSAGE_SIZE, noise_io.MAX_PLAINTEXT_LENGTH)
+    header: int = yamux.HEADER_SIZE
+    return frame - header
+
+
+WRITE_SIZE: Final = _write_size()
+# What a sync stream lets the peer send ahead (py-libp2p's largest yamux window, which
+# its own tuning reaches within the first megabytes of a transfer anyway), and how much
+# we read before telling the peer (a yamux window update). See Libp2pStream.open_window.
+WINDOW: Final = 16 * 1024 * 1024
+CREDIT_STEP: Final = 1024 * 1024
+# The most a read waits to have buffered (Libp2pStream.read's at_least): a quarter of
+# the window, so that the peer always has room to send it.
+WAIT_MAX: Final = WINDOW // 4
+# ... and for at most this long: a peer that trickles a big frame is still heard (the
+# engine counts a peer silent on its stream by when it last read from it).
+WAIT_S: Final = 0.5
+
+
 class Libp2pStream:
     """A libp2p stream as a :class:`~craftnet.node.p2p.net.ByteStream`."""
 
+    write_size: int = WRITE_SIZE
+
     def __init__(self, stream: Any) -> None:
         self._stream = stream
+        self._wide: Any = None  # the YamuxStream once open_window widened it
 
-    async def read(self, max_bytes: int) -> bytes:
-        """Up to ``max_bytes``; ``b""`` at the end."""
+    async def read(self, max_bytes: int, at_least: int = 0) -> bytes:
+        """Up to ``max_bytes``; ``b""`` at the end. With ``at_least`` on a stream whose
+        window :meth:`open_window` widened, waits until that many bytes (at most
+        :data:`WAIT_MAX`) are buffered, or the stream ends, before reading."""
         from libp2p.network.stream.exceptions import StreamEOF
 
+        if at_least > 1 and self._wide is not None:
+            await self._buffered(min(at_least, max_bytes, WAIT_MAX))
         try:
             data: bytes = await self._stream.read(max_bytes)
         except StreamEOF:
@@ -136,8 +183,45 @@ class Libp2pStream:
             raise NetworkError(f"stream broke: {type(exc).__name__}: {exc}") from exc
         return data
 
-    async def write(self, data: bytes) -> None:
-        """Write all of ``data``."""
+    async def _buffered(self, wanted: int) -> None:
+        """Wait until yamux buffers ``wanted`` bytes of this stream, or it ends.
+
+        py-libp2p's yamux wakes a reader after every frame (64 KiB): a 1 MiB block took 16
+        reads, each through NetStream's and yamux's locks and handed to the engine on its
+        own. Waiting here (as yamux's own read waits: on the stream's event, replaced once
+        it fired) lets the block come in one read. Safe from flow control: the window is
+        16 MiB (open_window) and we wait for at most WAIT_MAX of it; a stream that ends,
+        is reset or loses its connection wakes the event, and the read that follows says so.
+        After WAIT_S the read goes ahead with what there is (a slow peer is still heard).
+        """
+        muxed = self._wide
+        conn = muxed.conn
+        sid = muxed.stream_id
+        with trio.move_on_after(WAIT_S):
+            await self._wait_for(muxed, conn, sid, wanted)
+
+    @staticmethod
+    async def _wait_for(muxed: Any, conn: Any, sid: int, wanted: int) -> None:
+        while True:
+            buffer = conn.stream_buffers.get(sid)
+            if (
+                buffer is None
+                or len(buffer) >= wanted
+                or muxed.recv_closed
+                or muxed.reset_received
+                or conn.event_shutting_down.is_set()
+            ):
+                return
+            event = conn.stream_events.get(sid)
+            if event is None:
+                return
+            await event.wait()
+            if conn.stream_events.get(sid) is event:
+                conn.stream_events[sid] = trio.Event()
+
+    async def write(self, data: bytes | memoryview) -> None:
+        """Write all of ``data`` (py-libp2p's yamux slices it and copies each slice once
+        into its frame, so a view costs no copy more)."""
         try:
             await self._stream.write(data)
         except Exception as exc:
@@ -156,6 +240,51 @@ class Libp2pStream:
             await self._stream.reset()
         except Exception as exc:
             log.debug("resetting a stream: %s", exc)
+
+    async def open_window(self) -> None:
+        """Let the peer send :data:`WINDOW` bytes ahead, and credit what we read once per
+        :data:`CREDIT_STEP` bytes.
+
+        py-libp2p 0.8.1's yamux sends a window update after every read (and a read
+        returns about one 64 KiB frame): a sync of 100 MB made 2,000 of them, each a
+        frame through Noise and the socket, and handled by the peer's muxer. Here the
+        stream's window is its largest from the start and each read only adds to what
+        is owed, sent as one update per megabyte: the peer never has less than 15 MiB
+        of room while we keep reading, and none once 16 MiB wait unread (flow control
+        as before). Only craftnet's sync streams do this (the links call it); a stream
+        that is not yamux's is left as it is. tests/node/p2p/test_connect.py checks the
+        parts of py-libp2p this relies on.
+        """
+        from libp2p.stream_muxer.yamux.yamux import YamuxStream
+
+        muxed = getattr(self._stream, "muxed_stream", None)
+        if not isinstance(muxed, YamuxStream):
+            return
+        owed = 0
+
+        async def credit(*, bytes_read: int = 0) -> None:
+            # Replaces YamuxStream._auto_tune_and_send_window_update for this stream.
+            nonlocal owed
+            owed += bytes_read
+            if owed < CREDIT_STEP:
+                return
+            increment, owed = owed, 0
+            async with muxed.window_lock:
+                muxed.recv_window += increment
+            await muxed.send_window_update(increment)
+
+        muxed._auto_tune_and_send_window_update = credit  # type: ignore[method-assign]
+        async with muxed.window_lock:
+            grow = WINDOW - muxed.target_recv_window
+            muxed.target_recv_window = WINDOW
+            muxed.recv_window += max(grow, 0)
+        if grow > 0:
+            try:
+                await muxed.send_window_update(grow)
+            except Exception as exc:  # the stream broke: the next read says so
+                log.debug("widening a stream's window: %s", exc)
+                return
+        self._wide = muxed
 
 
 class Libp2pNetwork:

@@ -22,17 +22,34 @@ class NetworkError(CraftnetError):
 class ByteStream(Protocol):
     """One bidirectional stream to a peer (our sync protocol runs on one per peer)."""
 
-    async def read(self, max_bytes: int) -> bytes:
+    #: The most bytes one :meth:`write` carries as a single unit of the transport (for
+    #: py-libp2p: one yamux frame in one Noise message). Writers that have more to send
+    #: write it in pieces of at most this size; :meth:`write` itself takes any size.
+    write_size: int
+
+    async def read(self, max_bytes: int, at_least: int = 0) -> bytes:
         """Up to ``max_bytes``; ``b""`` at the end of the stream. Raises
-        :class:`NetworkError` if it broke (reset, connection lost)."""
+        :class:`NetworkError` if it broke (reset, connection lost).
+
+        ``at_least``: the caller knows that many bytes are on their way (the rest of a
+        frame begun); the stream may wait until it holds them (or ends) rather than
+        return each slice as it comes. A hint only: ``read`` may return less.
+        """
         ...
 
-    async def write(self, data: bytes) -> None:
-        """Write all of ``data``; raises :class:`NetworkError` if the stream broke."""
+    async def write(self, data: bytes | memoryview) -> None:
+        """Write all of ``data`` (bytes, or a view of them); raises :class:`NetworkError`
+        if the stream broke."""
         ...
 
     async def close(self) -> None:
         """Close our side cleanly (the peer reads the end of the stream)."""
+        ...
+
+    async def open_window(self) -> None:
+        """Let the peer send far ahead on this stream, and tell it what we read in large
+        steps rather than after every read (a stream that carries bulk transfers; the
+        transport's flow control still stops the peer when we stop reading)."""
         ...
 
     async def reset(self) -> None:

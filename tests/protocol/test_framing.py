@@ -419,15 +419,28 @@ def test_a_block_over_the_block_limit_is_refused_by_the_message_checks() -> None
 def test_a_decoder_knows_when_the_frame_it_holds_is_incomplete() -> None:
     data = bytes(100_000)
     frame = encode_frame(Block(4, Cid.of(data), data)) + encode_frame(End(4))
+    first = len(encode_frame(Block(4, Cid.of(data), data)))
     decoder = FrameDecoder()
-    assert not decoder.waiting  # nothing known yet
+    assert not decoder.waiting and decoder.missing == 0  # nothing known yet
     decoder.receive_data(frame[:1])
     assert decoder.next_message() is None and not decoder.waiting  # the length is cut
+    assert decoder.missing == 0
     decoder.receive_data(frame[1:50_000])
     assert decoder.next_message() is None and decoder.waiting
+    assert decoder.missing == first - 50_000  # what a reader may wait for
     decoder.receive_data(frame[50_000:-1])
-    assert not decoder.waiting
+    assert not decoder.waiting and decoder.missing == 0
     assert decoder.next_message() == Block(4, Cid.of(data), data)
     assert decoder.next_message() is None and decoder.waiting  # End is one byte short
+    assert decoder.missing == 1
     decoder.receive_data(frame[-1:])
     assert decoder.next_message() == End(4) and not decoder.waiting and not decoder.buffered
+    assert decoder.missing == 0
+
+
+def test_a_broken_decoder_waits_for_nothing() -> None:
+    decoder = FrameDecoder(max_frame_size=1024)
+    decoder.receive_data(b"\xff\xff\xff\xff\x0f")  # a length far over the limit
+    with pytest.raises(FrameError):
+        decoder.next_message()
+    assert decoder.broken and decoder.missing == 0
