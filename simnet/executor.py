@@ -165,7 +165,7 @@ class Executor:
             block = blocks[0]
             cid, ts = block.cid, block.ts
             new = ((ts, cid),) if ts is not None and not has(cid) else ()
-            store.put([(cid, block.data, ts)])
+            store.put_one(cid, block.data, ts)
             cids: tuple[Cid, ...] = (cid,)
         else:
             new = tuple((b.ts, b.cid) for b in blocks if b.ts is not None and not has(b.cid))

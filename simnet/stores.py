@@ -45,6 +45,11 @@ class HubStore(Protocol):
         """Write blocks (``ts`` set for records) in one go."""
         ...
 
+    def put_one(self, cid: Cid, data: bytes, ts: int | None) -> None:
+        """Write one block: ``put([(cid, data, ts)])``, for the record an announcement
+        carries (once per delivered record per hub)."""
+        ...
+
     def has(self, cid: Cid) -> bool:
         """Tell whether the block is stored."""
         ...
@@ -83,19 +88,21 @@ class SharedStore:
 
     def put(self, blocks: list[tuple[Cid, bytes, int | None]]) -> None:
         """Write blocks, keeping one copy of each block's bytes per run."""
-        shared_blocks = self._shared
-        held = self.source.blocks
         for cid, data, ts in blocks:
-            shared = shared_blocks.get(cid)
-            if shared is None:
-                shared = shared_blocks[cid] = SharedBlock(cid, data)
-            held[shared.cid] = shared.data
-            if ts is not None:
-                item = shared.item
-                if item is None or shared.ts != ts:
-                    item = shared.item = self._table.intern(item_key(ts, shared.cid))
-                    shared.ts = ts
-                self.items.add_interned(*item)
+            self.put_one(cid, data, ts)
+
+    def put_one(self, cid: Cid, data: bytes, ts: int | None) -> None:
+        """Write one block, keeping one copy of its bytes per run."""
+        shared = self._shared.get(cid)
+        if shared is None:
+            shared = self._shared[cid] = SharedBlock(cid, data)
+        self.source.blocks[shared.cid] = shared.data
+        if ts is not None:
+            item = shared.item
+            if item is None or shared.ts != ts:
+                item = shared.item = self._table.intern(item_key(ts, shared.cid))
+                shared.ts = ts
+            self.items.add_interned(item[0], item[1])
 
     def has(self, cid: Cid) -> bool:
         """Tell whether the block is stored."""
@@ -134,6 +141,10 @@ class ArchiveStore:
                     put_block(txn, cid, data, verified=True)
 
         self.store.transact(write)
+
+    def put_one(self, cid: Cid, data: bytes, ts: int | None) -> None:
+        """Write one block in a transaction of its own."""
+        self.put([(cid, data, ts)])
 
     def has(self, cid: Cid) -> bool:
         """Tell whether the block is stored."""
