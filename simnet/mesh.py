@@ -38,21 +38,31 @@ def announced(data: bytes) -> tuple[Cid, ...]:
 
 
 class _Copy:
-    """A copy of a gossip message on its way to a hub, and the later copies of the same
-    message to the same hub, which arrive after it (``(when, conn, sender, hops)``).
+    """A copy of a gossip message on its way to a hub (the argument of its arrival
+    event), and the later copies of the same message to the same hub, which arrive
+    after it (``(when, conn, sender, hops)``).
 
-    Once this copy is taken or counted as a duplicate, the hub has seen the message and
-    the later ones are duplicates: they are counted then, without an event each (two of
-    three copies in a flood are duplicates). If this copy's connection closed before it
-    arrived, the later copies become events of their own. A hub whose engine restarts
-    forgets what it saw, but it went offline first, which closed every connection the
-    later copies were on.
+    Once a ``tracked`` copy (the earliest on its way to the hub when it was sent) is
+    taken or counted as a duplicate, the hub has seen the message and the later ones
+    are duplicates: they are counted then, without an event each (two of three copies
+    in a flood are duplicates). If its connection closed before it arrived, the later
+    copies become events of their own, untracked. A hub whose engine restarts forgets
+    what it saw, but it went offline first, which closed every connection the later
+    copies were on.
     """
 
-    __slots__ = ("later", "when")
+    __slots__ = ("conn", "dst", "hops", "later", "mid", "src", "tracked", "when")
 
-    def __init__(self, when: float) -> None:
+    def __init__(
+        self, conn: Conn, dst: SimHub, src: PeerId, mid: int, hops: int, when: float, tracked: bool
+    ) -> None:
+        self.conn = conn
+        self.dst = dst
+        self.src = src
+        self.mid = mid
+        self.hops = hops
         self.when = when
+        self.tracked = tracked
         self.later: list[tuple[float, Conn, PeerId, int]] = []
 
 
@@ -173,26 +183,27 @@ class Mesh(Part):
                 # that copy is dropped (see _Copy), so it needs no event of its own.
                 first.later.append((when, conn, peer, hops + 1))
                 continue
-            copy = flight[i] = _Copy(when)
-            schedule(when, arrive, (conn, hubs[i], peer, mid, hops + 1, copy))
+            copy = flight[i] = _Copy(conn, hubs[i], peer, mid, hops + 1, when, True)
+            schedule(when, arrive, copy)
         if sent:
             hub.uplink_free = done
             hub.bytes_out += size * sent
             hub.msgs_out += sent
             self.stats.gossip_messages += sent
 
-    def arrive(self, arg: tuple[Conn, SimHub, PeerId, int, int, _Copy | None]) -> None:
+    def arrive(self, copy: _Copy) -> None:
         """A copy of a gossip message reaches a hub."""
-        conn, dst, src, mid, hops, copy = arg
+        dst = copy.dst
         if dst.paused:
-            dst.backlog.append((self.arrive, arg))
+            dst.backlog.append((self.arrive, copy))
             return
+        conn, mid, hops = copy.conn, copy.mid, copy.hops
         index = dst.index
         if dst.conns.get(conn.a if conn.b == index else conn.b) is not conn:
-            if copy is not None:
+            if copy.tracked:
                 self._dropped(copy, dst, mid)
             return
-        if copy is not None:
+        if copy.tracked:
             flight = self._flight[mid]
             if flight[index] is copy:
                 flight[index] = None
@@ -212,11 +223,12 @@ class Mesh(Part):
         # mypyc (simnet's compiled mode) would then refuse the verdict the call sets.
         executor.verdict = cast("Validation | None", None)
         if dst.kind != HONEST:
-            executor.deliver(dst, GossipReceived(src, data))
+            executor.deliver(dst, GossipReceived(copy.src, data))
             return
         # Executor.deliver for an honest hub (not paused), inlined: this is the hot path.
         self.stats.engine_events += 1
-        executor.execute(dst, dst.engine.handle(GossipReceived(src, data), self.kernel.now))
+        received = GossipReceived(copy.src, data)
+        executor.execute(dst, dst.engine.handle(received, self.kernel.now))
         # As a GossipSub validator does: relay only what the engine accepted.
         if executor.verdict is not Validation.ACCEPT:
             return
@@ -240,7 +252,7 @@ class Mesh(Part):
         if flight[dst.index] is copy:
             flight[dst.index] = None
         for when, conn, src, hops in copy.later:
-            self.kernel.at(when, self.arrive, (conn, dst, src, mid, hops, None))
+            self.kernel.at(when, self.arrive, _Copy(conn, dst, src, mid, hops, when, False))
         copy.later.clear()
 
     def admitted(self, arg: tuple[Conn, SimHub, SimHub]) -> None:
@@ -257,5 +269,5 @@ class Mesh(Part):
                     continue
                 size = len(self.data[mid])
                 when = transmit(src, conn, size)
-                self.kernel.at(when, self.arrive, (conn, dst, src.peer, mid, 1, None))
+                self.kernel.at(when, self.arrive, _Copy(conn, dst, src.peer, mid, 1, when, False))
                 self.stats.gossip_messages += 1

@@ -67,7 +67,7 @@ def test_a_duplicate_is_delivered_when_the_copy_ahead_of_it_is_lost_with_its_lin
     mid, index, copy = _second_copy_in_flight(sim)
     target = sim.hubs[index]
     # The connection the first copy travels on closes before it arrives.
-    (conn,) = (arg[0] for *_, arg in sim.kernel._heap if isinstance(arg, tuple) and arg[-1] is copy)
+    conn = copy.conn
     sender = sim.hubs[conn.a if conn.b == index else conn.b]
     due = max(when for when, *_ in copy.later)
     sim.network.close(sender, target)
