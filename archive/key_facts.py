@@ -24,7 +24,6 @@ from typing import Any, Final, Literal, TypeGuard
 
 from craftnet.archive import codec
 from craftnet.archive.cid import CID_BYTES_LEN, Cid
-from craftnet.archive.records import Record
 from craftnet.archive.store import ReadTxn, WriteTxn, prefix_end
 from craftnet.identity.errors import IdentityError
 from craftnet.identity.succession import KeyHistory, Revocation, Succession
@@ -54,16 +53,12 @@ def is_did_text(value: object) -> TypeGuard[str]:
     return isinstance(value, str) and value.isascii() and "\x00" not in value
 
 
-def put_key_facts(txn: WriteTxn, record: Record, suffix: bytes) -> None:
-    """Write the facts a key-succession or revocation record states (others: nothing)."""
-    put_facts(txn, record.type, record.author, record.body, suffix)
-
-
 def put_facts(
     txn: WriteTxn, rtype: str, author: str, body: Mapping[str, Any], suffix: bytes
 ) -> None:
-    """:func:`put_key_facts` from a record's type, author and body (an import writes
-    records it checked elsewhere without making a :class:`Record` of each)."""
+    """Write the facts a key-succession or revocation record states (others: nothing),
+    from its type, author and body (an import writes records checked on the worker
+    processes without making a :class:`~craftnet.archive.records.Record` of each)."""
     if rtype == "key-succession":
         new = body.get("new")
         if not is_did_text(new):
