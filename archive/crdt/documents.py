@@ -171,9 +171,14 @@ class _TxnLedger:
         if cached is None:  # the genesis was rejected: nothing can be applied
             return
         txn = self.txn
+        # The new head goes in before its parents come out: deleting a document's only
+        # head first would empty the database when it holds one document, and LMDB
+        # frees an emptied root page outright (it is still written at commit) and takes
+        # a new page for the next key, so every operation cost a page write and a
+        # free-list entry.
+        txn.put("doc_heads", self.prefix + op.cid.bytes, b"")
         for parent in op.parents:
             txn.delete("doc_heads", self.prefix + parent.bytes)
-        txn.put("doc_heads", self.prefix + op.cid.bytes, b"")
         txn.put(
             "doc_log", self.prefix + _U64.pack(cached.seq), op.cid.bytes + bytes([applied])
         )
