@@ -71,7 +71,7 @@ from craftnet.archive.crdt.ops import (
 from craftnet.archive.crdt.state import DocState, fast_decode, fast_encode, gc_paused
 from craftnet.archive.errors import IntegrityError, RecordError
 from craftnet.archive.hlc import HybridClock, wall_ms
-from craftnet.archive.index import put_record
+from craftnet.archive.index import put_in_turn
 from craftnet.archive.records import Record, verify_records
 from craftnet.archive.store import ReadTxn, Store, WriteTxn, prefix_end
 from craftnet.identity.keys import PrivateKey
@@ -111,10 +111,46 @@ class HistoryEntry:
     changes: tuple[str, ...] = field(default=())
 
 
+class _Batch:
+    """What one write transaction of :class:`Documents` holds: a ledger per document
+    touched, and the operation records received but not written yet.
+
+    Records are written together at the end of the transaction (:meth:`write`), in the
+    order they were received, with :func:`put_in_turn`: the same entries as a
+    :func:`put_record` each, for a fraction of the calls into the store.
+    """
+
+    __slots__ = ("docs", "ledgers", "ops", "txn")
+
+    def __init__(self, docs: Documents, txn: WriteTxn) -> None:
+        self.docs = docs
+        self.txn = txn
+        self.ledgers: dict[Cid, _TxnLedger] = {}
+        self.ops: dict[Cid, Op] = {}  # received in this transaction, in order
+
+    def ledger(self, doc: Cid) -> _TxnLedger:
+        """The ledger of ``doc`` in this transaction (loading its state once)."""
+        ledger = self.ledgers.get(doc)
+        if ledger is None:
+            ledger = self.ledgers[doc] = _TxnLedger(self, doc)
+        return ledger
+
+    def write(self) -> None:
+        """Store the records received, then each document's view, summary and snapshot."""
+        if self.ops:
+            put_in_turn(self.txn, [op.record for op in self.ops.values()])
+            self.ops.clear()
+        for ledger in self.ledgers.values():
+            ledger.finish()
+
+
 class _TxnLedger:
     """The causal-delivery ledger of one document inside one write transaction."""
 
-    def __init__(self, docs: Documents, txn: WriteTxn, doc: Cid) -> None:
+    def __init__(self, batch: _Batch, doc: Cid) -> None:
+        docs = batch.docs
+        txn = batch.txn
+        self.batch = batch
         self.docs = docs
         self.txn = txn
         self.doc = doc
@@ -138,10 +174,13 @@ class _TxnLedger:
         self.txn.put("doc_ops", self.prefix + op.cid.bytes, _status_bytes(status))
 
     def save_op(self, op: Op) -> None:
-        put_record(self.txn, op.record)
+        # Written with the others at the end of the transaction (_Batch.write): nothing
+        # reads an operation's block before then but load_op, which looks here first.
+        self.batch.ops.setdefault(op.cid, op)
 
     def load_op(self, cid: Cid) -> Op:
-        return self.docs._op(self.txn, cid)
+        op = self.batch.ops.get(cid)
+        return op if op is not None else self.docs._op(self.txn, cid)
 
     def wait(self, dep: Cid, waiter: Cid) -> None:
         self.txn.put("doc_wait", self.prefix + dep.bytes + waiter.bytes, b"")
@@ -301,17 +340,16 @@ class Documents:
             self._cache.pop(doc, None)
         self._dirty.clear()
 
-    def _transact(self, fn: Callable[[WriteTxn, dict[Cid, _TxnLedger]], Any]) -> Any:
+    def _transact(self, fn: Callable[[_Batch], Any]) -> Any:
         """Run ``fn`` in a write transaction; in-memory states it touched stay valid only
         if the transaction commits (a retried or failed one makes them reload)."""
 
         def run(txn: WriteTxn) -> Any:
             self._purge()
-            ledgers: dict[Cid, _TxnLedger] = {}
+            batch = _Batch(self, txn)
             with gc_paused():
-                result = fn(txn, ledgers)
-                for ledger in ledgers.values():
-                    ledger.finish()
+                result = fn(batch)
+                batch.write()
             return result
 
         result = self.store.transact(run)
@@ -372,13 +410,10 @@ class Documents:
             invalid.append(Outcome(Cid.of(raw, DAG_CBOR), "invalid", str(outcome)))
         now = self._now() if now_ms is None else now_ms
 
-        def fn(txn: WriteTxn, ledgers: dict[Cid, _TxnLedger]) -> list[Outcome]:
+        def fn(batch: _Batch) -> list[Outcome]:
             outcomes: list[Outcome] = []
             for op in ops:
-                ledger = ledgers.get(op.doc)
-                if ledger is None:
-                    ledger = ledgers[op.doc] = _TxnLedger(self, txn, op.doc)
-                outcomes.extend(deliver(ledger, op, now, self.max_drift_ms))
+                outcomes.extend(deliver(batch.ledger(op.doc), op, now, self.max_drift_ms))
             return outcomes
 
         result: list[Outcome] = self._transact(fn) if ops else []
@@ -389,7 +424,8 @@ class Documents:
         now = self._now() if now_ms is None else now_ms
         limit = _U64.pack(max(0, now + self.max_drift_ms + 1))
 
-        def fn(txn: WriteTxn, ledgers: dict[Cid, _TxnLedger]) -> list[Outcome]:
+        def fn(batch: _Batch) -> list[Outcome]:
+            txn = batch.txn
             due = [key for key, _ in txn.iterate("doc_deferred", b"", limit)]
             by_doc: dict[Cid, list[Op]] = {}
             for key in due:
@@ -400,8 +436,7 @@ class Documents:
                 )
             outcomes: list[Outcome] = []
             for doc, ops in sorted(by_doc.items()):
-                ledger = ledgers[doc] = _TxnLedger(self, txn, doc)
-                outcomes.extend(redeliver(ledger, ops, now, self.max_drift_ms))
+                outcomes.extend(redeliver(batch.ledger(doc), ops, now, self.max_drift_ms))
             return outcomes
 
         result: list[Outcome] = self._transact(fn)
@@ -515,7 +550,8 @@ class Documents:
         self._cache.pop(doc, None)
         state = self.refold(doc)
 
-        def fn(txn: WriteTxn, ledgers: dict[Cid, _TxnLedger]) -> None:
+        def fn(batch: _Batch) -> None:
+            txn = batch.txn
             raw = txn.get("docs", doc.bytes)
             seq = 0 if raw is None else int(codec.decode(raw)["seq"])
             cached = _Cached(state, seq, 0, True)
@@ -528,10 +564,10 @@ class Documents:
     def checkpoint(self, doc: Cid) -> None:
         """Save a snapshot of the state of ``doc`` now (e.g. before shutting down)."""
 
-        def fn(txn: WriteTxn, ledgers: dict[Cid, _TxnLedger]) -> None:
-            cached = self._load(txn, doc)
+        def fn(batch: _Batch) -> None:
+            cached = self._load(batch.txn, doc)
             if cached is not None:
-                self._snapshot(txn, doc, cached)
+                self._snapshot(batch.txn, doc, cached)
 
         self._transact(fn)
 
