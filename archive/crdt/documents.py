@@ -150,7 +150,7 @@ class _TxnLedger:
     def __init__(self, batch: _Batch, doc: Cid) -> None:
         docs = batch.docs
         txn = batch.txn
-        self.batch = batch
+        self.received = batch.ops  # not the batch itself: no reference cycle to collect
         self.docs = docs
         self.txn = txn
         self.doc = doc
@@ -176,10 +176,10 @@ class _TxnLedger:
     def save_op(self, op: Op) -> None:
         # Written with the others at the end of the transaction (_Batch.write): nothing
         # reads an operation's block before then but load_op, which looks here first.
-        self.batch.ops.setdefault(op.cid, op)
+        self.received.setdefault(op.cid, op)
 
     def load_op(self, cid: Cid) -> Op:
-        op = self.batch.ops.get(cid)
+        op = self.received.get(cid)
         return op if op is not None else self.docs._op(self.txn, cid)
 
     def wait(self, dep: Cid, waiter: Cid) -> None:
@@ -374,21 +374,35 @@ class Documents:
         ``invalid`` outcome with the reason, and the rest is received (what a sync from
         a peer wants). ``now_ms`` is this hub's wall clock for the drift check.
         """
+        # One pause of the cycle collector for the whole call (many small objects while
+        # the caller may hold a large heap): each pause ends in a collection of all the
+        # call made so far, and a pause for the parse and another for the transaction
+        # made twice as many, and a full collection every fifth ingest call or so.
+        with gc_paused():
+            return self._ingest(records, now_ms=now_ms, verify=verify, strict=strict)
+
+    def _ingest(
+        self,
+        records: Iterable[Record | bytes],
+        *,
+        now_ms: int | None,
+        verify: bool,
+        strict: bool,
+    ) -> list[Outcome]:
         # Parse everything, then check the signatures together (on all cores for a big
         # batch), then take verdicts in input order: the first bad record is the one a
         # strict ingest raises for, as if each had been checked in turn.
         parsed: list[Op | InvalidOp] = []
         items = list(records)
-        with gc_paused():  # many small objects while the caller may hold a large heap
-            for item in items:
+        for item in items:
+            try:
                 try:
-                    try:
-                        record = item if isinstance(item, Record) else Record.from_block(item)
-                    except RecordError as exc:
-                        raise InvalidOp(f"not a document record: {exc}") from exc
-                    parsed.append(verified_op(record, verify=False))
-                except InvalidOp as exc:
-                    parsed.append(exc)
+                    record = item if isinstance(item, Record) else Record.from_block(item)
+                except RecordError as exc:
+                    raise InvalidOp(f"not a document record: {exc}") from exc
+                parsed.append(verified_op(record, verify=False))
+            except InvalidOp as exc:
+                parsed.append(exc)
         if verify:
             good = [op for op in parsed if isinstance(op, Op)]
             bad = {
