@@ -12,6 +12,7 @@ import random
 import tempfile
 from pathlib import Path
 
+import pytest
 from crdt_helpers import KEYS, START_MS, Alliance, raku_genesis
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -21,7 +22,8 @@ from craftnet.archive.cid import Cid
 from craftnet.archive.crdt.causal import Replica
 from craftnet.archive.crdt.documents import Documents
 from craftnet.archive.crdt.edit import ChangeBuilder
-from craftnet.archive.crdt.ops import op_record
+from craftnet.archive.crdt.errors import UnknownDocument
+from craftnet.archive.crdt.ops import genesis_record, op_record
 from craftnet.archive.hlc import pack
 from craftnet.archive.index import RECON_INDEX
 from craftnet.archive.lmdb_store import LmdbStore
@@ -231,3 +233,34 @@ def test_merge_results_do_not_depend_on_the_batches(seed: int, sizes: list[int])
         assert dump(many) == dump(one)
         one.close()
         many.close()
+
+
+def test_a_rejected_genesis_and_its_operations_are_recorded_as_rejected(tmp_path: Path) -> None:
+    """No state is started, yet every status is written at the end of the transaction."""
+    bad = genesis_record(
+        KYOTO, "technique",
+        [{"op": "insert-text", "field": "description", "item": None, "after": None,
+          "text": "ab"},
+         {"op": "insert-text", "field": "description", "item": None, "after": [0, 5],
+          "text": "x"}],  # after a character change 0 did not make
+        ts=pack(START_MS),
+    )
+    edit = op_record(KYOTO, bad.cid, [bad.cid], ChangeBuilder(None).add("tags", "x").build(),
+                     ts=pack(START_MS + 1))
+    store = LmdbStore(tmp_path / "hub")
+    docs = Documents(store, clock=lambda: START_MS)
+    outcomes = docs.ingest([edit, bad], verify=False)
+    assert [o.status for o in outcomes] == ["pending", "rejected", "rejected"]
+    assert "genesis was rejected" in outcomes[2].reason
+    store.close()
+    store = LmdbStore(tmp_path / "hub")
+    again = Documents(store)
+    for record in (bad, edit):
+        status = again.status(bad.cid, record.cid)
+        assert status is not None and status.state == "rejected"
+    with pytest.raises(UnknownDocument):
+        again.view(bad.cid)
+    with store.read() as txn:
+        assert txn.count("doc_heads") == txn.count("doc_log") == txn.count("doc_wait") == 0
+        assert txn.get("blocks", edit.cid.bytes) == edit.block
+    store.close()
