@@ -146,7 +146,9 @@ class ReconIndex:
         so a writer may batch its puts without the index depending on how it batched:
         a chunk that grows past twice the chunk size is split at once, from the keys of
         ``rec_time`` less those of ``keys`` not yet accounted for (they were not there
-        yet when the one-at-a-time writer split it).
+        yet when the one-at-a-time writer split it). The index must be current before
+        (it is after every transaction: every writer accounts for what it puts, and
+        :meth:`ensure` rebuilds one that is not).
         """
         waiting = set(keys)
         current: _Open | None = None
@@ -160,7 +162,7 @@ class ReconIndex:
             waiting.discard(key)
             if current.count > 2 * self.chunk:
                 txn.put(CHUNKS_DB, current.start, _pack(current.count, current.total))
-                self._split(txn, current.start, skip=waiting)
+                self._split(txn, current.start, skip=waiting, count=current.count)
                 current = None
         if current is not None:
             txn.put(CHUNKS_DB, current.start, _pack(current.count, current.total))
@@ -185,15 +187,27 @@ class ReconIndex:
             following = _first(txn.iterate(CHUNKS_DB, key + b"\x00"))
         return _Open(start, following[0] if following is not None else None, count, total)
 
-    def _split(self, txn: WriteTxn, start: bytes, skip: set[bytes] | None = None) -> None:
+    def _split(
+        self, txn: WriteTxn, start: bytes, skip: set[bytes] | None = None, count: int = 0
+    ) -> None:
         """Cut the chunk at ``start`` into chunks of ``chunk`` keys (the last takes the
-        rest, fewer than ``chunk`` more), each summed again from its keys (less those in
-        ``skip``: in ``rec_time`` but not accounted for yet)."""
+        rest, fewer than ``chunk`` more), each summed again from its keys.
+
+        With ``skip`` (keys in ``rec_time`` not accounted for yet, left out) the chunk's
+        ``count`` accounted keys are read and no more: the newest chunk's range runs to
+        the end of ``rec_time``, where a batch's keys not yet accounted for mostly lie.
+        """
         following = _first(txn.iterate(CHUNKS_DB, start + b"\x00"))
         stop = following[0] if following is not None else None
-        keys = [k for k, _ in txn.iterate(ITEMS_DB, start, stop)]
         if skip:
-            keys = [k for k in keys if k not in skip]
+            keys = []
+            for key, _ in txn.iterate(ITEMS_DB, start, stop):
+                if key not in skip:
+                    keys.append(key)
+                    if len(keys) == count:
+                        break
+        else:
+            keys = [k for k, _ in txn.iterate(ITEMS_DB, start, stop)]
         size = self.chunk
         pieces = max(1, len(keys) // size)
         for n in range(pieces):
