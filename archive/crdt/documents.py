@@ -23,6 +23,14 @@ write transaction, so a read is one lookup. A snapshot of the state is saved eve
 often (when the log has grown by half since the last one, so saving stays a small share
 of the work); a state not in memory is loaded from its snapshot plus the log after it.
 
+Within a transaction the operations are delivered in memory, and what they leave is
+written at its end, a call into the store per database: the records with their index
+entries (:func:`~craftnet.archive.index.put_in_turn`, which stores exactly what a
+:func:`~craftnet.archive.index.put_record` per operation would), then per document the
+statuses, log entries and head changes, the view, the summary and a snapshot when due.
+So what a transaction stores does not depend on how operations were cut into
+transactions (but for when snapshots are taken).
+
 A :class:`Documents` object is not thread-safe: give each thread its own, or a lock.
 """
 
