@@ -264,3 +264,32 @@ def test_a_rejected_genesis_and_its_operations_are_recorded_as_rejected(tmp_path
         assert txn.count("doc_heads") == txn.count("doc_log") == txn.count("doc_wait") == 0
         assert txn.get("blocks", edit.cid.bytes) == edit.block
     store.close()
+
+
+def test_operations_of_several_documents_in_one_batch(tmp_path: Path) -> None:
+    """Records of three documents interleaved in each transaction: each document gets
+    its own ledger, the records go in in the order received, and the store holds what
+    one operation per transaction stores."""
+    histories = []
+    for seed, owner in enumerate(("lisbon-fablab", "kyoto-raku", "oaxaca-textiles")):
+        alliance = Alliance(3, seed=seed, genesis=raku_genesis(owner=owner))
+        for _ in range(60):
+            alliance.edit(alliance.rng.randrange(3))
+        histories.append(alliance.sent)
+    mixed = [record for group in zip(*histories, strict=True) for record in group]
+    one = LmdbStore(tmp_path / "one")
+    many = LmdbStore(tmp_path / "many")
+    single = Documents(one, clock=lambda: START_MS)
+    batched = Documents(many, clock=lambda: START_MS, cache_size=2)  # one is evicted
+    for record in mixed:
+        single.ingest([record], verify=False)
+    for start in range(0, len(mixed), 25):
+        batched.ingest(mixed[start : start + 25], verify=False)
+    assert dump(one) == dump(many)
+    assert sorted(doc for doc, _kind, _owner in batched.documents()) == sorted(
+        h[0].cid for h in histories
+    )
+    for h in histories:
+        assert batched.state(h[0].cid).encode() == batched.refold(h[0].cid).encode()
+    one.close()
+    many.close()
