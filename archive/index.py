@@ -94,14 +94,30 @@ def put_many(txn: WriteTxn, records: Iterable[Record]) -> list[bool]:
     )
 
 
+def put_in_turn(txn: WriteTxn, records: Sequence[Record]) -> list[bool]:
+    """:func:`put_many`, leaving the store exactly as :func:`put_record` of each record in
+    turn would (the reconcile index's chunks included, see
+    :meth:`~craftnet.archive.recon_index.ReconIndex.add_in_turn`): for a writer that
+    meets records one at a time but may write them together at the end of its
+    transaction, whatever it batched."""
+    return _put_rows(
+        txn,
+        (
+            (r.cid.bytes, r.block, r.type, r.author, r.ts, [link.bytes for link in r.links], r.body)
+            for r in records
+        ),
+        in_turn=True,
+    )
+
+
 # What the write needs of a record: its binary CID, block, type, author, ts, its links'
 # binary CIDs and its body (read only for attestations and key facts; an import passes
 # None for other types).
 _Row = tuple[bytes, bytes, str, str, int, Iterable[bytes], Mapping[str, Any] | None]
 
 
-def _put_rows(txn: WriteTxn, rows: Iterable[_Row]) -> list[bool]:
-    """:func:`put_many` of records given as rows."""
+def _put_rows(txn: WriteTxn, rows: Iterable[_Row], *, in_turn: bool = False) -> list[bool]:
+    """:func:`put_many` of records given as rows (:func:`put_in_turn` with ``in_turn``)."""
     added: list[bytes] = []
     new: list[bool] = []
     entries = _Entries()
@@ -118,7 +134,10 @@ def _put_rows(txn: WriteTxn, rows: Iterable[_Row]) -> list[bool]:
             added.append(suffix)
     entries.write(txn)
     if added:  # a batch of duplicates costs no read of the feed
-        RECON_INDEX.add_many(txn, added)
+        if in_turn:
+            RECON_INDEX.add_in_turn(txn, added)
+        else:
+            RECON_INDEX.add_many(txn, added)
         changes.append(txn, added)
     return new
 

@@ -138,6 +138,37 @@ class ReconIndex:
         if keys:
             self._bump(txn, len(keys))  # one count update for the lot
 
+    def add_in_turn(self, txn: WriteTxn, keys: Sequence[bytes]) -> None:
+        """Account for ``keys`` (distinct, all just put into ``rec_time`` in this same
+        transaction) as :meth:`add` of each one in turn right after its own put would.
+
+        The chunks come out byte for byte as if every key had been put and added alone,
+        so a writer may batch its puts without the index depending on how it batched:
+        a chunk that grows past twice the chunk size is split at once, from the keys of
+        ``rec_time`` less those of ``keys`` not yet accounted for (they were not there
+        yet when the one-at-a-time writer split it). The index must be current before
+        (it is after every transaction: every writer accounts for what it puts, and
+        :meth:`ensure` rebuilds one that is not).
+        """
+        waiting = set(keys)
+        current: _Open | None = None
+        for key in keys:
+            if current is None or not current.holds(key):
+                if current is not None:
+                    txn.put(CHUNKS_DB, current.start, _pack(current.count, current.total))
+                current = self._open(txn, key)
+            current.count += 1
+            current.total = (current.total + item_hash(key)) % MODULUS
+            waiting.discard(key)
+            if current.count > 2 * self.chunk:
+                txn.put(CHUNKS_DB, current.start, _pack(current.count, current.total))
+                self._split(txn, current.start, skip=waiting, count=current.count)
+                current = None
+        if current is not None:
+            txn.put(CHUNKS_DB, current.start, _pack(current.count, current.total))
+        if keys:
+            self._bump(txn, len(keys))
+
     def _open(self, txn: WriteTxn, key: bytes) -> _Open:
         """The chunk ``key`` falls in, as stored (the first chunk is moved down to start
         at ``key`` if ``key`` lies below every chunk)."""
@@ -156,12 +187,27 @@ class ReconIndex:
             following = _first(txn.iterate(CHUNKS_DB, key + b"\x00"))
         return _Open(start, following[0] if following is not None else None, count, total)
 
-    def _split(self, txn: WriteTxn, start: bytes) -> None:
+    def _split(
+        self, txn: WriteTxn, start: bytes, skip: set[bytes] | None = None, count: int = 0
+    ) -> None:
         """Cut the chunk at ``start`` into chunks of ``chunk`` keys (the last takes the
-        rest, fewer than ``chunk`` more), each summed again from its keys."""
+        rest, fewer than ``chunk`` more), each summed again from its keys.
+
+        With ``skip`` (keys in ``rec_time`` not accounted for yet, left out) the chunk's
+        ``count`` accounted keys are read and no more: the newest chunk's range runs to
+        the end of ``rec_time``, where a batch's keys not yet accounted for mostly lie.
+        """
         following = _first(txn.iterate(CHUNKS_DB, start + b"\x00"))
         stop = following[0] if following is not None else None
-        keys = [k for k, _ in txn.iterate(ITEMS_DB, start, stop)]
+        if skip:
+            keys = []
+            for key, _ in txn.iterate(ITEMS_DB, start, stop):
+                if key not in skip:
+                    keys.append(key)
+                    if len(keys) == count:
+                        break
+        else:
+            keys = [k for k, _ in txn.iterate(ITEMS_DB, start, stop)]
         size = self.chunk
         pieces = max(1, len(keys) // size)
         for n in range(pieces):

@@ -170,3 +170,41 @@ def test_add_many_after_the_puts_keeps_every_chunk_right(
         assert index.problems(txn) == []
         sizes = [int.from_bytes(v[:4], "big") for _, v in txn.iterate(CHUNKS_DB)]
     assert all(0 < n <= 2 * index.chunk for n in sizes)
+
+
+@settings(max_examples=25, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(order=st.permutations(POOL), size=st.integers(0, 300), cut=st.integers(0, 300))
+def test_add_in_turn_after_the_puts_makes_the_chunks_of_one_add_per_put(
+    store: Store, order: list[bytes], size: int, cut: int
+) -> None:
+    """As ``put_in_turn`` uses it: a batch's keys are all put first, then accounted for
+    in turn; every chunk (its first key, count and sum) is the one a writer that put
+    and added each key alone would have stored, so the index does not depend on how
+    the writes were batched."""
+    keys = order[:size]
+    earlier, batch = keys[: min(cut, size)], keys[min(cut, size) :]
+
+    def chunks(in_turn: bool) -> list[tuple[bytes, bytes]]:
+        store.transact(
+            lambda txn: [txn.delete(ITEMS_DB, k) for k, _ in list(txn.iterate(ITEMS_DB))]
+        )
+        index = ReconIndex(chunk=4)
+        store.transact(index.rebuild)
+        _fill(store, earlier, index)
+
+        def write(txn: WriteTxn) -> None:
+            if in_turn:
+                for key in batch:
+                    txn.put(ITEMS_DB, key, b"")
+                index.add_in_turn(txn, batch)
+            else:
+                for key in batch:
+                    txn.put(ITEMS_DB, key, b"")
+                    index.add(txn, key)
+
+        store.transact(write)
+        with store.read() as txn:
+            assert index.problems(txn) == []
+            return [(bytes(k), bytes(v)) for k, v in txn.iterate(CHUNKS_DB)]
+
+    assert chunks(in_turn=True) == chunks(in_turn=False)
