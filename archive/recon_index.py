@@ -122,13 +122,10 @@ class ReconIndex:
         touched: set[bytes] = set()
         current: _Open | None = None
         for key in keys:
-            if current is None or not current.holds(key):
-                if current is not None:
-                    txn.put(CHUNKS_DB, current.start, _pack(current.count, current.total))
-                current = self._open(txn, key)
-                touched.add(current.start)
-            current.count += 1
-            current.total = (current.total + item_hash(key)) % MODULUS
+            landed = self._land(txn, current, key)
+            if landed is not current:
+                touched.add(landed.start)
+            current = landed
         if current is not None:
             txn.put(CHUNKS_DB, current.start, _pack(current.count, current.total))
         for start in sorted(touched):
@@ -153,12 +150,7 @@ class ReconIndex:
         waiting = set(keys)
         current: _Open | None = None
         for key in keys:
-            if current is None or not current.holds(key):
-                if current is not None:
-                    txn.put(CHUNKS_DB, current.start, _pack(current.count, current.total))
-                current = self._open(txn, key)
-            current.count += 1
-            current.total = (current.total + item_hash(key)) % MODULUS
+            current = self._land(txn, current, key)
             waiting.discard(key)
             if current.count > 2 * self.chunk:
                 txn.put(CHUNKS_DB, current.start, _pack(current.count, current.total))
@@ -168,6 +160,17 @@ class ReconIndex:
             txn.put(CHUNKS_DB, current.start, _pack(current.count, current.total))
         if keys:
             self._bump(txn, len(keys))
+
+    def _land(self, txn: WriteTxn, current: _Open | None, key: bytes) -> _Open:
+        """Count ``key`` into its chunk: ``current`` if it holds the key, else the stored
+        one it falls in (``current`` is written back first)."""
+        if current is None or not current.holds(key):
+            if current is not None:
+                txn.put(CHUNKS_DB, current.start, _pack(current.count, current.total))
+            current = self._open(txn, key)
+        current.count += 1
+        current.total = (current.total + item_hash(key)) % MODULUS
+        return current
 
     def _open(self, txn: WriteTxn, key: bytes) -> _Open:
         """The chunk ``key`` falls in, as stored (the first chunk is moved down to start
