@@ -30,13 +30,16 @@ from __future__ import annotations
 import gc
 import os
 import random
+import shutil
 import statistics
 import tempfile
 import time
 import tracemalloc
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
+
+import pytest
 
 from craftnet.archive.cid import Cid
 from craftnet.archive.crdt.documents import Documents
@@ -178,6 +181,23 @@ def baseline(ops: list[Op]) -> dict[str, Any]:
     return model
 
 
+_FOLDERS: list[str] = []
+
+
+def _scratch(prefix: str) -> str:
+    """A new folder for a store, removed when the test ends (the stores hold a GB)."""
+    folder = tempfile.mkdtemp(prefix=prefix)
+    _FOLDERS.append(folder)
+    return folder
+
+
+@pytest.fixture(autouse=True)
+def _remove_scratch() -> Iterator[None]:
+    yield
+    while _FOLDERS:
+        shutil.rmtree(_FOLDERS.pop(), ignore_errors=True)
+
+
 class _Recording:
     """A write transaction that notes every put and delete (for the bare-LMDB floor)."""
 
@@ -228,7 +248,7 @@ def bare_lmdb(txns: list[list[tuple[str, bytes, bytes | None]]]) -> tuple[float,
     makes them; return (total seconds, seconds in commit and flush)."""
     import lmdb
 
-    folder = tempfile.mkdtemp(prefix="crdt-bench-bare-")
+    folder = _scratch("crdt-bench-bare-")
     env = lmdb.open(folder, map_size=64 * 2**30, sync=True, metasync=False,
                     max_dbs=len(DATABASES) + 16)
     with env.begin(write=True) as txn:
@@ -284,7 +304,7 @@ def test_bench_crdt_100k_ops() -> None:
           f"({t_fold / N_OPS * 1e6:.2f} µs/op; {t_fold / t_base:.1f}x baseline) [3]")
 
     def ingest_all(batch: int) -> tuple[Documents, LmdbStore]:
-        folder = tempfile.mkdtemp(prefix="crdt-bench-")
+        folder = _scratch("crdt-bench-")
         store = LmdbStore(Path(folder) / "store")
         docs = Documents(store, clock=lambda: START_MS + N_OPS)
         for start in range(0, len(parsed), batch):
@@ -305,7 +325,7 @@ def test_bench_crdt_100k_ops() -> None:
               f"({t_ingest / N_OPS * 1e6:.1f} µs/op; target < 10 s; {t_ingest / t_base:.0f}x "
               f"baseline; {N_OPS // batch} durable transactions of {batch:,}; no signature "
               "checks) [2]")
-    recorder = _Recorder(LmdbStore(Path(tempfile.mkdtemp(prefix="crdt-bench-")) / "store"))
+    recorder = _Recorder(LmdbStore(Path(_scratch("crdt-bench-")) / "store"))
     recording = Documents(recorder, clock=lambda: START_MS + N_OPS)  # type: ignore[arg-type]
     for start in range(0, len(parsed), BATCH):
         recording.ingest(parsed[start : start + BATCH], verify=False)
