@@ -97,12 +97,18 @@ def _hostile(good: list[Record]) -> list[BlockInput]:
     ]
 
 
+def _use_workers(workers: int) -> None:
+    """Import on ``workers`` worker processes (0: on this core), started and answering."""
+    batch.set_workers(workers)
+    if workers:
+        batch.verify_many([(POTTER.public, POTTER.sign(b"warm"), b"warm")], pool=True)
+
+
 @pytest.fixture
 def two_workers() -> Iterator[None]:
     """Two worker processes, started and answering, used whatever the load."""
-    batch.set_workers(2)
     try:
-        batch.verify_many([(POTTER.public, POTTER.sign(b"warm"), b"warm")], pool=True)
+        _use_workers(2)
         yield
     finally:
         batch.set_workers(None)
@@ -143,9 +149,7 @@ def _both(
     the report and the stored entries of each."""
     results = []
     for workers in (0, 2):
-        batch.set_workers(workers)
-        if workers:
-            batch.verify_many([(POTTER.public, POTTER.sign(b"warm"), b"warm")], pool=True)
+        _use_workers(workers)
         with LmdbStore(tmp_path / f"{name}-{workers}") as store:
             report = ingest_records(store, blocks, **options)
             results.append((_summary(report), _snapshot(store)))
@@ -192,9 +196,7 @@ def test_strict_imports_raise_the_same_error(tmp_path: Path, two_workers: None, 
     blocks.insert(100, hostile[bad])
     raised = []
     for workers in (0, 2):
-        batch.set_workers(workers)
-        if workers:
-            batch.verify_many([(POTTER.public, POTTER.sign(b"warm"), b"warm")], pool=True)
+        _use_workers(workers)
         with LmdbStore(tmp_path / f"strict-{workers}") as store:
             with pytest.raises((RecordError, SchemaError, CodecError)) as caught:
                 ingest_records(store, blocks, strict=True, batch_size=None)
